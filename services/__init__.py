@@ -1,0 +1,1 @@
+"""The platform's services: each a FastAPI app with its own database and topic."""

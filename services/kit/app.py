@@ -1,0 +1,196 @@
+"""`create_service_app`: the one way every service builds its FastAPI app.
+
+The lifespan opens the database engine, Redis (when configured) and the token verifier, starts
+the outbox relay, the service's consumers and its scheduled jobs as supervised background tasks,
+and closes all of them on shutdown. Nothing a second replica would need is kept in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from services.kit.auth import TokenVerifier
+from services.kit.db import make_engine, make_sessionmaker
+from services.kit.health import database_check, redis_check
+from services.kit.health import router as health_router
+from services.kit.inbox import ConsumerSpec, EventConsumer
+from services.kit.kafka import make_producer
+from services.kit.outbox import OutboxNotifier, OutboxRelay
+from services.kit.problems import install_problem_handlers
+from services.kit.settings import ServiceSettings
+from services.kit.telemetry import MetricsMiddleware, configure_logging, metrics_endpoint, setup_tracing
+
+log = logging.getLogger("kit.app")
+
+SHUTDOWN_STEP_S = 5.0
+
+# A job gets the app's state (engine, sessionmaker, redis...) and runs one round; the kit repeats it.
+Job = Callable[[Any], Awaitable[None]]
+
+
+@dataclass
+class ScheduledJob:
+    name: str
+    every_s: float
+    run: Job
+
+
+@dataclass
+class ServiceParts:
+    routers: Sequence[APIRouter]
+    consumers: Sequence[ConsumerSpec] = ()
+    jobs: Sequence[ScheduledJob] = ()
+    on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    tags_metadata: Sequence[dict[str, Any]] = field(default_factory=list)
+
+
+class ProblemSchema(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+def operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}".replace("_", "-")
+
+
+async def supervise(name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    """Keep a background loop alive: restart it after an unexpected crash, with backoff."""
+    backoff = 0.5
+    while True:
+        try:
+            await factory()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task %s crashed; restarting", name)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30)
+
+
+async def repeat(job: ScheduledJob, state: Any) -> None:
+    while True:
+        try:
+            await job.run(state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("job %s failed: %s: %s", job.name, exc.__class__.__name__, exc)
+        await asyncio.sleep(job.every_s)
+
+
+def create_service_app(settings: ServiceSettings, parts: ServiceParts, *, title: str, description: str,
+                       version: str = "0.1.0", start_background: bool = True) -> FastAPI:
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    setup_tracing(settings.service_name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.readiness_checks = {"database": database_check(engine)}
+        app.state.redis = None
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            app.state.readiness_checks["redis"] = redis_check(app.state.redis)
+        if settings.jwks_url:
+            app.state.token_verifier = TokenVerifier(settings.jwks_url, issuer=settings.token_issuer,
+                                                     audience=settings.token_audience)
+        relay = OutboxRelay(
+            service=settings.service_name, engine=engine, producer_factory=lambda: make_producer(settings),
+            batch_size=settings.outbox_batch_size, poll_interval_s=settings.outbox_poll_interval_s,
+            retention=timedelta(days=settings.outbox_retention_days), namespace=settings.kafka_namespace,
+        )
+        app.state.relay = relay
+        notifier = OutboxNotifier(engine, relay)
+
+        async def broker_check() -> str | None:
+            return None if await relay.broker_reachable() else "broker unreachable"
+
+        app.state.readiness_checks["broker"] = broker_check
+        consumers = [EventConsumer(spec, settings=settings, sessionmaker=app.state.sessionmaker) for spec in parts.consumers]
+        app.state.consumers = consumers
+        for hook in parts.on_startup:
+            await hook(app)
+        tasks: list[asyncio.Task[None]] = []
+        if start_background:
+            tasks.append(asyncio.create_task(supervise("outbox-relay", relay.run), name="outbox-relay"))
+            tasks.append(asyncio.create_task(supervise("outbox-notifier", notifier.run), name="outbox-notifier"))
+            for consumer in consumers:
+                tasks.append(asyncio.create_task(supervise(f"consumer-{consumer.spec.group}", consumer.run),
+                                                 name=f"consumer-{consumer.spec.group}"))
+            for job in parts.jobs:
+                tasks.append(asyncio.create_task(supervise(f"job-{job.name}", partial(repeat, job, app.state)),
+                                                 name=f"job-{job.name}"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                # Bounded too: a client library mid-reconnect can take long to honour cancellation.
+                _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_STEP_S)
+                for task in stuck:
+                    log.warning("background task %s did not stop within %ss", task.get_name(), SHUTDOWN_STEP_S)
+            # Each step is bounded: a broker or database that went away must not hang shutdown
+            # (a replica being replaced would otherwise wait for its kill timeout).
+            steps: list[Awaitable[Any]] = [hook(app) for hook in parts.on_shutdown]
+            steps += [consumer.close() for consumer in consumers]
+            steps.append(relay.close())
+            if app.state.redis is not None:
+                steps.append(app.state.redis.aclose())
+            for step in steps:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(step, SHUTDOWN_STEP_S)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(engine.dispose(), SHUTDOWN_STEP_S)
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+                  generate_unique_id_function=operation_id, openapi_tags=list(parts.tags_metadata) or None)
+    install_problem_handlers(app)
+    app.add_middleware(MetricsMiddleware, service=settings.service_name)
+    app.include_router(health_router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in parts.routers:
+        app.include_router(router)
+
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    # Spans for every ASGI receive/send add CPU per request and tell an operator nothing.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
+
+    original_openapi = app.openapi
+
+    def openapi_with_problem() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original_openapi()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = ProblemSchema.model_json_schema()
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi_with_problem  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,69 @@
+"""One settings class per service, read from the environment.
+
+Each service's settings use its own prefix (`TIMEBANK_DATABASE_URL`), and fall back to the
+platform-wide variables: `DATABASE_URL` names a PostgreSQL server on which each service uses the
+database named after it; `REDIS_URL` and `KAFKA_BOOTSTRAP_SERVERS` are shared as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def with_database(server_url: str, database: str) -> str:
+    """Replace the database part of a PostgreSQL URL."""
+    head, _, tail = server_url.partition("://")
+    rest, query = ([*tail.split("?", 1), ""])[:2] if "?" in tail else (tail, "")
+    hostpart = rest.split("/", 1)[0]
+    return f"{head}://{hostpart}/{database}" + (f"?{query}" if query else "")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclass with `model_config = service_config("TIMEBANK_")`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = ""
+    redis_url: str | None = None
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # "local" tunes aiokafka for the in-memory Tansu broker (short session timeouts, no idempotent
+    # producer, which Tansu rejects); "kafka" keeps settings a real cluster accepts.
+    kafka_profile: Literal["local", "kafka"] = "local"
+    # Prepended to every topic and consumer group name: separates environments (and test runs)
+    # sharing one broker. Outbox rows store the plain topic; the relay adds the namespace.
+    kafka_namespace: str = ""
+    jwks_url: str | None = None
+    token_issuer: str = "community-gateway"
+    token_audience: str = "community-platform"
+    outbox_batch_size: int = 500
+    outbox_poll_interval_s: float = 1.0
+    outbox_retention_days: int = 7
+    consumer_max_attempts: int = 5
+    consumer_backoff_s: float = 0.2
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_fallbacks(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        name = values.get("service_name") or cls.model_fields["service_name"].default
+        if not values.get("database_url") and os.environ.get("DATABASE_URL"):
+            values["database_url"] = with_database(os.environ["DATABASE_URL"], name)
+        for field, env in (("redis_url", "REDIS_URL"), ("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+                           ("kafka_profile", "KAFKA_PROFILE"), ("jwks_url", "JWKS_URL"),
+                           ("kafka_namespace", "KAFKA_NAMESPACE")):
+            if not values.get(field) and os.environ.get(env):
+                values[field] = os.environ[env]
+        return values
+
+
+def service_config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore")

@@ -1,0 +1,180 @@
+"""Tracing, metrics and logs.
+
+One trace runs from the HTTP request through the outbox row (which stores the request's
+`traceparent`), across Kafka (the header), into the consumer's span. Spans are exported by OTLP
+when OTEL_EXPORTER_OTLP_ENDPOINT is set; metrics are served at /metrics for Prometheus; logs are
+JSON lines carrying the trace id, with phone, ID-card and plate numbers masked as a last line of
+defence (nothing should log them in the first place).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_provider: TracerProvider | None = None
+_instrumented_libs = False
+
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds", "HTTP request latency by route",
+    ["service", "method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+OUTBOX_SENT = Counter("outbox_events_sent_total", "Events the outbox relay delivered to the broker", ["service"])
+CONSUMER_APPLIED = Counter("consumer_events_applied_total", "Events applied by a consumer group", ["group", "type"])
+CONSUMER_DEAD = Counter("consumer_events_dead_lettered_total", "Events sent to the dead-letter topic", ["group"])
+
+
+def setup_tracing(service_name: str) -> TracerProvider:
+    """Install the global tracer provider once per process (tests may add processors to it)."""
+    global _provider, _instrumented_libs
+    if _provider is None:
+        _provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(_provider)
+    if not _instrumented_libs:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+        HTTPXClientInstrumentor().instrument()
+        RedisInstrumentor().instrument()
+        _instrumented_libs = True
+    return _provider
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def current_traceparent() -> tuple[str | None, str | None]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent"), carrier.get("tracestate")
+
+
+def context_from(traceparent: str | None, tracestate: str | None = None) -> Context | None:
+    if not traceparent:
+        return None
+    carrier = {"traceparent": traceparent}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    return propagate.extract(carrier)
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+_PII_PATTERNS = [
+    re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)"),  # resident ID-card numbers
+    re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)"),  # mainland mobile numbers
+    re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-HJ-NP-Z][A-HJ-NP-Z0-9]{5,6}"),  # plates
+]
+
+
+def mask_personal_data(text: str) -> str:
+    for pattern in _PII_PATTERNS:
+        text = pattern.sub("[redacted]", text)
+    return text
+
+
+_STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str):
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": mask_personal_data(record.getMessage()),
+        }
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            entry["trace_id"] = format(ctx.trace_id, "032x")
+            entry["span_id"] = format(ctx.span_id, "016x")
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_RECORD_FIELDS and not key.startswith("_") and key not in entry:
+                entry[key] = mask_personal_data(value) if isinstance(value, str) else value
+        if record.exc_info:
+            entry["error"] = mask_personal_data(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if as_json:
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.set_name("kit")
+    root = logging.getLogger()
+    # Replace only our own handler (called again per app in one process); leave others, such as
+    # a test runner's capture, in place.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "kit"] + [handler]
+    root.setLevel(level)
+    # Access logs carry full URLs (which may hold query parameters); the metrics cover them.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO, query string (and any phone number in it) included.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+class MetricsMiddleware:
+    """Per-route latency histograms, as plain ASGI (cheaper than a BaseHTTPMiddleware per request)."""
+
+    def __init__(self, app: ASGIApp, service: str):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            HTTP_LATENCY.labels(self.service, scope["method"], path, str(status)).observe(time.perf_counter() - start)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
