@@ -1,0 +1,25 @@
+"""The feed builder: one consumer group over the four domain topics; each known event type becomes a
+feed record in the same transaction as its inbox row (the kit's idempotent consumer)."""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.citysync import service
+from services.citysync.domain import RECORD_KINDS
+from services.citysync.service import Keys
+from services.kit.envelope import CloudEvent
+from services.kit.inbox import ConsumerSpec, Handler
+
+DOMAIN_TOPICS = ["timebank.events", "parking.events", "property.events", "governance.events"]
+GROUP = "citysync-feeds"
+
+
+def feed_consumer(keys: Keys) -> ConsumerSpec:
+    async def build_record(session: AsyncSession, event: CloudEvent) -> None:
+        await service.ingest(session, keys, event)
+
+    # Types not listed (saga internals, staff registrations...) are recorded in the inbox and skipped.
+    handlers: dict[str, Handler] = {event_type: build_record for event_type in RECORD_KINDS}
+    # Building a record is one statement: commits would dominate, so a fetched batch is one transaction.
+    return ConsumerSpec(group=GROUP, topics=DOMAIN_TOPICS, handlers=handlers, apply_in_batches=True)

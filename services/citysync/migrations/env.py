@@ -1,0 +1,4 @@
+from services.citysync.models import Base
+from services.kit.migrations import run_env
+
+run_env(Base.metadata)

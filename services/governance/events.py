@@ -1,0 +1,115 @@
+"""Governance's events (topic `governance.events`) and the events it reads from other services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from services.kit.envelope import EventData
+from services.kit.outbox import EventPublisher
+
+TOPIC = "governance.events"
+publisher = EventPublisher(source="/services/governance", topic=TOPIC)
+
+
+# --- published -----------------------------------------------------------------------------------
+
+
+class RedemptionReserved(EventData):
+    """Points are held; property is asked to fulfil the service (key: redemption_id)."""
+
+    event_type = "governance.redemption.reserved.v1"
+    redemption_id: str
+    community: str
+    resident_id: str
+    reward_id: str
+    fulfilment: Literal["property"] = "property"
+    service_code: str
+    points: int
+    quantity: int
+
+
+class RedemptionCaptured(EventData):
+    event_type = "governance.redemption.captured.v1"
+    redemption_id: str
+    community: str
+    resident_id: str
+    points: int
+    ticket_id: str | None = None
+
+
+class RedemptionReleased(EventData):
+    event_type = "governance.redemption.released.v1"
+    redemption_id: str
+    community: str
+    resident_id: str
+    points: int
+    reason: str
+
+
+class PointsPaymentSettled(EventData):
+    """Answer to property's points payment request (key: payment_id)."""
+
+    event_type = "governance.points_payment.settled.v1"
+    payment_id: str
+    community: str
+    status: Literal["captured", "rejected"]
+    reason: str | None = None
+
+
+# --- consumed (only the fields governance needs; the rest is ignored) ----------------------------
+
+
+class ServiceConfirmed(EventData):
+    event_type = "timebank.service.confirmed.v1"
+    transfer_id: str
+    community: str
+    volunteer_id: str
+    minutes: int
+    confirmed_at: datetime | None = None
+
+
+class TransferReversed(EventData):
+    event_type = "timebank.transfer.reversed.v1"
+    transfer_id: str
+    reverses_transfer_id: str
+    community: str
+    reason: str | None = None
+
+
+class BookingCompleted(EventData):
+    event_type = "parking.booking.completed.v1"
+    booking_id: str
+    community: str
+    owner_id: str
+    completed_at: datetime | None = None
+
+
+class ResidentRegistered(EventData):
+    event_type = "property.resident.registered.v1"
+    resident_id: str
+    community: str
+    household_id: str | None = None
+
+
+class RedemptionFulfilled(EventData):
+    event_type = "property.redemption.fulfilled.v1"
+    redemption_id: str
+    community: str
+    ticket_id: str | None = None
+
+
+class RedemptionFailed(EventData):
+    event_type = "property.redemption.failed.v1"
+    redemption_id: str
+    community: str
+    reason: str | None = None
+
+
+class PointsPaymentRequested(EventData):
+    event_type = "property.points_payment.requested.v1"
+    payment_id: str
+    community: str
+    resident_id: str
+    points: int
+    order_id: str | None = None

@@ -1,0 +1,60 @@
+"""The monthly leaderboard (月度积分榜): a Redis sorted set per community and month.
+
+The database is the truth (the statement's earning lines: grants, awards, deductions, reversals);
+the sorted set is a cache of it with a short lifetime, rebuilt whenever it is missing (a fresh or
+flushed Redis) or expired. Writes through the API drop the month's set so the next read is fresh;
+grants from events show within `leaderboard_cache_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.governance import domain, service
+from services.governance.settings import Settings
+
+log = logging.getLogger("governance.leaderboard")
+
+
+def key(community: str, month: str) -> str:
+    return f"governance:leaderboard:{community}:{month}"
+
+
+async def top(redis: Any, session: AsyncSession, settings: Settings, community: str, month: str,
+              limit: int) -> tuple[list[tuple[str, int]], bool]:
+    """The month's top residents, best first, and whether they came from the cache."""
+    k = key(community, month)
+    if redis is not None:
+        try:
+            if await redis.exists(k):
+                rows = await redis.zrevrange(k, 0, limit - 1, withscores=True)
+                return [(m.decode() if isinstance(m, bytes) else str(m), int(s)) for m, s in rows], True
+        except Exception as exc:  # Redis is a cache: without it the database answers
+            log.warning("leaderboard cache unavailable: %s", exc.__class__.__name__)
+            redis = None
+    scores = await service.leaderboard_from_db(session, community, month, ZoneInfo(settings.community_timezone))
+    if redis is not None and scores:
+        try:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.delete(k)
+                pipe.zadd(k, {resident: points for resident, points in scores})
+                pipe.expire(k, settings.leaderboard_cache_s)
+                await pipe.execute()
+        except Exception as exc:
+            log.warning("leaderboard cache not written: %s", exc.__class__.__name__)
+    ranked = sorted(scores, key=lambda rp: (-rp[1], rp[0]))[:limit]
+    return ranked, False
+
+
+async def invalidate(redis: Any, settings: Settings, community: str, at: datetime) -> None:
+    if redis is None:
+        return
+    try:
+        await redis.delete(key(community, domain.month_of(at, ZoneInfo(settings.community_timezone))))
+    except Exception as exc:
+        log.warning("leaderboard cache not dropped: %s", exc.__class__.__name__)

@@ -1,0 +1,131 @@
+"""Governance's problem types (stable `type` slugs; never renamed once published)."""
+
+from __future__ import annotations
+
+from services.kit.problems import Problem
+
+
+class RuleNotFound(Problem):
+    slug = "governance/rule-not-found"
+    status = 404
+    title_zh = "积分规则不存在"
+    title_en = "Earning rule not found"
+
+
+class RewardNotFound(Problem):
+    slug = "governance/reward-not-found"
+    status = 404
+    title_zh = "兑换项目不存在"
+    title_en = "Reward not found"
+
+
+class RedemptionNotFound(Problem):
+    slug = "governance/redemption-not-found"
+    status = 404
+    title_zh = "兑换记录不存在"
+    title_en = "Redemption not found"
+
+
+class AwardNotFound(Problem):
+    slug = "governance/award-not-found"
+    status = 404
+    title_zh = "奖惩记录不存在"
+    title_en = "Award not found"
+
+
+class HouseholdNotFound(Problem):
+    slug = "governance/household-not-found"
+    status = 404
+    title_zh = "家庭不存在"
+    title_en = "Household not found"
+
+
+class CodeTaken(Problem):
+    slug = "governance/code-taken"
+    status = 409
+    title_zh = "编码已被使用"
+    title_en = "The code is already used in this community"
+
+
+class NotACheckinRule(Problem):
+    slug = "governance/not-a-checkin-rule"
+    status = 422
+    title_zh = "该规则不接受签到"
+    title_en = "The rule does not take check-ins"
+
+
+class CheckinCodeInvalid(Problem):
+    slug = "governance/checkin-code-invalid"
+    status = 422
+    title_zh = "签到码无效或已过期"
+    title_en = "The check-in code is unknown or not valid today"
+
+
+class RuleInactive(Problem):
+    slug = "governance/rule-inactive"
+    status = 409
+    title_zh = "积分规则未启用或不在有效期内"
+    title_en = "The rule is switched off or outside its validity window"
+
+
+class CapReached(Problem):
+    slug = "governance/cap-reached"
+    status = 409
+    title_zh = "已达到本周期的积分上限"
+    title_en = "The resident reached the rule's cap for this period"
+
+
+class BudgetExhausted(Problem):
+    slug = "governance/budget-exhausted"
+    status = 409
+    title_zh = "社区积分预算不足"
+    title_en = "The community's points budget is exhausted"
+
+
+class InsufficientPoints(Problem):
+    slug = "governance/insufficient-points"
+    status = 409
+    title_zh = "积分不足"
+    title_en = "Not enough points"
+
+
+class RewardInactive(Problem):
+    slug = "governance/reward-inactive"
+    status = 409
+    title_zh = "兑换项目未上架"
+    title_en = "The reward is not available now"
+
+
+class OutOfStock(Problem):
+    slug = "governance/out-of-stock"
+    status = 409
+    title_zh = "库存不足"
+    title_en = "Out of stock"
+
+
+class ResidentLimitExceeded(Problem):
+    slug = "governance/resident-limit-exceeded"
+    status = 409
+    title_zh = "超过每户居民兑换上限"
+    title_en = "Over the per-resident limit for this reward"
+
+
+class RedemptionNotOpen(Problem):
+    slug = "governance/redemption-not-open"
+    status = 409
+    title_zh = "该兑换已完成或已释放"
+    title_en = "The redemption is already captured or released"
+
+
+class AwardNotPending(Problem):
+    slug = "governance/award-not-pending"
+    status = 409
+    title_zh = "该奖惩已处理"
+    title_en = "The award is not waiting for approval"
+
+
+class SelfApproval(Problem):
+    slug = "governance/self-approval"
+    status = 403
+    title_zh = "不能审批自己提交的奖惩"
+    title_en = "A second community worker must approve"

@@ -1,0 +1,34 @@
+"""The parking service's FastAPI app (`uvicorn --factory services.parking.app:create_app`)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.kit.app import ServiceParts, create_service_app
+from services.parking.api import router
+from services.parking.jobs import jobs
+from services.parking.payments import provider_for
+from services.parking.settings import Settings
+
+TAGS = [
+    {"name": "spots", "description": "Private and public spots (车位) and their verification"},
+    {"name": "windows", "description": "Availability windows (共享时段), one-off or weekly"},
+    {"name": "bookings", "description": "Search, book, pay, cancel"},
+    {"name": "gate", "description": "Gate camera entries and exits by plate; misread corrections"},
+    {"name": "reports", "description": "Earnings and occupancy"},
+    {"name": "settings", "description": "Per-community parking policy"},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    async def attach_payments(app: FastAPI) -> None:
+        app.state.payments = provider_for(settings.payment_provider)
+
+    return create_service_app(
+        settings,
+        ServiceParts(routers=[router], jobs=jobs(settings), on_startup=[attach_payments], tags_metadata=TAGS),
+        title="Shared parking (共享停车)",
+        description="Residents lend their spots, neighbours and visitors book windows, gates match plates.",
+    )

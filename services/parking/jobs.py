@@ -1,0 +1,34 @@
+"""Parking's scheduled jobs: expire unpaid holds, keep weekly windows expanded to the horizon."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from services.kit.app import ScheduledJob
+from services.parking import service
+from services.parking.settings import Settings
+
+log = logging.getLogger("parking.jobs")
+
+
+async def expire_holds(state: Any) -> None:
+    async with state.sessionmaker() as session:
+        expired = await service.expire_holds(session)
+    if expired:
+        log.info("expired %d unpaid holds", expired)
+
+
+async def extend_weekly_windows(state: Any) -> None:
+    settings: Settings = state.settings
+    async with state.sessionmaker() as session:
+        added = await service.extend_weekly_windows(session, settings.weekly_horizon_days)
+    if added:
+        log.info("added %d weekly window occurrences", added)
+
+
+def jobs(settings: Settings) -> list[ScheduledJob]:
+    return [
+        ScheduledJob("expire-holds", settings.expire_holds_every_s, expire_holds),
+        ScheduledJob("extend-weekly-windows", settings.extend_windows_every_s, extend_weekly_windows),
+    ]

@@ -1,0 +1,272 @@
+"""API models: what the routes accept and return (never the table classes)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from services.parking import domain
+
+Fen = Annotated[int, Field(ge=0, le=100_000_00, description="Amount in fen (分)")]
+Plate = Annotated[
+    str, Field(min_length=7, max_length=12, description="Mainland plate, e.g. 浙K12345 or 浙KD12345")
+]
+
+
+def _plate(value: str) -> str:
+    try:
+        return domain.normalize_plate(value)
+    except domain.InvalidPlate:
+        # The message never echoes the plate: problem bodies may end up in client logs.
+        raise ValueError("not a mainland licence plate") from None
+
+
+class CommunitySettingsBody(BaseModel):
+    """Per-community parking policy (社区停车规则)."""
+
+    owner_share_bp: Annotated[int, Field(ge=0, le=10_000, description="Owner's share in basis points")] = 7000
+    property_share_bp: Annotated[
+        int, Field(ge=0, le=10_000, description="Property's share in basis points")
+    ] = 2000
+    public_rate_fen_per_30min: Annotated[int, Field(ge=0, le=100_000)] = 300
+    hold_minutes: Annotated[int, Field(ge=1, le=240)] = 15
+    min_window_minutes: Annotated[int, Field(ge=30, le=1440)] = 60
+    min_booking_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+    full_refund_before_minutes: Annotated[int, Field(ge=0, le=10_080)] = 120
+    late_cancel_refund_pct: Annotated[int, Field(ge=0, le=100)] = 50
+    entry_grace_minutes: Annotated[int, Field(ge=0, le=240)] = 15
+    walk_in_block_minutes: Annotated[int, Field(ge=30, le=1440)] = 240
+
+
+class CommunitySettingsPublic(CommunitySettingsBody):
+    model_config = ConfigDict(from_attributes=True)
+    community: str
+    platform_share_bp: int
+
+
+class SpotCreate(BaseModel):
+    kind: Literal["private", "public"] = "private"
+    code: Annotated[str, Field(min_length=1, max_length=40, description="The number painted on the spot")]
+    location: Annotated[str, Field(min_length=1, max_length=200)]
+    size: Literal["compact", "standard", "large"] = "standard"
+    has_charger: bool = False
+
+
+class SpotVerify(BaseModel):
+    approve: bool
+
+
+class SpotPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    kind: str
+    owner_id: str | None
+    code: str
+    location: str
+    size: str
+    has_charger: bool
+    status: str
+    created_at: datetime
+
+
+class WindowCreate(BaseModel):
+    kind: Literal["one_off", "weekly"]
+    starts_at: AwareDatetime | None = Field(None, description="one_off: start")
+    ends_at: AwareDatetime | None = Field(None, description="one_off: end (exclusive)")
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] | None = Field(
+        None, min_length=1, max_length=7, description="weekly: ISO weekdays, 1 = Monday"
+    )
+    local_start: time | None = Field(None, description="weekly: local (Asia/Shanghai) start time")
+    local_end: time | None = Field(
+        None, description="weekly: local end time; at or before the start means next day"
+    )
+    valid_from: date | None = Field(None, description="weekly: first local date (default today)")
+    valid_until: date | None = Field(None, description="weekly: last local date (default open-ended)")
+    price_fen_per_30min: Annotated[int, Field(ge=0, le=100_000)]
+    buffer_minutes: Annotated[int, Field(ge=0, le=240)] = 0
+
+
+class WindowShrink(BaseModel):
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+
+class WindowPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    spot_id: uuid.UUID
+    kind: str
+    weekdays: list[int] | None
+    local_start: time | None
+    local_end: time | None
+    valid_from: date | None
+    valid_until: date | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    price_fen_per_30min: int
+    buffer_minutes: int
+    status: str
+
+    @field_validator("weekdays", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        return [int(c) for c in value] if isinstance(value, str) else value
+
+
+class OccurrencePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    window_id: uuid.UUID
+    spot_id: uuid.UUID
+    starts_at: datetime
+    ends_at: datetime
+    price_fen_per_30min: int
+    buffer_minutes: int
+    status: str
+
+
+class FreeSpot(BaseModel):
+    spot_id: uuid.UUID
+    code: str
+    location: str
+    kind: str
+    size: str
+    has_charger: bool
+    occurrence_id: uuid.UUID
+    price_fen_per_30min: int
+    fee_fen: int
+
+
+class BookingCreate(BaseModel):
+    spot_id: uuid.UUID
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    plate: Plate
+    visitor: bool = Field(False, description="True when a resident books for a visitor's car")
+
+    _normalize = field_validator("plate")(lambda cls, v: _plate(v))
+
+
+class BookingPay(BaseModel):
+    method: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=40,
+            description="Payment method; the fake provider declines 'fake-decline'",
+        ),
+    ] = "fake-wallet"
+
+
+class BookingPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    spot_id: uuid.UUID
+    occurrence_id: uuid.UUID | None
+    kind: str
+    booker_id: str | None
+    owner_id: str | None
+    plate: str
+    visitor: bool
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    hold_expires_at: datetime | None
+    price_fen_per_30min: int
+    fee_fen: int
+    paid_fen: int
+    refunded_fen: int
+    overstay_fen: int
+    owner_share_fen: int
+    entered_at: datetime | None
+    exited_at: datetime | None
+    created_at: datetime
+
+
+class GateDeviceCreate(BaseModel):
+    id: Annotated[
+        str,
+        Field(
+            min_length=3,
+            max_length=64,
+            pattern=r"^[a-z0-9][a-z0-9-]*$",
+            description="The device's token subject",
+        ),
+    ]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class GateDevicePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    active: bool
+
+
+class GatePass(BaseModel):
+    """A plate read by the gate camera."""
+
+    plate: Plate
+    at: AwareDatetime | None = Field(None, description="When the camera read the plate (default: now)")
+
+    _normalize = field_validator("plate")(lambda cls, v: _plate(v))
+
+
+class GateDecision(BaseModel):
+    event_id: uuid.UUID
+    decision: Literal["open", "refused"]
+    reason: str
+    booking_id: uuid.UUID | None = None
+    spot_id: uuid.UUID | None = None
+    charged_fen: int = 0
+    overstay_fen: int = 0
+
+
+class PlateCorrection(BaseModel):
+    plate: Plate
+
+    _normalize = field_validator("plate")(lambda cls, v: _plate(v))
+
+
+class GateEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    device_id: str
+    direction: str
+    plate: str
+    corrected_plate: str | None
+    at: datetime
+    decision: str
+    reason: str
+    booking_id: uuid.UUID | None
+    charged_fen: int
+
+
+class EarningsMonth(BaseModel):
+    month: str
+    bookings: int
+    fee_fen: int
+    owner_share_fen: int
+
+
+class Earnings(BaseModel):
+    owner_id: str
+    total_owner_share_fen: int
+    completed_bookings: int
+    months: list[EarningsMonth]
+
+
+class OccupancyHour(BaseModel):
+    hour_start: datetime
+    booked_spots: int
+
+
+class Occupancy(BaseModel):
+    at: datetime
+    spots: int
+    occupied_now: int
+    booked_now: int
+    hours: list[OccupancyHour]

@@ -1,0 +1,40 @@
+"""The property service's app: `uvicorn --factory services.property.app:create_app`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.kit.app import ServiceParts, create_service_app
+from services.property.api import routers
+from services.property.consumers import consumers
+from services.property.jobs import jobs
+from services.property.service import LocalFakeProvider
+from services.property.settings import Settings
+
+DESCRIPTION = """The "platform + steward" (平台+管家) property service and the community registry.
+
+Residents file tickets (repairs, cleaning, complaints, consultations free; value-added services
+paid), routed to their building's steward; stewards work them through one transition table; SLA
+breaches escalate. Buildings, households, residents and staff are registered here and published.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    async def install_payment_provider(app: FastAPI) -> None:
+        # The local fake stands in for a real provider; tests may replace it on app.state.
+        app.state.payment_provider = LocalFakeProvider()
+
+    parts = ServiceParts(
+        routers=routers,
+        consumers=consumers,
+        jobs=jobs(settings.sla_check_interval_s),
+        on_startup=[install_payment_provider],
+        tags_metadata=[
+            {"name": "registry", "description": "Buildings, households, residents, staff and duty rosters"},
+            {"name": "tickets", "description": "Tickets, photos, the steward queue and payments"},
+            {"name": "settings", "description": "The value-added catalogue and SLA policies"},
+        ],
+    )
+    return create_service_app(settings, parts, title="property", description=DESCRIPTION)

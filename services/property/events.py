@@ -1,0 +1,167 @@
+"""Property's events on `property.events` (key: the aggregate id), and those it consumes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.kit.envelope import EventData
+from services.kit.outbox import EventPublisher
+
+TOPIC = "property.events"
+GOVERNANCE_TOPIC = "governance.events"
+publisher = EventPublisher(source="/services/property", topic=TOPIC)
+
+
+class BuildingRegistered(EventData):
+    event_type = "property.building.registered.v1"
+    building_id: str
+    community: str
+    code: str
+    name: str
+    steward_id: str | None
+    backup_steward_id: str | None
+
+
+class HouseholdRegistered(EventData):
+    event_type = "property.household.registered.v1"
+    household_id: str
+    community: str
+    building_id: str
+    unit: str
+
+
+class ResidentRegistered(EventData):
+    """The gateway logs residents in by phone, so the phone travels here (and nowhere in logs)."""
+
+    event_type = "property.resident.registered.v1"
+    resident_id: str
+    community: str
+    household_id: str
+    building_id: str
+    name: str
+    phone: str
+    roles: list[str]
+
+
+class StaffRegistered(EventData):
+    event_type = "property.staff.registered.v1"
+    staff_id: str
+    community: str
+    name: str
+    username: str
+    roles: list[str]
+    buildings: tuple[str, ...] = ()
+    backup_for: tuple[str, ...] = ()
+
+
+class TicketSubmitted(EventData):
+    event_type = "property.ticket.submitted.v1"
+    ticket_id: str
+    community: str
+    category: str
+    status: str
+    service_code: str | None
+    priority: str
+    building_id: str
+    household_id: str
+    resident_id: str
+    assignee_id: str | None
+    routed_via: str
+    response_due_at: datetime
+    resolution_due_at: datetime
+    submitted_at: datetime
+
+
+class TicketStatusChanged(EventData):
+    event_type = "property.ticket.status_changed.v1"
+    ticket_id: str
+    community: str
+    category: str
+    status: str
+    from_status: str
+    action: str
+    role: str
+    actor_id: str
+    assignee_id: str | None
+    at: datetime
+
+
+class TicketCompleted(EventData):
+    event_type = "property.ticket.completed.v1"
+    ticket_id: str
+    community: str
+    category: str
+    status: str
+    assignee_id: str | None
+    resident_id: str
+    completed_at: datetime
+    on_time: bool
+
+
+class TicketSlaBreached(EventData):
+    event_type = "property.ticket.sla_breached.v1"
+    ticket_id: str
+    community: str
+    category: str
+    status: str
+    priority: str
+    kind: str  # "response" or "resolution"
+    due_at: datetime
+    assignee_id: str | None
+    escalated_to: str = "property_admin"
+
+
+class RedemptionFulfilled(EventData):
+    event_type = "property.redemption.fulfilled.v1"
+    redemption_id: str
+    community: str
+    ticket_id: str
+
+
+class RedemptionFailed(EventData):
+    event_type = "property.redemption.failed.v1"
+    redemption_id: str
+    community: str
+    reason: str
+
+
+class PointsPaymentRequested(EventData):
+    event_type = "property.points_payment.requested.v1"
+    payment_id: str
+    community: str
+    resident_id: str
+    points: int
+    order_id: str
+
+
+class PaymentSettled(EventData):
+    event_type = "property.payment.settled.v1"
+    payment_id: str
+    community: str
+    ticket_id: str
+    method: str
+    status: str
+    amount_fen: int
+
+
+# --- consumed from governance ------------------------------------------------------------------
+
+
+class RedemptionReserved(EventData):
+    event_type = "governance.redemption.reserved.v1"
+    redemption_id: str
+    community: str
+    resident_id: str
+    reward_id: str | None = None
+    fulfilment: str
+    service_code: str | None = None
+    points: int = 0
+    quantity: int = 1
+
+
+class PointsPaymentSettled(EventData):
+    event_type = "governance.points_payment.settled.v1"
+    payment_id: str
+    community: str
+    status: str
+    reason: str | None = None

@@ -1,0 +1,4 @@
+from services.kit.migrations import run_env
+from services.property.models import PropertyModel
+
+run_env(PropertyModel.metadata)

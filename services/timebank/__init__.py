@@ -1,0 +1,1 @@
+"""Time bank (时间银行): the elder-care credit ledger. See docs/timebank.md."""

@@ -1,0 +1,29 @@
+"""The time-bank service app: `uvicorn --factory services.timebank.app:create_app`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.kit.app import ServiceParts, create_service_app
+from services.timebank.api import router
+from services.timebank.jobs import expiry_job
+from services.timebank.settings import Settings
+
+TAGS = [
+    {"name": "members", "description": "Enrolment, age and relative verification, passbooks (存折)"},
+    {"name": "care", "description": "Care requests: post, accept, check in and out"},
+    {"name": "transfers", "description": "The ledger: confirm, dispute, spend, give, donate, fund, reverse, batch"},
+    {"name": "community", "description": "The pool (公益池), pending confirmations and disputes, monthly summary"},
+    {"name": "settings", "description": "Per-community rules"},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    parts = ServiceParts(routers=[router], jobs=[expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size)],
+                         tags_metadata=TAGS)
+    return create_service_app(
+        settings, parts, title="Time bank (时间银行)",
+        description="The elder-care credit ledger: volunteers bank the minutes they spend caring for elders "
+                    "and draw them later for their own care, or give them to relatives.",
+    )

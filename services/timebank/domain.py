@@ -1,0 +1,184 @@
+"""Pure rules of the time bank: no I/O, unit-tested alone.
+
+Amounts are integer minutes. An account's *posted balance* is credits_posted - debits_posted; its
+*available balance* also subtracts debits_pending, because hours promised to a volunteer are no
+longer the payer's to spend (TigerBeetle's "debits must not exceed credits", pending included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from services.timebank.problems import (
+    AgeNotVerified,
+    BelowFirstWithdrawalMinimum,
+    BelowWithdrawalAge,
+    CheckoutBeforeCheckin,
+    InsufficientBalance,
+    MinutesExceedPending,
+    ServiceTooShort,
+    WrongCareRequestState,
+)
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+SERVICE_TYPES = ("companionship", "meal", "bathing", "medical_escort", "cleaning", "shopping", "other")
+SERVICE_TYPE_ZH = {"companionship": "陪伴聊天", "meal": "助餐", "bathing": "助浴", "medical_escort": "助医",
+                   "cleaning": "保洁", "shopping": "代购", "other": "其他"}
+
+
+class CareStatus(StrEnum):
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    LOGGED = "logged"          # checked out: a pending transfer awaits confirmation
+    CONFIRMED = "confirmed"
+    DISPUTED = "disputed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class CareAction(StrEnum):
+    ACCEPT = "accept"
+    CHECK_IN = "check_in"
+    CHECK_OUT = "check_out"
+    CONFIRM = "confirm"
+    DISPUTE = "dispute"
+    EXPIRE = "expire"
+    CANCEL = "cancel"
+
+
+CARE_TRANSITIONS: dict[tuple[CareStatus, CareAction], CareStatus] = {
+    (CareStatus.OPEN, CareAction.ACCEPT): CareStatus.ACCEPTED,
+    (CareStatus.OPEN, CareAction.CANCEL): CareStatus.CANCELLED,
+    (CareStatus.ACCEPTED, CareAction.CHECK_IN): CareStatus.IN_PROGRESS,
+    (CareStatus.ACCEPTED, CareAction.CANCEL): CareStatus.CANCELLED,
+    (CareStatus.IN_PROGRESS, CareAction.CHECK_OUT): CareStatus.LOGGED,
+    (CareStatus.LOGGED, CareAction.CONFIRM): CareStatus.CONFIRMED,
+    (CareStatus.LOGGED, CareAction.DISPUTE): CareStatus.DISPUTED,
+    (CareStatus.LOGGED, CareAction.EXPIRE): CareStatus.EXPIRED,
+}
+
+
+def next_care_status(current: CareStatus | str, action: CareAction) -> CareStatus:
+    try:
+        return CARE_TRANSITIONS[CareStatus(current), action]
+    except KeyError:
+        raise WrongCareRequestState((f"状态 {current} 不允许 {action}", f"{action} is not allowed in state {current}"),
+                                    care_status=str(current), action=str(action)) from None
+
+
+def age_on(birth: date, day: date) -> int:
+    """Completed years of age on `day`."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def local_today(now: datetime) -> date:
+    return now.astimezone(LOCAL_TZ).date()
+
+
+def check_withdrawal_allowed(birth: date | None, today: date, withdrawal_age: int) -> None:
+    """Drawing hours for one's own care starts at the community's withdrawal age (60 or 65)."""
+    if birth is None:
+        raise AgeNotVerified(("需社工先核实出生日期", "A community worker must verify the birth date first"))
+    age = age_on(birth, today)
+    if age < withdrawal_age:
+        raise BelowWithdrawalAge((f"年满 {withdrawal_age} 岁方可支取", f"Withdrawals start at age {withdrawal_age}"),
+                                 withdrawal_age=withdrawal_age)
+
+
+def check_first_withdrawal(available: int, first_withdrawal_done: bool, minimum: int) -> None:
+    if not first_withdrawal_done and available < minimum:
+        raise BelowFirstWithdrawalMinimum(
+            (f"首次支取前余额需至少 {minimum} 分钟", f"A first withdrawal needs a balance of at least {minimum} minutes"),
+            minimum_minutes=minimum, available_minutes=available)
+
+
+def served_minutes(checked_in_at: datetime, checked_out_at: datetime) -> int:
+    """Whole minutes between check-in and check-out (a started minute is not counted)."""
+    if checked_out_at <= checked_in_at:
+        raise CheckoutBeforeCheckin()
+    minutes = int((checked_out_at - checked_in_at).total_seconds()) // 60
+    if minutes < 1:
+        raise ServiceTooShort()
+    return minutes
+
+
+def confirmed_minutes(pending_minutes: int, asked: int | None) -> int:
+    """The elder may confirm fewer minutes than were logged, never more."""
+    if asked is None:
+        return pending_minutes
+    if asked > pending_minutes:
+        raise MinutesExceedPending((f"最多可确认 {pending_minutes} 分钟", f"At most {pending_minutes} minutes"),
+                                   pending_minutes=pending_minutes)
+    return asked
+
+
+def cap_overflow(posted_balance: int, cap: int) -> int:
+    """Minutes above the storage cap, which move to the pool in the same transaction."""
+    return max(0, posted_balance - cap)
+
+
+def may_resolve(actor: str, *, elder_id: str, volunteer_id: str, is_worker: bool, is_delegate: bool) -> bool:
+    """Who may confirm or dispute a service: the elder, a verified delegate or a worker — never the volunteer."""
+    if actor == volunteer_id:
+        return False
+    return actor == elder_id or is_delegate or is_worker
+
+
+@dataclass
+class Balances:
+    """An account's four totals. The database holds the same arithmetic; this is its pure model."""
+
+    debits_pending: int = 0
+    debits_posted: int = 0
+    credits_pending: int = 0
+    credits_posted: int = 0
+    limited: bool = True  # debits must not exceed credits
+
+    @property
+    def posted(self) -> int:
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def available(self) -> int:
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+    def check_debit(self, amount: int) -> None:
+        if self.limited and self.available < amount:
+            raise InsufficientBalance((f"可用余额 {self.available} 分钟，不足 {amount} 分钟",
+                                       f"Available {self.available} minutes, needs {amount}"),
+                                      available_minutes=self.available, needed_minutes=amount)
+
+
+def transfer(debit: Balances, credit: Balances, amount: int) -> None:
+    if amount <= 0:
+        raise ValueError("amount must be positive")
+    debit.check_debit(amount)
+    debit.debits_posted += amount
+    credit.credits_posted += amount
+
+
+def reserve(debit: Balances, credit: Balances, amount: int) -> None:
+    if amount <= 0:
+        raise ValueError("amount must be positive")
+    debit.check_debit(amount)
+    debit.debits_pending += amount
+    credit.credits_pending += amount
+
+
+def post_pending(debit: Balances, credit: Balances, pending: int, amount: int) -> None:
+    """Post `amount` (<= pending) of a pending transfer; the rest is released."""
+    amount = confirmed_minutes(pending, amount)
+    debit.debits_pending -= pending
+    credit.credits_pending -= pending
+    debit.debits_posted += amount
+    credit.credits_posted += amount
+
+
+def void_pending(debit: Balances, credit: Balances, pending: int) -> None:
+    debit.debits_pending -= pending
+    credit.credits_pending -= pending

@@ -1,0 +1,14 @@
+"""Process settings of the time-bank service (per-community rules are rows, see `CommunitySettings`)."""
+
+from __future__ import annotations
+
+from services.kit.settings import ServiceSettings, service_config
+
+
+class Settings(ServiceSettings):
+    model_config = service_config("TIMEBANK_")
+
+    service_name: str = "timebank"
+    # How often the expiry job looks for unconfirmed pending service transfers.
+    expiry_job_every_s: float = 30.0
+    expiry_batch_size: int = 200
