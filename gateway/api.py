@@ -1,0 +1,202 @@
+"""The gateway's own routes: logging in, tokens, keys, credentials, the merged OpenAPI, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Request, Response
+from fastapi.responses import JSONResponse
+
+from gateway import service
+from gateway.identity import GatewayVerifier, token_digest
+from gateway.problems import (
+    CommunityNotServed,
+    InvalidGrant,
+    NotRegistered,
+    TokenRevoked,
+    TooManyRequests,
+)
+from gateway.proxy import bearer_token, client_ip
+from gateway.schemas import (
+    ApiClientPublic,
+    ApiClientPut,
+    CodeRequest,
+    CodeSent,
+    Jwks,
+    LogoutRequest,
+    Me,
+    OtpGrant,
+    PasswordGrant,
+    PasswordSet,
+    RefreshGrant,
+    TokenRequest,
+    TokenResponse,
+)
+from services.kit.auth import Principal
+from services.kit.db import SessionDep
+from services.kit.problems import Forbidden, Unauthorized, ValidationFailed, problem_responses
+
+router = APIRouter(tags=["auth"])
+operations = APIRouter(tags=["operations"])
+
+AUTH_PROBLEMS = (Unauthorized, TokenRevoked, CommunityNotServed)
+
+
+def identity(request: Request) -> service.Identity:
+    found: service.Identity = request.app.state.identity
+    return found
+
+
+async def caller(request: Request, *roles: str) -> tuple[Principal, str]:
+    verifier: GatewayVerifier = request.app.state.verifier
+    token = bearer_token(request)
+    principal = await verifier.verify(token)
+    request.state.principal = principal
+    if roles and not principal.has(*roles):
+        raise Forbidden(
+            (f"需要以下角色之一: {', '.join(roles)}", f"Requires one of the roles: {', '.join(roles)}")
+        )
+    return principal, token
+
+
+@router.post(
+    "/auth/otp",
+    status_code=202,
+    response_model=CodeSent,
+    summary="Send a resident a one-time login code",
+    responses=problem_responses(ValidationFailed, TooManyRequests),
+)
+async def send_code(body: CodeRequest, request: Request, session: SessionDep) -> CodeSent:
+    await request.app.state.limits.check_login(ip=client_ip(request), account=token_digest(body.phone))
+    await service.send_login_code(session, identity(request), body.community, body.phone)
+    return CodeSent(sent=True, expires_in=identity(request).settings.otp_ttl_s)
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    response_model_exclude_none=True,
+    summary="Log in (one-time code, password, client credentials) or refresh",
+    responses=problem_responses(InvalidGrant, ValidationFailed, TooManyRequests),
+)
+async def issue_token(
+    body: Annotated[TokenRequest, Body()], request: Request, session: SessionDep
+) -> TokenResponse:
+    ident = identity(request)
+    if isinstance(body, OtpGrant):
+        await request.app.state.limits.check_login(ip=client_ip(request), account=token_digest(body.phone))
+        return await service.login_with_code(session, ident, body)
+    if isinstance(body, PasswordGrant):
+        await request.app.state.limits.check_login(
+            ip=client_ip(request), account=f"{body.community}:{body.username}"
+        )
+        return await service.login_with_password(session, ident, body)
+    if isinstance(body, RefreshGrant):
+        return await service.refresh(session, ident, body)
+    await request.app.state.limits.check_login(
+        ip=client_ip(request), account=f"{body.community}:{body.client_id}"
+    )
+    return await service.login_with_client_secret(session, ident, body)
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    summary="End this session: the access token stops working at once",
+    responses=problem_responses(*AUTH_PROBLEMS),
+)
+async def logout(request: Request, session: SessionDep, body: LogoutRequest | None = None) -> Response:
+    principal, token = await caller(request)
+    await service.logout(session, identity(request), principal, token, body.refresh_token if body else None)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/auth/me",
+    response_model=Me,
+    summary="Who the bearer token says the caller is",
+    responses=problem_responses(*AUTH_PROBLEMS),
+)
+async def me(request: Request) -> Me:
+    principal, _ = await caller(request)
+    return Me(
+        subject=principal.subject,
+        roles=sorted(principal.roles),
+        community=principal.community,
+        expires_at=principal.expires_at,
+    )
+
+
+@router.put(
+    "/auth/staff/{staff_id}/password",
+    status_code=204,
+    summary="Set a staff member's password",
+    responses=problem_responses(*AUTH_PROBLEMS, Forbidden, NotRegistered, ValidationFailed),
+)
+async def set_staff_password(
+    staff_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: PasswordSet,
+    request: Request,
+    session: SessionDep,
+) -> Response:
+    admin, _ = await caller(request, "property_admin")
+    await service.set_staff_password(session, identity(request), admin, staff_id, body.password)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/auth/clients/{client_id}",
+    response_model=ApiClientPublic,
+    summary="Create or replace a machine client's credentials (city sync, gate device)",
+    responses=problem_responses(*AUTH_PROBLEMS, Forbidden, ValidationFailed),
+)
+async def put_client(
+    client_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")],
+    body: ApiClientPut,
+    request: Request,
+    session: SessionDep,
+) -> ApiClientPublic:
+    admin, _ = await caller(request, "property_admin")
+    return await service.put_api_client(session, identity(request), admin, client_id, body)
+
+
+@router.get("/.well-known/jwks.json", response_model=Jwks, summary="Public keys that verify access tokens")
+async def jwks(request: Request) -> JSONResponse:
+    return JSONResponse(identity(request).keys.jwks(), headers={"Cache-Control": "public, max-age=60"})
+
+
+@operations.get("/openapi.json", include_in_schema=False)
+async def merged_openapi(request: Request) -> JSONResponse:
+    from gateway.app import refresh_openapi
+
+    doc = request.app.state.merged_openapi
+    if doc is None:
+        doc = await refresh_openapi(request.app.state)
+    return JSONResponse(doc)
+
+
+@operations.get(
+    "/readyz",
+    summary="Readiness: the gateway's own servers, and each service's",
+    operation_id="operations-readyz",
+    responses={503: {"description": "The gateway itself is not ready"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    """503 only when the gateway itself cannot work; a service that is down is reported, not fatal."""
+    own: dict[str, Any] = request.app.state.readiness_checks
+    upstream: dict[str, Any] = request.app.state.upstream_checks
+    names = list(own) + list(upstream)
+    results = await asyncio.gather(*(own[n]() for n in own), *(upstream[n]() for n in upstream))
+    report = {name: (reason or "ok") for name, reason in zip(names, results, strict=True)}
+    own_ok = all(r is None for r in results[: len(own)])
+    services_ok = all(r is None for r in results[len(own) :])
+    status = "ready" if own_ok and services_ok else ("degraded" if own_ok else "not ready")
+    return JSONResponse(
+        {
+            "status": status,
+            "checks": {n: report[n] for n in own},
+            "services": {n: report[n] for n in upstream},
+        },
+        status_code=200 if own_ok else 503,
+    )

@@ -1,0 +1,370 @@
+"""`create_app`: the gateway's FastAPI app (uvicorn --factory gateway.app:create_app).
+
+Built with the kit like every service (problems, telemetry, its own database and consumers), plus
+a front-door ASGI layer (request ids, access logs, per-route metrics, body size), CORS for the
+staff dashboard, the identity routes, and the proxy route for `/api/<service>/...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import Histogram
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import api, openapi
+from gateway.consumers import registry_consumer
+from gateway.identity import DenyList, GatewayVerifier, KeyRing, LogCodeSender, OneTimeCodes, Passwords
+from gateway.problems import BodyTooLarge
+from gateway.protection import IdempotencyStore, RateLimits
+from gateway.proxy import REQUEST_ID_RE, Proxy, RouteTable, make_client, make_engine
+from gateway.service import Identity
+from gateway.settings import Settings
+from services.kit.app import ServiceParts, create_service_app
+from services.kit.auth import TokenVerifier
+from services.kit.problems import Problem, problem_response
+
+log = logging.getLogger("gateway.access")
+
+REQUEST_LATENCY = Histogram(
+    "gateway_request_duration_seconds",
+    "Latency of requests through the gateway, by route",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+# Trace context headers a proxied request may carry (W3C trace context and baggage).
+TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+class FrontDoor:
+    """Request ids, body size, access logs and per-route latency, as plain ASGI (cheap per request).
+
+    Access logs name the route template, never the raw path or query, and the caller's subject id,
+    never a name or phone number. With `traced`, it is also the request's server span (the proxy
+    path, which the FastAPI instrumentation does not see): started from the caller's trace context
+    before anything else, so the sampler decides at once, and given its attributes only if recorded.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, traced: bool = False):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.tracer = trace.get_tracer("gateway") if traced else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = ""
+        length = ""
+        carrier: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value.decode("latin-1")
+            elif name in TRACE_HEADERS:
+                carrier[name.decode("latin-1")] = value.decode("latin-1")
+        if not REQUEST_ID_RE.match(request_id):
+            request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        span: trace.Span | None = None
+        token: object = None
+        if self.tracer is not None:
+            parent = propagate.extract(carrier) if carrier else otel_context.Context()
+            span = self.tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
+            token = otel_context.attach(trace.set_span_in_context(span, parent))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            if length and (not length.isdigit() or int(length) > self.max_body_bytes):
+                response = problem_response(
+                    BodyTooLarge(
+                        (
+                            f"请求体不得超过 {self.max_body_bytes} 字节",
+                            f"The body may not exceed {self.max_body_bytes} bytes",
+                        )
+                    ),
+                    Request(scope),
+                )
+                await response(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if span is not None and span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            route = state.get("route") or getattr(scope.get("route"), "path", None) or "unmatched"
+            elapsed = time.perf_counter() - start
+            REQUEST_LATENCY.labels(scope["method"], route, str(status)).observe(elapsed)
+            principal = state.get("principal")
+            # The subject is an opaque UUID; the kit's JSON formatter keeps only known extras,
+            # so it goes into the message. Logged inside the span, so the line carries its trace id.
+            log.info(
+                "%s %s %d %.1fms subject=%s",
+                scope["method"],
+                route,
+                status,
+                elapsed * 1000,
+                getattr(principal, "subject", "-"),
+                extra={"request_id": request_id},
+            )
+            if span is not None:
+                if span.is_recording():
+                    span.update_name(f"{scope['method']} {route}")
+                    span.set_attributes(
+                        {
+                            "http.request.method": scope["method"],
+                            "http.route": route,
+                            "http.response.status_code": status,
+                            "url.scheme": scope.get("scheme", "http"),
+                        }
+                    )
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                span.end()
+                otel_context.detach(token)  # type: ignore[arg-type]
+
+
+CITY_PREFIX = "/city/v1/"
+
+
+def is_proxied(scope: Scope) -> bool:
+    path: str = scope.get("path", "")
+    return scope["type"] == "http" and path.startswith(("/api/", CITY_PREFIX))
+
+
+class ProxyDispatch:
+    """Hands `/api/<service>/...` (and the city's door) to the proxy.
+
+    It sits at the end of the proxy path's own short stack (`ProxyFastPath`): past FastAPI's
+    routing, the kit's per-route middleware and the FastAPI instrumentation, which on the proxy
+    path cost more CPU than the forwarding itself. The front door still traces, times, logs and
+    labels these requests by route.
+    """
+
+    def __init__(self, app: ASGIApp | None = None):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not is_proxied(scope):
+            assert self.app is not None, "only proxied requests reach the proxy path"
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        # Forward the path as the caller encoded it: the decoded `path` may hold characters
+        # (%1A, %2F...) that must not reach the upstream unescaped.
+        raw = scope.get("raw_path")
+        encoded = raw.decode("latin-1") if raw else path
+        if encoded.startswith(CITY_PREFIX):
+            # The city's versioned door: /city/v1/feeds/{scene} is citysync's /feeds/{scene}.
+            service, rest = "citysync", encoded.removeprefix(CITY_PREFIX)
+        else:
+            service, _, rest = encoded.removeprefix("/api/").partition("/")
+        scope["path_params"] = {"service": service, "path": rest}
+        request = Request(scope, receive, send)
+        try:
+            response = await scope["app"].state.proxy.handle(request)
+        except Problem as problem:
+            response = problem_response(problem, request)
+        await response(scope, receive, send)
+
+
+class ProxyFastPath:
+    """Chooses the stack per request: the proxy path's short one, or the app's full one.
+
+    Proxied requests get the server-error guard (the app's own 500 handler), CORS, the front door
+    (span, request id, body size, metrics, access log) and the proxy; everything else (logins,
+    JWKS, OpenAPI, health) gets FastAPI's whole stack with its instrumentation, as before.
+    """
+
+    def __init__(self, proxied: ASGIApp, full: ASGIApp):
+        self.proxied = proxied
+        self.full = full
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_proxied(scope):
+            await self.proxied(scope, receive, send)
+        else:
+            await self.full(scope, receive, send)
+
+
+def upstream_check(client: httpx.AsyncClient, name: str, base_url: str) -> Any:
+    async def check() -> str | None:
+        try:
+            response = await client.get(base_url.rstrip("/") + "/readyz", timeout=2.0)
+        except httpx.HTTPError as exc:
+            return f"{name} unreachable: {exc.__class__.__name__}"
+        return None if response.status_code == 200 else f"{name} not ready ({response.status_code})"
+
+    return check
+
+
+async def refresh_openapi(state: Any) -> dict[str, Any]:
+    proxy: Proxy = state.proxy
+    docs = await openapi.fetch_documents(state.http_client, state.settings.upstreams)
+    merged = openapi.merge(state.own_openapi, docs)
+    state.merged_openapi = merged
+    proxy.routes = RouteTable.from_paths(openapi.paths_by_service(merged, list(state.settings.upstreams)))
+    return merged
+
+
+async def _refresh_openapi_forever(state: Any, every_s: float) -> None:
+    while True:
+        with contextlib.suppress(Exception):
+            await refresh_openapi(state)
+        await asyncio.sleep(every_s)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if not settings.redis_url:
+        raise ValueError("the gateway needs Redis (GATEWAY_REDIS_URL or REDIS_URL)")
+    redis_url = settings.redis_url
+    app = create_service_app(
+        settings,
+        ServiceParts(routers=[api.router], consumers=[registry_consumer]),
+        title="Community platform gateway",
+        description="Logins, tokens, and one door to every service.",
+    )
+    # httpx logs every upstream URL, query string included, at INFO; the access log covers calls.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    own_openapi = app.openapi()
+    # The gateway serves the merged document and its own readiness report instead of the kit's:
+    # drop FastAPI's /openapi.json and put the gateway's routes first, ahead of the kit's /readyz.
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
+    app.include_router(api.operations)
+    app.router.routes.insert(0, app.router.routes.pop())
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with inner(app):
+            state = app.state
+            keys = KeyRing(settings.keys_dir)
+            if settings.oidc_jwks_url:
+                kit_verifier = TokenVerifier(
+                    settings.oidc_jwks_url,
+                    issuer=settings.oidc_issuer or "",
+                    audience=settings.oidc_audience or settings.token_audience,
+                )
+            else:
+                kit_verifier = TokenVerifier(
+                    f"file://{(settings.keys_dir / 'jwks.json').resolve()}",
+                    issuer=settings.token_issuer,
+                    audience=settings.token_audience,
+                )
+            deny = DenyList(state.redis)
+            state.verifier = GatewayVerifier(kit_verifier, deny, frozenset(settings.communities))
+            state.identity = Identity(
+                settings=settings,
+                keys=keys,
+                passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+                codes=OneTimeCodes(state.redis, settings.otp_ttl_s, settings.otp_max_attempts),
+                sender=LogCodeSender(),
+                deny=deny,
+            )
+            state.limits = RateLimits(
+                redis_url,
+                state.redis,
+                per_user=settings.rate_limit_user,
+                per_ip=settings.rate_limit_ip,
+                login=settings.rate_limit_login,
+            )
+            client = make_client(settings)
+            engine = make_engine(settings, client)
+            state.http_client = client
+            state.proxy = Proxy(
+                settings,
+                engine,
+                state.verifier,
+                state.limits,
+                IdempotencyStore(
+                    state.redis, ttl_s=settings.idempotency_ttl_s, lock_s=settings.idempotency_lock_s
+                ),
+            )
+            state.own_openapi = own_openapi
+            state.merged_openapi = None
+            state.upstream_checks = {
+                name: upstream_check(client, name, url) for name, url in settings.upstreams.items()
+            }
+            refresher = asyncio.create_task(_refresh_openapi_forever(state, settings.openapi_cache_s))
+            try:
+                yield
+            finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+                await engine.aclose()
+                await client.aclose()
+
+    app.router.lifespan_context = lifespan
+
+    # The FastAPI instrumentation's server span covers the gateway's own routes; the kit's also adds
+    # a span for every ASGI receive and send, which costs more than it tells. Proxied requests are
+    # traced by the front door on their own short stack (`ProxyFastPath`).
+    FastAPIInstrumentor.uninstrument_app(app)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+    )
+    app.middleware_stack = None  # uninstrument_app built it early; it is built again on first call
+    cors: dict[str, Any] = {
+        "allow_origins": settings.cors_origins,
+        "allow_credentials": False,
+        "allow_methods": PROXY_METHODS,
+        "max_age": 600,
+        "allow_headers": [
+            "authorization",
+            "content-type",
+            "idempotency-key",
+            "x-request-id",
+            "traceparent",
+            "tracestate",
+            "accept-language",
+        ],
+        "expose_headers": ["x-request-id", "retry-after", "idempotency-replayed", "location"],
+    }
+    app.add_middleware(FrontDoor, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(CORSMiddleware, **cors)
+    build_full_stack = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        handler = app.exception_handlers.get(Exception) or app.exception_handlers.get(500)
+        proxied = ServerErrorMiddleware(
+            CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors),
+            handler=handler,
+            debug=app.debug,
+        )
+        return ProxyFastPath(proxied, build_full_stack())
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,575 @@
+"""Routing `/api/<service>/<path>` to the services over one pooled HTTP client.
+
+Per request: find the upstream, verify the token (passed on untouched: the services verify it
+again and read identity only from it), apply the rate limits, check the body size, honour an
+`Idempotency-Key` on POSTs, then send the request through the upstream's circuit breaker with the
+route's timeout, retrying only idempotent methods, and stream the answer back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+import httpx
+from opentelemetry import propagate
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.identity import GatewayVerifier
+from gateway.problems import BodyTooLarge, CircuitOpen, UnknownService, UpstreamTimedOut, UpstreamUnavailable
+from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
+from gateway.settings import Settings
+from services.kit.problems import BadRequest, Unauthorized
+
+log = logging.getLogger("gateway.proxy")
+
+# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
+)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Bodies up to this size are read whole (so they can be retried or fingerprinted); larger ones stream.
+BUFFER_LIMIT = 64 * 1024
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+UPSTREAM_LATENCY = Histogram(
+    "gateway_upstream_duration_seconds",
+    "Time to the upstream's response headers, by route",
+    ["upstream", "method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+UPSTREAM_FAILURES = Counter(
+    "gateway_upstream_failures_total", "Upstream connection failures and timeouts", ["upstream", "kind"]
+)
+BREAKER_OPEN = Gauge("gateway_circuit_open", "1 while the upstream's circuit breaker is open", ["upstream"])
+
+
+class BreakerState:
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after `threshold` failures in a row; after `open_s` lets one trial request through.
+
+    Kept per process, like Envoy's outlier detection: each replica learns an upstream's health
+    from its own traffic, which needs no coordination and costs nothing on the request path.
+    """
+
+    name: str
+    threshold: int
+    open_s: float
+    failures: int = 0
+    state: str = BreakerState.CLOSED
+    opened_at: float = 0.0
+    trial_running: bool = False
+
+    def before(self) -> None:
+        if self.state == BreakerState.CLOSED:
+            return
+        if self.state == BreakerState.OPEN and time.monotonic() - self.opened_at >= self.open_s:
+            self.state = BreakerState.HALF_OPEN
+            self.trial_running = False
+        if self.state == BreakerState.HALF_OPEN and not self.trial_running:
+            self.trial_running = True
+            return
+        retry_after = max(1, round(self.open_s - (time.monotonic() - self.opened_at)))
+        raise CircuitOpen(
+            (f"{self.name} 服务暂时熔断", f"{self.name} is cut off after repeated failures"),
+            headers={"Retry-After": str(retry_after)},
+            upstream=self.name,
+        )
+
+    def abandon_trial(self) -> None:
+        self.trial_running = False
+
+    def success(self) -> None:
+        if self.state != BreakerState.CLOSED:
+            log.info("circuit for %s closed again", self.name)
+            BREAKER_OPEN.labels(self.name).set(0)
+        self.state, self.failures, self.trial_running = BreakerState.CLOSED, 0, False
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.state == BreakerState.HALF_OPEN or self.failures >= self.threshold:
+            if self.state != BreakerState.OPEN:
+                log.warning("circuit for %s opened after %d failures", self.name, self.failures)
+            self.state, self.opened_at, self.trial_running = BreakerState.OPEN, time.monotonic(), False
+            BREAKER_OPEN.labels(self.name).set(1)
+
+
+@dataclass
+class Upstream:
+    name: str
+    base_url: str
+    breaker: CircuitBreaker
+
+
+@dataclass
+class RouteTable:
+    """Path templates from the services' OpenAPI documents, for metrics and logs by route."""
+
+    by_service: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_paths(cls, paths: dict[str, list[str]]) -> RouteTable:
+        table: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+        for service, templates in paths.items():
+            entries = []
+            # Literal segments first, so /tickets/mine wins over /tickets/{ticket_id}.
+            for template in sorted(templates, key=lambda t: (t.count("{"), -len(t))):
+                pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+                entries.append((re.compile(f"^{pattern}$"), f"/api/{service}{template}"))
+            table[service] = entries
+        return cls(table)
+
+    def template(self, service: str, path: str) -> str:
+        for pattern, template in self.by_service.get(service, ()):
+            if pattern.match(path):
+                return template
+        return f"/api/{service}/unmatched"
+
+
+@dataclass
+class UpstreamReply:
+    """An upstream's answer with its body still to be read, whichever client engine fetched it."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    chunks: Callable[[], AsyncIterator[bytes]]
+    close: Callable[[], Awaitable[None]]
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    async def read(self) -> bytes:
+        try:
+            return b"".join([chunk async for chunk in self.chunks()])
+        finally:
+            await self.close()
+
+
+class UpstreamEngine(Protocol):
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | BodyStream,
+        timeout_s: float,
+    ) -> UpstreamReply: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxEngine:
+    """The proxy path on the gateway's one pooled httpx.AsyncClient (also used for readiness checks
+    and OpenAPI documents)."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self.client = client
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | BodyStream,
+        timeout_s: float,
+    ) -> UpstreamReply:
+        request = self.client.build_request(
+            method, url, headers=headers, content=body, timeout=httpx.Timeout(timeout_s)
+        )
+        response = await self.client.send(request, stream=True)
+        return UpstreamReply(
+            response.status_code, response.headers.multi_items(), response.aiter_raw, response.aclose
+        )
+
+    async def aclose(self) -> None:
+        """The client is shared and closed by its owner."""
+
+
+class AiohttpEngine:
+    """The proxy path on aiohttp's client directly (the default). Sequential GETs cost 0.39 ms here
+    against 1.01 ms for httpx over the httpx-aiohttp transport, and on a quiet machine
+    bench/gateway_get.py measured 1,048 against 796 req/s through the gateway."""
+
+    def __init__(self, max_connections: int):
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30, ttl_dns_cache=300),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            trust_env=False,
+        )
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | BodyStream,
+        timeout_s: float,
+    ) -> UpstreamReply:
+        response = await self.session.request(
+            method,
+            url,
+            headers=headers,
+            data=body if body else None,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s),
+        )
+
+        async def close() -> None:
+            response.release()
+
+        return UpstreamReply(
+            response.status,
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
+            response.content.iter_any,
+            close,
+        )
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+
+def make_engine(settings: Settings, client: httpx.AsyncClient) -> UpstreamEngine:
+    if settings.upstream_transport == "aiohttp":
+        return AiohttpEngine(settings.upstream_max_connections)
+    return HttpxEngine(client)
+
+
+def make_client(settings: Settings) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=settings.upstream_max_connections,
+        keepalive_expiry=30,
+    )
+    if settings.upstream_transport != "httpx":
+        from httpx_aiohttp import AiohttpTransport
+
+        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False), trust_env=False)
+    return httpx.AsyncClient(limits=limits, trust_env=False)
+
+
+class BodyStream:
+    """A request body passed on as it arrives, refused once it grows past the limit.
+
+    The HTTP client reports the abort as a transport error; `overflowed` tells the two apart, so
+    an oversized body is a 413 for the caller and not a failure counted against the upstream.
+    """
+
+    def __init__(self, request: Request, limit: int):
+        self.request = request
+        self.limit = limit
+        self.overflowed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > self.limit:
+                self.overflowed = True
+                raise body_too_large(self.limit)
+            if chunk:
+                yield chunk
+
+
+def body_too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge((f"请求体不得超过 {limit} 字节", f"The body may not exceed {limit} bytes"))
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """True for a timeout, False for a refused or broken connection.
+
+    httpx-aiohttp 0.2.0 maps aiohttp's "connection refused" to httpx.ConnectTimeout, so look at the
+    aiohttp error underneath when there is one.
+    """
+    if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
+        return True
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError | TimeoutError):
+        return isinstance(cause, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException)
+
+
+def bearer_token(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(("缺少访问令牌", "Missing bearer token"))
+    return token.strip()
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class Proxy:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: UpstreamEngine,
+        verifier: GatewayVerifier,
+        limits: RateLimits,
+        idempotency: IdempotencyStore,
+    ):
+        self.settings = settings
+        self.engine = engine
+        self.verifier = verifier
+        self.limits = limits
+        self.idempotency = idempotency
+        self.upstreams = {
+            name: Upstream(
+                name,
+                url.rstrip("/"),
+                CircuitBreaker(name, settings.breaker_failure_threshold, settings.breaker_open_s),
+            )
+            for name, url in settings.upstreams.items()
+        }
+        self.routes = RouteTable()
+        # Longest prefix first, so "property/tickets" beats "property".
+        self.timeouts = sorted(settings.route_timeouts_s.items(), key=lambda kv: -len(kv[0]))
+
+    def timeout_for(self, service: str, path: str) -> float:
+        target = f"{service}/{path}"
+        for prefix, seconds in self.timeouts:
+            if target.startswith(prefix):
+                return seconds
+        return self.settings.default_timeout_s
+
+    async def handle(self, request: Request) -> Response:
+        service = request.path_params["service"]
+        upstream = self.upstreams.get(service)
+        if upstream is None:
+            raise UnknownService((f"没有名为 {service} 的服务", f"There is no service called {service}"))
+        token = bearer_token(request)
+        # Redis spans for the deny-list and rate-limit lookups would double the spans per request
+        # and tell an operator nothing the request's own span does not.
+        with suppress_instrumentation():
+            principal = await self.verifier.verify_signature(token)
+            request.state.principal = principal
+            await self.limits.admit_call(
+                deny_key=self.verifier.deny.key(token), subject=principal.subject, ip=client_ip(request)
+            )
+        path = request.path_params["path"]
+        request.state.route = self.routes.template(service, "/" + path)
+
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
+            raise BodyTooLarge(
+                (
+                    f"请求体不得超过 {self.settings.max_body_bytes} 字节",
+                    f"The body may not exceed {self.settings.max_body_bytes} bytes",
+                )
+            )
+        method = request.method
+        idem_key = request.headers.get("idempotency-key") if method == "POST" else None
+        body: bytes | BodyStream
+        if idem_key is not None or (length is not None and int(length) <= BUFFER_LIMIT):
+            body = await self._read_body(request)
+        elif length is None and "transfer-encoding" not in request.headers:
+            body = b""
+        else:
+            body = self._stream_body(request)
+
+        url = upstream.base_url + "/" + path
+        query: bytes = request.scope.get("query_string", b"")
+        if query:
+            url += "?" + query.decode("latin-1")
+        headers = self._forward_headers(request, streaming=not isinstance(body, bytes))
+        timeout = self.timeout_for(service, path)
+        retryable = method in IDEMPOTENT_METHODS and isinstance(body, bytes)
+
+        if idem_key is None:
+            reply = await self._send(
+                upstream, method, url, headers, body, timeout, retryable, request.state.route
+            )
+            return await self._relay(reply)
+
+        assert isinstance(body, bytes)
+        scope = f"{principal.community}:{principal.subject}:{service}/{path}"
+        fingerprint = hashlib.sha256(body).hexdigest()
+        stored = await self.idempotency.begin(scope, idem_key, fingerprint)
+        if stored is not None:
+            response = Response(stored.body, status_code=stored.status)
+            response.raw_headers = [(k.encode(), v.encode()) for k, v in stored.headers] + [
+                (b"content-length", str(len(stored.body)).encode()),
+                (b"idempotency-replayed", b"true"),
+            ]
+            return response
+        try:
+            reply = await self._send(
+                upstream, method, url, headers, body, timeout, False, request.state.route
+            )
+            content = await reply.read()
+        except BaseException:
+            await self.idempotency.abandon(scope, idem_key)
+            raise
+        kept = [
+            (k, v) for k, v in reply.headers if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
+        ]
+        if reply.status >= 500:
+            await self.idempotency.abandon(scope, idem_key)
+        else:
+            await self.idempotency.complete(
+                scope, idem_key, fingerprint, StoredResponse(reply.status, kept, content)
+            )
+        response = Response(content, status_code=reply.status)
+        response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in kept] + [
+            (b"content-length", str(len(content)).encode())
+        ]
+        return response
+
+    async def _read_body(self, request: Request) -> bytes:
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.settings.max_body_bytes:
+                raise BodyTooLarge(
+                    (
+                        f"请求体不得超过 {self.settings.max_body_bytes} 字节",
+                        f"The body may not exceed {self.settings.max_body_bytes} bytes",
+                    )
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _stream_body(self, request: Request) -> BodyStream:
+        return BodyStream(request, self.settings.max_body_bytes)
+
+    def _forward_headers(self, request: Request, *, streaming: bool) -> list[tuple[str, str]]:
+        named = {h.strip().lower() for h in request.headers.get("connection", "").split(",")}
+        drop = (
+            HOP_BY_HOP
+            | named
+            | {
+                "host",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host",
+                "x-request-id",
+                "traceparent",
+                "tracestate",
+            }
+        )
+        if not streaming:
+            drop = drop | {"content-length"}
+        headers = [(k, v) for k, v in request.headers.items() if k not in drop]
+        ip = client_ip(request)
+        headers += [
+            ("x-forwarded-for", ip),
+            ("x-forwarded-proto", request.scope.get("scheme", "http")),
+            ("x-forwarded-host", request.headers.get("host", "")),
+            ("x-request-id", getattr(request.state, "request_id", "")),
+        ]
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        if "traceparent" not in carrier and "traceparent" in request.headers:
+            # No gateway span is recording: pass the caller's trace context on unchanged.
+            carrier = {k: request.headers[k] for k in ("traceparent", "tracestate") if k in request.headers}
+        headers += list(carrier.items())
+        return headers
+
+    async def _send(
+        self,
+        upstream: Upstream,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes | BodyStream,
+        timeout_s: float,
+        retryable: bool,
+        route: str,
+    ) -> UpstreamReply:
+        attempts = 1 + (self.settings.idempotent_retries if retryable else 0)
+        for attempt in range(attempts):
+            upstream.breaker.before()
+            start = time.perf_counter()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    response = await self.engine.send(method, url, headers, body, timeout_s)
+            except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
+                if isinstance(body, BodyStream) and body.overflowed:
+                    upstream.breaker.abandon_trial()
+                    raise body_too_large(body.limit) from None
+                timed_out = is_timeout(exc)
+                kind = "timeout" if timed_out else "connect"
+                UPSTREAM_FAILURES.labels(upstream.name, kind).inc()
+                upstream.breaker.failure()
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(self.settings.retry_backoff_s * 2**attempt)
+                    continue
+                if timed_out:
+                    raise UpstreamTimedOut(
+                        (
+                            f"{upstream.name} 服务未在 {timeout_s} 秒内响应",
+                            f"{upstream.name} did not answer within {timeout_s} s",
+                        ),
+                        upstream=upstream.name,
+                    ) from None
+                raise UpstreamUnavailable(
+                    (f"无法连接 {upstream.name} 服务", f"Cannot reach {upstream.name}"),
+                    upstream=upstream.name,
+                ) from None
+            except (httpx.InvalidURL, aiohttp.InvalidURL) as exc:
+                upstream.breaker.abandon_trial()
+                raise BadRequest(("请求地址无效", "The request URL is not valid")) from exc
+            except BaseException:
+                upstream.breaker.abandon_trial()  # not the upstream's fault (e.g. the body was too large)
+                raise
+            UPSTREAM_LATENCY.labels(upstream.name, method, route, str(response.status)).observe(
+                time.perf_counter() - start
+            )
+            if response.status in (502, 503, 504):
+                upstream.breaker.failure()
+                if attempt + 1 < attempts:
+                    await response.close()
+                    await asyncio.sleep(self.settings.retry_backoff_s * 2**attempt)
+                    continue
+            else:
+                upstream.breaker.success()
+            return response
+        raise AssertionError("unreachable")
+
+    async def _relay(self, reply: UpstreamReply) -> Response:
+        headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in reply.headers
+            if k.lower() not in HOP_BY_HOP
+        ]
+        length = reply.header("content-length")
+        if length is not None and length.isdigit() and int(length) <= BUFFER_LIMIT:
+            # Small answers are read whole: one write back is cheaper than a streaming response.
+            response = Response(await reply.read(), status_code=reply.status)
+            response.raw_headers = headers
+            return response
+        streamed = StreamingResponse(
+            reply.chunks(), status_code=reply.status, background=BackgroundTask(reply.close)
+        )
+        streamed.raw_headers = headers
+        return streamed

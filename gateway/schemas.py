@@ -1,0 +1,93 @@
+"""The gateway's own API models: logins, tokens, and the admin calls that set credentials."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+Community = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+Phone = Annotated[str, Field(min_length=5, max_length=20, pattern=r"^\+?[0-9]+$")]
+MachineRole = Literal["city_sync", "gate_device"]
+
+
+class CodeRequest(BaseModel):
+    community: Community
+    phone: Phone
+
+
+class CodeSent(BaseModel):
+    sent: bool = Field(description="Always true: whether the number is registered is not revealed")
+    expires_in: int
+
+
+class OtpGrant(BaseModel):
+    grant_type: Literal["otp"]
+    community: Community
+    phone: Phone
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+
+
+class PasswordGrant(BaseModel):
+    grant_type: Literal["password"]
+    community: Community
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ClientCredentialsGrant(BaseModel):
+    grant_type: Literal["client_credentials"]
+    community: Community
+    client_id: Annotated[str, Field(min_length=1, max_length=64)]
+    client_secret: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class RefreshGrant(BaseModel):
+    grant_type: Literal["refresh_token"]
+    refresh_token: Annotated[str, Field(min_length=20, max_length=200)]
+
+
+TokenRequest = Annotated[
+    OtpGrant | PasswordGrant | ClientCredentialsGrant | RefreshGrant, Field(discriminator="grant_type")
+]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    refresh_token: str | None = Field(None, description="Absent for client credentials")
+    subject: str
+    roles: list[str]
+    community: str
+
+
+class LogoutRequest(BaseModel):
+    refresh_token: Annotated[str | None, Field(min_length=20, max_length=200)] = None
+
+
+class Me(BaseModel):
+    subject: str
+    roles: list[str]
+    community: str
+    expires_at: int
+
+
+class PasswordSet(BaseModel):
+    password: Annotated[str, Field(min_length=8, max_length=200)]
+
+
+class ApiClientPut(BaseModel):
+    roles: Annotated[list[MachineRole], Field(min_length=1, max_length=2)]
+    secret: Annotated[str, Field(min_length=16, max_length=200)]
+
+
+class ApiClientPublic(BaseModel):
+    client_id: str
+    subject: str
+    roles: list[str]
+    community: str
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, str]]

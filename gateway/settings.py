@@ -1,0 +1,75 @@
+"""The gateway's settings, read from `GATEWAY_*` variables (and the platform-wide fallbacks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from services.kit.settings import ServiceSettings, service_config
+
+SERVICES = ("timebank", "parking", "property", "governance", "citysync")
+
+
+class Settings(ServiceSettings):
+    model_config = service_config("GATEWAY_")
+
+    service_name: str = "gateway"
+
+    # --- routing ----------------------------------------------------------------------------------
+    # GATEWAY_TIMEBANK_URL ... one per service; `upstreams` (a JSON object) replaces them all at once.
+    timebank_url: str = "http://127.0.0.1:8001"
+    parking_url: str = "http://127.0.0.1:8002"
+    property_url: str = "http://127.0.0.1:8003"
+    governance_url: str = "http://127.0.0.1:8004"
+    citysync_url: str = "http://127.0.0.1:8005"
+    upstreams: dict[str, str] = Field(default_factory=dict)
+    # The proxy path's client: aiohttp's client directly (default: fastest in bench/gateway_get.py),
+    # httpx on the httpx-aiohttp transport, or httpx's own transport (the slowest by far here).
+    # Control-plane calls (readiness, OpenAPI documents) use one pooled httpx client either way.
+    upstream_transport: Literal["aiohttp", "httpx-aiohttp", "httpx"] = "aiohttp"
+    upstream_max_connections: int = 200
+    default_timeout_s: float = 10.0
+    # Per-route timeouts: the longest matching prefix of "<service>/<path>" wins.
+    route_timeouts_s: dict[str, float] = Field(default_factory=dict)
+    # Extra attempts after a connection failure or timeout, for GET/HEAD/OPTIONS/PUT/DELETE only.
+    idempotent_retries: int = 2
+    retry_backoff_s: float = 0.05
+    breaker_failure_threshold: int = 5
+    breaker_open_s: float = 10.0
+    openapi_cache_s: float = 30.0
+
+    # --- identity ---------------------------------------------------------------------------------
+    keys_dir: Path = Path(".local/keys")
+    # Communities this gateway serves; a token for any other is refused (empty: any community).
+    communities: list[str] = Field(default_factory=lambda: ["lishui-baiyun"])
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+    otp_ttl_s: int = 300
+    otp_max_attempts: int = 5
+    otp_sender: Literal["log"] = "log"
+    # Production may trust an external OIDC issuer instead of the gateway's own keys.
+    oidc_jwks_url: str | None = None
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19_456
+
+    # --- protection -------------------------------------------------------------------------------
+    rate_limit_user: str = "600/minute"
+    rate_limit_ip: str = "1200/minute"
+    rate_limit_login: str = "20/minute"
+    max_body_bytes: int = 1024 * 1024
+    idempotency_ttl_s: int = 24 * 3600
+    idempotency_lock_s: int = 60
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"]
+    )
+
+    @model_validator(mode="after")
+    def _upstreams_from_urls(self) -> Settings:
+        # Without an explicit `upstreams` object, route to every service by its own URL setting.
+        if not self.upstreams:
+            self.upstreams = {name: getattr(self, f"{name}_url") for name in SERVICES}
+        return self
