@@ -1,0 +1,127 @@
+"""Operations: one trace from HTTP to consumer, and readiness that follows real outages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.kit import probe
+from tests.kit.test_backbone import tallies, wait_consumer_ready, wait_until
+from tests.support.harness import RunningService, run_service
+from tests.support.stack import TestStack
+
+
+@pytest.fixture
+async def probe_service(stack: TestStack) -> AsyncIterator[RunningService]:
+    url = await stack.empty_database("probe")
+    await probe.create_schema(url)
+    async with run_service(stack, "probe", probe.create_app, probe.ProbeSettings, database_url=url) as svc:
+        yield svc
+    await stack.drop_database(url)
+
+
+async def test_consumer_span_continues_the_request_trace(stack: TestStack, probe_service: RunningService) -> None:
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    svc = probe_service
+    await wait_consumer_ready(svc)
+    r = await svc.client.post("/notes", json={"key": "traced", "seq": 1}, headers=stack.auth("writer", "resident"))
+    assert r.status_code == 201
+
+    async def applied() -> bool:
+        return "traced" in await tallies(svc)
+
+    await wait_until(applied, timeout=30)
+    await asyncio.sleep(0.2)
+    spans = exporter.get_finished_spans()
+    server = [s for s in spans if s.kind == trace.SpanKind.SERVER and "POST /notes" in s.name]
+    consumed = [s for s in spans if s.kind == trace.SpanKind.CONSUMER and s.name.endswith("probe.events process")
+                and s.attributes is not None and s.attributes.get("cloudevents.event_type") == probe.NoteWritten.event_type]
+    published = [s for s in spans if s.kind == trace.SpanKind.PRODUCER and s.name == "outbox publish"]
+    assert server and consumed and published
+    request_trace = server[-1].context.trace_id
+    # The relay's batch publish span links to the request that wrote the event.
+    assert any(link.context.trace_id == request_trace for s in published for link in s.links)
+    assert any(s.context.trace_id == request_trace for s in consumed)
+    # The consumer's span is a descendant, not a new root.
+    consumer_span = next(s for s in consumed if s.context.trace_id == request_trace)
+    assert consumer_span.parent is not None
+
+
+async def readiness(svc: RunningService) -> tuple[int, dict[str, str]]:
+    r = await svc.client.get("/readyz")
+    return r.status_code, r.json()["checks"]
+
+
+async def wait_ready_status(svc: RunningService, status: int, timeout: float = 30) -> dict[str, str]:
+    checks: dict[str, str] = {}
+
+    async def reached() -> bool:
+        nonlocal checks
+        code, checks = await readiness(svc)
+        return code == status
+
+    await wait_until(reached, timeout=timeout, interval=0.3)
+    return checks
+
+
+async def test_readyz_follows_a_broker_outage(stack: TestStack, probe_service: RunningService) -> None:
+    if stack.broker is None:
+        pytest.skip("needs the embedded broker, which the test stops and restarts")
+    svc = probe_service
+    await wait_ready_status(svc, 200)
+    stack.stop_broker()
+    try:
+        checks = await wait_ready_status(svc, 503)
+        assert checks["broker"] == "broker unreachable"
+        assert checks["database"] == "ok"
+    finally:
+        stack.start_broker()
+    checks = await wait_ready_status(svc, 200, timeout=60)
+    assert set(checks.values()) == {"ok"}
+
+
+async def test_readyz_follows_a_database_outage_and_work_resumes(stack: TestStack, probe_service: RunningService) -> None:
+    if stack.pg is None:
+        pytest.skip("needs the embedded PostgreSQL, which the test stops and restarts")
+    svc = probe_service
+    await wait_consumer_ready(svc)
+    await wait_ready_status(svc, 200)
+    stack.stop_database()
+    try:
+        checks = await wait_ready_status(svc, 503)
+        assert checks["database"].startswith("database unreachable")
+        failed = await svc.client.post("/notes", json={"key": "after", "seq": 1}, headers=stack.auth("w", "resident"))
+        assert failed.status_code == 503
+        assert failed.json()["type"] == "urn:community:problem:service-unavailable"
+        assert failed.headers["retry-after"] == "2"
+    finally:
+        stack.start_database()
+    await wait_ready_status(svc, 200, timeout=60)
+    r = await svc.client.post("/notes", json={"key": "after", "seq": 1}, headers=stack.auth("w", "resident"))
+    assert r.status_code == 201
+
+    async def applied() -> bool:
+        return "after" in await tallies(svc)
+
+    await wait_until(applied, timeout=60)
+
+
+async def test_metrics_report_latency_per_route_template(stack: TestStack, probe_service: RunningService) -> None:
+    svc = probe_service
+    r = await svc.client.post("/notes", json={"key": "m", "seq": 1}, headers=stack.auth("w", "resident"))
+    assert r.status_code == 201
+    bad = await svc.client.post("/notes", json={"key": "", "seq": 0}, headers=stack.auth("w", "resident"))
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"key", "seq"}
+    text = (await svc.client.get("/metrics")).text
+    assert 'http_request_duration_seconds_count{method="POST",route="/notes",service="probe",status="201"}' in text
+    assert 'route="/notes",service="probe",status="422"' in text

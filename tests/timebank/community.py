@@ -1,0 +1,147 @@
+"""Test data for the time bank, made through its HTTP API, and the ledger's invariants."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.timebank import ledger
+from tests.support.harness import RunningService
+from tests.support.stack import TestStack
+
+COMMUNITY = "test-community"
+WORKER = "worker-1"
+
+
+@dataclass
+class Community:
+    stack: TestStack
+    svc: RunningService
+    name: str = COMMUNITY
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self.svc.client
+
+    def h(self, who: str) -> dict[str, str]:
+        roles = ("community_worker",) if who == WORKER else self.roles.get(who, ("resident",))
+        return self.stack.auth(who, *roles, community=self.name)
+
+    async def enrol(self, who: str, *, volunteer: bool = False, elder: bool = False,
+                    birth: date | None = None, priority: bool = False) -> dict[str, Any]:
+        r = await self.client.post("/members", json={"volunteer": volunteer, "elder": elder}, headers=self.h(who))
+        assert r.status_code in (200, 201), r.text
+        if birth is not None:
+            r = await self.client.post(f"/members/{who}/verification",
+                                       json={"birth_date": birth.isoformat(), "priority_elder": priority},
+                                       headers=self.h(WORKER))
+            assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async def relatives(self, a: str, b: str) -> None:
+        r = await self.client.post(f"/members/{a}/relatives", json={"relative_id": b, "relation": "子女"},
+                                   headers=self.h(WORKER))
+        assert r.status_code == 201, r.text
+
+    async def fund_pool(self, minutes: int) -> None:
+        r = await self.client.post("/transfers/funding", json={"id": str(uuid.uuid4()), "minutes": minutes,
+                                                                "reason": "test funding"}, headers=self.h(WORKER))
+        assert r.status_code == 201, r.text
+
+    async def grant(self, volunteer: str, minutes: int, elder: str) -> None:
+        """Put minutes on a member's account: pool funding, then a recorded service from the pool."""
+        await self.fund_pool(minutes)
+        r = await self.client.post("/transfers/batch", json={"transfers": [{
+            "id": str(uuid.uuid4()), "kind": "service", "debit_account_id": str(self.pool_id),
+            "credit_account_id": str(self.account(volunteer)), "minutes": minutes, "service_type": "companionship",
+            "elder_id": elder}]}, headers=self.h(WORKER))
+        assert r.status_code == 201, r.text
+
+    @property
+    def pool_id(self) -> uuid.UUID:
+        return ledger.pool_account_id(self.name)
+
+    def account(self, member: str) -> uuid.UUID:
+        return ledger.member_account_id(self.name, member)
+
+    async def balance(self, member: str) -> dict[str, int]:
+        r = await self.client.get(f"/members/{member}", headers=self.h(WORKER))
+        assert r.status_code == 200, r.text
+        return dict(r.json()["balance"])
+
+    async def care_request(self, elder: str, *, by: str | None = None, minutes: int = 60) -> str:
+        r = await self.client.post("/care-requests", json={
+            "elder_id": elder, "service_type": "meal", "starts_at": datetime.now(UTC).isoformat(),
+            "place": "1幢101", "minutes_estimated": minutes}, headers=self.h(by or elder))
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    async def serve(self, elder: str, volunteer: str, minutes: int) -> tuple[str, str]:
+        """Post, accept, check in and out: returns (care request id, pending transfer id)."""
+        rid = await self.care_request(elder)
+        r = await self.client.post(f"/care-requests/{rid}/accept", headers=self.h(volunteer))
+        assert r.status_code == 200, r.text
+        start = datetime.now(UTC) - timedelta(minutes=minutes + 5)
+        r = await self.client.post(f"/care-requests/{rid}/check-in", json={"at": start.isoformat()},
+                                   headers=self.h(volunteer))
+        assert r.status_code == 200, r.text
+        pending = str(uuid.uuid4())
+        r = await self.client.post(f"/care-requests/{rid}/check-out", json={
+            "transfer_id": pending, "at": (start + timedelta(minutes=minutes, seconds=30)).isoformat()},
+            headers=self.h(volunteer))
+        assert r.status_code == 201, r.text
+        return rid, pending
+
+    async def sql(self, query: str, **params: Any) -> list[Any]:
+        async with self.svc.state.sessionmaker() as session, session.begin():
+            return list((await session.execute(text(query), params)).all())
+
+
+async def assert_ledger_invariants(sessionmaker: async_sessionmaker[AsyncSession], cap: int | None = None) -> None:
+    """Double entry and balance limits, checked against the rows themselves."""
+    async with sessionmaker() as session, session.begin():
+        run = session.execute
+        totals = (await run(text(
+            "SELECT coalesce(sum(debits_posted),0), coalesce(sum(credits_posted),0), "
+            "coalesce(sum(debits_pending),0), coalesce(sum(credits_pending),0) FROM tb_accounts"))).one()
+        assert totals[0] == totals[1], f"posted debits {totals[0]} != credits {totals[1]}"
+        assert totals[2] == totals[3], f"pending debits {totals[2]} != credits {totals[3]}"
+        # Every account's totals equal what its transfers say.
+        mismatched = (await run(text("""
+            WITH moves AS (
+              SELECT debit_account_id AS acc, amount_minutes AS d, 0 AS c, phase FROM tb_transfers
+              UNION ALL SELECT credit_account_id, 0, amount_minutes, phase FROM tb_transfers),
+            open_pending AS (
+              SELECT debit_account_id AS acc, amount_minutes AS d, 0 AS c FROM tb_transfers
+               WHERE phase = 'pending' AND resolution IS NULL
+              UNION ALL SELECT credit_account_id, 0, amount_minutes FROM tb_transfers
+               WHERE phase = 'pending' AND resolution IS NULL)
+            SELECT a.id FROM tb_accounts a
+             LEFT JOIN (SELECT acc, sum(d) d, sum(c) c FROM moves WHERE phase = 'posted' GROUP BY acc) p ON p.acc = a.id
+             LEFT JOIN (SELECT acc, sum(d) d, sum(c) c FROM open_pending GROUP BY acc) q ON q.acc = a.id
+             WHERE a.debits_posted <> coalesce(p.d, 0) OR a.credits_posted <> coalesce(p.c, 0)
+                OR a.debits_pending <> coalesce(q.d, 0) OR a.credits_pending <> coalesce(q.c, 0)
+        """))).all()
+        assert not mismatched, f"accounts whose totals disagree with their transfers: {mismatched}"
+        negative = (await run(text("SELECT id FROM tb_accounts WHERE debits_must_not_exceed_credits "
+                                   "AND debits_posted + debits_pending > credits_posted"))).all()
+        assert not negative
+        if cap is not None:
+            over = (await run(text("SELECT id FROM tb_accounts WHERE kind = 'member' "
+                                   "AND credits_posted - debits_posted - debits_pending > :cap"), {"cap": cap})).all()
+            assert not over
+        # Each pending transfer is resolved at most once, and its resolution matches a posting or void row.
+        bad = (await run(text("""
+            SELECT p.id FROM tb_transfers p LEFT JOIN tb_transfers r ON r.pending_id = p.id
+             WHERE p.phase = 'pending' AND ((p.resolution IS NULL) <> (r.id IS NULL)
+                OR (p.resolution = 'posted' AND r.phase <> 'posted')
+                OR (p.resolution IN ('voided', 'expired') AND r.phase <> 'voided'))"""))).all()
+        assert not bad

@@ -1,0 +1,159 @@
+"""The time bank's pure rules, without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.timebank import domain
+from services.timebank.domain import Balances, CareAction, CareStatus
+from services.timebank.problems import (
+    AgeNotVerified,
+    BelowFirstWithdrawalMinimum,
+    BelowWithdrawalAge,
+    CheckoutBeforeCheckin,
+    InsufficientBalance,
+    MinutesExceedPending,
+    ServiceTooShort,
+    WrongCareRequestState,
+)
+
+
+@pytest.mark.parametrize(("birth", "day", "age"), [
+    (date(1960, 5, 10), date(2025, 5, 9), 64),
+    (date(1960, 5, 10), date(2025, 5, 10), 65),
+    (date(1960, 2, 29), date(2020, 2, 28), 59),
+    (date(1960, 2, 29), date(2020, 2, 29), 60),
+    (date(1960, 2, 29), date(2021, 3, 1), 61),
+])
+def test_age_counts_completed_years(birth: date, day: date, age: int) -> None:
+    assert domain.age_on(birth, day) == age
+
+
+def test_withdrawal_age_threshold_is_the_communitys() -> None:
+    birth = date(1962, 6, 1)
+    domain.check_withdrawal_allowed(birth, date(2025, 6, 1), 60)
+    with pytest.raises(BelowWithdrawalAge):
+        domain.check_withdrawal_allowed(birth, date(2025, 6, 1), 65)
+    with pytest.raises(BelowWithdrawalAge):
+        domain.check_withdrawal_allowed(birth, date(2022, 5, 31), 60)
+
+
+def test_unverified_age_cannot_withdraw() -> None:
+    with pytest.raises(AgeNotVerified):
+        domain.check_withdrawal_allowed(None, date(2025, 1, 1), 60)
+
+
+def test_first_withdrawal_minimum_applies_only_before_the_first() -> None:
+    with pytest.raises(BelowFirstWithdrawalMinimum):
+        domain.check_first_withdrawal(299, False, 300)
+    domain.check_first_withdrawal(300, False, 300)
+    domain.check_first_withdrawal(10, True, 300)
+
+
+def test_local_today_is_shanghai_date() -> None:
+    assert domain.local_today(datetime(2025, 1, 1, 17, 0, tzinfo=UTC)) == date(2025, 1, 2)
+
+
+def test_served_minutes_counts_whole_minutes() -> None:
+    t0 = datetime(2025, 1, 1, 8, 0, tzinfo=UTC)
+    assert domain.served_minutes(t0, t0 + timedelta(minutes=90, seconds=59)) == 90
+    with pytest.raises(CheckoutBeforeCheckin):
+        domain.served_minutes(t0, t0 - timedelta(minutes=1))
+    with pytest.raises(CheckoutBeforeCheckin):
+        domain.served_minutes(t0, t0)
+    with pytest.raises(ServiceTooShort):
+        domain.served_minutes(t0, t0 + timedelta(seconds=59))
+
+
+def test_confirmation_may_lower_never_raise_the_minutes() -> None:
+    assert domain.confirmed_minutes(60, None) == 60
+    assert domain.confirmed_minutes(60, 45) == 45
+    with pytest.raises(MinutesExceedPending):
+        domain.confirmed_minutes(60, 61)
+
+
+@pytest.mark.parametrize(("actor", "worker", "delegate", "allowed"), [
+    ("elder", False, False, True),
+    ("son", False, True, True),
+    ("worker", True, False, True),
+    ("stranger", False, False, False),
+    ("vol", False, False, False),
+    ("vol", True, True, False),  # the volunteer never confirms their own service, whatever else they are
+])
+def test_who_may_resolve(actor: str, worker: bool, delegate: bool, allowed: bool) -> None:
+    assert domain.may_resolve(actor, elder_id="elder", volunteer_id="vol", is_worker=worker,
+                              is_delegate=delegate) is allowed
+
+
+def test_care_request_transitions() -> None:
+    status = CareStatus.OPEN
+    for action in (CareAction.ACCEPT, CareAction.CHECK_IN, CareAction.CHECK_OUT, CareAction.CONFIRM):
+        status = domain.next_care_status(status, action)
+    assert status is CareStatus.CONFIRMED
+    with pytest.raises(WrongCareRequestState):
+        domain.next_care_status(CareStatus.OPEN, CareAction.CHECK_OUT)
+    with pytest.raises(WrongCareRequestState):
+        domain.next_care_status(CareStatus.CONFIRMED, CareAction.DISPUTE)
+    with pytest.raises(WrongCareRequestState):
+        domain.next_care_status(CareStatus.ACCEPTED, CareAction.ACCEPT)
+
+
+@given(st.integers(0, 10_000), st.integers(1, 10_000))
+def test_cap_overflow_is_exactly_the_excess(balance: int, cap: int) -> None:
+    overflow = domain.cap_overflow(balance, cap)
+    assert overflow >= 0
+    assert balance - overflow <= cap
+    assert overflow == 0 or balance - overflow == cap
+
+
+def test_pending_debits_count_against_the_balance() -> None:
+    payer, volunteer = Balances(credits_posted=100), Balances()
+    domain.reserve(payer, volunteer, 80)
+    assert payer.available == 20 and payer.posted == 100
+    with pytest.raises(InsufficientBalance):
+        domain.transfer(payer, Balances(), 21)
+    domain.post_pending(payer, volunteer, 80, 50)
+    assert (payer.posted, payer.available, volunteer.posted, volunteer.credits_pending) == (50, 50, 50, 0)
+
+
+def test_unlimited_account_may_go_negative() -> None:
+    community, pool = Balances(limited=False), Balances()
+    domain.transfer(community, pool, 500)
+    assert community.posted == -500 and pool.posted == 500
+
+
+operations = st.lists(st.tuples(st.sampled_from(["transfer", "reserve", "post", "void"]),
+                                st.integers(0, 2), st.integers(0, 2), st.integers(1, 200)), max_size=60)
+
+
+@settings(max_examples=100)
+@given(operations)
+def test_random_sequences_keep_double_entry_and_limits(ops: list[tuple[str, int, int, int]]) -> None:
+    accounts = [Balances(limited=False), Balances(), Balances()]
+    pendings: list[tuple[int, int, int]] = []
+    for op, a, b, amount in ops:
+        if a == b:
+            continue
+        try:
+            if op == "transfer":
+                domain.transfer(accounts[a], accounts[b], amount)
+            elif op == "reserve":
+                domain.reserve(accounts[a], accounts[b], amount)
+                pendings.append((a, b, amount))
+            elif pendings:
+                pa, pb, pamount = pendings.pop(0)
+                if op == "post":
+                    domain.post_pending(accounts[pa], accounts[pb], pamount, min(amount, pamount))
+                else:
+                    domain.void_pending(accounts[pa], accounts[pb], pamount)
+        except InsufficientBalance:
+            pass
+        assert sum(x.debits_posted for x in accounts) == sum(x.credits_posted for x in accounts)
+        assert sum(x.debits_pending for x in accounts) == sum(x.credits_pending for x in accounts)
+        for x in accounts:
+            assert not x.limited or x.debits_posted + x.debits_pending <= x.credits_posted
+            assert min(x.debits_pending, x.credits_pending) >= 0
