@@ -1,0 +1,90 @@
+"""The steward queue's read latency (p99) with 50,000 tickets in the database, through HTTP, beside a
+bare indexed SELECT of the same page on the same database in the same run. Target: p99 <= 20 ms."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+
+from bench.harness import bench_stack, percentile, record, summary_ms
+from services.kit.db import plain_url
+from services.property.app import create_app
+from services.property.settings import Settings
+from tests.support.harness import run_service
+
+COMMUNITY = "bench"
+TICKETS = 50_000
+STEWARDS = 50
+READS = 500
+
+
+async def main() -> None:
+    async with bench_stack() as stack, run_service(stack, "property", create_app, Settings) as svc:
+        stewards = [str(uuid.uuid4()) for _ in range(STEWARDS)]
+        conn = await asyncpg.connect(plain_url(svc.database_url))
+        # Bulk-load the tickets straight into the table: open and finished ones, spread over stewards.
+        await conn.execute(
+            """
+            INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, quantity,
+                description, priority, status, assignee_id, payment_status, created_at, response_due_at,
+                resolution_due_at, due_at, paused_minutes, hurry_count)
+            SELECT gen_random_uuid()::text, $1, 'r', 'h', 'b', 'repair', 1, 'x', 'normal',
+                (ARRAY['assigned','accepted','in_progress','completed','closed'])[1 + (g / $3) % 5],
+                ($2::text[])[1 + g % $3], 'none', now() - (g || ' minutes')::interval,
+                now() + ((g * 7919) % 100000 || ' minutes')::interval,
+                now() + ((g * 7919) % 100000 + 600 || ' minutes')::interval,
+                now() + ((g * 7919) % 100000 || ' minutes')::interval, 0, 0
+            FROM generate_series(1, $4) AS g""",
+            COMMUNITY,
+            stewards,
+            STEWARDS,
+            TICKETS,
+        )
+        await conn.execute("ANALYZE tickets")
+        headers = [stack.auth(s, "steward", community=COMMUNITY) for s in stewards]
+        for h in headers[:5]:  # warm up
+            assert (await svc.client.get("/queue", headers=h)).status_code == 200
+        http: list[float] = []
+        for i in range(READS):
+            start = time.perf_counter()
+            r = await svc.client.get("/queue", params={"limit": 20}, headers=headers[i % STEWARDS])
+            http.append(time.perf_counter() - start)
+            assert r.status_code == 200 and len(r.json()["items"]) == 20
+        bare: list[float] = []
+        sql = (
+            "SELECT * FROM tickets WHERE community = $1 AND assignee_id = $2 AND status IN"
+            " ('assigned','queued','accepted','quoted','approved','in_progress','paused')"
+            " ORDER BY due_at, id LIMIT 21"
+        )
+        for i in range(READS):
+            start = time.perf_counter()
+            rows = await conn.fetch(sql, COMMUNITY, stewards[i % STEWARDS])
+            bare.append(time.perf_counter() - start)
+            assert len(rows) == 21
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, COMMUNITY, stewards[0]))
+        await conn.close()
+    http_p99 = percentile([s * 1000 for s in http], 99)
+    bare_p99 = percentile([s * 1000 for s in bare], 99)
+    record(
+        "property_queue_p99",
+        http_p99,
+        "ms",
+        "bare_indexed_select_p99",
+        bare_p99,
+        higher_is_better=False,
+        target="p99 <= 20 ms",
+        extra={
+            "tickets": TICKETS,
+            "reads": READS,
+            "http": summary_ms(http),
+            "bare": summary_ms(bare),
+            "plan": plan.splitlines()[0],
+        },
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

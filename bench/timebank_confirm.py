@@ -1,0 +1,238 @@
+"""Confirmed time-bank transfers per second, beside `pgbench -b tpcb-like` on the same PostgreSQL.
+
+Three figures, each against the pgbench tps measured in the same run:
+- `timebank_confirm_usecase`: `service.confirm` called directly (no HTTP), 8 concurrent sessions, each
+  confirmation with all its checks (id lock and replay lookup, authorization, row locks, balance
+  limits, storage cap) and its outbox event. Target >= 0.5 x pgbench.
+- `timebank_confirm_http`: the same through a real uvicorn server (1 worker) over HTTP.
+- `timebank_batch_usecase`: transfers per second through `service.post_batch`, 1,000 linked
+  transfers per transaction. Target >= 3 x pgbench.
+
+The pending transfers to confirm are prepared in bulk by SQL, consistent with the ledger (bench
+set-up, not the code under test). Run: `.venv/bin/python -m bench.timebank_confirm`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from bench.harness import bench_stack, record, summary_ms
+from deploy.local.servers import EmbeddedPostgres, free_port, wait_for_port
+from services.kit.auth import Principal
+from services.kit.db import make_engine, make_sessionmaker, plain_url
+from services.timebank import ledger, service
+from services.timebank.schemas import BatchIn, CommunitySettingsIn, ConfirmIn, FundingIn, MemberEnrol
+from tests.support.stack import TestStack
+
+COMMUNITY = "bench"
+CONCURRENCY = 8
+DURATION_S = 10.0
+ELDERS = 200
+VOLUNTEERS = 200
+
+
+def pgbench_tps(stack: TestStack) -> float:
+    pgbench = str(EmbeddedPostgres.bin_dir() / "pgbench")
+    url = stack.database_url("pgbench_tb")
+    subprocess.run([str(EmbeddedPostgres.bin_dir() / "psql"), "-X", "-q", stack.database_url("postgres"), "-c",
+                    "DROP DATABASE IF EXISTS pgbench_tb", "-c", "CREATE DATABASE pgbench_tb"],
+                   check=True, capture_output=True)
+    subprocess.run([pgbench, "-i", "-q", "-s", "10", url], check=True, capture_output=True)
+    out = subprocess.run([pgbench, "-b", "tpcb-like", "-c", str(CONCURRENCY), "-j", "2", "-T", str(int(DURATION_S)),
+                          url], check=True, capture_output=True, text=True).stdout
+    match = re.search(r"tps = ([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+async def prepare(stack: TestStack, pendings: int) -> str:
+    """A timebank database with members, a funded pool and `pendings` pending service transfers."""
+    url = await stack.fresh_database("timebank")
+    engine = make_engine(url, pool_size=4)
+    maker = make_sessionmaker(engine)
+    worker = Principal(subject="bench-worker", roles=frozenset({"community_worker"}), community=COMMUNITY)
+    async with maker() as s:
+        await service.update_settings(s, COMMUNITY, CommunitySettingsIn(storage_cap_minutes=10_000_000))
+        for _ in range(15):  # for the batch figure
+            await service.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
+        for i in range(ELDERS):
+            await service.enrol(s, Principal(f"e{i}", frozenset({"resident"}), COMMUNITY), MemberEnrol(elder=True))
+        for i in range(VOLUNTEERS):
+            await service.enrol(s, Principal(f"v{i}", frozenset({"resident"}), COMMUNITY), MemberEnrol(volunteer=True))
+    pool = ledger.pool_account_id(COMMUNITY)
+    now = datetime.now(UTC)
+    per_elder = 30 * (pendings // ELDERS + 1) + 5_000
+    async with maker() as s:
+        # Each elder pays from their own account (distinct payers, as in a real community); their
+        # hours come from the pool through recorded services, so the ledger balances from the start.
+        async with s.begin():
+            await s.execute(text("UPDATE tb_members SET birth_date = '1950-01-01' WHERE is_elder"))
+        for _ in range(per_elder * ELDERS // 100_000 + 1):
+            await service.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
+        await service.post_batch(s, worker, BatchIn.model_validate({"transfers": [{
+            "id": str(uuid.uuid4()), "kind": "service", "debit_account_id": str(pool),
+            "credit_account_id": str(ledger.member_account_id(COMMUNITY, f"e{i}")), "minutes": per_elder,
+            "service_type": "other", "elder_id": f"e{i}"} for i in range(ELDERS)]}))
+    async with engine.begin() as conn:
+        rows = []
+        for n in range(pendings):
+            elder, vol = f"e{n % ELDERS}", f"v{(n * 7) % VOLUNTEERS}"
+            rows.append({"rid": uuid.uuid4(), "tid": uuid.uuid4(), "elder": elder, "vol": vol,
+                         "eacc": ledger.member_account_id(COMMUNITY, elder),
+                         "vacc": ledger.member_account_id(COMMUNITY, vol)})
+        for chunk in range(0, len(rows), 2000):
+            part = rows[chunk:chunk + 2000]
+            await conn.execute(text(
+                "INSERT INTO tb_care_requests (id, community, elder_id, requested_by, service_type, place, starts_at, "
+                "minutes_estimated, status, volunteer_id, accepted_at, checked_in_at, checked_out_at, transfer_id) "
+                "VALUES (:rid, :c, :elder, :elder, 'meal', 'home', :t0, 30, 'logged', :vol, :t0, :t0, :t1, :tid)"),
+                [{**r, "c": COMMUNITY, "t0": now - timedelta(hours=1), "t1": now - timedelta(minutes=30)} for r in part])
+            await conn.execute(text(
+                "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
+                "amount_minutes, care_request_id, service_type, fingerprint, created_by, timeout_at) "
+                "VALUES (:tid, :c, 'service', 'pending', :eacc, :vacc, 30, :rid, 'meal', 'bench', :vol, :timeout)"),
+                [{**r, "c": COMMUNITY, "timeout": now + timedelta(days=3)} for r in part])
+        for side in ("credit", "debit"):
+            await conn.execute(text(
+                f"UPDATE tb_accounts a SET {side}s_pending = p.total FROM (SELECT {side}_account_id acc, "
+                f"sum(amount_minutes) total FROM tb_transfers WHERE phase = 'pending' AND resolution IS NULL "
+                f"GROUP BY {side}_account_id) p WHERE a.id = p.acc"))
+        await conn.execute(text("ANALYZE"))
+    await engine.dispose()
+    return url
+
+
+async def pending_ids(url: str) -> list[uuid.UUID]:
+    engine = make_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        ids = [r[0] for r in (await conn.execute(text(
+            "SELECT id FROM tb_transfers WHERE phase = 'pending' AND resolution IS NULL ORDER BY seq"))).all()]
+    await engine.dispose()
+    return ids
+
+
+async def drive(work: Any, items: list[Any], duration_s: float) -> tuple[int, float, list[float]]:
+    """Run `work(item)` from CONCURRENCY tasks until the time or the items run out."""
+    queue = list(reversed(items))
+    latencies: list[float] = []
+    done = 0
+    start = time.perf_counter()
+    deadline = start + duration_s
+
+    async def loop() -> None:
+        nonlocal done
+        while queue and time.perf_counter() < deadline:
+            item = queue.pop()
+            t0 = time.perf_counter()
+            await work(item)
+            latencies.append(time.perf_counter() - t0)
+            done += 1
+
+    await asyncio.gather(*(loop() for _ in range(CONCURRENCY)))
+    return done, time.perf_counter() - start, latencies
+
+
+async def confirm_usecase(url: str) -> tuple[float, list[float]]:
+    ids = await pending_ids(url)
+    engine = make_engine(url, pool_size=CONCURRENCY + 2)
+    maker = make_sessionmaker(engine)
+    worker = Principal(subject="bench-worker", roles=frozenset({"community_worker"}), community=COMMUNITY)
+
+    async def one(pending: uuid.UUID) -> None:
+        async with maker() as session:
+            await service.confirm(session, worker, pending, ConfirmIn(id=uuid.uuid4()))
+
+    await drive(one, ids[:200], 60)  # warm-up: prepared statements, pool
+    done, elapsed, lat = await drive(one, ids[200:], DURATION_S)
+    await engine.dispose()
+    return done / elapsed, lat
+
+
+async def confirm_http(stack: TestStack, url: str) -> tuple[float, list[float]]:
+    ids = await pending_ids(url)
+    port = free_port()
+    env = {**os.environ, "TIMEBANK_DATABASE_URL": url, "TIMEBANK_JWKS_URL": stack.jwks_url,
+           "TIMEBANK_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "TIMEBANK_LOG_LEVEL": "WARNING",
+           "TIMEBANK_DB_POOL_SIZE": str(CONCURRENCY + 2), "TIMEBANK_EXPIRY_JOB_EVERY_S": "3600"}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "services.timebank.app:create_app",  # noqa: ASYNC220
+                             "--port", str(port), "--log-level", "warning", "--no-access-log"], env=env)
+    try:
+        wait_for_port(port, 30, proc=proc)
+        headers = {"Authorization": "Bearer " + stack.token("bench-worker", "community_worker", community=COMMUNITY,
+                                                            ttl_s=3600)}
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
+            async def one(pending: uuid.UUID) -> None:
+                r = await client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())}, headers=headers)
+                assert r.status_code == 201, r.text
+
+            await drive(one, ids[:200], 60)
+            done, elapsed, lat = await drive(one, ids[200:], DURATION_S)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return done / elapsed, lat
+
+
+async def batch_usecase(url: str, batches: int = 12) -> tuple[float, list[float]]:
+    engine = make_engine(url, pool_size=4)
+    maker = make_sessionmaker(engine)
+    worker = Principal(subject="bench-worker", roles=frozenset({"community_worker"}), community=COMMUNITY)
+    pool = str(ledger.pool_account_id(COMMUNITY))
+
+    def batch() -> BatchIn:
+        return BatchIn.model_validate({"transfers": [{
+            "id": str(uuid.uuid4()), "kind": "service", "debit_account_id": pool,
+            "credit_account_id": str(ledger.member_account_id(COMMUNITY, f"v{i % VOLUNTEERS}")), "minutes": 5,
+            "service_type": "meal", "elder_id": f"e{i % ELDERS}"} for i in range(1000)]})
+
+    async def one(_: int) -> None:
+        async with maker() as session:
+            await service.post_batch(session, worker, body)
+
+    body = batch()
+    await one(0)  # warm-up
+    bodies = [batch() for _ in range(batches)]
+    latencies: list[float] = []
+    start = time.perf_counter()
+    for b in bodies:  # one client: the batch is the unit of concurrency
+        body = b
+        t0 = time.perf_counter()
+        await one(0)
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - start
+    await engine.dispose()
+    return batches * 1000 / elapsed, latencies
+
+
+async def main() -> None:
+    async with bench_stack() as stack:
+        pg_url = plain_url(stack.pg_url)
+        assert pg_url
+        baseline = pgbench_tps(stack)
+        url = await prepare(stack, 30_000)
+        tps, lat = await confirm_usecase(url)
+        record("timebank_confirm_usecase", tps, "tps", "pgbench tpcb-like -c 8 -j 2 (scale 10)", baseline,
+               higher_is_better=True, target=">= 0.5 x pgbench", extra={**summary_ms(lat), "concurrency": CONCURRENCY})
+        tps, lat = await confirm_http(stack, url)
+        record("timebank_confirm_http", tps, "tps", "pgbench tpcb-like -c 8 -j 2 (scale 10)", baseline,
+               higher_is_better=True, extra={**summary_ms(lat), "concurrency": CONCURRENCY, "server": "uvicorn x1"})
+        tps, lat = await batch_usecase(url)
+        record("timebank_batch_usecase", tps, "transfers/s", "pgbench tpcb-like -c 8 -j 2 (scale 10)", baseline,
+               higher_is_better=True, target=">= 3 x pgbench",
+               extra={**summary_ms(lat), "transfers_per_batch": 1000, "note": "latency is per batch"})
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
