@@ -108,6 +108,10 @@ async def test_city_topic_carries_cloudevents_in_order(community: Community) -> 
         assert all(len(body["data"][f]) == 32 for f in HASHED_FIELDS & set(body["data"]) if body["data"][f])
 
 
+# What librdkafka 2.0.x (Debian bookworm's kcat 1.7.1) logs when Tansu's ApiVersions answer defeats it.
+LIBRDKAFKA_TAG_BUG = "ApiVersionRequest failed: Local: Read underflow"
+
+
 async def test_kcat_reads_a_city_topic_with_cloudevents_headers(community: Community) -> None:
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
     if kcat is None:
@@ -120,6 +124,11 @@ async def test_kcat_reads_a_city_topic_with_cloudevents_headers(community: Commu
         kcat, "-C", "-b", community.svc.settings.kafka_bootstrap_servers, "-t", topic, "-o", "beginning", "-e",
         "-f", "%k|%h|%s\n", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
+    if proc.returncode != 0 and LIBRDKAFKA_TAG_BUG in err.decode():
+        pytest.skip(f"{kcat} cannot talk to this broker: its librdkafka misreads the tagged fields of the "
+                    "ApiVersions v3 answer (Tansu sends all four, defaults included; librdkafka 2.0.x skips "
+                    "each tag's length minus one), so it never connects. A kcat on a newer librdkafka, or a "
+                    "real Kafka broker, runs this test")
     assert proc.returncode == 0, err.decode()
     lines = [line for line in out.decode().splitlines() if line.startswith(community.id + "|")]
     assert lines, out.decode()
