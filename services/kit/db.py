@@ -8,14 +8,15 @@ so a forgotten commit is an error at once instead of silently lost data.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
+from sqlalchemy.sql.base import Executable
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -91,6 +92,26 @@ async def transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
         return
     async with session.begin():
         yield session
+
+
+async def execute_alone(session: AsyncSession, statement: Executable, params: Mapping[str, Any]) -> Result[Any]:
+    """Run one statement as its own transaction, or inside the session's if one is open.
+
+    For a use case that is a single statement (a database function doing all of its checks and
+    writes): PostgreSQL wraps a lone statement in a transaction of its own, so there is no BEGIN
+    and no COMMIT round trip, and the row locks the statement takes are released when it ends,
+    never held across a round trip to this process (which, under contention, is most of a
+    transaction's lock time). The result is fully buffered. When an outer caller (the idempotency
+    wrapper) has begun a transaction, the statement joins it as any other would.
+    """
+    if session.in_transaction():
+        return await session.execute(statement, params)
+    bind = session.bind
+    if not isinstance(bind, AsyncEngine):
+        raise RuntimeError("execute_alone needs a session bound to an AsyncEngine")
+    async with bind.connect() as conn:
+        alone = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return await alone.execute(statement, params)  # buffered: usable after the connection returns
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

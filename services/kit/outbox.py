@@ -27,6 +27,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from opentelemetry import trace
 from sqlalchemy import Text, delete, func, select, text, update
 from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -110,8 +111,12 @@ _wakers: dict[str, set[Callable[[], None]]] = {}
 
 
 def outbox_written(session: AsyncSession) -> None:
-    """Mark that this transaction wrote outbox rows (for code that inserts them itself)."""
-    session.info[_WRITTEN] = True
+    """Mark that this transaction wrote outbox rows (for code that inserts them itself). Outside a
+    transaction the rows are committed already (`execute_alone`), so the relays are woken now."""
+    if session.in_transaction():
+        session.info[_WRITTEN] = True
+    elif isinstance(session.bind, AsyncEngine):
+        wake_relays(session.bind)
 
 
 def _database_key(url: Any) -> str:
@@ -124,12 +129,17 @@ def register_waker(engine: AsyncEngine, wake: Callable[[], None]) -> Callable[[]
     return lambda: _wakers.get(key, set()).discard(wake)
 
 
+def wake_relays(engine: AsyncEngine | Engine) -> None:
+    """Wake this process's relay and notifier for `engine`'s database: after a commit that wrote
+    outbox rows outside a session transaction (`execute_alone`)."""
+    for wake in list(_wakers.get(_database_key(engine.url), ())):
+        wake()
+
+
 @sa_event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
     if session.info.pop(_WRITTEN, False):
-        bind = session.get_bind()
-        for wake in list(_wakers.get(_database_key(bind.engine.url), ())):
-            wake()
+        wake_relays(session.get_bind().engine)
 
 
 @sa_event.listens_for(Session, "after_rollback")

@@ -146,9 +146,11 @@ class Transfer(Base, table=True):
                         name="kind"),
         CheckConstraint("resolution IS NULL OR phase = 'pending'", name="resolution_only_pending"),
         CheckConstraint("resolution IN ('posted', 'voided', 'expired')", name="resolution"),
-        # A pending transfer is resolved at most once; a transfer is reversed at most once.
-        Index("uq_tb_transfers_pending_id", "pending_id", unique=True),
-        Index("uq_tb_transfers_reverses_id", "reverses_id", unique=True),
+        # A pending transfer is resolved at most once; a transfer is reversed at most once. Partial:
+        # most rows have neither, and an index entry per row (and per non-HOT update) costs writes.
+        Index("uq_tb_transfers_pending_id", "pending_id", unique=True, postgresql_where=text("pending_id IS NOT NULL")),
+        Index("uq_tb_transfers_reverses_id", "reverses_id", unique=True,
+              postgresql_where=text("reverses_id IS NOT NULL")),
         Index("ix_tb_transfers_debit_seq", "debit_account_id", "seq"),
         Index("ix_tb_transfers_credit_seq", "credit_account_id", "seq"),
         Index("ix_tb_transfers_open_pending", "community", "timeout_at",

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.db import transaction
+from services.kit.db import execute_alone, transaction
 from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, make_page
 from services.kit.problems import Forbidden, Problem
@@ -618,7 +618,9 @@ async def confirm(session: AsyncSession, principal: Principal, pending_id: uuid.
 
     One statement: `tb_confirm_service` (migration 0002) takes the id lock, replays or refuses a
     reused id, locks the pending transfer, its care request and the accounts, applies the rules
-    and writes the posting, the resolution and the outbox row, in this use case's transaction.
+    and writes the posting, the resolution and the outbox row. The statement is its own
+    transaction (`execute_alone`: no BEGIN/COMMIT round trips, no lock held across one), or joins
+    the caller's when one is open.
     What it refuses is raised here and recorded like any refused transfer id.
     """
     community = principal.community
@@ -636,11 +638,10 @@ async def confirm(session: AsyncSession, principal: Principal, pending_id: uuid.
     }
 
     async def attempt() -> Row:
-        async with transaction(session):
-            row = (await session.execute(_CONFIRM_SERVICE, params)).one()
-            if row.outcome == "posted":
-                outbox_written(session)
-            return row
+        row = (await execute_alone(session, _CONFIRM_SERVICE, params)).one()
+        if row.outcome == "posted":
+            outbox_written(session)
+        return row
 
     row = await retrying(attempt)
     if row.outcome in ("posted", "replayed"):

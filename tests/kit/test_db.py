@@ -1,0 +1,41 @@
+"""`execute_alone`: a one-statement use case is its own transaction, or joins the caller's."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from services.kit.db import execute_alone, make_engine, make_sessionmaker, transaction
+from tests.support.stack import TestStack
+
+_WRITE = text("INSERT INTO notes (body) VALUES (:body) RETURNING pg_current_xact_id()::text AS xact")
+
+
+async def test_execute_alone_commits_by_itself_and_joins_an_open_transaction(stack: TestStack) -> None:
+    url = await stack.empty_database("kit_db")
+    engine = make_engine(url, pool_size=2)
+    maker = make_sessionmaker(engine)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY)"))
+
+        async with maker() as session:
+            first = (await execute_alone(session, _WRITE, {"body": "alone 1"})).one().xact
+            second = (await execute_alone(session, _WRITE, {"body": "alone 2"})).one().xact
+            assert first != second  # each statement was a transaction of its own
+            assert not session.in_transaction()
+
+        async with maker() as session:
+            with pytest.raises(RuntimeError):
+                async with transaction(session):
+                    before = (await session.execute(_WRITE, {"body": "before"})).one().xact
+                    joined = (await execute_alone(session, _WRITE, {"body": "joined"})).one().xact
+                    assert joined == before
+                    raise RuntimeError("the caller's transaction fails")
+
+        async with engine.connect() as conn:
+            bodies = (await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all()
+        assert bodies == ["alone 1", "alone 2"]  # committed alone; the joined one rolled back with the caller
+    finally:
+        await engine.dispose()
+        await stack.drop_database(url)
