@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, text, update
@@ -57,7 +58,8 @@ from services.governance.schemas import (
 )
 from services.governance.settings import Settings
 from services.kit.auth import Principal
-from services.kit.db import transaction
+from services.kit.db import execute_alone, transaction
+from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, make_page
 
 EARNING_KINDS = ("grant", "award", "deduction", "reversal")
@@ -628,128 +630,80 @@ async def update_reward(session: AsyncSession, worker: Principal, reward_id: uui
 
 # --- redemption saga -----------------------------------------------------------------------------
 
-# The account row locked (created on first use) and the reward read, in one round trip. The lock
-# comes first so that the reservation statement below, which starts after it, sees every lot as the
-# previous holder of the lock left it (a statement sees the database as of its own start).
-_LOCK_FOR_REDEMPTION_SQL = text("""
-WITH acct AS (
-    INSERT INTO gov_accounts (community, resident_id) VALUES (:community, :resident)
-    ON CONFLICT (community, resident_id) DO UPDATE SET debt = gov_accounts.debt
-    RETURNING balance, debt, reserved
-)
-SELECT acct.balance, acct.debt, acct.reserved, r.id AS reward_id, r.name, r.kind, r.service_code, r.points,
-       r.stock, r.per_resident_limit, r.active_from, r.active_until, r.enabled
-FROM acct LEFT JOIN gov_rewards r ON r.id = CAST(:reward_id AS uuid) AND r.community = :community
+_REWARD_FOR_REDEMPTION_SQL = text("""
+SELECT id AS reward_id, name, kind, service_code, points, stock, per_resident_limit, active_from, active_until, enabled
+FROM gov_rewards WHERE id = CAST(:reward_id AS uuid) AND community = :community
 """)
 
-# The whole reservation for a locked account in one statement: the checks (the resident's limit,
-# the points available after any debt, the stock) and, only when all pass, the writes (lots in
-# spending order, the redemption and its allocations, the balance and its statement line, the
-# stock). Lots due to expire are not handled here: `due` > 0 sends the caller to expire them first
-# (with their statement lines), as domain.plan_spend skips them. The spending order is
-# domain.spending_order's: soonest expiry first, unexpiring last, ties by lot id.
+# The reservation (migration 0003): the account locked, the checks and, only when all pass, the
+# writes (lots in spending order, the redemption and its allocations, the balance and its statement
+# line, the stock, the event). Lots due to expire are not handled there: `due` > 0 sends the caller
+# to expire them first (with their statement lines), as domain.plan_spend skips them. The spending
+# order is domain.spending_order's: soonest expiry first, unexpiring last, ties by lot id.
 _RESERVE_SQL = text("""
-WITH live AS (
-    SELECT id, remaining, expires_at FROM gov_lots
-    WHERE community = :community AND resident_id = :resident AND remaining > 0
-), ordered AS (
-    SELECT id, remaining,
-           sum(remaining) OVER (ORDER BY expires_at IS NULL, expires_at, id
-                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - remaining AS before
-    FROM live
-), verdict AS (
-    SELECT (SELECT count(*) FROM live WHERE expires_at IS NOT NULL AND expires_at <= :now) AS due,
-           greatest(coalesce((SELECT sum(remaining) FROM live), 0) - :debt, 0) AS available,
-           CASE WHEN CAST(:per_resident_limit AS integer) IS NULL THEN 0 ELSE (
-               SELECT coalesce(sum(quantity), 0) FROM gov_redemptions
-               WHERE community = :community AND resident_id = :resident AND reward_id = CAST(:reward_id AS uuid)
-                 AND status IN ('reserved', 'captured')) END AS already
-), go AS (
-    SELECT 1 FROM verdict
-    WHERE due = 0 AND available >= :cost
-      AND (CAST(:per_resident_limit AS integer) IS NULL OR already + :quantity <= :per_resident_limit)
-), stock AS (
-    UPDATE gov_rewards SET stock = stock - :quantity
-    WHERE CAST(:has_stock AS boolean) AND id = CAST(:reward_id AS uuid) AND stock >= :quantity
-      AND EXISTS (SELECT 1 FROM go)
-    RETURNING stock
-), ok AS (
-    SELECT 1 FROM go WHERE NOT CAST(:has_stock AS boolean) OR EXISTS (SELECT 1 FROM stock)
-), plan AS (
-    SELECT id AS lot_id, least(remaining, :cost - before) AS points FROM ordered
-    WHERE before < :cost AND EXISTS (SELECT 1 FROM ok)
-), taken AS (
-    UPDATE gov_lots SET remaining = gov_lots.remaining - plan.points FROM plan WHERE gov_lots.id = plan.lot_id
-), redemption AS (
-    INSERT INTO gov_redemptions (id, community, resident_id, reward_id, quantity, points, status, deadline)
-    SELECT CAST(:id AS uuid), :community, :resident, CAST(:reward_id AS uuid), :quantity, :cost, 'reserved',
-           CAST(:deadline AS timestamptz)
-    FROM ok RETURNING id, created_at
-), allocation AS (
-    INSERT INTO gov_allocations (redemption_id, lot_id, points) SELECT redemption.id, plan.lot_id, plan.points
-    FROM redemption, plan
-), acct AS (
-    UPDATE gov_accounts SET balance = balance - :cost, reserved = reserved + :cost
-    WHERE community = :community AND resident_id = :resident AND EXISTS (SELECT 1 FROM ok)
-    RETURNING balance
-), entry AS (
-    INSERT INTO gov_entries (community, resident_id, kind, delta, balance_after, ref_type, ref_id, reason)
-    SELECT :community, :resident, 'spend', -CAST(:cost AS integer), acct.balance, 'redemption', CAST(:id AS text),
-           CAST(:reason AS text)
-    FROM acct
-)
-SELECT verdict.due, verdict.available, verdict.already, EXISTS (SELECT 1 FROM go) AS checks_passed,
-       (SELECT created_at FROM redemption) AS created_at
-FROM verdict
+SELECT due, available, already, checks_passed, created_at FROM gov_reserve(
+    :community, :resident, CAST(:reward_id AS uuid), CAST(:id AS uuid), :now, :cost, :quantity,
+    CAST(:per_resident_limit AS integer), :has_stock, :deadline, :reason, :event_id, :event_topic, :event_type,
+    :event_source, CAST(:event_data AS jsonb), :traceparent, :tracestate)
 """)
 
 
 async def redeem(session: AsyncSession, settings: Settings, resident: Principal, data: RedemptionCreate) -> Redemption:
-    """Reserve points (and stock) for a reward; ask property to fulfil a service reward."""
-    async with transaction(session):
-        now = now_utc()
-        community, resident_id = resident.community, resident.subject
-        held = (await session.execute(_LOCK_FOR_REDEMPTION_SQL, {
-            "community": community, "resident": resident_id, "reward_id": data.reward_id})).one()
-        if held.reward_id is None:
-            raise problems.RewardNotFound()
-        if not domain.reward_is_active(held.enabled, held.active_from, held.active_until, now):
-            raise problems.RewardInactive()
-        cost = held.points * data.quantity
-        timeout = settings.redemption_timeout_s if held.kind == RewardKind.service else settings.item_pickup_timeout_s
-        redemption = Redemption(id=uuid.uuid4(), community=community, resident_id=resident_id,
-                                reward_id=held.reward_id, quantity=data.quantity, points=cost, status="reserved",
-                                deadline=now + timedelta(seconds=timeout))
-        params = {
-            "community": community, "resident": resident_id, "reward_id": held.reward_id, "now": now,
-            "debt": held.debt, "cost": cost, "quantity": data.quantity, "per_resident_limit": held.per_resident_limit,
-            "has_stock": held.stock is not None, "id": redemption.id, "deadline": redemption.deadline,
-            "reason": held.name,
-        }
-        outcome = (await session.execute(_RESERVE_SQL, params)).one()
-        if outcome.due:
-            # Rare: lots past their expiry that the sweep has not reached. Expire them (each with its
-            # statement line) under the same lock, then reserve from what is left.
-            acct = HeldAccount(community, resident_id, int(held.balance), int(held.debt), int(held.reserved))
+    """Reserve points (and stock) for a reward; ask property to fulfil a service reward.
+
+    Two statements, each its own transaction unless the caller has one open (`execute_alone`): the
+    reward read, then `gov_reserve`, which holds the account and stock locks only while it runs.
+    """
+    now = now_utc()
+    community, resident_id = resident.community, resident.subject
+    reward = (await execute_alone(session, _REWARD_FOR_REDEMPTION_SQL, {
+        "community": community, "reward_id": data.reward_id})).one_or_none()
+    if reward is None:
+        raise problems.RewardNotFound()
+    if not domain.reward_is_active(reward.enabled, reward.active_from, reward.active_until, now):
+        raise problems.RewardInactive()
+    cost = reward.points * data.quantity
+    timeout = settings.redemption_timeout_s if reward.kind == RewardKind.service else settings.item_pickup_timeout_s
+    redemption = Redemption(id=uuid.uuid4(), community=community, resident_id=resident_id,
+                            reward_id=reward.reward_id, quantity=data.quantity, points=cost, status="reserved",
+                            deadline=now + timedelta(seconds=timeout))
+    params: dict[str, Any] = {
+        "community": community, "resident": resident_id, "reward_id": reward.reward_id, "now": now, "cost": cost,
+        "quantity": data.quantity, "per_resident_limit": reward.per_resident_limit,
+        "has_stock": reward.stock is not None, "id": redemption.id, "deadline": redemption.deadline,
+        "reason": reward.name, **_no_event,
+    }
+    if reward.kind == RewardKind.service:
+        assert reward.service_code is not None
+        params.update(publisher.outbox_params(RedemptionReserved(
+            redemption_id=str(redemption.id), community=community, resident_id=resident_id,
+            reward_id=str(reward.reward_id), service_code=reward.service_code, points=cost, quantity=data.quantity,
+        )))
+    outcome = (await execute_alone(session, _RESERVE_SQL, params)).one()
+    if outcome.due:
+        # Rare: lots past their expiry that the sweep has not reached. Expire them (each with its
+        # statement line) under the account lock, then reserve from what is left, in one transaction.
+        async with transaction(session):
+            acct = await _lock_account(session, community, resident_id)
             await _expire_account_lots(session, acct, now)
-            outcome = (await session.execute(_RESERVE_SQL, params)).one()
-        if not domain.within_resident_limit(held.per_resident_limit, int(outcome.already), data.quantity):
-            raise problems.ResidentLimitExceeded(limit=held.per_resident_limit, already=int(outcome.already))
-        if outcome.available < cost:
-            raise problems.InsufficientPoints((f"需要 {cost} 积分，可用 {outcome.available}",
-                                               f"Needs {cost} points, {outcome.available} available"),
-                                              needed=cost, available=int(outcome.available))
-        if outcome.created_at is None:
-            # Every check on the account passed, so what stopped the writes was the stock.
-            raise problems.OutOfStock()
-        redemption.created_at = outcome.created_at
-        if held.kind == RewardKind.service:
-            assert held.service_code is not None
-            await publisher.publish(session, RedemptionReserved(
-                redemption_id=str(redemption.id), community=community, resident_id=resident_id,
-                reward_id=str(held.reward_id), service_code=held.service_code, points=cost, quantity=data.quantity,
-            ), key=str(redemption.id))
-        return redemption
+            outcome = (await execute_alone(session, _RESERVE_SQL, params)).one()
+    if not domain.within_resident_limit(reward.per_resident_limit, int(outcome.already), data.quantity):
+        raise problems.ResidentLimitExceeded(limit=reward.per_resident_limit, already=int(outcome.already))
+    if outcome.available < cost:
+        raise problems.InsufficientPoints((f"需要 {cost} 积分，可用 {outcome.available}",
+                                           f"Needs {cost} points, {outcome.available} available"),
+                                          needed=cost, available=int(outcome.available))
+    if outcome.created_at is None:
+        # Every check on the account passed, so what stopped the writes was the stock.
+        raise problems.OutOfStock()
+    redemption.created_at = outcome.created_at
+    if params["event_id"] is not None:
+        outbox_written(session)
+    return redemption
+
+
+_no_event: dict[str, Any] = {"event_id": None, "event_topic": None, "event_type": None, "event_source": None,
+                             "event_data": None, "traceparent": None, "tracestate": None}
 
 
 async def _locked_redemption(session: AsyncSession, community: str, redemption_id: uuid.UUID,

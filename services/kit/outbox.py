@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,15 @@ class EventPublisher:
         ce = CloudEvent(type=event.event_type, source=self.source, data=event.model_dump(mode="json"),
                         key=key, subject=subject, time=occurred_at or datetime.now(UTC))
         return await write_outbox(session, self.topic, ce)
+
+    def outbox_params(self, event: EventData) -> dict[str, Any]:
+        """The event as the parameters a database function writes its outbox row from (`p_event_*`,
+        `p_traceparent`, `p_tracestate`), for a use case that is one statement. The function
+        chooses the key and the time, and writes the row only if its work was done."""
+        traceparent, tracestate = current_traceparent()
+        return {"event_id": str(uuid.uuid4()), "event_topic": self.topic, "event_type": event.event_type,
+                "event_source": self.source, "event_data": orjson.dumps(event.model_dump(mode="json")).decode(),
+                "traceparent": traceparent, "tracestate": tracestate}
 
     async def publish_many(self, session: AsyncSession, event_type: str, data: Sequence[Mapping[str, Any]],
                            keys: Sequence[str]) -> None:
