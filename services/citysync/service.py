@@ -4,13 +4,14 @@ statistics, the data-sharing register, and pulls."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -66,56 +67,108 @@ WITH fresh AS (
     RETURNING seq
 )"""
 _APPEND = text(_APPEND_RECORD + " SELECT seq FROM rec")
-# The same, and the record's contribution to its community's day, still one round trip: the day's
-# counters are added only when the record was made (the CTEs read `rec`).
-_APPEND_AND_COUNT = text(_APPEND_RECORD + f"""
-, spot AS (
-    INSERT INTO daily_spots (community, day, spot) SELECT :community, :day, CAST(:spot AS text) FROM rec
-    WHERE CAST(:spot AS text) IS NOT NULL
+
+# What the records made in one transaction add to each community's day, applied once per (community,
+# day) just before the commit. A backlog holds thousands of events per community and day: adding
+# each record to the day's row in its own statement made every batch update the same row hundreds
+# of times in one transaction, each update a new row version that the next one had to walk past.
+_ADD_TO_DAY = text(f"""
+WITH spot AS (
+    INSERT INTO daily_spots (community, day, spot) SELECT :community, :day, unnest(CAST(:spots AS text[]))
     ON CONFLICT DO NOTHING RETURNING 1
-), counted AS (
-    INSERT INTO daily_stats AS d (community, day, revision, published_revision, {", ".join(STAT_COUNTERS)},
-                                  minutes_by_type, spots_used)
-    SELECT :community, :day, 1, 0, {", ".join(":" + c for c in STAT_COUNTERS)}, CAST(:by_type AS jsonb),
-           (SELECT count(*) FROM spot)
-    FROM rec
-    ON CONFLICT (community, day) DO UPDATE SET
-        revision = d.revision + 1,
-        {", ".join(f"{c} = d.{c} + EXCLUDED.{c}" for c in STAT_COUNTERS)},
-        spots_used = d.spots_used + EXCLUDED.spots_used,
-        minutes_by_type = CASE WHEN EXCLUDED.minutes_by_type = '{{}}'::jsonb THEN d.minutes_by_type ELSE (
-            SELECT coalesce(jsonb_object_agg(k, total), '{{}}'::jsonb)
-            FROM (SELECT k, sum(v) AS total
-                  FROM (SELECT key AS k, value::bigint AS v FROM jsonb_each_text(d.minutes_by_type)
-                        UNION ALL
-                        SELECT key, value::bigint FROM jsonb_each_text(EXCLUDED.minutes_by_type)) AS both_days
-                  GROUP BY k) AS merged) END
 )
-SELECT seq FROM rec""")
+INSERT INTO daily_stats AS d (community, day, revision, published_revision, {", ".join(STAT_COUNTERS)},
+                              minutes_by_type, spots_used)
+VALUES (:community, :day, :changes, 0, {", ".join(":" + c for c in STAT_COUNTERS)}, CAST(:by_type AS jsonb),
+        (SELECT count(*) FROM spot))
+ON CONFLICT (community, day) DO UPDATE SET
+    revision = d.revision + EXCLUDED.revision,
+    {", ".join(f"{c} = d.{c} + EXCLUDED.{c}" for c in STAT_COUNTERS)},
+    spots_used = d.spots_used + EXCLUDED.spots_used,
+    minutes_by_type = CASE WHEN EXCLUDED.minutes_by_type = '{{}}'::jsonb THEN d.minutes_by_type ELSE (
+        SELECT coalesce(jsonb_object_agg(k, total), '{{}}'::jsonb)
+        FROM (SELECT k, sum(v) AS total
+              FROM (SELECT key AS k, value::bigint AS v FROM jsonb_each_text(d.minutes_by_type)
+                    UNION ALL
+                    SELECT key, value::bigint FROM jsonb_each_text(EXCLUDED.minutes_by_type)) AS both_days
+              GROUP BY k) AS merged) END
+""")
+
+
+@dataclass
+class _DayTally:
+    """The sum of the statistics deltas of one community's day within one transaction."""
+
+    changes: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    minutes_by_type: dict[str, int] = field(default_factory=dict)
+    spots: set[str] = field(default_factory=set)
+
+    def add(self, delta: StatsDelta) -> None:
+        self.changes += 1
+        for name, value in delta.counters.items():
+            self.counters[name] = self.counters.get(name, 0) + int(value)
+        for service_type, minutes in delta.minutes_by_type.items():
+            self.minutes_by_type[service_type] = self.minutes_by_type.get(service_type, 0) + int(minutes)
+        if delta.spot is not None:
+            self.spots.add(delta.spot)
+
+
+_TALLY = "citysync.day_tallies"
+
+
+def _day_tallies(session: AsyncSession) -> dict[tuple[str, date], _DayTally]:
+    """This transaction's tallies; the first call hooks their write to the commit (and their
+    discarding to a rollback), so they are in the same transaction as the records they count."""
+    info = session.sync_session.info
+    tallies: dict[tuple[str, date], _DayTally] | None = info.get(_TALLY)
+    if tallies is None:
+        tallies = info[_TALLY] = {}
+        if not info.get(_TALLY + ".hooked"):
+            info[_TALLY + ".hooked"] = True
+            event.listen(session.sync_session, "before_commit", _write_day_tallies)
+            event.listen(session.sync_session, "after_rollback", _drop_day_tallies)
+    return tallies
+
+
+def _write_day_tallies(sync_session: Session) -> None:
+    # A sync event inside the async session's commit: its statements run in the same transaction.
+    tallies: dict[tuple[str, date], _DayTally] = sync_session.info.pop(_TALLY, None) or {}
+    for (community, day), tally in sorted(tallies.items()):  # a fixed order: no deadlock between replicas
+        params: dict[str, Any] = {name: tally.counters.get(name, 0) for name in STAT_COUNTERS}
+        params.update(community=community, day=day, changes=tally.changes, spots=sorted(tally.spots),
+                      by_type=orjson.dumps(tally.minutes_by_type).decode())
+        sync_session.execute(_ADD_TO_DAY, params)
+
+
+def _drop_day_tallies(sync_session: Session) -> None:
+    sync_session.info.pop(_TALLY, None)
 
 
 async def append_record(session: AsyncSession, *, community: str, scene: str, record_type: str,
                         schema_version: int, at: datetime, subject_id: str | None, source_event_id: str,
                         payload: dict[str, Any], counts: StatsDelta | None = None) -> int | None:
-    """Add one record to a feed (and `counts` to its community's day); returns its sequence number,
-    or None when the source event was seen before.
+    """Add one record to a feed (and `counts` to its community's day, at commit); returns its
+    sequence number, or None when the source event was seen before (and nothing is counted).
 
     The city topic gets it from `publish_city_topics`, which copies new records to the outbox in
     batches (one outbox row per record, one wake-up of the relay per batch).
     """
-    params: dict[str, Any] = {
+    seq = (await session.execute(_APPEND, {
         "community": community, "scene": scene, "schema_version": schema_version, "record_type": record_type,
         "event_time": at, "subject_id": subject_id, "source_event_id": source_event_id,
         "payload": orjson.dumps(payload).decode(),
-    }
-    statement = _APPEND
+    })).scalar_one_or_none()
+    if seq is None:
+        return None
     if counts is not None:
-        statement = _APPEND_AND_COUNT
-        params.update({name: int(counts.counters.get(name, 0)) for name in STAT_COUNTERS})
-        params.update(day=domain.local_day(at), spot=counts.spot,
-                      by_type=orjson.dumps(dict(counts.minutes_by_type)).decode())
-    seq = (await session.execute(statement, params)).scalar_one_or_none()
-    return None if seq is None else int(seq)
+        day = domain.local_day(at)
+        tallies = _day_tallies(session)
+        tally = tallies.get((community, day))
+        if tally is None:
+            tally = tallies[(community, day)] = _DayTally()
+        tally.add(counts)
+    return int(seq)
 
 
 def record_body(*, seq: int, community: str, scene: str, record_type: str, schema_version: int, event_time: datetime,

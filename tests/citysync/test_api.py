@@ -217,6 +217,41 @@ async def test_daily_statistics_are_published_for_closed_days_and_revised(commun
     assert revised["minutes_served"] == figures[first_day]["minutes_served"] + 45
 
 
+async def test_a_rolled_back_batch_adds_nothing_to_the_day_and_its_retry_adds_it_once(community: Community) -> None:
+    """A transaction's statistics are written at its commit (one row update per community and day):
+    a batch that fails leaves no trace in them, and the same events applied again count once."""
+    people = factory.residents(9, seed=17)
+    events = factory.community_events(community.id, people, start=datetime.now(UTC) - timedelta(days=2))
+    keys = keys_of(community.svc)
+
+    class Abandoned(Exception):
+        pass
+
+    try:
+        async with community.svc.state.sessionmaker() as session, session.begin():
+            for event in events:
+                await service.ingest(session, keys, event)
+            raise Abandoned
+    except Abandoned:
+        pass
+
+    async def totals() -> tuple[int, int, int]:
+        async with community.svc.state.sessionmaker() as session, session.begin():
+            row = (await session.execute(text(
+                "SELECT coalesce(sum(services_confirmed), 0), coalesce(sum(bookings_completed), 0), "
+                "coalesce(sum(spots_used), 0) FROM daily_stats WHERE community = :c"), {"c": community.id})).one()
+            return int(row[0]), int(row[1]), int(row[2])
+
+    assert await totals() == (0, 0, 0)
+    await ingest_all(community.svc, events, chunk=4)
+    await ingest_all(community.svc, events)  # the re-publish command: every copy is dropped
+    confirmed, booked, spots = await totals()
+    expected = sum(1 for e in events if e.type == "timebank.service.confirmed.v1")
+    assert confirmed == expected > 0
+    assert booked == sum(1 for e in events if e.type == "parking.booking.completed.v1") > 0
+    assert spots > 0
+
+
 async def test_a_consumer_resumes_after_the_service_restarts(stack: TestStack) -> None:
     url = await stack.fresh_database("citysync")
     community_id = f"c-{uuid.uuid4().hex[:8]}"
