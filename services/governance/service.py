@@ -58,7 +58,7 @@ from services.governance.schemas import (
 )
 from services.governance.settings import Settings
 from services.kit.auth import Principal
-from services.kit.db import execute_alone, transaction
+from services.kit.db import fetch_alone, transaction
 from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, make_page
 
@@ -630,34 +630,29 @@ async def update_reward(session: AsyncSession, worker: Principal, reward_id: uui
 
 # --- redemption saga -----------------------------------------------------------------------------
 
-_REWARD_FOR_REDEMPTION_SQL = text("""
-SELECT id AS reward_id, name, kind, service_code, points, stock, per_resident_limit, active_from, active_until, enabled
-FROM gov_rewards WHERE id = CAST(:reward_id AS uuid) AND community = :community
-""")
+_REWARD_FOR_REDEMPTION_SQL = (
+    "SELECT id AS reward_id, name, kind, service_code, points, stock, per_resident_limit, active_from, active_until, "
+    "enabled FROM gov_rewards WHERE id = $1 AND community = $2")
 
 # The reservation (migration 0003): the account locked, the checks and, only when all pass, the
 # writes (lots in spending order, the redemption and its allocations, the balance and its statement
 # line, the stock, the event). Lots due to expire are not handled there: `due` > 0 sends the caller
 # to expire them first (with their statement lines), as domain.plan_spend skips them. The spending
 # order is domain.spending_order's: soonest expiry first, unexpiring last, ties by lot id.
-_RESERVE_SQL = text("""
-SELECT due, available, already, checks_passed, created_at FROM gov_reserve(
-    :community, :resident, CAST(:reward_id AS uuid), CAST(:id AS uuid), :now, :cost, :quantity,
-    CAST(:per_resident_limit AS integer), :has_stock, :deadline, :reason, :event_id, :event_topic, :event_type,
-    :event_source, CAST(:event_data AS jsonb), :traceparent, :tracestate)
-""")
+_RESERVE_SQL = (
+    "SELECT due, available, already, checks_passed, created_at FROM gov_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18)")
 
 
 async def redeem(session: AsyncSession, settings: Settings, resident: Principal, data: RedemptionCreate) -> Redemption:
     """Reserve points (and stock) for a reward; ask property to fulfil a service reward.
 
-    Two statements, each its own transaction unless the caller has one open (`execute_alone`): the
+    Two statements, each its own transaction unless the caller has one open (`fetch_alone`): the
     reward read, then `gov_reserve`, which holds the account and stock locks only while it runs.
     """
     now = now_utc()
     community, resident_id = resident.community, resident.subject
-    reward = (await execute_alone(session, _REWARD_FOR_REDEMPTION_SQL, {
-        "community": community, "reward_id": data.reward_id})).one_or_none()
+    reward = await fetch_alone(session, _REWARD_FOR_REDEMPTION_SQL, data.reward_id, community)
     if reward is None:
         raise problems.RewardNotFound()
     if not domain.reward_is_active(reward.enabled, reward.active_from, reward.active_until, now):
@@ -667,26 +662,25 @@ async def redeem(session: AsyncSession, settings: Settings, resident: Principal,
     redemption = Redemption(id=uuid.uuid4(), community=community, resident_id=resident_id,
                             reward_id=reward.reward_id, quantity=data.quantity, points=cost, status="reserved",
                             deadline=now + timedelta(seconds=timeout))
-    params: dict[str, Any] = {
-        "community": community, "resident": resident_id, "reward_id": reward.reward_id, "now": now, "cost": cost,
-        "quantity": data.quantity, "per_resident_limit": reward.per_resident_limit,
-        "has_stock": reward.stock is not None, "id": redemption.id, "deadline": redemption.deadline,
-        "reason": reward.name, **_no_event,
-    }
+    event: dict[str, Any] = dict.fromkeys(("event_id", "event_topic", "event_type", "event_source", "event_data",
+                                           "traceparent", "tracestate"))
     if reward.kind == RewardKind.service:
         assert reward.service_code is not None
-        params.update(publisher.outbox_params(RedemptionReserved(
+        event = publisher.outbox_params(RedemptionReserved(
             redemption_id=str(redemption.id), community=community, resident_id=resident_id,
             reward_id=str(reward.reward_id), service_code=reward.service_code, points=cost, quantity=data.quantity,
-        )))
-    outcome = (await execute_alone(session, _RESERVE_SQL, params)).one()
+        ))
+    args = (community, resident_id, reward.reward_id, redemption.id, now, cost, data.quantity, reward.per_resident_limit,
+            reward.stock is not None, redemption.deadline, reward.name, event["event_id"], event["event_topic"],
+            event["event_type"], event["event_source"], event["event_data"], event["traceparent"], event["tracestate"])
+    outcome = await fetch_alone(session, _RESERVE_SQL, *args)
     if outcome.due:
         # Rare: lots past their expiry that the sweep has not reached. Expire them (each with its
         # statement line) under the account lock, then reserve from what is left, in one transaction.
         async with transaction(session):
             acct = await _lock_account(session, community, resident_id)
             await _expire_account_lots(session, acct, now)
-            outcome = (await execute_alone(session, _RESERVE_SQL, params)).one()
+            outcome = await fetch_alone(session, _RESERVE_SQL, *args)
     if not domain.within_resident_limit(reward.per_resident_limit, int(outcome.already), data.quantity):
         raise problems.ResidentLimitExceeded(limit=reward.per_resident_limit, already=int(outcome.already))
     if outcome.available < cost:
@@ -697,13 +691,9 @@ async def redeem(session: AsyncSession, settings: Settings, resident: Principal,
         # Every check on the account passed, so what stopped the writes was the stock.
         raise problems.OutOfStock()
     redemption.created_at = outcome.created_at
-    if params["event_id"] is not None:
+    if event["event_id"] is not None:
         outbox_written(session)
     return redemption
-
-
-_no_event: dict[str, Any] = {"event_id": None, "event_topic": None, "event_type": None, "event_source": None,
-                             "event_data": None, "traceparent": None, "tracestate": None}
 
 
 async def _locked_redemption(session: AsyncSession, community: str, redemption_id: uuid.UUID,

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.db import execute_alone, transaction
+from services.kit.db import fetch_alone, transaction
 from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, make_page
 from services.kit.problems import Forbidden, Problem
@@ -583,10 +583,10 @@ async def _resolve(session: AsyncSession, pending: Row, resolution: str, care_ac
         "first_withdrawal": first_withdrawal})
 
 
-_CONFIRM_SERVICE = text(
-    "SELECT r.outcome, r.detail, (r.posting).* FROM tb_confirm_service(:id, :pending_id, :community, :actor, "
-    ":is_worker, :is_steward, :minutes, :fingerprint, :now, :pool, :overflow_id, :care_next, :event_id, :event_type, "
-    ":event_source, :event_topic, :confirmed_at, :traceparent, :tracestate) AS r")
+# In the driver's form ($n), for `fetch_alone`.
+_CONFIRM_SERVICE = (
+    "SELECT r.outcome, r.detail, (r.posting).* FROM tb_confirm_service($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+    "$12, $13, $14, $15, $16, $17, $18, $19) AS r")
 # The care request's moves on confirmation, from the one transition table (the function looks its state up here).
 _CARE_ON_CONFIRM = orjson.dumps({src.value: dst.value for (src, action), dst in domain.CARE_TRANSITIONS.items()
                                  if action is CareAction.CONFIRM}).decode()
@@ -627,18 +627,13 @@ async def confirm(session: AsyncSession, principal: Principal, pending_id: uuid.
     fp = ledger.fingerprint("confirm", principal.subject, {"pending": str(pending_id), **data.model_dump(mode="json")})
     traceparent, tracestate = current_traceparent()
     now = now_utc()
-    params = {
-        "id": data.id, "pending_id": pending_id, "community": community, "actor": principal.subject,
-        "is_worker": is_worker(principal), "is_steward": principal.has("steward"), "minutes": data.minutes,
-        "fingerprint": fp, "now": now, "pool": ledger.pool_account_id(community),
-        "overflow_id": ledger.derived_id(data.id, "overflow"), "care_next": _CARE_ON_CONFIRM,
-        "event_id": str(uuid.uuid4()), "event_type": ServiceConfirmed.event_type, "event_source": publisher.source,
-        "event_topic": publisher.topic, "confirmed_at": to_jsonable_python(now), "traceparent": traceparent,
-        "tracestate": tracestate,
-    }
+    args = (data.id, pending_id, community, principal.subject, is_worker(principal), principal.has("steward"),
+            data.minutes, fp, now, ledger.pool_account_id(community), ledger.derived_id(data.id, "overflow"),
+            _CARE_ON_CONFIRM, str(uuid.uuid4()), ServiceConfirmed.event_type, publisher.source, publisher.topic,
+            to_jsonable_python(now), traceparent, tracestate)
 
-    async def attempt() -> Row:
-        row = (await execute_alone(session, _CONFIRM_SERVICE, params)).one()
+    async def attempt() -> Any:
+        row = await fetch_alone(session, _CONFIRM_SERVICE, *args)
         if row.outcome == "posted":
             outbox_written(session)
         return row

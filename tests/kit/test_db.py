@@ -1,11 +1,11 @@
-"""`execute_alone`: a one-statement use case is its own transaction, or joins the caller's."""
+"""`execute_alone` and `fetch_alone`: a one-statement use case is its own transaction, or joins the caller's."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
 
-from services.kit.db import execute_alone, make_engine, make_sessionmaker, transaction
+from services.kit.db import execute_alone, fetch_alone, make_engine, make_sessionmaker, transaction
 from tests.support.stack import TestStack
 
 _WRITE = text("INSERT INTO notes (body) VALUES (:body) RETURNING pg_current_xact_id()::text AS xact")
@@ -36,6 +36,38 @@ async def test_execute_alone_commits_by_itself_and_joins_an_open_transaction(sta
         async with engine.connect() as conn:
             bodies = (await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all()
         assert bodies == ["alone 1", "alone 2"]  # committed alone; the joined one rolled back with the caller
+    finally:
+        await engine.dispose()
+        await stack.drop_database(url)
+
+
+async def test_fetch_alone_uses_the_driver_alone_and_joins_an_open_transaction(stack: TestStack) -> None:
+    url = await stack.empty_database("kit_db_fetch")
+    engine = make_engine(url, pool_size=2)
+    maker = make_sessionmaker(engine)
+    write = "INSERT INTO notes (body) VALUES ($1) RETURNING body, pg_current_xact_id()::text AS xact"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY)"))
+
+        async with maker() as session:
+            first = await fetch_alone(session, write, "alone 1")
+            second = await fetch_alone(session, write, "alone 2")
+            assert (first.body, second.body) == ("alone 1", "alone 2")
+            assert first.xact != second.xact
+            assert await fetch_alone(session, "SELECT body FROM notes WHERE body = $1", "none") is None
+
+        async with maker() as session:
+            with pytest.raises(RuntimeError):
+                async with transaction(session):
+                    before = (await session.execute(_WRITE, {"body": "before"})).one().xact
+                    joined = await fetch_alone(session, write, "joined")
+                    assert joined.xact == before
+                    raise RuntimeError("the caller's transaction fails")
+
+        async with engine.connect() as conn:
+            bodies = (await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all()
+        assert bodies == ["alone 1", "alone 2"]
     finally:
         await engine.dispose()
         await stack.drop_database(url)
