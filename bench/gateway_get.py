@@ -1,12 +1,25 @@
-"""Authenticated GET through the gateway against the same GET sent straight to the service.
+"""Authenticated GET through the gateway against the same GET sent straight to the service, and through nginx.
 
-Three processes besides this one: the upstream (a minimal kit-style service that verifies the
-token, as every service does), the gateway (uvicorn, one worker, its real lifespan against the
-bench stack's PostgreSQL, Valkey and Tansu), and the load generator (aiohttp, keep-alive, N
-connections). Each figure is taken in the same run on the same servers: direct, via the gateway
-with its default engine (aiohttp's client directly), with httpx over the httpx-aiohttp transport,
-and with httpx's own transport.
-nginx is measured too when an `nginx` binary is already installed.
+Headline: a resident reads their own time-bank membership (`GET /members/me`) from the real
+time-bank service (its own app factory, its own migrated database, the member enrolled first so
+the route answers 200). The same request is sent three ways in one run: straight to the service,
+through the gateway (`/api/timebank/members/me`), and through nginx from Debian's packages (when
+an `nginx` binary is installed) proxying to the service with keep-alive upstream connections.
+
+Second line, "gateway overhead over an empty upstream": the same three ways to a minimal service
+that only verifies the token (`create_upstream`), the harshest comparison, kept to show the
+gateway's own cost.
+
+Processes besides this one: the time-bank service and the empty upstream (uvicorn, one worker
+each), the gateway (uvicorn, one worker, its real lifespan against the bench stack's PostgreSQL,
+Valkey and Tansu), nginx (one worker), and the load generator (aiohttp, keep-alive, N connections,
+closed loop; then one connection for latency), each run in its own process. Every server process
+has one worker, direct and gateway alike. Besides req/s and p50/p99, each line reports the CPU
+time the serving processes spent per request (user + system from /proc, over the busy run): on a
+shared machine it is the steadier figure.
+
+`BENCH_GATEWAY_TRANSPORTS=aiohttp,httpx-aiohttp,httpx` also measures the gateway's other upstream
+engines (default: only `aiohttp`, the gateway's default).
 
     .venv/bin/python -m bench.gateway_get
 """
@@ -17,15 +30,18 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, FastAPI
 
 from bench.harness import bench_stack, percentile, record
@@ -33,13 +49,21 @@ from deploy.local.servers import free_port, wait_for_port
 from services.kit.auth import CurrentPrincipal
 
 COMMUNITY = "bench-community"
+RESIDENT = "00000000-0000-0000-0000-0000000000be"
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 32))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 8))
+WARM_UP_S = 1.0
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 2))
+TRANSPORTS = os.environ.get("BENCH_GATEWAY_TRANSPORTS", "aiohttp").split(",")
 ROOT = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The resident's read of their own membership: token check, one transaction, two small selects.
+SERVICE_PATH = "/members/me"
+EMPTY_PATH = "/ping"
 
 
 def create_upstream() -> FastAPI:
-    """The service side: verifies the bearer token with the kit (cached), answers a small JSON."""
+    """The empty upstream: verifies the bearer token with the kit (cached), answers a small JSON."""
     from contextlib import asynccontextmanager as acm
 
     from services.kit.auth import TokenVerifier
@@ -114,14 +138,37 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
                                 stderr=subprocess.STDOUT, cwd=ROOT)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes so far (children included: nginx's worker)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        # utime, stime, cutime, cstime are fields 14-17 of stat(5); [0] here is field 3.
+        total += sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        if children.exists():
+            total += cpu_seconds([int(c) for c in children.read_text().split()])
+    return total
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    pids: list[int]
+
+
 @asynccontextmanager
-async def uvicorn_process(app: str, env: dict[str, str], log: Path) -> AsyncIterator[str]:
+async def uvicorn_process(name: str, app: str, env: dict[str, str], log: Path) -> AsyncIterator[Server]:
     port = free_port()
     proc = spawn([sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port),
-                  "--no-access-log", "--log-level", "warning", "--loop", "uvloop"], env, log)
+                  "--workers", "1", "--no-access-log", "--log-level", "warning", "--loop", "uvloop"], env, log)
     try:
         wait_for_port(port, 60, proc=proc)
-        yield f"http://127.0.0.1:{port}"
+        yield Server(name, f"http://127.0.0.1:{port}", [proc.pid])
     finally:
         proc.terminate()
         try:
@@ -130,75 +177,201 @@ async def uvicorn_process(app: str, env: dict[str, str], log: Path) -> AsyncIter
             proc.kill()
 
 
-async def measure(label: str, url: str, token: str) -> dict[str, Any]:
-    busy = await run_load(url, token, CONNECTIONS, DURATION_S)
-    single = await run_load(url, token, 1, DURATION_S / 2)
-    print(f"  {label}: {busy['rps']:,.0f} req/s at {CONNECTIONS} connections (p50 {busy['p50_ms']:.2f} ms, "
-          f"p99 {busy['p99_ms']:.2f} ms, errors {busy['errors']}); one connection p50 {single['p50_ms']:.2f} ms",
-          flush=True)
-    return {"busy": busy, "single": single}
+@dataclass
+class Target:
+    """One way to send the GET: its label, URL and the server processes that serve it."""
+
+    key: str
+    label: str
+    url: str
+    servers: list[Server]
 
 
-def nginx_conf(work: Path, port: int, upstream: str) -> Path:
+async def measure(target: Target, token: str) -> dict[str, Any]:
+    """Busy (N connections) then one connection; each serving process's CPU per request over the busy run."""
+    await run_load(target.url, token, CONNECTIONS, WARM_UP_S)  # first-request work and pools, not measured
+    before = {s.name: cpu_seconds(s.pids) for s in target.servers}
+    busy = await run_load(target.url, token, CONNECTIONS, DURATION_S)
+    cpu_ms = {s.name: (cpu_seconds(s.pids) - before[s.name]) * 1000 / max(1, busy["requests"]) for s in target.servers}
+    single = await run_load(target.url, token, 1, DURATION_S / 2)
+    cpu = ", ".join(f"{name} {ms:.3f}" for name, ms in cpu_ms.items())
+    print(f"  {target.label}: {busy['rps']:,.0f} req/s at {CONNECTIONS} connections (p50 {busy['p50_ms']:.2f} ms, "
+          f"p99 {busy['p99_ms']:.2f} ms, errors {busy['errors']}; CPU ms/request: {cpu}); "
+          f"one connection p50 {single['p50_ms']:.2f} ms", flush=True)
+    return {"busy": busy, "single": single, "cpu_ms": cpu_ms}
+
+
+def nginx_conf(work: Path, port: int, upstreams: dict[str, str]) -> Path:
+    """One worker, keep-alive to each upstream, no access log: nginx as a plain reverse proxy."""
+    blocks = "".join(
+        f"  upstream {name} {{ server {url.removeprefix('http://')}; keepalive 64; }}\n" for name, url in upstreams.items()
+    )
+    locations = "".join(
+        f"    location /api/{name}/ {{ proxy_pass http://{name}/; proxy_http_version 1.1; "
+        f'proxy_set_header Connection ""; }}\n'
+        for name in upstreams
+    )
     conf = work / "nginx.conf"
     conf.write_text(f"""
 worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/nginx-error.log;
 events {{ worker_connections 1024; }}
 http {{
   access_log off; client_body_temp_path {work}; proxy_temp_path {work};
-  upstream svc {{ server {upstream.removeprefix('http://')}; keepalive 64; }}
-  server {{ listen 127.0.0.1:{port};
-    location /api/timebank/ {{ proxy_pass http://svc/; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
+  fastcgi_temp_path {work}; uwsgi_temp_path {work}; scgi_temp_path {work};
+{blocks}  server {{ listen 127.0.0.1:{port};
+{locations}  }}
 }}""")
     return conf
+
+
+@asynccontextmanager
+async def nginx_process(work: Path, upstreams: dict[str, str]) -> AsyncIterator[Server | None]:
+    binary = shutil.which("nginx", path=os.environ.get("PATH", "") + os.pathsep + "/usr/sbin")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    proc = spawn([binary, "-e", str(work / "nginx-error.log"), "-c", str(nginx_conf(work, port, upstreams))], {},
+                 work / "nginx.log")
+    try:
+        wait_for_port(port, 10, proc=proc)
+        yield Server("nginx", f"http://127.0.0.1:{port}", [proc.pid])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def gateway_env(stack: Any, db: str, upstreams: dict[str, str], transport: str) -> dict[str, str]:
+    return {
+        "GATEWAY_DATABASE_URL": db, "GATEWAY_REDIS_URL": stack.redis_url,
+        "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "GATEWAY_KAFKA_NAMESPACE": "bench.",
+        "GATEWAY_KEYS_DIR": str(stack.keys_dir), "GATEWAY_UPSTREAMS": json.dumps(upstreams),
+        "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]), "GATEWAY_UPSTREAM_TRANSPORT": transport,
+        # Limits far above the load, so every request is admitted (and still counted in Valkey).
+        "GATEWAY_RATE_LIMIT_USER": "10000000/minute", "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
+    }
+
+
+async def enrol_resident(service_url: str, token: str) -> None:
+    """The resident joins the time bank, so `GET /members/me` answers 200 with their membership."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=service_url, headers=headers) as client:
+        enrolled = await client.post("/members", json={"volunteer": True})
+        enrolled.raise_for_status()
+        me = await client.get(SERVICE_PATH)
+        me.raise_for_status()
+
+
+async def gateway_settled(gateway_url: str) -> None:
+    """Wait for the gateway's start-up work (the merged OpenAPI document, fetched from the services)
+    to finish, so its CPU is not counted against the requests measured."""
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+        (await client.get("/openapi.json")).raise_for_status()
+        (await client.get("/readyz")).raise_for_status()
+    await asyncio.sleep(1.0)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over the rounds, and the range of req/s."""
+    rps = [r["busy"]["rps"] for r in rounds]
+    cpu = {name: round(median([r["cpu_ms"][name] for r in rounds]), 3) for name in rounds[0]["cpu_ms"]}
+    return {"rps": round(median(rps), 1), "rps_range": [round(min(rps), 1), round(max(rps), 1)],
+            "p50_ms": round(median([r["busy"]["p50_ms"] for r in rounds]), 2),
+            "p99_ms": round(median([r["busy"]["p99_ms"] for r in rounds]), 2),
+            "p50_ms_one_connection": round(median([r["single"]["p50_ms"] for r in rounds]), 3),
+            "cpu_ms_per_request": cpu, "errors": sum(r["busy"]["errors"] for r in rounds)}
+
+
+def comparison(figures: dict[str, dict[str, Any]], direct: str, proxied: str, proxy: str) -> dict[str, Any]:
+    d, g = figures[direct], figures[proxied]
+    out: dict[str, Any] = {
+        f"{proxy}_over_direct_rps": round(g["rps"] / d["rps"], 3),
+        f"{proxy}_added_p50_ms_one_connection": round(g["p50_ms_one_connection"] - d["p50_ms_one_connection"], 3),
+    }
+    if proxy in g["cpu_ms_per_request"]:
+        out[f"{proxy}_cpu_ms_per_request"] = g["cpu_ms_per_request"][proxy]
+    return out
 
 
 async def main() -> None:
     from gateway.migrate import upgrade_gateway_database
 
-    async with bench_stack() as stack:
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    labels: dict[str, str] = {}
+    async with bench_stack() as stack, AsyncExitStack() as servers:
         work = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-        token = stack.token("00000000-0000-0000-0000-0000000000be", "resident", community=COMMUNITY, ttl_s=3600)
-        db = await stack.empty_database("gateway_bench")
-        await upgrade_gateway_database(db)
-        async with uvicorn_process("bench.gateway_get:create_upstream", {"JWKS_URL": stack.jwks_url},
-                                   work / "upstream.log") as upstream:
-            results: dict[str, dict[str, Any]] = {}
-            results["direct"] = await measure("direct", upstream + "/ping", token)
-            for transport in ("aiohttp", "httpx-aiohttp", "httpx"):
-                env = {
-                    "GATEWAY_DATABASE_URL": db, "GATEWAY_REDIS_URL": stack.redis_url,
-                    "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "GATEWAY_KAFKA_NAMESPACE": "bench.",
-                    "GATEWAY_KEYS_DIR": str(stack.keys_dir), "GATEWAY_UPSTREAMS": json.dumps({"timebank": upstream}),
-                    "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]), "GATEWAY_UPSTREAM_TRANSPORT": transport,
-                    "GATEWAY_RATE_LIMIT_USER": "10000000/minute", "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
-                }
-                async with uvicorn_process("gateway.app:create_app", env, work / f"gateway-{transport}.log") as gw:
-                    results[f"gateway ({transport})"] = await measure(f"gateway ({transport})",
-                                                                      gw + "/api/timebank/ping", token)
-            if shutil.which("nginx"):
-                port = free_port()
-                proc = spawn(["nginx", "-c", str(nginx_conf(work, port, upstream))], {}, work / "nginx.log")
-                try:
-                    wait_for_port(port, 10)
-                    results["nginx"] = await measure("nginx", f"http://127.0.0.1:{port}/api/timebank/ping", token)
-                finally:
-                    proc.terminate()
-                    proc.wait(10)
-        await stack.drop_database(db)
+        token = stack.token(RESIDENT, "resident", community=COMMUNITY, ttl_s=3600)
+        timebank_db = await stack.fresh_database("timebank")
+        gateway_db = await stack.empty_database("gateway_bench")
+        await upgrade_gateway_database(gateway_db)
+        servers.push_async_callback(stack.drop_database, timebank_db)
+        servers.push_async_callback(stack.drop_database, gateway_db)
+        service_env = {
+            "TIMEBANK_DATABASE_URL": timebank_db, "TIMEBANK_REDIS_URL": stack.redis_url,
+            "TIMEBANK_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "TIMEBANK_KAFKA_NAMESPACE": "bench.",
+            "TIMEBANK_JWKS_URL": stack.jwks_url,
+        }
+        timebank = await servers.enter_async_context(
+            uvicorn_process("timebank", "services.timebank.app:create_app", service_env, work / "timebank.log"))
+        empty = await servers.enter_async_context(
+            uvicorn_process("empty", "bench.gateway_get:create_upstream", {"JWKS_URL": stack.jwks_url},
+                            work / "empty.log"))
+        await enrol_resident(timebank.url, token)
+        upstreams = {"timebank": timebank.url, "empty": empty.url}
+        targets = [Target("direct", "timebank direct", timebank.url + SERVICE_PATH, [timebank]),
+                   Target("empty direct", "empty upstream direct", empty.url + EMPTY_PATH, [empty])]
+        # Every server stays up for the whole run and the ways are measured in turn, round after
+        # round, so a burst of other work on the shared machine does not land on one of them only.
+        for transport in TRANSPORTS:
+            gateway = await servers.enter_async_context(uvicorn_process(
+                "gateway", "gateway.app:create_app", gateway_env(stack, gateway_db, upstreams, transport),
+                work / f"gateway-{transport}.log"))
+            await gateway_settled(gateway.url)
+            suffix = "" if transport == "aiohttp" else f" ({transport})"
+            targets += [Target("gateway" + suffix, "timebank via gateway" + suffix,
+                               gateway.url + "/api/timebank" + SERVICE_PATH, [gateway, timebank]),
+                        Target("empty gateway" + suffix, "empty upstream via gateway" + suffix,
+                               gateway.url + "/api/empty" + EMPTY_PATH, [gateway, empty])]
+        nginx = await servers.enter_async_context(nginx_process(work, upstreams))
+        if nginx is not None:
+            targets += [Target("nginx", "timebank via nginx", nginx.url + "/api/timebank" + SERVICE_PATH,
+                               [nginx, timebank]),
+                        Target("empty nginx", "empty upstream via nginx", nginx.url + "/api/empty" + EMPTY_PATH,
+                               [nginx, empty])]
+        print(f"time bank GET {SERVICE_PATH} (headline) and the empty upstream's GET {EMPTY_PATH}; one worker "
+              f"per server; {ROUNDS} rounds", flush=True)
+        for n in range(ROUNDS):
+            print(f"round {n + 1} (load average {os.getloadavg()[0]:.2f})", flush=True)
+            for target in targets:
+                labels[target.key] = target.label
+                rounds.setdefault(target.key, []).append(await measure(target, token))
 
-    direct, gateway = results["direct"], results["gateway (aiohttp)"]
-    extra: dict[str, Any] = {
-        "connections": CONNECTIONS, "duration_s": DURATION_S,
-        "added_p50_ms_one_connection": round(gateway["single"]["p50_ms"] - direct["single"]["p50_ms"], 3),
-        "nginx": "not installed" if "nginx" not in results else round(results["nginx"]["busy"]["rps"], 1),
-    }
-    for label, r in results.items():
-        extra[label] = {"rps": round(r["busy"]["rps"], 1), "p50_ms": round(r["busy"]["p50_ms"], 2),
-                        "p99_ms": round(r["busy"]["p99_ms"], 2), "p50_ms_one_connection": round(r["single"]["p50_ms"], 2),
-                        "errors": r["busy"]["errors"]}
-    record("gateway_get_rps", gateway["busy"]["rps"], "req/s", "direct to the service", direct["busy"]["rps"],
-           higher_is_better=True, target="≥ 0.6 × direct; added p50 ≤ 2 ms", extra=extra)
+    figures = {key: summary(r) for key, r in rounds.items()}
+    common: dict[str, Any] = {"connections": CONNECTIONS, "duration_s": DURATION_S, "rounds": ROUNDS,
+                              "workers_per_server": 1, "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+    for name, direct, route in (("headline", "direct", f"GET /api/timebank{SERVICE_PATH}"),
+                                ("empty", "empty direct", f"GET /api/empty{EMPTY_PATH}")):
+        prefix = "" if name == "headline" else "empty "
+        extra: dict[str, Any] = {"route": route, **common,
+                                 **comparison(figures, direct, prefix + "gateway", "gateway")}
+        extra.update(comparison(figures, direct, prefix + "nginx", "nginx") if prefix + "nginx" in figures
+                     else {"nginx": "not installed"})
+        extra.update({labels[key]: f for key, f in figures.items() if key.startswith("empty") == bool(prefix)})
+        if name == "headline":
+            record("gateway_get_rps", figures["gateway"]["rps"], "req/s", "direct to the time-bank service",
+                   figures["direct"]["rps"], higher_is_better=True,
+                   target="≥ 0.6 × direct; added p50 ≤ 2 ms", extra=extra)
+        else:
+            record("gateway_get_empty_upstream_rps", figures["empty gateway"]["rps"], "req/s",
+                   "gateway overhead over an empty upstream: direct", figures["empty direct"]["rps"],
+                   higher_is_better=True, extra=extra)
 
 
 if __name__ == "__main__":

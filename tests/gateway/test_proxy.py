@@ -334,6 +334,11 @@ async def test_a_proxied_request_is_one_server_span_in_the_callers_trace(
     assert len(hop) == 1, [s.name for s in ours]
     span = hop[0]
     assert span.parent is not None and format(span.parent.span_id, "016x") == "2" * 16
+    # Nothing else at the door opens a server span for the caller's request (FastAPI's native
+    # telemetry would, beside the front door's, if it did not see the OpenTelemetry instrumentation).
+    at_the_door = [s for s in ours if s.kind == trace.SpanKind.SERVER and s.parent is not None
+                   and format(s.parent.span_id, "016x") == "2" * 16]
+    assert len(at_the_door) == 1, [s.name for s in at_the_door]
     assert span.attributes is not None and span.attributes["http.response.status_code"] == 200
     # The upstream is called inside that span: the service's own server span is its child.
     forwarded = r.json()["headers"]["traceparent"].split("-")
