@@ -17,9 +17,10 @@ GROUP = "citysync-feeds"
 
 def feed_consumer(keys: Keys) -> ConsumerSpec:
     async def build_record(session: AsyncSession, event: CloudEvent) -> None:
-        await service.ingest(session, keys, event)
+        # Queued in the batch's transaction; the batch's records are written in one statement at commit.
+        await service.ingest_later(session, keys, event)
 
     # Types not listed (saga internals, staff registrations...) are recorded in the inbox and skipped.
     handlers: dict[str, Handler] = {event_type: build_record for event_type in RECORD_KINDS}
-    # Building a record is one statement: commits would dominate, so a fetched batch is one transaction.
+    # Building a record is cheap: commits would dominate, so a fetched batch is one transaction.
     return ConsumerSpec(group=GROUP, topics=DOMAIN_TOPICS, handlers=handlers, apply_in_batches=True)

@@ -4,8 +4,10 @@ the daily statistics, and a restart of the service in the middle of a consumer's
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 
@@ -250,6 +252,54 @@ async def test_a_rolled_back_batch_adds_nothing_to_the_day_and_its_retry_adds_it
     assert confirmed == expected > 0
     assert booked == sum(1 for e in events if e.type == "parking.booking.completed.v1") > 0
     assert spots > 0
+
+
+async def test_records_queued_for_the_commit_equal_records_made_one_by_one(stack: TestStack,
+                                                                           citysync: RunningService) -> None:
+    """The consumer's path (`ingest_later`: a batch's records written in one statement at commit)
+    makes the same feeds, numbers and day figures as `ingest`, copies included; a reversal finds
+    the service type of a confirmation queued in the same batch."""
+    one_by_one, queued = Community(stack, citysync), Community(stack, citysync)
+    people = factory.residents(10, seed=31)
+    keys = keys_of(citysync)
+
+    events = factory.community_events(one_by_one.id, people, start=datetime.now(UTC) - timedelta(days=2))
+    confirmed = next(e for e in events if e.type == "timebank.service.confirmed.v1")
+    events.append(factory.event("timebank.transfer.reversed.v1", {
+        "transfer_id": str(uuid.uuid4()), "community": one_by_one.id,
+        "reverses_transfer_id": confirmed.data["transfer_id"], "minutes": confirmed.data["minutes"]},
+        "reversal", "/services/timebank", confirmed.time + timedelta(minutes=5)))
+    events += [events[0], events[3]]  # copies of events already seen
+
+    def events_of(community: Community) -> list[CloudEvent]:
+        """The same events for `community`: their own ids (a source event makes one record in all)."""
+        return [dataclasses.replace(e, id=str(uuid.uuid5(uuid.NAMESPACE_URL, community.id + e.id)),
+                                    data={**e.data, "community": community.id}) for e in events]
+
+    # The queued community first: its reversal can only find the confirmation in its own batch.
+    queued_events = events_of(queued)
+    for chunk in (queued_events, queued_events[:5]):  # one batch, then nothing but copies
+        async with citysync.state.sessionmaker() as session, session.begin():
+            for event in chunk:
+                await service.ingest_later(session, keys, event)
+    await ingest_all(citysync, events_of(one_by_one), chunk=7)
+
+    async def feeds_and_days(community: Community) -> tuple[list[Any], list[Any]]:
+        async with citysync.state.sessionmaker() as session, session.begin():
+            records = (await session.execute(text(
+                "SELECT scene, seq, record_type, schema_version, event_time, subject_id, payload - 'community' "
+                "FROM feed_records WHERE community = :c ORDER BY scene, seq"), {"c": community.id})).all()
+            days = (await session.execute(text(
+                "SELECT day, services_confirmed, minutes_served, minutes_reversed, bookings_completed, "
+                "tickets_submitted, tickets_completed, redemptions_released, spots_used, minutes_by_type "
+                "FROM daily_stats WHERE community = :c ORDER BY day"), {"c": community.id})).all()
+            return [tuple(r) for r in records], [tuple(d) for d in days]
+
+    made, days = await feeds_and_days(queued)
+    assert (made, days) == await feeds_and_days(one_by_one)
+    assert len(made) == len(events) - 2 and sum(d[3] for d in days) > 0  # a reversal was counted
+    # The reversal was taken off its confirmation's service type (found queued in the same batch).
+    assert sum(sum(d[9].values()) for d in days) == sum(d[2] for d in days)
 
 
 async def test_a_consumer_resumes_after_the_service_restarts(stack: TestStack) -> None:
