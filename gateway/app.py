@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import api, openapi
+from gateway.accesslog import install_access_log
 from gateway.consumers import registry_consumer
 from gateway.identity import DenyList, GatewayVerifier, KeyRing, LogCodeSender, OneTimeCodes, Passwords
 from gateway.problems import BodyTooLarge
@@ -263,6 +264,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # httpx logs every upstream URL, query string included, at INFO; the access log covers calls.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_access_log(log, settings.service_name, as_json=settings.log_json)
     own_openapi = app.openapi()
     # The gateway serves the merged document and its own readiness report instead of the kit's:
     # drop FastAPI's /openapi.json and put the gateway's routes first, ahead of the kit's /readyz.

@@ -40,10 +40,12 @@ class AdmissionBatcher:
 
     Requests read off the sockets in one event-loop pass each queue their three keys; the first
     schedules a flush for the end of that pass, which sends them all in one EVALSHA and hands each
-    request its own answer. Every request still gets its own deny-list check and its own counter
-    increments, applied atomically, before it is forwarded; it only shares the round trip (and the
-    client's per-command work, which cost more than the forwarding itself). Under light load a
-    batch is one request, as before.
+    request its own answer. One call is in flight at a time: requests that arrive while it is out
+    wait for it to come back and then go together in the next, so the busier the gateway, the
+    fewer calls per request (Nagle's rule, applied to the admission round trip). Every request
+    still gets its own deny-list check and its own counter increments, applied atomically, before
+    it is forwarded; it only shares the round trip (and the client's per-command work, which cost
+    more than the forwarding itself). Under light load a batch is one request, as before.
     """
 
     def __init__(self, redis: Redis, *, user_expiry: int, ip_expiry: int):
@@ -51,6 +53,7 @@ class AdmissionBatcher:
         self.args = (user_expiry, ip_expiry)
         self._pending: list[tuple[str, str, str, asyncio.Future[Admission]]] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._in_flight = False
         # Flushes run outside any request's context: no request's span parents the batch, and
         # the Redis instrumentation stays quiet (one span per call would tell an operator nothing).
         self._context = contextvars.Context()
@@ -58,18 +61,33 @@ class AdmissionBatcher:
     async def admit(self, deny_key: str, user_key: str, ip_key: str) -> Admission:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Admission] = loop.create_future()
-        if not self._pending:
+        if not self._pending and not self._in_flight:
             loop.call_soon(self._flush, context=self._context)
+        # Otherwise a flush is scheduled already, or the call in flight schedules one when it is back.
         self._pending.append((deny_key, user_key, ip_key, future))
         return await future
 
     def _flush(self) -> None:
+        if self._in_flight or not self._pending:
+            return
         batch, self._pending = self._pending, []
+        self._in_flight = True
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
+    def _sent(self) -> None:
+        self._in_flight = False
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush, context=self._context)
+
     async def _send(self, batch: list[tuple[str, str, str, asyncio.Future[Admission]]]) -> None:
+        try:
+            await self._call(batch)
+        finally:
+            self._sent()
+
+    async def _call(self, batch: list[tuple[str, str, str, asyncio.Future[Admission]]]) -> None:
         keys = [key for deny_key, user_key, ip_key, _ in batch for key in (deny_key, user_key, ip_key)]
         try:
             with suppress_instrumentation():

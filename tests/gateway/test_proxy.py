@@ -233,7 +233,10 @@ async def test_metrics_have_per_route_latency_and_access_logs_hold_no_personal_d
             records.append(record)
 
     keep = Keep()
-    logging.getLogger().addHandler(keep)
+    # The access log has its own handler and does not pass its lines on to the root's.
+    watched = [logging.getLogger(), logging.getLogger("gateway.access")]
+    for logger in watched:
+        logger.addHandler(keep)
     try:
         subject = str(uuid.uuid4())
         headers = resident(stack, subject)
@@ -241,7 +244,8 @@ async def test_metrics_have_per_route_latency_and_access_logs_hold_no_personal_d
         await gateway.client.get(f"/api/timebank/notes/{note['id']}?phone=17012345678", headers=headers)
         await gateway.client.post("/auth/otp", json={"community": COMMUNITY, "phone": "17012345678"})
     finally:
-        logging.getLogger().removeHandler(keep)
+        for logger in watched:
+            logger.removeHandler(keep)
     access = [r.getMessage() for r in records if r.name == "gateway.access"]
     assert any("/api/timebank/notes/{note_id} 200" in line and f"subject={subject}" in line for line in access), access
     assert not any("17012345678" in r.getMessage() for r in records)
@@ -301,6 +305,48 @@ async def test_concurrent_requests_share_redis_round_trips_yet_each_is_counted(
         assert upstream.state.calls["echo-GET"] == 10
 
 
+async def test_admissions_arriving_while_a_call_is_out_go_together_in_the_next(stack: TestStack) -> None:
+    # One admission call in flight at a time: the requests that arrive, over several event-loop
+    # passes, while the first one's call is out share the second call, and each still gets its own
+    # increment.
+    from redis.asyncio import Redis
+
+    from gateway.protection import AdmissionBatcher
+
+    redis = Redis.from_url(stack.redis_url)
+    try:
+        batcher = AdmissionBatcher(redis, user_expiry=60, ip_expiry=60)
+        calls: list[int] = []
+        first_out, first_back = asyncio.Event(), asyncio.Event()
+        script = batcher.script
+
+        async def counted(*, keys: list[str], args: tuple[int, int]) -> list[int]:
+            calls.append(len(keys) // 3)
+            first_out.set()
+            answer = list(await script(keys=keys, args=args))
+            if len(calls) == 1:
+                await first_back.wait()  # hold the first call out while the others arrive
+            return answer
+
+        batcher.script = counted  # type: ignore[assignment]
+        tag = uuid.uuid4().hex
+        first = asyncio.ensure_future(batcher.admit(f"deny:{tag}", f"user:{tag}", f"ip:{tag}:0"))
+        await first_out.wait()
+        waves = []
+        for wave in range(2):
+            waves += [asyncio.ensure_future(batcher.admit(f"deny:{tag}", f"user:{tag}", f"ip:{tag}:{wave}-{n}"))
+                      for n in range(10)]
+            for _ in range(3):
+                await asyncio.sleep(0)  # let a flush run, were one scheduled
+        first_back.set()
+        answers = [await first, *await asyncio.gather(*waves)]
+        assert calls == [1, 20]
+        assert sorted(user for _, user, _ in answers) == list(range(1, 22))
+        assert all(revoked == 0 and ip == 1 for revoked, _, ip in answers)
+    finally:
+        await redis.aclose()
+
+
 async def test_a_revoked_token_is_refused_even_among_valid_ones_admitted_together(
     stack: TestStack, gateway: RunningService
 ) -> None:
@@ -345,3 +391,28 @@ async def test_a_proxied_request_is_one_server_span_in_the_callers_trace(
     assert forwarded[1] == trace_id and forwarded[2] == format(span.context.span_id, "016x")
     service = [s for s in ours if s.kind == trace.SpanKind.SERVER and s.name == "GET /echo"]
     assert service and service[0].parent is not None and service[0].parent.span_id == span.context.span_id
+
+
+async def test_access_lines_have_the_kits_fields_and_are_written_once_per_loop_pass() -> None:
+    import io
+    import json
+
+    from gateway.accesslog import AccessLogHandler
+
+    stream = io.StringIO()
+    logger = logging.Logger("gateway.access.test")
+    logger.addHandler(AccessLogHandler("gateway", stream=stream))
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("GET") as span:
+        logger.info("%s %s %d subject=%s", "GET", "/api/timebank/notes/{note_id}", 200, "u-1",
+                    extra={"request_id": "req-1"})
+        logger.info("phone 17012345678 slipped in", extra={"request_id": "req-2"})
+    assert stream.getvalue() == "", "written at the end of the event-loop pass, not per line"
+    await asyncio.sleep(0)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ["req-1", "req-2"]
+    first = lines[0]
+    assert first["message"] == "GET /api/timebank/notes/{note_id} 200 subject=u-1"
+    assert first["level"] == "info" and first["service"] == "gateway" and first["logger"] == "gateway.access.test"
+    assert first["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert "17012345678" not in lines[1]["message"]
