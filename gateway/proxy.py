@@ -47,6 +47,19 @@ HOP_BY_HOP = frozenset(
         "proxy-connection",
     }
 )
+HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+# Never passed on as they came: hop-by-hop headers, and those the gateway sets itself.
+NOT_FORWARDED = HOP_BY_HOP | {
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+}
+# A body read whole is sent with its own length by the client.
+NOT_FORWARDED_BUFFERED = NOT_FORWARDED | {"content-length"}
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Bodies up to this size are read whole (so they can be retried or fingerprinted); larger ones stream.
 BUFFER_LIMIT = 64 * 1024
@@ -157,11 +170,12 @@ class UpstreamReply:
     """An upstream's answer with its body still to be read, whichever client engine fetched it."""
 
     status: int
-    headers: list[tuple[str, str]]
+    # As they came over the wire (bytes, the upstream's case): relayed without decoding.
+    headers: list[tuple[bytes, bytes]]
     chunks: Callable[[], AsyncIterator[bytes]]
     close: Callable[[], Awaitable[None]]
 
-    def header(self, name: str) -> str | None:
+    def header(self, name: bytes) -> bytes | None:
         return next((v for k, v in self.headers if k.lower() == name), None)
 
     async def read(self) -> bytes:
@@ -204,7 +218,7 @@ class HttpxEngine:
         )
         response = await self.client.send(request, stream=True)
         return UpstreamReply(
-            response.status_code, response.headers.multi_items(), response.aiter_raw, response.aclose
+            response.status_code, response.headers.raw, response.aiter_raw, response.aclose
         )
 
     async def aclose(self) -> None:
@@ -246,7 +260,7 @@ class AiohttpEngine:
 
         return UpstreamReply(
             response.status,
-            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
+            list(response.raw_headers),
             response.content.iter_any,
             close,
         )
@@ -428,7 +442,9 @@ class Proxy:
             await self.idempotency.abandon(scope, idem_key)
             raise
         kept = [
-            (k, v) for k, v in reply.headers if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in reply.headers
+            if k.lower() not in HOP_BY_HOP_BYTES and k.lower() != b"content-length"
         ]
         if reply.status >= 500:
             await self.idempotency.abandon(scope, idem_key)
@@ -461,35 +477,35 @@ class Proxy:
         return BodyStream(request, self.settings.max_body_bytes)
 
     def _forward_headers(self, request: Request, *, streaming: bool) -> list[tuple[str, str]]:
-        named = {h.strip().lower() for h in request.headers.get("connection", "").split(",")}
-        drop = (
-            HOP_BY_HOP
-            | named
-            | {
-                "host",
-                "x-forwarded-for",
-                "x-forwarded-proto",
-                "x-forwarded-host",
-                "x-request-id",
-                "traceparent",
-                "tracestate",
-            }
-        )
-        if not streaming:
-            drop = drop | {"content-length"}
-        headers = [(k, v) for k, v in request.headers.items() if k not in drop]
-        ip = client_ip(request)
+        # One pass over the raw header list (lower-case bytes names, as the server hands them over),
+        # without building Starlette's Headers or a set of names per request.
+        raw: list[tuple[bytes, bytes]] = request.scope["headers"]
+        drop = NOT_FORWARDED if streaming else NOT_FORWARDED_BUFFERED
+        named = [value for name, value in raw if name == b"connection"]
+        if named:
+            drop = drop | {h.strip().lower() for v in named for h in v.decode("latin-1").split(",")}
+        headers: list[tuple[str, str]] = []
+        host = ""
+        caller_trace: dict[str, str] = {}
+        for name_b, value_b in raw:
+            name = name_b.decode("latin-1")
+            if name == "host" and not host:
+                host = value_b.decode("latin-1")
+            elif name in ("traceparent", "tracestate"):
+                caller_trace[name] = value_b.decode("latin-1")
+            if name not in drop:
+                headers.append((name, value_b.decode("latin-1")))
         headers += [
-            ("x-forwarded-for", ip),
+            ("x-forwarded-for", client_ip(request)),
             ("x-forwarded-proto", request.scope.get("scheme", "http")),
-            ("x-forwarded-host", request.headers.get("host", "")),
+            ("x-forwarded-host", host),
             ("x-request-id", getattr(request.state, "request_id", "")),
         ]
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        if "traceparent" not in carrier and "traceparent" in request.headers:
+        if "traceparent" not in carrier and "traceparent" in caller_trace:
             # No gateway span is recording: pass the caller's trace context on unchanged.
-            carrier = {k: request.headers[k] for k in ("traceparent", "tracestate") if k in request.headers}
+            carrier = caller_trace
         headers += list(carrier.items())
         return headers
 
@@ -555,12 +571,8 @@ class Proxy:
         raise AssertionError("unreachable")
 
     async def _relay(self, reply: UpstreamReply) -> Response:
-        headers = [
-            (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in reply.headers
-            if k.lower() not in HOP_BY_HOP
-        ]
-        length = reply.header("content-length")
+        headers = [(name, v) for k, v in reply.headers if (name := k.lower()) not in HOP_BY_HOP_BYTES]
+        length = reply.header(b"content-length")
         if length is not None and length.isdigit() and int(length) <= BUFFER_LIMIT:
             # Small answers are read whole: one write back is cheaper than a streaming response.
             response = Response(await reply.read(), status_code=reply.status)
