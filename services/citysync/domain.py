@@ -111,6 +111,11 @@ FIELD_RULES: Mapping[str, Rule] = {
     "method": Rule.keep,
     "amount_fen": Rule.keep,
     "redemption_id": Rule.keep,
+    "grant_id": Rule.keep,
+    "source": Rule.keep,
+    "trigger": Rule.keep,
+    "rule_id": Rule.keep,
+    "granted_at": Rule.keep,
     "reward_id": Rule.keep,
     "fulfilment": Rule.keep,
     "points": Rule.keep,
@@ -143,6 +148,7 @@ RECORD_KINDS: Mapping[str, RecordKind] = {
     "property.ticket.completed.v1": RecordKind(Scene.property, "ticket_completed", "ticket_id", "completed_at"),
     "property.ticket.sla_breached.v1": RecordKind(Scene.property, "ticket_sla_breached", "ticket_id", None),
     "property.payment.settled.v1": RecordKind(Scene.property, "payment_settled", "payment_id", None),
+    "governance.points.granted.v1": RecordKind(Scene.governance, "points_granted", "grant_id", "granted_at"),
     "governance.redemption.reserved.v1": RecordKind(Scene.governance, "redemption_reserved", "redemption_id", None),
     "governance.redemption.captured.v1": RecordKind(Scene.governance, "redemption_captured", "redemption_id", None),
     "governance.redemption.released.v1": RecordKind(Scene.governance, "redemption_released", "redemption_id", None),
@@ -334,7 +340,7 @@ STAT_COUNTERS: tuple[str, ...] = (
     "services_confirmed", "minutes_served", "minutes_reversed",
     "bookings_completed", "booked_minutes", "parking_fee_fen",
     "tickets_submitted", "tickets_completed", "tickets_on_time", "sla_breaches",
-    "redemptions_reserved", "redemptions_captured", "redemptions_released", "points_redeemed",
+    "redemptions_reserved", "redemptions_captured", "redemptions_released", "points_redeemed", "points_granted",
 )
 
 
@@ -386,6 +392,8 @@ def stats_delta(record_type: str, payload: Mapping[str, Any], reversed_service_t
         return StatsDelta({"tickets_completed": 1, "tickets_on_time": 1 if payload.get("on_time") is True else 0}, {})
     if record_type == "ticket_sla_breached":
         return StatsDelta({"sla_breaches": 1}, {})
+    if record_type == "points_granted":
+        return StatsDelta({"points_granted": _int(payload, "points")}, {})
     if record_type == "redemption_reserved":
         return StatsDelta({"redemptions_reserved": 1}, {})
     if record_type == "redemption_captured":

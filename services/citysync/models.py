@@ -93,6 +93,7 @@ class DailyStats(Base, table=True):
     redemptions_captured: int = 0
     redemptions_released: int = 0
     points_redeemed: int = Field(default=0, sa_type=BigInteger)
+    points_granted: int = Field(default=0, sa_type=BigInteger)
     minutes_by_type: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")))
     spots_used: int = 0
 

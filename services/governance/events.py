@@ -29,6 +29,22 @@ class RedemptionReserved(EventData):
     quantity: int
 
 
+class PointsGranted(EventData):
+    """Points were credited to a resident (key: grant_id): by an earning rule (`source` "rule", with
+    the rule's `trigger`) or by a worker's award (`source` "award", `trigger` "award"). Skipped,
+    capped and duplicate grants publish nothing; deductions and clawbacks are not grants."""
+
+    event_type = "governance.points.granted.v1"
+    grant_id: str
+    community: str
+    resident_id: str
+    points: int
+    source: Literal["rule", "award"]
+    trigger: str
+    rule_id: str | None = None
+    granted_at: datetime
+
+
 class RedemptionCaptured(EventData):
     event_type = "governance.redemption.captured.v1"
     redemption_id: str

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.governance import domain, problems
 from services.governance.domain import LotView, RewardKind, SkipReason, Trigger
 from services.governance.events import (
+    PointsGranted,
     PointsPaymentSettled,
     RedemptionCaptured,
     RedemptionReleased,
@@ -61,6 +63,7 @@ from services.kit.auth import Principal
 from services.kit.db import fetch_alone, transaction
 from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, make_page
+from services.kit.telemetry import current_traceparent
 
 EARNING_KINDS = ("grant", "award", "deduction", "reversal")
 
@@ -248,7 +251,8 @@ class GrantOutcome:
 _GRANT_SQL = text("""
 SELECT grant_id, outcome FROM gov_grant(
     :community, :resident, CAST(:rule_id AS uuid), :source_event_id, :source_ref, CAST(:points AS integer),
-    :skip, CAST(:cap AS integer), CAST(:period_start AS date), CAST(:expires_at AS timestamptz), :reason)
+    :skip, CAST(:cap AS integer), CAST(:period_start AS date), CAST(:expires_at AS timestamptz), :reason,
+    :trigger, :granted_at, :event_id, :event_topic, :event_type, :event_source, :traceparent, :tracestate)
 """)
 
 
@@ -266,15 +270,20 @@ async def _grant_by_rule(session: AsyncSession, settings: Settings, rule: Rule, 
     capped = rule.cap_count is not None and rule.cap_period is not None
     start = (domain.period_start(domain.CapPeriod(rule.cap_period), at, ZoneInfo(settings.community_timezone))
              if capped and rule.cap_period is not None else None)
+    traceparent, tracestate = current_traceparent()
     row = (await session.execute(_GRANT_SQL, {
         "community": rule.community, "resident": resident_id, "rule_id": rule.id, "source_event_id": source_event_id,
         "source_ref": source_ref, "points": points, "skip": skip.value if skip else None,
         "cap": rule.cap_count if capped else None, "period_start": start,
-        "expires_at": _expiry(at, rule.lot_validity_days), "reason": rule.name,
+        "expires_at": _expiry(at, rule.lot_validity_days), "reason": rule.name, "trigger": rule.trigger,
+        "granted_at": to_jsonable_python(now_utc()), "event_id": str(uuid.uuid4()), "event_topic": publisher.topic,
+        "event_type": PointsGranted.event_type, "event_source": publisher.source, "traceparent": traceparent,
+        "tracestate": tracestate,
     })).one()
     if row.outcome == "duplicate":
         return GrantOutcome(None, 0, None, duplicate=True)
     if row.outcome == "granted":
+        outbox_written(session)  # gov_grant wrote governance.points.granted.v1
         return GrantOutcome(row.grant_id, points, None)
     reason = SkipReason(row.outcome)
     if strict and reason is SkipReason.capped:
@@ -449,6 +458,9 @@ async def _apply_award(session: AsyncSession, settings: Settings, award: Award) 
         acct = await _lock_account(session, award.community, award.resident_id)
         await _add_points(session, acct, award.points, _expiry(now, settings.award_lot_validity_days), "award",
                           ref_type="award", ref_id=str(award.id), reason=award.reason)
+        await publisher.publish(session, PointsGranted(
+            grant_id=str(award.id), community=award.community, resident_id=award.resident_id, points=award.points,
+            source="award", trigger="award", granted_at=now), key=str(award.id))
     else:
         # A deduction (负向扣分) burns points; the budget is not refilled by penalties.
         acct = await _lock_account(session, award.community, award.resident_id)

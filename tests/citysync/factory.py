@@ -113,6 +113,12 @@ def community_events(community: str, people: list[Resident], start: datetime | N
                 "comment": f"谢谢，{p.name}", "feedback": p.phone,
             }, ticket, "/services/property", at))
         else:
+            grant = str(uuid.uuid4())
+            events.append(event("governance.points.granted.v1", {
+                "grant_id": grant, "community": community, "resident_id": p.id, "points": 60, "source": "rule",
+                "trigger": "checkin.garbage_sorting", "rule_id": str(uuid.uuid4()), "granted_at": at.isoformat(),
+                "resident_name": p.name, "resident_phone": p.phone,
+            }, grant, "/services/governance", at))
             redemption = str(uuid.uuid4())
             events.append(event("governance.redemption.reserved.v1", {
                 "redemption_id": redemption, "community": community, "resident_id": p.id, "reward_id": "haircut",

@@ -195,9 +195,11 @@ async def test_daily_statistics_are_published_for_closed_days_and_revised(commun
     figures = {r["data"]["day"]: r["data"] for r in records}
     total = {k: sum(f[k] for f in figures.values()) for k in ("services_confirmed", "bookings_completed",
                                                              "tickets_submitted", "tickets_completed",
-                                                             "redemptions_released", "minutes_served")}
+                                                             "redemptions_released", "minutes_served",
+                                                             "points_granted")}
     assert total["services_confirmed"] == total["bookings_completed"] == total["tickets_submitted"] == 10
     assert total["tickets_completed"] == 10 and total["redemptions_released"] == 10
+    assert total["points_granted"] == 10 * 60
     by_type = [f["minutes_by_service_type"] for f in figures.values()]
     assert sum(sum(t.values()) for t in by_type) == total["minutes_served"] > 0
     assert all(f["occupancy_permille"] == 2 * 60 * 1000 // 1440 for f in figures.values() if f["spots_used"])

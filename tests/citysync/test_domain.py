@@ -185,6 +185,8 @@ def test_statistics_deltas_and_rates() -> None:
     assert booking == domain.StatsDelta({"bookings_completed": 1, "booked_minutes": 90, "parking_fee_fen": 500}, {}, "s")
     assert domain.stats_delta("ticket_completed", {"on_time": False}) == domain.StatsDelta(
         {"tickets_completed": 1, "tickets_on_time": 0}, {})
+    assert domain.stats_delta("points_granted", {"points": 60, "resident_id": "h"}) == domain.StatsDelta(
+        {"points_granted": 60}, {})
     assert domain.stats_delta("resident_registered", {}) is None
     stats = domain.daily_statistics("c", date(2026, 1, 1), 3, {"booked_minutes": 720, "tickets_completed": 3,
                                                                "tickets_on_time": 2}, {"meal": 60}, 1)

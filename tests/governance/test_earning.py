@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from sqlalchemy import text
+
+from services.governance.events import PointsGranted
 from tests.governance.conftest import Community, problem_type
 
 
@@ -176,3 +179,23 @@ async def test_openapi_documents_the_routes_and_their_problems(community: Commun
     assert "urn:community:problem:governance/insufficient-points" in redeem["responses"]["409"]["description"]
     assert "urn:community:problem:governance/reward-not-found" in redeem["responses"]["404"]["description"]
     assert "Problem" in spec["components"]["schemas"]
+
+
+async def test_grants_by_rule_and_award_publish_points_granted_and_skips_do_not(community: Community) -> None:
+    await community.fund(1000)
+    rule = await community.rule(points=7, cap_count=1, cap_period="day")
+    first = await community.client.post("/checkins", json={"rule_id": rule["id"], "resident_id": "res-ev"},
+                                        headers=community.steward)
+    capped = await community.client.post("/checkins", json={"rule_id": rule["id"], "resident_id": "res-ev"},
+                                         headers=community.steward)
+    assert (first.status_code, capped.status_code) == (201, 409)
+    award = await community.award("res-ev", 20)
+    async with community.svc.state.sessionmaker() as session, session.begin():
+        rows = (await session.execute(text(
+            "SELECT key, data FROM kit_outbox WHERE type = 'governance.points.granted.v1' "
+            "AND data->>'community' = :community ORDER BY id"), {"community": community.id})).all()
+    by_rule, by_award = (PointsGranted.model_validate(r.data) for r in rows)  # exactly two: the capped one is not
+    assert (by_rule.resident_id, by_rule.points, by_rule.source, by_rule.trigger, by_rule.rule_id) == (
+        "res-ev", 7, "rule", rule["trigger"], rule["id"])
+    assert rows[0].key == by_rule.grant_id
+    assert (by_award.grant_id, by_award.points, by_award.source, by_award.trigger) == (award["id"], 20, "award", "award")
