@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, Result
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 from sqlalchemy.sql.base import Executable
@@ -120,8 +121,9 @@ async def fetch_alone(session: AsyncSession, sql: str, *args: Any) -> Any:
     (`$1`, `$2`, ...), returning the first row (attribute access) or None.
 
     Alone, the statement goes straight to the pooled asyncpg connection, skipping SQLAlchemy's
-    compile, parameter and result layers: about 0.2 ms of CPU per call, measured as much as the
-    rest of a confirmation's Python work (bench/timebank_confirm.py). Joined to an open
+    Connection, compile, parameter and result layers: about 0.25 ms of CPU per call, measured as
+    much as the rest of a confirmation's Python work (bench/timebank_confirm.py). Driver errors
+    are raised as SQLAlchemy would raise them. Joined to an open
     transaction it goes through SQLAlchemy (`exec_driver_sql`), which has begun that transaction
     on the connection.
     """
@@ -131,11 +133,35 @@ async def fetch_alone(session: AsyncSession, sql: str, *args: Any) -> Any:
     bind = session.bind
     if not isinstance(bind, AsyncEngine):
         raise RuntimeError("fetch_alone needs a session bound to an AsyncEngine")
-    async with bind.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
+    pooled = await bind.raw_connection()  # the pool's connection without a Connection around it
+    try:
+        driver = pooled.driver_connection
         assert driver is not None  # an open pooled connection
         record = await driver.fetchrow(sql, *args)
+    except Exception as error:
+        raise _as_sqlalchemy_error(bind, pooled, sql, args, error) from error
+    finally:
+        pooled.close()
     return None if record is None else SimpleNamespace(**record)
+
+
+def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args: tuple[Any, ...],
+                         error: Exception) -> Exception:
+    """A driver error as SQLAlchemy raises it (a `DBAPIError` whose `orig` has the SQLSTATE), so
+    retries on deadlock and the outage handler (503) see the same exceptions on every path; a
+    broken connection is dropped from the pool."""
+    try:
+        pooled.dbapi_connection._handle_exception(error)  # raises the DB-API form of `error`
+    except Exception as adapted:
+        dialect = engine.sync_engine.dialect
+        dbapi = dialect.loaded_dbapi
+        if not isinstance(adapted, dbapi.Error):
+            return adapted
+        invalidated = dialect.is_disconnect(adapted, pooled.dbapi_connection, None)
+        if invalidated:
+            pooled.invalidate(adapted)
+        return DBAPIError.instance(sql, args, adapted, dbapi.Error, connection_invalidated=invalidated)
+    return error
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from services.kit.db import execute_alone, fetch_alone, make_engine, make_sessionmaker, transaction
 from tests.support.stack import TestStack
@@ -68,6 +69,25 @@ async def test_fetch_alone_uses_the_driver_alone_and_joins_an_open_transaction(s
         async with engine.connect() as conn:
             bodies = (await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all()
         assert bodies == ["alone 1", "alone 2"]
+    finally:
+        await engine.dispose()
+        await stack.drop_database(url)
+
+
+async def test_fetch_alone_raises_driver_errors_as_sqlalchemy_does_and_keeps_the_pool_usable(stack: TestStack) -> None:
+    url = await stack.empty_database("kit_db_errors")
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    maker = make_sessionmaker(engine)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY)"))
+        async with maker() as session:
+            await fetch_alone(session, "INSERT INTO notes VALUES ($1)", "once")
+            with pytest.raises(IntegrityError) as raised:
+                await fetch_alone(session, "INSERT INTO notes VALUES ($1)", "once")
+            assert raised.value.orig is not None and getattr(raised.value.orig, "sqlstate", None) == "23505"
+            # The one pooled connection went back to the pool and still works.
+            assert (await fetch_alone(session, "SELECT count(*) AS n FROM notes")).n == 1
     finally:
         await engine.dispose()
         await stack.drop_database(url)
