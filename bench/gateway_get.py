@@ -14,9 +14,15 @@ Processes besides this one: the time-bank service and the empty upstream (uvicor
 each), the gateway (uvicorn, one worker, its real lifespan against the bench stack's PostgreSQL,
 Valkey and Tansu), nginx (one worker), and the load generator (aiohttp, keep-alive, N connections,
 closed loop; then one connection for latency), each run in its own process. Every server process
-has one worker, direct and gateway alike. Besides req/s and p50/p99, each line reports the CPU
-time the serving processes spent per request (user + system from /proc, over the busy run): on a
-shared machine it is the steadier figure.
+has one worker, direct and gateway alike. All servers stay up for the whole run and the ways are
+measured in turn, `BENCH_ROUNDS` rounds (default 2); each figure is the median over the rounds.
+Besides req/s and p50/p99, each line reports the CPU time each serving process spent per request
+(user + system from /proc, over the busy run): on a shared machine it is the steadier figure.
+
+Three runs of 2026-11-22 on 2 shared cores (load average 2.1–4.4): the time bank direct 182–320
+req/s, through the gateway 104–194 (0.53–0.61 ×), through nginx 209–275; added p50 at one
+connection +0.3 to +8 ms; the gateway's CPU 1.1–1.4 ms per request (0.57–0.68 ms on the empty
+upstream, nginx 0.05–0.11). Details in docs/gateway.md.
 
 `BENCH_GATEWAY_TRANSPORTS=aiohttp,httpx-aiohttp,httpx` also measures the gateway's other upstream
 engines (default: only `aiohttp`, the gateway's default).
