@@ -13,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from datetime import UTC, datetime
 from typing import TextIO
 
 import orjson
-from opentelemetry import trace
 
-from services.kit.telemetry import mask_personal_data
+from services.kit.telemetry import log_entry, mask_personal_data
 
 # Past this many waiting lines, write at once rather than at the end of the pass.
 MAX_PENDING_LINES = 256
@@ -38,17 +36,7 @@ class AccessLogHandler(logging.Handler):
     def line(self, record: logging.LogRecord) -> str:
         if not self.as_json:
             return self.plain.format(record) + "\n"
-        entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "logger": record.name,
-            "message": mask_personal_data(record.getMessage()),
-        }
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            entry["trace_id"] = format(ctx.trace_id, "032x")
-            entry["span_id"] = format(ctx.span_id, "016x")
+        entry = log_entry(self.service, record)
         request_id = getattr(record, "request_id", None)
         if request_id is not None:
             entry["request_id"] = mask_personal_data(str(request_id))

@@ -100,23 +100,30 @@ def mask_personal_data(text: str) -> str:
 _STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+def log_entry(service: str, record: logging.LogRecord) -> dict[str, Any]:
+    """The fields every JSON log line has: time, level, service, logger, the message with personal
+    data masked, and the current trace and span ids."""
+    entry: dict[str, Any] = {
+        "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname.lower(),
+        "service": service,
+        "logger": record.name,
+        "message": mask_personal_data(record.getMessage()),
+    }
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        entry["trace_id"] = format(ctx.trace_id, "032x")
+        entry["span_id"] = format(ctx.span_id, "016x")
+    return entry
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str):
         super().__init__()
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "logger": record.name,
-            "message": mask_personal_data(record.getMessage()),
-        }
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            entry["trace_id"] = format(ctx.trace_id, "032x")
-            entry["span_id"] = format(ctx.span_id, "016x")
+        entry = log_entry(self.service, record)
         for key, value in record.__dict__.items():
             if key not in _STANDARD_RECORD_FIELDS and not key.startswith("_") and key not in entry:
                 entry[key] = mask_personal_data(value) if isinstance(value, str) else value
