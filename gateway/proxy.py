@@ -29,6 +29,7 @@ from gateway.identity import GatewayVerifier
 from gateway.problems import BodyTooLarge, CircuitOpen, UnknownService, UpstreamTimedOut, UpstreamUnavailable
 from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
 from gateway.settings import Settings
+from gateway.upstream_client import HttptoolsEngine, InvalidUpstreamURL, UpstreamConnectionError
 from services.kit.problems import BadRequest, Unauthorized
 
 log = logging.getLogger("gateway.proxy")
@@ -272,6 +273,8 @@ class AiohttpEngine:
 def make_engine(settings: Settings, client: httpx.AsyncClient) -> UpstreamEngine:
     if settings.upstream_transport == "aiohttp":
         return AiohttpEngine(settings.upstream_max_connections)
+    if settings.upstream_transport == "httptools":
+        return HttptoolsEngine(settings.upstream_max_connections)
     return HttpxEngine(client)
 
 
@@ -323,6 +326,8 @@ def is_timeout(exc: BaseException) -> bool:
     """
     if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
         return True
+    if isinstance(exc, UpstreamConnectionError):
+        return False
     cause = exc.__cause__
     if isinstance(cause, aiohttp.ClientError | TimeoutError):
         return isinstance(cause, TimeoutError)
@@ -527,7 +532,7 @@ class Proxy:
             try:
                 async with asyncio.timeout(timeout_s):
                     response = await self.engine.send(method, url, headers, body, timeout_s)
-            except (httpx.TransportError, aiohttp.ClientError, TimeoutError) as exc:
+            except (httpx.TransportError, aiohttp.ClientError, TimeoutError, UpstreamConnectionError) as exc:
                 if isinstance(body, BodyStream) and body.overflowed:
                     upstream.breaker.abandon_trial()
                     raise body_too_large(body.limit) from None
@@ -550,7 +555,7 @@ class Proxy:
                     (f"无法连接 {upstream.name} 服务", f"Cannot reach {upstream.name}"),
                     upstream=upstream.name,
                 ) from None
-            except (httpx.InvalidURL, aiohttp.InvalidURL) as exc:
+            except (httpx.InvalidURL, aiohttp.InvalidURL, InvalidUpstreamURL) as exc:
                 upstream.breaker.abandon_trial()
                 raise BadRequest(("请求地址无效", "The request URL is not valid")) from exc
             except BaseException:
