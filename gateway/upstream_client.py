@@ -16,7 +16,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -99,8 +99,8 @@ class _Connection(asyncio.Protocol):
 
     # --- asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A TCP transport (uvloop's is not an asyncio.Transport subclass, so no isinstance here).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.answer is None:
@@ -431,23 +431,26 @@ class HttptoolsEngine:
 
     def _reply(self, conn: _Connection, answer: _Answer, timeout_s: float) -> UpstreamReply:
         async def chunks() -> AsyncIterator[bytes]:
-            while True:
-                if answer.body:
-                    data = answer.body.popleft() if len(answer.body) == 1 else b"".join(answer.body)
-                    answer.body.clear()
-                    answer.buffered = 0
-                    conn.resume_reading()
-                    yield data
-                    continue
-                if answer.error is not None:
-                    raise answer.error
-                if answer.done:
-                    return
-                try:
+            try:
+                while True:
+                    if answer.body:
+                        data = answer.body.popleft() if len(answer.body) == 1 else b"".join(answer.body)
+                        answer.body.clear()
+                        answer.buffered = 0
+                        conn.resume_reading()
+                        yield data
+                        continue
+                    if answer.error is not None:
+                        raise answer.error
+                    if answer.done:
+                        return
                     await _wait(answer, timeout_s)
-                except BaseException:
-                    conn.close()  # a timed-out or abandoned answer leaves the connection unusable
-                    raise
+            finally:
+                if not answer.done:
+                    # Timed out, or the caller went away mid-answer (the generator is closed or
+                    # collected): the rest of the answer would reach the next request, and the
+                    # connection's permit must come back.
+                    conn.close()
 
         async def close() -> None:
             if not answer.done:

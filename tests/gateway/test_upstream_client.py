@@ -12,11 +12,12 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
+import uvloop
 
 from deploy.local.servers import free_port
 from gateway.proxy import BodyStream, UpstreamReply, is_timeout
@@ -127,6 +128,33 @@ async def test_a_chunked_answer_arrives_whole_and_the_connection_serves_the_next
         _, body = await get(engine, f"{server.url}/feed")
         assert body == b"alpha-beta-gamma"
         assert server.connections == 1
+
+
+async def test_a_caller_leaving_mid_answer_frees_the_connection_for_the_next_request() -> None:
+    async def trickle(head: bytes, writer: asyncio.StreamWriter) -> bool:
+        if head.startswith(b"GET /short"):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            return True
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(100):
+            writer.write(b"5\r\ndrip!\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        return False
+
+    engine = HttptoolsEngine(max_connections=1)
+    try:
+        async with raw_server(trickle) as server:
+            reply = await engine.send("GET", f"{server.url}/long", [], b"", 5)
+            pieces = reply.chunks()
+            assert isinstance(pieces, AsyncGenerator)
+            assert await anext(pieces) == b"drip!"
+            await pieces.aclose()  # as Starlette leaves the body iterator when the caller disconnects
+            # With one connection allowed, this waits forever unless the abandoned one was given back.
+            reply = await asyncio.wait_for(engine.send("GET", f"{server.url}/short", [], b"", 5), 2)
+            assert await reply.read() == b"ok"
+    finally:
+        await engine.aclose()
 
 
 async def test_connection_close_from_the_upstream_is_honoured(engine: HttptoolsEngine) -> None:
@@ -281,3 +309,27 @@ async def test_the_gateway_routes_streams_replays_and_maps_failures_on_it(
         assert r.status_code == 504 and r.json()["type"].endswith("gateway/upstream-timeout")
         r = await gw.client.get("/api/parking/anything", headers=headers)
         assert r.status_code == 503 and r.json()["type"].endswith("gateway/upstream-unavailable")
+
+
+async def test_it_works_on_uvloop_as_the_gateway_is_served(upstream: Upstream) -> None:
+    # uvicorn runs the gateway on uvloop, whose transports are not asyncio's classes.
+    def on_uvloop() -> list[int]:
+        async def exchange() -> list[int]:
+            engine = HttptoolsEngine(max_connections=4)
+            try:
+                statuses = []
+                for _ in range(3):
+                    reply = await engine.send("GET", f"{upstream.url}/readyz", [], b"", 5)
+                    assert await reply.read() == b'{"status":"ready"}'
+                    statuses.append(reply.status)
+                reply = await engine.send("GET", f"{upstream.url}/stream?chunks=40", [], b"", 5)
+                assert len(await reply.read()) == 40 * 16384
+                assert len(engine.pools[upstream.url].idle) == 1, "one connection, kept alive throughout"
+                return statuses
+            finally:
+                await engine.aclose()
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(exchange())
+
+    assert await asyncio.to_thread(on_uvloop) == [200, 200, 200]
