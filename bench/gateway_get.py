@@ -24,8 +24,8 @@ req/s, through the gateway 104–194 (0.53–0.61 ×), through nginx 209–275; 
 connection +0.3 to +8 ms; the gateway's CPU 1.1–1.4 ms per request (0.57–0.68 ms on the empty
 upstream, nginx 0.05–0.11). Details in docs/gateway.md.
 
-`BENCH_GATEWAY_TRANSPORTS=aiohttp,httpx-aiohttp,httpx` also measures the gateway's other upstream
-engines (default: only `aiohttp`, the gateway's default).
+`BENCH_GATEWAY_TRANSPORTS=httptools,aiohttp,httpx-aiohttp,httpx` also measures the gateway's other
+upstream engines beside the first (default: only `httptools`, the gateway's default).
 
     .venv/bin/python -m bench.gateway_get
 """
@@ -60,7 +60,8 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 32))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 8))
 WARM_UP_S = 1.0
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 2))
-TRANSPORTS = os.environ.get("BENCH_GATEWAY_TRANSPORTS", "aiohttp").split(",")
+# The first is the headline ("gateway"); the others are measured beside it, labelled by name.
+TRANSPORTS = os.environ.get("BENCH_GATEWAY_TRANSPORTS", "httptools").split(",")
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The resident's read of their own membership: token check, one transaction, two small selects.
@@ -340,7 +341,7 @@ async def main() -> None:
                 "gateway", "gateway.app:create_app", gateway_env(stack, gateway_db, upstreams, transport),
                 work / f"gateway-{transport}.log"))
             await gateway_settled(gateway.url)
-            suffix = "" if transport == "aiohttp" else f" ({transport})"
+            suffix = "" if transport == TRANSPORTS[0] else f" ({transport})"
             targets += [Target("gateway" + suffix, "timebank via gateway" + suffix,
                                gateway.url + "/api/timebank" + SERVICE_PATH, [gateway, timebank]),
                         Target("empty gateway" + suffix, "empty upstream via gateway" + suffix,
@@ -365,10 +366,14 @@ async def main() -> None:
     for name, direct, route in (("headline", "direct", f"GET /api/timebank{SERVICE_PATH}"),
                                 ("empty", "empty direct", f"GET /api/empty{EMPTY_PATH}")):
         prefix = "" if name == "headline" else "empty "
-        extra: dict[str, Any] = {"route": route, **common,
+        extra: dict[str, Any] = {"route": route, **common, "gateway_transport": TRANSPORTS[0],
                                  **comparison(figures, direct, prefix + "gateway", "gateway")}
         extra.update(comparison(figures, direct, prefix + "nginx", "nginx") if prefix + "nginx" in figures
                      else {"nginx": "not installed"})
+        for transport in TRANSPORTS[1:]:
+            # The other engines side by side with the default, each over the same direct figure.
+            extra.update({f"{transport}_{k}": v for k, v in comparison(
+                figures, direct, f"{prefix}gateway ({transport})", "gateway").items()})
         extra.update({labels[key]: f for key, f in figures.items() if key.startswith("empty") == bool(prefix)})
         if name == "headline":
             record("gateway_get_rps", figures["gateway"]["rps"], "req/s", "direct to the time-bank service",
