@@ -19,10 +19,12 @@ measured in turn, `BENCH_ROUNDS` rounds (default 2); each figure is the median o
 Besides req/s and p50/p99, each line reports the CPU time each serving process spent per request
 (user + system from /proc, over the busy run): on a shared machine it is the steadier figure.
 
-Three runs of 2026-11-22 on 2 shared cores (load average 2.1–4.4): the time bank direct 182–320
-req/s, through the gateway 104–194 (0.53–0.61 ×), through nginx 209–275; added p50 at one
-connection +0.3 to +8 ms; the gateway's CPU 1.1–1.4 ms per request (0.57–0.68 ms on the empty
-upstream, nginx 0.05–0.11). Details in docs/gateway.md.
+Three runs of 2026-11-22, 04:54–05:19, on 2 shared cores (load average 0.7–1.8), both engines
+in each: the time bank direct 369–427 req/s, through the gateway on its httptools client 278–328
+(0.755–0.773 ×), on aiohttp's 257–316 (0.639–0.744 ×), through nginx 372–414; added p50 at one
+connection +0.9 to +1.5 ms (aiohttp +1.3 to +2.4); the gateway's CPU 0.63–0.77 ms per request
+(aiohttp 0.71–0.95; empty upstream 0.25–0.34 against 0.37–0.43; nginx 0.05–0.09). Details and the
+earlier, busier runs in docs/gateway.md.
 
 `BENCH_GATEWAY_TRANSPORTS=httptools,aiohttp,httpx-aiohttp,httpx` also measures the gateway's other
 upstream engines beside the first (default: only `httptools`, the gateway's default).
