@@ -61,45 +61,30 @@ async def produce_backlog(settings: ServiceSettings, community: str) -> int:
     return len(events)
 
 
-async def raw_consume_and_insert(settings: ServiceSettings, url: str, total: int) -> float:
+async def raw_consume_and_insert(settings: ServiceSettings, url: str, total: int, *, batched: bool = False) -> float:
+    """The raw baseline: consume the topics and insert each event, committing per event (the
+    baseline the issue names) or, `batched`, in one transaction and one executemany per fetched
+    batch (the service's own advantage; an informative, stricter bar)."""
+    table = "raw_events_batched" if batched else "raw_events"
     conn = await asyncpg.connect(plain_url(url))
-    await conn.execute("CREATE TABLE raw_events (id bigserial PRIMARY KEY, topic text, key text, value jsonb)")
+    await conn.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, topic text, key text, value jsonb)")
+    insert = f"INSERT INTO {table} (topic, key, value) VALUES ($1, $2, $3)"
     consumer = make_consumer(settings, *(settings.kafka_namespace + t for t in TOPICS),
-                             group_id=f"raw-{uuid.uuid4().hex[:6]}")
+                             group_id=f"raw{'b' if batched else ''}-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     done = 0
     start = time.perf_counter()
     try:
         while done < total:
             for tp, records in (await consumer.getmany(timeout_ms=500, max_records=500)).items():
-                for r in records:
-                    await conn.execute("INSERT INTO raw_events (topic, key, value) VALUES ($1, $2, $3)",
-                                       r.topic, r.key.decode(), r.value.decode())
-                    done += 1
-                await consumer.commit({tp: records[-1].offset + 1})
-        return done / (time.perf_counter() - start)
-    finally:
-        await consumer.stop()
-        await conn.close()
-
-
-async def raw_consume_and_insert_batched(settings: ServiceSettings, url: str, total: int) -> float:
-    """The raw baseline with the service's own advantage: one transaction (and one executemany) per
-    fetched batch. Informative: a stricter bar than the per-event raw baseline the issue names."""
-    conn = await asyncpg.connect(plain_url(url))
-    await conn.execute("CREATE TABLE raw_events_batched (id bigserial PRIMARY KEY, topic text, key text, value jsonb)")
-    consumer = make_consumer(settings, *(settings.kafka_namespace + t for t in TOPICS),
-                             group_id=f"rawb-{uuid.uuid4().hex[:6]}")
-    await consumer.start()
-    done = 0
-    start = time.perf_counter()
-    try:
-        while done < total:
-            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=500)).items():
-                async with conn.transaction():
-                    await conn.executemany("INSERT INTO raw_events_batched (topic, key, value) VALUES ($1, $2, $3)",
-                                           [(r.topic, r.key.decode(), r.value.decode()) for r in records])
-                done += len(records)
+                rows = [(r.topic, r.key.decode(), r.value.decode()) for r in records]
+                if batched:
+                    async with conn.transaction():
+                        await conn.executemany(insert, rows)
+                else:
+                    for row in rows:
+                        await conn.execute(insert, *row)
+                done += len(rows)
                 await consumer.commit({tp: records[-1].offset + 1})
         return done / (time.perf_counter() - start)
     finally:
@@ -160,7 +145,7 @@ async def main() -> None:
 
         raw_url = await stack.empty_database("citysync_raw")
         raw_rate = await raw_consume_and_insert(settings, raw_url, total)
-        raw_batched_rate = await raw_consume_and_insert_batched(settings, raw_url, total)
+        raw_batched_rate = await raw_consume_and_insert(settings, raw_url, total, batched=True)
         batch_url = await stack.fresh_database("citysync")
         batch_rate = await batched_rules(settings, batch_url, total)
 

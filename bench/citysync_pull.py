@@ -40,8 +40,8 @@ import aiohttp
 import asyncpg
 import orjson
 
-from bench.harness import bench_stack, record
-from deploy.local.servers import free_port, wait_for_port
+from bench.harness import bench_stack, record, serving
+from deploy.local.servers import free_port
 from services.citysync import domain
 from services.citysync.app import keys_from
 from services.citysync.settings import Settings
@@ -77,15 +77,8 @@ async def uvicorn_process(app: str, env: dict[str, str], log: Path) -> AsyncIter
     """A real server process (uvicorn, one worker, uvloop): yields its base URL and pid."""
     port = free_port()
     proc = spawn_uvicorn(app, port, env, log)
-    try:
-        wait_for_port(port, 60, proc=proc)
+    async with serving(proc, port):
         yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def load(url: str, platform_key: bytes) -> None:

@@ -52,8 +52,8 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from bench.harness import bench_stack, percentile, record
-from deploy.local.servers import free_port, wait_for_port
+from bench.harness import bench_stack, percentile, record, serving
+from deploy.local.servers import free_port
 from services.kit.auth import CurrentPrincipal
 
 COMMUNITY = "bench-community"
@@ -175,15 +175,8 @@ async def uvicorn_process(name: str, app: str, env: dict[str, str], log: Path) -
     port = free_port()
     proc = spawn([sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port),
                   "--workers", "1", "--no-access-log", "--log-level", "warning", "--loop", "uvloop"], env, log)
-    try:
-        wait_for_port(port, 60, proc=proc)
+    async with serving(proc, port):
         yield Server(name, f"http://127.0.0.1:{port}", [proc.pid])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @dataclass
@@ -242,15 +235,8 @@ async def nginx_process(work: Path, upstreams: dict[str, str]) -> AsyncIterator[
     port = free_port()
     proc = spawn([binary, "-e", str(work / "nginx-error.log"), "-c", str(nginx_conf(work, port, upstreams))], {},
                  work / "nginx.log")
-    try:
-        wait_for_port(port, 10, proc=proc)
+    async with serving(proc, port, timeout_s=10):
         yield Server("nginx", f"http://127.0.0.1:{port}", [proc.pid])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def gateway_env(stack: Any, db: str, upstreams: dict[str, str], transport: str) -> dict[str, str]:

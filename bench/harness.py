@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from deploy.local.servers import wait_for_port
 from tests.support.stack import TestStack
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -62,3 +64,18 @@ async def bench_stack() -> AsyncIterator[TestStack]:
         yield stack
     finally:
         stack.stop()
+
+
+@asynccontextmanager
+async def serving(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 60) -> AsyncIterator[None]:
+    """A server process the bench started: ready once its port answers, terminated (then killed)
+    on the way out."""
+    try:
+        wait_for_port(port, timeout_s, proc=proc)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
