@@ -110,6 +110,20 @@ async def test_city_topic_carries_cloudevents_in_order(community: Community) -> 
 
 # What librdkafka 2.0.x (Debian bookworm's kcat 1.7.1) logs when Tansu's ApiVersions answer defeats it.
 LIBRDKAFKA_TAG_BUG = "ApiVersionRequest failed: Local: Read underflow"
+# The way round it: no ApiVersions request, so librdkafka assumes a broker of 0.9 and asks old
+# request versions (Metadata and Fetch v0, which Tansu answers with record batches that carry the
+# headers). ListOffsets v0 is what Tansu does not answer, so start at offset 0 rather than at the
+# logical "beginning": the test's topic is new, nothing has been deleted from it.
+LIBRDKAFKA_WITHOUT_API_VERSIONS = ("-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0")
+
+
+async def run_kcat(kcat: str, bootstrap: str, topic: str, *options: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        kcat, "-C", "-b", bootstrap, "-t", topic, "-e", "-f", "%k|%h|%s\n", *options,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_kcat_reads_a_city_topic_with_cloudevents_headers(community: Community) -> None:
@@ -120,18 +134,13 @@ async def test_kcat_reads_a_city_topic_with_cloudevents_headers(community: Commu
     await feed_through_kafka(community, people)
     await read_city_topic(community.svc, "city.timebank.v1", 1)  # the relay has sent it by now
     topic = community.svc.settings.kafka_namespace + "city.timebank.v1"
-    proc = await asyncio.create_subprocess_exec(
-        kcat, "-C", "-b", community.svc.settings.kafka_bootstrap_servers, "-t", topic, "-o", "beginning", "-e",
-        "-f", "%k|%h|%s\n", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    if proc.returncode != 0 and LIBRDKAFKA_TAG_BUG in err.decode():
-        pytest.skip(f"{kcat} cannot talk to this broker: its librdkafka misreads the tagged fields of the "
-                    "ApiVersions v3 answer (Tansu sends all four, defaults included; librdkafka 2.0.x skips "
-                    "each tag's length minus one), so it never connects. A kcat on a newer librdkafka, or a "
-                    "real Kafka broker, runs this test")
-    assert proc.returncode == 0, err.decode()
-    lines = [line for line in out.decode().splitlines() if line.startswith(community.id + "|")]
-    assert lines, out.decode()
+    bootstrap = community.svc.settings.kafka_bootstrap_servers
+    code, out, err = await run_kcat(kcat, bootstrap, topic, "-o", "beginning")
+    if code != 0 and LIBRDKAFKA_TAG_BUG in err:
+        code, out, err = await run_kcat(kcat, bootstrap, topic, "-o", "0", *LIBRDKAFKA_WITHOUT_API_VERSIONS)
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith(community.id + "|")]
+    assert lines, out
     _, headers, body = lines[0].split("|", 2)
     for name in ("ce_specversion=1.0", "ce_id=", "ce_source=/services/citysync",
                  "ce_type=city.timebank.service_confirmed.v1", "ce_time=", "ce_subject="):
