@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -71,7 +72,7 @@ async def test_rate_limit_is_shared_by_two_gateways_on_one_redis(
     stack: TestStack, gateway_template: str, upstream: Upstream
 ) -> None:
     headers = resident(stack)
-    settings = {"upstreams": {"timebank": upstream.url}, "rate_limit_user": "5/minute"}
+    settings: dict[str, Any] = {"upstreams": {"timebank": upstream.url}, "rate_limit_user": "5/minute"}
     async with running_gateway(stack, gateway_template, **settings) as first, \
             running_gateway(stack, gateway_template, **settings) as second:
         for _ in range(3):
