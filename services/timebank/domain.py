@@ -7,6 +7,7 @@ longer the payer's to spend (TigerBeetle's "debits must not exceed credits", pen
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -120,6 +121,31 @@ def confirmed_minutes(pending_minutes: int, asked: int | None) -> int:
 def cap_overflow(posted_balance: int, cap: int) -> int:
     """Minutes above the storage cap, which move to the pool in the same transaction."""
     return max(0, posted_balance - cap)
+
+
+# Transfers the ledger writes itself, or that already correct one: a reversal would undo a rule
+# (the cap, the validity period) or a correction rather than a person's act.
+NOT_REVERSIBLE_KINDS = frozenset({"reversal", "overflow", "expiry"})
+
+
+def hours_valid_from(now: datetime, months: int) -> datetime:
+    """When the credits still valid at `now` begin: `months` calendar months earlier on the local
+    calendar (Asia/Shanghai), a day the earlier month lacks becoming its last (31 Mar - 1 = 28/29 Feb)."""
+    local = now.astimezone(LOCAL_TZ)
+    year, month0 = divmod(local.year * 12 + local.month - 1 - months, 12)
+    day = min(local.day, calendar.monthrange(year, month0 + 1)[1])
+    return local.replace(year=year, month=month0 + 1, day=day)
+
+
+def expiring_minutes(available: int, recent_credits: int) -> int:
+    """Minutes held longer than the validity period (时间到期作废), to move to the pool.
+
+    Every debit (spending, a gift, a donation, an overflow, hours promised to a volunteer) takes
+    the member's oldest hours first, so the hours still held are the newest credits: whatever of
+    the available balance the credits posted within the period (`recent_credits`) do not account
+    for is older. Never more than `available`, so an expiry cannot overdraw.
+    """
+    return max(0, available - recent_credits)
 
 
 def may_resolve(actor: str, *, elder_id: str, volunteer_id: str, is_worker: bool, is_delegate: bool) -> bool:

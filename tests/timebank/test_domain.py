@@ -157,3 +157,67 @@ def test_random_sequences_keep_double_entry_and_limits(ops: list[tuple[str, int,
         for x in accounts:
             assert not x.limited or x.debits_posted + x.debits_pending <= x.credits_posted
             assert min(x.debits_pending, x.credits_pending) >= 0
+
+
+@pytest.mark.parametrize(("available", "recent_credits", "expiring"), [
+    (110, 40, 70),  # 40 credited within the period; the other 70 held are older
+    (30, 40, 0),    # part of the recent credits was spent already: nothing old is left
+    (40, 40, 0),
+    (0, 0, 0),
+    (25, 0, 25),    # nothing credited within the period: all of it is old
+])
+def test_expiring_minutes_are_the_available_hours_older_than_the_period(available: int, recent_credits: int,
+                                                                       expiring: int) -> None:
+    assert domain.expiring_minutes(available, recent_credits) == expiring
+
+
+# A member's history in time order: ("credit" | "debit", minutes); a debit may stand for spending,
+# a gift, a donation, an overflow or a pending reservation, all of which take the oldest hours.
+histories = st.lists(st.tuples(st.sampled_from(["credit", "debit"]), st.integers(1, 300)), max_size=40)
+
+
+@settings(max_examples=200)
+@given(histories, st.integers(0, 40))
+def test_expiring_minutes_match_hours_spent_oldest_first(history: list[tuple[str, int]], period_starts: int) -> None:
+    """Against lots spent oldest first: what expires is exactly what is left of the lots credited
+    before the period began, and never more than the available balance."""
+    lots: list[list[int]] = []  # [time, minutes left], oldest first
+    recent_credits = 0
+    for time, (what, minutes) in enumerate(history):
+        if what == "credit":
+            lots.append([time, minutes])
+            recent_credits += minutes if time >= period_starts else 0
+            continue
+        if minutes > sum(left for _, left in lots):
+            continue  # refused: debits never exceed credits
+        while minutes:
+            taken = min(minutes, lots[0][1])
+            lots[0][1] -= taken
+            minutes -= taken
+            if lots[0][1] == 0:
+                lots.pop(0)
+    available = sum(left for _, left in lots)
+    old_left = sum(left for time, left in lots if time < period_starts)
+    assert domain.expiring_minutes(available, recent_credits) == old_left
+    assert 0 <= old_left <= available
+
+
+@pytest.mark.parametrize(("now", "months", "valid_from"), [
+    # 36 months back on the local calendar (08:00 in Shanghai)
+    (datetime(2026, 12, 1, 0, 0, tzinfo=UTC), 36, datetime(2023, 12, 1, 0, 0, tzinfo=UTC)),
+    # a day the earlier month lacks becomes its last day, leap years included
+    (datetime(2025, 3, 31, 4, 0, tzinfo=UTC), 1, datetime(2025, 2, 28, 4, 0, tzinfo=UTC)),
+    (datetime(2024, 3, 31, 4, 0, tzinfo=UTC), 1, datetime(2024, 2, 29, 4, 0, tzinfo=UTC)),
+    (datetime(2024, 2, 29, 4, 0, tzinfo=UTC), 12, datetime(2023, 2, 28, 4, 0, tzinfo=UTC)),
+    # 17:00 UTC on 30 March is 01:00 on 31 March in Shanghai: the local month end counts, not UTC's
+    (datetime(2025, 3, 30, 17, 0, tzinfo=UTC), 1, datetime(2025, 2, 27, 17, 0, tzinfo=UTC)),
+    (datetime(2025, 1, 15, 4, 0, tzinfo=UTC), 600, datetime(1975, 1, 15, 4, 0, tzinfo=UTC)),
+])
+def test_hours_stay_valid_for_calendar_months_on_the_local_calendar(now: datetime, months: int,
+                                                                     valid_from: datetime) -> None:
+    assert domain.hours_valid_from(now, months) == valid_from
+
+
+def test_ledger_made_transfers_are_not_reversible() -> None:
+    assert {"overflow", "expiry", "reversal"} <= domain.NOT_REVERSIBLE_KINDS
+    assert not {"service", "spend", "gift", "donation", "funding"} & domain.NOT_REVERSIBLE_KINDS
