@@ -13,7 +13,7 @@ import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Identity, Index, Text, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Identity, Index, Integer, Text, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 from services.kit.db import model_base
@@ -37,13 +37,16 @@ class CommunitySettings(Base, table=True):
         CheckConstraint("storage_cap_minutes > 0", name="storage_cap"),
         CheckConstraint("min_balance_before_first_withdrawal >= 0", name="min_balance"),
         CheckConstraint("confirmation_timeout_minutes > 0", name="confirmation_timeout"),
+        CheckConstraint("hours_valid_months BETWEEN 1 AND 600", name="hours_valid_months"),
     )
     community: str = Field(sa_column=Column(Text, primary_key=True))
     withdrawal_age: int = 60
     storage_cap_minutes: int = 90_000
     min_balance_before_first_withdrawal: int = 0
     confirmation_timeout_minutes: int = 4_320
+    # With `hours_expire` on, hours credited more than `hours_valid_months` ago expire to the pool.
     hours_expire: bool = False
+    hours_valid_months: int = Field(default=36, sa_column=Column(Integer, nullable=False, server_default=text("36")))
     updated_at: datetime = Field(sa_column=_ts(default_now=True))
 
 
@@ -142,8 +145,8 @@ class Transfer(Base, table=True):
         CheckConstraint("amount_minutes > 0", name="amount_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
         CheckConstraint("phase IN ('pending', 'posted', 'voided')", name="phase"),
-        CheckConstraint("kind IN ('service', 'spend', 'gift', 'donation', 'funding', 'overflow', 'reversal')",
-                        name="kind"),
+        CheckConstraint("kind IN ('service', 'spend', 'gift', 'donation', 'funding', 'overflow', 'reversal', "
+                        "'expiry')", name="kind"),
         CheckConstraint("resolution IS NULL OR phase = 'pending'", name="resolution_only_pending"),
         CheckConstraint("resolution IN ('posted', 'voided', 'expired')", name="resolution"),
         # A pending transfer is resolved at most once; a transfer is reversed at most once. Partial:

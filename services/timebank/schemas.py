@@ -89,7 +89,8 @@ class CommunitySettingsIn(BaseModel):
     storage_cap_minutes: Annotated[int, Field(ge=60, le=10_000_000)] = 90_000
     min_balance_before_first_withdrawal: Annotated[int, Field(ge=0, le=10_000_000)] = 0
     confirmation_timeout_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 90)] = 4_320
-    hours_expire: bool = False
+    hours_expire: bool = Field(False, description="Hours older than hours_valid_months expire to the pool")
+    hours_valid_months: Annotated[int, Field(ge=1, le=600, description="How long credited hours stay valid")] = 36
 
 
 class CommunitySettingsOut(CommunitySettingsIn):
