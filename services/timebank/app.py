@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.kit.app import ServiceParts, create_service_app
 from services.timebank.api import router
-from services.timebank.jobs import expiry_job
+from services.timebank.jobs import expiry_job, hours_expiry_job
 from services.timebank.settings import Settings
 
 TAGS = [
@@ -20,8 +20,9 @@ TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    parts = ServiceParts(routers=[router], jobs=[expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size)],
-                         tags_metadata=TAGS)
+    jobs = [expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size),
+            hours_expiry_job(settings.hours_expiry_job_every_s, settings.hours_expiry_batch_size)]
+    parts = ServiceParts(routers=[router], jobs=jobs, tags_metadata=TAGS)
     return create_service_app(
         settings, parts, title="Time bank (时间银行)",
         description="The elder-care credit ledger: volunteers bank the minutes they spend caring for elders "

@@ -35,3 +35,15 @@ class TransferReversed(EventData):
     volunteer_id: str
     minutes: int
     reason: str
+
+
+class HoursExpired(EventData):
+    """Hours a member held longer than the community's validity period expired to the pool. Key: transfer_id."""
+
+    event_type = "timebank.hours.expired.v1"
+    transfer_id: str
+    community: str
+    member_id: str
+    minutes: int
+    valid_months: int
+    expired_at: datetime

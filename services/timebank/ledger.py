@@ -44,7 +44,8 @@ def member_account_id(community: str, member_id: str) -> uuid.UUID:
 
 
 def derived_id(parent: uuid.UUID, what: str) -> uuid.UUID:
-    """Ids of transfers the ledger makes itself (overflow, expiry), stable for a given cause."""
+    """Ids of transfers the ledger makes itself (an overflow, the void of a timed-out pending transfer),
+    stable for a given cause."""
     return uuid.uuid5(parent, what)
 
 

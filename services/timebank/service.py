@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ from services.kit.problems import Forbidden, Problem
 from services.kit.telemetry import current_traceparent
 from services.timebank import domain, ledger
 from services.timebank.domain import CareAction
-from services.timebank.events import ServiceConfirmed, TransferReversed, publisher
+from services.timebank.events import HoursExpired, ServiceConfirmed, TransferReversed, publisher
 from services.timebank.ledger import ACCOUNTS, TRANSFERS, Leg
 from services.timebank.models import CareRequest, CommunitySettings, FailedTransfer, Member, Relative
 from services.timebank.problems import (
@@ -699,6 +700,88 @@ async def expire_pending(session: AsyncSession, *, limit: int = 200, now: dateti
     return done
 
 
+# --- expiring hours past the validity period --------------------------------------------------------
+
+HOURS_EXPIRY_ACTOR = "system:hours-expiry"
+_EXPIRY_PAGE = 200
+
+# A member's hours still valid: the posted credits since the start of the validity period, less
+# those a reversal took back (it undid that credit, not the member's oldest hours).
+_CREDITS_SINCE = """
+    SELECT coalesce(sum(t.amount_minutes), 0) AS minutes FROM tb_transfers t
+     WHERE t.credit_account_id = {account} AND t.phase = 'posted' AND t.created_at >= {since}
+       AND NOT EXISTS (SELECT 1 FROM tb_transfers r WHERE r.reverses_id = t.id)"""
+_VALID_CREDITS = text(_CREDITS_SINCE.format(account=":account", since=":since"))
+# Member accounts holding more than their valid credits, across every community with expiry on,
+# in (community, id) order after a key. Accounts with nothing available are passed over before
+# their credits are summed (through ix_tb_transfers_credit_seq).
+_EXPIRY_CANDIDATES = text(f"""
+    SELECT a.community, a.id
+      FROM unnest(CAST(:communities AS text[]), CAST(:valid_from AS timestamptz[])) AS p(community, valid_from)
+      JOIN tb_accounts a ON a.community = p.community AND a.kind = 'member'
+     CROSS JOIN LATERAL ({_CREDITS_SINCE.format(account="a.id", since="p.valid_from")}) valid
+     WHERE a.credits_posted - a.debits_posted - a.debits_pending > 0
+       AND a.credits_posted - a.debits_posted - a.debits_pending > valid.minutes
+       AND (a.community, a.id) > (CAST(:after_community AS text), CAST(:after_id AS uuid))
+     ORDER BY a.community, a.id
+     LIMIT :limit""")
+
+
+async def expire_hours(session: AsyncSession, *, now: datetime | None = None, limit: int = 1000) -> int:
+    """Move members' hours older than the validity period to the pool, in the communities with
+    `hours_expire` on (the scheduled job calls this). Looks at `limit` accounts at most; returns
+    how many `expiry` transfers it wrote.
+
+    The candidates are read set-based; each is then expired in a transaction of its own that locks
+    the account and works the amount out again, so a re-run or a second replica finds nothing left.
+    """
+    now = now or now_utc()
+    async with transaction(session):
+        periods = (await session.execute(select(SETTINGS.c.community, SETTINGS.c.hours_valid_months)
+                                         .where(SETTINGS.c.hours_expire).order_by(SETTINGS.c.community))).all()
+    params: dict[str, Any] = {
+        "communities": [p.community for p in periods],
+        "valid_from": [domain.hours_valid_from(now, p.hours_valid_months) for p in periods],
+        "after_community": "", "after_id": uuid.UUID(int=0)}
+    seen = expired = 0
+    while periods and seen < limit:
+        async with transaction(session):
+            page = (await session.execute(_EXPIRY_CANDIDATES, {**params, "limit": min(_EXPIRY_PAGE, limit - seen)})).all()
+        for community, account_id in page:
+            if await retrying(partial(_expire_account, session, community, account_id, now)):
+                expired += 1
+        seen += len(page)
+        if len(page) < _EXPIRY_PAGE:
+            break
+        params["after_community"], params["after_id"] = page[-1]
+    return expired
+
+
+async def _expire_account(session: AsyncSession, community: str, account_id: uuid.UUID, now: datetime) -> bool:
+    """Move one member's expired hours to the pool, worked out under the account's lock."""
+    async with transaction(session):
+        settings = await community_settings(session, community)
+        if not settings.hours_expire:
+            return False  # switched off since the candidates were read
+        months = settings.hours_valid_months
+        pool = ledger.pool_account_id(community)
+        accounts = await ledger.lock_accounts(session, community, {account_id, pool})
+        member = accounts[account_id]
+        valid = (await session.execute(_VALID_CREDITS, {
+            "account": account_id, "since": domain.hours_valid_from(now, months)})).scalar_one()
+        minutes = domain.expiring_minutes(member.balances.available, int(valid))
+        if minutes == 0:
+            return False
+        leg = Leg(id=uuid.uuid4(), kind="expiry", phase="posted", debit=account_id, credit=pool, amount=minutes,
+                  fingerprint="hours-expiry", reason=f"hours older than {months} months expired")
+        await ledger.post_legs(session, community, HOURS_EXPIRY_ACTOR, [leg], cap=settings.storage_cap_minutes,
+                               now=now, accounts=accounts)
+        await publisher.publish(session, HoursExpired(
+            transfer_id=str(leg.id), community=community, member_id=member.owner_id or "", minutes=minutes,
+            valid_months=months, expired_at=now), key=str(leg.id), occurred_at=now)
+        return True
+
+
 # --- spending, giving, donating, funding, reversing --------------------------------------------------
 
 
@@ -793,7 +876,7 @@ async def reverse(session: AsyncSession, worker: Principal, original_id: uuid.UU
             TRANSFERS.c.id == original_id, TRANSFERS.c.community == community).with_for_update())).first()
         if original is None:
             raise TransferNotFound()
-        if original.phase != "posted" or original.kind in ("reversal", "overflow"):
+        if original.phase != "posted" or original.kind in domain.NOT_REVERSIBLE_KINDS:
             raise NotReversible(phase=original.phase, kind=original.kind)
         already = (await session.execute(select(TRANSFERS.c.id).where(TRANSFERS.c.reverses_id == original_id))).first()
         if already is not None:

@@ -12,3 +12,7 @@ class Settings(ServiceSettings):
     # How often the expiry job looks for unconfirmed pending service transfers.
     expiry_job_every_s: float = 30.0
     expiry_batch_size: int = 200
+    # How often members' hours past the validity period are moved to the pool (communities with
+    # `hours_expire` on), and how many accounts one run looks at at most; the rest wait for the next.
+    hours_expiry_job_every_s: float = 3600.0
+    hours_expiry_batch_size: int = 1000

@@ -1,7 +1,7 @@
 """A Hypothesis state machine over the use cases, against the real database.
 
 Random sequences of enrol, log (check in and out), confirm, dispute, expire, spend, give, donate,
-fund and reverse; after every step the ledger invariants are checked on the rows, and each
+fund, reverse and expire hours; after every step the ledger invariants are checked on the rows, and each
 refusal is checked to happen exactly when the balances read just before said it must.
 """
 
@@ -92,7 +92,8 @@ class TimebankMachine(RuleBasedStateMachine):
     @initialize()
     def setup(self) -> None:
         async def go() -> None:
-            await self.call(service.update_settings, self.community, CommunitySettingsIn(storage_cap_minutes=CAP))
+            await self.call(service.update_settings, self.community, CommunitySettingsIn(
+                storage_cap_minutes=CAP, hours_expire=True, hours_valid_months=12))
             for m in MEMBERS:
                 await self.call(service.enrol, self.who(m), MemberEnrol(volunteer=m.startswith("v"),
                                                                          elder=m.startswith("e")))
@@ -162,6 +163,17 @@ class TimebankMachine(RuleBasedStateMachine):
                                                     now=datetime.now(UTC) + timedelta(days=30))
         run(go())
         self.pendings.clear()  # other machines' communities may expire too: they are checked on their own
+
+    @rule()
+    def expire_hours(self) -> None:
+        """Run at a time when every credit so far is older than the 12-month period: whatever the
+        members hold that is not promised to a volunteer expires, and nothing more."""
+        async def go() -> None:
+            async with ENV.maker() as session:
+                await service.expire_hours(session, limit=10_000, now=datetime.now(UTC) + timedelta(days=400))
+            for member in MEMBERS:
+                assert await self.available(member) == 0
+        run(go())
 
     @rule(member=st.sampled_from(MEMBERS), minutes=minutes_st)
     def spend(self, member: str, minutes: int) -> None:
