@@ -18,6 +18,11 @@ is the best gateway round against the best raw round; beside them, the median of
 select plus decode-and-hash floor with no HTTP, CPU milliseconds per 1,000 records of each process
 (from /proc; they swing less with the load than wall time does), and each server's CPU while idle.
 
+Last, the parts no design of this pull can avoid, per page (median): the bare select; the pull's own
+statement (grant locked, page, register row, durable commit), run alone; one HTTP hop of the same
+page's bytes from a static aiohttp server in this process, without and with the client's decode.
+Their sum is the floor of any pull that keeps the register and answers JSON over HTTP.
+
     .venv/bin/python -m bench.citysync_pull
 """
 
@@ -144,6 +149,62 @@ async def raw_select_decode_hash(url: str, consumer_key: bytes) -> float:
         await conn.close()
 
 
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 3)
+
+
+async def unavoidable_parts(url: str, consumer_id: str) -> dict[str, float]:
+    """Per page, in ms: the bare select, the pull statement alone, one HTTP hop of the page's bytes
+    (from a static server in this process) without and with the client's decode."""
+    from aiohttp import web
+
+    from services.citysync.service import _PULL
+
+    conn = await asyncpg.connect(plain_url(url))
+    bare_s, pull_s = [], []
+    try:
+        for after in range(0, FEED_RECORDS, PAGE):
+            start = time.perf_counter()
+            await conn.fetch("SELECT seq, record_type, schema_version, event_time, payload FROM feed_records "
+                             "WHERE community = $1 AND scene = 'property' AND seq > $2 ORDER BY seq LIMIT $3",
+                             COMMUNITY, after, PAGE)
+            bare_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            await conn.fetch(_PULL, COMMUNITY, "property", after, PAGE, consumer_id)
+            pull_s.append(time.perf_counter() - start)
+        rows = await conn.fetch("SELECT seq, payload::text FROM feed_records WHERE community = $1 "
+                                "AND scene = 'property' ORDER BY seq LIMIT $2", COMMUNITY, PAGE)
+    finally:
+        await conn.close()
+    body = orjson.dumps({"records": [{"seq": seq, "data": orjson.Fragment(payload)} for seq, payload in rows],
+                         "next_cursor": str(rows[-1][0]), "has_more": True})
+
+    async def static_page(_: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/page", static_page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    hop: dict[bool, list[float]] = {False: [], True: []}
+    try:
+        async with aiohttp.ClientSession() as http:
+            for decode in (False, True) * 200:
+                start = time.perf_counter()
+                async with http.get(f"http://127.0.0.1:{port}/page") as r:
+                    page = await r.read()
+                if decode:
+                    orjson.loads(page)
+                hop[decode].append(time.perf_counter() - start)
+    finally:
+        await runner.cleanup()
+    return {"bare select": median_ms(bare_s), "pull statement alone": median_ms(pull_s),
+            "one HTTP hop of the page's bytes": median_ms(hop[False]),
+            "the same hop + client decode": median_ms(hop[True])}
+
+
 async def http_round(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> tuple[float, int]:
     """One pass over the feed over HTTP, as a sync job reads it: (records/s, pages)."""
     start, after, n, pages = time.perf_counter(), "0", 0, 0
@@ -215,6 +276,8 @@ async def main() -> None:
                         cpu[name].append(after[name] - before[name])
                     direct_rates.append((await http_round(http, direct, headers))[0])
         await conn.close()
+        parts = await unavoidable_parts(url, "city-bench")
+        floor_ms = parts["pull statement alone"] + parts["the same hop + client decode"]
         per_1000 = 1000 / FEED_RECORDS * 1000  # CPU seconds per pass -> ms per 1,000 records
         record("citysync_pull", max(gw_rates), "records/s", "raw SQL select of the same pages", max(raw_rates),
                higher_is_better=True, target=">= 0.5 x raw",
@@ -230,7 +293,10 @@ async def main() -> None:
                           name: round(statistics.median(v) * per_1000, 2) for name, v in cpu.items()},
                       "idle CPU ms per second (no pulls)": idle,
                       "raw select + payload decode + consumer hashes, no HTTP (records/s)": round(floor, 1),
-                      "gateway / that": round(max(gw_rates) / floor, 3)})
+                      "gateway / that": round(max(gw_rates) / floor, 3),
+                      "unavoidable parts per page (ms, median)": parts,
+                      "floor: pull statement + one hop with decode (ms per page)": round(floor_ms, 3),
+                      "best any such pull could reach / bare select": round(parts["bare select"] / floor_ms, 3)})
         await stack.drop_database(url)
         await stack.drop_database(gateway_db)
 
