@@ -89,6 +89,13 @@ def community_events(community: str, people: list[Resident], start: datetime | N
                 "minutes": rng.choice([30, 60, 90]), "service_type": rng.choice(["companionship", "meal", "cleaning"]),
                 "confirmed_at": at.isoformat(), "volunteer_name": p.name, "elder_phone": other.phone,
             }, transfer, "/services/timebank", at))
+            if i % 8 == 0:
+                expiry = str(uuid.uuid4())
+                events.append(event("timebank.hours.expired.v1", {
+                    "transfer_id": expiry, "community": community, "member_id": other.id, "minutes": 45,
+                    "valid_months": 36, "expired_at": at.isoformat(), "member_name": other.name,
+                    "member_phone": other.phone,
+                }, expiry, "/services/timebank", at))
         elif kind == 1:
             booking = str(uuid.uuid4())
             events.append(event("parking.booking.completed.v1", {

@@ -67,7 +67,8 @@ async def test_domain_events_through_kafka_make_one_record_each(community: Commu
 
     await wait_until(marker_there, timeout=30, interval=0.3)
     counts = {scene: len(await community.pull_all(headers, scene)) for scene in scenes}
-    assert counts == {"timebank": 3, "parking": 3, "property": 12 + 3 * 2 + 1, "governance": 3 * 3}
+    # timebank: 3 confirmed services and 2 hours expiries (residents 0 and 8)
+    assert counts == {"timebank": 3 + 2, "parking": 3, "property": 12 + 3 * 2 + 1, "governance": 3 * 3}
     for scene in scenes:
         seqs = [r["seq"] for r in await community.pull_all(headers, scene)]
         assert seqs == list(range(1, len(seqs) + 1))
