@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -139,14 +140,16 @@ async def fetch_alone(session: AsyncSession, sql: str, *args: Any) -> Any:
         assert driver is not None  # an open pooled connection
         record = await driver.fetchrow(sql, *args)
     except Exception as error:
-        raise _as_sqlalchemy_error(bind, pooled, sql, args, error) from error
+        raise await _as_sqlalchemy_error(bind, pooled, sql, args, error) from error
     finally:
-        pooled.close()
+        # Under greenlet_spawn, as SQLAlchemy's AsyncConnection returns its own: giving an overflow
+        # connection back to a full pool (or dropping a broken one) closes it, an await in the driver.
+        await greenlet_spawn(pooled.close)
     return None if record is None else SimpleNamespace(**record)
 
 
-def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args: tuple[Any, ...],
-                         error: Exception) -> Exception:
+async def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args: tuple[Any, ...],
+                               error: Exception) -> Exception:
     """A driver error as SQLAlchemy raises it (a `DBAPIError` whose `orig` has the SQLSTATE), so
     retries on deadlock and the outage handler (503) see the same exceptions on every path; a
     broken connection is dropped from the pool."""
@@ -159,7 +162,7 @@ def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args: tuple
             return adapted
         invalidated = dialect.is_disconnect(adapted, pooled.dbapi_connection, None)
         if invalidated:
-            pooled.invalidate(adapted)
+            await greenlet_spawn(pooled.invalidate, adapted)
         return DBAPIError.instance(sql, args, adapted, dbapi.Error, connection_invalidated=invalidated)
     return error
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.kit.db import execute_alone, fetch_alone, make_engine, make_sessionmaker, transaction
 from tests.support.stack import TestStack
@@ -88,6 +90,38 @@ async def test_fetch_alone_raises_driver_errors_as_sqlalchemy_does_and_keeps_the
             assert raised.value.orig is not None and getattr(raised.value.orig, "sqlstate", None) == "23505"
             # The one pooled connection went back to the pool and still works.
             assert (await fetch_alone(session, "SELECT count(*) AS n FROM notes")).n == 1
+    finally:
+        await engine.dispose()
+        await stack.drop_database(url)
+
+
+async def test_fetch_alone_closes_overflow_connections_it_returns_to_a_full_pool(
+        stack: TestStack, caplog: pytest.LogCaptureFixture) -> None:
+    """More callers than the pool holds: the overflow connections are closed on return (an await in
+    the driver), not left open with an error logged, and a broken one is dropped the same way."""
+    url = await stack.empty_database("kit_db_overflow")
+    engine = make_engine(url, pool_size=1, max_overflow=3)
+    maker = make_sessionmaker(engine)
+    try:
+        async def slow() -> None:
+            async with maker() as session:
+                assert (await fetch_alone(session, "SELECT 1 AS one FROM pg_sleep(0.2)")).one == 1
+
+        with caplog.at_level("ERROR", logger="sqlalchemy.pool"):
+            await asyncio.gather(*(slow() for _ in range(4)))
+            async with maker() as session:
+                backend = (await fetch_alone(session, "SELECT pg_backend_pid() AS pid")).pid
+                with pytest.raises(DBAPIError) as killed:
+                    # The server ends this very connection mid-statement: it must leave the pool.
+                    await fetch_alone(session, "SELECT pg_terminate_backend($1::int) FROM pg_sleep(0.05)", backend)
+                assert killed.value.connection_invalidated
+        assert not [r for r in caplog.records if "closing connection" in r.getMessage()], caplog.text
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with engine.connect() as conn:
+            open_now = (await conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'community-platform'"))).scalar_one()
+        assert open_now == 1  # only the pool's one kept connection (this one)
     finally:
         await engine.dispose()
         await stack.drop_database(url)
