@@ -4,7 +4,10 @@ past the validity period to the pool."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.app import ScheduledJob
 from services.timebank import service
@@ -12,21 +15,22 @@ from services.timebank import service
 log = logging.getLogger("timebank.jobs")
 
 
-def expiry_job(every_s: float, batch: int) -> ScheduledJob:
+def _job(name: str, every_s: float, work: Callable[[AsyncSession], Awaitable[int]], done: str) -> ScheduledJob:
+    """A job that runs one use case in a session of its own and logs how many it did, if any."""
     async def run(state: Any) -> None:
         async with state.sessionmaker() as session:
-            voided = await service.expire_pending(session, limit=batch)
-        if voided:
-            log.info("voided %d expired pending transfers", voided)
+            count = await work(session)
+        if count:
+            log.info(done, count)
 
-    return ScheduledJob(name="expire-pending-transfers", every_s=every_s, run=run)
+    return ScheduledJob(name=name, every_s=every_s, run=run)
+
+
+def expiry_job(every_s: float, batch: int) -> ScheduledJob:
+    return _job("expire-pending-transfers", every_s, lambda session: service.expire_pending(session, limit=batch),
+                "voided %d expired pending transfers")
 
 
 def hours_expiry_job(every_s: float, batch: int) -> ScheduledJob:
-    async def run(state: Any) -> None:
-        async with state.sessionmaker() as session:
-            expired = await service.expire_hours(session, limit=batch)
-        if expired:
-            log.info("expired hours past the validity period on %d accounts", expired)
-
-    return ScheduledJob(name="expire-hours", every_s=every_s, run=run)
+    return _job("expire-hours", every_s, lambda session: service.expire_hours(session, limit=batch),
+                "expired hours past the validity period on %d accounts")
