@@ -55,6 +55,7 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    "x-forwarded-prefix",
     "x-request-id",
     "traceparent",
     "tracestate",
@@ -418,7 +419,11 @@ class Proxy:
         query: bytes = request.scope.get("query_string", b"")
         if query:
             url += "?" + query.decode("latin-1")
-        headers = self._forward_headers(request, streaming=not isinstance(body, bytes))
+        # What the caller's path has before the upstream's own (`/api/timebank`): the service names
+        # its problems' `instance` with it, so a client sees the path it asked for.
+        asked: str = request.scope["path"]
+        prefix = asked[: len(asked) - len(path) - 1] if asked.endswith("/" + path) else ""
+        headers = self._forward_headers(request, streaming=not isinstance(body, bytes), prefix=prefix)
         timeout = self.timeout_for(service, path)
         retryable = method in IDEMPOTENT_METHODS and isinstance(body, bytes)
 
@@ -482,7 +487,7 @@ class Proxy:
     def _stream_body(self, request: Request) -> BodyStream:
         return BodyStream(request, self.settings.max_body_bytes)
 
-    def _forward_headers(self, request: Request, *, streaming: bool) -> list[tuple[str, str]]:
+    def _forward_headers(self, request: Request, *, streaming: bool, prefix: str = "") -> list[tuple[str, str]]:
         # One pass over the raw header list (lower-case bytes names, as the server hands them over),
         # without building Starlette's Headers or a set of names per request.
         raw: list[tuple[bytes, bytes]] = request.scope["headers"]
@@ -507,6 +512,8 @@ class Proxy:
             ("x-forwarded-host", host),
             ("x-request-id", getattr(request.state, "request_id", "")),
         ]
+        if prefix:
+            headers.append(("x-forwarded-prefix", prefix))
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         if "traceparent" not in carrier and "traceparent" in caller_trace:

@@ -19,6 +19,7 @@ switch on it. The title is in zh-CN unless the caller's Accept-Language prefers 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -200,9 +201,21 @@ _STATUS_PROBLEMS: dict[int, type[Problem]] = {
 }
 
 
+# The path the gateway's caller used before this service's own (`/api/timebank`), as the gateway
+# says in `X-Forwarded-Prefix`; anything not shaped like a path is ignored.
+_FORWARDED_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]{1,64}){1,4}$")
+
+
+def request_instance(request: Request) -> str:
+    """The problem's `instance`: the path as the client asked for it, through the gateway or not."""
+    prefix = request.headers.get("x-forwarded-prefix", "")
+    path: str = request.scope["path"]
+    return prefix + path if prefix and _FORWARDED_PREFIX.match(prefix) else path
+
+
 def problem_response(problem: Problem, request: Request | None) -> JSONResponse:
     lang = preferred_language(request.headers.get("accept-language") if request else None)
-    instance = request.url.path if request else None
+    instance = request_instance(request) if request else None
     return JSONResponse(
         problem.body(lang, instance),
         status_code=problem.status,
@@ -244,7 +257,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         cls = _STATUS_PROBLEMS.get(exc.status_code)
         if cls is None:
             generic = Problem(str(exc.detail) if exc.detail else None)
-            body = generic.body(preferred_language(request.headers.get("accept-language")), request.url.path)
+            body = generic.body(preferred_language(request.headers.get("accept-language")), request_instance(request))
             body["status"] = exc.status_code
             body["type"] = TYPE_PREFIX + f"http-{exc.status_code}"
             return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_MEDIA_TYPE)

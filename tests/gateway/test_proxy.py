@@ -36,6 +36,7 @@ async def test_request_reaches_the_upstream_with_the_token_as_is_and_no_hop_by_h
     r = await gateway.client.get("/api/timebank/echo?a=1&b=two", headers={
         **headers, "Connection": "keep-alive, x-private-hop", "X-Private-Hop": "secret", "Keep-Alive": "timeout=5",
         "X-Request-ID": "req-123", "traceparent": f"00-{trace_id}-{'1' * 16}-01", "X-Forwarded-For": "6.6.6.6",
+        "X-Forwarded-Prefix": "/elsewhere",
     })
     assert r.status_code == 200, r.text
     seen = r.json()
@@ -47,6 +48,7 @@ async def test_request_reaches_the_upstream_with_the_token_as_is_and_no_hop_by_h
     assert r.headers["x-request-id"] == "req-123"
     assert seen["headers"]["traceparent"].split("-")[1] == trace_id
     assert seen["headers"]["x-forwarded-for"] == "127.0.0.1", "the caller cannot choose its forwarded address"
+    assert seen["headers"]["x-forwarded-prefix"] == "/api/timebank", "nor the prefix its problems are named with"
 
 
 async def test_a_request_id_is_made_when_none_is_given(stack: TestStack, gateway: RunningService) -> None:
@@ -64,6 +66,8 @@ async def test_services_decide_access_and_the_gateway_passes_their_answers_on(
     other = await gateway.client.get(f"/api/timebank/notes/{note['id']}", headers=bob)
     assert other.status_code == 404
     assert other.headers["content-type"].startswith("application/problem+json")
+    # The problem names the path the client asked for, not the service's own.
+    assert other.json()["instance"] == f"/api/timebank/notes/{note['id']}"
     assert (await gateway.client.get("/api/timebank/staff/report", headers=alice)).status_code == 403
     assert (await gateway.client.get("/api/nosuch/x", headers=alice)).status_code == 404
 

@@ -245,3 +245,16 @@ async def test_batched_consumer_applies_once_in_order_and_isolates_poison(
             assert any("fell back to single events" in r.getMessage() for r in caplog.records)
     finally:
         await stack.drop_database(url)
+
+
+async def test_a_problem_names_the_path_the_client_asked_for(stack: TestStack, probe_service: RunningService) -> None:
+    svc = probe_service
+    headers = stack.auth("writer", "resident")
+    direct = await svc.client.post("/notes", json={"key": "bad"}, headers=headers)
+    assert direct.status_code == 422 and direct.json()["instance"] == "/notes"
+    via_gateway = await svc.client.post("/notes", json={"key": "bad"},
+                                        headers={**headers, "X-Forwarded-Prefix": "/api/probe"})
+    assert via_gateway.json()["instance"] == "/api/probe/notes"
+    for not_a_prefix in ("api/probe", "/api/probe?x=1", "/a b", "//", "/" + "x" * 65):
+        odd = await svc.client.post("/notes", json={"key": "bad"}, headers={**headers, "X-Forwarded-Prefix": not_a_prefix})
+        assert odd.json()["instance"] == "/notes", not_a_prefix
