@@ -62,6 +62,7 @@ from services.timebank.schemas import (
     DonationIn,
     FundingIn,
     GiftIn,
+    HoursExpiryOutlook,
     MemberEnrol,
     MemberOut,
     PassbookEntry,
@@ -177,6 +178,16 @@ async def passbook(member_id: MemberPath, principal: CurrentPrincipal, session: 
     who = principal.subject if member_id == "me" else member_id
     items, cursor = await service.passbook(session, principal, who, page)
     return Page[PassbookEntry](items=[PassbookEntry.model_validate(i) for i in items], next_cursor=cursor)
+
+
+@router.get("/members/{member_id}/hours-expiry", response_model=HoursExpiryOutlook, tags=["members"],
+            responses=problem_responses(NotAMember))
+async def hours_expiry_outlook(member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep,
+                               days: Annotated[int, Query(ge=1, le=366, description="How far ahead")] = 90) -> Any:
+    """Hours that will pass the community's validity period in the next `days` days, by date, if
+    nothing else changes (empty where hours do not expire). `me` names the caller."""
+    who = principal.subject if member_id == "me" else member_id
+    return HoursExpiryOutlook.model_validate(await service.hours_expiry_outlook(session, principal, who, days=days))
 
 
 # --- care requests ----------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ longer the payer's to spend (TigerBeetle's "debits must not exceed credits", pen
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -128,13 +129,57 @@ def cap_overflow(posted_balance: int, cap: int) -> int:
 NOT_REVERSIBLE_KINDS = frozenset({"reversal", "overflow", "expiry"})
 
 
-def hours_valid_from(now: datetime, months: int) -> datetime:
-    """When the credits still valid at `now` begin: `months` calendar months earlier on the local
-    calendar (Asia/Shanghai), a day the earlier month lacks becoming its last (31 Mar - 1 = 28/29 Feb)."""
-    local = now.astimezone(LOCAL_TZ)
-    year, month0 = divmod(local.year * 12 + local.month - 1 - months, 12)
+def _shift_months(at: datetime, months: int) -> datetime:
+    """`at` moved by `months` calendar months on the local calendar (Asia/Shanghai), a day the
+    target month lacks becoming its last (31 Mar - 1 = 28/29 Feb)."""
+    local = at.astimezone(LOCAL_TZ)
+    year, month0 = divmod(local.year * 12 + local.month - 1 + months, 12)
     day = min(local.day, calendar.monthrange(year, month0 + 1)[1])
     return local.replace(year=year, month=month0 + 1, day=day)
+
+
+def hours_valid_from(now: datetime, months: int) -> datetime:
+    """When the credits still valid at `now` begin: `months` calendar months earlier, locally."""
+    return _shift_months(now, -months)
+
+
+def hours_expire_on(credited_at: datetime, months: int) -> date:
+    """The first local date during which a credit posted at `credited_at` stops being valid by
+    `hours_valid_from`: `months` later, or a day after where the month is shorter (a credit of
+    31 January, one month, lasts through 28 February). Within a day the period's start only moves
+    forward, so the day's last moment decides."""
+    day = _shift_months(credited_at, months).date()
+    while hours_valid_from(_day_end(day), months) <= credited_at:
+        day += timedelta(days=1)
+    return day
+
+
+def _day_end(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ) + timedelta(days=1, microseconds=-1)
+
+
+def expiry_outlook(available: int, valid_total: int, ageing: Sequence[tuple[datetime, int]], months: int, *,
+                   now: datetime, until: datetime) -> list[tuple[date, int]]:
+    """When a member's hours will expire if nothing else changes: (local date, minutes) steps up
+    to `until`, merged by day. `valid_total` is the credits still valid at `now` (posted within the
+    period, not reversed); `ageing` those of them that may age out by `until`, oldest first. Hours
+    already past the period are due today (the job moves them at its next run). Each credit's
+    ageing out lowers the valid total; whatever of the available balance it no longer covers
+    expires then, by the same rule as `expiring_minutes`."""
+    remaining = valid_total
+    due = expiring_minutes(available, remaining)
+    steps: dict[date, int] = {local_today(now): due} if due else {}
+    last_day = local_today(until)
+    for credited_at, minutes in ageing:
+        day = hours_expire_on(credited_at, months)
+        if day > last_day:
+            break
+        remaining -= minutes
+        total = expiring_minutes(available, remaining)
+        if total > due:
+            steps[day] = steps.get(day, 0) + total - due
+            due = total
+    return sorted(steps.items())
 
 
 def expiring_minutes(available: int, recent_credits: int) -> int:

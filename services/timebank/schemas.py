@@ -240,6 +240,23 @@ class BatchOut(BaseModel):
     transfers: list[TransferOut]
 
 
+class ExpiringHours(BaseModel):
+    on: date = Field(description="Local date (Asia/Shanghai) from which these minutes are past the validity period")
+    minutes: int
+
+
+class HoursExpiryOutlook(BaseModel):
+    """What a member would lose to expiry (时间到期) if nothing else changes: spending first uses
+    the oldest hours, so spending before a date saves those minutes."""
+
+    member_id: str
+    hours_expire: bool = Field(description="Whether hours expire in this community at all")
+    valid_months: int
+    available_minutes: int
+    expiring: list[ExpiringHours] = Field(description="By date, soonest first; minutes on today's date are "
+                                                      "already past the period and move at the next run")
+
+
 class PassbookEntry(BaseModel):
     """One line of the passbook (存折): signed from the member's side, with the balance after it."""
 

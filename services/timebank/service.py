@@ -707,11 +707,16 @@ _EXPIRY_PAGE = 200
 
 # A member's hours still valid: the posted credits since the start of the validity period, less
 # those a reversal took back (it undid that credit, not the member's oldest hours).
-_CREDITS_SINCE = """
-    SELECT coalesce(sum(t.amount_minutes), 0) AS minutes FROM tb_transfers t
+_VALID_CREDITS_OF = """
+      FROM tb_transfers t
      WHERE t.credit_account_id = {account} AND t.phase = 'posted' AND t.created_at >= {since}
        AND NOT EXISTS (SELECT 1 FROM tb_transfers r WHERE r.reverses_id = t.id)"""
+_CREDITS_SINCE = "SELECT coalesce(sum(t.amount_minutes), 0) AS minutes" + _VALID_CREDITS_OF
 _VALID_CREDITS = text(_CREDITS_SINCE.format(account=":account", since=":since"))
+# The same credits one by one, oldest first, up to those that stay valid past a horizon.
+_VALID_CREDITS_UNTIL = text("SELECT t.created_at, t.amount_minutes"
+                            + _VALID_CREDITS_OF.format(account=":account", since=":since")
+                            + " AND t.created_at < :horizon_from ORDER BY t.created_at, t.seq")
 # Member accounts holding more than their valid credits, across every community with expiry on,
 # in (community, id) order after a key. Accounts with nothing available are passed over before
 # their credits are summed (through ix_tb_transfers_credit_seq).
@@ -755,6 +760,35 @@ async def expire_hours(session: AsyncSession, *, now: datetime | None = None, li
             break
         params["after_community"], params["after_id"] = page[-1]
     return expired
+
+
+async def hours_expiry_outlook(session: AsyncSession, principal: Principal, member_id: str, *,
+                               days: int, now: datetime | None = None) -> dict[str, Any]:
+    """What a member would lose to expiry in the next `days` days if nothing else changes (for the
+    member, a verified relative or staff): the same rule the job applies, looked at ahead."""
+    community = principal.community
+    now = now or now_utc()
+    until = now + timedelta(days=days)
+    async with transaction(session):
+        if not await _may_see_member(session, principal, member_id):
+            raise NotAMember(member_id=member_id)
+        member = await _member(session, community, member_id)
+        settings = await community_settings(session, community)
+        account = (await session.execute(select(ACCOUNTS).where(ACCOUNTS.c.id == member.account_id))).one()
+        available = account.credits_posted - account.debits_posted - account.debits_pending
+        outlook: list[tuple[date, int]] = []
+        if settings.hours_expire and available > 0:
+            months = settings.hours_valid_months
+            since = domain.hours_valid_from(now, months)
+            valid = (await session.execute(_VALID_CREDITS, {"account": member.account_id, "since": since})).scalar_one()
+            ageing = (await session.execute(_VALID_CREDITS_UNTIL, {
+                "account": member.account_id, "since": since,
+                "horizon_from": domain.hours_valid_from(until, months)})).all()
+            outlook = domain.expiry_outlook(available, int(valid), [(r.created_at, r.amount_minutes) for r in ageing],
+                                            months, now=now, until=until)
+    return {"member_id": member_id, "hours_expire": settings.hours_expire,
+            "valid_months": settings.hours_valid_months, "available_minutes": available,
+            "expiring": [{"on": day, "minutes": minutes} for day, minutes in outlook]}
 
 
 async def _expire_account(session: AsyncSession, community: str, account_id: uuid.UUID, now: datetime) -> bool:

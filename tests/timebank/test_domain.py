@@ -221,3 +221,30 @@ def test_hours_stay_valid_for_calendar_months_on_the_local_calendar(now: datetim
 def test_ledger_made_transfers_are_not_reversible() -> None:
     assert {"overflow", "expiry", "reversal"} <= domain.NOT_REVERSIBLE_KINDS
     assert not {"service", "spend", "gift", "donation", "funding"} & domain.NOT_REVERSIBLE_KINDS
+
+
+@settings(max_examples=300)
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC)),
+       st.integers(min_value=1, max_value=600))
+def test_a_credit_expires_on_the_first_day_the_period_no_longer_covers_it(credited: datetime, months: int) -> None:
+    day = domain.hours_expire_on(credited, months)
+    ends = datetime(day.year, day.month, day.day, tzinfo=domain.LOCAL_TZ) + timedelta(days=1, microseconds=-1)
+    assert domain.hours_valid_from(ends, months) > credited  # expired by the day's end
+    # ... and valid through the whole of every day before it (each day's last moment is its latest start)
+    for before in range(1, 4):
+        assert domain.hours_valid_from(ends - timedelta(days=before), months) <= credited
+
+
+def test_the_outlook_steps_as_credits_age_out() -> None:
+    now = datetime(2026, 12, 4, 4, 0, tzinfo=UTC)
+    first, second = datetime(2025, 12, 10, 4, 0, tzinfo=UTC), datetime(2026, 1, 20, 4, 0, tzinfo=UTC)
+    # 300 held; 100 + 80 + 60 (the last one recent) still valid: 60 are due today. When the 100
+    # age out only 140 stay covered (another 100); when the 80 do, 60 (another 80).
+    steps = domain.expiry_outlook(300, 240, [(first, 100), (second, 80)], 12, now=now,
+                                  until=now + timedelta(days=90))
+    assert steps == [(date(2026, 12, 4), 60), (date(2026, 12, 10), 100), (date(2027, 1, 20), 80)]
+    # A horizon before the second: only what ages out by then. Nothing held beyond the valid: nothing.
+    assert domain.expiry_outlook(300, 240, [(first, 100), (second, 80)], 12, now=now,
+                                 until=now + timedelta(days=30)) == steps[:2]
+    assert domain.expiry_outlook(100, 240, [(first, 100), (second, 80)], 12, now=now,
+                                 until=now + timedelta(days=90)) == [(date(2027, 1, 20), 40)]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from services.timebank import service
+from services.timebank import domain, service
 from services.timebank.events import HoursExpired
 from services.timebank.jobs import hours_expiry_job
 from tests.timebank.community import WORKER, Community, assert_ledger_invariants
@@ -206,3 +206,60 @@ async def test_validity_period_setting_is_bounded(community: Community) -> None:
     with pytest.raises(IntegrityError, match="ck_tb_community_settings_hours_valid_months"):
         await c.sql("UPDATE tb_community_settings SET hours_valid_months = 0 WHERE community = :c RETURNING community",
                     c=c.name)
+
+
+async def date_last_credit(c: Community, member: str, at: datetime) -> None:
+    """Date the member's newest credit at `at` (the others keep their dates)."""
+    dated = await c.sql("UPDATE tb_transfers SET created_at = :at WHERE id = (SELECT id FROM tb_transfers "
+                        "WHERE credit_account_id = :account ORDER BY seq DESC LIMIT 1) RETURNING id",
+                        at=at, account=c.account(member))
+    assert dated
+
+
+async def outlook(c: Community, member: str, *, path_name: str | None = None, **params: Any) -> Any:
+    r = await c.client.get(f"/members/{path_name or member}/hours-expiry", params=params, headers=c.h(member))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_a_member_sees_which_hours_will_expire_and_when(community: Community) -> None:
+    c = community
+    await c.enrol("elder", elder=True, birth=OLD)
+    await c.enrol("vol", volunteer=True)
+    await c.grant("vol", 100, "elder")
+    assert (await outlook(c, "vol"))["expiring"] == []  # expiry off: nothing ever expires
+    await expiry_settings(c, months=12)
+    now = datetime.now(UTC)
+    await c.grant("vol", 100, "elder")
+    await date_last_credit(c, "vol", now - timedelta(days=400))  # past the period already
+    await c.grant("vol", 50, "elder")
+    ages_out = now - timedelta(days=350)  # a year after it: in about 15 days
+    await date_last_credit(c, "vol", ages_out)
+    await c.grant("vol", 30, "elder")
+
+    seen = await outlook(c, "vol")
+    expected_day = domain.hours_expire_on(ages_out, 12)
+    assert seen["available_minutes"] == 280 and seen["valid_months"] == 12 and seen["hours_expire"]
+    # 280 held, 180 of them credited within the year: 100 are due now. When the 50 age out, the
+    # 130 still valid cover 130 of the 180 held then: 50 more go. 130 stay.
+    assert seen["expiring"] == [{"on": domain.local_today(now).isoformat(), "minutes": 100},
+                                {"on": expected_day.isoformat(), "minutes": 50}]
+    assert (await outlook(c, "vol", path_name="me", days=10))["expiring"] == seen["expiring"][:1]
+
+    # The job does what the outlook said for today, and the outlook moves on.
+    assert await expire(c) == 1
+    assert (await outlook(c, "vol"))["expiring"] == [{"on": expected_day.isoformat(), "minutes": 50}]
+    assert (await c.balance("vol"))["available_minutes"] == 180
+
+
+async def test_the_outlook_is_the_members_own_or_their_relatives_or_staffs(community: Community) -> None:
+    c = community
+    await expiry_settings(c, months=12)
+    await c.enrol("vol", volunteer=True)
+    await c.enrol("other", volunteer=True)
+    r = await c.client.get("/members/vol/hours-expiry", headers=c.h("other"))
+    assert r.status_code == 404 and problem_type(r) == "timebank/not-a-member"
+    assert (await c.client.get("/members/vol/hours-expiry", headers=c.h(WORKER))).status_code == 200
+    for days in (0, 367, "soon"):
+        r = await c.client.get("/members/me/hours-expiry", params={"days": days}, headers=c.h("vol"))
+        assert r.status_code == 422, (days, r.text)
