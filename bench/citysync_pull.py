@@ -109,14 +109,16 @@ async def load(url: str, platform_key: bytes) -> None:
         await conn.close()
 
 
+# The baseline: a bare select of one page, nothing else.
+RAW_PAGE = ("SELECT seq, record_type, schema_version, event_time, payload FROM feed_records "
+            "WHERE community = $1 AND scene = 'property' AND seq > $2 ORDER BY seq LIMIT $3")
+
+
 async def raw_round(conn: asyncpg.Connection) -> float:
     """One pass over the feed with the raw select: records/s."""
     start, after, n = time.perf_counter(), 0, 0
     while True:
-        rows = await conn.fetch(
-            "SELECT seq, record_type, schema_version, event_time, payload FROM feed_records "
-            "WHERE community = $1 AND scene = 'property' AND seq > $2 ORDER BY seq LIMIT $3",
-            COMMUNITY, after, PAGE)
+        rows = await conn.fetch(RAW_PAGE, COMMUNITY, after, PAGE)
         if not rows:
             break
         n += len(rows)
@@ -165,9 +167,7 @@ async def unavoidable_parts(url: str, consumer_id: str) -> dict[str, float]:
     try:
         for after in range(0, FEED_RECORDS, PAGE):
             start = time.perf_counter()
-            await conn.fetch("SELECT seq, record_type, schema_version, event_time, payload FROM feed_records "
-                             "WHERE community = $1 AND scene = 'property' AND seq > $2 ORDER BY seq LIMIT $3",
-                             COMMUNITY, after, PAGE)
+            await conn.fetch(RAW_PAGE, COMMUNITY, after, PAGE)
             bare_s.append(time.perf_counter() - start)
             start = time.perf_counter()
             await conn.fetch(_PULL, COMMUNITY, "property", after, PAGE, consumer_id)

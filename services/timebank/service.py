@@ -772,10 +772,10 @@ async def hours_expiry_outlook(session: AsyncSession, principal: Principal, memb
     async with transaction(session):
         if not await _may_see_member(session, principal, member_id):
             raise NotAMember(member_id=member_id)
-        member = await _member(session, community, member_id)
+        member = await _member_view(session, community, member_id)  # the member and its account's totals
         settings = await community_settings(session, community)
-        account = (await session.execute(select(ACCOUNTS).where(ACCOUNTS.c.id == member.account_id))).one()
-        available = account.credits_posted - account.debits_posted - account.debits_pending
+        available = domain.Balances(debits_pending=member.debits_pending, debits_posted=member.debits_posted,
+                                    credits_posted=member.credits_posted).available
         outlook: list[tuple[date, int]] = []
         if settings.hours_expire and available > 0:
             months = settings.hours_valid_months
