@@ -54,6 +54,7 @@ from services.timebank.schemas import (
     CareRequestOut,
     CheckIn,
     CheckOut,
+    CommunitySettingsChange,
     CommunitySettingsIn,
     CommunitySettingsOut,
     CommunitySummary,
@@ -120,6 +121,14 @@ async def read_settings(principal: CurrentPrincipal, session: SessionDep) -> Any
 @router.put("/settings", response_model=CommunitySettingsOut, tags=["settings"],
             responses=problem_responses(Forbidden))
 async def update_settings(body: CommunitySettingsIn, worker: Worker, session: SessionDep) -> Any:
+    """Replace every setting: one left out goes back to its default. PATCH changes only the ones given."""
+    return CommunitySettingsOut.model_validate(await service.update_settings(session, worker.community, body))
+
+
+@router.patch("/settings", response_model=CommunitySettingsOut, tags=["settings"],
+              responses=problem_responses(Forbidden))
+async def change_settings(body: CommunitySettingsChange, worker: Worker, session: SessionDep) -> Any:
+    """Change only the settings given; the others keep their value."""
     return CommunitySettingsOut.model_validate(await service.update_settings(session, worker.community, body))
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ServiceType = Literal["companionship", "meal", "bathing", "medical_escort", "cleaning", "shopping", "other"]
 MemberId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -91,6 +91,27 @@ class CommunitySettingsIn(BaseModel):
     confirmation_timeout_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 90)] = 4_320
     hours_expire: bool = Field(False, description="Hours older than hours_valid_months expire to the pool")
     hours_valid_months: Annotated[int, Field(ge=1, le=600, description="How long credited hours stay valid")] = 36
+
+
+class CommunitySettingsChange(BaseModel):
+    """The settings a worker changes; the ones left out keep their value. Explicit nulls are refused:
+    a setting has no "unset" state."""
+
+    model_config = ConfigDict(extra="forbid")
+    withdrawal_age: Literal[60, 65] | None = None
+    storage_cap_minutes: Annotated[int, Field(ge=60, le=10_000_000)] | None = None
+    min_balance_before_first_withdrawal: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    confirmation_timeout_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 90)] | None = None
+    hours_expire: bool | None = None
+    hours_valid_months: Annotated[int, Field(ge=1, le=600)] | None = None
+
+    # Defaults are not validated, so this sees only a null the client sent.
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("a setting cannot be null; leave it out to keep its value")
+        return value
 
 
 class CommunitySettingsOut(CommunitySettingsIn):

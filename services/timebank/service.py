@@ -64,6 +64,7 @@ from services.timebank.schemas import (
     CareRequestIn,
     CheckIn,
     CheckOut,
+    CommunitySettingsChange,
     CommunitySettingsIn,
     ConfirmIn,
     DisputeIn,
@@ -244,11 +245,15 @@ async def read_settings(session: AsyncSession, community: str) -> Row:
         return await community_settings(session, community)
 
 
-async def update_settings(session: AsyncSession, community: str, data: CommunitySettingsIn) -> Row:
+async def update_settings(session: AsyncSession, community: str,
+                          data: CommunitySettingsIn | CommunitySettingsChange) -> Row:
+    """Replace every setting (PUT) or only those given (PATCH). One UPDATE of the given columns, so two
+    workers changing different settings at once both keep their change."""
+    values = data.model_dump(exclude_unset=isinstance(data, CommunitySettingsChange))
     async with transaction(session):
         await ensure_community(session, community)
         await session.execute(update(SETTINGS).where(SETTINGS.c.community == community)
-                              .values(**data.model_dump(), updated_at=func.now()))
+                              .values(**values, updated_at=func.now()))
         return (await session.execute(select(SETTINGS).where(SETTINGS.c.community == community))).one()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -449,3 +450,39 @@ async def test_cancel_before_the_service_starts(community: Community) -> None:
     assert r.status_code == 409 and r.json()["type"].endswith("timebank/wrong-care-request-state")
     r = await c.client.post(f"/care-requests/{rid}/cancel", headers=c.h("elder"))
     assert r.status_code == 409
+
+
+async def test_patch_settings_changes_only_what_is_given(community: Community) -> None:
+    c = community
+    r = await c.client.put("/settings", json={"withdrawal_age": 65, "hours_expire": True, "hours_valid_months": 24},
+                           headers=c.h(WORKER))
+    assert r.status_code == 200, r.text
+    r = await c.client.patch("/settings", json={"storage_cap_minutes": 6_000}, headers=c.h(WORKER))
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["storage_cap_minutes"], got["withdrawal_age"], got["hours_expire"], got["hours_valid_months"]) == (
+        6_000, 65, True, 24)
+    # A null, an unknown setting or a value out of range is refused and changes nothing.
+    for body in ({"hours_valid_months": None}, {"hours_valid": 12}, {"withdrawal_age": 62}):
+        r = await c.client.patch("/settings", json=body, headers=c.h(WORKER))
+        assert r.status_code == 422 and problem_type(r) == "validation-error", (body, r.text)
+    r = await c.client.patch("/settings", json={"withdrawal_age": 60}, headers=c.h("res-a"))
+    assert r.status_code == 403 and problem_type(r) == "forbidden"
+    assert (await c.client.get("/settings", headers=c.h("res-a"))).json() == got
+    # PUT still replaces: what it leaves out goes back to the default.
+    r = await c.client.put("/settings", json={"withdrawal_age": 65}, headers=c.h(WORKER))
+    assert r.json()["hours_valid_months"] == 36 and r.json()["storage_cap_minutes"] == 90_000
+
+
+async def test_concurrent_patches_of_different_settings_all_stay(community: Community) -> None:
+    """Two workers editing different settings at once: a read-modify-write would lose one of them."""
+    c = community
+    changes = [{"storage_cap_minutes": 5_000}, {"withdrawal_age": 65}, {"hours_expire": True},
+               {"hours_valid_months": 12}, {"confirmation_timeout_minutes": 90},
+               {"min_balance_before_first_withdrawal": 30}]
+    for _ in range(3):
+        rs = await asyncio.gather(*(c.client.patch("/settings", json=ch, headers=c.h(WORKER)) for ch in changes))
+        assert all(r.status_code == 200 for r in rs), [r.text for r in rs]
+    got = (await c.client.get("/settings", headers=c.h(WORKER))).json()
+    for ch in changes:
+        assert ch.items() <= got.items(), (ch, got)
