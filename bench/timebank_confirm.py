@@ -85,7 +85,7 @@ async def prepare(stack: TestStack, pendings: int) -> str:
         # Each elder pays from their own account (distinct payers, as in a real community); their
         # hours come from the pool through recorded services, so the ledger balances from the start.
         async with s.begin():
-            await s.execute(text("UPDATE tb_members SET birth_date = '1950-01-01' WHERE is_elder"))
+            await (await s.connection()).execute(text("UPDATE tb_members SET birth_date = '1950-01-01' WHERE is_elder"))
         for _ in range(per_elder * ELDERS // 100_000 + 1):
             await service.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
         await service.post_batch(s, worker, BatchIn.model_validate({"transfers": [{
