@@ -56,9 +56,10 @@ def pgbench_init(stack: TestStack) -> str:
     return url
 
 
-def pgbench_tps(url: str, duration_s: float) -> float:
-    out = subprocess.run([str(EmbeddedPostgres.bin_dir() / "pgbench"), "-b", "tpcb-like", "-c", str(CONCURRENCY),
-                          "-j", "2", "-T", str(int(duration_s)), url], check=True, capture_output=True, text=True).stdout
+def pgbench_tps(url: str, duration_s: float, clients: int = CONCURRENCY) -> float:
+    out = subprocess.run([str(EmbeddedPostgres.bin_dir() / "pgbench"), "-b", "tpcb-like", "-c", str(clients),
+                          "-j", str(min(clients, 2)), "-T", str(int(duration_s)), url],
+                         check=True, capture_output=True, text=True).stdout
     match = re.search(r"tps = ([\d.]+)", out)
     assert match, out
     return float(match.group(1))

@@ -32,5 +32,15 @@ def expiry_job(every_s: float, batch: int) -> ScheduledJob:
 
 
 def hours_expiry_job(every_s: float, batch: int) -> ScheduledJob:
-    return _job("expire-hours", every_s, lambda session: service.expire_hours(session, limit=batch),
-                "expired hours past the validity period on %d accounts")
+    """One run clears the whole backlog, `batch` accounts at a time: the day a community switches
+    expiry on, every member may be due, and an hourly run capped at one batch would take a day."""
+    async def expire_all(session: AsyncSession) -> int:
+        total = 0
+        while True:
+            expired = await service.expire_hours(session, limit=batch)
+            total += expired
+            if expired < batch:  # fewer than a batch were due: nothing is left
+                return total
+            log.info("expired hours on %d accounts so far; more are due, going on", total)
+
+    return _job("expire-hours", every_s, expire_all, "expired hours past the validity period on %d accounts")

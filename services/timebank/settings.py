@@ -13,6 +13,6 @@ class Settings(ServiceSettings):
     expiry_job_every_s: float = 30.0
     expiry_batch_size: int = 200
     # How often members' hours past the validity period are moved to the pool (communities with
-    # `hours_expire` on), and how many accounts one run looks at at most; the rest wait for the next.
+    # `hours_expire` on), and how many accounts are read per step of a run (a run takes every step due).
     hours_expiry_job_every_s: float = 3600.0
     hours_expiry_batch_size: int = 1000

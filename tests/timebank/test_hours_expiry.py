@@ -123,6 +123,22 @@ async def test_only_communities_with_expiry_on_expire_after_their_own_period(com
     await assert_ledger_invariants(c.svc.state.sessionmaker)
 
 
+async def test_one_job_run_clears_a_backlog_larger_than_its_batch(community: Community) -> None:
+    c = community
+    await expiry_settings(c, months=12)
+    await c.enrol("elder", elder=True)
+    members = [f"vol-{n}" for n in range(5)]
+    for member in members:
+        await c.enrol(member, volunteer=True)
+        await c.grant(member, 30, "elder")
+        await date_credits_back(c, member, days=400)
+
+    await hours_expiry_job(every_s=3600, batch=2).run(c.svc.state)  # three batches: 2, 2, 1
+    assert [(await c.balance(m))["posted_minutes"] for m in members] == [0] * 5
+    assert len(await expired_events(c)) == 5
+    await assert_ledger_invariants(c.svc.state.sessionmaker)
+
+
 async def test_pending_debits_are_respected(community: Community) -> None:
     c = community
     await expiry_settings(c, months=12)
