@@ -25,10 +25,11 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench.harness import bench_stack, record, summary_ms
 from deploy.local.servers import EmbeddedPostgres, free_port, wait_for_port
@@ -63,6 +64,17 @@ def pgbench_tps(url: str, duration_s: float, clients: int = CONCURRENCY) -> floa
     match = re.search(r"tps = ([\d.]+)", out)
     assert match, out
     return float(match.group(1))
+
+
+async def add_to_totals(conn: AsyncConnection, phase: Literal["pending", "posted"]) -> None:
+    """Add the transfers the bench wrote by SQL (open pending ones, or posted ones) to their
+    accounts' totals, as the ledger would have."""
+    open_only = " AND resolution IS NULL" if phase == "pending" else ""
+    for side in ("credit", "debit"):
+        await conn.execute(text(
+            f"UPDATE tb_accounts a SET {side}s_{phase} = a.{side}s_{phase} + t.total FROM (SELECT {side}_account_id "
+            f"acc, sum(amount_minutes) total FROM tb_transfers WHERE phase = '{phase}'{open_only} GROUP BY 1) t "
+            f"WHERE a.id = t.acc"))
 
 
 async def prepare(stack: TestStack, pendings: int) -> str:
@@ -112,11 +124,7 @@ async def prepare(stack: TestStack, pendings: int) -> str:
                 "amount_minutes, care_request_id, service_type, fingerprint, created_by, timeout_at) "
                 "VALUES (:tid, :c, 'service', 'pending', :eacc, :vacc, 30, :rid, 'meal', 'bench', :vol, :timeout)"),
                 [{**r, "c": COMMUNITY, "timeout": now + timedelta(days=3)} for r in part])
-        for side in ("credit", "debit"):
-            await conn.execute(text(
-                f"UPDATE tb_accounts a SET {side}s_pending = p.total FROM (SELECT {side}_account_id acc, "
-                f"sum(amount_minutes) total FROM tb_transfers WHERE phase = 'pending' AND resolution IS NULL "
-                f"GROUP BY {side}_account_id) p WHERE a.id = p.acc"))
+        await add_to_totals(conn, "pending")
         await conn.execute(text("ANALYZE"))
     await engine.dispose()
     return url

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from sqlalchemy import text
 
 from bench.harness import bench_stack, record
-from bench.timebank_confirm import pgbench_init, pgbench_tps
+from bench.timebank_confirm import add_to_totals, pgbench_init, pgbench_tps
 from services.kit.db import make_engine, make_sessionmaker
 from services.timebank import domain, ledger, service
 from services.timebank.jobs import hours_expiry_job
@@ -70,11 +70,7 @@ async def prepare(stack: TestStack) -> str:
             {"c": COMMUNITY, "house": house, "k": SPENDS})
         # The pool paid out every credit: give it more than that first, so its own limit holds (set-up only).
         await conn.execute(text("UPDATE tb_accounts SET credits_posted = 1000000000 WHERE id = :p"), {"p": pool})
-        for side in ("credit", "debit"):
-            await conn.execute(text(
-                f"UPDATE tb_accounts a SET {side}s_posted = a.{side}s_posted + t.total FROM (SELECT {side}_account_id "
-                f"acc, sum(amount_minutes) total FROM tb_transfers WHERE phase = 'posted' GROUP BY 1) t "
-                f"WHERE a.id = t.acc"))
+        await add_to_totals(conn, "posted")
         await conn.execute(text("ANALYZE"))
     await engine.dispose()
     return url
