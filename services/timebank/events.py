@@ -47,3 +47,19 @@ class HoursExpired(EventData):
     minutes: int
     valid_months: int
     expired_at: datetime
+
+
+class CareRequestCancelled(EventData):
+    """An elder, or someone acting for them, withdrew a care request before the service started.
+    `volunteer_id` is the volunteer who had accepted it (null while it was still open): the one who
+    must be told not to come. Key: request_id."""
+
+    event_type = "timebank.care_request.cancelled.v1"
+    request_id: str
+    community: str
+    elder_id: str
+    volunteer_id: str | None
+    service_type: str
+    starts_at: datetime
+    cancelled_by: str
+    cancelled_at: datetime

@@ -31,7 +31,7 @@ from services.kit.problems import Forbidden, Problem
 from services.kit.telemetry import current_traceparent
 from services.timebank import domain, ledger
 from services.timebank.domain import CareAction
-from services.timebank.events import HoursExpired, ServiceConfirmed, TransferReversed, publisher
+from services.timebank.events import CareRequestCancelled, HoursExpired, ServiceConfirmed, TransferReversed, publisher
 from services.timebank.ledger import ACCOUNTS, TRANSFERS, Leg
 from services.timebank.models import CareRequest, CommunitySettings, FailedTransfer, Member, Relative
 from services.timebank.problems import (
@@ -469,7 +469,12 @@ async def cancel_care_request(session: AsyncSession, principal: Principal, reque
                 raise Forbidden(("只有老人或其代理人可以取消", "Only the elder or their delegate may cancel"))
             raise CareRequestNotFound()
         status = domain.next_care_status(row.status, CareAction.CANCEL)
+        now = now_utc()
         await session.execute(update(CARE).where(CARE.c.id == request_id).values(status=status.value))
+        await publisher.publish(session, CareRequestCancelled(
+            request_id=str(request_id), community=community, elder_id=row.elder_id, volunteer_id=row.volunteer_id,
+            service_type=row.service_type, starts_at=row.starts_at, cancelled_by=me, cancelled_at=now),
+            key=str(request_id), occurred_at=now)
         return await _care(session, community, request_id)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from services.timebank import service
-from services.timebank.events import ServiceConfirmed
+from services.timebank.events import CareRequestCancelled, ServiceConfirmed
 from tests.timebank.community import WORKER, Community, assert_ledger_invariants
 
 OLD = date(1950, 3, 1)   # well over 65
@@ -444,12 +445,29 @@ async def test_cancel_before_the_service_starts(community: Community) -> None:
     assert r.status_code == 403
     r = await c.client.post(f"/care-requests/{rid}/cancel", headers=c.h("nobody"))
     assert r.status_code == 404
+    assert await cancelled_events(c) == []  # refused cancellations tell nobody anything
     r = await c.client.post(f"/care-requests/{rid}/cancel", headers=c.h("elder"))
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     r = await c.client.post(f"/care-requests/{rid}/check-in", json={}, headers=c.h("vol"))
     assert r.status_code == 409 and r.json()["type"].endswith("timebank/wrong-care-request-state")
     r = await c.client.post(f"/care-requests/{rid}/cancel", headers=c.h("elder"))
     assert r.status_code == 409
+    # The volunteer who had accepted is named, so a notification service can tell them not to come.
+    [(key, data)] = await cancelled_events(c)
+    event = CareRequestCancelled.model_validate(data)
+    assert key == event.request_id == str(rid)
+    assert (event.community, event.elder_id, event.volunteer_id, event.cancelled_by) == (c.name, "elder", "vol", "elder")
+
+    # An open request cancelled by a worker: nobody had accepted it.
+    rid = await c.care_request("elder")
+    r = await c.client.post(f"/care-requests/{rid}/cancel", headers=c.h(WORKER))
+    assert r.status_code == 200, r.text
+    assert [(d["request_id"], d["volunteer_id"], d["cancelled_by"]) for _, d in await cancelled_events(c)][1:] == [
+        (str(rid), None, WORKER)]
+
+
+async def cancelled_events(c: Community) -> list[Any]:
+    return await c.sql("SELECT key, data FROM kit_outbox WHERE type = 'timebank.care_request.cancelled.v1' ORDER BY id")
 
 
 async def test_patch_settings_changes_only_what_is_given(community: Community) -> None:
