@@ -14,7 +14,7 @@ from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
 from services.kit.pagination import InvalidCursor, Page, PageDep
 from services.kit.problems import BadRequest, Forbidden, problem_responses
-from services.timebank import service
+from services.timebank import audit, service
 from services.timebank.domain import LOCAL_TZ, CareStatus
 from services.timebank.problems import (
     AccountNotFound,
@@ -64,6 +64,7 @@ from services.timebank.schemas import (
     FundingIn,
     GiftIn,
     HoursExpiryOutlook,
+    LedgerAuditOut,
     MemberEnrol,
     MemberOut,
     PassbookEntry,
@@ -363,4 +364,14 @@ async def community_summary(principal: CurrentPrincipal, session: SessionDep,
             raise BadRequest(("月份格式应为 YYYY-MM", "month must be YYYY-MM"))
         first = date(int(month[:4]), int(month[5:]), 1)
     return CommunitySummary.model_validate(await service.summary(session, principal.community, first))
+
+
+@router.get("/ledger-audit", response_model=LedgerAuditOut, tags=["community"], responses=problem_responses(Forbidden))
+async def audit_ledger(worker: Worker, session: SessionDep) -> Any:
+    """Whether the community's account totals agree with its transfers (double entry, pending
+    transfers resolved once, no hours crossing communities), and where they do not. Reads every row: for a
+    worker's check or an alert, not for every page load."""
+    result = await audit.audit_ledger(session, worker.community)
+    return LedgerAuditOut(community=worker.community, reconciles=result.reconciles, accounts=result.accounts,
+                          transfers=result.transfers, findings=[vars(f) for f in result.findings])
 

@@ -316,3 +316,21 @@ class CommunitySummary(BaseModel):
     members: int
     volunteers: int
     elders: int
+
+
+class LedgerFinding(BaseModel):
+    check: str = Field(description="account_totals_disagree_with_transfers, pending_resolution_mismatch, "
+                                   "transfer_crosses_communities, "
+                                   "posted_debits_differ_from_credits or pending_debits_differ_from_credits")
+    count: int = Field(description="how many rows are in the wrong")
+    ids: list[str] = Field(description="the first 50 of them (account or transfer ids)")
+    detail: dict[str, int]
+
+
+class LedgerAuditOut(BaseModel):
+    community: str
+    reconciles: bool = Field(description="true when the account totals agree with the transfers everywhere")
+    accounts: int
+    transfers: int
+    findings: list[LedgerFinding]
+

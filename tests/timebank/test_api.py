@@ -495,7 +495,7 @@ async def test_patch_settings_changes_only_what_is_given(community: Community) -
 async def test_concurrent_patches_of_different_settings_all_stay(community: Community) -> None:
     """Two workers editing different settings at once: a read-modify-write would lose one of them."""
     c = community
-    changes = [{"storage_cap_minutes": 5_000}, {"withdrawal_age": 65}, {"hours_expire": True},
+    changes: list[dict[str, Any]] = [{"storage_cap_minutes": 5_000}, {"withdrawal_age": 65}, {"hours_expire": True},
                {"hours_valid_months": 12}, {"confirmation_timeout_minutes": 90},
                {"min_balance_before_first_withdrawal": 30}]
     for _ in range(3):
