@@ -374,4 +374,3 @@ async def audit_ledger(worker: Worker, session: SessionDep) -> Any:
     result = await audit.audit_ledger(session, worker.community)
     return LedgerAuditOut(community=worker.community, reconciles=result.reconciles, accounts=result.accounts,
                           transfers=result.transfers, findings=[vars(f) for f in result.findings])
-

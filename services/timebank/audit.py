@@ -58,10 +58,11 @@ _CHECKS: dict[str, str] = {
     "account_totals_disagree_with_transfers": f"""
         WITH moves AS (
           SELECT debit_account_id AS acc, amount_minutes AS d, 0 AS c, phase,
-                 phase = 'pending' AND resolution IS NULL AS open FROM tb_transfers
+                 phase = 'pending' AND resolution IS NULL AS open FROM tb_transfers t
+           WHERE {_IN_SCOPE.format(table="t")}
           UNION ALL
           SELECT credit_account_id, 0, amount_minutes, phase, phase = 'pending' AND resolution IS NULL
-            FROM tb_transfers),
+            FROM tb_transfers t WHERE {_IN_SCOPE.format(table="t")}),
         sums AS (
           SELECT acc, sum(d) FILTER (WHERE phase = 'posted') AS dp, sum(c) FILTER (WHERE phase = 'posted') AS cp,
                  sum(d) FILTER (WHERE open) AS dq, sum(c) FILTER (WHERE open) AS cq FROM moves GROUP BY acc)

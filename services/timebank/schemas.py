@@ -333,4 +333,3 @@ class LedgerAuditOut(BaseModel):
     accounts: int
     transfers: int
     findings: list[LedgerFinding]
-
