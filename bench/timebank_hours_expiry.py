@@ -68,8 +68,13 @@ async def prepare(stack: TestStack) -> str:
             "       now() - random() * interval '24 months' "
             "  FROM tb_accounts a, generate_series(1, :k) WHERE a.community = :c AND a.kind = 'member'"),
             {"c": COMMUNITY, "house": house, "k": SPENDS})
-        # The pool paid out every credit: give it more than that first, so its own limit holds (set-up only).
-        await conn.execute(text("UPDATE tb_accounts SET credits_posted = 1000000000 WHERE id = :p"), {"p": pool})
+        # The pool was funded first with what it pays out, so the ledger reconciles (bench.timebank_audit).
+        await conn.execute(text(
+            "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
+            "amount_minutes, reason, fingerprint, created_by, created_at) "
+            "VALUES (gen_random_uuid(), :c, 'funding', 'posted', :house, :pool, :minutes, 'bench', 'bench', 'bench', "
+            "        now() - interval '61 months')"),
+            {"c": COMMUNITY, "house": house, "pool": pool, "minutes": MEMBERS * CREDITS * 60})
         await add_to_totals(conn, "posted")
         await conn.execute(text("ANALYZE"))
     await engine.dispose()
