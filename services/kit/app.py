@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,7 +31,15 @@ from services.kit.kafka import make_producer
 from services.kit.outbox import OutboxNotifier, OutboxRelay
 from services.kit.problems import install_problem_handlers
 from services.kit.settings import ServiceSettings
-from services.kit.telemetry import MetricsMiddleware, configure_logging, metrics_endpoint, setup_tracing
+from services.kit.telemetry import (
+    JOB_DURATION,
+    JOB_LAST_SUCCESS,
+    JOB_RUNS,
+    MetricsMiddleware,
+    configure_logging,
+    metrics_endpoint,
+    setup_tracing,
+)
 
 log = logging.getLogger("kit.app")
 
@@ -88,13 +97,21 @@ async def supervise(name: str, factory: Callable[[], Awaitable[None]]) -> None:
 
 
 async def repeat(job: ScheduledJob, state: Any) -> None:
+    """Run the job every `every_s` seconds, counting each run's outcome and duration in /metrics."""
+    service = state.settings.service_name
     while True:
+        started = time.monotonic()
         try:
             await job.run(state)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("job %s failed: %s: %s", job.name, exc.__class__.__name__, exc)
+            JOB_RUNS.labels(service, job.name, "failed").inc()
+        else:
+            JOB_RUNS.labels(service, job.name, "ok").inc()
+            JOB_LAST_SUCCESS.labels(service, job.name).set_to_current_time()
+        JOB_DURATION.labels(service, job.name).observe(time.monotonic() - started)
         await asyncio.sleep(job.every_s)
 
 

@@ -23,7 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +39,14 @@ HTTP_LATENCY = Histogram(
 OUTBOX_SENT = Counter("outbox_events_sent_total", "Events the outbox relay delivered to the broker", ["service"])
 CONSUMER_APPLIED = Counter("consumer_events_applied_total", "Events applied by a consumer group", ["group", "type"])
 CONSUMER_DEAD = Counter("consumer_events_dead_lettered_total", "Events sent to the dead-letter topic", ["group"])
+# Scheduled jobs: an alert on `time() - scheduled_job_last_success_timestamp_seconds` above a few
+# intervals finds a job that keeps failing or has stopped, which a log line alone does not.
+JOB_RUNS = Counter("scheduled_job_runs_total", "Runs of a scheduled job by outcome (ok, failed)",
+                   ["service", "job", "outcome"])
+JOB_DURATION = Histogram("scheduled_job_duration_seconds", "How long one run of a scheduled job took",
+                         ["service", "job"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900))
+JOB_LAST_SUCCESS = Gauge("scheduled_job_last_success_timestamp_seconds",
+                         "When a scheduled job last finished without an error (Unix time)", ["service", "job"])
 
 
 def setup_tracing(service_name: str) -> TracerProvider:

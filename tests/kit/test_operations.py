@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -11,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from services.kit.app import ScheduledJob, repeat
 from tests.kit import probe
 from tests.kit.test_backbone import tallies, wait_consumer_ready, wait_until
 from tests.support.harness import RunningService, run_service
@@ -128,3 +133,44 @@ async def test_metrics_report_latency_per_route_template(stack: TestStack, probe
     text = (await svc.client.get("/metrics")).text
     assert 'http_request_duration_seconds_count{method="POST",route="/notes",service="probe",status="201"}' in text
     assert 'route="/notes",service="probe",status="422"' in text
+
+
+async def test_scheduled_job_runs_are_counted_by_outcome_with_the_last_success(probe_service: RunningService) -> None:
+    """What an alert on a stuck job reads: runs by outcome, their duration, the last success."""
+    calls = 0
+
+    async def flaky(state: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls % 2 == 0:
+            raise RuntimeError("the database went away")
+
+    job = ScheduledJob(name="flaky-probe", every_s=0.01, run=flaky)
+    before = time.time()
+    task = asyncio.create_task(repeat(job, probe_service.state))
+    try:
+        async def ran_four_times() -> bool:
+            return calls >= 4
+
+        await wait_until(ran_four_times, timeout=10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    samples = metric_samples((await probe_service.client.get("/metrics")).text)
+    mine = {"job": "flaky-probe", "service": "probe"}
+    assert samples[("scheduled_job_runs_total", frozenset({**mine, "outcome": "ok"}.items()))] >= 2
+    assert samples[("scheduled_job_runs_total", frozenset({**mine, "outcome": "failed"}.items()))] >= 2
+    assert samples[("scheduled_job_duration_seconds_count", frozenset(mine.items()))] >= 4
+    assert samples[("scheduled_job_last_success_timestamp_seconds", frozenset(mine.items()))] >= before
+
+
+def metric_samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Prometheus text exposition as {(name, labels): value}."""
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for line in exposition.splitlines():
+        match = re.fullmatch(r'([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)', line)
+        if match and not line.startswith("#"):
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+            out[(match.group(1), labels)] = float(match.group(3))
+    return out
