@@ -217,10 +217,15 @@ async def post_care_request(body: CareRequestIn, principal: CurrentPrincipal, se
 @router.get("/care-requests", response_model=Page[CareRequestOut], tags=["care"],
             responses=problem_responses(InvalidCursor))
 async def list_care_requests(principal: CurrentPrincipal, session: SessionDep, page: PageDep,
-                             status: Annotated[CareStatus, Query()] = CareStatus.OPEN) -> Any:
-    """Open requests of the community by start time (volunteers browse these); other states show
-    the caller's own requests, or all for staff."""
-    rows, cursor = await service.list_care_requests(session, principal, status.value, page)
+                             status: Annotated[list[CareStatus] | None, Query(
+                                 description="One or more states (repeat the parameter: "
+                                             "`?status=accepted&status=in_progress` for a volunteer's "
+                                             "tasks); `open` by default")] = None) -> Any:
+    """Requests by start time. Open ones are the whole community's (volunteers browse these); in
+    other states a resident sees the requests they are the elder, volunteer or requester of, and
+    staff see all."""
+    states = sorted({s.value for s in status or [CareStatus.OPEN]})
+    rows, cursor = await service.list_care_requests(session, principal, states, page)
     return Page[CareRequestOut](items=[care_out(r) for r in rows], next_cursor=cursor)
 
 

@@ -408,14 +408,15 @@ async def post_care_request(session: AsyncSession, principal: Principal, data: C
         return await _care(session, community, request_id)
 
 
-async def list_care_requests(session: AsyncSession, principal: Principal, status: str,
+async def list_care_requests(session: AsyncSession, principal: Principal, statuses: list[str],
                              page: PageParams) -> tuple[list[Row], str | None]:
     community = principal.community
-    q = select(CARE).where(CARE.c.community == community, CARE.c.status == status)
-    if status != "open" and not principal.has(*DELEGATE_STAFF_ROLES):
+    q = select(CARE).where(CARE.c.community == community, CARE.c.status.in_(statuses))
+    if statuses != ["open"] and not principal.has(*DELEGATE_STAFF_ROLES):
         # Past the open stage a request is the business of its elder, volunteer and requester only.
         me = principal.subject
-        q = q.where(or_(CARE.c.elder_id == me, CARE.c.volunteer_id == me, CARE.c.requested_by == me))
+        q = q.where(or_(CARE.c.status == "open", CARE.c.elder_id == me, CARE.c.volunteer_id == me,
+                        CARE.c.requested_by == me))
     after = page.after()
     if after:
         starts, rid = datetime.fromisoformat(after[0]), uuid.UUID(after[1])

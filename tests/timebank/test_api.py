@@ -413,6 +413,19 @@ async def test_care_requests_on_behalf_and_listing(community: Community) -> None
     assert [i["id"] for i in r.json()["items"]] == [rid1]  # son asked for it on his mother's behalf
     r = await c.client.get("/care-requests", params={"status": "accepted"}, headers=c.h("unrelated"))
     assert r.json()["items"] == []
+    # Several states at once, from one phone request: the volunteer's tasks, and open ones beside them.
+    assert (await c.client.post(f"/care-requests/{rid1}/check-in", json={}, headers=c.h("vol"))).status_code == 200
+    r = await c.client.get("/care-requests", params=[("status", "accepted"), ("status", "in_progress")],
+                           headers=c.h("vol"))
+    assert [(i["id"], i["status"]) for i in r.json()["items"]] == [(rid1, "in_progress")]
+    r = await c.client.get("/care-requests", params=[("status", "open"), ("status", "in_progress")],
+                           headers=c.h("vol"))
+    assert [i["id"] for i in r.json()["items"]] == [rid1, rid2]
+    r = await c.client.get("/care-requests", params=[("status", "open"), ("status", "in_progress")],
+                           headers=c.h("unrelated"))
+    assert [i["id"] for i in r.json()["items"]] == [rid2]  # others' tasks stay theirs
+    r = await c.client.get("/care-requests", params={"status": "wandering"}, headers=c.h("vol"))
+    assert r.status_code == 422 and problem_type(r) == "validation-error"
 
 
 async def test_idempotency_key_on_care_request(community: Community) -> None:
