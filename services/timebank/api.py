@@ -222,8 +222,8 @@ async def list_care_requests(principal: CurrentPrincipal, session: SessionDep, p
                                              "`?status=accepted&status=in_progress` for a volunteer's "
                                              "tasks); `open` by default")] = None) -> Any:
     """Requests by start time. Open ones are the whole community's (volunteers browse these); in
-    other states a resident sees the requests they are the elder, volunteer or requester of, and
-    staff see all."""
+    other states a resident sees the requests they are the elder, volunteer or requester of, or
+    whose elder is their verified relative; staff see all."""
     states = sorted({s.value for s in status or [CareStatus.OPEN]})
     rows, cursor = await service.list_care_requests(session, principal, states, page)
     return Page[CareRequestOut](items=[care_out(r) for r in rows], next_cursor=cursor)

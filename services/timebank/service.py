@@ -413,10 +413,13 @@ async def list_care_requests(session: AsyncSession, principal: Principal, status
     community = principal.community
     q = select(CARE).where(CARE.c.community == community, CARE.c.status.in_(statuses))
     if statuses != ["open"] and not principal.has(*DELEGATE_STAFF_ROLES):
-        # Past the open stage a request is the business of its elder, volunteer and requester only.
+        # Past the open stage a request is the business of its elder, volunteer and requester, and
+        # of the elder's verified relatives (as for one request: `read_care_request`).
         me = principal.subject
+        my_elders = select(RELATIVES.c.relative_id).where(RELATIVES.c.community == community,
+                                                          RELATIVES.c.member_id == me)
         q = q.where(or_(CARE.c.status == "open", CARE.c.elder_id == me, CARE.c.volunteer_id == me,
-                        CARE.c.requested_by == me))
+                        CARE.c.requested_by == me, CARE.c.elder_id.in_(my_elders)))
     after = page.after()
     if after:
         starts, rid = datetime.fromisoformat(after[0]), uuid.UUID(after[1])

@@ -411,6 +411,10 @@ async def test_care_requests_on_behalf_and_listing(community: Community) -> None
     assert [i["id"] for i in r.json()["items"]] == [rid1]
     r = await c.client.get("/care-requests", params={"status": "accepted"}, headers=c.h("son"))
     assert [i["id"] for i in r.json()["items"]] == [rid1]  # son asked for it on his mother's behalf
+    await c.enrol("daughter", volunteer=True)
+    await c.relatives("daughter", "elder")
+    r = await c.client.get("/care-requests", params={"status": "accepted"}, headers=c.h("daughter"))
+    assert [i["id"] for i in r.json()["items"]] == [rid1]  # a verified relative follows her mother's care
     r = await c.client.get("/care-requests", params={"status": "accepted"}, headers=c.h("unrelated"))
     assert r.json()["items"] == []
     # Several states at once, from one phone request: the volunteer's tasks, and open ones beside them.
