@@ -8,6 +8,7 @@ refusal is checked to happen exactly when the balances read just before said it 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Coroutine
 from datetime import UTC, date, datetime, timedelta
@@ -249,7 +250,7 @@ def test_random_use_case_sequences_keep_the_ledger_sound(stack: TestStack) -> No
         ENV.maker = make_sessionmaker(engine)
         try:
             run_state_machine_as_test(TimebankMachine, settings=settings(
-                max_examples=12, stateful_step_count=20, deadline=None,
+                max_examples=int(os.environ.get("TB_STATEFUL_EXAMPLES", "12")), stateful_step_count=20, deadline=None,
                 suppress_health_check=list(HealthCheck)))
         finally:
             ENV.loop.run_until_complete(engine.dispose())
