@@ -457,6 +457,8 @@ async def accept_care_request(session: AsyncSession, principal: Principal, reque
         if won is None:
             if row.elder_id == me:
                 raise CannotServeSelf()
+            if row.volunteer_id == me:
+                return row  # a retry of this volunteer's own accept (the phone lost the answer): it stands
             raise CareRequestTaken(care_status=row.status)
         return row
 

@@ -398,6 +398,9 @@ async def test_care_requests_on_behalf_and_listing(community: Community) -> None
     r = await c.client.post(f"/care-requests/{rid1}/accept", headers=c.h("elder"))
     assert r.status_code == 409 and r.json()["type"].endswith("timebank/cannot-serve-self")
     assert (await c.client.post(f"/care-requests/{rid1}/accept", headers=c.h("vol"))).status_code == 200
+    # The winner's phone retries: the accept stands, it is not "taken by someone else".
+    r = await c.client.post(f"/care-requests/{rid1}/accept", headers=c.h("vol"))
+    assert r.status_code == 200 and (r.json()["volunteer_id"], r.json()["status"]) == ("vol", "accepted")
     r = await c.client.post(f"/care-requests/{rid1}/accept", headers=c.h("son"))
     assert r.status_code == 409 and r.json()["type"].endswith("timebank/care-request-taken")
     assert r.json()["status"] == 409 and r.json()["care_status"] == "accepted"
