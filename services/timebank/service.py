@@ -504,6 +504,8 @@ def _at(given: datetime | None, now: datetime) -> datetime:
 async def check_in(session: AsyncSession, principal: Principal, request_id: uuid.UUID, data: CheckIn) -> Row:
     async with transaction(session):
         row = await _my_assignment(session, principal, request_id)
+        if row.status == domain.CareStatus.IN_PROGRESS.value:
+            return row  # a retried check-in: the first one's time stands
         status = domain.next_care_status(row.status, CareAction.CHECK_IN)
         await session.execute(update(CARE).where(CARE.c.id == request_id).values(
             status=status.value, checked_in_at=_at(data.at, now_utc())))

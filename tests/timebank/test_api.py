@@ -225,6 +225,9 @@ async def test_bad_input_is_a_problem_and_writes_nothing(community: Community) -
     t0 = datetime.now(UTC) - timedelta(hours=1)
     r = await c.client.post(f"/care-requests/{rid}/check-in", json={"at": t0.isoformat()}, headers=c.h("vol"))
     assert r.status_code == 200
+    # A retried check-in answers the same request, and the first check-in's time stands.
+    r = await c.client.post(f"/care-requests/{rid}/check-in", json={}, headers=c.h("vol"))
+    assert r.status_code == 200 and datetime.fromisoformat(r.json()["checked_in_at"]) == t0
     await refused(f"/care-requests/{rid}/check-out",
                   {"transfer_id": new(), "at": (t0 - timedelta(minutes=5)).isoformat()}, "vol", 422,
                   "timebank/checkout-before-checkin")
