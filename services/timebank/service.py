@@ -474,6 +474,8 @@ async def cancel_care_request(session: AsyncSession, principal: Principal, reque
             if me == row.volunteer_id or row.status == "open":
                 raise Forbidden(("只有老人或其代理人可以取消", "Only the elder or their delegate may cancel"))
             raise CareRequestNotFound()
+        if row.status == domain.CareStatus.CANCELLED.value:
+            return row  # a retried cancel: done already, and told once
         status = domain.next_care_status(row.status, CareAction.CANCEL)
         now = now_utc()
         await session.execute(update(CARE).where(CARE.c.id == request_id).values(status=status.value))
