@@ -61,6 +61,8 @@ class Account(Base, table=True):
         # The "debits must not exceed credits" flag, held by the database whatever the code does.
         CheckConstraint("NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted",
                         name="debits_within_credits"),
+        # The hours-expiry job pages through a community's member accounts in id order (migration 0005).
+        Index("ix_tb_accounts_community_kind_id", "community", "kind", "id"),
     )
     id: uuid.UUID = Field(primary_key=True)
     community: str = Field(sa_column=Column(Text, nullable=False))

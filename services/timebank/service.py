@@ -733,22 +733,25 @@ _VALID_CREDITS_OF = """
        AND NOT EXISTS (SELECT 1 FROM tb_transfers r WHERE r.reverses_id = t.id)"""
 _CREDITS_SINCE = "SELECT coalesce(sum(t.amount_minutes), 0) AS minutes" + _VALID_CREDITS_OF
 _VALID_CREDITS = text(_CREDITS_SINCE.format(account=":account", since=":since"))
+# The same for many accounts at once: (account id, minutes).
+_VALID_CREDITS_OF_ACCOUNTS = text(f"""
+    SELECT a.id, ({_CREDITS_SINCE.format(account="a.id", since=":since")}) AS minutes
+      FROM unnest(CAST(:accounts AS uuid[])) AS a(id)""")
 # The same credits one by one, oldest first, up to those that stay valid past a horizon.
 _VALID_CREDITS_UNTIL = text("SELECT t.created_at, t.amount_minutes"
                             + _VALID_CREDITS_OF.format(account=":account", since=":since")
                             + " AND t.created_at < :horizon_from ORDER BY t.created_at, t.seq")
-# Member accounts holding more than their valid credits, across every community with expiry on,
-# in (community, id) order after a key. Accounts with nothing available are passed over before
-# their credits are summed (through ix_tb_transfers_credit_seq).
+# A community's member accounts holding more than their valid credits, in id order after a key
+# (through ix_tb_accounts_community_kind_id, so a page stops at its end). Accounts with nothing
+# available are passed over before their credits are summed (through ix_tb_transfers_credit_seq).
 _EXPIRY_CANDIDATES = text(f"""
-    SELECT a.community, a.id
-      FROM unnest(CAST(:communities AS text[]), CAST(:valid_from AS timestamptz[])) AS p(community, valid_from)
-      JOIN tb_accounts a ON a.community = p.community AND a.kind = 'member'
-     CROSS JOIN LATERAL ({_CREDITS_SINCE.format(account="a.id", since="p.valid_from")}) valid
-     WHERE a.credits_posted - a.debits_posted - a.debits_pending > 0
+    SELECT a.id
+      FROM tb_accounts a
+     CROSS JOIN LATERAL ({_CREDITS_SINCE.format(account="a.id", since=":valid_from")}) valid
+     WHERE a.community = :community AND a.kind = 'member' AND a.id > :after_id
+       AND a.credits_posted - a.debits_posted - a.debits_pending > 0
        AND a.credits_posted - a.debits_posted - a.debits_pending > valid.minutes
-       AND (a.community, a.id) > (CAST(:after_community AS text), CAST(:after_id AS uuid))
-     ORDER BY a.community, a.id
+     ORDER BY a.id
      LIMIT :limit""")
 
 
@@ -757,28 +760,28 @@ async def expire_hours(session: AsyncSession, *, now: datetime | None = None, li
     `hours_expire` on (the scheduled job calls this). Looks at `limit` accounts at most; returns
     how many `expiry` transfers it wrote.
 
-    The candidates are read set-based; each is then expired in a transaction of its own that locks
-    the account and works the amount out again, so a re-run or a second replica finds nothing left.
+    The candidates are read set-based, a page at a time; each page's accounts of one community are
+    then expired in one transaction that locks them and works the amounts out again, so a re-run
+    or a second replica finds nothing left.
     """
     now = now or now_utc()
     async with transaction(session):
         periods = (await session.execute(select(SETTINGS.c.community, SETTINGS.c.hours_valid_months)
                                          .where(SETTINGS.c.hours_expire).order_by(SETTINGS.c.community))).all()
-    params: dict[str, Any] = {
-        "communities": [p.community for p in periods],
-        "valid_from": [domain.hours_valid_from(now, p.hours_valid_months) for p in periods],
-        "after_community": "", "after_id": uuid.UUID(int=0)}
     seen = expired = 0
-    while periods and seen < limit:
-        async with transaction(session):
-            page = (await session.execute(_EXPIRY_CANDIDATES, {**params, "limit": min(_EXPIRY_PAGE, limit - seen)})).all()
-        for community, account_id in page:
-            if await retrying(partial(_expire_account, session, community, account_id, now)):
-                expired += 1
-        seen += len(page)
-        if len(page) < _EXPIRY_PAGE:
-            break
-        params["after_community"], params["after_id"] = page[-1]
+    for community, months in periods:
+        params = {"community": community, "valid_from": domain.hours_valid_from(now, months),
+                  "after_id": uuid.UUID(int=0)}
+        while seen < limit:
+            async with transaction(session):
+                page = list((await session.execute(_EXPIRY_CANDIDATES, {
+                    **params, "limit": min(_EXPIRY_PAGE, limit - seen)})).scalars())
+            if page:
+                expired += await retrying(partial(_expire_accounts, session, community, page, now))
+            seen += len(page)
+            if len(page) < _EXPIRY_PAGE:
+                break  # this community has no more
+            params["after_id"] = page[-1]
     return expired
 
 
@@ -811,29 +814,37 @@ async def hours_expiry_outlook(session: AsyncSession, principal: Principal, memb
             "expiring": [{"on": day, "minutes": minutes} for day, minutes in outlook]}
 
 
-async def _expire_account(session: AsyncSession, community: str, account_id: uuid.UUID, now: datetime) -> bool:
-    """Move one member's expired hours to the pool, worked out under the account's lock."""
+async def _expire_accounts(session: AsyncSession, community: str, account_ids: list[uuid.UUID],
+                           now: datetime) -> int:
+    """Move some members' expired hours to the pool, worked out under their accounts' locks (taken
+    in id order with the pool's, as every use case takes them): one transaction, one `expiry`
+    transfer and one event per member with hours to expire. Returns how many."""
     async with transaction(session):
         settings = await community_settings(session, community)
         if not settings.hours_expire:
-            return False  # switched off since the candidates were read
+            return 0  # switched off since the candidates were read
         months = settings.hours_valid_months
         pool = ledger.pool_account_id(community)
-        accounts = await ledger.lock_accounts(session, community, {account_id, pool})
-        member = accounts[account_id]
-        valid = (await session.execute(_VALID_CREDITS, {
-            "account": account_id, "since": domain.hours_valid_from(now, months)})).scalar_one()
-        minutes = domain.expiring_minutes(member.balances.available, int(valid))
-        if minutes == 0:
-            return False
-        leg = Leg(id=uuid.uuid4(), kind="expiry", phase="posted", debit=account_id, credit=pool, amount=minutes,
-                  fingerprint="hours-expiry", reason=f"hours older than {months} months expired")
-        await ledger.post_legs(session, community, HOURS_EXPIRY_ACTOR, [leg], cap=settings.storage_cap_minutes,
+        accounts = await ledger.lock_accounts(session, community, {*account_ids, pool})
+        valid = dict((await session.execute(_VALID_CREDITS_OF_ACCOUNTS, {
+            "accounts": account_ids, "since": domain.hours_valid_from(now, months)})).tuples().all())
+        legs, events = [], []
+        for account_id in account_ids:
+            member = accounts[account_id]
+            minutes = domain.expiring_minutes(member.balances.available, int(valid[account_id]))
+            if minutes == 0:
+                continue
+            leg = Leg(id=uuid.uuid4(), kind="expiry", phase="posted", debit=account_id, credit=pool, amount=minutes,
+                      fingerprint="hours-expiry", reason=f"hours older than {months} months expired")
+            legs.append(leg)
+            events.append(HoursExpired(transfer_id=str(leg.id), community=community, member_id=member.owner_id or "",
+                                       minutes=minutes, valid_months=months, expired_at=now).model_dump(mode="json"))
+        if not legs:
+            return 0
+        await ledger.post_legs(session, community, HOURS_EXPIRY_ACTOR, legs, cap=settings.storage_cap_minutes,
                                now=now, accounts=accounts)
-        await publisher.publish(session, HoursExpired(
-            transfer_id=str(leg.id), community=community, member_id=member.owner_id or "", minutes=minutes,
-            valid_months=months, expired_at=now), key=str(leg.id), occurred_at=now)
-        return True
+        await publisher.publish_many(session, HoursExpired.event_type, events, [e["transfer_id"] for e in events])
+        return len(legs)
 
 
 # --- spending, giving, donating, funding, reversing --------------------------------------------------
