@@ -15,32 +15,33 @@ from services.timebank import service
 log = logging.getLogger("timebank.jobs")
 
 
-def _job(name: str, every_s: float, work: Callable[[AsyncSession], Awaitable[int]], done: str) -> ScheduledJob:
-    """A job that runs one use case in a session of its own and logs how many it did, if any."""
+def _draining_job(name: str, every_s: float, batch: int, work: Callable[[AsyncSession, int], Awaitable[int]],
+                  done: str) -> ScheduledJob:
+    """A job whose run repeats its use case `batch` at a time until a step finds less than a
+    batch left, in a session of its own, and logs how many it did, if any. After an outage, or the
+    day a community switches hours expiry on, the backlog clears in one run instead of waiting
+    for one batch per interval."""
     async def run(state: Any) -> None:
+        total = 0
         async with state.sessionmaker() as session:
-            count = await work(session)
-        if count:
-            log.info(done, count)
+            while True:
+                count = await work(session, batch)
+                total += count
+                if count < batch:
+                    break
+                log.info("%s: %d so far; more are due, going on", name, total)
+        if total:
+            log.info(done, total)
 
     return ScheduledJob(name=name, every_s=every_s, run=run)
 
 
 def expiry_job(every_s: float, batch: int) -> ScheduledJob:
-    return _job("expire-pending-transfers", every_s, lambda session: service.expire_pending(session, limit=batch),
-                "voided %d expired pending transfers")
+    return _draining_job("expire-pending-transfers", every_s, batch,
+                         lambda session, n: service.expire_pending(session, limit=n),
+                         "voided %d expired pending transfers")
 
 
 def hours_expiry_job(every_s: float, batch: int) -> ScheduledJob:
-    """One run clears the whole backlog, `batch` accounts at a time: the day a community switches
-    expiry on, every member may be due, and an hourly run capped at one batch would take a day."""
-    async def expire_all(session: AsyncSession) -> int:
-        total = 0
-        while True:
-            expired = await service.expire_hours(session, limit=batch)
-            total += expired
-            if expired < batch:  # fewer than a batch were due: nothing is left
-                return total
-            log.info("expired hours on %d accounts so far; more are due, going on", total)
-
-    return _job("expire-hours", every_s, expire_all, "expired hours past the validity period on %d accounts")
+    return _draining_job("expire-hours", every_s, batch, lambda session, n: service.expire_hours(session, limit=n),
+                         "expired hours past the validity period on %d accounts")

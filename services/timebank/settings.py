@@ -9,7 +9,8 @@ class Settings(ServiceSettings):
     model_config = service_config("TIMEBANK_")
 
     service_name: str = "timebank"
-    # How often the expiry job looks for unconfirmed pending service transfers.
+    # How often the expiry job looks for unconfirmed pending service transfers, and how many it
+    # voids per step of a run (a run takes every step due).
     expiry_job_every_s: float = 30.0
     expiry_batch_size: int = 200
     # How often members' hours past the validity period are moved to the pool (communities with

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.timebank import service
 from services.timebank.events import CareRequestCancelled, ServiceConfirmed
+from services.timebank.jobs import expiry_job
 from tests.timebank.community import WORKER, Community, assert_ledger_invariants
 
 OLD = date(1950, 3, 1)   # well over 65
@@ -137,6 +138,14 @@ async def test_dispute_voids_and_expiry_voids(community: Community) -> None:
     assert (await c.client.get(f"/care-requests/{rid2}", headers=c.h("vol"))).json()["status"] == "expired"
     r = await c.client.post(f"/transfers/{pending2}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h("elder"))
     assert r.status_code == 409
+    # A backlog larger than the job's batch (after an outage, say) clears in one run.
+    pendings = [(await c.serve("elder", "vol", 10))[1] for _ in range(5)]
+    await c.sql("UPDATE tb_transfers SET timeout_at = now() - interval '1 minute' WHERE id = ANY(:ids) RETURNING id",
+                ids=[uuid.UUID(p) for p in pendings])
+    await expiry_job(every_s=30, batch=2).run(c.svc.state)  # three steps: 2, 2, 1
+    assert (await c.balance("elder"))["pending_out_minutes"] == 0
+    resolved = await c.sql("SELECT resolution FROM tb_transfers WHERE id = ANY(:ids)", ids=[uuid.UUID(p) for p in pendings])
+    assert [r.resolution for r in resolved] == ["expired"] * 5
     await assert_ledger_invariants(c.svc.state.sessionmaker)
 
 
