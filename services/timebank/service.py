@@ -732,8 +732,7 @@ _VALID_CREDITS_OF = """
      WHERE t.credit_account_id = {account} AND t.phase = 'posted' AND t.created_at >= {since}
        AND NOT EXISTS (SELECT 1 FROM tb_transfers r WHERE r.reverses_id = t.id)"""
 _CREDITS_SINCE = "SELECT coalesce(sum(t.amount_minutes), 0) AS minutes" + _VALID_CREDITS_OF
-_VALID_CREDITS = text(_CREDITS_SINCE.format(account=":account", since=":since"))
-# The same for many accounts at once: (account id, minutes).
+# Summed per account, for any number of accounts: (account id, minutes).
 _VALID_CREDITS_OF_ACCOUNTS = text(f"""
     SELECT a.id, ({_CREDITS_SINCE.format(account="a.id", since=":since")}) AS minutes
       FROM unnest(CAST(:accounts AS uuid[])) AS a(id)""")
@@ -803,7 +802,8 @@ async def hours_expiry_outlook(session: AsyncSession, principal: Principal, memb
         if settings.hours_expire and available > 0:
             months = settings.hours_valid_months
             since = domain.hours_valid_from(now, months)
-            valid = (await session.execute(_VALID_CREDITS, {"account": member.account_id, "since": since})).scalar_one()
+            [(_, valid)] = (await session.execute(_VALID_CREDITS_OF_ACCOUNTS, {
+                "accounts": [member.account_id], "since": since})).tuples().all()
             ageing = (await session.execute(_VALID_CREDITS_UNTIL, {
                 "account": member.account_id, "since": since,
                 "horizon_from": domain.hours_valid_from(until, months)})).all()
