@@ -69,8 +69,9 @@ async def raw_consume_and_insert(settings: ServiceSettings, url: str, total: int
     conn = await asyncpg.connect(plain_url(url))
     await conn.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, topic text, key text, value jsonb)")
     insert = f"INSERT INTO {table} (topic, key, value) VALUES ($1, $2, $3)"
-    consumer = make_consumer(settings, *(settings.kafka_namespace + t for t in TOPICS),
-                             group_id=f"raw{'b' if batched else ''}-{uuid.uuid4().hex[:6]}")
+    consumer = make_consumer(
+        settings, *(settings.kafka_namespace + t for t in TOPICS), group_id=f"raw{'b' if batched else ''}-{uuid.uuid4().hex[:6]}"
+    )
     await consumer.start()
     done = 0
     start = time.perf_counter()
@@ -106,8 +107,7 @@ async def batched_rules(settings: Settings, stack_url: str, total: int) -> float
     engine = make_engine(stack_url, pool_size=2)
     maker = make_sessionmaker(engine)
     keys = keys_from(settings)
-    consumer = make_consumer(settings, *(settings.kafka_namespace + t for t in TOPICS),
-                             group_id=f"batch-{uuid.uuid4().hex[:6]}")
+    consumer = make_consumer(settings, *(settings.kafka_namespace + t for t in TOPICS), group_id=f"batch-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     done = 0
     start = time.perf_counter()
@@ -117,10 +117,27 @@ async def batched_rules(settings: Settings, stack_url: str, total: int) -> float
             for tp, records in batches.items():
                 events = [CloudEvent.from_kafka(r.key, r.value, r.headers) for r in records]
                 async with maker() as session, session.begin():
-                    fresh = {row[0] for row in (await session.execute(
-                        insert(inbox).values([{"consumer_group": "citysync-feeds-batch", "source": e.source,
-                                               "event_id": e.id, "event_type": e.type} for e in events])
-                        .on_conflict_do_nothing().returning(inbox.c.event_id))).all()}
+                    fresh = {
+                        row[0]
+                        for row in (
+                            await session.execute(
+                                insert(inbox)
+                                .values(
+                                    [
+                                        {
+                                            "consumer_group": "citysync-feeds-batch",
+                                            "source": e.source,
+                                            "event_id": e.id,
+                                            "event_type": e.type,
+                                        }
+                                        for e in events
+                                    ]
+                                )
+                                .on_conflict_do_nothing()
+                                .returning(inbox.c.event_id)
+                            )
+                        ).all()
+                    }
                     for event in events:
                         if event.id in fresh:
                             await service.ingest_later(session, keys, event)
@@ -138,8 +155,7 @@ async def main() -> None:
         namespace = new_namespace()
         community = "bench-community"
         url = await stack.fresh_database("citysync")
-        settings = Settings(kafka_bootstrap_servers=stack.kafka_bootstrap, kafka_namespace=namespace,
-                            database_url=url)
+        settings = Settings(kafka_bootstrap_servers=stack.kafka_bootstrap, kafka_namespace=namespace, database_url=url)
         total = await produce_backlog(settings, community)
         print(f"backlog: {total:,} domain events on {len(TOPICS)} topics")
 
@@ -149,8 +165,9 @@ async def main() -> None:
         batch_url = await stack.fresh_database("citysync")
         batch_rate = await batched_rules(settings, batch_url, total)
 
-        async with run_service(stack, "citysync", create_app, Settings, database_url=url, namespace=namespace,
-                               log_level="WARNING"):
+        async with run_service(
+            stack, "citysync", create_app, Settings, database_url=url, namespace=namespace, log_level="WARNING"
+        ):
             conn = await asyncpg.connect(plain_url(url))
             try:
                 start = time.perf_counter()
@@ -162,14 +179,24 @@ async def main() -> None:
                 unsent = int(await conn.fetchval("SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL"))
             finally:
                 await conn.close()
-        record("citysync_catchup", built / elapsed, "records/s", "raw consume-and-insert", raw_rate,
-               higher_is_better=True, target=">= 0.5 x raw",
-               extra={"events": total, "seconds": round(elapsed, 2), "city_outbox_rows_unsent_at_end": unsent,
-                      "same rules, one transaction per fetched batch (records/s)": round(batch_rate, 1),
-                      "batched / raw": round(batch_rate / raw_rate, 3),
-                      "raw consume-and-insert, one transaction per fetched batch (records/s)":
-                          round(raw_batched_rate, 1),
-                      "service / that": round(built / elapsed / raw_batched_rate, 3)})
+        record(
+            "citysync_catchup",
+            built / elapsed,
+            "records/s",
+            "raw consume-and-insert",
+            raw_rate,
+            higher_is_better=True,
+            target=">= 0.5 x raw",
+            extra={
+                "events": total,
+                "seconds": round(elapsed, 2),
+                "city_outbox_rows_unsent_at_end": unsent,
+                "same rules, one transaction per fetched batch (records/s)": round(batch_rate, 1),
+                "batched / raw": round(batch_rate / raw_rate, 3),
+                "raw consume-and-insert, one transaction per fetched batch (records/s)": round(raw_batched_rate, 1),
+                "service / that": round(built / elapsed / raw_batched_rate, 3),
+            },
+        )
         await stack.drop_database(url)
         await stack.drop_database(raw_url)
         await stack.drop_database(batch_url)

@@ -72,9 +72,27 @@ def cpu_seconds(pid: int) -> float:
 def spawn_uvicorn(app: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--log-level", "warning", "--loop", "uvloop"],
-            env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--loop",
+                "uvloop",
+            ],
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
 
 
 @asynccontextmanager
@@ -87,20 +105,48 @@ async def uvicorn_process(app: str, env: dict[str, str], log: Path) -> AsyncIter
 
 
 async def load(url: str, platform_key: bytes) -> None:
-    events = [e for e in factory.community_events(COMMUNITY, factory.residents(FEED_RECORDS * 2 // 3 + 10, seed=4))
-              if e.type.startswith("property.")][:FEED_RECORDS]
+    events = [
+        e
+        for e in factory.community_events(COMMUNITY, factory.residents(FEED_RECORDS * 2 // 3 + 10, seed=4))
+        if e.type.startswith("property.")
+    ][:FEED_RECORDS]
     rows = []
     for seq, event in enumerate(events, start=1):
         kind = domain.RECORD_KINDS[event.type]
         at = domain.event_time(kind, event.data, event.time)
         payload = domain.deidentify(event.data, platform_key=platform_key, on=domain.local_day(at))
-        rows.append((COMMUNITY, "property", seq, 1, kind.record_type, at, str(payload.get(kind.subject_field)),
-                     f"{event.source}#{event.id}", orjson.dumps(payload).decode(), datetime.now(UTC)))
+        rows.append(
+            (
+                COMMUNITY,
+                "property",
+                seq,
+                1,
+                kind.record_type,
+                at,
+                str(payload.get(kind.subject_field)),
+                f"{event.source}#{event.id}",
+                orjson.dumps(payload).decode(),
+                datetime.now(UTC),
+            )
+        )
     conn = await asyncpg.connect(plain_url(url))
     try:
-        await conn.copy_records_to_table("feed_records", columns=[
-            "community", "scene", "seq", "schema_version", "record_type", "event_time", "subject_id",
-            "source_event_id", "payload", "recorded_at"], records=rows)
+        await conn.copy_records_to_table(
+            "feed_records",
+            columns=[
+                "community",
+                "scene",
+                "seq",
+                "schema_version",
+                "record_type",
+                "event_time",
+                "subject_id",
+                "source_event_id",
+                "payload",
+                "recorded_at",
+            ],
+            records=rows,
+        )
         await conn.execute("INSERT INTO feed_counters VALUES ($1, 'property', $2)", COMMUNITY, len(rows))
         # The bench reads the feed, not the city topics: mark them as written already.
         await conn.execute("INSERT INTO topic_cursors VALUES ($1, 'property', $2)", COMMUNITY, len(rows))
@@ -110,8 +156,10 @@ async def load(url: str, platform_key: bytes) -> None:
 
 
 # The baseline: a bare select of one page, nothing else.
-RAW_PAGE = ("SELECT seq, record_type, schema_version, event_time, payload FROM feed_records "
-            "WHERE community = $1 AND scene = 'property' AND seq > $2 ORDER BY seq LIMIT $3")
+RAW_PAGE = (
+    "SELECT seq, record_type, schema_version, event_time, payload FROM feed_records "
+    "WHERE community = $1 AND scene = 'property' AND seq > $2 ORDER BY seq LIMIT $3"
+)
 
 
 async def raw_round(conn: asyncpg.Connection) -> float:
@@ -138,7 +186,10 @@ async def raw_select_decode_hash(url: str, consumer_key: bytes) -> float:
                 rows = await conn.fetch(
                     "SELECT seq, record_type, schema_version, event_time, payload::text FROM feed_records "
                     "WHERE community = $1 AND scene = 'property' AND seq > $2 ORDER BY seq LIMIT $3",
-                    COMMUNITY, after, PAGE)
+                    COMMUNITY,
+                    after,
+                    PAGE,
+                )
                 if not rows:
                     break
                 hasher = domain.ConsumerHasher(consumer_key)
@@ -172,12 +223,20 @@ async def unavoidable_parts(url: str, consumer_id: str) -> dict[str, float]:
             start = time.perf_counter()
             await conn.fetch(_PULL, COMMUNITY, "property", after, PAGE, consumer_id)
             pull_s.append(time.perf_counter() - start)
-        rows = await conn.fetch("SELECT seq, payload::text FROM feed_records WHERE community = $1 "
-                                "AND scene = 'property' ORDER BY seq LIMIT $2", COMMUNITY, PAGE)
+        rows = await conn.fetch(
+            "SELECT seq, payload::text FROM feed_records WHERE community = $1 AND scene = 'property' ORDER BY seq LIMIT $2",
+            COMMUNITY,
+            PAGE,
+        )
     finally:
         await conn.close()
-    body = orjson.dumps({"records": [{"seq": seq, "data": orjson.Fragment(payload)} for seq, payload in rows],
-                         "next_cursor": str(rows[-1][0]), "has_more": True})
+    body = orjson.dumps(
+        {
+            "records": [{"seq": seq, "data": orjson.Fragment(payload)} for seq, payload in rows],
+            "next_cursor": str(rows[-1][0]),
+            "has_more": True,
+        }
+    )
 
     async def static_page(_: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
@@ -200,9 +259,12 @@ async def unavoidable_parts(url: str, consumer_id: str) -> dict[str, float]:
                 hop[decode].append(time.perf_counter() - start)
     finally:
         await runner.cleanup()
-    return {"bare select": median_ms(bare_s), "pull statement alone": median_ms(pull_s),
-            "one HTTP hop of the page's bytes": median_ms(hop[False]),
-            "the same hop + client decode": median_ms(hop[True])}
+    return {
+        "bare select": median_ms(bare_s),
+        "pull statement alone": median_ms(pull_s),
+        "one HTTP hop of the page's bytes": median_ms(hop[False]),
+        "the same hop + client decode": median_ms(hop[True]),
+    }
 
 
 async def http_round(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> tuple[float, int]:
@@ -233,37 +295,47 @@ async def main() -> None:
         await upgrade_gateway_database(gateway_db)
         namespace = new_namespace()
         citysync_env = {
-            "CITYSYNC_DATABASE_URL": url, "CITYSYNC_REDIS_URL": stack.redis_url,
-            "CITYSYNC_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "CITYSYNC_KAFKA_NAMESPACE": namespace,
-            "CITYSYNC_JWKS_URL": stack.jwks_url, "CITYSYNC_LOG_LEVEL": "WARNING",
+            "CITYSYNC_DATABASE_URL": url,
+            "CITYSYNC_REDIS_URL": stack.redis_url,
+            "CITYSYNC_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+            "CITYSYNC_KAFKA_NAMESPACE": namespace,
+            "CITYSYNC_JWKS_URL": stack.jwks_url,
+            "CITYSYNC_LOG_LEVEL": "WARNING",
         }
         conn = await asyncpg.connect(plain_url(url))
         async with uvicorn_process("services.citysync.app:create_app", citysync_env, work / "citysync.log") as (svc, svc_pid):
             gateway_env = {
-                "GATEWAY_DATABASE_URL": gateway_db, "GATEWAY_REDIS_URL": stack.redis_url,
-                "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "GATEWAY_KAFKA_NAMESPACE": namespace,
-                "GATEWAY_KEYS_DIR": str(stack.keys_dir), "GATEWAY_UPSTREAMS": json.dumps({"citysync": svc}),
-                "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]), "GATEWAY_LOG_LEVEL": "WARNING",
-                "GATEWAY_RATE_LIMIT_USER": "10000000/minute", "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
+                "GATEWAY_DATABASE_URL": gateway_db,
+                "GATEWAY_REDIS_URL": stack.redis_url,
+                "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+                "GATEWAY_KAFKA_NAMESPACE": namespace,
+                "GATEWAY_KEYS_DIR": str(stack.keys_dir),
+                "GATEWAY_UPSTREAMS": json.dumps({"citysync": svc}),
+                "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]),
+                "GATEWAY_LOG_LEVEL": "WARNING",
+                "GATEWAY_RATE_LIMIT_USER": "10000000/minute",
+                "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
             }
-            async with uvicorn_process("gateway.app:create_app", gateway_env, work / "gateway.log") as (gw, gw_pid), \
-                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as http:
+            async with (
+                uvicorn_process("gateway.app:create_app", gateway_env, work / "gateway.log") as (gw, gw_pid),
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as http,
+            ):
                 pids = {"citysync": svc_pid, "gateway": gw_pid}
                 worker = stack.auth("worker", "community_worker", community=COMMUNITY)
-                for path, body in (("/consumers", {"id": "city-bench", "name": "bench"}),
-                                   ("/consumers/city-bench/grants", {"scene": "property"})):
+                for path, body in (
+                    ("/consumers", {"id": "city-bench", "name": "bench"}),
+                    ("/consumers/city-bench/grants", {"scene": "property"}),
+                ):
                     async with http.post(svc + path, json=body, headers=worker) as r:
                         assert r.status == 201, (r.status, await r.text())
-                headers = {"Authorization": "Bearer " + stack.token("city-bench", "city_sync", community=COMMUNITY,
-                                                                    ttl_s=3600)}
+                headers = {"Authorization": "Bearer " + stack.token("city-bench", "city_sync", community=COMMUNITY, ttl_s=3600)}
                 via_gateway, direct = gw + "/city/v1/feeds/property", svc + "/feeds/property"
                 await http_round(http, via_gateway, headers)  # warm-up: connections, caches, first-call work
                 # What the processes burn with no pull at all (citysync's consumer group polling the
                 # broker, its relay and jobs): part of their CPU per 1,000 records below.
                 idle_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 await asyncio.sleep(IDLE_S)
-                idle = {name: round((cpu_seconds(pid) - idle_before[name]) / IDLE_S * 1000, 1)
-                        for name, pid in pids.items()}
+                idle = {name: round((cpu_seconds(pid) - idle_before[name]) / IDLE_S * 1000, 1) for name, pid in pids.items()}
                 raw_rates, gw_rates, direct_rates, pages = [], [], [], 0
                 cpu: dict[str, list[float]] = {"gateway": [], "citysync": [], "client": []}
                 for _ in range(ROUNDS):
@@ -279,24 +351,38 @@ async def main() -> None:
         parts = await unavoidable_parts(url, "city-bench")
         floor_ms = parts["pull statement alone"] + parts["the same hop + client decode"]
         per_1000 = 1000 / FEED_RECORDS * 1000  # CPU seconds per pass -> ms per 1,000 records
-        record("citysync_pull", max(gw_rates), "records/s", "raw SQL select of the same pages", max(raw_rates),
-               higher_is_better=True, target=">= 0.5 x raw",
-               extra={"records": FEED_RECORDS, "page_size": PAGE, "pages_per_round": pages, "rounds": ROUNDS,
-                      "path": "client -> gateway process -> citysync process -> PostgreSQL",
-                      "median of per-round ratios": round(statistics.median(
-                          g / r for g, r in zip(gw_rates, raw_rates, strict=True)), 3),
-                      "gateway rounds (records/s)": [round(a) for a in gw_rates],
-                      "raw rounds (records/s)": [round(r) for r in raw_rates],
-                      "straight to citysync, no gateway (records/s, best)": round(max(direct_rates)),
-                      "direct rounds (records/s)": [round(d) for d in direct_rates],
-                      "CPU ms per 1,000 records through the gateway (median round)": {
-                          name: round(statistics.median(v) * per_1000, 2) for name, v in cpu.items()},
-                      "idle CPU ms per second (no pulls)": idle,
-                      "raw select + payload decode + consumer hashes, no HTTP (records/s)": round(floor, 1),
-                      "gateway / that": round(max(gw_rates) / floor, 3),
-                      "unavoidable parts per page (ms, median)": parts,
-                      "floor: pull statement + one hop with decode (ms per page)": round(floor_ms, 3),
-                      "best any such pull could reach / bare select": round(parts["bare select"] / floor_ms, 3)})
+        record(
+            "citysync_pull",
+            max(gw_rates),
+            "records/s",
+            "raw SQL select of the same pages",
+            max(raw_rates),
+            higher_is_better=True,
+            target=">= 0.5 x raw",
+            extra={
+                "records": FEED_RECORDS,
+                "page_size": PAGE,
+                "pages_per_round": pages,
+                "rounds": ROUNDS,
+                "path": "client -> gateway process -> citysync process -> PostgreSQL",
+                "median of per-round ratios": round(
+                    statistics.median(g / r for g, r in zip(gw_rates, raw_rates, strict=True)), 3
+                ),
+                "gateway rounds (records/s)": [round(a) for a in gw_rates],
+                "raw rounds (records/s)": [round(r) for r in raw_rates],
+                "straight to citysync, no gateway (records/s, best)": round(max(direct_rates)),
+                "direct rounds (records/s)": [round(d) for d in direct_rates],
+                "CPU ms per 1,000 records through the gateway (median round)": {
+                    name: round(statistics.median(v) * per_1000, 2) for name, v in cpu.items()
+                },
+                "idle CPU ms per second (no pulls)": idle,
+                "raw select + payload decode + consumer hashes, no HTTP (records/s)": round(floor, 1),
+                "gateway / that": round(max(gw_rates) / floor, 3),
+                "unavoidable parts per page (ms, median)": parts,
+                "floor: pull statement + one hop with decode (ms per page)": round(floor_ms, 3),
+                "best any such pull could reach / bare select": round(parts["bare select"] / floor_ms, 3),
+            },
+        )
         await stack.drop_database(url)
         await stack.drop_database(gateway_db)
 

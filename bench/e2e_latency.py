@@ -61,8 +61,9 @@ async def main() -> None:
         ns = new_namespace()
         url_a = await stack.empty_database("bench_a")
         url_b = await stack.empty_database("bench_b")
-        settings_a = ServiceSettings(database_url=url_a, kafka_bootstrap_servers=stack.kafka_bootstrap, kafka_namespace=ns,
-                                     outbox_poll_interval_s=1.0)
+        settings_a = ServiceSettings(
+            database_url=url_a, kafka_bootstrap_servers=stack.kafka_bootstrap, kafka_namespace=ns, outbox_poll_interval_s=1.0
+        )
         settings_b = ServiceSettings(database_url=url_b, kafka_bootstrap_servers=stack.kafka_bootstrap, kafka_namespace=ns)
         raw = await raw_latency(settings_a, ns + "bench.raw")
 
@@ -87,10 +88,18 @@ async def main() -> None:
                 arrived.setdefault(seq, asyncio.Event()).set()
                 return done
 
-        consumer = TimedConsumer(ConsumerSpec(group="bench-b", topics=["bench.pings"], handlers={Pinged.event_type: on_ping}),
-                                 settings=settings_b, sessionmaker=make_sessionmaker(engine_b))
-        relay = OutboxRelay(service="bench-a", engine=engine_a, producer_factory=lambda: make_producer(settings_a),
-                            poll_interval_s=1.0, namespace=ns)
+        consumer = TimedConsumer(
+            ConsumerSpec(group="bench-b", topics=["bench.pings"], handlers={Pinged.event_type: on_ping}),
+            settings=settings_b,
+            sessionmaker=make_sessionmaker(engine_b),
+        )
+        relay = OutboxRelay(
+            service="bench-a",
+            engine=engine_a,
+            producer_factory=lambda: make_producer(settings_a),
+            poll_interval_s=1.0,
+            namespace=ns,
+        )
         tasks = [asyncio.create_task(relay.run()), asyncio.create_task(consumer.run())]
         maker_a = make_sessionmaker(engine_a)
 
@@ -119,9 +128,16 @@ async def main() -> None:
 
         raw_p99 = percentile(raw, 99) * 1000
         p99 = percentile(samples, 99) * 1000
-        record("e2e_latency", p99, "ms (p99)", "raw_produce_to_consume_p99", raw_p99, higher_is_better=False,
-               target=f"<= 3 x raw p99 + 20 ms = {3 * raw_p99 + 20:.1f} ms",
-               extra={"platform": summary_ms(samples), "raw": summary_ms(raw), "samples": SAMPLES})
+        record(
+            "e2e_latency",
+            p99,
+            "ms (p99)",
+            "raw_produce_to_consume_p99",
+            raw_p99,
+            higher_is_better=False,
+            target=f"<= 3 x raw p99 + 20 ms = {3 * raw_p99 + 20:.1f} ms",
+            extra={"platform": summary_ms(samples), "raw": summary_ms(raw), "samples": SAMPLES},
+        )
 
 
 if __name__ == "__main__":

@@ -89,8 +89,9 @@ def create_upstream() -> FastAPI:
 
     @acm
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.token_verifier = TokenVerifier(os.environ["JWKS_URL"], issuer="community-gateway",
-                                                 audience="community-platform")
+        app.state.token_verifier = TokenVerifier(
+            os.environ["JWKS_URL"], issuer="community-gateway", audience="community-platform"
+        )
         yield
 
     app = FastAPI(lifespan=lifespan, openapi_url=None)
@@ -107,6 +108,7 @@ async def load(url: str, token: str, connections: int, duration_s: float) -> dic
     errors = 0
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def warm() -> None:
             async with session.get(url, headers=headers) as r:
                 await r.read()
@@ -128,14 +130,28 @@ async def load(url: str, token: str, connections: int, duration_s: float) -> dic
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - began
     ms = [x * 1000 for x in latencies]
-    return {"rps": len(latencies) / elapsed, "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "requests": len(latencies), "errors": errors}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "requests": len(latencies),
+        "errors": errors,
+    }
 
 
 async def run_load(url: str, token: str, connections: int, duration_s: float) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.gateway_get", "load", url, token, str(connections), str(duration_s),
-        stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+        sys.executable,
+        "-m",
+        "bench.gateway_get",
+        "load",
+        url,
+        token,
+        str(connections),
+        str(duration_s),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
     out, _ = await proc.communicate()
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return result
@@ -143,8 +159,9 @@ async def run_load(url: str, token: str, connections: int, duration_s: float) ->
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as sink:
-        return subprocess.Popen(args, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=sink,
-                                stderr=subprocess.STDOUT, cwd=ROOT)
+        return subprocess.Popen(
+            args, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT
+        )
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -173,8 +190,28 @@ class Server:
 @asynccontextmanager
 async def uvicorn_process(name: str, app: str, env: dict[str, str], log: Path) -> AsyncIterator[Server]:
     port = free_port()
-    proc = spawn([sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port),
-                  "--workers", "1", "--no-access-log", "--log-level", "warning", "--loop", "uvloop"], env, log)
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+        ],
+        env,
+        log,
+    )
     async with serving(proc, port):
         yield Server(name, f"http://127.0.0.1:{port}", [proc.pid])
 
@@ -197,9 +234,12 @@ async def measure(target: Target, token: str) -> dict[str, Any]:
     cpu_ms = {s.name: (cpu_seconds(s.pids) - before[s.name]) * 1000 / max(1, busy["requests"]) for s in target.servers}
     single = await run_load(target.url, token, 1, DURATION_S / 2)
     cpu = ", ".join(f"{name} {ms:.3f}" for name, ms in cpu_ms.items())
-    print(f"  {target.label}: {busy['rps']:,.0f} req/s at {CONNECTIONS} connections (p50 {busy['p50_ms']:.2f} ms, "
-          f"p99 {busy['p99_ms']:.2f} ms, errors {busy['errors']}; CPU ms/request: {cpu}); "
-          f"one connection p50 {single['p50_ms']:.2f} ms", flush=True)
+    print(
+        f"  {target.label}: {busy['rps']:,.0f} req/s at {CONNECTIONS} connections (p50 {busy['p50_ms']:.2f} ms, "
+        f"p99 {busy['p99_ms']:.2f} ms, errors {busy['errors']}; CPU ms/request: {cpu}); "
+        f"one connection p50 {single['p50_ms']:.2f} ms",
+        flush=True,
+    )
     return {"busy": busy, "single": single, "cpu_ms": cpu_ms}
 
 
@@ -209,8 +249,7 @@ def nginx_conf(work: Path, port: int, upstreams: dict[str, str]) -> Path:
         f"  upstream {name} {{ server {url.removeprefix('http://')}; keepalive 64; }}\n" for name, url in upstreams.items()
     )
     locations = "".join(
-        f"    location /api/{name}/ {{ proxy_pass http://{name}/; proxy_http_version 1.1; "
-        f'proxy_set_header Connection ""; }}\n'
+        f'    location /api/{name}/ {{ proxy_pass http://{name}/; proxy_http_version 1.1; proxy_set_header Connection ""; }}\n'
         for name in upstreams
     )
     conf = work / "nginx.conf"
@@ -233,20 +272,26 @@ async def nginx_process(work: Path, upstreams: dict[str, str]) -> AsyncIterator[
         yield None
         return
     port = free_port()
-    proc = spawn([binary, "-e", str(work / "nginx-error.log"), "-c", str(nginx_conf(work, port, upstreams))], {},
-                 work / "nginx.log")
+    proc = spawn(
+        [binary, "-e", str(work / "nginx-error.log"), "-c", str(nginx_conf(work, port, upstreams))], {}, work / "nginx.log"
+    )
     async with serving(proc, port, timeout_s=10):
         yield Server("nginx", f"http://127.0.0.1:{port}", [proc.pid])
 
 
 def gateway_env(stack: Any, db: str, upstreams: dict[str, str], transport: str) -> dict[str, str]:
     return {
-        "GATEWAY_DATABASE_URL": db, "GATEWAY_REDIS_URL": stack.redis_url,
-        "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "GATEWAY_KAFKA_NAMESPACE": "bench.",
-        "GATEWAY_KEYS_DIR": str(stack.keys_dir), "GATEWAY_UPSTREAMS": json.dumps(upstreams),
-        "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]), "GATEWAY_UPSTREAM_TRANSPORT": transport,
+        "GATEWAY_DATABASE_URL": db,
+        "GATEWAY_REDIS_URL": stack.redis_url,
+        "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "GATEWAY_KAFKA_NAMESPACE": "bench.",
+        "GATEWAY_KEYS_DIR": str(stack.keys_dir),
+        "GATEWAY_UPSTREAMS": json.dumps(upstreams),
+        "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]),
+        "GATEWAY_UPSTREAM_TRANSPORT": transport,
         # Limits far above the load, so every request is admitted (and still counted in Valkey).
-        "GATEWAY_RATE_LIMIT_USER": "10000000/minute", "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
+        "GATEWAY_RATE_LIMIT_USER": "10000000/minute",
+        "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
     }
 
 
@@ -277,11 +322,15 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each figure over the rounds, and the range of req/s."""
     rps = [r["busy"]["rps"] for r in rounds]
     cpu = {name: round(median([r["cpu_ms"][name] for r in rounds]), 3) for name in rounds[0]["cpu_ms"]}
-    return {"rps": round(median(rps), 1), "rps_range": [round(min(rps), 1), round(max(rps), 1)],
-            "p50_ms": round(median([r["busy"]["p50_ms"] for r in rounds]), 2),
-            "p99_ms": round(median([r["busy"]["p99_ms"] for r in rounds]), 2),
-            "p50_ms_one_connection": round(median([r["single"]["p50_ms"] for r in rounds]), 3),
-            "cpu_ms_per_request": cpu, "errors": sum(r["busy"]["errors"] for r in rounds)}
+    return {
+        "rps": round(median(rps), 1),
+        "rps_range": [round(min(rps), 1), round(max(rps), 1)],
+        "p50_ms": round(median([r["busy"]["p50_ms"] for r in rounds]), 2),
+        "p99_ms": round(median([r["busy"]["p99_ms"] for r in rounds]), 2),
+        "p50_ms_one_connection": round(median([r["single"]["p50_ms"] for r in rounds]), 3),
+        "cpu_ms_per_request": cpu,
+        "errors": sum(r["busy"]["errors"] for r in rounds),
+    }
 
 
 def comparison(figures: dict[str, dict[str, Any]], direct: str, proxied: str, proxy: str) -> dict[str, Any]:
@@ -309,39 +358,62 @@ async def main() -> None:
         servers.push_async_callback(stack.drop_database, timebank_db)
         servers.push_async_callback(stack.drop_database, gateway_db)
         service_env = {
-            "TIMEBANK_DATABASE_URL": timebank_db, "TIMEBANK_REDIS_URL": stack.redis_url,
-            "TIMEBANK_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "TIMEBANK_KAFKA_NAMESPACE": "bench.",
+            "TIMEBANK_DATABASE_URL": timebank_db,
+            "TIMEBANK_REDIS_URL": stack.redis_url,
+            "TIMEBANK_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+            "TIMEBANK_KAFKA_NAMESPACE": "bench.",
             "TIMEBANK_JWKS_URL": stack.jwks_url,
         }
         timebank = await servers.enter_async_context(
-            uvicorn_process("timebank", "services.timebank.app:create_app", service_env, work / "timebank.log"))
+            uvicorn_process("timebank", "services.timebank.app:create_app", service_env, work / "timebank.log")
+        )
         empty = await servers.enter_async_context(
-            uvicorn_process("empty", "bench.gateway_get:create_upstream", {"JWKS_URL": stack.jwks_url},
-                            work / "empty.log"))
+            uvicorn_process("empty", "bench.gateway_get:create_upstream", {"JWKS_URL": stack.jwks_url}, work / "empty.log")
+        )
         await enrol_resident(timebank.url, token)
         upstreams = {"timebank": timebank.url, "empty": empty.url}
-        targets = [Target("direct", "timebank direct", timebank.url + SERVICE_PATH, [timebank]),
-                   Target("empty direct", "empty upstream direct", empty.url + EMPTY_PATH, [empty])]
+        targets = [
+            Target("direct", "timebank direct", timebank.url + SERVICE_PATH, [timebank]),
+            Target("empty direct", "empty upstream direct", empty.url + EMPTY_PATH, [empty]),
+        ]
         # Every server stays up for the whole run and the ways are measured in turn, round after
         # round, so a burst of other work on the shared machine does not land on one of them only.
         for transport in TRANSPORTS:
-            gateway = await servers.enter_async_context(uvicorn_process(
-                "gateway", "gateway.app:create_app", gateway_env(stack, gateway_db, upstreams, transport),
-                work / f"gateway-{transport}.log"))
+            gateway = await servers.enter_async_context(
+                uvicorn_process(
+                    "gateway",
+                    "gateway.app:create_app",
+                    gateway_env(stack, gateway_db, upstreams, transport),
+                    work / f"gateway-{transport}.log",
+                )
+            )
             await gateway_settled(gateway.url)
             suffix = "" if transport == TRANSPORTS[0] else f" ({transport})"
-            targets += [Target("gateway" + suffix, "timebank via gateway" + suffix,
-                               gateway.url + "/api/timebank" + SERVICE_PATH, [gateway, timebank]),
-                        Target("empty gateway" + suffix, "empty upstream via gateway" + suffix,
-                               gateway.url + "/api/empty" + EMPTY_PATH, [gateway, empty])]
+            targets += [
+                Target(
+                    "gateway" + suffix,
+                    "timebank via gateway" + suffix,
+                    gateway.url + "/api/timebank" + SERVICE_PATH,
+                    [gateway, timebank],
+                ),
+                Target(
+                    "empty gateway" + suffix,
+                    "empty upstream via gateway" + suffix,
+                    gateway.url + "/api/empty" + EMPTY_PATH,
+                    [gateway, empty],
+                ),
+            ]
         nginx = await servers.enter_async_context(nginx_process(work, upstreams))
         if nginx is not None:
-            targets += [Target("nginx", "timebank via nginx", nginx.url + "/api/timebank" + SERVICE_PATH,
-                               [nginx, timebank]),
-                        Target("empty nginx", "empty upstream via nginx", nginx.url + "/api/empty" + EMPTY_PATH,
-                               [nginx, empty])]
-        print(f"time bank GET {SERVICE_PATH} (headline) and the empty upstream's GET {EMPTY_PATH}; one worker "
-              f"per server; {ROUNDS} rounds", flush=True)
+            targets += [
+                Target("nginx", "timebank via nginx", nginx.url + "/api/timebank" + SERVICE_PATH, [nginx, timebank]),
+                Target("empty nginx", "empty upstream via nginx", nginx.url + "/api/empty" + EMPTY_PATH, [nginx, empty]),
+            ]
+        print(
+            f"time bank GET {SERVICE_PATH} (headline) and the empty upstream's GET {EMPTY_PATH}; one worker "
+            f"per server; {ROUNDS} rounds",
+            flush=True,
+        )
         for n in range(ROUNDS):
             print(f"round {n + 1} (load average {os.getloadavg()[0]:.2f})", flush=True)
             for target in targets:
@@ -349,28 +421,57 @@ async def main() -> None:
                 rounds.setdefault(target.key, []).append(await measure(target, token))
 
     figures = {key: summary(r) for key, r in rounds.items()}
-    common: dict[str, Any] = {"connections": CONNECTIONS, "duration_s": DURATION_S, "rounds": ROUNDS,
-                              "workers_per_server": 1, "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]}
-    for name, direct, route in (("headline", "direct", f"GET /api/timebank{SERVICE_PATH}"),
-                                ("empty", "empty direct", f"GET /api/empty{EMPTY_PATH}")):
+    common: dict[str, Any] = {
+        "connections": CONNECTIONS,
+        "duration_s": DURATION_S,
+        "rounds": ROUNDS,
+        "workers_per_server": 1,
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+    }
+    for name, direct, route in (
+        ("headline", "direct", f"GET /api/timebank{SERVICE_PATH}"),
+        ("empty", "empty direct", f"GET /api/empty{EMPTY_PATH}"),
+    ):
         prefix = "" if name == "headline" else "empty "
-        extra: dict[str, Any] = {"route": route, **common, "gateway_transport": TRANSPORTS[0],
-                                 **comparison(figures, direct, prefix + "gateway", "gateway")}
-        extra.update(comparison(figures, direct, prefix + "nginx", "nginx") if prefix + "nginx" in figures
-                     else {"nginx": "not installed"})
+        extra: dict[str, Any] = {
+            "route": route,
+            **common,
+            "gateway_transport": TRANSPORTS[0],
+            **comparison(figures, direct, prefix + "gateway", "gateway"),
+        }
+        extra.update(
+            comparison(figures, direct, prefix + "nginx", "nginx") if prefix + "nginx" in figures else {"nginx": "not installed"}
+        )
         for transport in TRANSPORTS[1:]:
             # The other engines side by side with the default, each over the same direct figure.
-            extra.update({f"{transport}_{k}": v for k, v in comparison(
-                figures, direct, f"{prefix}gateway ({transport})", "gateway").items()})
+            extra.update(
+                {
+                    f"{transport}_{k}": v
+                    for k, v in comparison(figures, direct, f"{prefix}gateway ({transport})", "gateway").items()
+                }
+            )
         extra.update({labels[key]: f for key, f in figures.items() if key.startswith("empty") == bool(prefix)})
         if name == "headline":
-            record("gateway_get_rps", figures["gateway"]["rps"], "req/s", "direct to the time-bank service",
-                   figures["direct"]["rps"], higher_is_better=True,
-                   target="≥ 0.6 × direct; added p50 ≤ 2 ms", extra=extra)
+            record(
+                "gateway_get_rps",
+                figures["gateway"]["rps"],
+                "req/s",
+                "direct to the time-bank service",
+                figures["direct"]["rps"],
+                higher_is_better=True,
+                target="≥ 0.6 × direct; added p50 ≤ 2 ms",
+                extra=extra,
+            )
         else:
-            record("gateway_get_empty_upstream_rps", figures["empty gateway"]["rps"], "req/s",
-                   "gateway overhead over an empty upstream: direct", figures["empty direct"]["rps"],
-                   higher_is_better=True, extra=extra)
+            record(
+                "gateway_get_empty_upstream_rps",
+                figures["empty gateway"]["rps"],
+                "req/s",
+                "gateway overhead over an empty upstream: direct",
+                figures["empty direct"]["rps"],
+                higher_is_better=True,
+                extra=extra,
+            )
 
 
 if __name__ == "__main__":

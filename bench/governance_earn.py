@@ -33,9 +33,22 @@ def events() -> list[CloudEvent]:
     out = []
     for i in range(EVENTS):
         transfer = str(uuid.uuid4())
-        out.append(CloudEvent(type="timebank.service.confirmed.v1", source="/services/timebank", key=transfer, data={
-            "transfer_id": transfer, "community": COMMUNITY, "volunteer_id": f"vol-{i % 200}", "elder_id": "elder",
-            "minutes": 60 + i % 120, "service_type": "companionship", "confirmed_at": "2026-01-01T00:00:00+00:00"}))
+        out.append(
+            CloudEvent(
+                type="timebank.service.confirmed.v1",
+                source="/services/timebank",
+                key=transfer,
+                data={
+                    "transfer_id": transfer,
+                    "community": COMMUNITY,
+                    "volunteer_id": f"vol-{i % 200}",
+                    "elder_id": "elder",
+                    "minutes": 60 + i % 120,
+                    "service_type": "companionship",
+                    "confirmed_at": "2026-01-01T00:00:00+00:00",
+                },
+            )
+        )
     return out
 
 
@@ -66,8 +79,12 @@ async def raw_consume_and_insert(settings: Settings, topic: str, database_url: s
                 for record in records:
                     event = CloudEvent.from_kafka(record.key, record.value, record.headers)
                     async with conn.transaction():
-                        await conn.execute("INSERT INTO raw_grants VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                                           event.id, event.data["volunteer_id"], event.data["minutes"])
+                        await conn.execute(
+                            "INSERT INTO raw_grants VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                            event.id,
+                            event.data["volunteer_id"],
+                            event.data["minutes"],
+                        )
                     done += 1
                 await consumer.commit({tp: records[-1].offset + 1})
         return EVENTS / (time.perf_counter() - start)
@@ -85,9 +102,17 @@ async def main() -> None:
             worker = stack.auth("bench-worker", "community_worker", community=COMMUNITY)
             r = await svc.client.post("/budget/fundings", json={"points": 1_000_000}, headers=worker)
             assert r.status_code == 200, r.text
-            r = await svc.client.post("/rules", headers=worker, json={
-                "code": "tb", "name": "时间银行", "trigger": "timebank.service.confirmed.v1", "points": 10,
-                "per_hour": True})
+            r = await svc.client.post(
+                "/rules",
+                headers=worker,
+                json={
+                    "code": "tb",
+                    "name": "时间银行",
+                    "trigger": "timebank.service.confirmed.v1",
+                    "points": 10,
+                    "per_hour": True,
+                },
+            )
             assert r.status_code == 201, r.text
             # Baseline first, on its own topic with the same events and the same database server.
             raw_topic = settings.kafka_namespace + "raw." + TOPIC
@@ -100,14 +125,23 @@ async def main() -> None:
             await produce(settings, settings.kafka_namespace + TOPIC, batch)
             while True:
                 async with svc.state.sessionmaker() as session, session.begin():
-                    granted = (await session.execute(select(func.count()).select_from(Grant)
-                                                     .where(Grant.status == "granted"))).scalar_one()
+                    granted = (
+                        await session.execute(select(func.count()).select_from(Grant).where(Grant.status == "granted"))
+                    ).scalar_one()
                 if granted >= EVENTS:
                     break
                 await asyncio.sleep(0.05)
             rate = EVENTS / (time.perf_counter() - start)
-        record("governance_earn", rate, "events/s", "raw consume-and-insert", raw_rate, higher_is_better=True,
-               target=">= 0.5 x raw", extra={"events": EVENTS, "volunteers": 200})
+        record(
+            "governance_earn",
+            rate,
+            "events/s",
+            "raw consume-and-insert",
+            raw_rate,
+            higher_is_better=True,
+            target=">= 0.5 x raw",
+            extra={"events": EVENTS, "volunteers": 200},
+        )
 
 
 if __name__ == "__main__":

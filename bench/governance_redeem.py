@@ -53,8 +53,9 @@ async def raw_reservations(database_url: str, picks: list[int]) -> float:
 
     async def reserve(account: int) -> None:
         async with gate, pool.acquire() as conn, conn.transaction():
-            ok = await conn.fetchval("UPDATE raw_accounts SET balance = balance - 1 WHERE id = $1 AND balance >= 1 "
-                                     "RETURNING balance", account)
+            ok = await conn.fetchval(
+                "UPDATE raw_accounts SET balance = balance - 1 WHERE id = $1 AND balance >= 1 RETURNING balance", account
+            )
             if ok is None:
                 return
             await conn.execute("UPDATE raw_stock SET stock = stock - 1 WHERE id = 1 AND stock >= 1")
@@ -67,8 +68,9 @@ async def raw_reservations(database_url: str, picks: list[int]) -> float:
     return REQUESTS / elapsed
 
 
-async def usecase_reservations(database_url: str, settings: Settings, reward_id: str,
-                               picks: list[int]) -> tuple[float, list[float]]:
+async def usecase_reservations(
+    database_url: str, settings: Settings, reward_id: str, picks: list[int]
+) -> tuple[float, list[float]]:
     """`service.redeem` for each pick, IN_FLIGHT at a time, each in its own session."""
     engine = make_engine(database_url, pool_size=IN_FLIGHT)
     maker = make_sessionmaker(engine)
@@ -95,22 +97,32 @@ async def main() -> None:
     random.seed(4)
     picks = [random.randrange(RESIDENTS) for _ in range(REQUESTS)]
     async with bench_stack() as stack:
-        async with run_service(stack, "governance", create_app, Settings, log_level="WARNING", db_pool_size=IN_FLIGHT,
-                               award_approval_threshold=1_000_000) as svc:
+        async with run_service(
+            stack,
+            "governance",
+            create_app,
+            Settings,
+            log_level="WARNING",
+            db_pool_size=IN_FLIGHT,
+            award_approval_threshold=1_000_000,
+        ) as svc:
             raw_rate = await raw_reservations(svc.database_url, picks)
             worker = stack.auth("bench-worker", "community_worker", community=COMMUNITY)
             r = await svc.client.post("/budget/fundings", json={"points": 1_000_000}, headers=worker)
             assert r.status_code == 200, r.text
             for i in range(RESIDENTS):
-                r = await svc.client.post("/awards", headers=worker,
-                                          json={"resident_id": f"res-{i}", "points": 500, "reason": "bench"})
+                r = await svc.client.post(
+                    "/awards", headers=worker, json={"resident_id": f"res-{i}", "points": 500, "reason": "bench"}
+                )
                 assert r.status_code == 201 and r.json()["status"] == "applied", r.text
-            r = await svc.client.post("/rewards", headers=worker, json={
-                "code": "bag", "name": "环保袋", "kind": "item", "points": 1, "stock": 1_000_000})
+            r = await svc.client.post(
+                "/rewards",
+                headers=worker,
+                json={"code": "bag", "name": "环保袋", "kind": "item", "points": 1, "stock": 1_000_000},
+            )
             assert r.status_code == 201, r.text
             reward_id = r.json()["id"]
-            usecase_rate, usecase_latencies = await usecase_reservations(svc.database_url, svc.settings, reward_id,
-                                                                         picks)
+            usecase_rate, usecase_latencies = await usecase_reservations(svc.database_url, svc.settings, reward_id, picks)
             headers = [stack.auth(f"res-{i}", "resident", community=COMMUNITY) for i in range(RESIDENTS)]
             gate = asyncio.Semaphore(IN_FLIGHT)
             latencies: list[float] = []
@@ -128,10 +140,25 @@ async def main() -> None:
             rate = REQUESTS / (time.perf_counter() - start)
             assert statuses.count(201) == REQUESTS, {s: statuses.count(s) for s in set(statuses)}
         shape = {"requests": REQUESTS, "in_flight": IN_FLIGHT, "residents": RESIDENTS}
-        record("governance_redeem", usecase_rate, "reservations/s", "raw asyncpg reservation", raw_rate,
-               higher_is_better=True, target=">= 0.5 x raw", extra={**shape, **summary_ms(usecase_latencies)})
-        record("governance_redeem_http", rate, "reservations/s", "raw asyncpg reservation", raw_rate,
-               higher_is_better=True, extra={**shape, **summary_ms(latencies)})
+        record(
+            "governance_redeem",
+            usecase_rate,
+            "reservations/s",
+            "raw asyncpg reservation",
+            raw_rate,
+            higher_is_better=True,
+            target=">= 0.5 x raw",
+            extra={**shape, **summary_ms(usecase_latencies)},
+        )
+        record(
+            "governance_redeem_http",
+            rate,
+            "reservations/s",
+            "raw asyncpg reservation",
+            raw_rate,
+            higher_is_better=True,
+            extra={**shape, **summary_ms(latencies)},
+        )
 
 
 if __name__ == "__main__":

@@ -21,12 +21,26 @@ from tests.support.stack import TestStack
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def record(name: str, value: float, unit: str, baseline_name: str, baseline_value: float, *,
-           higher_is_better: bool, target: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def record(
+    name: str,
+    value: float,
+    unit: str,
+    baseline_name: str,
+    baseline_value: float,
+    *,
+    higher_is_better: bool,
+    target: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     ratio = value / baseline_value if baseline_value else float("nan")
     result: dict[str, Any] = {
-        "name": name, "value": round(value, 3), "unit": unit, "baseline_name": baseline_name,
-        "baseline_value": round(baseline_value, 3), "ratio": round(ratio, 3), "higher_is_better": higher_is_better,
+        "name": name,
+        "value": round(value, 3),
+        "unit": unit,
+        "baseline_name": baseline_name,
+        "baseline_value": round(baseline_value, 3),
+        "ratio": round(ratio, 3),
+        "higher_is_better": higher_is_better,
     }
     if target:
         result["target"] = target
@@ -34,8 +48,10 @@ def record(name: str, value: float, unit: str, baseline_name: str, baseline_valu
         result["extra"] = extra
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    print(f"{name}: {value:,.2f} {unit}  |  {baseline_name}: {baseline_value:,.2f} {unit}  |  ratio {ratio:.3f}"
-          + (f"  |  target {target}" if target else ""))
+    print(
+        f"{name}: {value:,.2f} {unit}  |  {baseline_name}: {baseline_value:,.2f} {unit}  |  ratio {ratio:.3f}"
+        + (f"  |  target {target}" if target else "")
+    )
     if extra:
         for key, val in extra.items():
             print(f"    {key}: {val}")
@@ -52,8 +68,11 @@ def percentile(values: list[float], p: float) -> float:
 
 def summary_ms(samples_s: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in samples_s]
-    return {"p50_ms": round(percentile(ms, 50), 3), "p99_ms": round(percentile(ms, 99), 3),
-            "mean_ms": round(statistics.fmean(ms), 3) if ms else float("nan")}
+    return {
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3) if ms else float("nan"),
+    }
 
 
 @asynccontextmanager

@@ -34,12 +34,20 @@ async def main() -> None:
             base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
             spots = []
             for i in range(SPOTS):
-                r = await svc.client.post("/spots", json={"kind": "public", "code": f"P{i:03d}", "location": "x"},
-                                          headers=steward)
+                r = await svc.client.post(
+                    "/spots", json={"kind": "public", "code": f"P{i:03d}", "location": "x"}, headers=steward
+                )
                 spots.append(r.json()["id"])
-                await svc.client.post(f"/spots/{spots[-1]}/windows", headers=steward, json={
-                    "kind": "one_off", "starts_at": base.isoformat(), "ends_at": (base + 4 * H).isoformat(),
-                    "price_fen_per_30min": 300})
+                await svc.client.post(
+                    f"/spots/{spots[-1]}/windows",
+                    headers=steward,
+                    json={
+                        "kind": "one_off",
+                        "starts_at": base.isoformat(),
+                        "ends_at": (base + 4 * H).isoformat(),
+                        "price_fen_per_30min": 300,
+                    },
+                )
             rng = random.Random(3)
             attempts = [(rng.choice(spots), base + rng.randrange(4) * H) for _ in range(ATTEMPTS)]
             sem = asyncio.Semaphore(CONCURRENCY)
@@ -47,9 +55,16 @@ async def main() -> None:
 
             async def book(spot: str, start: datetime) -> int:
                 async with sem:
-                    r = await svc.client.post("/bookings", headers=headers, json={
-                        "spot_id": spot, "starts_at": start.isoformat(), "ends_at": (start + H).isoformat(),
-                        "plate": "浙K12345"})
+                    r = await svc.client.post(
+                        "/bookings",
+                        headers=headers,
+                        json={
+                            "spot_id": spot,
+                            "starts_at": start.isoformat(),
+                            "ends_at": (start + H).isoformat(),
+                            "plate": "浙K12345",
+                        },
+                    )
                     return r.status_code
 
             t = time.perf_counter()
@@ -70,7 +85,14 @@ async def main() -> None:
                         " block_ends_at, status, price_fen_per_30min, fee_fen, paid_fen, refunded_fen, overstay_fen,"
                         " owner_share_fen, property_share_fen, platform_share_fen, created_at, updated_at)"
                         " VALUES ($1, $2, $3, 'booking', '浙K12345', false, $4, $5, $5, 'held', 300, 600,"
-                        " 0, 0, 0, 0, 0, 0, $6, $6)", uuid.uuid4(), community, uuid.UUID(spot), start, start + H, now)
+                        " 0, 0, 0, 0, 0, 0, $6, $6)",
+                        uuid.uuid4(),
+                        community,
+                        uuid.UUID(spot),
+                        start,
+                        start + H,
+                        now,
+                    )
                     return True
                 except asyncpg.ExclusionViolationError:
                     return False
@@ -80,9 +102,15 @@ async def main() -> None:
             raw_rate = ATTEMPTS / (time.perf_counter() - t)
             await pool.close()
             assert sum(ok) == len(set(attempts))
-        record("parking_book_rate", api_rate, "attempts/s", "raw SQL insert", raw_rate, higher_is_better=True,
-               extra={"attempts": ATTEMPTS, "succeeded": api_ok, "conflicts": ATTEMPTS - api_ok,
-                      "concurrency": CONCURRENCY})
+        record(
+            "parking_book_rate",
+            api_rate,
+            "attempts/s",
+            "raw SQL insert",
+            raw_rate,
+            higher_is_better=True,
+            extra={"attempts": ATTEMPTS, "succeeded": api_ok, "conflicts": ATTEMPTS - api_ok, "concurrency": CONCURRENCY},
+        )
 
 
 if __name__ == "__main__":

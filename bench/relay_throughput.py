@@ -31,8 +31,10 @@ PAYLOAD = {"note": "x" * 200, "minutes": 45, "service_type": "陪伴聊天"}
 
 
 def events(n: int) -> list[CloudEvent]:
-    return [CloudEvent(type="bench.thing.happened.v1", source="/bench", key=f"agg-{i % 500}", data={**PAYLOAD, "seq": i})
-            for i in range(n)]
+    return [
+        CloudEvent(type="bench.thing.happened.v1", source="/bench", key=f"agg-{i % 500}", data={**PAYLOAD, "seq": i})
+        for i in range(n)
+    ]
 
 
 async def raw_produce(settings: ServiceSettings, topic: str, evs: list[CloudEvent]) -> float:
@@ -54,12 +56,23 @@ async def fill_outbox(engine: Any, evs: list[CloudEvent]) -> None:
     now = datetime.now(UTC)
     async with engine.begin() as conn:
         # As written by requests in a service: each row carries its request's trace context.
-        rows = [{"event_id": str(uuid.uuid4()), "topic": "bench.relay", "key": e.key, "type": e.type, "source": e.source,
-                 "subject": None, "occurred_at": now, "data": e.data, "tracestate": None,
-                 "traceparent": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"}
-                for e in evs]
+        rows = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "topic": "bench.relay",
+                "key": e.key,
+                "type": e.type,
+                "source": e.source,
+                "subject": None,
+                "occurred_at": now,
+                "data": e.data,
+                "tracestate": None,
+                "traceparent": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
+            }
+            for e in evs
+        ]
         for i in range(0, len(rows), 5000):
-            await conn.execute(insert(outbox), rows[i:i + 5000])
+            await conn.execute(insert(outbox), rows[i : i + 5000])
 
 
 async def main() -> None:
@@ -74,8 +87,9 @@ async def main() -> None:
         evs = events(N)
         # Warm the broker and the topic before either measurement.
         await raw_produce(settings, ns + "bench.raw", evs[:500])
-        relay = OutboxRelay(service="bench", engine=engine, producer_factory=lambda: make_producer(settings),
-                            batch_size=1000, namespace=ns)
+        relay = OutboxRelay(
+            service="bench", engine=engine, producer_factory=lambda: make_producer(settings), batch_size=1000, namespace=ns
+        )
         await relay.ensure_producer()
         # Alternate the two, three rounds each, and compare medians: on a shared 2-core machine a
         # single pair of runs swings with whatever else is scheduled.
@@ -90,11 +104,23 @@ async def main() -> None:
         await relay.close()
         raw_rate, relay_rate = statistics.median(raw_rates), statistics.median(relay_rates)
         await engine.dispose()
-        record("relay_throughput", relay_rate, "events/s", "raw_aiokafka_produce", raw_rate, higher_is_better=True,
-               target=">= 0.5 x raw", extra={"events_per_round": N, "rounds": ROUNDS, "batch_size": 1000,
-                                             "payload_bytes": len(evs[0].to_kafka()[1]),
-                                             "relay_rounds": [round(r) for r in relay_rates],
-                                             "raw_rounds": [round(r) for r in raw_rates]})
+        record(
+            "relay_throughput",
+            relay_rate,
+            "events/s",
+            "raw_aiokafka_produce",
+            raw_rate,
+            higher_is_better=True,
+            target=">= 0.5 x raw",
+            extra={
+                "events_per_round": N,
+                "rounds": ROUNDS,
+                "batch_size": 1000,
+                "payload_bytes": len(evs[0].to_kafka()[1]),
+                "relay_rounds": [round(r) for r in relay_rates],
+                "raw_rounds": [round(r) for r in raw_rates],
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -45,11 +45,20 @@ async def main() -> None:
                 t0 = time.perf_counter()
                 await conn.execute(_BARE)
                 bares.append((time.perf_counter() - t0) * 1000)
-        record("timebank_ledger_audit", statistics.median(audits[1:]), "ms",
-               "one bare group-by of every transfer by account", statistics.median(bares[1:]),
-               higher_is_better=False,
-               extra={"accounts": result.accounts, "transfers": transfers,
-                      "audit runs ms": [round(a) for a in audits[1:]], "bare runs ms": [round(b) for b in bares[1:]]})
+        record(
+            "timebank_ledger_audit",
+            statistics.median(audits[1:]),
+            "ms",
+            "one bare group-by of every transfer by account",
+            statistics.median(bares[1:]),
+            higher_is_better=False,
+            extra={
+                "accounts": result.accounts,
+                "transfers": transfers,
+                "audit runs ms": [round(a) for a in audits[1:]],
+                "bare runs ms": [round(b) for b in bares[1:]],
+            },
+        )
         await engine.dispose()
 
 

@@ -49,18 +49,42 @@ VOLUNTEERS = 200
 
 def pgbench_init(stack: TestStack) -> str:
     url = stack.database_url("pgbench_tb")
-    subprocess.run([str(EmbeddedPostgres.bin_dir() / "psql"), "-X", "-q", stack.database_url("postgres"), "-c",
-                    "DROP DATABASE IF EXISTS pgbench_tb", "-c", "CREATE DATABASE pgbench_tb"],
-                   check=True, capture_output=True)
-    subprocess.run([str(EmbeddedPostgres.bin_dir() / "pgbench"), "-i", "-q", "-s", "10", url], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            str(EmbeddedPostgres.bin_dir() / "psql"),
+            "-X",
+            "-q",
+            stack.database_url("postgres"),
+            "-c",
+            "DROP DATABASE IF EXISTS pgbench_tb",
+            "-c",
+            "CREATE DATABASE pgbench_tb",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run([str(EmbeddedPostgres.bin_dir() / "pgbench"), "-i", "-q", "-s", "10", url], check=True, capture_output=True)
     return url
 
 
 def pgbench_tps(url: str, duration_s: float, clients: int = CONCURRENCY) -> float:
-    out = subprocess.run([str(EmbeddedPostgres.bin_dir() / "pgbench"), "-b", "tpcb-like", "-c", str(clients),
-                          "-j", str(min(clients, 2)), "-T", str(int(duration_s)), url],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            str(EmbeddedPostgres.bin_dir() / "pgbench"),
+            "-b",
+            "tpcb-like",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(int(duration_s)),
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     match = re.search(r"tps = ([\d.]+)", out)
     assert match, out
     return float(match.group(1))
@@ -71,10 +95,13 @@ async def add_to_totals(conn: AsyncConnection, phase: Literal["pending", "posted
     accounts' totals, as the ledger would have."""
     open_only = " AND resolution IS NULL" if phase == "pending" else ""
     for side in ("credit", "debit"):
-        await conn.execute(text(
-            f"UPDATE tb_accounts a SET {side}s_{phase} = a.{side}s_{phase} + t.total FROM (SELECT {side}_account_id "
-            f"acc, sum(amount_minutes) total FROM tb_transfers WHERE phase = '{phase}'{open_only} GROUP BY 1) t "
-            f"WHERE a.id = t.acc"))
+        await conn.execute(
+            text(
+                f"UPDATE tb_accounts a SET {side}s_{phase} = a.{side}s_{phase} + t.total FROM (SELECT {side}_account_id "
+                f"acc, sum(amount_minutes) total FROM tb_transfers WHERE phase = '{phase}'{open_only} GROUP BY 1) t "
+                f"WHERE a.id = t.acc"
+            )
+        )
 
 
 async def prepare(stack: TestStack, pendings: int) -> str:
@@ -101,29 +128,58 @@ async def prepare(stack: TestStack, pendings: int) -> str:
             await (await s.connection()).execute(text("UPDATE tb_members SET birth_date = '1950-01-01' WHERE is_elder"))
         for _ in range(per_elder * ELDERS // 100_000 + 1):
             await service.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
-        await service.post_batch(s, worker, BatchIn.model_validate({"transfers": [{
-            "id": str(uuid.uuid4()), "kind": "service", "debit_account_id": str(pool),
-            "credit_account_id": str(ledger.member_account_id(COMMUNITY, f"e{i}")), "minutes": per_elder,
-            "service_type": "other", "elder_id": f"e{i}"} for i in range(ELDERS)]}))
+        await service.post_batch(
+            s,
+            worker,
+            BatchIn.model_validate(
+                {
+                    "transfers": [
+                        {
+                            "id": str(uuid.uuid4()),
+                            "kind": "service",
+                            "debit_account_id": str(pool),
+                            "credit_account_id": str(ledger.member_account_id(COMMUNITY, f"e{i}")),
+                            "minutes": per_elder,
+                            "service_type": "other",
+                            "elder_id": f"e{i}",
+                        }
+                        for i in range(ELDERS)
+                    ]
+                }
+            ),
+        )
     async with engine.begin() as conn:
         rows = []
         for n in range(pendings):
             elder, vol = f"e{n % ELDERS}", f"v{(n * 7) % VOLUNTEERS}"
-            rows.append({"rid": uuid.uuid4(), "tid": uuid.uuid4(), "elder": elder, "vol": vol,
-                         "eacc": ledger.member_account_id(COMMUNITY, elder),
-                         "vacc": ledger.member_account_id(COMMUNITY, vol)})
+            rows.append(
+                {
+                    "rid": uuid.uuid4(),
+                    "tid": uuid.uuid4(),
+                    "elder": elder,
+                    "vol": vol,
+                    "eacc": ledger.member_account_id(COMMUNITY, elder),
+                    "vacc": ledger.member_account_id(COMMUNITY, vol),
+                }
+            )
         for chunk in range(0, len(rows), 2000):
-            part = rows[chunk:chunk + 2000]
-            await conn.execute(text(
-                "INSERT INTO tb_care_requests (id, community, elder_id, requested_by, service_type, place, starts_at, "
-                "minutes_estimated, status, volunteer_id, accepted_at, checked_in_at, checked_out_at, transfer_id) "
-                "VALUES (:rid, :c, :elder, :elder, 'meal', 'home', :t0, 30, 'logged', :vol, :t0, :t0, :t1, :tid)"),
-                [{**r, "c": COMMUNITY, "t0": now - timedelta(hours=1), "t1": now - timedelta(minutes=30)} for r in part])
-            await conn.execute(text(
-                "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
-                "amount_minutes, care_request_id, service_type, fingerprint, created_by, timeout_at) "
-                "VALUES (:tid, :c, 'service', 'pending', :eacc, :vacc, 30, :rid, 'meal', 'bench', :vol, :timeout)"),
-                [{**r, "c": COMMUNITY, "timeout": now + timedelta(days=3)} for r in part])
+            part = rows[chunk : chunk + 2000]
+            await conn.execute(
+                text(
+                    "INSERT INTO tb_care_requests (id, community, elder_id, requested_by, service_type, place, starts_at, "
+                    "minutes_estimated, status, volunteer_id, accepted_at, checked_in_at, checked_out_at, transfer_id) "
+                    "VALUES (:rid, :c, :elder, :elder, 'meal', 'home', :t0, 30, 'logged', :vol, :t0, :t0, :t1, :tid)"
+                ),
+                [{**r, "c": COMMUNITY, "t0": now - timedelta(hours=1), "t1": now - timedelta(minutes=30)} for r in part],
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
+                    "amount_minutes, care_request_id, service_type, fingerprint, created_by, timeout_at) "
+                    "VALUES (:tid, :c, 'service', 'pending', :eacc, :vacc, 30, :rid, 'meal', 'bench', :vol, :timeout)"
+                ),
+                [{**r, "c": COMMUNITY, "timeout": now + timedelta(days=3)} for r in part],
+            )
         await add_to_totals(conn, "pending")
         await conn.execute(text("ANALYZE"))
     await engine.dispose()
@@ -133,8 +189,14 @@ async def prepare(stack: TestStack, pendings: int) -> str:
 async def pending_ids(url: str) -> list[uuid.UUID]:
     engine = make_engine(url, pool_size=1)
     async with engine.connect() as conn:
-        ids = [r[0] for r in (await conn.execute(text(
-            "SELECT id FROM tb_transfers WHERE phase = 'pending' AND resolution IS NULL ORDER BY seq"))).all()]
+        ids = [
+            r[0]
+            for r in (
+                await conn.execute(
+                    text("SELECT id FROM tb_transfers WHERE phase = 'pending' AND resolution IS NULL ORDER BY seq")
+                )
+            ).all()
+        ]
     await engine.dispose()
     return ids
 
@@ -178,17 +240,36 @@ async def confirm_usecase(url: str, ids: list[uuid.UUID], duration_s: float) -> 
 async def confirm_http(stack: TestStack, url: str) -> tuple[float, list[float]]:
     ids = await pending_ids(url)
     port = free_port()
-    env = {**os.environ, "TIMEBANK_DATABASE_URL": url, "TIMEBANK_JWKS_URL": stack.jwks_url,
-           "TIMEBANK_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "TIMEBANK_LOG_LEVEL": "WARNING",
-           "TIMEBANK_DB_POOL_SIZE": str(CONCURRENCY + 2), "TIMEBANK_EXPIRY_JOB_EVERY_S": "3600"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "services.timebank.app:create_app",  # noqa: ASYNC220
-                             "--port", str(port), "--log-level", "warning", "--no-access-log"], env=env)
+    env = {
+        **os.environ,
+        "TIMEBANK_DATABASE_URL": url,
+        "TIMEBANK_JWKS_URL": stack.jwks_url,
+        "TIMEBANK_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "TIMEBANK_LOG_LEVEL": "WARNING",
+        "TIMEBANK_DB_POOL_SIZE": str(CONCURRENCY + 2),
+        "TIMEBANK_EXPIRY_JOB_EVERY_S": "3600",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "services.timebank.app:create_app",  # noqa: ASYNC220
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
     try:
         wait_for_port(port, 30, proc=proc)
-        headers = {"Authorization": "Bearer " + stack.token("bench-worker", "community_worker", community=COMMUNITY,
-                                                            ttl_s=3600)}
+        headers = {"Authorization": "Bearer " + stack.token("bench-worker", "community_worker", community=COMMUNITY, ttl_s=3600)}
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
+
             async def one(pending: uuid.UUID) -> None:
                 r = await client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())}, headers=headers)
                 assert r.status_code == 201, r.text
@@ -208,10 +289,22 @@ async def batch_usecase(url: str, batches: int = 12) -> tuple[float, list[float]
     pool = str(ledger.pool_account_id(COMMUNITY))
 
     def batch() -> BatchIn:
-        return BatchIn.model_validate({"transfers": [{
-            "id": str(uuid.uuid4()), "kind": "service", "debit_account_id": pool,
-            "credit_account_id": str(ledger.member_account_id(COMMUNITY, f"v{i % VOLUNTEERS}")), "minutes": 5,
-            "service_type": "meal", "elder_id": f"e{i % ELDERS}"} for i in range(1000)]})
+        return BatchIn.model_validate(
+            {
+                "transfers": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "kind": "service",
+                        "debit_account_id": pool,
+                        "credit_account_id": str(ledger.member_account_id(COMMUNITY, f"v{i % VOLUNTEERS}")),
+                        "minutes": 5,
+                        "service_type": "meal",
+                        "elder_id": f"e{i % ELDERS}",
+                    }
+                    for i in range(1000)
+                ]
+            }
+        )
 
     async def one(_: int) -> None:
         async with maker() as session:
@@ -243,26 +336,51 @@ async def main() -> None:
         per_round = len(ids) // ROUNDS
         for n in range(ROUNDS):
             baselines.append(pgbench_tps(pgbench_url, DURATION_S))
-            tps, lat = await confirm_usecase(url, ids[n * per_round:(n + 1) * per_round], DURATION_S)
+            tps, lat = await confirm_usecase(url, ids[n * per_round : (n + 1) * per_round], DURATION_S)
             rates.append(tps)
             latencies += lat
             ratios.append(tps / baselines[-1])
         median_ratio = statistics.median(ratios)
         baseline = statistics.median(baselines)
-        record("timebank_confirm_usecase", baseline * median_ratio, "tps", "pgbench tpcb-like -c 8 -j 2 (scale 10)",
-               baseline, higher_is_better=True, target=">= 0.5 x pgbench",
-               extra={**summary_ms(latencies), "concurrency": CONCURRENCY, "rounds": ROUNDS,
-                      "note": "value = median pgbench tps x median per-round ratio",
-                      "per-round use case tps": [round(r) for r in rates],
-                      "per-round pgbench tps": [round(b) for b in baselines],
-                      "per-round ratios": [round(r, 3) for r in ratios]})
+        record(
+            "timebank_confirm_usecase",
+            baseline * median_ratio,
+            "tps",
+            "pgbench tpcb-like -c 8 -j 2 (scale 10)",
+            baseline,
+            higher_is_better=True,
+            target=">= 0.5 x pgbench",
+            extra={
+                **summary_ms(latencies),
+                "concurrency": CONCURRENCY,
+                "rounds": ROUNDS,
+                "note": "value = median pgbench tps x median per-round ratio",
+                "per-round use case tps": [round(r) for r in rates],
+                "per-round pgbench tps": [round(b) for b in baselines],
+                "per-round ratios": [round(r, 3) for r in ratios],
+            },
+        )
         tps, lat = await confirm_http(stack, url)
-        record("timebank_confirm_http", tps, "tps", "pgbench tpcb-like -c 8 -j 2 (scale 10)", baseline,
-               higher_is_better=True, extra={**summary_ms(lat), "concurrency": CONCURRENCY, "server": "uvicorn x1"})
+        record(
+            "timebank_confirm_http",
+            tps,
+            "tps",
+            "pgbench tpcb-like -c 8 -j 2 (scale 10)",
+            baseline,
+            higher_is_better=True,
+            extra={**summary_ms(lat), "concurrency": CONCURRENCY, "server": "uvicorn x1"},
+        )
         tps, lat = await batch_usecase(url)
-        record("timebank_batch_usecase", tps, "transfers/s", "pgbench tpcb-like -c 8 -j 2 (scale 10)", baseline,
-               higher_is_better=True, target=">= 3 x pgbench",
-               extra={**summary_ms(lat), "transfers_per_batch": 1000, "note": "latency is per batch"})
+        record(
+            "timebank_batch_usecase",
+            tps,
+            "transfers/s",
+            "pgbench tpcb-like -c 8 -j 2 (scale 10)",
+            baseline,
+            higher_is_better=True,
+            target=">= 3 x pgbench",
+            extra={**summary_ms(lat), "transfers_per_batch": 1000, "note": "latency is per batch"},
+        )
 
 
 if __name__ == "__main__":

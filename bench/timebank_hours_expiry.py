@@ -36,7 +36,7 @@ from tests.support.stack import TestStack
 COMMUNITY = "bench-expiry"
 MEMBERS = 20_000
 CREDITS = 20  # per member, 60 minutes each, over the last 60 months
-SPENDS = 5    # per member, 60 minutes each
+SPENDS = 5  # per member, 60 minutes each
 VALID_MONTHS = 36
 QUIET_RUNS = 5
 
@@ -45,36 +45,50 @@ async def prepare(stack: TestStack) -> str:
     url = await stack.fresh_database("timebank")
     engine = make_engine(url, pool_size=2)
     async with make_sessionmaker(engine)() as s:
-        await service.update_settings(s, COMMUNITY, CommunitySettingsIn(
-            storage_cap_minutes=10_000_000, hours_expire=True, hours_valid_months=VALID_MONTHS))
+        await service.update_settings(
+            s, COMMUNITY, CommunitySettingsIn(storage_cap_minutes=10_000_000, hours_expire=True, hours_valid_months=VALID_MONTHS)
+        )
     pool, house = ledger.pool_account_id(COMMUNITY), ledger.community_account_id(COMMUNITY)
     async with engine.begin() as conn:
-        await conn.execute(text(
-            "INSERT INTO tb_accounts (id, community, kind, owner_id, debits_must_not_exceed_credits) "
-            "SELECT gen_random_uuid(), :c, 'member', 'm' || i, true FROM generate_series(1, :n) i"),
-            {"c": COMMUNITY, "n": MEMBERS})
+        await conn.execute(
+            text(
+                "INSERT INTO tb_accounts (id, community, kind, owner_id, debits_must_not_exceed_credits) "
+                "SELECT gen_random_uuid(), :c, 'member', 'm' || i, true FROM generate_series(1, :n) i"
+            ),
+            {"c": COMMUNITY, "n": MEMBERS},
+        )
         # Credits from the pool at random moments over five years; spends to the community account.
-        await conn.execute(text(
-            "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
-            "amount_minutes, service_type, fingerprint, created_by, created_at) "
-            "SELECT gen_random_uuid(), :c, 'service', 'posted', :pool, a.id, 60, 'meal', 'bench', 'bench', "
-            "       now() - random() * interval '60 months' "
-            "  FROM tb_accounts a, generate_series(1, :k) WHERE a.community = :c AND a.kind = 'member' "
-            " ORDER BY 11"), {"c": COMMUNITY, "pool": pool, "k": CREDITS})
-        await conn.execute(text(
-            "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
-            "amount_minutes, service_type, fingerprint, created_by, created_at) "
-            "SELECT gen_random_uuid(), :c, 'spend', 'posted', a.id, :house, 60, 'meal', 'bench', 'bench', "
-            "       now() - random() * interval '24 months' "
-            "  FROM tb_accounts a, generate_series(1, :k) WHERE a.community = :c AND a.kind = 'member'"),
-            {"c": COMMUNITY, "house": house, "k": SPENDS})
+        await conn.execute(
+            text(
+                "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
+                "amount_minutes, service_type, fingerprint, created_by, created_at) "
+                "SELECT gen_random_uuid(), :c, 'service', 'posted', :pool, a.id, 60, 'meal', 'bench', 'bench', "
+                "       now() - random() * interval '60 months' "
+                "  FROM tb_accounts a, generate_series(1, :k) WHERE a.community = :c AND a.kind = 'member' "
+                " ORDER BY 11"
+            ),
+            {"c": COMMUNITY, "pool": pool, "k": CREDITS},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
+                "amount_minutes, service_type, fingerprint, created_by, created_at) "
+                "SELECT gen_random_uuid(), :c, 'spend', 'posted', a.id, :house, 60, 'meal', 'bench', 'bench', "
+                "       now() - random() * interval '24 months' "
+                "  FROM tb_accounts a, generate_series(1, :k) WHERE a.community = :c AND a.kind = 'member'"
+            ),
+            {"c": COMMUNITY, "house": house, "k": SPENDS},
+        )
         # The pool was funded first with what it pays out, so the ledger reconciles (bench.timebank_audit).
-        await conn.execute(text(
-            "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
-            "amount_minutes, reason, fingerprint, created_by, created_at) "
-            "VALUES (gen_random_uuid(), :c, 'funding', 'posted', :house, :pool, :minutes, 'bench', 'bench', 'bench', "
-            "        now() - interval '61 months')"),
-            {"c": COMMUNITY, "house": house, "pool": pool, "minutes": MEMBERS * CREDITS * 60})
+        await conn.execute(
+            text(
+                "INSERT INTO tb_transfers (id, community, kind, phase, debit_account_id, credit_account_id, "
+                "amount_minutes, reason, fingerprint, created_by, created_at) "
+                "VALUES (gen_random_uuid(), :c, 'funding', 'posted', :house, :pool, :minutes, 'bench', 'bench', 'bench', "
+                "        now() - interval '61 months')"
+            ),
+            {"c": COMMUNITY, "house": house, "pool": pool, "minutes": MEMBERS * CREDITS * 60},
+        )
         await add_to_totals(conn, "posted")
         await conn.execute(text("ANALYZE"))
     await engine.dispose()
@@ -88,10 +102,14 @@ async def bare_aggregate_ms(url: str, since: datetime) -> float:
     async with engine.connect() as conn:
         for _ in range(QUIET_RUNS + 1):
             t0 = time.perf_counter()
-            await conn.execute(text(
-                "SELECT t.credit_account_id, sum(t.amount_minutes) FROM tb_transfers t "
-                "JOIN tb_accounts a ON a.id = t.credit_account_id AND a.kind = 'member' AND a.community = :c "
-                "WHERE t.phase = 'posted' AND t.created_at >= :since GROUP BY 1"), {"c": COMMUNITY, "since": since})
+            await conn.execute(
+                text(
+                    "SELECT t.credit_account_id, sum(t.amount_minutes) FROM tb_transfers t "
+                    "JOIN tb_accounts a ON a.id = t.credit_account_id AND a.kind = 'member' AND a.community = :c "
+                    "WHERE t.phase = 'posted' AND t.created_at >= :since GROUP BY 1"
+                ),
+                {"c": COMMUNITY, "since": since},
+            )
             times.append((time.perf_counter() - t0) * 1000)
     await engine.dispose()
     return statistics.median(times[1:])
@@ -115,10 +133,21 @@ async def main() -> None:
         async with engine.connect() as conn:
             expired = (await conn.execute(text("SELECT count(*) FROM tb_transfers WHERE kind = 'expiry'"))).scalar_one()
         baseline_tps = statistics.median([baseline_tps, pgbench_tps(pgbench_url, 6, clients=1)])
-        record("timebank_hours_expiry_first_run", expired / first_s, "expiries/s",
-               "pgbench tpcb-like -c 1 (scale 10), transactions", baseline_tps, higher_is_better=True,
-               extra={"members": MEMBERS, "transfers": transfers, "expired": expired, "seconds": round(first_s, 1),
-                      "note": "one job run, batches of TIMEBANK_HOURS_EXPIRY_BATCH_SIZE"})
+        record(
+            "timebank_hours_expiry_first_run",
+            expired / first_s,
+            "expiries/s",
+            "pgbench tpcb-like -c 1 (scale 10), transactions",
+            baseline_tps,
+            higher_is_better=True,
+            extra={
+                "members": MEMBERS,
+                "transfers": transfers,
+                "expired": expired,
+                "seconds": round(first_s, 1),
+                "note": "one job run, batches of TIMEBANK_HOURS_EXPIRY_BATCH_SIZE",
+            },
+        )
 
         quiet = []
         now = datetime.now(UTC)
@@ -128,9 +157,15 @@ async def main() -> None:
                 assert await service.expire_hours(s, now=now, limit=MEMBERS) == 0
                 quiet.append((time.perf_counter() - t0) * 1000)
         bare = await bare_aggregate_ms(url, domain.hours_valid_from(now, VALID_MONTHS))
-        record("timebank_hours_expiry_quiet_scan", statistics.median(quiet), "ms",
-               "one bare aggregate of the valid credits", bare, higher_is_better=False,
-               extra={"members": MEMBERS, "transfers": transfers, "runs": [round(q) for q in quiet]})
+        record(
+            "timebank_hours_expiry_quiet_scan",
+            statistics.median(quiet),
+            "ms",
+            "one bare aggregate of the valid credits",
+            bare,
+            higher_is_better=False,
+            extra={"members": MEMBERS, "transfers": transfers, "runs": [round(q) for q in quiet]},
+        )
         await engine.dispose()
 
 

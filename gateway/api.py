@@ -54,9 +54,7 @@ async def caller(request: Request, *roles: str) -> tuple[Principal, str]:
     principal = await verifier.verify(token)
     request.state.principal = principal
     if roles and not principal.has(*roles):
-        raise Forbidden(
-            (f"需要以下角色之一: {', '.join(roles)}", f"Requires one of the roles: {', '.join(roles)}")
-        )
+        raise Forbidden((f"需要以下角色之一: {', '.join(roles)}", f"Requires one of the roles: {', '.join(roles)}"))
     return principal, token
 
 
@@ -80,23 +78,17 @@ async def send_code(body: CodeRequest, request: Request, session: SessionDep) ->
     summary="Log in (one-time code, password, client credentials) or refresh",
     responses=problem_responses(InvalidGrant, ValidationFailed, TooManyRequests),
 )
-async def issue_token(
-    body: Annotated[TokenRequest, Body()], request: Request, session: SessionDep
-) -> TokenResponse:
+async def issue_token(body: Annotated[TokenRequest, Body()], request: Request, session: SessionDep) -> TokenResponse:
     ident = identity(request)
     if isinstance(body, OtpGrant):
         await request.app.state.limits.check_login(ip=client_ip(request), account=token_digest(body.phone))
         return await service.login_with_code(session, ident, body)
     if isinstance(body, PasswordGrant):
-        await request.app.state.limits.check_login(
-            ip=client_ip(request), account=f"{body.community}:{body.username}"
-        )
+        await request.app.state.limits.check_login(ip=client_ip(request), account=f"{body.community}:{body.username}")
         return await service.login_with_password(session, ident, body)
     if isinstance(body, RefreshGrant):
         return await service.refresh(session, ident, body)
-    await request.app.state.limits.check_login(
-        ip=client_ip(request), account=f"{body.community}:{body.client_id}"
-    )
+    await request.app.state.limits.check_login(ip=client_ip(request), account=f"{body.community}:{body.client_id}")
     return await service.login_with_client_secret(session, ident, body)
 
 

@@ -315,15 +315,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 engine,
                 state.verifier,
                 state.limits,
-                IdempotencyStore(
-                    state.redis, ttl_s=settings.idempotency_ttl_s, lock_s=settings.idempotency_lock_s
-                ),
+                IdempotencyStore(state.redis, ttl_s=settings.idempotency_ttl_s, lock_s=settings.idempotency_lock_s),
             )
             state.own_openapi = own_openapi
             state.merged_openapi = None
-            state.upstream_checks = {
-                name: upstream_check(client, name, url) for name, url in settings.upstreams.items()
-            }
+            state.upstream_checks = {name: upstream_check(client, name, url) for name, url in settings.upstreams.items()}
             refresher = asyncio.create_task(_refresh_openapi_forever(state, settings.openapi_cache_s))
             # Everything built so far (modules, the app, its routes and clients) lives as long as the
             # process: out of the collector's generations, each full collection walks only what
@@ -345,9 +341,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # a span for every ASGI receive and send, which costs more than it tells. Proxied requests are
     # traced by the front door on their own short stack (`ProxyFastPath`).
     FastAPIInstrumentor.uninstrument_app(app)
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
-    )
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
     app.middleware_stack = None  # uninstrument_app built it early; it is built again on first call
     cors: dict[str, Any] = {
         "allow_origins": settings.cors_origins,

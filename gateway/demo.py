@@ -30,19 +30,13 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
     deadline = loop.time() + REGISTRY_WAIT_S
     for member in STAFF:
         while True:
-            r = await client.put(
-                f"/auth/staff/{member.id}/password", json={"password": member.password}, headers=headers
-            )
+            r = await client.put(f"/auth/staff/{member.id}/password", json={"password": member.password}, headers=headers)
             if r.status_code == 204:
                 break
             if r.status_code != 404 or loop.time() > deadline:
-                raise RuntimeError(
-                    f"demo seed: password for {member.username} answered {r.status_code}: {r.text[:200]}"
-                )
+                raise RuntimeError(f"demo seed: password for {member.username} answered {r.status_code}: {r.text[:200]}")
             await asyncio.sleep(0.5)  # property's registry event has not reached the gateway yet
-    machines = [(cid, "gate_device") for cid, _ in GATE_DEVICES] + [
-        (cid, "city_sync") for cid, _ in CITY_SYNC_CLIENTS
-    ]
+    machines = [(cid, "gate_device") for cid, _ in GATE_DEVICES] + [(cid, "city_sync") for cid, _ in CITY_SYNC_CLIENTS]
     for client_id, role in machines:
         r = await client.put(
             f"/auth/clients/{client_id}",
@@ -59,9 +53,7 @@ def resident_token(name: str = "王秀英", ttl_s: int = 3600) -> str:
     from gateway.settings import Settings
 
     person = resident(name)
-    return KeyRing(Settings().keys_dir).mint(
-        subject=person.id, roles=list(person.roles), community=COMMUNITY, ttl_s=ttl_s
-    )
+    return KeyRing(Settings().keys_dir).mint(subject=person.id, roles=list(person.roles), community=COMMUNITY, ttl_s=ttl_s)
 
 
 def main(argv: list[str]) -> None:

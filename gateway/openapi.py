@@ -80,9 +80,9 @@ def merge(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str,
                 if key in HTTP_METHODS:
                     op_id = value.get("operationId") or f"{key}-{path.strip('/').replace('/', '-')}"
                     value["operationId"] = op_id if op_id.startswith(f"{service}-") else f"{service}-{op_id}"
-                    value["tags"] = [
-                        f"{service}-{t}" if not t.startswith(service) else t for t in value.get("tags", [])
-                    ] or [service]
+                    value["tags"] = [f"{service}-{t}" if not t.startswith(service) else t for t in value.get("tags", [])] or [
+                        service
+                    ]
                 new_item[key] = value
             paths[f"/api/{service}{path}"] = new_item
     return merged

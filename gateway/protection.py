@@ -120,16 +120,12 @@ class RateLimits:
 
     def __init__(self, redis_url: str, redis: Redis, *, per_user: str, per_ip: str, login: str):
         self.redis = redis
-        self.storage = RedisStorage(
-            "async+" + redis_url, implementation="redispy", key_prefix=self.KEY_PREFIX
-        )
+        self.storage = RedisStorage("async+" + redis_url, implementation="redispy", key_prefix=self.KEY_PREFIX)
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.per_user = parse(per_user)
         self.per_ip = parse(per_ip)
         self.login = parse(login)
-        self.admissions = AdmissionBatcher(
-            redis, user_expiry=self.per_user.get_expiry(), ip_expiry=self.per_ip.get_expiry()
-        )
+        self.admissions = AdmissionBatcher(redis, user_expiry=self.per_user.get_expiry(), ip_expiry=self.per_ip.get_expiry())
 
     @staticmethod
     def _refused(item: RateLimitItem, retry_after: int) -> TooManyRequests:
@@ -200,9 +196,7 @@ class IdempotencyStore:
                 continue  # expired between the two calls: try to claim it again
             entry = orjson.loads(raw)
             if entry["fingerprint"] != fingerprint:
-                raise IdempotencyKeyReused(
-                    ("该幂等键已用于另一个请求体", "This key was used with another request body")
-                )
+                raise IdempotencyKeyReused(("该幂等键已用于另一个请求体", "This key was used with another request body"))
             if entry["state"] == "running":
                 raise IdempotencyInProgress(headers={"Retry-After": "1"})
             return StoredResponse(

@@ -73,9 +73,7 @@ UPSTREAM_LATENCY = Histogram(
     ["upstream", "method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-UPSTREAM_FAILURES = Counter(
-    "gateway_upstream_failures_total", "Upstream connection failures and timeouts", ["upstream", "kind"]
-)
+UPSTREAM_FAILURES = Counter("gateway_upstream_failures_total", "Upstream connection failures and timeouts", ["upstream", "kind"])
 BREAKER_OPEN = Gauge("gateway_circuit_open", "1 while the upstream's circuit breaker is open", ["upstream"])
 
 
@@ -215,13 +213,9 @@ class HttpxEngine:
         body: bytes | BodyStream,
         timeout_s: float,
     ) -> UpstreamReply:
-        request = self.client.build_request(
-            method, url, headers=headers, content=body, timeout=httpx.Timeout(timeout_s)
-        )
+        request = self.client.build_request(method, url, headers=headers, content=body, timeout=httpx.Timeout(timeout_s))
         response = await self.client.send(request, stream=True)
-        return UpstreamReply(
-            response.status_code, response.headers.raw, response.aiter_raw, response.aclose
-        )
+        return UpstreamReply(response.status_code, response.headers.raw, response.aiter_raw, response.aclose)
 
     async def aclose(self) -> None:
         """The client is shared and closed by its owner."""
@@ -391,9 +385,7 @@ class Proxy:
         # `AdmissionBatcher`); nothing else here touches Redis or the network on the usual path.
         principal = await self.verifier.verify_signature(token)
         request.state.principal = principal
-        await self.limits.admit_call(
-            deny_key=self.verifier.deny.key(token), subject=principal.subject, ip=client_ip(request)
-        )
+        await self.limits.admit_call(deny_key=self.verifier.deny.key(token), subject=principal.subject, ip=client_ip(request))
         path = request.path_params["path"]
         request.state.route = self.routes.template(service, "/" + path)
 
@@ -428,9 +420,7 @@ class Proxy:
         retryable = method in IDEMPOTENT_METHODS and isinstance(body, bytes)
 
         if idem_key is None:
-            reply = await self._send(
-                upstream, method, url, headers, body, timeout, retryable, request.state.route
-            )
+            reply = await self._send(upstream, method, url, headers, body, timeout, retryable, request.state.route)
             return await self._relay(reply)
 
         assert isinstance(body, bytes)
@@ -445,9 +435,7 @@ class Proxy:
             ]
             return response
         try:
-            reply = await self._send(
-                upstream, method, url, headers, body, timeout, False, request.state.route
-            )
+            reply = await self._send(upstream, method, url, headers, body, timeout, False, request.state.route)
             content = await reply.read()
         except BaseException:
             await self.idempotency.abandon(scope, idem_key)
@@ -460,9 +448,7 @@ class Proxy:
         if reply.status >= 500:
             await self.idempotency.abandon(scope, idem_key)
         else:
-            await self.idempotency.complete(
-                scope, idem_key, fingerprint, StoredResponse(reply.status, kept, content)
-            )
+            await self.idempotency.complete(scope, idem_key, fingerprint, StoredResponse(reply.status, kept, content))
         response = Response(content, status_code=reply.status)
         response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in kept] + [
             (b"content-length", str(len(content)).encode())
@@ -569,9 +555,7 @@ class Proxy:
             except BaseException:
                 upstream.breaker.abandon_trial()  # not the upstream's fault (e.g. the body was too large)
                 raise
-            UPSTREAM_LATENCY.labels(upstream.name, method, route, str(response.status)).observe(
-                time.perf_counter() - start
-            )
+            UPSTREAM_LATENCY.labels(upstream.name, method, route, str(response.status)).observe(time.perf_counter() - start)
             if response.status in (502, 503, 504):
                 upstream.breaker.failure()
                 if attempt + 1 < attempts:
@@ -591,8 +575,6 @@ class Proxy:
             response = Response(await reply.read(), status_code=reply.status)
             response.raw_headers = headers
             return response
-        streamed = StreamingResponse(
-            reply.chunks(), status_code=reply.status, background=BackgroundTask(reply.close)
-        )
+        streamed = StreamingResponse(reply.chunks(), status_code=reply.status, background=BackgroundTask(reply.close))
         streamed.raw_headers = headers
         return streamed

@@ -47,9 +47,7 @@ class RefreshGrant(BaseModel):
     refresh_token: Annotated[str, Field(min_length=20, max_length=200)]
 
 
-TokenRequest = Annotated[
-    OtpGrant | PasswordGrant | ClientCredentialsGrant | RefreshGrant, Field(discriminator="grant_type")
-]
+TokenRequest = Annotated[OtpGrant | PasswordGrant | ClientCredentialsGrant | RefreshGrant, Field(discriminator="grant_type")]
 
 
 class TokenResponse(BaseModel):

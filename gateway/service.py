@@ -61,8 +61,12 @@ def check_client_id(client_id: str) -> None:
         uuid.UUID(client_id)
     except ValueError:
         return
-    raise ValidationFailed(("客户端 ID 不能是 UUID (那是居民和员工的 ID 形式)",
-                            "A client id may not be a UUID: residents and staff are known by UUIDs"))
+    raise ValidationFailed(
+        (
+            "客户端 ID 不能是 UUID (那是居民和员工的 ID 形式)",
+            "A client id may not be a UUID: residents and staff are known by UUIDs",
+        )
+    )
 
 
 def _known_roles(roles: list[str]) -> list[str]:
@@ -90,25 +94,19 @@ async def register_resident(
         )
 
 
-async def register_staff(
-    session: AsyncSession, *, staff_id: str, community: str, username: str, roles: list[str]
-) -> None:
+async def register_staff(session: AsyncSession, *, staff_id: str, community: str, username: str, roles: list[str]) -> None:
     async with transaction(session):
         values = {"community": community, "username": username, "roles": _known_roles(roles)}
         # The password hash is the gateway's own: a re-registration never clears it.
         await session.execute(
-            insert(StaffMember)
-            .values(id=staff_id, **values)
-            .on_conflict_do_update(index_elements=["id"], set_=values)
+            insert(StaffMember).values(id=staff_id, **values).on_conflict_do_update(index_elements=["id"], set_=values)
         )
 
 
 # --- credentials set by an administrator ----------------------------------------------------------
 
 
-async def set_staff_password(
-    session: AsyncSession, identity: Identity, admin: Principal, staff_id: str, password: str
-) -> None:
+async def set_staff_password(session: AsyncSession, identity: Identity, admin: Principal, staff_id: str, password: str) -> None:
     password_hash = await identity.passwords.hash(password)
     async with transaction(session):
         done = (
@@ -179,9 +177,7 @@ async def _issue(
     family_id: str | None = None,
 ) -> TokenResponse:
     settings = identity.settings
-    access = identity.keys.mint(
-        subject=subject, roles=roles, community=community, ttl_s=settings.access_ttl_s
-    )
+    access = identity.keys.mint(subject=subject, roles=roles, community=community, ttl_s=settings.access_ttl_s)
     refresh: str | None = None
     if kind != "client":
         refresh = secrets.token_urlsafe(32)
@@ -230,9 +226,7 @@ async def login_with_code(session: AsyncSession, identity: Identity, grant: OtpG
         )
 
 
-async def login_with_password(
-    session: AsyncSession, identity: Identity, grant: PasswordGrant
-) -> TokenResponse:
+async def login_with_password(session: AsyncSession, identity: Identity, grant: PasswordGrant) -> TokenResponse:
     async with transaction(session):
         staff = (
             await session.execute(
@@ -242,10 +236,7 @@ async def login_with_password(
                 )
             )
         ).scalar_one_or_none()
-    if (
-        not await identity.passwords.verify(staff.password_hash if staff else None, grant.password)
-        or staff is None
-    ):
+    if not await identity.passwords.verify(staff.password_hash if staff else None, grant.password) or staff is None:
         raise InvalidGrant(("用户名或密码错误", "Wrong username or password"))
     async with transaction(session):
         return await _issue(
@@ -258,15 +249,10 @@ async def login_with_password(
         )
 
 
-async def login_with_client_secret(
-    session: AsyncSession, identity: Identity, grant: ClientCredentialsGrant
-) -> TokenResponse:
+async def login_with_client_secret(session: AsyncSession, identity: Identity, grant: ClientCredentialsGrant) -> TokenResponse:
     async with transaction(session):
         client = await session.get(ApiClient, (grant.community, grant.client_id))
-    if (
-        not await identity.passwords.verify(client.secret_hash if client else None, grant.client_secret)
-        or client is None
-    ):
+    if not await identity.passwords.verify(client.secret_hash if client else None, grant.client_secret) or client is None:
         raise InvalidGrant(("客户端凭证错误", "Wrong client credentials"))
     async with transaction(session):
         return await _issue(
@@ -287,9 +273,7 @@ async def refresh(session: AsyncSession, identity: Identity, grant: RefreshGrant
         # FOR UPDATE: of two racing refreshes with one token, exactly one gets through.
         token = (
             await session.execute(
-                select(RefreshToken)
-                .where(col(RefreshToken.token_hash) == token_digest(grant.refresh_token))
-                .with_for_update()
+                select(RefreshToken).where(col(RefreshToken.token_hash) == token_digest(grant.refresh_token)).with_for_update()
             )
         ).scalar_one_or_none()
         if token is None or token.revoked_at is not None or token.expires_at <= now:
@@ -297,9 +281,7 @@ async def refresh(session: AsyncSession, identity: Identity, grant: RefreshGrant
         if token.used_at is not None:
             # Someone replayed a spent token: it may have been stolen, so end the whole session.
             await session.execute(
-                update(RefreshToken)
-                .where(col(RefreshToken.family_id) == token.family_id)
-                .values(revoked_at=now)
+                update(RefreshToken).where(col(RefreshToken.family_id) == token.family_id).values(revoked_at=now)
             )
             reused = True
         else:

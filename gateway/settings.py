@@ -64,9 +64,7 @@ class Settings(ServiceSettings):
     max_body_bytes: int = 1024 * 1024
     idempotency_ttl_s: int = 24 * 3600
     idempotency_lock_s: int = 60
-    cors_origins: list[str] = Field(
-        default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"]
-    )
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"])
 
     @model_validator(mode="after")
     def _upstreams_from_urls(self) -> Settings:

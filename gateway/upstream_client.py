@@ -267,7 +267,10 @@ class _Pool:
         try:
             async with asyncio.timeout(timeout_s):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port, ssl=self.tls,
+                    lambda: _Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
                     server_hostname=self.host if self.tls else None,
                 )
         except TimeoutError:
@@ -419,9 +422,7 @@ class HttptoolsEngine:
             return self._reply(conn, answer, timeout_s)
         raise AssertionError("unreachable")
 
-    async def _write_streamed(
-        self, conn: _Connection, head: bytes, body: BodyStream, chunked: bool
-    ) -> None:
+    async def _write_streamed(self, conn: _Connection, head: bytes, body: BodyStream, chunked: bool) -> None:
         conn.write(head)
         async for piece in body:
             conn.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
@@ -463,4 +464,3 @@ class HttptoolsEngine:
         for pool in self.pools.values():
             pool.close()
         self.pools.clear()
-

@@ -13,8 +13,11 @@ def consumer_models() -> list[tuple[str, str, type[EventData]]]:
     out = []
     for service, specs in contracts.consumer_specs().items():
         events = importlib.import_module(f"services.{service}.events")
-        local = {v.event_type: v for v in vars(events).values()
-                 if isinstance(v, type) and issubclass(v, EventData) and getattr(v, "event_type", None)}
+        local = {
+            v.event_type: v
+            for v in vars(events).values()
+            if isinstance(v, type) and issubclass(v, EventData) and getattr(v, "event_type", None)
+        }
         for spec in specs:
             for etype in spec.handlers:
                 if etype in local:

@@ -50,8 +50,7 @@ class Staff:
     backup_for: tuple[str, ...] = ()
 
 
-BUILDINGS = [Building(demo_id("building", c), c, n) for c, n in
-             [("B1", "1幢"), ("B2", "2幢"), ("B3", "3幢"), ("B4", "4幢")]]
+BUILDINGS = [Building(demo_id("building", c), c, n) for c, n in [("B1", "1幢"), ("B2", "2幢"), ("B3", "3幢"), ("B4", "4幢")]]
 
 _PEOPLE = [
     # name, building, unit, birth date, roles
@@ -69,10 +68,10 @@ RESIDENTS = [
 ]
 
 STAFF = [
-    Staff(demo_id("staff", "steward-wu"), "吴管家", "steward.wu", "demo-steward-1", ("steward",),
-          ("B1", "B2"), ("B3", "B4")),
-    Staff(demo_id("staff", "steward-zheng"), "郑管家", "steward.zheng", "demo-steward-2", ("steward",),
-          ("B3", "B4"), ("B1", "B2")),
+    Staff(demo_id("staff", "steward-wu"), "吴管家", "steward.wu", "demo-steward-1", ("steward",), ("B1", "B2"), ("B3", "B4")),
+    Staff(
+        demo_id("staff", "steward-zheng"), "郑管家", "steward.zheng", "demo-steward-2", ("steward",), ("B3", "B4"), ("B1", "B2")
+    ),
     Staff(demo_id("staff", "admin-qian"), "钱经理", "admin.qian", "demo-admin", ("property_admin",)),
     Staff(demo_id("staff", "worker-feng"), "冯社工", "worker.feng", "demo-worker", ("community_worker",)),
     Staff(demo_id("staff", "worker-he"), "何社工", "worker.he", "demo-worker-2", ("community_worker",)),

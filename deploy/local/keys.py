@@ -33,8 +33,9 @@ class SigningKey:
         return dict(jwk)
 
     def pem(self) -> bytes:
-        return self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption())
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
 
 def new_key() -> SigningKey:
@@ -73,12 +74,31 @@ def ensure_keys(directory: Path) -> list[SigningKey]:
     return keys
 
 
-def mint_token(key: SigningKey, *, subject: str, roles: list[str], community: str, ttl_s: int = 900,
-               name: str | None = None, issuer: str = ISSUER, audience: str = AUDIENCE,
-               extra: dict[str, Any] | None = None) -> str:
+def mint_token(
+    key: SigningKey,
+    *,
+    subject: str,
+    roles: list[str],
+    community: str,
+    ttl_s: int = 900,
+    name: str | None = None,
+    issuer: str = ISSUER,
+    audience: str = AUDIENCE,
+    extra: dict[str, Any] | None = None,
+) -> str:
     now = int(time.time())
-    claims: dict[str, Any] = {"iss": issuer, "aud": audience, "sub": subject, "roles": roles, "community": community,
-                              "iat": now, "nbf": now - 1, "exp": now + ttl_s, "jti": uuid.uuid4().hex, "typ": "access"}
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "roles": roles,
+        "community": community,
+        "iat": now,
+        "nbf": now - 1,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
+        "typ": "access",
+    }
     if name:
         claims["name"] = name
     if extra:

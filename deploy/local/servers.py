@@ -93,8 +93,11 @@ class EmbeddedPostgres:
         try:
             entry = pwd.getpwnam(PG_SYSTEM_USER)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_SYSTEM_USER],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_SYSTEM_USER],
+                check=True,
+                capture_output=True,
+            )
             entry = pwd.getpwnam(PG_SYSTEM_USER)
         install = self.bin_dir().parent
         _open_up(install, recursive=True)
@@ -118,18 +121,41 @@ class EmbeddedPostgres:
         bin_dir = self.bin_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8",
-                 "--locale=C", "-U", "postgres"],
-                check=True, capture_output=True, **run_as,  # type: ignore[call-overload]
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                capture_output=True,
+                **run_as,  # type: ignore[call-overload]
             )
         options = (
             f"-h {self.host} -p {self.port} -k '' -c max_connections=300 -c shared_buffers=256MB "
             "-c fsync=on -c synchronous_commit=on -c max_locks_per_transaction=256"
         )
         subprocess.run(
-            [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "30", "-o", options,
-             "-l", str(self.log_path), "start"],
-            check=True, capture_output=True, **run_as,  # type: ignore[call-overload]
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                options,
+                "-l",
+                str(self.log_path),
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            **run_as,  # type: ignore[call-overload]
         )
 
     def is_running(self) -> bool:
@@ -140,7 +166,9 @@ class EmbeddedPostgres:
             return
         subprocess.run(
             [str(self.bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-w", "-m", mode, "stop"],
-            check=False, capture_output=True, **self._run_as(),  # type: ignore[call-overload]
+            check=False,
+            capture_output=True,
+            **self._run_as(),  # type: ignore[call-overload]
         )
 
     def create_database(self, name: str, template: str | None = None) -> None:
@@ -154,7 +182,9 @@ class EmbeddedPostgres:
     def psql(self, database: str, sql: str) -> str:
         result = subprocess.run(
             [str(self.bin_dir() / "psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", self.dsn(database), "-c", sql],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return result.stdout
 
@@ -178,9 +208,24 @@ class EmbeddedRedis:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.work_dir / "valkey.log", "ab")
         self.proc = subprocess.Popen(
-            [str(get_binary_path()), "--bind", self.host, "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.work_dir), "--protected-mode", "no"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(get_binary_path()),
+                "--bind",
+                self.host,
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.work_dir),
+                "--protected-mode",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for_port(self.port, 10, self.host, self.proc)
 
@@ -219,9 +264,20 @@ class TansuBroker:
         log = open(self.work_dir / "tansu.log", "ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         self.proc = subprocess.Popen(
-            [str(self.binary()), "broker", "--listener-url", f"tcp://{self.host}:{self.port}",
-             "--advertised-listener-url", f"tcp://{self.host}:{self.port}", "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            [
+                str(self.binary()),
+                "broker",
+                "--listener-url",
+                f"tcp://{self.host}:{self.port}",
+                "--advertised-listener-url",
+                f"tcp://{self.host}:{self.port}",
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
         )
         wait_for_port(self.port, 15, self.host, self.proc)
 
@@ -232,9 +288,18 @@ class TansuBroker:
     def create_topics(self, names: list[str], partitions: int = 3) -> None:
         for name in names:
             subprocess.run(
-                [str(self.binary()), "topic", "create", name, "--broker", f"tcp://{self.bootstrap}",
-                 "--partitions", str(partitions)],
-                check=False, capture_output=True,
+                [
+                    str(self.binary()),
+                    "topic",
+                    "create",
+                    name,
+                    "--broker",
+                    f"tcp://{self.bootstrap}",
+                    "--partitions",
+                    str(partitions),
+                ],
+                check=False,
+                capture_output=True,
             )
 
 

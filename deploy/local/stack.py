@@ -33,8 +33,13 @@ LOCAL = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
 PIDFILE = LOCAL / "stack.pid"
 
 # The order matters for seeding: property owns the registry the others refer to.
-SERVICES: list[tuple[str, int]] = [("property", 8003), ("timebank", 8001), ("parking", 8002), ("governance", 8004),
-                                   ("citysync", 8005)]
+SERVICES: list[tuple[str, int]] = [
+    ("property", 8003),
+    ("timebank", 8001),
+    ("parking", 8002),
+    ("governance", 8004),
+    ("citysync", 8005),
+]
 GATEWAY_PORT = 8000
 
 
@@ -92,9 +97,12 @@ class Stack:
             raise SystemExit(
                 f"make run: port already in use: {lines}.\n"
                 "Is another stack running? `make stop` stops it; or choose other ports, e.g. "
-                + " ".join(f"{name.upper()}_PORT=..." if name not in ("postgres", "redis", "kafka")
-                           else f"LOCAL_{ {'postgres': 'PG', 'redis': 'REDIS', 'kafka': 'KAFKA'}[name]}_PORT=..."
-                           for name, _ in taken)
+                + " ".join(
+                    f"{name.upper()}_PORT=..."
+                    if name not in ("postgres", "redis", "kafka")
+                    else f"LOCAL_{ {'postgres': 'PG', 'redis': 'REDIS', 'kafka': 'KAFKA'}[name] }_PORT=..."
+                    for name, _ in taken
+                )
             )
 
     # --- servers -----------------------------------------------------------------------------------
@@ -132,10 +140,13 @@ class Stack:
         assert self.database_url and self.redis_url and self.kafka
         env = dict(os.environ)
         env.update(
-            DATABASE_URL=self.database_url, REDIS_URL=self.redis_url, KAFKA_BOOTSTRAP_SERVERS=self.kafka,
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            KAFKA_BOOTSTRAP_SERVERS=self.kafka,
             KAFKA_PROFILE=os.environ.get("KAFKA_PROFILE", "local" if self.broker else "kafka"),
             JWKS_URL=os.environ.get("JWKS_URL", f"file://{self.keys_dir / 'jwks.json'}"),
-            GATEWAY_KEYS_DIR=str(self.keys_dir), PYTHONPATH=str(ROOT),
+            GATEWAY_KEYS_DIR=str(self.keys_dir),
+            PYTHONPATH=str(ROOT),
             PROPERTY_PHOTO_DIR=str(LOCAL / "photos"),
         )
         for name, port in self.services:
@@ -165,9 +176,25 @@ class Stack:
     def spawn(self, name: str, app: str, port: int) -> None:
         log = open(LOCAL / f"{name}.log", "ab")
         popen = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--timeout-graceful-shutdown", "5"],
-            env=self.child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
+            env=self.child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
         )
         self.procs.append(Proc(name, port, popen))
 
@@ -275,12 +302,18 @@ class Stack:
         if gateway_exists():
             print(f'    curl -H "Authorization: Bearer $TOKEN" {base}/api/property/tickets')
             print("  Or log in as a resident app does (the one-time code is written to .local/gateway.log):")
-            print(f"    curl -X POST {base}/auth/otp -H 'Content-Type: application/json' "
-                  f"-d '{{\"community\":\"{demo.COMMUNITY}\",\"phone\":\"{demo.RESIDENTS[0].phone}\"}}'")
-            print(f"    curl -X POST {base}/auth/token -H 'Content-Type: application/json' -d '{{\"grant_type\":\"otp\","
-                  f"\"community\":\"{demo.COMMUNITY}\",\"phone\":\"{demo.RESIDENTS[0].phone}\",\"code\":\"<code>\"}}'")
-            print(f"  Staff log in with a password, e.g. steward.wu / {demo.staff('steward.wu').password} "
-                  "(grant_type password, fields username and password).")
+            print(
+                f"    curl -X POST {base}/auth/otp -H 'Content-Type: application/json' "
+                f'-d \'{{"community":"{demo.COMMUNITY}","phone":"{demo.RESIDENTS[0].phone}"}}\''
+            )
+            print(
+                f'    curl -X POST {base}/auth/token -H \'Content-Type: application/json\' -d \'{{"grant_type":"otp",'
+                f'"community":"{demo.COMMUNITY}","phone":"{demo.RESIDENTS[0].phone}","code":"<code>"}}\''
+            )
+            print(
+                f"  Staff log in with a password, e.g. steward.wu / {demo.staff('steward.wu').password} "
+                "(grant_type password, fields username and password)."
+            )
         print("  Stop with Ctrl-C, or `make stop` from another terminal.")
         print("=" * 78, flush=True)
 

@@ -57,20 +57,32 @@ def _consumer_public(view: service.ConsumerView) -> ConsumerPublic:
 
 # --- feeds (city_sync consumers) ------------------------------------------------------------------
 
-@router.get("/feeds", tags=["feeds"], response_model=list[FeedSummary],
-            responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked))
+
+@router.get(
+    "/feeds",
+    tags=["feeds"],
+    response_model=list[FeedSummary],
+    responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked),
+)
 async def list_feeds(caller: CitySync, session: SessionDep) -> Any:
     """The feeds granted to the calling consumer, with each one's latest sequence number."""
     return await service.feed_summaries(session, caller)
 
 
-@router.get("/feeds/{scene}", tags=["feeds"], response_model=FeedPage,
-            responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked, FeedNotFound, InvalidFeedCursor))
+@router.get(
+    "/feeds/{scene}",
+    tags=["feeds"],
+    response_model=FeedPage,
+    responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked, FeedNotFound, InvalidFeedCursor),
+)
 async def pull_feed(
     scene: Annotated[str, Path(max_length=32, description="timebank, parking, property, governance or stats")],
-    caller: CitySync, session: SessionDep,
-    after: Annotated[str | None, Query(max_length=18, description="The `next_cursor` of the last page you processed; "
-                                                                 "omit to start from the beginning")] = None,
+    caller: CitySync,
+    session: SessionDep,
+    after: Annotated[
+        str | None,
+        Query(max_length=18, description="The `next_cursor` of the last page you processed; omit to start from the beginning"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEED_PAGE)] = 100,
 ) -> Response:
     """Records after the cursor, in sequence order, de-identified with the caller's own hash key.
@@ -89,10 +101,17 @@ async def pull_feed(
 
 # --- the register (community workers) ------------------------------------------------------------
 
-@router.post("/consumers", tags=["register"], status_code=201, response_model=ConsumerPublic,
-             responses=problem_responses(Forbidden, ConsumerExists))
+
+@router.post(
+    "/consumers",
+    tags=["register"],
+    status_code=201,
+    response_model=ConsumerPublic,
+    responses=problem_responses(Forbidden, ConsumerExists),
+)
 async def register_consumer(body: ConsumerCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Any:
     """Register a data consumer; its client id becomes the subject of its city_sync tokens."""
+
     async def create() -> ConsumerPublic:
         return _consumer_public(await service.register_consumer(session, worker, body))
 
@@ -104,54 +123,80 @@ async def list_consumers(worker: Worker, session: SessionDep, page: PageDep) -> 
     after = page.after()
     if after is not None and (len(after) != 1 or not isinstance(after[0], str)):
         raise InvalidCursor()
-    views = await service.list_consumers(session, worker.community, after=after[0] if after else None,
-                                         limit=page.limit)
-    items = [_consumer_public(v) for v in views[:page.limit]]
+    views = await service.list_consumers(session, worker.community, after=after[0] if after else None, limit=page.limit)
+    items = [_consumer_public(v) for v in views[: page.limit]]
     cursor = encode_cursor([items[-1].id]) if len(views) > page.limit else None
     return ConsumersPublic(items=items, next_cursor=cursor)
 
 
-@router.get("/consumers/{consumer_id}", tags=["register"], response_model=ConsumerPublic,
-            responses=problem_responses(Forbidden, ConsumerNotFound))
+@router.get(
+    "/consumers/{consumer_id}",
+    tags=["register"],
+    response_model=ConsumerPublic,
+    responses=problem_responses(Forbidden, ConsumerNotFound),
+)
 async def get_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> Any:
     return _consumer_public(await service.get_consumer(session, worker.community, consumer_id))
 
 
-@router.post("/consumers/{consumer_id}/revocation", tags=["register"], response_model=ConsumerPublic,
-             responses=problem_responses(Forbidden, ConsumerNotFound))
+@router.post(
+    "/consumers/{consumer_id}/revocation",
+    tags=["register"],
+    response_model=ConsumerPublic,
+    responses=problem_responses(Forbidden, ConsumerNotFound),
+)
 async def revoke_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> Any:
     """Revoke a consumer at once: its next pull gets 403."""
     return _consumer_public(await service.revoke_consumer(session, worker, consumer_id))
 
 
-@router.post("/consumers/{consumer_id}/grants", tags=["register"], status_code=201, response_model=GrantPublic,
-             responses=problem_responses(Forbidden, ConsumerNotFound, ConsumerInactive, GrantExists))
-async def grant_feed(consumer_id: ConsumerPath, body: GrantCreate, worker: Worker, session: SessionDep,
-                     idem: IdempotencyDep) -> Any:
+@router.post(
+    "/consumers/{consumer_id}/grants",
+    tags=["register"],
+    status_code=201,
+    response_model=GrantPublic,
+    responses=problem_responses(Forbidden, ConsumerNotFound, ConsumerInactive, GrantExists),
+)
+async def grant_feed(
+    consumer_id: ConsumerPath, body: GrantCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep
+) -> Any:
     async def create() -> GrantPublic:
         return GrantPublic.model_validate(await service.grant_feed(session, worker, consumer_id, body.scene.value))
 
     return await idem.run(session, body, create, GrantPublic)
 
 
-@router.delete("/consumers/{consumer_id}/grants/{scene}", tags=["register"], response_model=GrantPublic,
-               responses=problem_responses(Forbidden, ConsumerNotFound, GrantNotFound))
+@router.delete(
+    "/consumers/{consumer_id}/grants/{scene}",
+    tags=["register"],
+    response_model=GrantPublic,
+    responses=problem_responses(Forbidden, ConsumerNotFound, GrantNotFound),
+)
 async def revoke_grant(consumer_id: ConsumerPath, scene: Scene, worker: Worker, session: SessionDep) -> Any:
     """Revoke a grant at once: the consumer's next pull of that feed gets 404."""
     return GrantPublic.model_validate(await service.revoke_grant(session, worker, consumer_id, scene.value))
 
 
 @router.get("/pulls", tags=["register"], response_model=PullsPublic, responses=problem_responses(Forbidden))
-async def list_pulls(worker: Worker, session: SessionDep, page: PageDep,
-                     consumer_id: Annotated[str | None, Query(max_length=64)] = None,
-                     scene: Scene | None = None) -> Any:
+async def list_pulls(
+    worker: Worker,
+    session: SessionDep,
+    page: PageDep,
+    consumer_id: Annotated[str | None, Query(max_length=64)] = None,
+    scene: Scene | None = None,
+) -> Any:
     """Every pull (consumer, feed, cursor range, record count, time), newest first."""
     after = page.after()
     if after is not None and (len(after) != 1 or not isinstance(after[0], int)):
         raise InvalidCursor()
-    rows = await service.list_pulls(session, worker.community, consumer_id=consumer_id,
-                                    scene=scene.value if scene else None, before_id=after[0] if after else None,
-                                    limit=page.limit)
-    items = [PullPublic.model_validate(p) for p in rows[:page.limit]]
+    rows = await service.list_pulls(
+        session,
+        worker.community,
+        consumer_id=consumer_id,
+        scene=scene.value if scene else None,
+        before_id=after[0] if after else None,
+        limit=page.limit,
+    )
+    items = [PullPublic.model_validate(p) for p in rows[: page.limit]]
     cursor = encode_cursor([items[-1].id]) if len(rows) > page.limit else None
     return PullsPublic(items=items, next_cursor=cursor)

@@ -18,8 +18,9 @@ TAGS = [
 
 
 def keys_from(settings: Settings) -> Keys:
-    return Keys(platform=settings.platform_hash_key.get_secret_value().encode(),
-                topic=settings.topic_hash_key.get_secret_value().encode())
+    return Keys(
+        platform=settings.platform_hash_key.get_secret_value().encode(), topic=settings.topic_hash_key.get_secret_value().encode()
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

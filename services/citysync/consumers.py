@@ -26,5 +26,4 @@ def feed_consumer(keys: Keys) -> ConsumerSpec:
     # Sync jobs pull every few minutes, so half a second more before a record appears costs them
     # nothing; the local profile's 10 ms long-poll kept this group fetching ~100 times a second while
     # idle, CPU taken from the pulls on the same cores.
-    return ConsumerSpec(group=GROUP, topics=DOMAIN_TOPICS, handlers=handlers, apply_in_batches=True,
-                        fetch_max_wait_ms=500)
+    return ConsumerSpec(group=GROUP, topics=DOMAIN_TOPICS, handlers=handlers, apply_in_batches=True, fetch_max_wait_ms=500)

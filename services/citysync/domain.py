@@ -164,10 +164,14 @@ STATS_SCHEMA_VERSION = 1
 # The last line of defence for kept values: anything that looks like a phone, an ID-card number or a
 # plate is withheld even from a field whose rule is `keep` (a producer may have put one in a code).
 PHONE_RE = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")
-ID_CARD_RE = re.compile(r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
-                        r"\d{3}[\dXx](?![0-9A-Za-z])")
-PLATE_RE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼]"
-                      r"[A-HJ-NP-Z]·?[A-HJ-NP-Z0-9]{4,5}[A-HJ-NP-Z0-9挂学警港澳]")
+ID_CARD_RE = re.compile(
+    r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+    r"\d{3}[\dXx](?![0-9A-Za-z])"
+)
+PLATE_RE = re.compile(
+    r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼]"
+    r"[A-HJ-NP-Z]·?[A-HJ-NP-Z0-9]{4,5}[A-HJ-NP-Z0-9挂学警港澳]"
+)
 BUILDING_RE = re.compile(r"(\d+\s*(?:幢|栋|号楼))")
 
 
@@ -341,10 +345,21 @@ def day_closed(day: date, now: datetime, grace: timedelta) -> bool:
 # --- daily statistics ----------------------------------------------------------------------------
 
 STAT_COUNTERS: tuple[str, ...] = (
-    "services_confirmed", "minutes_served", "minutes_reversed",
-    "bookings_completed", "booked_minutes", "parking_fee_fen",
-    "tickets_submitted", "tickets_completed", "tickets_on_time", "sla_breaches",
-    "redemptions_reserved", "redemptions_captured", "redemptions_released", "points_redeemed", "points_granted",
+    "services_confirmed",
+    "minutes_served",
+    "minutes_reversed",
+    "bookings_completed",
+    "booked_minutes",
+    "parking_fee_fen",
+    "tickets_submitted",
+    "tickets_completed",
+    "tickets_on_time",
+    "sla_breaches",
+    "redemptions_reserved",
+    "redemptions_captured",
+    "redemptions_released",
+    "points_redeemed",
+    "points_granted",
 )
 
 
@@ -388,8 +403,15 @@ def stats_delta(record_type: str, payload: Mapping[str, Any], reversed_service_t
         return StatsDelta({"minutes_reversed": minutes, "minutes_served": -minutes}, by_type)
     if record_type == "booking_completed":
         spot = payload.get("spot_id")
-        return StatsDelta({"bookings_completed": 1, "booked_minutes": _minutes_between(payload.get("start"), payload.get("end")),
-                           "parking_fee_fen": _int(payload, "fee_fen")}, {}, spot if isinstance(spot, str) else None)
+        return StatsDelta(
+            {
+                "bookings_completed": 1,
+                "booked_minutes": _minutes_between(payload.get("start"), payload.get("end")),
+                "parking_fee_fen": _int(payload, "fee_fen"),
+            },
+            {},
+            spot if isinstance(spot, str) else None,
+        )
     if record_type == "ticket_submitted":
         return StatsDelta({"tickets_submitted": 1}, {})
     if record_type == "ticket_completed":
@@ -412,8 +434,9 @@ def permille(part: int, whole: int) -> int | None:
     return part * 1000 // whole if whole > 0 else None
 
 
-def daily_statistics(community: str, day: date, revision: int, counters: Mapping[str, int],
-                     minutes_by_type: Mapping[str, int], spots_used: int) -> dict[str, Any]:
+def daily_statistics(
+    community: str, day: date, revision: int, counters: Mapping[str, int], minutes_by_type: Mapping[str, int], spots_used: int
+) -> dict[str, Any]:
     """The payload of one daily statistics record."""
     figures = {name: int(counters.get(name, 0)) for name in STAT_COUNTERS}
     return {

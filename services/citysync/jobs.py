@@ -25,5 +25,7 @@ def jobs(settings: Settings, keys: Keys) -> list[ScheduledJob]:
             while await service.publish_city_topics(session, keys):
                 pass
 
-    return [ScheduledJob(name="daily-statistics", every_s=settings.stats_every_s, run=publish_statistics),
-            ScheduledJob(name="city-topics", every_s=settings.topic_every_s, run=publish_city_topics)]
+    return [
+        ScheduledJob(name="daily-statistics", every_s=settings.stats_every_s, run=publish_statistics),
+        ScheduledJob(name="city-topics", every_s=settings.topic_every_s, run=publish_city_topics),
+    ]

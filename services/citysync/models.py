@@ -57,8 +57,9 @@ class FeedRecord(Base, table=True):
     subject_id: str | None = Field(default=None)
     source_event_id: str
     payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    recorded_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False,
-                                  sa_column_kwargs={"server_default": text("now()")})
+    recorded_at: datetime = Field(
+        sa_type=DateTime(timezone=True), nullable=False, sa_column_kwargs={"server_default": text("now()")}
+    )
 
 
 class TopicCursor(Base, table=True):
@@ -131,8 +132,7 @@ class Grant(Base, table=True):
     __table_args__ = (
         CheckConstraint(SCENE_CHECK, name="scene"),
         # At most one live grant per consumer and feed; the database says so, not a check in code.
-        Index("uq_grants_live", "community", "consumer_id", "scene", unique=True,
-              postgresql_where=text("revoked_at IS NULL")),
+        Index("uq_grants_live", "community", "consumer_id", "scene", unique=True, postgresql_where=text("revoked_at IS NULL")),
     )
     id: int | None = Field(default=None, sa_type=BigInteger, primary_key=True)
     community: str

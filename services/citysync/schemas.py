@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.citysync.domain import Scene
 
-ConsumerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$",
-                                  description="The client id; the subject of the consumer's city_sync tokens")]
+ConsumerId = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$", description="The client id; the subject of the consumer's city_sync tokens"),
+]
 
 
 class ConsumerCreate(BaseModel):

@@ -193,19 +193,34 @@ def _before_commit(sync_session: Session) -> None:
     tallies: dict[tuple[str, date], _DayTally] = sync_session.info.pop(_TALLY, None) or {}
     if queued:
         records = list(queued.values())
-        made = {(r.scene, r.source_event_id) for r in sync_session.execute(_APPEND_MANY, {
-            "community": [r.community for r in records], "scene": [r.scene for r in records],
-            "schema_version": [r.schema_version for r in records], "record_type": [r.record_type for r in records],
-            "event_time": [r.at for r in records], "subject_id": [r.subject_id for r in records],
-            "source_event_id": [r.source_event_id for r in records],
-            "payload": [orjson.dumps(r.payload).decode() for r in records]}).all()}
+        made = {
+            (r.scene, r.source_event_id)
+            for r in sync_session.execute(
+                _APPEND_MANY,
+                {
+                    "community": [r.community for r in records],
+                    "scene": [r.scene for r in records],
+                    "schema_version": [r.schema_version for r in records],
+                    "record_type": [r.record_type for r in records],
+                    "event_time": [r.at for r in records],
+                    "subject_id": [r.subject_id for r in records],
+                    "source_event_id": [r.source_event_id for r in records],
+                    "payload": [orjson.dumps(r.payload).decode() for r in records],
+                },
+            ).all()
+        }
         for record in records:
             if record.counts is not None and (record.scene, record.source_event_id) in made:
                 _count(tallies, record.community, record.at, record.counts)
     for (community, day), tally in sorted(tallies.items()):  # a fixed order: no deadlock between replicas
         params: dict[str, Any] = {name: tally.counters.get(name, 0) for name in STAT_COUNTERS}
-        params.update(community=community, day=day, changes=tally.changes, spots=sorted(tally.spots),
-                      by_type=orjson.dumps(tally.minutes_by_type).decode())
+        params.update(
+            community=community,
+            day=day,
+            changes=tally.changes,
+            spots=sorted(tally.spots),
+            by_type=orjson.dumps(tally.minutes_by_type).decode(),
+        )
         sync_session.execute(_ADD_TO_DAY, params)
 
 
@@ -214,20 +229,40 @@ def _after_rollback(sync_session: Session) -> None:
     sync_session.info.pop(_TALLY, None)
 
 
-async def append_record(session: AsyncSession, *, community: str, scene: str, record_type: str,
-                        schema_version: int, at: datetime, subject_id: str | None, source_event_id: str,
-                        payload: dict[str, Any], counts: StatsDelta | None = None) -> int | None:
+async def append_record(
+    session: AsyncSession,
+    *,
+    community: str,
+    scene: str,
+    record_type: str,
+    schema_version: int,
+    at: datetime,
+    subject_id: str | None,
+    source_event_id: str,
+    payload: dict[str, Any],
+    counts: StatsDelta | None = None,
+) -> int | None:
     """Add one record to a feed (and `counts` to its community's day, at commit); returns its
     sequence number, or None when the source event was seen before (and nothing is counted).
 
     The city topic gets it from `publish_city_topics`, which copies new records to the outbox in
     batches (one outbox row per record, one wake-up of the relay per batch).
     """
-    seq = (await session.execute(_APPEND, {
-        "community": community, "scene": scene, "schema_version": schema_version, "record_type": record_type,
-        "event_time": at, "subject_id": subject_id, "source_event_id": source_event_id,
-        "payload": orjson.dumps(payload).decode(),
-    })).scalar_one_or_none()
+    seq = (
+        await session.execute(
+            _APPEND,
+            {
+                "community": community,
+                "scene": scene,
+                "schema_version": schema_version,
+                "record_type": record_type,
+                "event_time": at,
+                "subject_id": subject_id,
+                "source_event_id": source_event_id,
+                "payload": orjson.dumps(payload).decode(),
+            },
+        )
+    ).scalar_one_or_none()
     if seq is None:
         return None
     if counts is not None:
@@ -235,21 +270,38 @@ async def append_record(session: AsyncSession, *, community: str, scene: str, re
     return int(seq)
 
 
-def record_body(*, seq: int, community: str, scene: str, record_type: str, schema_version: int, event_time: datetime,
-                payload: dict[str, Any], hasher: domain.ConsumerHasher) -> dict[str, Any]:
+def record_body(
+    *,
+    seq: int,
+    community: str,
+    scene: str,
+    record_type: str,
+    schema_version: int,
+    event_time: datetime,
+    payload: dict[str, Any],
+    hasher: domain.ConsumerHasher,
+) -> dict[str, Any]:
     """A record as a consumer receives it (over HTTP or on a city topic)."""
-    return {"seq": seq, "community": community, "scene": scene, "record_type": record_type,
-            "schema_version": schema_version, "event_time": event_time.astimezone(UTC).isoformat(),
-            "data": hasher.payload(payload)}
+    return {
+        "seq": seq,
+        "community": community,
+        "scene": scene,
+        "record_type": record_type,
+        "schema_version": schema_version,
+        "event_time": event_time.astimezone(UTC).isoformat(),
+        "data": hasher.payload(payload),
+    }
 
 
 _REVERSED_SERVICE_TYPE = text(
     "SELECT payload->>'service_type' FROM feed_records WHERE scene = 'timebank' AND subject_id = :id "
-    "AND record_type = 'service_confirmed' LIMIT 1")
+    "AND record_type = 'service_confirmed' LIMIT 1"
+)
 
 
-async def _record_for(session: AsyncSession, keys: Keys, event: CloudEvent,
-                      queued: dict[tuple[str, str], _QueuedRecord] | None = None) -> _QueuedRecord | None:
+async def _record_for(
+    session: AsyncSession, keys: Keys, event: CloudEvent, queued: dict[tuple[str, str], _QueuedRecord] | None = None
+) -> _QueuedRecord | None:
     """The feed record one domain event becomes (None for events no feed takes)."""
     kind = RECORD_KINDS.get(event.type)
     community = event.data.get("community")
@@ -262,17 +314,28 @@ async def _record_for(session: AsyncSession, keys: Keys, event: CloudEvent,
         # A reversal subtracts from the service type of the transfer it corrects: that record may
         # still be queued in this transaction, or already in the feed.
         reversed_id = str(event.data.get("reverses_transfer_id"))
-        reversed_type = next((q.payload.get("service_type") for q in (queued or {}).values()
-                              if q.scene == "timebank" and q.record_type == "service_confirmed"
-                              and q.subject_id == reversed_id), None)
+        reversed_type = next(
+            (
+                q.payload.get("service_type")
+                for q in (queued or {}).values()
+                if q.scene == "timebank" and q.record_type == "service_confirmed" and q.subject_id == reversed_id
+            ),
+            None,
+        )
         if reversed_type is None:
             reversed_type = (await session.execute(_REVERSED_SERVICE_TYPE, {"id": reversed_id})).scalar_one_or_none()
     subject = payload.get(kind.subject_field)
-    return _QueuedRecord(community=community, scene=kind.scene.value, record_type=kind.record_type,
-                         schema_version=kind.schema_version, at=at,
-                         subject_id=subject if isinstance(subject, str) else None,
-                         source_event_id=f"{event.source}#{event.id}", payload=payload,
-                         counts=domain.stats_delta(kind.record_type, payload, reversed_type))
+    return _QueuedRecord(
+        community=community,
+        scene=kind.scene.value,
+        record_type=kind.record_type,
+        schema_version=kind.schema_version,
+        at=at,
+        subject_id=subject if isinstance(subject, str) else None,
+        source_event_id=f"{event.source}#{event.id}",
+        payload=payload,
+        counts=domain.stats_delta(kind.record_type, payload, reversed_type),
+    )
 
 
 async def ingest(session: AsyncSession, keys: Keys, event: CloudEvent) -> int | None:
@@ -283,11 +346,18 @@ async def ingest(session: AsyncSession, keys: Keys, event: CloudEvent) -> int | 
             return None
         # The inbox already drops a redelivered event; append_record also drops a copy the inbox
         # could not recognise (another consumer group, a restored inbox).
-        return await append_record(session, community=record.community, scene=record.scene,
-                                   record_type=record.record_type, schema_version=record.schema_version,
-                                   at=record.at, subject_id=record.subject_id,
-                                   source_event_id=record.source_event_id, payload=record.payload,
-                                   counts=record.counts)
+        return await append_record(
+            session,
+            community=record.community,
+            scene=record.scene,
+            record_type=record.record_type,
+            schema_version=record.schema_version,
+            at=record.at,
+            subject_id=record.subject_id,
+            source_event_id=record.source_event_id,
+            payload=record.payload,
+            counts=record.counts,
+        )
 
 
 async def ingest_later(session: AsyncSession, keys: Keys, event: CloudEvent) -> None:
@@ -307,8 +377,7 @@ async def ingest_later(session: AsyncSession, keys: Keys, event: CloudEvent) -> 
         queued.setdefault((record.scene, record.source_event_id), record)
 
 
-async def publish_daily_statistics(session: AsyncSession, *, now: datetime, grace: timedelta,
-                                   batch: int = 200) -> int:
+async def publish_daily_statistics(session: AsyncSession, *, now: datetime, grace: timedelta, batch: int = 200) -> int:
     """Publish a statistics record for every closed day whose figures changed since last published.
 
     A late event for a day already published raises its revision, and the day is published again:
@@ -316,21 +385,36 @@ async def publish_daily_statistics(session: AsyncSession, *, now: datetime, grac
     """
     last_closed = domain.local_day(now - grace) - timedelta(days=1)
     async with transaction(session):
-        days = (await session.execute(
-            select(DailyStats).where(col(DailyStats.revision) > col(DailyStats.published_revision),
-                                     col(DailyStats.day) <= last_closed)
-            .order_by(col(DailyStats.community), col(DailyStats.day)).limit(batch).with_for_update(skip_locked=True)
-        )).scalars().all()
+        days = (
+            (
+                await session.execute(
+                    select(DailyStats)
+                    .where(col(DailyStats.revision) > col(DailyStats.published_revision), col(DailyStats.day) <= last_closed)
+                    .order_by(col(DailyStats.community), col(DailyStats.day))
+                    .limit(batch)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
         for stats in days:
             counters = {name: int(getattr(stats, name)) for name in STAT_COUNTERS}
-            payload = domain.daily_statistics(stats.community, stats.day, stats.revision, counters,
-                                              stats.minutes_by_type, stats.spots_used)
+            payload = domain.daily_statistics(
+                stats.community, stats.day, stats.revision, counters, stats.minutes_by_type, stats.spots_used
+            )
             day_end = datetime.combine(stats.day + timedelta(days=1), time.min, tzinfo=domain.LOCAL_TZ)
-            await append_record(session, community=stats.community, scene="stats",
-                                record_type=domain.DAILY_STATISTICS, schema_version=domain.STATS_SCHEMA_VERSION,
-                                at=day_end.astimezone(UTC), subject_id=f"{stats.community}/{stats.day.isoformat()}",
-                                source_event_id=f"stats:{stats.community}:{stats.day.isoformat()}:r{stats.revision}",
-                                payload=payload)
+            await append_record(
+                session,
+                community=stats.community,
+                scene="stats",
+                record_type=domain.DAILY_STATISTICS,
+                schema_version=domain.STATS_SCHEMA_VERSION,
+                at=day_end.astimezone(UTC),
+                subject_id=f"{stats.community}/{stats.day.isoformat()}",
+                source_event_id=f"stats:{stats.community}:{stats.day.isoformat()}:r{stats.revision}",
+                payload=payload,
+            )
             stats.published_revision = stats.revision
         return len(days)
 
@@ -341,10 +425,11 @@ LEFT JOIN topic_cursors t ON t.community = c.community AND t.scene = c.scene
 WHERE c.last_seq > coalesce(t.published_seq, 0)
 ORDER BY c.community, c.scene
 """)
-_TOPIC_CURSOR = text("SELECT published_seq FROM topic_cursors WHERE community = :c AND scene = :s "
-                     "FOR UPDATE SKIP LOCKED")
-_NEW_RECORDS = text("SELECT seq, record_type, schema_version, event_time, payload FROM feed_records "
-                    "WHERE community = :c AND scene = :s AND seq > :after ORDER BY seq LIMIT :limit")
+_TOPIC_CURSOR = text("SELECT published_seq FROM topic_cursors WHERE community = :c AND scene = :s FOR UPDATE SKIP LOCKED")
+_NEW_RECORDS = text(
+    "SELECT seq, record_type, schema_version, event_time, payload FROM feed_records "
+    "WHERE community = :c AND scene = :s AND seq > :after ORDER BY seq LIMIT :limit"
+)
 
 
 async def publish_city_topics(session: AsyncSession, keys: Keys, *, batch: int = 1000) -> int:
@@ -359,26 +444,51 @@ async def publish_city_topics(session: AsyncSession, keys: Keys, *, batch: int =
         hasher = domain.ConsumerHasher(keys.topic)
         rows: list[dict[str, Any]] = []
         for community, scene in feeds:
-            await session.execute(text("INSERT INTO topic_cursors (community, scene, published_seq) "
-                                       "VALUES (:c, :s, 0) ON CONFLICT DO NOTHING"), {"c": community, "s": scene})
+            await session.execute(
+                text("INSERT INTO topic_cursors (community, scene, published_seq) VALUES (:c, :s, 0) ON CONFLICT DO NOTHING"),
+                {"c": community, "s": scene},
+            )
             after = (await session.execute(_TOPIC_CURSOR, {"c": community, "s": scene})).scalar_one_or_none()
             if after is None:
                 continue
-            records = (await session.execute(_NEW_RECORDS, {"c": community, "s": scene, "after": after,
-                                                            "limit": batch - len(rows)})).all()
+            records = (
+                await session.execute(_NEW_RECORDS, {"c": community, "s": scene, "after": after, "limit": batch - len(rows)})
+            ).all()
             for r in records:
                 event = CloudEvent(
-                    type=city_event_type(scene, r.record_type, r.schema_version), source=SOURCE, key=community,
-                    subject=f"{community}/{scene}/{r.seq}", time=r.event_time,
-                    data=record_body(seq=r.seq, community=community, scene=scene, record_type=r.record_type,
-                                     schema_version=r.schema_version, event_time=r.event_time, payload=r.payload,
-                                     hasher=hasher))
-                rows.append({"event_id": event.id, "topic": city_topic(scene), "key": event.key, "type": event.type,
-                             "source": event.source, "subject": event.subject, "occurred_at": event.time,
-                             "data": event.data})
+                    type=city_event_type(scene, r.record_type, r.schema_version),
+                    source=SOURCE,
+                    key=community,
+                    subject=f"{community}/{scene}/{r.seq}",
+                    time=r.event_time,
+                    data=record_body(
+                        seq=r.seq,
+                        community=community,
+                        scene=scene,
+                        record_type=r.record_type,
+                        schema_version=r.schema_version,
+                        event_time=r.event_time,
+                        payload=r.payload,
+                        hasher=hasher,
+                    ),
+                )
+                rows.append(
+                    {
+                        "event_id": event.id,
+                        "topic": city_topic(scene),
+                        "key": event.key,
+                        "type": event.type,
+                        "source": event.source,
+                        "subject": event.subject,
+                        "occurred_at": event.time,
+                        "data": event.data,
+                    }
+                )
             if records:
-                await session.execute(text("UPDATE topic_cursors SET published_seq = :seq WHERE community = :c "
-                                           "AND scene = :s"), {"seq": records[-1].seq, "c": community, "s": scene})
+                await session.execute(
+                    text("UPDATE topic_cursors SET published_seq = :seq WHERE community = :c AND scene = :s"),
+                    {"seq": records[-1].seq, "c": community, "s": scene},
+                )
             if len(rows) >= batch:
                 break
         if rows:
@@ -389,6 +499,7 @@ async def publish_city_topics(session: AsyncSession, keys: Keys, *, batch: int =
 
 
 # --- the data-sharing register ---------------------------------------------------------------------
+
 
 @dataclass
 class ConsumerView:
@@ -407,9 +518,17 @@ async def _consumer(session: AsyncSession, community: str, consumer_id: str, *, 
 
 
 async def _grants(session: AsyncSession, community: str, consumer_ids: list[str]) -> dict[str, list[Grant]]:
-    rows = (await session.execute(select(Grant).where(
-        col(Grant.community) == community, col(Grant.consumer_id).in_(consumer_ids))
-        .order_by(col(Grant.id)))).scalars().all()
+    rows = (
+        (
+            await session.execute(
+                select(Grant)
+                .where(col(Grant.community) == community, col(Grant.consumer_id).in_(consumer_ids))
+                .order_by(col(Grant.id))
+            )
+        )
+        .scalars()
+        .all()
+    )
     out: dict[str, list[Grant]] = {cid: [] for cid in consumer_ids}
     for grant in rows:
         out[grant.consumer_id].append(grant)
@@ -419,10 +538,22 @@ async def _grants(session: AsyncSession, community: str, consumer_ids: list[str]
 async def register_consumer(session: AsyncSession, worker: Principal, data: ConsumerCreate) -> ConsumerView:
     async with transaction(session):
         now = datetime.now(UTC)
-        inserted = (await session.execute(insert(DataConsumer).values(
-            community=worker.community, id=data.id, name=data.name, hash_key=secrets.token_bytes(32),
-            status="active", registered_by=worker.subject, registered_at=now,
-        ).on_conflict_do_nothing().returning(col(DataConsumer.id)))).first()
+        inserted = (
+            await session.execute(
+                insert(DataConsumer)
+                .values(
+                    community=worker.community,
+                    id=data.id,
+                    name=data.name,
+                    hash_key=secrets.token_bytes(32),
+                    status="active",
+                    registered_by=worker.subject,
+                    registered_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(col(DataConsumer.id))
+            )
+        ).first()
         if inserted is None:
             raise ConsumerExists()
         return ConsumerView(await _consumer(session, worker.community, data.id), [])
@@ -452,8 +583,11 @@ async def revoke_consumer(session: AsyncSession, worker: Principal, consumer_id:
             consumer.status = "revoked"
             consumer.revoked_by = worker.subject
             consumer.revoked_at = datetime.now(UTC)
-            await publisher.publish(session, ConsumerRevoked(consumer_id=consumer.id, community=consumer.community,
-                                                             revoked_at=consumer.revoked_at), key=consumer.id)
+            await publisher.publish(
+                session,
+                ConsumerRevoked(consumer_id=consumer.id, community=consumer.community, revoked_at=consumer.revoked_at),
+                key=consumer.id,
+            )
         return ConsumerView(consumer, (await _grants(session, worker.community, [consumer_id]))[consumer_id])
 
 
@@ -463,11 +597,22 @@ async def grant_feed(session: AsyncSession, worker: Principal, consumer_id: str,
         if consumer.status != "active":
             raise ConsumerInactive()
         # The partial unique index keeps one live grant per consumer and feed, however requests race.
-        row = (await session.execute(insert(Grant).values(
-            community=worker.community, consumer_id=consumer_id, scene=scene, granted_by=worker.subject,
-            granted_at=datetime.now(UTC),
-        ).on_conflict_do_nothing(index_elements=["community", "consumer_id", "scene"],
-                                 index_where=text("revoked_at IS NULL")).returning(col(Grant.id)))).first()
+        row = (
+            await session.execute(
+                insert(Grant)
+                .values(
+                    community=worker.community,
+                    consumer_id=consumer_id,
+                    scene=scene,
+                    granted_by=worker.subject,
+                    granted_at=datetime.now(UTC),
+                )
+                .on_conflict_do_nothing(
+                    index_elements=["community", "consumer_id", "scene"], index_where=text("revoked_at IS NULL")
+                )
+                .returning(col(Grant.id))
+            )
+        ).first()
         if row is None:
             raise GrantExists()
         created: Grant = (await session.execute(select(Grant).where(col(Grant.id) == row[0]))).scalar_one()
@@ -479,20 +624,33 @@ async def revoke_grant(session: AsyncSession, worker: Principal, consumer_id: st
     once it returns, no pull of this feed by this consumer can succeed."""
     async with transaction(session):
         await _consumer(session, worker.community, consumer_id)
-        grant: Grant | None = (await session.execute(select(Grant).where(
-            col(Grant.community) == worker.community, col(Grant.consumer_id) == consumer_id, col(Grant.scene) == scene,
-            col(Grant.revoked_at).is_(None)).with_for_update())).scalar_one_or_none()
+        grant: Grant | None = (
+            await session.execute(
+                select(Grant)
+                .where(
+                    col(Grant.community) == worker.community,
+                    col(Grant.consumer_id) == consumer_id,
+                    col(Grant.scene) == scene,
+                    col(Grant.revoked_at).is_(None),
+                )
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
         if grant is None:
             raise GrantNotFound()
         grant.revoked_at = datetime.now(UTC)
         grant.revoked_by = worker.subject
-        await publisher.publish(session, GrantRevoked(consumer_id=consumer_id, community=worker.community, scene=scene,
-                                                      revoked_at=grant.revoked_at), key=consumer_id)
+        await publisher.publish(
+            session,
+            GrantRevoked(consumer_id=consumer_id, community=worker.community, scene=scene, revoked_at=grant.revoked_at),
+            key=consumer_id,
+        )
         return grant
 
 
-async def list_pulls(session: AsyncSession, community: str, *, consumer_id: str | None, scene: str | None,
-                     before_id: int | None, limit: int) -> list[Pull]:
+async def list_pulls(
+    session: AsyncSession, community: str, *, consumer_id: str | None, scene: str | None, before_id: int | None, limit: int
+) -> list[Pull]:
     """The pull register, newest first."""
     async with transaction(session):
         query = select(Pull).where(col(Pull.community) == community)
@@ -559,17 +717,31 @@ async def pull(session: AsyncSession, caller: Principal, scene: str, *, after: i
         raise ConsumerRevokedProblem()
     if scene not in SCENES or grant_id is None:
         raise FeedNotFound()
-    page = rows[1:limit + 1]
+    page = rows[1 : limit + 1]
     rekey, loads, dumps = domain.ConsumerHasher(bytes(hash_key)).rekey, orjson.loads, orjson.dumps
     community = caller.community
     # Each payload is serialised as soon as it is re-keyed, so its dict is freed at once and the
     # records hold only strings, numbers and a Fragment: untracked by the garbage collector, which
     # otherwise walks (and promotes) the ~1,500 containers of every page while it is being built.
-    records = [{"seq": seq, "community": community, "scene": scene, "record_type": record_type,
-                "schema_version": version, "event_time": at, "data": orjson.Fragment(dumps(rekey(loads(payload))))}
-               for _, _, _, seq, record_type, version, at, payload in page]
-    return {"scene": scene, "community": community, "records": records,
-            "next_cursor": str(page[-1][3] if page else after), "has_more": len(rows) > limit + 1}
+    records = [
+        {
+            "seq": seq,
+            "community": community,
+            "scene": scene,
+            "record_type": record_type,
+            "schema_version": version,
+            "event_time": at,
+            "data": orjson.Fragment(dumps(rekey(loads(payload)))),
+        }
+        for _, _, _, seq, record_type, version, at, payload in page
+    ]
+    return {
+        "scene": scene,
+        "community": community,
+        "records": records,
+        "next_cursor": str(page[-1][3] if page else after),
+        "has_more": len(rows) > limit + 1,
+    }
 
 
 async def feed_summaries(session: AsyncSession, caller: Principal) -> list[dict[str, Any]]:
@@ -580,9 +752,14 @@ async def feed_summaries(session: AsyncSession, caller: Principal) -> list[dict[
             raise ConsumerUnknown()
         if consumer.status != "active":
             raise ConsumerRevokedProblem()
-        rows = (await session.execute(text(
-            "SELECT g.scene, coalesce(c.last_seq, 0) AS last_seq FROM grants g "
-            "LEFT JOIN feed_counters c ON c.community = g.community AND c.scene = g.scene "
-            "WHERE g.community = :c AND g.consumer_id = :id AND g.revoked_at IS NULL ORDER BY g.scene"),
-            {"c": caller.community, "id": caller.subject})).all()
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT g.scene, coalesce(c.last_seq, 0) AS last_seq FROM grants g "
+                    "LEFT JOIN feed_counters c ON c.community = g.community AND c.scene = g.scene "
+                    "WHERE g.community = :c AND g.consumer_id = :id AND g.revoked_at IS NULL ORDER BY g.scene"
+                ),
+                {"c": caller.community, "id": caller.subject},
+            )
+        ).all()
         return [{"scene": r.scene, "last_seq": int(r.last_seq)} for r in rows]

@@ -14,11 +14,15 @@ from services.kit.app import ServiceParts, create_service_app
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     parts = ServiceParts(
-        routers=[router], consumers=make_consumers(settings), jobs=make_jobs(settings),
+        routers=[router],
+        consumers=make_consumers(settings),
+        jobs=make_jobs(settings),
         tags_metadata=[{"name": "governance", "description": "Resident points: earn by taking part, spend on services"}],
     )
     return create_service_app(
-        settings, parts, title="governance",
+        settings,
+        parts,
+        title="governance",
         description="积分换服务 / 服务换积分: earning rules, awards, a funded budget, lots with expiry, "
-                    "a reward catalogue with a redemption saga, statements and a monthly leaderboard.",
+        "a reward catalogue with a redemption saga, statements and a monthly leaderboard.",
     )

@@ -35,24 +35,37 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
     async def on_service_confirmed(session: AsyncSession, event: CloudEvent) -> None:
         data = event.parse(ServiceConfirmed)
         await service.grant_for_event(
-            session, settings, trigger=Trigger.timebank_service_confirmed, community=data.community,
-            resident_id=data.volunteer_id, source_event_id=event.id, source_ref=data.transfer_id,
-            minutes=data.minutes, at=_aware(data.confirmed_at, event.time))
+            session,
+            settings,
+            trigger=Trigger.timebank_service_confirmed,
+            community=data.community,
+            resident_id=data.volunteer_id,
+            source_event_id=event.id,
+            source_ref=data.transfer_id,
+            minutes=data.minutes,
+            at=_aware(data.confirmed_at, event.time),
+        )
 
     async def on_booking_completed(session: AsyncSession, event: CloudEvent) -> None:
         data = event.parse(BookingCompleted)
         await service.grant_for_event(
-            session, settings, trigger=Trigger.parking_booking_completed, community=data.community,
-            resident_id=data.owner_id, source_event_id=event.id, source_ref=data.booking_id, minutes=None,
-            at=_aware(data.completed_at, event.time))
+            session,
+            settings,
+            trigger=Trigger.parking_booking_completed,
+            community=data.community,
+            resident_id=data.owner_id,
+            source_event_id=event.id,
+            source_ref=data.booking_id,
+            minutes=None,
+            at=_aware(data.completed_at, event.time),
+        )
 
     async def on_transfer_reversed(session: AsyncSession, event: CloudEvent) -> None:
         data = event.parse(TransferReversed)
         reason = f"时间银行记录更正 / time-bank transfer {data.reverses_transfer_id} reversed"
         if data.reason:
             reason += f": {data.reason[:200]}"
-        await service.reverse_source(session, community=data.community, source_ref=data.reverses_transfer_id,
-                                     reason=reason)
+        await service.reverse_source(session, community=data.community, source_ref=data.reverses_transfer_id, reason=reason)
 
     async def on_resident_registered(session: AsyncSession, event: CloudEvent) -> None:
         data = event.parse(ResidentRegistered)
@@ -60,18 +73,22 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
 
     async def on_redemption_fulfilled(session: AsyncSession, event: CloudEvent) -> None:
         data = event.parse(RedemptionFulfilled)
-        await service.settle_from_property(session, data.community, data.redemption_id, fulfilled=True,
-                                           ticket_id=data.ticket_id)
+        await service.settle_from_property(session, data.community, data.redemption_id, fulfilled=True, ticket_id=data.ticket_id)
 
     async def on_redemption_failed(session: AsyncSession, event: CloudEvent) -> None:
         data = event.parse(RedemptionFailed)
-        await service.settle_from_property(session, data.community, data.redemption_id, fulfilled=False,
-                                           reason=data.reason)
+        await service.settle_from_property(session, data.community, data.redemption_id, fulfilled=False, reason=data.reason)
 
     async def on_points_payment_requested(session: AsyncSession, event: CloudEvent) -> None:
         data = event.parse(PointsPaymentRequested)
-        await service.settle_points_payment(session, payment_id=data.payment_id, community=data.community,
-                                            resident_id=data.resident_id, points=data.points, order_id=data.order_id)
+        await service.settle_points_payment(
+            session,
+            payment_id=data.payment_id,
+            community=data.community,
+            resident_id=data.resident_id,
+            points=data.points,
+            order_id=data.order_id,
+        )
 
     earning: dict[str, Handler] = {
         ServiceConfirmed.event_type: on_service_confirmed,
@@ -86,8 +103,7 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
     }
     return [
         # Grants are one statement each (gov_grant); one commit per fetched batch instead of per event.
-        ConsumerSpec(group=EARNING_GROUP, topics=["timebank.events", "parking.events"], handlers=earning,
-                     apply_in_batches=True),
+        ConsumerSpec(group=EARNING_GROUP, topics=["timebank.events", "parking.events"], handlers=earning, apply_in_batches=True),
         ConsumerSpec(group=PROPERTY_GROUP, topics=["property.events"], handlers=from_property),
     ]
 

@@ -14,32 +14,77 @@ import httpx
 from deploy.local.demo_community import RESIDENTS, resident, staff
 
 RULES: list[dict[str, Any]] = [
-    {"code": "timebank-hour", "name": "时间银行志愿服务", "trigger": "timebank.service.confirmed.v1", "points": 10,
-     "per_hour": True, "cap_count": 40, "cap_period": "month", "lot_validity_days": 365},
-    {"code": "parking-share", "name": "共享车位被使用", "trigger": "parking.booking.completed.v1", "points": 5,
-     "cap_count": 10, "cap_period": "month", "lot_validity_days": 365},
-    {"code": "garbage-sorting", "name": "垃圾分类签到", "trigger": "checkin.garbage_sorting", "points": 2,
-     "cap_count": 1, "cap_period": "day", "lot_validity_days": 180},
-    {"code": "meeting", "name": "居民议事会出席", "trigger": "checkin.meeting_attendance", "points": 5,
-     "cap_count": 4, "cap_period": "month", "lot_validity_days": 365},
-    {"code": "activity", "name": "社区公益活动", "trigger": "checkin.community_activity", "points": 10,
-     "cap_count": 3, "cap_period": "week"},
+    {
+        "code": "timebank-hour",
+        "name": "时间银行志愿服务",
+        "trigger": "timebank.service.confirmed.v1",
+        "points": 10,
+        "per_hour": True,
+        "cap_count": 40,
+        "cap_period": "month",
+        "lot_validity_days": 365,
+    },
+    {
+        "code": "parking-share",
+        "name": "共享车位被使用",
+        "trigger": "parking.booking.completed.v1",
+        "points": 5,
+        "cap_count": 10,
+        "cap_period": "month",
+        "lot_validity_days": 365,
+    },
+    {
+        "code": "garbage-sorting",
+        "name": "垃圾分类签到",
+        "trigger": "checkin.garbage_sorting",
+        "points": 2,
+        "cap_count": 1,
+        "cap_period": "day",
+        "lot_validity_days": 180,
+    },
+    {
+        "code": "meeting",
+        "name": "居民议事会出席",
+        "trigger": "checkin.meeting_attendance",
+        "points": 5,
+        "cap_count": 4,
+        "cap_period": "month",
+        "lot_validity_days": 365,
+    },
+    {
+        "code": "activity",
+        "name": "社区公益活动",
+        "trigger": "checkin.community_activity",
+        "points": 10,
+        "cap_count": 3,
+        "cap_period": "week",
+    },
 ]
 
 REWARDS: list[dict[str, Any]] = [
-    {"code": "aircon-clean", "name": "空调清洗 (物业上门)", "kind": "service", "service_code": "aircon-clean",
-     "points": 300, "per_resident_limit": 2},
-    {"code": "haircut-home", "name": "上门理发 (物业)", "kind": "service", "service_code": "haircut-home",
-     "points": 60},
+    {
+        "code": "aircon-clean",
+        "name": "空调清洗 (物业上门)",
+        "kind": "service",
+        "service_code": "aircon-clean",
+        "points": 300,
+        "per_resident_limit": 2,
+    },
+    {"code": "haircut-home", "name": "上门理发 (物业)", "kind": "service", "service_code": "haircut-home", "points": 60},
     {"code": "eco-bag", "name": "环保购物袋", "kind": "item", "points": 20, "stock": 200},
     {"code": "rice-5kg", "name": "大米 5kg", "kind": "item", "points": 150, "stock": 30, "per_resident_limit": 1},
 ]
 
 # Awards (≤ the approval threshold, so they apply at once): resident name, points, reason.
 AWARDS: list[tuple[str, int, str]] = [
-    ("刘晓燕", 50, "组织楼道清洁日"), ("刘晓燕", 40, "帮助独居老人代购"),
-    ("张建国", 30, "调解邻里纠纷"), ("陈志强", 45, "义务维修健身器材"), ("周杰", 25, "社区运动会志愿者"),
-    ("赵磊", 20, "消防演练志愿者"), ("孙丽", 15, "垃圾分类宣传"), ("王秀英", 10, "社区合唱团演出"),
+    ("刘晓燕", 50, "组织楼道清洁日"),
+    ("刘晓燕", 40, "帮助独居老人代购"),
+    ("张建国", 30, "调解邻里纠纷"),
+    ("陈志强", 45, "义务维修健身器材"),
+    ("周杰", 25, "社区运动会志愿者"),
+    ("赵磊", 20, "消防演练志愿者"),
+    ("孙丽", 15, "垃圾分类宣传"),
+    ("王秀英", 10, "社区合唱团演出"),
 ]
 
 
@@ -76,13 +121,17 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
     for name, points, reason in AWARDS:
         await call("POST", "/awards", as_feng, {"resident_id": resident(name).id, "points": points, "reason": reason})
     # A large award waits for a second worker; another was approved by one; one deduction (负向扣分).
-    big = await call("POST", "/awards", as_feng, {"resident_id": resident("张建国").id, "points": 120,
-                                                  "reason": "组织社区义诊, 服务老人 60 人次"})
+    big = await call(
+        "POST",
+        "/awards",
+        as_feng,
+        {"resident_id": resident("张建国").id, "points": 120, "reason": "组织社区义诊, 服务老人 60 人次"},
+    )
     await call("POST", f"/awards/{big['id']}/approve", as_he)
-    await call("POST", "/awards", as_he, {"resident_id": resident("陈志强").id, "points": 80,
-                                          "reason": "暴雨夜协助排水 (待审批)"})
-    await call("POST", "/awards", as_feng, {"resident_id": resident("赵磊").id, "points": -5,
-                                            "reason": "垃圾未分类投放"})
+    await call(
+        "POST", "/awards", as_he, {"resident_id": resident("陈志强").id, "points": 80, "reason": "暴雨夜协助排水 (待审批)"}
+    )
+    await call("POST", "/awards", as_feng, {"resident_id": resident("赵磊").id, "points": -5, "reason": "垃圾未分类投放"})
 
     # Redemptions: a service for property to fulfil, an item handed over, an item still waiting.
     await call("POST", "/redemptions", as_resident("张建国"), {"reward_id": rewards["haircut-home"]["id"]})

@@ -132,8 +132,7 @@ def plan_spend(lots: Sequence[LotView], amount: int, now: datetime, debt: int = 
     """
     if amount <= 0:
         raise ValueError("amount must be positive")
-    usable = [lot for lot in spending_order(lots)
-              if lot.remaining > 0 and (lot.expires_at is None or lot.expires_at > now)]
+    usable = [lot for lot in spending_order(lots) if lot.remaining > 0 and (lot.expires_at is None or lot.expires_at > now)]
     available = max(sum(lot.remaining for lot in usable) - debt, 0)
     if available < amount:
         raise InsufficientPoints(amount, available)
@@ -213,8 +212,7 @@ def next_redemption_status(current: RedemptionStatus, action: str) -> Redemption
         raise RedemptionNotOpen(f"{action} not allowed from {current}") from None
 
 
-def reward_is_active(enabled: bool, active_from: datetime | None, active_until: datetime | None,
-                     at: datetime) -> bool:
+def reward_is_active(enabled: bool, active_from: datetime | None, active_until: datetime | None, at: datetime) -> bool:
     if not enabled:
         return False
     if active_from is not None and at < active_from:

@@ -35,6 +35,5 @@ async def release_overdue_redemptions(state: Any) -> None:
 def make_jobs(settings: Settings) -> list[ScheduledJob]:
     return [
         ScheduledJob("expire-lots", settings.expiry_job_every_s, expire_lots),
-        ScheduledJob("release-overdue-redemptions", settings.redemption_timeout_job_every_s,
-                     release_overdue_redemptions),
+        ScheduledJob("release-overdue-redemptions", settings.redemption_timeout_job_every_s, release_overdue_redemptions),
     ]

@@ -25,8 +25,9 @@ def key(community: str, month: str) -> str:
     return f"governance:leaderboard:{community}:{month}"
 
 
-async def top(redis: Any, session: AsyncSession, settings: Settings, community: str, month: str,
-              limit: int) -> tuple[list[tuple[str, int]], bool]:
+async def top(
+    redis: Any, session: AsyncSession, settings: Settings, community: str, month: str, limit: int
+) -> tuple[list[tuple[str, int]], bool]:
     """The month's top residents, best first, and whether they came from the cache."""
     k = key(community, month)
     if redis is not None:

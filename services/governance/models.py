@@ -105,8 +105,7 @@ class Entry(Base, table=True):
 
     __tablename__ = "gov_entries"
     __table_args__ = (
-        CheckConstraint("kind IN ('grant','award','deduction','spend','refund','expiry','reversal')",
-                        name="kind_known"),
+        CheckConstraint("kind IN ('grant','award','deduction','spend','refund','expiry','reversal')", name="kind_known"),
         Index("ix_gov_entries_owner", "community", "resident_id", "id"),
         Index("ix_gov_entries_month", "community", "created_at"),
     )
@@ -289,7 +288,6 @@ class Allocation(Base, table=True):
 
     __tablename__ = "gov_allocations"
     __table_args__ = (CheckConstraint("points > 0", name="points_positive"),)
-    redemption_id: uuid.UUID = Field(
-        sa_column=Column(UUID(as_uuid=True), ForeignKey("gov_redemptions.id"), primary_key=True))
+    redemption_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("gov_redemptions.id"), primary_key=True))
     lot_id: int = Field(sa_column=Column(BigInteger, ForeignKey("gov_lots.id"), primary_key=True))
     points: int = Field(sa_column=Column(Integer, nullable=False))

@@ -32,7 +32,8 @@ class RuleCreate(BaseModel):
     cap_count: Annotated[int, Field(ge=1, le=10_000)] | None = None
     cap_period: CapPeriod | None = None
     lot_validity_days: Annotated[int, Field(ge=1, le=3650)] | None = Field(
-        None, description="Points granted by this rule expire after this many days; null: never")
+        None, description="Points granted by this rule expire after this many days; null: never"
+    )
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
     enabled: bool = True

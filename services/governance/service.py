@@ -106,10 +106,13 @@ async def _lock_account(session: AsyncSession, community: str, resident_id: str)
 
 
 async def _lots(session: AsyncSession, community: str, resident_id: str) -> list[LotView]:
-    rows = (await session.execute(
-        select(Lot.id, Lot.remaining, Lot.expires_at)
-        .where(Lot.community == community, Lot.resident_id == resident_id, Lot.remaining > 0)
-    )).all()
+    rows = (
+        await session.execute(
+            select(Lot.id, Lot.remaining, Lot.expires_at).where(
+                Lot.community == community, Lot.resident_id == resident_id, Lot.remaining > 0
+            )
+        )
+    ).all()
     return [LotView(id=r.id, remaining=r.remaining, expires_at=r.expires_at) for r in rows]
 
 
@@ -149,37 +152,89 @@ FROM a, lot RETURNING balance_after, (SELECT id FROM lot)
 """)
 
 
-async def _entry(session: AsyncSession, acct: HeldAccount, kind: str, delta: int, *, ref_type: str | None = None,
-                 ref_id: str | None = None, reason: str | None = None, debt_change: int = 0,
-                 reserved_change: int = 0) -> int:
+async def _entry(
+    session: AsyncSession,
+    acct: HeldAccount,
+    kind: str,
+    delta: int,
+    *,
+    ref_type: str | None = None,
+    ref_id: str | None = None,
+    reason: str | None = None,
+    debt_change: int = 0,
+    reserved_change: int = 0,
+) -> int:
     """Move the balance by `delta` (and debt, reserved) and record it in the statement; returns the new balance."""
-    balance = (await session.execute(_ENTRY_SQL, {
-        "delta": delta, "debt_change": debt_change, "reserved_change": reserved_change,
-        "community": acct.community, "resident": acct.resident_id,
-        "kind": kind, "ref_type": ref_type, "ref_id": ref_id, "reason": reason,
-    })).scalar_one()
+    balance = (
+        await session.execute(
+            _ENTRY_SQL,
+            {
+                "delta": delta,
+                "debt_change": debt_change,
+                "reserved_change": reserved_change,
+                "community": acct.community,
+                "resident": acct.resident_id,
+                "kind": kind,
+                "ref_type": ref_type,
+                "ref_id": ref_id,
+                "reason": reason,
+            },
+        )
+    ).scalar_one()
     acct.balance = int(balance)
     acct.debt += debt_change
     acct.reserved += reserved_change
     return acct.balance
 
 
-async def _add_points(session: AsyncSession, acct: HeldAccount, points: int, expires_at: datetime | None, kind: str, *,
-                      ref_type: str, ref_id: str, reason: str | None, grant_id: uuid.UUID | None = None) -> int:
+async def _add_points(
+    session: AsyncSession,
+    acct: HeldAccount,
+    points: int,
+    expires_at: datetime | None,
+    kind: str,
+    *,
+    ref_type: str,
+    ref_id: str,
+    reason: str | None,
+    grant_id: uuid.UUID | None = None,
+) -> int:
     """Credit points as a new lot; a debt left by a clawback is paid first. Returns the lot id."""
     paid, kept = domain.settle_debt(acct.debt, points)
-    row = (await session.execute(_CREDIT_SQL, {
-        "community": acct.community, "resident": acct.resident_id, "delta": points, "kept": kept, "paid": paid,
-        "expires_at": expires_at, "grant_id": grant_id, "kind": kind, "ref_type": ref_type, "ref_id": ref_id,
-        "reason": reason,
-    })).one()
+    row = (
+        await session.execute(
+            _CREDIT_SQL,
+            {
+                "community": acct.community,
+                "resident": acct.resident_id,
+                "delta": points,
+                "kept": kept,
+                "paid": paid,
+                "expires_at": expires_at,
+                "grant_id": grant_id,
+                "kind": kind,
+                "ref_type": ref_type,
+                "ref_id": ref_id,
+                "reason": reason,
+            },
+        )
+    ).one()
     acct.balance = int(row[0])
     acct.debt -= paid
     return int(row[1])
 
 
-async def _take_points_back(session: AsyncSession, acct: HeldAccount, points: int, kind: str, *, own_lot: int | None,
-                            ref_type: str, ref_id: str, reason: str | None) -> None:
+async def _take_points_back(
+    session: AsyncSession,
+    acct: HeldAccount,
+    points: int,
+    kind: str,
+    *,
+    own_lot: int | None,
+    ref_type: str,
+    ref_id: str,
+    reason: str | None,
+) -> None:
     """Clawback or deduction: from lots (own lot first), the rest as debt; the balance may go negative."""
     plan, debt = domain.plan_clawback(await _lots(session, acct.community, acct.resident_id), points, own_lot)
     await _take_from_lots(session, plan)
@@ -193,12 +248,14 @@ async def _take_budget(session: AsyncSession, community: str, points: int) -> bo
 
 
 async def _return_to_budget(session: AsyncSession, community: str, points: int) -> None:
-    await session.execute(update(Budget).where(Budget.community == community).values(
-        remaining=Budget.remaining + points, clawed_back=Budget.clawed_back + points))
+    await session.execute(
+        update(Budget)
+        .where(Budget.community == community)
+        .values(remaining=Budget.remaining + points, clawed_back=Budget.clawed_back + points)
+    )
 
 
-async def _expire_account_lots(session: AsyncSession, acct: HeldAccount, now: datetime,
-                               lots: list[LotView] | None = None) -> int:
+async def _expire_account_lots(session: AsyncSession, acct: HeldAccount, now: datetime, lots: list[LotView] | None = None) -> int:
     """Expire this (locked) account's due lots, one statement line each. Returns points expired."""
     if lots is None:
         lots = await _lots(session, acct.community, acct.resident_id)
@@ -206,8 +263,15 @@ async def _expire_account_lots(session: AsyncSession, acct: HeldAccount, now: da
     total = 0
     for lot in due:
         await session.execute(update(Lot).where(Lot.id == lot.id).values(remaining=0))
-        await _entry(session, acct, "expiry", -lot.remaining, ref_type="lot", ref_id=str(lot.id),
-                     reason=f"积分过期 / points expired ({lot.expires_at.isoformat() if lot.expires_at else ''})")
+        await _entry(
+            session,
+            acct,
+            "expiry",
+            -lot.remaining,
+            ref_type="lot",
+            ref_id=str(lot.id),
+            reason=f"积分过期 / points expired ({lot.expires_at.isoformat() if lot.expires_at else ''})",
+        )
         total += lot.remaining
     return total
 
@@ -219,9 +283,11 @@ async def _spend(session: AsyncSession, acct: HeldAccount, amount: int, now: dat
     try:
         plan = domain.plan_spend(lots, amount, now, acct.debt)  # skips the lots just expired
     except domain.InsufficientPoints as exc:
-        raise problems.InsufficientPoints((f"需要 {exc.needed} 积分，可用 {exc.available}",
-                                           f"Needs {exc.needed} points, {exc.available} available"),
-                                          needed=exc.needed, available=exc.available) from None
+        raise problems.InsufficientPoints(
+            (f"需要 {exc.needed} 积分，可用 {exc.available}", f"Needs {exc.needed} points, {exc.available} available"),
+            needed=exc.needed,
+            available=exc.available,
+        ) from None
     await _take_from_lots(session, plan)
     return plan
 
@@ -231,8 +297,9 @@ def _expiry(now: datetime, days: int | None) -> datetime | None:
 
 
 def _terms(rule: Rule) -> domain.RuleTerms:
-    return domain.RuleTerms(points=rule.points, per_hour=rule.per_hour, enabled=rule.enabled,
-                            valid_from=rule.valid_from, valid_until=rule.valid_until)
+    return domain.RuleTerms(
+        points=rule.points, per_hour=rule.per_hour, enabled=rule.enabled, valid_from=rule.valid_from, valid_until=rule.valid_until
+    )
 
 
 # --- earning by rule -----------------------------------------------------------------------------
@@ -256,9 +323,18 @@ SELECT grant_id, outcome FROM gov_grant(
 """)
 
 
-async def _grant_by_rule(session: AsyncSession, settings: Settings, rule: Rule, *, resident_id: str,
-                         source_event_id: str, source_ref: str | None, minutes: int | None, at: datetime,
-                         strict: bool) -> GrantOutcome:
+async def _grant_by_rule(
+    session: AsyncSession,
+    settings: Settings,
+    rule: Rule,
+    *,
+    resident_id: str,
+    source_event_id: str,
+    source_ref: str | None,
+    minutes: int | None,
+    at: datetime,
+    strict: bool,
+) -> GrantOutcome:
     """Grant a rule's points for one source once. `strict` (HTTP) raises; events record a skip."""
     terms = _terms(rule)
     skip = domain.rule_skip_reason(terms, at)
@@ -268,18 +344,38 @@ async def _grant_by_rule(session: AsyncSession, settings: Settings, rule: Rule, 
     if skip is not None and strict:
         raise problems.RuleInactive()
     capped = rule.cap_count is not None and rule.cap_period is not None
-    start = (domain.period_start(domain.CapPeriod(rule.cap_period), at, ZoneInfo(settings.community_timezone))
-             if capped and rule.cap_period is not None else None)
+    start = (
+        domain.period_start(domain.CapPeriod(rule.cap_period), at, ZoneInfo(settings.community_timezone))
+        if capped and rule.cap_period is not None
+        else None
+    )
     traceparent, tracestate = current_traceparent()
-    row = (await session.execute(_GRANT_SQL, {
-        "community": rule.community, "resident": resident_id, "rule_id": rule.id, "source_event_id": source_event_id,
-        "source_ref": source_ref, "points": points, "skip": skip.value if skip else None,
-        "cap": rule.cap_count if capped else None, "period_start": start,
-        "expires_at": _expiry(at, rule.lot_validity_days), "reason": rule.name, "trigger": rule.trigger,
-        "granted_at": to_jsonable_python(now_utc()), "event_id": str(uuid.uuid4()), "event_topic": publisher.topic,
-        "event_type": PointsGranted.event_type, "event_source": publisher.source, "traceparent": traceparent,
-        "tracestate": tracestate,
-    })).one()
+    row = (
+        await session.execute(
+            _GRANT_SQL,
+            {
+                "community": rule.community,
+                "resident": resident_id,
+                "rule_id": rule.id,
+                "source_event_id": source_event_id,
+                "source_ref": source_ref,
+                "points": points,
+                "skip": skip.value if skip else None,
+                "cap": rule.cap_count if capped else None,
+                "period_start": start,
+                "expires_at": _expiry(at, rule.lot_validity_days),
+                "reason": rule.name,
+                "trigger": rule.trigger,
+                "granted_at": to_jsonable_python(now_utc()),
+                "event_id": str(uuid.uuid4()),
+                "event_topic": publisher.topic,
+                "event_type": PointsGranted.event_type,
+                "event_source": publisher.source,
+                "traceparent": traceparent,
+                "tracestate": tracestate,
+            },
+        )
+    ).one()
     if row.outcome == "duplicate":
         return GrantOutcome(None, 0, None, duplicate=True)
     if row.outcome == "granted":
@@ -308,20 +404,47 @@ async def _rules_for(session: AsyncSession, community: str, trigger: Trigger) ->
     rules: dict[tuple[str, str], Sequence[Rule]] = cached[1]
     key = (community, trigger.value)
     if key not in rules:
-        rules[key] = (await session.execute(select(Rule).where(Rule.community == community,
-                                                               Rule.trigger == trigger.value)
-                                            .order_by(Rule.created_at))).scalars().all()
+        rules[key] = (
+            (
+                await session.execute(
+                    select(Rule).where(Rule.community == community, Rule.trigger == trigger.value).order_by(Rule.created_at)
+                )
+            )
+            .scalars()
+            .all()
+        )
     return rules[key]
 
 
-async def grant_for_event(session: AsyncSession, settings: Settings, *, trigger: Trigger, community: str,
-                          resident_id: str, source_event_id: str, source_ref: str | None, minutes: int | None,
-                          at: datetime) -> list[GrantOutcome]:
+async def grant_for_event(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    trigger: Trigger,
+    community: str,
+    resident_id: str,
+    source_event_id: str,
+    source_ref: str | None,
+    minutes: int | None,
+    at: datetime,
+) -> list[GrantOutcome]:
     """Apply every rule of the community keyed on `trigger` to one event from another service."""
     async with transaction(session):
         rules = await _rules_for(session, community, trigger)
-        return [await _grant_by_rule(session, settings, rule, resident_id=resident_id, source_event_id=source_event_id,
-                                     source_ref=source_ref, minutes=minutes, at=at, strict=False) for rule in rules]
+        return [
+            await _grant_by_rule(
+                session,
+                settings,
+                rule,
+                resident_id=resident_id,
+                source_event_id=source_event_id,
+                source_ref=source_ref,
+                minutes=minutes,
+                at=at,
+                strict=False,
+            )
+            for rule in rules
+        ]
 
 
 async def _checkin_rule(session: AsyncSession, community: str, rule_id: uuid.UUID) -> Rule:
@@ -333,13 +456,22 @@ async def _checkin_rule(session: AsyncSession, community: str, rule_id: uuid.UUI
     return rule
 
 
-async def checkin_by_staff(session: AsyncSession, settings: Settings, staff: Principal, rule_id: uuid.UUID,
-                           resident_id: str) -> Grant:
+async def checkin_by_staff(
+    session: AsyncSession, settings: Settings, staff: Principal, rule_id: uuid.UUID, resident_id: str
+) -> Grant:
     async with transaction(session):
         rule = await _checkin_rule(session, staff.community, rule_id)
-        outcome = await _grant_by_rule(session, settings, rule, resident_id=resident_id,
-                                       source_event_id=f"checkin:{uuid.uuid4()}", source_ref=None, minutes=None,
-                                       at=now_utc(), strict=True)
+        outcome = await _grant_by_rule(
+            session,
+            settings,
+            rule,
+            resident_id=resident_id,
+            source_event_id=f"checkin:{uuid.uuid4()}",
+            source_ref=None,
+            minutes=None,
+            at=now_utc(),
+            strict=True,
+        )
         return await _grant(session, outcome)
 
 
@@ -347,15 +479,26 @@ async def checkin_by_code(session: AsyncSession, settings: Settings, resident: P
     async with transaction(session):
         now = now_utc()
         today = now.astimezone(ZoneInfo(settings.community_timezone)).date()
-        found = (await session.execute(select(CheckinCode).where(
-            CheckinCode.code == code, CheckinCode.community == resident.community))).scalar_one_or_none()
+        found = (
+            await session.execute(
+                select(CheckinCode).where(CheckinCode.code == code, CheckinCode.community == resident.community)
+            )
+        ).scalar_one_or_none()
         if found is None or found.valid_on != today:
             raise problems.CheckinCodeInvalid()
         rule = await _checkin_rule(session, resident.community, found.rule_id)
         # One grant per resident per code, whatever the rule's cap says.
-        outcome = await _grant_by_rule(session, settings, rule, resident_id=resident.subject,
-                                       source_event_id=f"qr:{code}:{resident.subject}", source_ref=None, minutes=None,
-                                       at=now, strict=True)
+        outcome = await _grant_by_rule(
+            session,
+            settings,
+            rule,
+            resident_id=resident.subject,
+            source_event_id=f"qr:{code}:{resident.subject}",
+            source_ref=None,
+            minutes=None,
+            at=now,
+            strict=True,
+        )
         if outcome.duplicate:
             raise problems.CapReached(("今天已用此签到码签到", "Already checked in with this code"))
         return await _grant(session, outcome)
@@ -366,13 +509,19 @@ async def _grant(session: AsyncSession, outcome: GrantOutcome) -> Grant:
     return (await session.execute(select(Grant).where(Grant.id == outcome.grant_id))).scalar_one()
 
 
-async def create_checkin_code(session: AsyncSession, settings: Settings, staff: Principal,
-                              data: CheckinCodeCreate) -> CheckinCode:
+async def create_checkin_code(
+    session: AsyncSession, settings: Settings, staff: Principal, data: CheckinCodeCreate
+) -> CheckinCode:
     async with transaction(session):
         await _checkin_rule(session, staff.community, data.rule_id)
         valid_on = data.valid_on or now_utc().astimezone(ZoneInfo(settings.community_timezone)).date()
-        code = CheckinCode(code=secrets.token_urlsafe(12), community=staff.community, rule_id=data.rule_id,
-                           valid_on=valid_on, created_by=staff.subject)
+        code = CheckinCode(
+            code=secrets.token_urlsafe(12),
+            community=staff.community,
+            rule_id=data.rule_id,
+            valid_on=valid_on,
+            created_by=staff.subject,
+        )
         session.add(code)
         await session.flush()
         return code
@@ -384,16 +533,37 @@ async def create_checkin_code(session: AsyncSession, settings: Settings, staff: 
 async def reverse_source(session: AsyncSession, *, community: str, source_ref: str, reason: str) -> int:
     """Claw back every grant made for `source_ref`, even if spent. Returns the points clawed back."""
     async with transaction(session):
-        grants = (await session.execute(select(Grant).where(
-            Grant.community == community, Grant.source_ref == source_ref, Grant.status == "granted",
-            Grant.reversed_at.is_(None),
-        ).order_by(Grant.id).with_for_update())).scalars().all()
+        grants = (
+            (
+                await session.execute(
+                    select(Grant)
+                    .where(
+                        Grant.community == community,
+                        Grant.source_ref == source_ref,
+                        Grant.status == "granted",
+                        Grant.reversed_at.is_(None),
+                    )
+                    .order_by(Grant.id)
+                    .with_for_update()
+                )
+            )
+            .scalars()
+            .all()
+        )
         total = 0
         for grant in grants:
             await _return_to_budget(session, community, grant.points)
             acct = await _lock_account(session, community, grant.resident_id)
-            await _take_points_back(session, acct, grant.points, "reversal", own_lot=grant.lot_id, ref_type="grant",
-                                    ref_id=str(grant.id), reason=reason)
+            await _take_points_back(
+                session,
+                acct,
+                grant.points,
+                "reversal",
+                own_lot=grant.lot_id,
+                ref_type="grant",
+                ref_id=str(grant.id),
+                reason=reason,
+            )
             grant.reversed_at = now_utc()
             total += grant.points
         return total
@@ -423,8 +593,9 @@ async def list_rules(session: AsyncSession, community: str) -> Sequence[Rule]:
 
 async def update_rule(session: AsyncSession, worker: Principal, rule_id: uuid.UUID, data: RuleUpdate) -> Rule:
     async with transaction(session):
-        rule = (await session.execute(select(Rule).where(Rule.id == rule_id, Rule.community == worker.community)
-                                      .with_for_update())).scalar_one_or_none()
+        rule = (
+            await session.execute(select(Rule).where(Rule.id == rule_id, Rule.community == worker.community).with_for_update())
+        ).scalar_one_or_none()
         if rule is None:
             raise problems.RuleNotFound()
         for key, value in data.model_dump(exclude_unset=True).items():
@@ -439,8 +610,9 @@ async def update_rule(session: AsyncSession, worker: Principal, rule_id: uuid.UU
 async def fund_budget(session: AsyncSession, worker: Principal, points: int) -> Budget:
     async with transaction(session):
         stmt = insert(Budget).values(community=worker.community, funded=points, remaining=points)
-        stmt = stmt.on_conflict_do_update(index_elements=[Budget.community],
-                                          set_={"funded": Budget.funded + points, "remaining": Budget.remaining + points})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Budget.community], set_={"funded": Budget.funded + points, "remaining": Budget.remaining + points}
+        )
         return (await session.execute(stmt.returning(Budget))).scalars().one()
 
 
@@ -456,23 +628,48 @@ async def _apply_award(session: AsyncSession, settings: Settings, award: Award) 
         if not await _take_budget(session, award.community, award.points):
             raise problems.BudgetExhausted()
         acct = await _lock_account(session, award.community, award.resident_id)
-        await _add_points(session, acct, award.points, _expiry(now, settings.award_lot_validity_days), "award",
-                          ref_type="award", ref_id=str(award.id), reason=award.reason)
-        await publisher.publish(session, PointsGranted(
-            grant_id=str(award.id), community=award.community, resident_id=award.resident_id, points=award.points,
-            source="award", trigger="award", granted_at=now), key=str(award.id))
+        await _add_points(
+            session,
+            acct,
+            award.points,
+            _expiry(now, settings.award_lot_validity_days),
+            "award",
+            ref_type="award",
+            ref_id=str(award.id),
+            reason=award.reason,
+        )
+        await publisher.publish(
+            session,
+            PointsGranted(
+                grant_id=str(award.id),
+                community=award.community,
+                resident_id=award.resident_id,
+                points=award.points,
+                source="award",
+                trigger="award",
+                granted_at=now,
+            ),
+            key=str(award.id),
+        )
     else:
         # A deduction (负向扣分) burns points; the budget is not refilled by penalties.
         acct = await _lock_account(session, award.community, award.resident_id)
-        await _take_points_back(session, acct, -award.points, "deduction", own_lot=None, ref_type="award",
-                                ref_id=str(award.id), reason=award.reason)
+        await _take_points_back(
+            session, acct, -award.points, "deduction", own_lot=None, ref_type="award", ref_id=str(award.id), reason=award.reason
+        )
     award.status = "applied"
 
 
 async def create_award(session: AsyncSession, settings: Settings, worker: Principal, data: AwardCreate) -> Award:
     async with transaction(session):
-        award = Award(community=worker.community, resident_id=data.resident_id, points=data.points, reason=data.reason,
-                      status="pending", created_by=worker.subject)
+        award = Award(
+            community=worker.community,
+            resident_id=data.resident_id,
+            points=data.points,
+            reason=data.reason,
+            status="pending",
+            created_by=worker.subject,
+        )
         session.add(award)
         await session.flush()
         if not domain.award_needs_approval(data.points, settings.award_approval_threshold):
@@ -481,11 +678,15 @@ async def create_award(session: AsyncSession, settings: Settings, worker: Princi
         return award
 
 
-async def decide_award(session: AsyncSession, settings: Settings, worker: Principal, award_id: uuid.UUID, *,
-                       approve: bool) -> Award:
+async def decide_award(
+    session: AsyncSession, settings: Settings, worker: Principal, award_id: uuid.UUID, *, approve: bool
+) -> Award:
     async with transaction(session):
-        award = (await session.execute(select(Award).where(Award.id == award_id, Award.community == worker.community)
-                                       .with_for_update())).scalar_one_or_none()
+        award = (
+            await session.execute(
+                select(Award).where(Award.id == award_id, Award.community == worker.community).with_for_update()
+            )
+        ).scalar_one_or_none()
         if award is None:
             raise problems.AwardNotFound()
         if award.status != "pending":
@@ -502,18 +703,24 @@ async def decide_award(session: AsyncSession, settings: Settings, worker: Princi
         return award
 
 
-async def list_awards(session: AsyncSession, community: str, status: str | None, page: PageParams
-                      ) -> tuple[list[Award], str | None]:
+async def list_awards(
+    session: AsyncSession, community: str, status: str | None, page: PageParams
+) -> tuple[list[Award], str | None]:
     async with transaction(session):
         q = select(Award).where(Award.community == community)
         if status:
             q = q.where(Award.status == status)
         after = page.after()
         if after:
-            q = q.where(or_(Award.created_at < datetime.fromisoformat(after[0]),
-                            and_(Award.created_at == datetime.fromisoformat(after[0]), Award.id < uuid.UUID(after[1]))))
-        rows = list((await session.execute(q.order_by(Award.created_at.desc(), Award.id.desc())
-                                           .limit(page.limit + 1))).scalars().all())
+            q = q.where(
+                or_(
+                    Award.created_at < datetime.fromisoformat(after[0]),
+                    and_(Award.created_at == datetime.fromisoformat(after[0]), Award.id < uuid.UUID(after[1])),
+                )
+            )
+        rows = list(
+            (await session.execute(q.order_by(Award.created_at.desc(), Award.id.desc()).limit(page.limit + 1))).scalars().all()
+        )
         return make_page(rows, page.limit, lambda a: [a.created_at.isoformat(), str(a.id)])
 
 
@@ -531,19 +738,27 @@ class PointsView:
 
 async def points_of(session: AsyncSession, community: str, resident_id: str) -> PointsView:
     async with transaction(session):
-        acct = (await session.execute(select(Account).where(
-            Account.community == community, Account.resident_id == resident_id))).scalar_one_or_none()
+        acct = (
+            await session.execute(select(Account).where(Account.community == community, Account.resident_id == resident_id))
+        ).scalar_one_or_none()
         soon = now_utc() + timedelta(days=30)
-        expiring = (await session.execute(select(func.coalesce(func.sum(Lot.remaining), 0)).where(
-            Lot.community == community, Lot.resident_id == resident_id, Lot.remaining > 0,
-            Lot.expires_at.is_not(None), Lot.expires_at <= soon))).scalar_one()
+        expiring = (
+            await session.execute(
+                select(func.coalesce(func.sum(Lot.remaining), 0)).where(
+                    Lot.community == community,
+                    Lot.resident_id == resident_id,
+                    Lot.remaining > 0,
+                    Lot.expires_at.is_not(None),
+                    Lot.expires_at <= soon,
+                )
+            )
+        ).scalar_one()
         if acct is None:
             return PointsView(resident_id, 0, 0, 0, 0)
         return PointsView(resident_id, acct.balance, acct.reserved, acct.debt, int(expiring))
 
 
-async def statement(session: AsyncSession, community: str, resident_id: str, page: PageParams
-                    ) -> tuple[list[Entry], str | None]:
+async def statement(session: AsyncSession, community: str, resident_id: str, page: PageParams) -> tuple[list[Entry], str | None]:
     async with transaction(session):
         q = select(Entry).where(Entry.community == community, Entry.resident_id == resident_id)
         after = page.after()
@@ -555,28 +770,42 @@ async def statement(session: AsyncSession, community: str, resident_id: str, pag
 
 async def lots_of(session: AsyncSession, community: str, resident_id: str) -> Sequence[Lot]:
     async with transaction(session):
-        return (await session.execute(select(Lot).where(
-            Lot.community == community, Lot.resident_id == resident_id, Lot.remaining > 0,
-        ).order_by(Lot.expires_at.asc().nulls_last(), Lot.id))).scalars().all()
+        return (
+            (
+                await session.execute(
+                    select(Lot)
+                    .where(
+                        Lot.community == community,
+                        Lot.resident_id == resident_id,
+                        Lot.remaining > 0,
+                    )
+                    .order_by(Lot.expires_at.asc().nulls_last(), Lot.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
 
 
 async def register_resident(session: AsyncSession, community: str, resident_id: str, household_id: str | None) -> None:
     async with transaction(session):
-        await session.execute(insert(Resident).values(community=community, resident_id=resident_id,
-                                                      household_id=household_id)
-                              .on_conflict_do_update(index_elements=[Resident.community, Resident.resident_id],
-                                                     set_={"household_id": household_id}))
+        await session.execute(
+            insert(Resident)
+            .values(community=community, resident_id=resident_id, household_id=household_id)
+            .on_conflict_do_update(index_elements=[Resident.community, Resident.resident_id], set_={"household_id": household_id})
+        )
 
 
 async def household_points(session: AsyncSession, caller: Principal, household_id: str) -> tuple[int, list[tuple[str, int]]]:
     async with transaction(session):
-        members = (await session.execute(
-            select(Resident.resident_id, func.coalesce(Account.balance, 0))
-            .outerjoin(Account, and_(Account.community == Resident.community,
-                                     Account.resident_id == Resident.resident_id))
-            .where(Resident.community == caller.community, Resident.household_id == household_id)
-            .order_by(Resident.resident_id)
-        )).all()
+        members = (
+            await session.execute(
+                select(Resident.resident_id, func.coalesce(Account.balance, 0))
+                .outerjoin(Account, and_(Account.community == Resident.community, Account.resident_id == Resident.resident_id))
+                .where(Resident.community == caller.community, Resident.household_id == household_id)
+                .order_by(Resident.resident_id)
+            )
+        ).all()
         # A resident sees only their own household; not being a member looks like it does not exist.
         if not members or (not caller.is_staff and caller.subject not in {m[0] for m in members}):
             raise problems.HouseholdNotFound()
@@ -587,12 +816,15 @@ async def household_points(session: AsyncSession, caller: Principal, household_i
 async def leaderboard_from_db(session: AsyncSession, community: str, month: str, tz: ZoneInfo) -> list[tuple[str, int]]:
     start, end = domain.month_bounds(month, tz)
     async with transaction(session):
-        rows = (await session.execute(
-            select(Entry.resident_id, func.sum(Entry.delta).label("points"))
-            .where(Entry.community == community, Entry.kind.in_(EARNING_KINDS),
-                   Entry.created_at >= start, Entry.created_at < end)
-            .group_by(Entry.resident_id)
-        )).all()
+        rows = (
+            await session.execute(
+                select(Entry.resident_id, func.sum(Entry.delta).label("points"))
+                .where(
+                    Entry.community == community, Entry.kind.in_(EARNING_KINDS), Entry.created_at >= start, Entry.created_at < end
+                )
+                .group_by(Entry.resident_id)
+            )
+        ).all()
         return [(str(r[0]), int(r[1])) for r in rows]
 
 
@@ -614,8 +846,9 @@ async def create_reward(session: AsyncSession, worker: Principal, data: RewardCr
 
 async def list_rewards(session: AsyncSession, community: str, *, active_only: bool) -> Sequence[Reward]:
     async with transaction(session):
-        rewards = (await session.execute(select(Reward).where(Reward.community == community)
-                                         .order_by(Reward.code))).scalars().all()
+        rewards = (
+            (await session.execute(select(Reward).where(Reward.community == community).order_by(Reward.code))).scalars().all()
+        )
         if not active_only:
             return rewards
         now = now_utc()
@@ -624,8 +857,11 @@ async def list_rewards(session: AsyncSession, community: str, *, active_only: bo
 
 async def update_reward(session: AsyncSession, worker: Principal, reward_id: uuid.UUID, data: RewardUpdate) -> Reward:
     async with transaction(session):
-        reward = (await session.execute(select(Reward).where(Reward.id == reward_id, Reward.community == worker.community)
-                                        .with_for_update())).scalar_one_or_none()
+        reward = (
+            await session.execute(
+                select(Reward).where(Reward.id == reward_id, Reward.community == worker.community).with_for_update()
+            )
+        ).scalar_one_or_none()
         if reward is None:
             raise problems.RewardNotFound()
         values = data.model_dump(exclude_unset=True)
@@ -644,7 +880,8 @@ async def update_reward(session: AsyncSession, worker: Principal, reward_id: uui
 
 _REWARD_FOR_REDEMPTION_SQL = (
     "SELECT id AS reward_id, name, kind, service_code, points, stock, per_resident_limit, active_from, active_until, "
-    "enabled FROM gov_rewards WHERE id = $1 AND community = $2")
+    "enabled FROM gov_rewards WHERE id = $1 AND community = $2"
+)
 
 # The reservation (migration 0003): the account locked, the checks and, only when all pass, the
 # writes (lots in spending order, the redemption and its allocations, the balance and its statement
@@ -653,7 +890,8 @@ _REWARD_FOR_REDEMPTION_SQL = (
 # order is domain.spending_order's: soonest expiry first, unexpiring last, ties by lot id.
 _RESERVE_SQL = (
     "SELECT due, available, already, checks_passed, created_at FROM gov_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18)")
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18)"
+)
 
 
 async def redeem(session: AsyncSession, settings: Settings, resident: Principal, data: RedemptionCreate) -> Redemption:
@@ -671,20 +909,52 @@ async def redeem(session: AsyncSession, settings: Settings, resident: Principal,
         raise problems.RewardInactive()
     cost = reward.points * data.quantity
     timeout = settings.redemption_timeout_s if reward.kind == RewardKind.service else settings.item_pickup_timeout_s
-    redemption = Redemption(id=uuid.uuid4(), community=community, resident_id=resident_id,
-                            reward_id=reward.reward_id, quantity=data.quantity, points=cost, status="reserved",
-                            deadline=now + timedelta(seconds=timeout))
-    event: dict[str, Any] = dict.fromkeys(("event_id", "event_topic", "event_type", "event_source", "event_data",
-                                           "traceparent", "tracestate"))
+    redemption = Redemption(
+        id=uuid.uuid4(),
+        community=community,
+        resident_id=resident_id,
+        reward_id=reward.reward_id,
+        quantity=data.quantity,
+        points=cost,
+        status="reserved",
+        deadline=now + timedelta(seconds=timeout),
+    )
+    event: dict[str, Any] = dict.fromkeys(
+        ("event_id", "event_topic", "event_type", "event_source", "event_data", "traceparent", "tracestate")
+    )
     if reward.kind == RewardKind.service:
         assert reward.service_code is not None
-        event = publisher.outbox_params(RedemptionReserved(
-            redemption_id=str(redemption.id), community=community, resident_id=resident_id,
-            reward_id=str(reward.reward_id), service_code=reward.service_code, points=cost, quantity=data.quantity,
-        ))
-    args = (community, resident_id, reward.reward_id, redemption.id, now, cost, data.quantity, reward.per_resident_limit,
-            reward.stock is not None, redemption.deadline, reward.name, event["event_id"], event["event_topic"],
-            event["event_type"], event["event_source"], event["event_data"], event["traceparent"], event["tracestate"])
+        event = publisher.outbox_params(
+            RedemptionReserved(
+                redemption_id=str(redemption.id),
+                community=community,
+                resident_id=resident_id,
+                reward_id=str(reward.reward_id),
+                service_code=reward.service_code,
+                points=cost,
+                quantity=data.quantity,
+            )
+        )
+    args = (
+        community,
+        resident_id,
+        reward.reward_id,
+        redemption.id,
+        now,
+        cost,
+        data.quantity,
+        reward.per_resident_limit,
+        reward.stock is not None,
+        redemption.deadline,
+        reward.name,
+        event["event_id"],
+        event["event_topic"],
+        event["event_type"],
+        event["event_source"],
+        event["event_data"],
+        event["traceparent"],
+        event["tracestate"],
+    )
     outcome = await fetch_alone(session, _RESERVE_SQL, *args)
     if outcome.due:
         # Rare: lots past their expiry that the sweep has not reached. Expire them (each with its
@@ -696,9 +966,11 @@ async def redeem(session: AsyncSession, settings: Settings, resident: Principal,
     if not domain.within_resident_limit(reward.per_resident_limit, int(outcome.already), data.quantity):
         raise problems.ResidentLimitExceeded(limit=reward.per_resident_limit, already=int(outcome.already))
     if outcome.available < cost:
-        raise problems.InsufficientPoints((f"需要 {cost} 积分，可用 {outcome.available}",
-                                           f"Needs {cost} points, {outcome.available} available"),
-                                          needed=cost, available=int(outcome.available))
+        raise problems.InsufficientPoints(
+            (f"需要 {cost} 积分，可用 {outcome.available}", f"Needs {cost} points, {outcome.available} available"),
+            needed=cost,
+            available=int(outcome.available),
+        )
     if outcome.created_at is None:
         # Every check on the account passed, so what stopped the writes was the stock.
         raise problems.OutOfStock()
@@ -708,8 +980,9 @@ async def redeem(session: AsyncSession, settings: Settings, resident: Principal,
     return redemption
 
 
-async def _locked_redemption(session: AsyncSession, community: str, redemption_id: uuid.UUID,
-                             resident_id: str | None = None) -> Redemption:
+async def _locked_redemption(
+    session: AsyncSession, community: str, redemption_id: uuid.UUID, resident_id: str | None = None
+) -> Redemption:
     q = select(Redemption).where(Redemption.id == redemption_id, Redemption.community == community)
     if resident_id is not None:
         q = q.where(Redemption.resident_id == resident_id)
@@ -719,66 +992,97 @@ async def _locked_redemption(session: AsyncSession, community: str, redemption_i
     return found
 
 
-async def _settle(session: AsyncSession, redemption: Redemption, action: str, *, ticket_id: str | None = None,
-                  reason: str | None = None) -> None:
+async def _settle(
+    session: AsyncSession, redemption: Redemption, action: str, *, ticket_id: str | None = None, reason: str | None = None
+) -> None:
     try:
         status = domain.next_redemption_status(domain.RedemptionStatus(redemption.status), action)
     except domain.RedemptionNotOpen:
         raise problems.RedemptionNotOpen(redemption_status=redemption.status) from None
     acct = await _lock_account(session, redemption.community, redemption.resident_id)
-    await session.execute(update(Account).where(
-        Account.community == acct.community, Account.resident_id == acct.resident_id
-    ).values(reserved=Account.reserved - redemption.points))
+    await session.execute(
+        update(Account)
+        .where(Account.community == acct.community, Account.resident_id == acct.resident_id)
+        .values(reserved=Account.reserved - redemption.points)
+    )
     redemption.status = status.value
     redemption.settled_at = now_utc()
     if status is domain.RedemptionStatus.captured:
         redemption.ticket_id = ticket_id
-        await publisher.publish(session, RedemptionCaptured(
-            redemption_id=str(redemption.id), community=redemption.community, resident_id=redemption.resident_id,
-            points=redemption.points, ticket_id=ticket_id), key=str(redemption.id))
+        await publisher.publish(
+            session,
+            RedemptionCaptured(
+                redemption_id=str(redemption.id),
+                community=redemption.community,
+                resident_id=redemption.resident_id,
+                points=redemption.points,
+                ticket_id=ticket_id,
+            ),
+            key=str(redemption.id),
+        )
         return
     # Released: the points go back to the lots they came from; an expired lot loses them at the next sweep.
-    allocations = (await session.execute(select(Allocation.lot_id, Allocation.points).where(
-        Allocation.redemption_id == redemption.id))).all()
+    allocations = (
+        await session.execute(select(Allocation.lot_id, Allocation.points).where(Allocation.redemption_id == redemption.id))
+    ).all()
     for lot_id, points in allocations:
         await session.execute(update(Lot).where(Lot.id == lot_id).values(remaining=Lot.remaining + points))
     reward = (await session.execute(select(Reward).where(Reward.id == redemption.reward_id))).scalar_one()
     if reward.stock is not None:
         await session.execute(update(Reward).where(Reward.id == reward.id).values(stock=Reward.stock + redemption.quantity))
     redemption.release_reason = reason
-    await _entry(session, acct, "refund", redemption.points, ref_type="redemption", ref_id=str(redemption.id),
-                 reason=reason)
-    await publisher.publish(session, RedemptionReleased(
-        redemption_id=str(redemption.id), community=redemption.community, resident_id=redemption.resident_id,
-        points=redemption.points, reason=reason or "released"), key=str(redemption.id))
+    await _entry(session, acct, "refund", redemption.points, ref_type="redemption", ref_id=str(redemption.id), reason=reason)
+    await publisher.publish(
+        session,
+        RedemptionReleased(
+            redemption_id=str(redemption.id),
+            community=redemption.community,
+            resident_id=redemption.resident_id,
+            points=redemption.points,
+            reason=reason or "released",
+        ),
+        key=str(redemption.id),
+    )
 
 
-async def capture_redemption(session: AsyncSession, community: str, redemption_id: uuid.UUID,
-                             ticket_id: str | None = None) -> Redemption:
+async def capture_redemption(
+    session: AsyncSession, community: str, redemption_id: uuid.UUID, ticket_id: str | None = None
+) -> Redemption:
     async with transaction(session):
         redemption = await _locked_redemption(session, community, redemption_id)
         await _settle(session, redemption, "capture", ticket_id=ticket_id)
         return redemption
 
 
-async def release_redemption(session: AsyncSession, community: str, redemption_id: uuid.UUID, reason: str, *,
-                             resident_id: str | None = None) -> Redemption:
+async def release_redemption(
+    session: AsyncSession, community: str, redemption_id: uuid.UUID, reason: str, *, resident_id: str | None = None
+) -> Redemption:
     async with transaction(session):
         redemption = await _locked_redemption(session, community, redemption_id, resident_id)
         await _settle(session, redemption, "release", reason=reason)
         return redemption
 
 
-async def settle_from_property(session: AsyncSession, community: str, redemption_id: str, *, fulfilled: bool,
-                               ticket_id: str | None = None, reason: str | None = None) -> None:
+async def settle_from_property(
+    session: AsyncSession,
+    community: str,
+    redemption_id: str,
+    *,
+    fulfilled: bool,
+    ticket_id: str | None = None,
+    reason: str | None = None,
+) -> None:
     """Property's answer. A late answer for a redemption already settled (e.g. timed out) is ignored."""
     try:
         rid = uuid.UUID(redemption_id)
     except ValueError:
         return
     async with transaction(session):
-        found = (await session.execute(select(Redemption).where(
-            Redemption.id == rid, Redemption.community == community).with_for_update())).scalar_one_or_none()
+        found = (
+            await session.execute(
+                select(Redemption).where(Redemption.id == rid, Redemption.community == community).with_for_update()
+            )
+        ).scalar_one_or_none()
         if found is None or found.status != "reserved":
             return
         if fulfilled:
@@ -790,9 +1094,19 @@ async def settle_from_property(session: AsyncSession, community: str, redemption
 async def release_overdue(session: AsyncSession, *, limit: int = 100) -> int:
     """The saga's timeout: release reserved redemptions past their deadline."""
     async with transaction(session):
-        due = (await session.execute(select(Redemption).where(
-            Redemption.status == "reserved", Redemption.deadline <= now_utc()
-        ).order_by(Redemption.deadline).limit(limit).with_for_update(skip_locked=True))).scalars().all()
+        due = (
+            (
+                await session.execute(
+                    select(Redemption)
+                    .where(Redemption.status == "reserved", Redemption.deadline <= now_utc())
+                    .order_by(Redemption.deadline)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
         for redemption in due:
             await _settle(session, redemption, "release", reason="timeout")
         return len(due)
@@ -809,8 +1123,9 @@ async def get_redemption(session: AsyncSession, caller: Principal, redemption_id
         return found
 
 
-async def list_redemptions(session: AsyncSession, community: str, page: PageParams, *, resident_id: str | None,
-                           status: str | None) -> tuple[list[Redemption], str | None]:
+async def list_redemptions(
+    session: AsyncSession, community: str, page: PageParams, *, resident_id: str | None, status: str | None
+) -> tuple[list[Redemption], str | None]:
     async with transaction(session):
         q = select(Redemption).where(Redemption.community == community)
         if resident_id is not None:
@@ -819,23 +1134,31 @@ async def list_redemptions(session: AsyncSession, community: str, page: PagePara
             q = q.where(Redemption.status == status)
         after = page.after()
         if after:
-            q = q.where(or_(Redemption.created_at < datetime.fromisoformat(after[0]),
-                            and_(Redemption.created_at == datetime.fromisoformat(after[0]),
-                                 Redemption.id < uuid.UUID(after[1]))))
-        rows = list((await session.execute(q.order_by(Redemption.created_at.desc(), Redemption.id.desc())
-                                           .limit(page.limit + 1))).scalars().all())
+            q = q.where(
+                or_(
+                    Redemption.created_at < datetime.fromisoformat(after[0]),
+                    and_(Redemption.created_at == datetime.fromisoformat(after[0]), Redemption.id < uuid.UUID(after[1])),
+                )
+            )
+        rows = list(
+            (await session.execute(q.order_by(Redemption.created_at.desc(), Redemption.id.desc()).limit(page.limit + 1)))
+            .scalars()
+            .all()
+        )
         return make_page(rows, page.limit, lambda r: [r.created_at.isoformat(), str(r.id)])
 
 
 # --- points payment for property orders ----------------------------------------------------------
 
 
-async def settle_points_payment(session: AsyncSession, *, payment_id: str, community: str, resident_id: str,
-                                points: int, order_id: str | None) -> str:
+async def settle_points_payment(
+    session: AsyncSession, *, payment_id: str, community: str, resident_id: str, points: int, order_id: str | None
+) -> str:
     """Reserve and capture at once; answer property either way. Returns the status."""
     async with transaction(session):
-        existing = (await session.execute(select(PointsPayment.status).where(
-            PointsPayment.payment_id == payment_id))).scalar_one_or_none()
+        existing = (
+            await session.execute(select(PointsPayment.status).where(PointsPayment.payment_id == payment_id))
+        ).scalar_one_or_none()
         if existing is not None:
             return str(existing)
         status, reason = "captured", None
@@ -846,15 +1169,33 @@ async def settle_points_payment(session: AsyncSession, *, payment_id: str, commu
             try:
                 async with session.begin_nested():
                     await _spend(session, acct, points, now_utc())
-                    await _entry(session, acct, "spend", -points, ref_type="points_payment", ref_id=payment_id,
-                                 reason=f"物业订单 / property order {order_id or ''}".strip())
+                    await _entry(
+                        session,
+                        acct,
+                        "spend",
+                        -points,
+                        ref_type="points_payment",
+                        ref_id=payment_id,
+                        reason=f"物业订单 / property order {order_id or ''}".strip(),
+                    )
             except problems.InsufficientPoints:
                 status, reason = "rejected", "insufficient-points"
-        session.add(PointsPayment(payment_id=payment_id, community=community, resident_id=resident_id,
-                                  order_id=order_id, points=points, status=status, reason=reason))
-        await publisher.publish(session, PointsPaymentSettled(payment_id=payment_id, community=community,
-                                                              status=status, reason=reason),
-                                key=payment_id)
+        session.add(
+            PointsPayment(
+                payment_id=payment_id,
+                community=community,
+                resident_id=resident_id,
+                order_id=order_id,
+                points=points,
+                status=status,
+                reason=reason,
+            )
+        )
+        await publisher.publish(
+            session,
+            PointsPaymentSettled(payment_id=payment_id, community=community, status=status, reason=reason),
+            key=payment_id,
+        )
         return status
 
 
@@ -865,11 +1206,15 @@ async def expire_due_lots(session: AsyncSession, *, now: datetime | None = None,
     """Expire due lots for up to `accounts` residents; returns the points expired."""
     at = now or now_utc()
     async with transaction(session):
-        owners = (await session.execute(
-            select(Lot.community, Lot.resident_id).where(
-                Lot.remaining > 0, Lot.expires_at.is_not(None), Lot.expires_at <= at)
-            .group_by(Lot.community, Lot.resident_id).order_by(Lot.community, Lot.resident_id).limit(accounts)
-        )).all()
+        owners = (
+            await session.execute(
+                select(Lot.community, Lot.resident_id)
+                .where(Lot.remaining > 0, Lot.expires_at.is_not(None), Lot.expires_at <= at)
+                .group_by(Lot.community, Lot.resident_id)
+                .order_by(Lot.community, Lot.resident_id)
+                .limit(accounts)
+            )
+        ).all()
         total = 0
         for community, resident_id in owners:
             acct = await _lock_account(session, community, resident_id)

@@ -115,8 +115,15 @@ async def repeat(job: ScheduledJob, state: Any) -> None:
         await asyncio.sleep(job.every_s)
 
 
-def create_service_app(settings: ServiceSettings, parts: ServiceParts, *, title: str, description: str,
-                       version: str = "0.1.0", start_background: bool = True) -> FastAPI:
+def create_service_app(
+    settings: ServiceSettings,
+    parts: ServiceParts,
+    *,
+    title: str,
+    description: str,
+    version: str = "0.1.0",
+    start_background: bool = True,
+) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     setup_tracing(settings.service_name)
 
@@ -134,12 +141,17 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts, *, title:
             app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
             app.state.readiness_checks["redis"] = redis_check(app.state.redis)
         if settings.jwks_url:
-            app.state.token_verifier = TokenVerifier(settings.jwks_url, issuer=settings.token_issuer,
-                                                     audience=settings.token_audience)
+            app.state.token_verifier = TokenVerifier(
+                settings.jwks_url, issuer=settings.token_issuer, audience=settings.token_audience
+            )
         relay = OutboxRelay(
-            service=settings.service_name, engine=engine, producer_factory=lambda: make_producer(settings),
-            batch_size=settings.outbox_batch_size, poll_interval_s=settings.outbox_poll_interval_s,
-            retention=timedelta(days=settings.outbox_retention_days), namespace=settings.kafka_namespace,
+            service=settings.service_name,
+            engine=engine,
+            producer_factory=lambda: make_producer(settings),
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            retention=timedelta(days=settings.outbox_retention_days),
+            namespace=settings.kafka_namespace,
         )
         app.state.relay = relay
         notifier = OutboxNotifier(engine, relay)
@@ -157,11 +169,15 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts, *, title:
             tasks.append(asyncio.create_task(supervise("outbox-relay", relay.run), name="outbox-relay"))
             tasks.append(asyncio.create_task(supervise("outbox-notifier", notifier.run), name="outbox-notifier"))
             for consumer in consumers:
-                tasks.append(asyncio.create_task(supervise(f"consumer-{consumer.spec.group}", consumer.run),
-                                                 name=f"consumer-{consumer.spec.group}"))
+                tasks.append(
+                    asyncio.create_task(
+                        supervise(f"consumer-{consumer.spec.group}", consumer.run), name=f"consumer-{consumer.spec.group}"
+                    )
+                )
             for job in parts.jobs:
-                tasks.append(asyncio.create_task(supervise(f"job-{job.name}", partial(repeat, job, app.state)),
-                                                 name=f"job-{job.name}"))
+                tasks.append(
+                    asyncio.create_task(supervise(f"job-{job.name}", partial(repeat, job, app.state)), name=f"job-{job.name}")
+                )
         try:
             yield
         finally:
@@ -185,8 +201,14 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts, *, title:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(engine.dispose(), SHUTDOWN_STEP_S)
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
-                  generate_unique_id_function=operation_id, openapi_tags=list(parts.tags_metadata) or None)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        openapi_tags=list(parts.tags_metadata) or None,
+    )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)
     app.include_router(health_router)

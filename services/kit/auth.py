@@ -27,8 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.kit.problems import Forbidden, Unauthorized
 
-ROLES = frozenset({"resident", "elder", "volunteer", "steward", "property_admin", "community_worker",
-                   "city_sync", "gate_device"})
+ROLES = frozenset({"resident", "elder", "volunteer", "steward", "property_admin", "community_worker", "city_sync", "gate_device"})
 STAFF_ROLES = frozenset({"steward", "property_admin", "community_worker"})
 ALLOWED_ALGORITHMS = ["EdDSA", "ES256", "RS256"]
 MIN_REFETCH_S = 1.0
@@ -129,7 +128,12 @@ class TokenVerifier:
         key = await self._key_for(kid)
         try:
             claims = jwt.decode(
-                token, key=key, algorithms=[alg], audience=self.audience, issuer=self.issuer, leeway=self.leeway_s,
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
@@ -142,8 +146,9 @@ class TokenVerifier:
         community = claims.get("community")
         if not isinstance(community, str) or not community:
             raise Unauthorized(("令牌缺少社区信息", "The token names no community"))
-        principal = Principal(subject=str(claims["sub"]), roles=roles, community=community,
-                              name=claims.get("name"), expires_at=int(claims["exp"]))
+        principal = Principal(
+            subject=str(claims["sub"]), roles=roles, community=community, name=claims.get("name"), expires_at=int(claims["exp"])
+        )
         self._cache[digest] = (principal, kid)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

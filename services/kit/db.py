@@ -55,7 +55,7 @@ def asyncpg_url(url: str) -> str:
     """Accept `postgresql://` or `postgres://` URLs and use the asyncpg driver."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]}")
 
 
@@ -148,8 +148,7 @@ async def fetch_alone(session: AsyncSession, sql: str, *args: Any) -> Any:
     return None if record is None else SimpleNamespace(**record)
 
 
-async def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args: tuple[Any, ...],
-                               error: Exception) -> Exception:
+async def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args: tuple[Any, ...], error: Exception) -> Exception:
     """A driver error as SQLAlchemy raises it (a `DBAPIError` whose `orig` has the SQLSTATE), so
     retries on deadlock and the outage handler (503) see the same exceptions on every path; a
     broken connection is dropped from the pool."""

@@ -33,9 +33,17 @@ class InvalidEnvelope(ValueError):
     pass
 
 
-def kafka_headers(*, id: str, source: str, type: str, time: datetime, subject: str | None = None,
-                  traceparent: str | None = None, tracestate: str | None = None,
-                  datacontenttype: str = "application/json") -> list[tuple[str, bytes]]:
+def kafka_headers(
+    *,
+    id: str,
+    source: str,
+    type: str,
+    time: datetime,
+    subject: str | None = None,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+    datacontenttype: str = "application/json",
+) -> list[tuple[str, bytes]]:
     """The binary-mode headers of one event."""
     headers = [
         ("ce_specversion", SPECVERSION.encode()),
@@ -68,9 +76,16 @@ class CloudEvent:
     datacontenttype: str = "application/json"
 
     def to_kafka(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        headers = kafka_headers(id=self.id, source=self.source, type=self.type, time=self.time, subject=self.subject,
-                                traceparent=self.traceparent, tracestate=self.tracestate,
-                                datacontenttype=self.datacontenttype)
+        headers = kafka_headers(
+            id=self.id,
+            source=self.source,
+            type=self.type,
+            time=self.time,
+            subject=self.subject,
+            traceparent=self.traceparent,
+            tracestate=self.tracestate,
+            datacontenttype=self.datacontenttype,
+        )
         return self.key.encode(), orjson.dumps(self.data), headers
 
     @classmethod
@@ -97,12 +112,17 @@ class CloudEvent:
         except ValueError:
             raise InvalidEnvelope("ce_time is not an RFC 3339 time") from None
         return cls(
-            type=h["ce_type"], source=h["ce_source"], id=h["ce_id"], data=data,
-            key=key.decode(errors="replace") if key else "", subject=h.get("ce_subject"), time=time,
-            traceparent=h.get("traceparent"), tracestate=h.get("tracestate"),
+            type=h["ce_type"],
+            source=h["ce_source"],
+            id=h["ce_id"],
+            data=data,
+            key=key.decode(errors="replace") if key else "",
+            subject=h.get("ce_subject"),
+            time=time,
+            traceparent=h.get("traceparent"),
+            tracestate=h.get("tracestate"),
             datacontenttype=h.get("content-type", "application/json"),
         )
 
     def parse(self, model: builtins.type[EventDataT]) -> EventDataT:
         return model.model_validate(self.data)
-

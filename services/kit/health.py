@@ -45,8 +45,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database, broker and Redis reachable", operation_id="operations-readyz",
-            responses={503: {"description": "Not ready; `checks` says why"}})
+@router.get(
+    "/readyz",
+    summary="Readiness: database, broker and Redis reachable",
+    operation_id="operations-readyz",
+    responses={503: {"description": "Not ready; `checks` says why"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, ReadinessCheck] = getattr(request.app.state, "readiness_checks", {})
     names = list(checks)

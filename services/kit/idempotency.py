@@ -40,22 +40,34 @@ class IdempotentRequest:
         payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else jsonable_encoder(body)
         return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
-    async def run(self, session: AsyncSession, body: Any, create: Callable[[], Awaitable[T]],
-                  response_model: type[BaseModel] | None = None, status_code: int = 201) -> T | JSONResponse:
+    async def run(
+        self,
+        session: AsyncSession,
+        body: Any,
+        create: Callable[[], Awaitable[T]],
+        response_model: type[BaseModel] | None = None,
+        status_code: int = 201,
+    ) -> T | JSONResponse:
         """Run `create` once per key; replay its stored response on a retry."""
         if self.key is None:
             async with transaction(session):
                 return await create()
         fingerprint = self.fingerprint(body)
         async with transaction(session):
-            claimed = (await session.execute(
-                insert(idempotency_keys).values(scope=self.scope, key=self.key, fingerprint=fingerprint, status_code=0)
-                .on_conflict_do_nothing().returning(idempotency_keys.c.key)
-            )).first()
+            claimed = (
+                await session.execute(
+                    insert(idempotency_keys)
+                    .values(scope=self.scope, key=self.key, fingerprint=fingerprint, status_code=0)
+                    .on_conflict_do_nothing()
+                    .returning(idempotency_keys.c.key)
+                )
+            ).first()
             if claimed is None:
-                row = (await session.execute(
-                    select(idempotency_keys).where(idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self.key)
-                )).one()
+                row = (
+                    await session.execute(
+                        select(idempotency_keys).where(idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self.key)
+                    )
+                ).one()
                 if row.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(("该幂等键已用于另一个请求体", "This key was used with another request body"))
                 return JSONResponse(row.body, status_code=row.status_code, headers={REPLAY_HEADER: "true"})
@@ -64,16 +76,25 @@ class IdempotentRequest:
                 stored = response_model.model_validate(result, from_attributes=True).model_dump(mode="json")
             else:
                 stored = jsonable_encoder(result)
-            await session.execute(update(idempotency_keys).where(
-                idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self.key
-            ).values(status_code=status_code, body=stored))
+            await session.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self.key)
+                .values(status_code=status_code, body=stored)
+            )
             return result
 
 
 async def idempotency_key(
     request: Request,
-    key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
-                                      description="Retries with the same key replay the first response")] = None,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Retries with the same key replay the first response",
+        ),
+    ] = None,
 ) -> IdempotentRequest:
     principal = getattr(request.state, "principal", None)
     verifier = getattr(request.app.state, "token_verifier", None)

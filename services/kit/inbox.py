@@ -50,10 +50,14 @@ def retry_topic(group: str) -> str:
 
 
 _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
-    OSError, ConnectionError, TimeoutError,
+    OSError,
+    ConnectionError,
+    TimeoutError,
     asyncpg.exceptions.PostgresConnectionError,  # class 08: connection exceptions
-    asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
 )
 
@@ -110,11 +114,14 @@ class EventConsumer:
         """Apply one event exactly once. Returns False when it had been applied already."""
         handler = self.spec.handlers.get(event.type)
         async with self.sessionmaker() as session, session.begin():
-            inserted = (await session.execute(
-                insert(inbox).values(consumer_group=self.spec.group, source=event.source, event_id=event.id,
-                                     event_type=event.type)
-                .on_conflict_do_nothing().returning(inbox.c.event_id)
-            )).first()
+            inserted = (
+                await session.execute(
+                    insert(inbox)
+                    .values(consumer_group=self.spec.group, source=event.source, event_id=event.id, event_type=event.type)
+                    .on_conflict_do_nothing()
+                    .returning(inbox.c.event_id)
+                )
+            ).first()
             if inserted is None:
                 return False
             if handler is not None:
@@ -174,11 +181,22 @@ class EventConsumer:
     async def apply_batch(self, events: list[CloudEvent]) -> int:
         """Apply events in one transaction, skipping those applied before; returns how many were new."""
         async with self.sessionmaker() as session, session.begin():
-            new = {(r.source, r.event_id) for r in (await session.execute(
-                insert(inbox).values([{"consumer_group": self.spec.group, "source": e.source, "event_id": e.id,
-                                       "event_type": e.type} for e in events])
-                .on_conflict_do_nothing().returning(inbox.c.source, inbox.c.event_id)
-            )).all()}
+            new = {
+                (r.source, r.event_id)
+                for r in (
+                    await session.execute(
+                        insert(inbox)
+                        .values(
+                            [
+                                {"consumer_group": self.spec.group, "source": e.source, "event_id": e.id, "event_type": e.type}
+                                for e in events
+                            ]
+                        )
+                        .on_conflict_do_nothing()
+                        .returning(inbox.c.source, inbox.c.event_id)
+                    )
+                ).all()
+            }
             applied = 0
             for event in events:
                 if (event.source, event.id) not in new:
@@ -200,8 +218,9 @@ class EventConsumer:
             return False
         outage_backoff = 0.2
         while True:
-            with self._tracer.start_as_current_span(f"{records[0].topic} process batch", kind=trace.SpanKind.CONSUMER,
-                                                    links=_links(events)) as span:
+            with self._tracer.start_as_current_span(
+                f"{records[0].topic} process batch", kind=trace.SpanKind.CONSUMER, links=_links(events)
+            ) as span:
                 span.set_attribute("messaging.batch.message_count", len(events))
                 span.set_attribute("messaging.consumer.group.name", self.spec.group)
                 try:
@@ -211,8 +230,12 @@ class EventConsumer:
                     raise
                 except Exception as exc:
                     if not is_outage(exc):
-                        log.info("batch of %d in %s fell back to single events: %s", len(events), self.spec.group,
-                                 exc.__class__.__name__)
+                        log.info(
+                            "batch of %d in %s fell back to single events: %s",
+                            len(events),
+                            self.spec.group,
+                            exc.__class__.__name__,
+                        )
                         return False
                     await asyncio.sleep(outage_backoff)
                     outage_backoff = min(outage_backoff * 2, 5.0)
@@ -227,8 +250,9 @@ class EventConsumer:
         attempts = 0
         outage_backoff = 0.2
         while True:
-            with self._tracer.start_as_current_span(f"{record.topic} process", context=parent,
-                                                    kind=trace.SpanKind.CONSUMER) as span:
+            with self._tracer.start_as_current_span(
+                f"{record.topic} process", context=parent, kind=trace.SpanKind.CONSUMER
+            ) as span:
                 span.set_attribute("messaging.system", "kafka")
                 span.set_attribute("messaging.consumer.group.name", self.spec.group)
                 span.set_attribute("messaging.message.id", event.id)
@@ -248,9 +272,16 @@ class EventConsumer:
                         outage_backoff = min(outage_backoff * 2, 5.0)
                         continue
                     attempts += 1
-                    log.warning("event %s (%s) failed in %s, attempt %d/%d: %s", event.id, event.type,
-                                self.spec.group, attempts, self.max_attempts, exc.__class__.__name__,
-                                extra={"event_id": event.id, "event_type": event.type})
+                    log.warning(
+                        "event %s (%s) failed in %s, attempt %d/%d: %s",
+                        event.id,
+                        event.type,
+                        self.spec.group,
+                        attempts,
+                        self.max_attempts,
+                        exc.__class__.__name__,
+                        extra={"event_id": event.id, "event_type": event.type},
+                    )
                     if attempts >= self.max_attempts:
                         await self._dead_letter(record, f"{exc.__class__.__name__}: {exc}", attempts)
                         return
@@ -270,8 +301,14 @@ class EventConsumer:
         ]
         await self.producer.send_and_wait(dlq_topic(self.group), value=record.value, key=record.key, headers=headers)
         CONSUMER_DEAD.labels(self.spec.group).inc()
-        log.error("event at %s[%d]@%d dead-lettered by %s after %d attempts", record.topic, record.partition,
-                  record.offset, self.spec.group, attempts)
+        log.error(
+            "event at %s[%d]@%d dead-lettered by %s after %d attempts",
+            record.topic,
+            record.partition,
+            record.offset,
+            self.spec.group,
+            attempts,
+        )
 
 
 def _links(events: list[CloudEvent]) -> list[trace.Link]:

@@ -35,8 +35,13 @@ def consumer_options(settings: ServiceSettings) -> dict[str, Any]:
         "isolation_level": "read_uncommitted",
     }
     if settings.kafka_profile == "local":
-        opts.update(session_timeout_ms=1500, heartbeat_interval_ms=400, fetch_max_wait_ms=10,
-                    rebalance_timeout_ms=3000, metadata_max_age_ms=5000)
+        opts.update(
+            session_timeout_ms=1500,
+            heartbeat_interval_ms=400,
+            fetch_max_wait_ms=10,
+            rebalance_timeout_ms=3000,
+            metadata_max_age_ms=5000,
+        )
     else:
         opts.update(session_timeout_ms=10_000, heartbeat_interval_ms=3000, fetch_max_wait_ms=50)
     return opts

@@ -45,8 +45,7 @@ def drop_kit_tables() -> None:
 
 
 def _configure_and_run(connection: Connection, target_metadata: list[MetaData]) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True,
-                      render_as_batch=False)
+    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True, render_as_batch=False)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -59,8 +58,7 @@ def run_env(service_metadata: MetaData) -> None:
         _configure_and_run(connection, target)
         return
     if context.is_offline_mode():
-        context.configure(url=context.config.get_main_option("sqlalchemy.url"), target_metadata=target,
-                          literal_binds=True)
+        context.configure(url=context.config.get_main_option("sqlalchemy.url"), target_metadata=target, literal_binds=True)
         with context.begin_transaction():
             context.run_migrations()
         return

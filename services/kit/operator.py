@@ -43,16 +43,24 @@ async def outbox_status(service: str) -> dict[str, Any]:
     engine = make_engine(load_settings(service).database_url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            unsent, oldest = (await conn.execute(
-                select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None)))).one()
-            last_error = (await conn.execute(
-                select(outbox.c.last_error).where(outbox.c.last_error.is_not(None)).order_by(outbox.c.id.desc()).limit(1)
-            )).scalar_one_or_none()
+            unsent, oldest = (
+                await conn.execute(select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None)))
+            ).one()
+            last_error = (
+                await conn.execute(
+                    select(outbox.c.last_error).where(outbox.c.last_error.is_not(None)).order_by(outbox.c.id.desc()).limit(1)
+                )
+            ).scalar_one_or_none()
             total = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
     finally:
         await engine.dispose()
-    return {"service": service, "unsent": unsent, "oldest_unsent": oldest.isoformat() if oldest else None,
-            "kept_rows": total, "last_error": last_error}
+    return {
+        "service": service,
+        "unsent": unsent,
+        "oldest_unsent": oldest.isoformat() if oldest else None,
+        "kept_rows": total,
+        "last_error": last_error,
+    }
 
 
 async def republish(service: str, since: datetime) -> int:

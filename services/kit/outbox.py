@@ -50,13 +50,26 @@ class EventPublisher:
         self.source = source
         self.topic = topic
 
-    async def publish(self, session: AsyncSession, event: EventData, *, key: str, subject: str | None = None,
-                      occurred_at: datetime | None = None) -> str:
+    async def publish(
+        self,
+        session: AsyncSession,
+        event: EventData,
+        *,
+        key: str,
+        subject: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> str:
         """Add the event to the current transaction. Returns the event id."""
         if not session.in_transaction():
             raise RuntimeError("publish() must run inside the use case's transaction")
-        ce = CloudEvent(type=event.event_type, source=self.source, data=event.model_dump(mode="json"),
-                        key=key, subject=subject, time=occurred_at or datetime.now(UTC))
+        ce = CloudEvent(
+            type=event.event_type,
+            source=self.source,
+            data=event.model_dump(mode="json"),
+            key=key,
+            subject=subject,
+            time=occurred_at or datetime.now(UTC),
+        )
         return await write_outbox(session, self.topic, ce)
 
     def outbox_params(self, event: EventData) -> dict[str, Any]:
@@ -64,12 +77,19 @@ class EventPublisher:
         `p_traceparent`, `p_tracestate`), for a use case that is one statement. The function
         chooses the key and the time, and writes the row only if its work was done."""
         traceparent, tracestate = current_traceparent()
-        return {"event_id": str(uuid.uuid4()), "event_topic": self.topic, "event_type": event.event_type,
-                "event_source": self.source, "event_data": orjson.dumps(event.model_dump(mode="json")).decode(),
-                "traceparent": traceparent, "tracestate": tracestate}
+        return {
+            "event_id": str(uuid.uuid4()),
+            "event_topic": self.topic,
+            "event_type": event.event_type,
+            "event_source": self.source,
+            "event_data": orjson.dumps(event.model_dump(mode="json")).decode(),
+            "traceparent": traceparent,
+            "tracestate": tracestate,
+        }
 
-    async def publish_many(self, session: AsyncSession, event_type: str, data: Sequence[Mapping[str, Any]],
-                           keys: Sequence[str]) -> None:
+    async def publish_many(
+        self, session: AsyncSession, event_type: str, data: Sequence[Mapping[str, Any]], keys: Sequence[str]
+    ) -> None:
         """Add many events of one type (their data as JSON-ready mappings) to the current
         transaction with one statement, in order, so one key's events are relayed in order.
 
@@ -83,10 +103,19 @@ class EventPublisher:
         if not data:
             return
         traceparent, tracestate = current_traceparent()
-        await session.execute(_INSERT_MANY, {
-            "topic": self.topic, "type": event_type, "source": self.source, "occurred_at": datetime.now(UTC),
-            "keys": list(keys), "data": [orjson.dumps(d).decode() for d in data],
-            "traceparent": traceparent, "tracestate": tracestate})
+        await session.execute(
+            _INSERT_MANY,
+            {
+                "topic": self.topic,
+                "type": event_type,
+                "source": self.source,
+                "occurred_at": datetime.now(UTC),
+                "keys": list(keys),
+                "data": [orjson.dumps(d).decode() for d in data],
+                "traceparent": traceparent,
+                "tracestate": tracestate,
+            },
+        )
         outbox_written(session)
 
 
@@ -101,11 +130,20 @@ _INSERT_MANY = text("""
 
 async def write_outbox(session: AsyncSession, topic: str, ce: CloudEvent) -> str:
     traceparent, tracestate = current_traceparent()
-    await session.execute(outbox.insert().values(
-        event_id=ce.id, topic=topic, key=ce.key, type=ce.type, source=ce.source, subject=ce.subject,
-        occurred_at=ce.time, data=ce.data, traceparent=ce.traceparent or traceparent,
-        tracestate=ce.tracestate or tracestate,
-    ))
+    await session.execute(
+        outbox.insert().values(
+            event_id=ce.id,
+            topic=topic,
+            key=ce.key,
+            type=ce.type,
+            source=ce.source,
+            subject=ce.subject,
+            occurred_at=ce.time,
+            data=ce.data,
+            traceparent=ce.traceparent or traceparent,
+            tracestate=ce.tracestate or tracestate,
+        )
+    )
     outbox_written(session)
     return ce.id
 
@@ -191,14 +229,33 @@ class OutboxNotifier:
 _PARTITIONER = DefaultPartitioner()
 _MAX_LINKS = 128  # the SDK's default span limit
 
-_RELAY_COLUMNS = (outbox.c.id, outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.type, outbox.c.source,
-                  outbox.c.subject, outbox.c.occurred_at, outbox.c.data.cast(Text).label("data_json"),
-                  outbox.c.traceparent, outbox.c.tracestate)
+_RELAY_COLUMNS = (
+    outbox.c.id,
+    outbox.c.event_id,
+    outbox.c.topic,
+    outbox.c.key,
+    outbox.c.type,
+    outbox.c.source,
+    outbox.c.subject,
+    outbox.c.occurred_at,
+    outbox.c.data.cast(Text).label("data_json"),
+    outbox.c.traceparent,
+    outbox.c.tracestate,
+)
 
 
 class OutboxRelay:
-    def __init__(self, *, service: str, engine: AsyncEngine, producer_factory: Any, batch_size: int = 500,
-                 poll_interval_s: float = 1.0, retention: timedelta = timedelta(days=7), namespace: str = ""):
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        producer_factory: Any,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+        retention: timedelta = timedelta(days=7),
+        namespace: str = "",
+    ):
         self.service = service
         self.namespace = namespace
         self.engine = engine
@@ -300,10 +357,17 @@ class OutboxRelay:
         conn = await self.engine.connect()
         try:
             await conn.begin()
-            rows = list((await conn.execute(
-                select(*_RELAY_COLUMNS).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id)
-                .limit(self.batch_size).with_for_update(skip_locked=True)
-            )).all())
+            rows = list(
+                (
+                    await conn.execute(
+                        select(*_RELAY_COLUMNS)
+                        .where(outbox.c.sent_at.is_(None))
+                        .order_by(outbox.c.id)
+                        .limit(self.batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
             futures = await self._send_rows(producer, rows)
         except BaseException:
             await conn.close()
@@ -340,8 +404,15 @@ class OutboxRelay:
             slot = (topic, _PARTITIONER(key_bytes, *partitions[topic]))
             # Each message carries its creation context (the request that wrote it): the consumer's
             # span continues that trace. The batch's one publish span links to all of them.
-            headers = kafka_headers(id=event_id, source=source, type=type_, time=occurred_at, subject=subject,
-                                    traceparent=traceparent, tracestate=tracestate)
+            headers = kafka_headers(
+                id=event_id,
+                source=source,
+                type=type_,
+                time=occurred_at,
+                subject=subject,
+                traceparent=traceparent,
+                tracestate=tracestate,
+            )
             if traceparent:
                 links.append(traceparent)
             value = data_json.encode()
@@ -369,8 +440,12 @@ class OutboxRelay:
             ctx = trace.get_current_span(context_from(traceparent)).get_span_context()
             if ctx.is_valid:
                 links.append(trace.Link(ctx))
-        span = self._tracer.start_span("outbox publish", kind=trace.SpanKind.PRODUCER, links=links,
-                                       attributes={"messaging.system": "kafka", "messaging.batch.message_count": count})
+        span = self._tracer.start_span(
+            "outbox publish",
+            kind=trace.SpanKind.PRODUCER,
+            links=links,
+            attributes={"messaging.system": "kafka", "messaging.batch.message_count": count},
+        )
         span.end()
 
     async def _confirm(self, conn: Any, rows: list[Any], futures: list[asyncio.Future[Any]]) -> int:
@@ -387,8 +462,10 @@ class OutboxRelay:
                 await conn.execute(text("UPDATE kit_outbox SET sent_at = now() WHERE id = ANY(:ids)"), {"ids": sent_ids})
             if failed:
                 error = next(r for r in results if isinstance(r, BaseException))
-                await conn.execute(text("UPDATE kit_outbox SET attempts = attempts + 1, last_error = :err "
-                                        "WHERE id = ANY(:ids)"), {"ids": failed, "err": repr(error)[:1000]})
+                await conn.execute(
+                    text("UPDATE kit_outbox SET attempts = attempts + 1, last_error = :err WHERE id = ANY(:ids)"),
+                    {"ids": failed, "err": repr(error)[:1000]},
+                )
             await conn.commit()
         finally:
             await conn.close()
@@ -399,8 +476,9 @@ class OutboxRelay:
 
     async def prune(self) -> int:
         async with self.engine.begin() as conn:
-            result = await conn.execute(delete(outbox).where(
-                outbox.c.sent_at.is_not(None), outbox.c.sent_at < datetime.now(UTC) - self.retention))
+            result = await conn.execute(
+                delete(outbox).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < datetime.now(UTC) - self.retention)
+            )
         return int(result.rowcount or 0)
 
     async def run(self) -> None:

@@ -196,8 +196,16 @@ class UpstreamTimeout(Problem):
 
 
 _STATUS_PROBLEMS: dict[int, type[Problem]] = {
-    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed,
-    409: Conflict, 413: PayloadTooLarge, 429: RateLimited, 503: ServiceUnavailable, 504: UpstreamTimeout,
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    413: PayloadTooLarge,
+    429: RateLimited,
+    503: ServiceUnavailable,
+    504: UpstreamTimeout,
 }
 
 
@@ -228,12 +236,14 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     out = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ())]
-        out.append({
-            "field": ".".join(loc[1:]) if len(loc) > 1 else ".".join(loc),
-            "in": loc[0] if loc else "body",
-            "message": err.get("msg", ""),
-            "code": err.get("type", ""),
-        })
+        out.append(
+            {
+                "field": ".".join(loc[1:]) if len(loc) > 1 else ".".join(loc),
+                "in": loc[0] if loc else "body",
+                "message": err.get("msg", ""),
+                "code": err.get("type", ""),
+            }
+        )
     return out
 
 
@@ -271,8 +281,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
         if is_outage(exc):
             log.warning("dependency outage at %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
-            unavailable = ServiceUnavailable(("数据库暂不可用，请稍后重试", "The database is unavailable; retry shortly"),
-                                             headers={"Retry-After": "2"})
+            unavailable = ServiceUnavailable(
+                ("数据库暂不可用，请稍后重试", "The database is unavailable; retry shortly"), headers={"Retry-After": "2"}
+            )
             return problem_response(unavailable, request)
         return await on_unexpected(request, exc)
 

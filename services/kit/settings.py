@@ -57,9 +57,13 @@ class ServiceSettings(BaseSettings):
         name = values.get("service_name") or cls.model_fields["service_name"].default
         if not values.get("database_url") and os.environ.get("DATABASE_URL"):
             values["database_url"] = with_database(os.environ["DATABASE_URL"], name)
-        for field, env in (("redis_url", "REDIS_URL"), ("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
-                           ("kafka_profile", "KAFKA_PROFILE"), ("jwks_url", "JWKS_URL"),
-                           ("kafka_namespace", "KAFKA_NAMESPACE")):
+        for field, env in (
+            ("redis_url", "REDIS_URL"),
+            ("kafka_bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS"),
+            ("kafka_profile", "KAFKA_PROFILE"),
+            ("jwks_url", "JWKS_URL"),
+            ("kafka_namespace", "KAFKA_NAMESPACE"),
+        ):
             if not values.get(field) and os.environ.get(env):
                 values[field] = os.environ[env]
         return values

@@ -32,7 +32,8 @@ _provider: TracerProvider | None = None
 _instrumented_libs = False
 
 HTTP_LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency by route",
+    "http_request_duration_seconds",
+    "HTTP request latency by route",
     ["service", "method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
@@ -41,12 +42,18 @@ CONSUMER_APPLIED = Counter("consumer_events_applied_total", "Events applied by a
 CONSUMER_DEAD = Counter("consumer_events_dead_lettered_total", "Events sent to the dead-letter topic", ["group"])
 # Scheduled jobs: an alert on `time() - scheduled_job_last_success_timestamp_seconds` above a few
 # intervals finds a job that keeps failing or has stopped, which a log line alone does not.
-JOB_RUNS = Counter("scheduled_job_runs_total", "Runs of a scheduled job by outcome (ok, failed)",
-                   ["service", "job", "outcome"])
-JOB_DURATION = Histogram("scheduled_job_duration_seconds", "How long one run of a scheduled job took",
-                         ["service", "job"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900))
-JOB_LAST_SUCCESS = Gauge("scheduled_job_last_success_timestamp_seconds",
-                         "When a scheduled job last finished without an error (Unix time)", ["service", "job"])
+JOB_RUNS = Counter("scheduled_job_runs_total", "Runs of a scheduled job by outcome (ok, failed)", ["service", "job", "outcome"])
+JOB_DURATION = Histogram(
+    "scheduled_job_duration_seconds",
+    "How long one run of a scheduled job took",
+    ["service", "job"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900),
+)
+JOB_LAST_SUCCESS = Gauge(
+    "scheduled_job_last_success_timestamp_seconds",
+    "When a scheduled job last finished without an error (Unix time)",
+    ["service", "job"],
+)
 
 
 def setup_tracing(service_name: str) -> TracerProvider:

@@ -74,9 +74,7 @@ async def get_settings(principal: CurrentPrincipal, session: SessionDep) -> Comm
     response_model=CommunitySettingsPublic,
     responses=problem_responses(p.InvalidSettings, Forbidden),
 )
-async def put_settings(
-    body: CommunitySettingsBody, principal: PropertyAdmin, session: SessionDep
-) -> CommunitySettingsPublic:
+async def put_settings(body: CommunitySettingsBody, principal: PropertyAdmin, session: SessionDep) -> CommunitySettingsPublic:
     return (await service.put_settings(session, principal, body)).public()
 
 
@@ -90,9 +88,7 @@ async def put_settings(
     response_model=SpotPublic,
     responses=problem_responses(p.DuplicateSpot, Forbidden),
 )
-async def register_spot(
-    body: SpotCreate, principal: CurrentPrincipal, session: SessionDep, idem: IdempotencyDep
-) -> Any:
+async def register_spot(body: SpotCreate, principal: CurrentPrincipal, session: SessionDep, idem: IdempotencyDep) -> Any:
     return await idem.run(session, body, lambda: service.register_spot(session, principal, body), SpotPublic)
 
 
@@ -107,9 +103,7 @@ async def list_spots(
     return Page(items=[SpotPublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 
-@router.get(
-    "/spots/{spot_id}", tags=["spots"], response_model=SpotPublic, responses=problem_responses(p.SpotNotFound)
-)
+@router.get("/spots/{spot_id}", tags=["spots"], response_model=SpotPublic, responses=problem_responses(p.SpotNotFound))
 async def get_spot(spot_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
     return await service.get_spot(session, principal, spot_id)
 
@@ -182,9 +176,7 @@ async def list_occurrences(
     response_model=WindowPublic,
     responses=problem_responses(p.WindowNotFound, p.WindowInUse, p.InvalidTimeRange, p.TooShort),
 )
-async def shrink_window(
-    window_id: uuid.UUID, body: WindowShrink, principal: CurrentPrincipal, session: SessionDep
-) -> Any:
+async def shrink_window(window_id: uuid.UUID, body: WindowShrink, principal: CurrentPrincipal, session: SessionDep) -> Any:
     return await service.shrink_window(session, principal, window_id, body)
 
 
@@ -229,12 +221,8 @@ async def search_free_spots(
         p.BookingConflict, p.OutsideWindow, p.SpotNotFound, p.BookingInPast, p.InvalidTimeRange, p.TooShort
     ),
 )
-async def create_booking(
-    body: BookingCreate, principal: CurrentPrincipal, session: SessionDep, idem: IdempotencyDep
-) -> Any:
-    return await idem.run(
-        session, body, lambda: service.create_booking(session, principal, body), BookingPublic
-    )
+async def create_booking(body: BookingCreate, principal: CurrentPrincipal, session: SessionDep, idem: IdempotencyDep) -> Any:
+    return await idem.run(session, body, lambda: service.create_booking(session, principal, body), BookingPublic)
 
 
 @router.get("/bookings", tags=["bookings"], response_model=Page[BookingPublic])
@@ -281,9 +269,7 @@ async def pay_booking(
     response_model=BookingPublic,
     responses=problem_responses(p.BookingNotFound, p.InvalidBookingState),
 )
-async def cancel_booking(
-    booking_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, request: Request
-) -> Any:
+async def cancel_booking(booking_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, request: Request) -> Any:
     return await service.cancel_booking(session, principal, booking_id, payments(request))
 
 
@@ -297,12 +283,8 @@ async def cancel_booking(
     response_model=GateDevicePublic,
     responses=problem_responses(p.DuplicateGateDevice, Forbidden),
 )
-async def register_gate_device(
-    body: GateDeviceCreate, principal: SpotAdmin, session: SessionDep, idem: IdempotencyDep
-) -> Any:
-    return await idem.run(
-        session, body, lambda: service.register_device(session, principal, body), GateDevicePublic
-    )
+async def register_gate_device(body: GateDeviceCreate, principal: SpotAdmin, session: SessionDep, idem: IdempotencyDep) -> Any:
+    return await idem.run(session, body, lambda: service.register_device(session, principal, body), GateDevicePublic)
 
 
 @router.get("/gate-devices", tags=["gate"], response_model=list[GateDevicePublic])
@@ -316,9 +298,7 @@ async def list_gate_devices(principal: Staff, session: SessionDep) -> Any:
     response_model=GateDecision,
     responses=problem_responses(p.UnknownGateDevice, p.InvalidTimeRange),
 )
-async def gate_entry(
-    body: GatePass, principal: GateDevice, session: SessionDep, request: Request
-) -> GateDecision:
+async def gate_entry(body: GatePass, principal: GateDevice, session: SessionDep, request: Request) -> GateDecision:
     """A plate read at the entry barrier: `decision` says whether the barrier opens."""
     return await service.gate_pass(session, principal, "entry", body.plate, body.at, payments(request))
 
@@ -329,9 +309,7 @@ async def gate_entry(
     response_model=GateDecision,
     responses=problem_responses(p.UnknownGateDevice, p.InvalidTimeRange),
 )
-async def gate_exit(
-    body: GatePass, principal: GateDevice, session: SessionDep, request: Request
-) -> GateDecision:
+async def gate_exit(body: GatePass, principal: GateDevice, session: SessionDep, request: Request) -> GateDecision:
     """A plate read at the exit barrier: completes the booking and charges overstay or the public rate."""
     return await service.gate_pass(session, principal, "exit", body.plate, body.at, payments(request))
 

@@ -81,9 +81,7 @@ class Split:
 
 def split_fee(total_fen: int, owner_share_bp: int, property_share_bp: int) -> Split:
     """Divide a fee between owner, property and platform; the platform takes the rounding remainder."""
-    if not (
-        0 <= owner_share_bp and 0 <= property_share_bp and owner_share_bp + property_share_bp <= BASIS_POINTS
-    ):
+    if not (0 <= owner_share_bp and 0 <= property_share_bp and owner_share_bp + property_share_bp <= BASIS_POINTS):
         raise ValueError("shares must be non-negative and add up to at most 100%")
     owner = total_fen * owner_share_bp // BASIS_POINTS
     prop = total_fen * property_share_bp // BASIS_POINTS

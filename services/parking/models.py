@@ -131,12 +131,8 @@ class Booking(Base, table=True):
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="range"),
         CheckConstraint("block_ends_at >= ends_at", name="block"),
-        CheckConstraint(
-            "status IN ('held', 'confirmed', 'active', 'completed', 'cancelled', 'expired')", name="status"
-        ),
-        CheckConstraint(
-            "fee_fen >= 0 AND paid_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= paid_fen", name="money"
-        ),
+        CheckConstraint("status IN ('held', 'confirmed', 'active', 'completed', 'cancelled', 'expired')", name="status"),
+        CheckConstraint("fee_fen >= 0 AND paid_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= paid_fen", name="money"),
         # The rule that must hold: no two bookings holding one spot overlap (half-open, so back-to-back fits).
         ExcludeConstraint(
             ("spot_id", "="),

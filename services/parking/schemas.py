@@ -11,9 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from services.parking import domain
 
 Fen = Annotated[int, Field(ge=0, le=100_000_00, description="Amount in fen (分)")]
-Plate = Annotated[
-    str, Field(min_length=7, max_length=12, description="Mainland plate, e.g. 浙K12345 or 浙KD12345")
-]
+Plate = Annotated[str, Field(min_length=7, max_length=12, description="Mainland plate, e.g. 浙K12345 or 浙KD12345")]
 
 
 def _plate(value: str) -> str:
@@ -28,9 +26,7 @@ class CommunitySettingsBody(BaseModel):
     """Per-community parking policy (社区停车规则)."""
 
     owner_share_bp: Annotated[int, Field(ge=0, le=10_000, description="Owner's share in basis points")] = 7000
-    property_share_bp: Annotated[
-        int, Field(ge=0, le=10_000, description="Property's share in basis points")
-    ] = 2000
+    property_share_bp: Annotated[int, Field(ge=0, le=10_000, description="Property's share in basis points")] = 2000
     public_rate_fen_per_30min: Annotated[int, Field(ge=0, le=100_000)] = 300
     hold_minutes: Annotated[int, Field(ge=1, le=240)] = 15
     min_window_minutes: Annotated[int, Field(ge=30, le=1440)] = 60
@@ -80,9 +76,7 @@ class WindowCreate(BaseModel):
         None, min_length=1, max_length=7, description="weekly: ISO weekdays, 1 = Monday"
     )
     local_start: time | None = Field(None, description="weekly: local (Asia/Shanghai) start time")
-    local_end: time | None = Field(
-        None, description="weekly: local end time; at or before the start means next day"
-    )
+    local_end: time | None = Field(None, description="weekly: local end time; at or before the start means next day")
     valid_from: date | None = Field(None, description="weekly: first local date (default today)")
     valid_until: date | None = Field(None, description="weekly: last local date (default open-ended)")
     price_fen_per_30min: Annotated[int, Field(ge=0, le=100_000)]

@@ -66,9 +66,7 @@ def utcnow() -> datetime:
 
 def _constraint(exc: IntegrityError) -> str:
     orig = exc.orig
-    name = getattr(orig, "constraint_name", None) or getattr(
-        getattr(orig, "__cause__", None), "constraint_name", None
-    )
+    name = getattr(orig, "constraint_name", None) or getattr(getattr(orig, "__cause__", None), "constraint_name", None)
     return str(name or "")
 
 
@@ -119,9 +117,7 @@ async def policy_for(session: AsyncSession, community: str) -> Policy:
 
 async def put_settings(session: AsyncSession, principal: Principal, body: CommunitySettingsBody) -> Policy:
     if body.owner_share_bp + body.property_share_bp > domain.BASIS_POINTS:
-        raise problems.InvalidSettings(
-            ("业主与物业分成之和不能超过100%", "Owner and property shares exceed 100%")
-        )
+        raise problems.InvalidSettings(("业主与物业分成之和不能超过100%", "Owner and property shares exceed 100%"))
     async with transaction(session):
         values = {**body.model_dump(), "updated_at": utcnow()}
         await session.execute(
@@ -164,14 +160,10 @@ async def register_spot(session: AsyncSession, principal: Principal, body: SpotC
     return spot
 
 
-async def _spot_for(
-    session: AsyncSession, principal: Principal, spot_id: uuid.UUID, *, lock: bool = False
-) -> Spot:
+async def _spot_for(session: AsyncSession, principal: Principal, spot_id: uuid.UUID, *, lock: bool = False) -> Spot:
     """The spot if the caller may manage it: its owner, or staff; others get 404."""
     query = select(Spot).where(Spot.id == spot_id, Spot.community == principal.community)
-    spot: Spot | None = (
-        await session.execute(query.with_for_update() if lock else query)
-    ).scalar_one_or_none()
+    spot: Spot | None = (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
     if spot is None or not (principal.is_staff or spot.owner_id == principal.subject):
         raise problems.SpotNotFound()
     return spot
@@ -255,11 +247,7 @@ def _weekly_intervals(window: AvailabilityWindow, until: date, now: datetime) ->
         first = max(first, window.expanded_until + timedelta(days=1))
     last = min(window.valid_until or FAR_FUTURE, until)
     days = frozenset(int(c) for c in window.weekdays)
-    return [
-        i
-        for i in domain.expand_weekly(days, window.local_start, window.local_end, first, last)
-        if i.end > now
-    ]
+    return [i for i in domain.expand_weekly(days, window.local_start, window.local_end, first, last) if i.end > now]
 
 
 async def publish_window(
@@ -280,13 +268,9 @@ async def publish_window(
     intervals: list[domain.Interval]
     if body.kind == "one_off":
         if body.starts_at is None or body.ends_at is None:
-            raise problems.InvalidTimeRange(
-                ("单次时段需要开始和结束时间", "A one-off window needs starts_at and ends_at")
-            )
+            raise problems.InvalidTimeRange(("单次时段需要开始和结束时间", "A one-off window needs starts_at and ends_at"))
         try:
-            domain.check_window_range(
-                body.starts_at, body.ends_at, now=now, min_minutes=policy.min_window_minutes
-            )
+            domain.check_window_range(body.starts_at, body.ends_at, now=now, min_minutes=policy.min_window_minutes)
         except domain.RangeProblem as err:
             raise _range_problem(err, "共享时段") from None
         window.starts_at, window.ends_at = body.starts_at, body.ends_at
@@ -296,9 +280,7 @@ async def publish_window(
             raise problems.InvalidTimeRange(
                 ("每周时段需要星期和起止时间", "A weekly window needs weekdays, local_start and local_end")
             )
-        if domain.weekly_duration(body.local_start, body.local_end) < timedelta(
-            minutes=policy.min_window_minutes
-        ):
+        if domain.weekly_duration(body.local_start, body.local_end) < timedelta(minutes=policy.min_window_minutes):
             raise problems.TooShort(("每周时段时长不足", "The weekly window is too short"))
         if body.valid_from and body.valid_until and body.valid_until < body.valid_from:
             raise problems.InvalidTimeRange(("结束日期早于开始日期", "valid_until is before valid_from"))
@@ -328,9 +310,7 @@ def _minute(t: time) -> time:
     return t.replace(second=0, microsecond=0, tzinfo=None)
 
 
-async def _window_for(
-    session: AsyncSession, principal: Principal, window_id: uuid.UUID
-) -> AvailabilityWindow:
+async def _window_for(session: AsyncSession, principal: Principal, window_id: uuid.UUID) -> AvailabilityWindow:
     window: AvailabilityWindow | None = (
         await session.execute(
             select(AvailabilityWindow)
@@ -347,9 +327,7 @@ async def _window_for(
     return window
 
 
-async def list_windows(
-    session: AsyncSession, principal: Principal, spot_id: uuid.UUID
-) -> list[AvailabilityWindow]:
+async def list_windows(session: AsyncSession, principal: Principal, spot_id: uuid.UUID) -> list[AvailabilityWindow]:
     async with transaction(session):
         await _spot_for(session, principal, spot_id)
         return list(
@@ -372,17 +350,11 @@ async def list_occurrences(
         query = query.where(WindowOccurrence.starts_at > datetime.fromisoformat(str(after[0])))
     async with transaction(session):
         await _window_for(session, principal, window_id)
-        rows = list(
-            (
-                await session.execute(query.order_by(WindowOccurrence.starts_at).limit(page.limit + 1))
-            ).scalars()
-        )
+        rows = list((await session.execute(query.order_by(WindowOccurrence.starts_at).limit(page.limit + 1))).scalars())
     return make_page(rows, page.limit, lambda o: [o.starts_at.isoformat()])
 
 
-async def _lock_open_occurrences(
-    session: AsyncSession, window_id: uuid.UUID, now: datetime
-) -> list[WindowOccurrence]:
+async def _lock_open_occurrences(session: AsyncSession, window_id: uuid.UUID, now: datetime) -> list[WindowOccurrence]:
     return list(
         (
             await session.execute(
@@ -414,9 +386,7 @@ async def _blocking_bookings(session: AsyncSession, occurrence_ids: list[uuid.UU
     )
 
 
-async def withdraw_window(
-    session: AsyncSession, principal: Principal, window_id: uuid.UUID
-) -> AvailabilityWindow:
+async def withdraw_window(session: AsyncSession, principal: Principal, window_id: uuid.UUID) -> AvailabilityWindow:
     """Withdraw what is left of a window; refused while any booking still holds a part of it."""
     now = utcnow()
     async with transaction(session):
@@ -446,23 +416,17 @@ async def shrink_window(
     now = utcnow()
     policy = await policy_for(session, principal.community)
     try:
-        domain.check_window_range(
-            body.starts_at, body.ends_at, now=now, min_minutes=policy.min_window_minutes
-        )
+        domain.check_window_range(body.starts_at, body.ends_at, now=now, min_minutes=policy.min_window_minutes)
     except domain.RangeProblem as err:
         raise _range_problem(err, "共享时段") from None
     async with transaction(session):
         window = await _window_for(session, principal, window_id)
         if window.kind != "one_off" or window.status != "open":
-            raise problems.InvalidTimeRange(
-                ("只能缩短开放中的单次时段", "Only open one-off windows can be shrunk")
-            )
+            raise problems.InvalidTimeRange(("只能缩短开放中的单次时段", "Only open one-off windows can be shrunk"))
         assert window.starts_at is not None and window.ends_at is not None
         new = domain.Interval(body.starts_at, body.ends_at)
         if not domain.Interval(window.starts_at, window.ends_at).contains(new):
-            raise problems.InvalidTimeRange(
-                ("新时段必须在原时段之内", "The new range must lie inside the old one")
-            )
+            raise problems.InvalidTimeRange(("新时段必须在原时段之内", "The new range must lie inside the old one"))
         occurrences = await _lock_open_occurrences(session, window_id, now - timedelta(days=3650))
         booked = await _blocking_bookings(session, [o.id for o in occurrences])
         outside = [b for b in booked if not new.contains(domain.Interval(b.starts_at, b.block_ends_at))]
@@ -497,9 +461,7 @@ async def extend_weekly_windows(session: AsyncSession, horizon_days: int, now: d
             ).scalars()
         )
         for window in windows:
-            added += await _insert_occurrences(
-                session, window, _weekly_intervals(window, until, now), skip_conflicts=True
-            )
+            added += await _insert_occurrences(session, window, _weekly_intervals(window, until, now), skip_conflicts=True)
             window.expanded_until = until
     return added
 
@@ -589,16 +551,12 @@ async def create_booking(session: AsyncSession, principal: Principal, body: Book
     now = utcnow()
     policy = await policy_for(session, principal.community)
     try:
-        domain.check_booking_range(
-            body.starts_at, body.ends_at, now=now, min_minutes=policy.min_booking_minutes
-        )
+        domain.check_booking_range(body.starts_at, body.ends_at, now=now, min_minutes=policy.min_booking_minutes)
     except domain.RangeProblem as err:
         raise _range_problem(err, "预约") from None
     async with transaction(session):
         spot = (
-            await session.execute(
-                select(Spot).where(Spot.id == body.spot_id, Spot.community == principal.community)
-            )
+            await session.execute(select(Spot).where(Spot.id == body.spot_id, Spot.community == principal.community))
         ).scalar_one_or_none()
         if spot is None or spot.status != "verified":
             raise problems.SpotNotFound()
@@ -647,16 +605,10 @@ async def create_booking(session: AsyncSession, principal: Principal, body: Book
     return booking
 
 
-async def _booking_for(
-    session: AsyncSession, principal: Principal, booking_id: uuid.UUID, *, lock: bool = False
-) -> Booking:
+async def _booking_for(session: AsyncSession, principal: Principal, booking_id: uuid.UUID, *, lock: bool = False) -> Booking:
     query = select(Booking).where(Booking.id == booking_id, Booking.community == principal.community)
-    booking: Booking | None = (
-        await session.execute(query.with_for_update() if lock else query)
-    ).scalar_one_or_none()
-    if booking is None or not (
-        principal.is_staff or principal.subject in (booking.booker_id, booking.owner_id)
-    ):
+    booking: Booking | None = (await session.execute(query.with_for_update() if lock else query)).scalar_one_or_none()
+    if booking is None or not (principal.is_staff or principal.subject in (booking.booker_id, booking.owner_id)):
         raise problems.BookingNotFound()
     return booking
 
@@ -683,9 +635,7 @@ async def pay_booking(
         if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
             raise problems.HoldExpired()
         if booking.fee_fen > 0:
-            result = await payments.charge(
-                reference=str(booking.id), amount_fen=booking.fee_fen, method=body.method
-            )
+            result = await payments.charge(reference=str(booking.id), amount_fen=booking.fee_fen, method=body.method)
             if not result.approved:
                 raise problems.PaymentDeclined()
             session.add(
@@ -770,15 +720,9 @@ async def list_bookings(
     after = page.after()
     if after:
         start, bid = datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1]))
-        query = query.where(
-            or_(Booking.starts_at > start, and_(Booking.starts_at == start, Booking.id > bid))
-        )
+        query = query.where(or_(Booking.starts_at > start, and_(Booking.starts_at == start, Booking.id > bid)))
     async with transaction(session):
-        rows = list(
-            (
-                await session.execute(query.order_by(Booking.starts_at, Booking.id).limit(page.limit + 1))
-            ).scalars()
-        )
+        rows = list((await session.execute(query.order_by(Booking.starts_at, Booking.id).limit(page.limit + 1))).scalars())
     return make_page(rows, page.limit, lambda b: [b.starts_at.isoformat(), str(b.id)])
 
 
@@ -792,9 +736,7 @@ async def expire_holds(session: AsyncSession, now: datetime | None = None) -> in
 
 
 async def register_device(session: AsyncSession, principal: Principal, body: GateDeviceCreate) -> GateDevice:
-    device = GateDevice(
-        id=body.id, community=principal.community, name=body.name, active=True, created_at=utcnow()
-    )
+    device = GateDevice(id=body.id, community=principal.community, name=body.name, active=True, created_at=utcnow())
     async with transaction(session):
         session.add(device)
         try:
@@ -809,9 +751,7 @@ async def list_devices(session: AsyncSession, principal: Principal) -> list[Gate
         return list(
             (
                 await session.execute(
-                    select(GateDevice)
-                    .where(GateDevice.community == principal.community)
-                    .order_by(GateDevice.id)
+                    select(GateDevice).where(GateDevice.community == principal.community).order_by(GateDevice.id)
                 )
             ).scalars()
         )
@@ -836,9 +776,7 @@ def _gate_time(at: datetime | None, now: datetime) -> datetime:
     if at is None:
         return now
     if not (now - GATE_OFFLINE_BACKLOG <= at <= now + GATE_CLOCK_SKEW):
-        raise problems.InvalidTimeRange(
-            ("道闸时间与服务器时间相差过大", "The gate's clock is too far from the server's")
-        )
+        raise problems.InvalidTimeRange(("道闸时间与服务器时间相差过大", "The gate's clock is too far from the server's"))
     return at
 
 
@@ -851,9 +789,7 @@ class GateOutcome:
     overstay_fen: int = 0
 
 
-async def _match_entry(
-    session: AsyncSession, community: str, plate: str, at: datetime, policy: Policy
-) -> GateOutcome:
+async def _match_entry(session: AsyncSession, community: str, plate: str, at: datetime, policy: Policy) -> GateOutcome:
     grace = timedelta(minutes=policy.entry_grace_minutes)
     booking = (
         await session.execute(
@@ -985,9 +921,7 @@ async def _match_exit(
             ),
             key=str(booking.id),
         )
-    return GateOutcome(
-        "open", "overstay" if overstay else "booking", booking, charged_fen=due, overstay_fen=overstay
-    )
+    return GateOutcome("open", "overstay" if overstay else "booking", booking, charged_fen=due, overstay_fen=overstay)
 
 
 def _decision(event: GateEvent, outcome: GateOutcome) -> GateDecision:
@@ -1044,25 +978,15 @@ async def correct_plate(
     async with transaction(session):
         event = (
             await session.execute(
-                select(GateEvent)
-                .where(GateEvent.id == event_id, GateEvent.community == principal.community)
-                .with_for_update()
+                select(GateEvent).where(GateEvent.id == event_id, GateEvent.community == principal.community).with_for_update()
             )
         ).scalar_one_or_none()
         if event is None:
             raise problems.GateEventNotFound()
-        previous = (
-            await session.get(Booking, event.booking_id, with_for_update=True) if event.booking_id else None
-        )
+        previous = await session.get(Booking, event.booking_id, with_for_update=True) if event.booking_id else None
         if previous is not None:
-            if not (
-                event.direction == "entry"
-                and previous.kind == "walk_in"
-                and previous.status == BookingStatus.active.value
-            ):
-                raise problems.InvalidBookingState(
-                    ("该记录已匹配预约，无法重新匹配", "This event already matched a booking")
-                )
+            if not (event.direction == "entry" and previous.kind == "walk_in" and previous.status == BookingStatus.active.value):
+                raise problems.InvalidBookingState(("该记录已匹配预约，无法重新匹配", "This event already matched a booking"))
             # The car was let in at the public rate under the wrong plate: undo that, uncharged.
             previous.status = BookingStatus.cancelled.value
             previous.cancelled_by = "staff"
@@ -1094,11 +1018,7 @@ async def list_gate_events(
         query = query.where(or_(GateEvent.at < at, and_(GateEvent.at == at, GateEvent.id < eid)))
     async with transaction(session):
         rows = list(
-            (
-                await session.execute(
-                    query.order_by(GateEvent.at.desc(), GateEvent.id.desc()).limit(page.limit + 1)
-                )
-            ).scalars()
+            (await session.execute(query.order_by(GateEvent.at.desc(), GateEvent.id.desc()).limit(page.limit + 1))).scalars()
         )
     return make_page(rows, page.limit, lambda e: [e.at.isoformat(), str(e.id)])
 
@@ -1126,10 +1046,7 @@ async def earnings(session: AsyncSession, principal: Principal) -> Earnings:
                 .order_by(month.desc())
             )
         ).all()
-    months = [
-        EarningsMonth(month=r[0], bookings=r[1], fee_fen=int(r[2] or 0), owner_share_fen=int(r[3] or 0))
-        for r in rows
-    ]
+    months = [EarningsMonth(month=r[0], bookings=r[1], fee_fen=int(r[2] or 0), owner_share_fen=int(r[3] or 0)) for r in rows]
     return Earnings(
         owner_id=principal.subject,
         total_owner_share_fen=sum(m.owner_share_fen for m in months),
@@ -1145,9 +1062,7 @@ async def occupancy(session: AsyncSession, principal: Principal, day: date | Non
     async with transaction(session):
         spots = (
             await session.execute(
-                select(func.count())
-                .select_from(Spot)
-                .where(Spot.community == principal.community, Spot.status == "verified")
+                select(func.count()).select_from(Spot).where(Spot.community == principal.community, Spot.status == "verified")
             )
         ).scalar_one()
         occupied = (

@@ -184,9 +184,7 @@ def is_paid(category: Category) -> bool:
 def check_quote(category: Category, amount_fen: int) -> None:
     """Only a value-added service may be priced; a basic one never is, whatever the steward enters."""
     if not is_paid(category):
-        raise BasicServiceIsFree(
-            ("基本物业服务不能报价", f"A {category} ticket is a basic service and is free")
-        )
+        raise BasicServiceIsFree(("基本物业服务不能报价", f"A {category} ticket is a basic service and is free"))
     if amount_fen <= 0:
         raise BasicServiceIsFree(("报价须为正数", "A quote must be a positive amount of fen"))
 
@@ -231,9 +229,7 @@ def replay(steps: Sequence[Step]) -> Status:
         if step.from_status != status:
             raise TrailBroken(f"step {step.action} starts from {step.from_status}, not {status}")
         if TRANSITIONS.get((status, step.action, step.role)) != step.to_status:
-            raise TrailBroken(
-                f"{step.role} {step.action} from {status} to {step.to_status} is not in the table"
-            )
+            raise TrailBroken(f"{step.role} {step.action} from {status} to {step.to_status} is not in the table")
         status = step.to_status
     return status
 
@@ -302,9 +298,7 @@ class Route:
     via: str  # "steward", "backup" or "queue"
 
 
-def route_ticket(
-    steward_id: str | None, steward_on_duty: bool, backup_id: str | None, backup_on_duty: bool
-) -> Route:
+def route_ticket(steward_id: str | None, steward_on_duty: bool, backup_id: str | None, backup_on_duty: bool) -> Route:
     """The building's steward on duty, else the backup on duty, else the community queue."""
     if steward_id is not None and steward_on_duty:
         return Route(steward_id, S.assigned, "steward")

@@ -30,9 +30,7 @@ class Public(BaseModel):
 
 
 class BuildingCreate(BaseModel):
-    id: Id | None = Field(
-        None, description="Client-chosen id (the demo uses fixed ids); a new UUID otherwise"
-    )
+    id: Id | None = Field(None, description="Client-chosen id (the demo uses fixed ids); a new UUID otherwise")
     code: Annotated[str, Field(min_length=1, max_length=20)]
     name: Name
 
@@ -151,9 +149,9 @@ class SlaPolicyPublic(BaseModel):
 
 class TicketCreate(BaseModel):
     category: Category
-    service_code: Annotated[
-        str | None, Field(pattern=r"^[a-z0-9_-]{2,40}$", description="Required for category `service`")
-    ] = None
+    service_code: Annotated[str | None, Field(pattern=r"^[a-z0-9_-]{2,40}$", description="Required for category `service`")] = (
+        None
+    )
     description: Annotated[str, Field(min_length=1, max_length=2000)]
     priority: Priority = Priority.normal
     preferred_time: datetime | None = None

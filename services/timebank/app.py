@@ -20,11 +20,15 @@ TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    jobs = [expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size),
-            hours_expiry_job(settings.hours_expiry_job_every_s, settings.hours_expiry_batch_size)]
+    jobs = [
+        expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size),
+        hours_expiry_job(settings.hours_expiry_job_every_s, settings.hours_expiry_batch_size),
+    ]
     parts = ServiceParts(routers=[router], jobs=jobs, tags_metadata=TAGS)
     return create_service_app(
-        settings, parts, title="Time bank (时间银行)",
+        settings,
+        parts,
+        title="Time bank (时间银行)",
         description="The elder-care credit ledger: volunteers bank the minutes they spend caring for elders "
-                    "and draw them later for their own care, or give them to relatives.",
+        "and draw them later for their own care, or give them to relatives.",
     )

@@ -109,8 +109,14 @@ async def audit_ledger(session: AsyncSession, community: str | None = None) -> L
             for phase in ("posted", "pending"):
                 debits, credits = int(getattr(row, f"debits_{phase}")), int(getattr(row, f"credits_{phase}"))
                 if debits != credits:
-                    findings.append(Finding(f"{phase}_debits_differ_from_credits", row.community, 1,
-                                            detail={"debits_minutes": debits, "credits_minutes": credits}))
+                    findings.append(
+                        Finding(
+                            f"{phase}_debits_differ_from_credits",
+                            row.community,
+                            1,
+                            detail={"debits_minutes": debits, "credits_minutes": credits},
+                        )
+                    )
         for check, sql in _CHECKS.items():
             rows = (await conn.execute(text(sql), params)).all()
             by_community: dict[str, list[str]] = {}
@@ -130,15 +136,20 @@ async def _audit_from_settings(community: str | None) -> LedgerAudit:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.timebank.audit",
-                                     description="Reconcile the time bank's account totals with its transfers.")
+    parser = argparse.ArgumentParser(
+        prog="python -m services.timebank.audit", description="Reconcile the time bank's account totals with its transfers."
+    )
     parser.add_argument("--community", help="only this community (default: all)")
     args = parser.parse_args(argv)
     audit = asyncio.run(_audit_from_settings(args.community))
     for finding in audit.findings:
         sys.stdout.buffer.write(orjson.dumps(finding, option=orjson.OPT_APPEND_NEWLINE))
-    summary: dict[str, Any] = {"reconciles": audit.reconciles, "accounts": audit.accounts,
-                               "transfers": audit.transfers, "findings": len(audit.findings)}
+    summary: dict[str, Any] = {
+        "reconciles": audit.reconciles,
+        "accounts": audit.accounts,
+        "transfers": audit.transfers,
+        "findings": len(audit.findings),
+    }
     sys.stdout.buffer.write(orjson.dumps(summary, option=orjson.OPT_APPEND_NEWLINE))
     return 0 if audit.reconciles else 1
 

@@ -28,15 +28,22 @@ from services.timebank.problems import (
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 SERVICE_TYPES = ("companionship", "meal", "bathing", "medical_escort", "cleaning", "shopping", "other")
-SERVICE_TYPE_ZH = {"companionship": "陪伴聊天", "meal": "助餐", "bathing": "助浴", "medical_escort": "助医",
-                   "cleaning": "保洁", "shopping": "代购", "other": "其他"}
+SERVICE_TYPE_ZH = {
+    "companionship": "陪伴聊天",
+    "meal": "助餐",
+    "bathing": "助浴",
+    "medical_escort": "助医",
+    "cleaning": "保洁",
+    "shopping": "代购",
+    "other": "其他",
+}
 
 
 class CareStatus(StrEnum):
     OPEN = "open"
     ACCEPTED = "accepted"
     IN_PROGRESS = "in_progress"
-    LOGGED = "logged"          # checked out: a pending transfer awaits confirmation
+    LOGGED = "logged"  # checked out: a pending transfer awaits confirmation
     CONFIRMED = "confirmed"
     DISPUTED = "disputed"
     EXPIRED = "expired"
@@ -69,8 +76,11 @@ def next_care_status(current: CareStatus | str, action: CareAction) -> CareStatu
     try:
         return CARE_TRANSITIONS[CareStatus(current), action]
     except KeyError:
-        raise WrongCareRequestState((f"状态 {current} 不允许 {action}", f"{action} is not allowed in state {current}"),
-                                    care_status=str(current), action=str(action)) from None
+        raise WrongCareRequestState(
+            (f"状态 {current} 不允许 {action}", f"{action} is not allowed in state {current}"),
+            care_status=str(current),
+            action=str(action),
+        ) from None
 
 
 def age_on(birth: date, day: date) -> int:
@@ -88,15 +98,18 @@ def check_withdrawal_allowed(birth: date | None, today: date, withdrawal_age: in
         raise AgeNotVerified(("需社工先核实出生日期", "A community worker must verify the birth date first"))
     age = age_on(birth, today)
     if age < withdrawal_age:
-        raise BelowWithdrawalAge((f"年满 {withdrawal_age} 岁方可支取", f"Withdrawals start at age {withdrawal_age}"),
-                                 withdrawal_age=withdrawal_age)
+        raise BelowWithdrawalAge(
+            (f"年满 {withdrawal_age} 岁方可支取", f"Withdrawals start at age {withdrawal_age}"), withdrawal_age=withdrawal_age
+        )
 
 
 def check_first_withdrawal(available: int, first_withdrawal_done: bool, minimum: int) -> None:
     if not first_withdrawal_done and available < minimum:
         raise BelowFirstWithdrawalMinimum(
             (f"首次支取前余额需至少 {minimum} 分钟", f"A first withdrawal needs a balance of at least {minimum} minutes"),
-            minimum_minutes=minimum, available_minutes=available)
+            minimum_minutes=minimum,
+            available_minutes=available,
+        )
 
 
 def served_minutes(checked_in_at: datetime, checked_out_at: datetime) -> int:
@@ -114,8 +127,9 @@ def confirmed_minutes(pending_minutes: int, asked: int | None) -> int:
     if asked is None:
         return pending_minutes
     if asked > pending_minutes:
-        raise MinutesExceedPending((f"最多可确认 {pending_minutes} 分钟", f"At most {pending_minutes} minutes"),
-                                   pending_minutes=pending_minutes)
+        raise MinutesExceedPending(
+            (f"最多可确认 {pending_minutes} 分钟", f"At most {pending_minutes} minutes"), pending_minutes=pending_minutes
+        )
     return asked
 
 
@@ -158,8 +172,9 @@ def _day_end(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ) + timedelta(days=1, microseconds=-1)
 
 
-def expiry_outlook(available: int, valid_total: int, ageing: Sequence[tuple[datetime, int]], months: int, *,
-                   now: datetime, until: datetime) -> list[tuple[date, int]]:
+def expiry_outlook(
+    available: int, valid_total: int, ageing: Sequence[tuple[datetime, int]], months: int, *, now: datetime, until: datetime
+) -> list[tuple[date, int]]:
     """When a member's hours will expire if nothing else changes: (local date, minutes) steps up
     to `until`, merged by day. `valid_total` is the credits still valid at `now` (posted within the
     period, not reversed); `ageing` those of them that may age out by `until`, oldest first. Hours
@@ -220,9 +235,11 @@ class Balances:
 
     def check_debit(self, amount: int) -> None:
         if self.limited and self.available < amount:
-            raise InsufficientBalance((f"可用余额 {self.available} 分钟，不足 {amount} 分钟",
-                                       f"Available {self.available} minutes, needs {amount}"),
-                                      available_minutes=self.available, needed_minutes=amount)
+            raise InsufficientBalance(
+                (f"可用余额 {self.available} 分钟，不足 {amount} 分钟", f"Available {self.available} minutes, needs {amount}"),
+                available_minutes=self.available,
+                needed_minutes=amount,
+            )
 
 
 def transfer(debit: Balances, credit: Balances, amount: int) -> None:

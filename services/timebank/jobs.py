@@ -15,12 +15,14 @@ from services.timebank import service
 log = logging.getLogger("timebank.jobs")
 
 
-def _draining_job(name: str, every_s: float, batch: int, work: Callable[[AsyncSession, int], Awaitable[int]],
-                  done: str) -> ScheduledJob:
+def _draining_job(
+    name: str, every_s: float, batch: int, work: Callable[[AsyncSession, int], Awaitable[int]], done: str
+) -> ScheduledJob:
     """A job whose run repeats its use case `batch` at a time until a step finds less than a
     batch left, in a session of its own, and logs how many it did, if any. After an outage, or the
     day a community switches hours expiry on, the backlog clears in one run instead of waiting
     for one batch per interval."""
+
     async def run(state: Any) -> None:
         total = 0
         async with state.sessionmaker() as session:
@@ -37,11 +39,20 @@ def _draining_job(name: str, every_s: float, batch: int, work: Callable[[AsyncSe
 
 
 def expiry_job(every_s: float, batch: int) -> ScheduledJob:
-    return _draining_job("expire-pending-transfers", every_s, batch,
-                         lambda session, n: service.expire_pending(session, limit=n),
-                         "voided %d expired pending transfers")
+    return _draining_job(
+        "expire-pending-transfers",
+        every_s,
+        batch,
+        lambda session, n: service.expire_pending(session, limit=n),
+        "voided %d expired pending transfers",
+    )
 
 
 def hours_expiry_job(every_s: float, batch: int) -> ScheduledJob:
-    return _draining_job("expire-hours", every_s, batch, lambda session, n: service.expire_hours(session, limit=n),
-                         "expired hours past the validity period on %d accounts")
+    return _draining_job(
+        "expire-hours",
+        every_s,
+        batch,
+        lambda session, n: service.expire_hours(session, limit=n),
+        "expired hours past the validity period on %d accounts",
+    )

@@ -93,14 +93,28 @@ def uuid_array(ids: list[uuid.UUID], name: str = "ids") -> Any:
 
 
 async def lock_accounts(session: AsyncSession, community: str, ids: set[uuid.UUID]) -> dict[uuid.UUID, LockedAccount]:
-    rows = (await session.execute(
-        select(ACCOUNTS).where(ACCOUNTS.c.id == any_(uuid_array(sorted(ids))), ACCOUNTS.c.community == community)
-        .order_by(ACCOUNTS.c.id).with_for_update()
-    )).all()
+    rows = (
+        await session.execute(
+            select(ACCOUNTS)
+            .where(ACCOUNTS.c.id == any_(uuid_array(sorted(ids))), ACCOUNTS.c.community == community)
+            .order_by(ACCOUNTS.c.id)
+            .with_for_update()
+        )
+    ).all()
     found = {
-        r.id: LockedAccount(r.id, r.community, r.kind, r.owner_id, domain.Balances(
-            debits_pending=r.debits_pending, debits_posted=r.debits_posted, credits_pending=r.credits_pending,
-            credits_posted=r.credits_posted, limited=r.debits_must_not_exceed_credits))
+        r.id: LockedAccount(
+            r.id,
+            r.community,
+            r.kind,
+            r.owner_id,
+            domain.Balances(
+                debits_pending=r.debits_pending,
+                debits_posted=r.debits_posted,
+                credits_pending=r.credits_pending,
+                credits_posted=r.credits_posted,
+                limited=r.debits_must_not_exceed_credits,
+            ),
+        )
         for r in rows
     }
     missing = ids - found.keys()
@@ -137,8 +151,16 @@ def apply_legs(accounts: dict[uuid.UUID, LockedAccount], legs: list[Leg], *, cap
         if grown is not None and grown.kind == "member" and grown.id != pool:
             excess = domain.cap_overflow(grown.balances.available, cap)
             if excess:
-                overflow = Leg(id=derived_id(leg.id, "overflow"), kind="overflow", phase="posted", debit=grown.id,
-                               credit=pool, amount=excess, fingerprint="overflow", reason=f"storage cap {cap}")
+                overflow = Leg(
+                    id=derived_id(leg.id, "overflow"),
+                    kind="overflow",
+                    phase="posted",
+                    debit=grown.id,
+                    credit=pool,
+                    amount=excess,
+                    fingerprint="overflow",
+                    reason=f"storage cap {cap}",
+                )
                 domain.transfer(grown.balances, accounts[pool].balances, excess)
                 accounts[pool].touched = True
                 overflow.debit_balance_after = grown.balances.posted
@@ -158,11 +180,40 @@ _WRITE_TOTALS = text("""
                   CAST(:credits_pending AS bigint[]), CAST(:credits_posted AS bigint[]))
            AS v(id, debits_pending, debits_posted, credits_pending, credits_posted)
      WHERE a.id = v.id""")
-_LEG_COLUMNS = ("id", "kind", "phase", "debit_account_id", "credit_account_id", "amount_minutes", "pending_id",
-                "reverses_id", "care_request_id", "service_type", "reason", "fingerprint", "debit_balance_after",
-                "credit_balance_after", "timeout_at")
-_LEG_TYPES = ("uuid", "text", "text", "uuid", "uuid", "integer", "uuid", "uuid", "uuid", "text", "text", "text",
-              "bigint", "bigint", "timestamptz")
+_LEG_COLUMNS = (
+    "id",
+    "kind",
+    "phase",
+    "debit_account_id",
+    "credit_account_id",
+    "amount_minutes",
+    "pending_id",
+    "reverses_id",
+    "care_request_id",
+    "service_type",
+    "reason",
+    "fingerprint",
+    "debit_balance_after",
+    "credit_balance_after",
+    "timeout_at",
+)
+_LEG_TYPES = (
+    "uuid",
+    "text",
+    "text",
+    "uuid",
+    "uuid",
+    "integer",
+    "uuid",
+    "uuid",
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "bigint",
+    "timestamptz",
+)
 # Inserted in the legs' order (WITH ORDINALITY ... ORDER BY), so `seq` follows it: an overflow leg
 # comes right after the leg that caused it, in the passbook too.
 _INSERT_TRANSFERS = text(f"""
@@ -174,29 +225,49 @@ _INSERT_TRANSFERS = text(f"""
     RETURNING {", ".join(c.name for c in TRANSFERS.c)}""").columns(*TRANSFERS.c)
 
 
-async def write(session: AsyncSession, community: str, actor: str, accounts: dict[uuid.UUID, LockedAccount],
-                legs: list[Leg], now: datetime) -> list[Any]:
+async def write(
+    session: AsyncSession, community: str, actor: str, accounts: dict[uuid.UUID, LockedAccount], legs: list[Leg], now: datetime
+) -> list[Any]:
     """Write the totals and the transfers; returns the transfer rows in the order of `legs`."""
     touched = [a for a in accounts.values() if a.touched]
     if touched:
-        await session.execute(_WRITE_TOTALS, {
-            "ids": [a.id for a in touched], "debits_pending": [a.balances.debits_pending for a in touched],
-            "debits_posted": [a.balances.debits_posted for a in touched],
-            "credits_pending": [a.balances.credits_pending for a in touched],
-            "credits_posted": [a.balances.credits_posted for a in touched]})
+        await session.execute(
+            _WRITE_TOTALS,
+            {
+                "ids": [a.id for a in touched],
+                "debits_pending": [a.balances.debits_pending for a in touched],
+                "debits_posted": [a.balances.debits_posted for a in touched],
+                "credits_pending": [a.balances.credits_pending for a in touched],
+                "credits_posted": [a.balances.credits_posted for a in touched],
+            },
+        )
     if not legs:
         return []
-    rows = (await session.execute(_INSERT_TRANSFERS, {
-        "id": [leg.id for leg in legs], "kind": [leg.kind for leg in legs], "phase": [leg.phase for leg in legs],
-        "debit_account_id": [leg.debit for leg in legs], "credit_account_id": [leg.credit for leg in legs],
-        "amount_minutes": [leg.amount for leg in legs], "pending_id": [leg.pending_id for leg in legs],
-        "reverses_id": [leg.reverses_id for leg in legs], "care_request_id": [leg.care_request_id for leg in legs],
-        "service_type": [leg.service_type for leg in legs], "reason": [leg.reason for leg in legs],
-        "fingerprint": [leg.fingerprint for leg in legs],
-        "debit_balance_after": [leg.debit_balance_after for leg in legs],
-        "credit_balance_after": [leg.credit_balance_after for leg in legs],
-        "timeout_at": [leg.timeout_at for leg in legs], "community": community, "actor": actor, "now": now,
-    })).all()
+    rows = (
+        await session.execute(
+            _INSERT_TRANSFERS,
+            {
+                "id": [leg.id for leg in legs],
+                "kind": [leg.kind for leg in legs],
+                "phase": [leg.phase for leg in legs],
+                "debit_account_id": [leg.debit for leg in legs],
+                "credit_account_id": [leg.credit for leg in legs],
+                "amount_minutes": [leg.amount for leg in legs],
+                "pending_id": [leg.pending_id for leg in legs],
+                "reverses_id": [leg.reverses_id for leg in legs],
+                "care_request_id": [leg.care_request_id for leg in legs],
+                "service_type": [leg.service_type for leg in legs],
+                "reason": [leg.reason for leg in legs],
+                "fingerprint": [leg.fingerprint for leg in legs],
+                "debit_balance_after": [leg.debit_balance_after for leg in legs],
+                "credit_balance_after": [leg.credit_balance_after for leg in legs],
+                "timeout_at": [leg.timeout_at for leg in legs],
+                "community": community,
+                "actor": actor,
+                "now": now,
+            },
+        )
+    ).all()
     by_id = {r.id: r for r in rows}
     return [by_id[leg.id] for leg in legs]
 
@@ -212,8 +283,16 @@ def may_overflow(accounts: dict[uuid.UUID, LockedAccount], legs: list[Leg], cap:
     return any(accounts[a].kind == "member" and accounts[a].balances.available + g > cap for a, g in growth.items())
 
 
-async def post_legs(session: AsyncSession, community: str, actor: str, legs: list[Leg], *, cap: int, now: datetime,
-                    accounts: dict[uuid.UUID, LockedAccount] | None = None) -> list[Any]:
+async def post_legs(
+    session: AsyncSession,
+    community: str,
+    actor: str,
+    legs: list[Leg],
+    *,
+    cap: int,
+    now: datetime,
+    accounts: dict[uuid.UUID, LockedAccount] | None = None,
+) -> list[Any]:
     """Lock, check and write `legs` in the caller's transaction (all or none); returns their rows."""
     pool = pool_account_id(community)
     if accounts is None:

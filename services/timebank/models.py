@@ -53,14 +53,16 @@ class CommunitySettings(Base, table=True):
 class Account(Base, table=True):
     __tablename__ = "tb_accounts"
     __table_args__ = (
-        UniqueConstraint("community", "kind", "owner_id", name="uq_tb_accounts_owner",
-                         postgresql_nulls_not_distinct=True),
+        UniqueConstraint("community", "kind", "owner_id", name="uq_tb_accounts_owner", postgresql_nulls_not_distinct=True),
         CheckConstraint("kind IN ('member', 'pool', 'community')", name="kind"),
-        CheckConstraint("debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
-                        name="non_negative_totals"),
+        CheckConstraint(
+            "debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
+            name="non_negative_totals",
+        ),
         # The "debits must not exceed credits" flag, held by the database whatever the code does.
-        CheckConstraint("NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted",
-                        name="debits_within_credits"),
+        CheckConstraint(
+            "NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted", name="debits_within_credits"
+        ),
         # The hours-expiry job pages through a community's member accounts in id order (migration 0005).
         Index("ix_tb_accounts_community_kind_id", "community", "kind", "id"),
     )
@@ -110,8 +112,10 @@ class Relative(Base, table=True):
 class CareRequest(Base, table=True):
     __tablename__ = "tb_care_requests"
     __table_args__ = (
-        CheckConstraint("status IN ('open', 'accepted', 'in_progress', 'logged', 'confirmed', 'disputed', "
-                        "'expired', 'cancelled')", name="status"),
+        CheckConstraint(
+            "status IN ('open', 'accepted', 'in_progress', 'logged', 'confirmed', 'disputed', 'expired', 'cancelled')",
+            name="status",
+        ),
         CheckConstraint("minutes_estimated > 0", name="minutes_estimated"),
         CheckConstraint("checked_out_at IS NULL OR checked_out_at > checked_in_at", name="checkout_after_checkin"),
         Index("ix_tb_care_requests_open", "community", "starts_at", "id", postgresql_where=text("status = 'open'")),
@@ -147,19 +151,23 @@ class Transfer(Base, table=True):
         CheckConstraint("amount_minutes > 0", name="amount_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
         CheckConstraint("phase IN ('pending', 'posted', 'voided')", name="phase"),
-        CheckConstraint("kind IN ('service', 'spend', 'gift', 'donation', 'funding', 'overflow', 'reversal', "
-                        "'expiry')", name="kind"),
+        CheckConstraint(
+            "kind IN ('service', 'spend', 'gift', 'donation', 'funding', 'overflow', 'reversal', 'expiry')", name="kind"
+        ),
         CheckConstraint("resolution IS NULL OR phase = 'pending'", name="resolution_only_pending"),
         CheckConstraint("resolution IN ('posted', 'voided', 'expired')", name="resolution"),
         # A pending transfer is resolved at most once; a transfer is reversed at most once. Partial:
         # most rows have neither, and an index entry per row (and per non-HOT update) costs writes.
         Index("uq_tb_transfers_pending_id", "pending_id", unique=True, postgresql_where=text("pending_id IS NOT NULL")),
-        Index("uq_tb_transfers_reverses_id", "reverses_id", unique=True,
-              postgresql_where=text("reverses_id IS NOT NULL")),
+        Index("uq_tb_transfers_reverses_id", "reverses_id", unique=True, postgresql_where=text("reverses_id IS NOT NULL")),
         Index("ix_tb_transfers_debit_seq", "debit_account_id", "seq"),
         Index("ix_tb_transfers_credit_seq", "credit_account_id", "seq"),
-        Index("ix_tb_transfers_open_pending", "community", "timeout_at",
-              postgresql_where=text("phase = 'pending' AND resolution IS NULL")),
+        Index(
+            "ix_tb_transfers_open_pending",
+            "community",
+            "timeout_at",
+            postgresql_where=text("phase = 'pending' AND resolution IS NULL"),
+        ),
     )
     id: uuid.UUID = Field(primary_key=True)
     seq: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), nullable=False, unique=True))

@@ -195,10 +195,25 @@ class WrongAccountKind(Problem):
 
 
 PROBLEMS_BY_SLUG: dict[str, type[Problem]] = {
-    cls.slug: cls for cls in (
-        InsufficientBalance, BelowWithdrawalAge, AgeNotVerified, BelowFirstWithdrawalMinimum, NotAVerifiedRelative,
-        AccountNotFound, NotAMember, NotAllowedToResolve, AlreadyResolved, NotPending, MinutesExceedPending,
-        NotReversible, AlreadyReversed, SameAccount, LinkedTransferFailed, TransferNotFound, NotAnElder,
+    cls.slug: cls
+    for cls in (
+        InsufficientBalance,
+        BelowWithdrawalAge,
+        AgeNotVerified,
+        BelowFirstWithdrawalMinimum,
+        NotAVerifiedRelative,
+        AccountNotFound,
+        NotAMember,
+        NotAllowedToResolve,
+        AlreadyResolved,
+        NotPending,
+        MinutesExceedPending,
+        NotReversible,
+        AlreadyReversed,
+        SameAccount,
+        LinkedTransferFailed,
+        TransferNotFound,
+        NotAnElder,
         WrongAccountKind,
     )
 }

@@ -274,8 +274,9 @@ class HoursExpiryOutlook(BaseModel):
     hours_expire: bool = Field(description="Whether hours expire in this community at all")
     valid_months: int
     available_minutes: int
-    expiring: list[ExpiringHours] = Field(description="By date, soonest first; minutes on today's date are "
-                                                      "already past the period and move at the next run")
+    expiring: list[ExpiringHours] = Field(
+        description="By date, soonest first; minutes on today's date are already past the period and move at the next run"
+    )
 
 
 class PassbookEntry(BaseModel):
@@ -319,9 +320,11 @@ class CommunitySummary(BaseModel):
 
 
 class LedgerFinding(BaseModel):
-    check: str = Field(description="account_totals_disagree_with_transfers, pending_resolution_mismatch, "
-                                   "transfer_crosses_communities, "
-                                   "posted_debits_differ_from_credits or pending_debits_differ_from_credits")
+    check: str = Field(
+        description="account_totals_disagree_with_transfers, pending_resolution_mismatch, "
+        "transfer_crosses_communities, "
+        "posted_debits_differ_from_credits or pending_debits_differ_from_credits"
+    )
     count: int = Field(description="how many rows are in the wrong")
     ids: list[str] = Field(description="the first 50 of them (account or transfer ids)")
     detail: dict[str, int]

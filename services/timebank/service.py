@@ -128,10 +128,17 @@ def _stored_problem(row: Row) -> Problem:
 async def _lookup_id(session: AsyncSession, transfer_id: uuid.UUID) -> Row | None:
     """The transfer, or the recorded refusal, for a client id (one round trip for both)."""
     q = union_all(
-        select(TRANSFERS.c.id, TRANSFERS.c.community, TRANSFERS.c.fingerprint, literal(None).label("problem_slug"),
-               literal(None).label("detail_zh"), literal(None).label("detail_en")).where(TRANSFERS.c.id == transfer_id),
-        select(FAILED.c.id, FAILED.c.community, FAILED.c.fingerprint, FAILED.c.problem_slug, FAILED.c.detail_zh,
-               FAILED.c.detail_en).where(FAILED.c.id == transfer_id),
+        select(
+            TRANSFERS.c.id,
+            TRANSFERS.c.community,
+            TRANSFERS.c.fingerprint,
+            literal(None).label("problem_slug"),
+            literal(None).label("detail_zh"),
+            literal(None).label("detail_en"),
+        ).where(TRANSFERS.c.id == transfer_id),
+        select(
+            FAILED.c.id, FAILED.c.community, FAILED.c.fingerprint, FAILED.c.problem_slug, FAILED.c.detail_zh, FAILED.c.detail_en
+        ).where(FAILED.c.id == transfer_id),
     )
     return (await session.execute(q)).first()
 
@@ -150,15 +157,17 @@ def _check_existing(row: Row, community: str, fp: str) -> None:
 
 
 async def get_transfer_row(session: AsyncSession, community: str, transfer_id: uuid.UUID) -> Row:
-    row = (await session.execute(select(TRANSFERS).where(TRANSFERS.c.id == transfer_id,
-                                                         TRANSFERS.c.community == community))).first()
+    row = (
+        await session.execute(select(TRANSFERS).where(TRANSFERS.c.id == transfer_id, TRANSFERS.c.community == community))
+    ).first()
     if row is None:
         raise TransferNotFound()
     return row
 
 
-async def _once(session: AsyncSession, *, community: str, transfer_id: uuid.UUID, fp: str,
-                work: Callable[[], Awaitable[Row]]) -> Row:
+async def _once(
+    session: AsyncSession, *, community: str, transfer_id: uuid.UUID, fp: str, work: Callable[[], Awaitable[Row]]
+) -> Row:
     """Apply `work` once for `transfer_id`: replay, refuse a different body, remember refusals."""
 
     async def attempt() -> Row:
@@ -179,12 +188,10 @@ async def _once(session: AsyncSession, *, community: str, transfer_id: uuid.UUID
     try:
         return await retrying(attempt)
     except _Refused as refused:
-        return await _record_refusal(session, community=community, transfer_id=transfer_id, fp=fp,
-                                     problem=refused.problem)
+        return await _record_refusal(session, community=community, transfer_id=transfer_id, fp=fp, problem=refused.problem)
 
 
-async def _record_refusal(session: AsyncSession, *, community: str, transfer_id: uuid.UUID, fp: str,
-                          problem: Problem) -> Row:
+async def _record_refusal(session: AsyncSession, *, community: str, transfer_id: uuid.UUID, fp: str, problem: Problem) -> Row:
     """Remember that `transfer_id` was refused (so it stays refused), then raise the problem.
 
     Returns instead the transfer if the same request succeeded meanwhile (a retry raced us).
@@ -199,8 +206,11 @@ async def _record_refusal(session: AsyncSession, *, community: str, transfer_id:
             if existing is None:
                 zh = problem.detail_text("zh-CN") if problem.detail else None
                 en = problem.detail_text("en") if problem.detail else None
-                await session.execute(insert(FAILED).values(id=transfer_id, community=community, fingerprint=fp,
-                                                            problem_slug=problem.slug, detail_zh=zh, detail_en=en))
+                await session.execute(
+                    insert(FAILED).values(
+                        id=transfer_id, community=community, fingerprint=fp, problem_slug=problem.slug, detail_zh=zh, detail_en=en
+                    )
+                )
                 return None
             if existing.problem_slug is None and existing.fingerprint == fp and existing.community == community:
                 # The same request succeeded meanwhile (a retry raced us): the id has that outcome.
@@ -224,12 +234,28 @@ class _Refused(Exception):
 async def ensure_community(session: AsyncSession, community: str) -> None:
     """Create the community's settings row and its pool and community accounts if missing."""
     await session.execute(insert(SETTINGS).values(community=community).on_conflict_do_nothing())
-    await session.execute(insert(ACCOUNTS).values([
-        {"id": ledger.pool_account_id(community), "community": community, "kind": "pool", "owner_id": None,
-         "debits_must_not_exceed_credits": True},
-        {"id": ledger.community_account_id(community), "community": community, "kind": "community",
-         "owner_id": None, "debits_must_not_exceed_credits": False},
-    ]).on_conflict_do_nothing())
+    await session.execute(
+        insert(ACCOUNTS)
+        .values(
+            [
+                {
+                    "id": ledger.pool_account_id(community),
+                    "community": community,
+                    "kind": "pool",
+                    "owner_id": None,
+                    "debits_must_not_exceed_credits": True,
+                },
+                {
+                    "id": ledger.community_account_id(community),
+                    "community": community,
+                    "kind": "community",
+                    "owner_id": None,
+                    "debits_must_not_exceed_credits": False,
+                },
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
 
 
 async def community_settings(session: AsyncSession, community: str) -> Row:
@@ -245,15 +271,13 @@ async def read_settings(session: AsyncSession, community: str) -> Row:
         return await community_settings(session, community)
 
 
-async def update_settings(session: AsyncSession, community: str,
-                          data: CommunitySettingsIn | CommunitySettingsChange) -> Row:
+async def update_settings(session: AsyncSession, community: str, data: CommunitySettingsIn | CommunitySettingsChange) -> Row:
     """Replace every setting (PUT) or only those given (PATCH). One UPDATE of the given columns, so two
     workers changing different settings at once both keep their change."""
     values = data.model_dump(exclude_unset=isinstance(data, CommunitySettingsChange))
     async with transaction(session):
         await ensure_community(session, community)
-        await session.execute(update(SETTINGS).where(SETTINGS.c.community == community)
-                              .values(**values, updated_at=func.now()))
+        await session.execute(update(SETTINGS).where(SETTINGS.c.community == community).values(**values, updated_at=func.now()))
         return (await session.execute(select(SETTINGS).where(SETTINGS.c.community == community))).one()
 
 
@@ -266,16 +290,29 @@ async def _member(session: AsyncSession, community: str, member_id: str, *, lock
 
 
 async def _is_verified_relative(session: AsyncSession, community: str, a: str, b: str) -> bool:
-    return (await session.execute(select(RELATIVES.c.relation).where(
-        RELATIVES.c.community == community, RELATIVES.c.member_id == a, RELATIVES.c.relative_id == b))).first() is not None
+    return (
+        await session.execute(
+            select(RELATIVES.c.relation).where(
+                RELATIVES.c.community == community, RELATIVES.c.member_id == a, RELATIVES.c.relative_id == b
+            )
+        )
+    ).first() is not None
 
 
 async def _member_view(session: AsyncSession, community: str, member_id: str) -> Row:
-    row = (await session.execute(
-        select(MEMBERS, ACCOUNTS.c.debits_pending, ACCOUNTS.c.debits_posted, ACCOUNTS.c.credits_pending,
-               ACCOUNTS.c.credits_posted)
-        .join(ACCOUNTS, ACCOUNTS.c.id == MEMBERS.c.account_id)
-        .where(MEMBERS.c.community == community, MEMBERS.c.member_id == member_id))).first()
+    row = (
+        await session.execute(
+            select(
+                MEMBERS,
+                ACCOUNTS.c.debits_pending,
+                ACCOUNTS.c.debits_posted,
+                ACCOUNTS.c.credits_pending,
+                ACCOUNTS.c.credits_posted,
+            )
+            .join(ACCOUNTS, ACCOUNTS.c.id == MEMBERS.c.account_id)
+            .where(MEMBERS.c.community == community, MEMBERS.c.member_id == member_id)
+        )
+    ).first()
     if row is None:
         raise NotAMember(member_id=member_id)
     return row
@@ -290,25 +327,47 @@ async def enrol(session: AsyncSession, principal: Principal, data: MemberEnrol) 
     async with transaction(session):
         await ensure_community(session, community)
         account_id = ledger.member_account_id(community, member_id)
-        await session.execute(insert(ACCOUNTS).values(id=account_id, community=community, kind="member",
-                                                      owner_id=member_id).on_conflict_do_nothing())
-        created = (await session.execute(insert(MEMBERS).values(
-            community=community, member_id=member_id, account_id=account_id, is_volunteer=data.volunteer,
-            is_elder=data.elder).on_conflict_do_nothing().returning(MEMBERS.c.member_id))).first() is not None
+        await session.execute(
+            insert(ACCOUNTS)
+            .values(id=account_id, community=community, kind="member", owner_id=member_id)
+            .on_conflict_do_nothing()
+        )
+        created = (
+            await session.execute(
+                insert(MEMBERS)
+                .values(
+                    community=community,
+                    member_id=member_id,
+                    account_id=account_id,
+                    is_volunteer=data.volunteer,
+                    is_elder=data.elder,
+                )
+                .on_conflict_do_nothing()
+                .returning(MEMBERS.c.member_id)
+            )
+        ).first() is not None
         if not created:
-            await session.execute(update(MEMBERS).where(MEMBERS.c.community == community,
-                                                        MEMBERS.c.member_id == member_id).values(
-                is_volunteer=MEMBERS.c.is_volunteer | data.volunteer, is_elder=MEMBERS.c.is_elder | data.elder))
+            await session.execute(
+                update(MEMBERS)
+                .where(MEMBERS.c.community == community, MEMBERS.c.member_id == member_id)
+                .values(is_volunteer=MEMBERS.c.is_volunteer | data.volunteer, is_elder=MEMBERS.c.is_elder | data.elder)
+            )
         return await _member_view(session, community, member_id), created
 
 
 async def verify_age(session: AsyncSession, worker: Principal, member_id: str, data: AgeVerification) -> Row:
     async with transaction(session):
         await _member(session, worker.community, member_id, lock=True)
-        await session.execute(update(MEMBERS).where(MEMBERS.c.community == worker.community,
-                                                    MEMBERS.c.member_id == member_id).values(
-            birth_date=data.birth_date, priority_elder=data.priority_elder, age_verified_by=worker.subject,
-            age_verified_at=func.now()))
+        await session.execute(
+            update(MEMBERS)
+            .where(MEMBERS.c.community == worker.community, MEMBERS.c.member_id == member_id)
+            .values(
+                birth_date=data.birth_date,
+                priority_elder=data.priority_elder,
+                age_verified_by=worker.subject,
+                age_verified_at=func.now(),
+            )
+        )
         return await _member_view(session, worker.community, member_id)
 
 
@@ -320,24 +379,41 @@ async def verify_relative(session: AsyncSession, worker: Principal, member_id: s
         await _member(session, community, member_id)
         await _member(session, community, data.relative_id)
         for a, b in ((member_id, data.relative_id), (data.relative_id, member_id)):
-            await session.execute(insert(RELATIVES).values(community=community, member_id=a, relative_id=b,
-                                                           relation=data.relation, verified_by=worker.subject)
-                                  .on_conflict_do_nothing())
-        return (await session.execute(select(RELATIVES).where(
-            RELATIVES.c.community == community, RELATIVES.c.member_id == member_id,
-            RELATIVES.c.relative_id == data.relative_id))).one()
+            await session.execute(
+                insert(RELATIVES)
+                .values(community=community, member_id=a, relative_id=b, relation=data.relation, verified_by=worker.subject)
+                .on_conflict_do_nothing()
+            )
+        return (
+            await session.execute(
+                select(RELATIVES).where(
+                    RELATIVES.c.community == community,
+                    RELATIVES.c.member_id == member_id,
+                    RELATIVES.c.relative_id == data.relative_id,
+                )
+            )
+        ).one()
 
 
 async def list_relatives(session: AsyncSession, community: str, member_id: str) -> list[Row]:
     async with transaction(session):
-        return list((await session.execute(select(RELATIVES).where(
-            RELATIVES.c.community == community, RELATIVES.c.member_id == member_id)
-            .order_by(RELATIVES.c.relative_id))).all())
+        return list(
+            (
+                await session.execute(
+                    select(RELATIVES)
+                    .where(RELATIVES.c.community == community, RELATIVES.c.member_id == member_id)
+                    .order_by(RELATIVES.c.relative_id)
+                )
+            ).all()
+        )
 
 
 async def _may_see_member(session: AsyncSession, principal: Principal, member_id: str) -> bool:
-    return (member_id == principal.subject or principal.has(*DELEGATE_STAFF_ROLES)
-            or await _is_verified_relative(session, principal.community, principal.subject, member_id))
+    return (
+        member_id == principal.subject
+        or principal.has(*DELEGATE_STAFF_ROLES)
+        or await _is_verified_relative(session, principal.community, principal.subject, member_id)
+    )
 
 
 async def read_member(session: AsyncSession, principal: Principal, member_id: str) -> Row:
@@ -347,8 +423,9 @@ async def read_member(session: AsyncSession, principal: Principal, member_id: st
         return await _member_view(session, principal.community, member_id)
 
 
-async def passbook(session: AsyncSession, principal: Principal, member_id: str,
-                   page: PageParams) -> tuple[list[dict[str, Any]], str | None]:
+async def passbook(
+    session: AsyncSession, principal: Principal, member_id: str, page: PageParams
+) -> tuple[list[dict[str, Any]], str | None]:
     """The member's posted transfers, newest first, each with the balance after it (存折)."""
     community = principal.community
     async with transaction(session):
@@ -356,9 +433,15 @@ async def passbook(session: AsyncSession, principal: Principal, member_id: str,
             raise NotAMember(member_id=member_id)
         member = await _member(session, community, member_id)
         account = member.account_id
-        q = (select(TRANSFERS).where(TRANSFERS.c.phase == "posted",
-                                     or_(TRANSFERS.c.debit_account_id == account, TRANSFERS.c.credit_account_id == account))
-             .order_by(TRANSFERS.c.seq.desc()).limit(page.limit + 1))
+        q = (
+            select(TRANSFERS)
+            .where(
+                TRANSFERS.c.phase == "posted",
+                or_(TRANSFERS.c.debit_account_id == account, TRANSFERS.c.credit_account_id == account),
+            )
+            .order_by(TRANSFERS.c.seq.desc())
+            .limit(page.limit + 1)
+        )
         after = page.after()
         if after:
             q = q.where(TRANSFERS.c.seq < int(after[0]))
@@ -367,14 +450,21 @@ async def passbook(session: AsyncSession, principal: Principal, member_id: str,
     entries = []
     for r in items:
         credited = r.credit_account_id == account
-        entries.append({
-            "transfer_id": r.id, "seq": r.seq, "kind": r.kind,
-            "minutes": r.amount_minutes if credited else -r.amount_minutes,
-            "balance_after": r.credit_balance_after if credited else r.debit_balance_after,
-            "counterparty_account_id": r.debit_account_id if credited else r.credit_account_id,
-            "service_type": r.service_type, "reason": r.reason, "pending_id": r.pending_id,
-            "reverses_id": r.reverses_id, "created_at": r.created_at,
-        })
+        entries.append(
+            {
+                "transfer_id": r.id,
+                "seq": r.seq,
+                "kind": r.kind,
+                "minutes": r.amount_minutes if credited else -r.amount_minutes,
+                "balance_after": r.credit_balance_after if credited else r.debit_balance_after,
+                "counterparty_account_id": r.debit_account_id if credited else r.credit_account_id,
+                "service_type": r.service_type,
+                "reason": r.reason,
+                "pending_id": r.pending_id,
+                "reverses_id": r.reverses_id,
+                "created_at": r.created_at,
+            }
+        )
     return entries, cursor
 
 
@@ -397,29 +487,49 @@ async def post_care_request(session: AsyncSession, principal: Principal, data: C
         elder = await _member(session, community, elder_id)
         if not elder.is_elder:
             raise NotAnElder(member_id=elder_id)
-        if elder_id != principal.subject and not principal.has(*DELEGATE_STAFF_ROLES) and \
-                not await _is_verified_relative(session, community, principal.subject, elder_id):
+        if (
+            elder_id != principal.subject
+            and not principal.has(*DELEGATE_STAFF_ROLES)
+            and not await _is_verified_relative(session, community, principal.subject, elder_id)
+        ):
             raise NotAMember(member_id=elder_id)  # 404: not disclosed to strangers
         request_id = uuid.uuid4()
-        await session.execute(insert(CARE).values(
-            id=request_id, community=community, elder_id=elder_id, requested_by=principal.subject,
-            service_type=data.service_type, place=data.place, note=data.note, starts_at=data.starts_at,
-            minutes_estimated=data.minutes_estimated, status="open"))
+        await session.execute(
+            insert(CARE).values(
+                id=request_id,
+                community=community,
+                elder_id=elder_id,
+                requested_by=principal.subject,
+                service_type=data.service_type,
+                place=data.place,
+                note=data.note,
+                starts_at=data.starts_at,
+                minutes_estimated=data.minutes_estimated,
+                status="open",
+            )
+        )
         return await _care(session, community, request_id)
 
 
-async def list_care_requests(session: AsyncSession, principal: Principal, statuses: list[str],
-                             page: PageParams) -> tuple[list[Row], str | None]:
+async def list_care_requests(
+    session: AsyncSession, principal: Principal, statuses: list[str], page: PageParams
+) -> tuple[list[Row], str | None]:
     community = principal.community
     q = select(CARE).where(CARE.c.community == community, CARE.c.status.in_(statuses))
     if statuses != ["open"] and not principal.has(*DELEGATE_STAFF_ROLES):
         # Past the open stage a request is the business of its elder, volunteer and requester, and
         # of the elder's verified relatives (as for one request: `read_care_request`).
         me = principal.subject
-        my_elders = select(RELATIVES.c.relative_id).where(RELATIVES.c.community == community,
-                                                          RELATIVES.c.member_id == me)
-        q = q.where(or_(CARE.c.status == "open", CARE.c.elder_id == me, CARE.c.volunteer_id == me,
-                        CARE.c.requested_by == me, CARE.c.elder_id.in_(my_elders)))
+        my_elders = select(RELATIVES.c.relative_id).where(RELATIVES.c.community == community, RELATIVES.c.member_id == me)
+        q = q.where(
+            or_(
+                CARE.c.status == "open",
+                CARE.c.elder_id == me,
+                CARE.c.volunteer_id == me,
+                CARE.c.requested_by == me,
+                CARE.c.elder_id.in_(my_elders),
+            )
+        )
     after = page.after()
     if after:
         starts, rid = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
@@ -433,9 +543,12 @@ async def read_care_request(session: AsyncSession, principal: Principal, request
     async with transaction(session):
         row = await _care(session, principal.community, request_id)
         me = principal.subject
-        visible = (row.status == "open" or me in (row.elder_id, row.volunteer_id, row.requested_by)
-                   or principal.has(*DELEGATE_STAFF_ROLES)
-                   or await _is_verified_relative(session, principal.community, me, row.elder_id))
+        visible = (
+            row.status == "open"
+            or me in (row.elder_id, row.volunteer_id, row.requested_by)
+            or principal.has(*DELEGATE_STAFF_ROLES)
+            or await _is_verified_relative(session, principal.community, me, row.elder_id)
+        )
         if not visible:
             raise CareRequestNotFound()
         return row
@@ -448,11 +561,14 @@ async def accept_care_request(session: AsyncSession, principal: Principal, reque
         volunteer = await _member(session, community, me)
         if not volunteer.is_volunteer:
             raise NotAVolunteer()
-        won = (await session.execute(
-            update(CARE).where(CARE.c.id == request_id, CARE.c.community == community, CARE.c.status == "open",
-                               CARE.c.elder_id != me)
-            .values(status=domain.next_care_status("open", CareAction.ACCEPT).value, volunteer_id=me,
-                    accepted_at=func.now()).returning(CARE.c.id))).first()
+        won = (
+            await session.execute(
+                update(CARE)
+                .where(CARE.c.id == request_id, CARE.c.community == community, CARE.c.status == "open", CARE.c.elder_id != me)
+                .values(status=domain.next_care_status("open", CareAction.ACCEPT).value, volunteer_id=me, accepted_at=func.now())
+                .returning(CARE.c.id)
+            )
+        ).first()
         row = await _care(session, community, request_id)
         if won is None:
             if row.elder_id == me:
@@ -468,8 +584,11 @@ async def cancel_care_request(session: AsyncSession, principal: Principal, reque
     community, me = principal.community, principal.subject
     async with transaction(session):
         row = await _care(session, community, request_id, lock=True)
-        allowed = (me in (row.elder_id, row.requested_by) or principal.has(*DELEGATE_STAFF_ROLES)
-                   or await _is_verified_relative(session, community, me, row.elder_id))
+        allowed = (
+            me in (row.elder_id, row.requested_by)
+            or principal.has(*DELEGATE_STAFF_ROLES)
+            or await _is_verified_relative(session, community, me, row.elder_id)
+        )
         if not allowed:
             if me == row.volunteer_id or row.status == "open":
                 raise Forbidden(("只有老人或其代理人可以取消", "Only the elder or their delegate may cancel"))
@@ -479,10 +598,21 @@ async def cancel_care_request(session: AsyncSession, principal: Principal, reque
         status = domain.next_care_status(row.status, CareAction.CANCEL)
         now = now_utc()
         await session.execute(update(CARE).where(CARE.c.id == request_id).values(status=status.value))
-        await publisher.publish(session, CareRequestCancelled(
-            request_id=str(request_id), community=community, elder_id=row.elder_id, volunteer_id=row.volunteer_id,
-            service_type=row.service_type, starts_at=row.starts_at, cancelled_by=me, cancelled_at=now),
-            key=str(request_id), occurred_at=now)
+        await publisher.publish(
+            session,
+            CareRequestCancelled(
+                request_id=str(request_id),
+                community=community,
+                elder_id=row.elder_id,
+                volunteer_id=row.volunteer_id,
+                service_type=row.service_type,
+                starts_at=row.starts_at,
+                cancelled_by=me,
+                cancelled_at=now,
+            ),
+            key=str(request_id),
+            occurred_at=now,
+        )
         return await _care(session, community, request_id)
 
 
@@ -509,8 +639,9 @@ async def check_in(session: AsyncSession, principal: Principal, request_id: uuid
         if row.status == domain.CareStatus.IN_PROGRESS.value:
             return row  # a retried check-in: the first one's time stands
         status = domain.next_care_status(row.status, CareAction.CHECK_IN)
-        await session.execute(update(CARE).where(CARE.c.id == request_id).values(
-            status=status.value, checked_in_at=_at(data.at, now_utc())))
+        await session.execute(
+            update(CARE).where(CARE.c.id == request_id).values(status=status.value, checked_in_at=_at(data.at, now_utc()))
+        )
         return await _care(session, principal.community, request_id)
 
 
@@ -534,15 +665,31 @@ async def check_out(session: AsyncSession, principal: Principal, request_id: uui
         if payer != pool:
             # The elder draws on their own hours: the withdrawal age and first-withdrawal minimum apply.
             domain.check_withdrawal_allowed(elder.birth_date, domain.local_today(now), settings.withdrawal_age)
-            domain.check_first_withdrawal(accounts[payer].balances.available, elder.first_withdrawal_at is not None,
-                                          settings.min_balance_before_first_withdrawal)
-        leg = Leg(id=data.transfer_id, kind="service", phase="pending", debit=payer, credit=volunteer.account_id,
-                  amount=minutes, fingerprint=fp, care_request_id=request_id, service_type=row.service_type,
-                  timeout_at=now + timedelta(minutes=settings.confirmation_timeout_minutes))
-        written = await ledger.post_legs(session, community, principal.subject, [leg], cap=settings.storage_cap_minutes,
-                               now=now, accounts=accounts)
-        await session.execute(update(CARE).where(CARE.c.id == request_id).values(
-            status=domain.CareStatus.LOGGED.value, checked_out_at=out_at, transfer_id=data.transfer_id))
+            domain.check_first_withdrawal(
+                accounts[payer].balances.available,
+                elder.first_withdrawal_at is not None,
+                settings.min_balance_before_first_withdrawal,
+            )
+        leg = Leg(
+            id=data.transfer_id,
+            kind="service",
+            phase="pending",
+            debit=payer,
+            credit=volunteer.account_id,
+            amount=minutes,
+            fingerprint=fp,
+            care_request_id=request_id,
+            service_type=row.service_type,
+            timeout_at=now + timedelta(minutes=settings.confirmation_timeout_minutes),
+        )
+        written = await ledger.post_legs(
+            session, community, principal.subject, [leg], cap=settings.storage_cap_minutes, now=now, accounts=accounts
+        )
+        await session.execute(
+            update(CARE)
+            .where(CARE.c.id == request_id)
+            .values(status=domain.CareStatus.LOGGED.value, checked_out_at=out_at, transfer_id=data.transfer_id)
+        )
         return written[0]
 
     return await _once(session, community=community, transfer_id=data.transfer_id, fp=fp, work=work)
@@ -551,19 +698,28 @@ async def check_out(session: AsyncSession, principal: Principal, request_id: uui
 # --- confirming, disputing, expiring pending transfers --------------------------------------------
 
 
-async def _pending_for_resolution(session: AsyncSession, principal: Principal | None, community: str,
-                                  pending_id: uuid.UUID) -> tuple[Row, Row | None]:
+async def _pending_for_resolution(
+    session: AsyncSession, principal: Principal | None, community: str, pending_id: uuid.UUID
+) -> tuple[Row, Row | None]:
     """Lock the pending transfer and its care request (one round trip), and check who may resolve it.
 
     The row also carries the community's storage cap, so the confirmation needs no settings query.
     """
-    pending = (await session.execute(
-        select(TRANSFERS, CARE.c.elder_id, CARE.c.volunteer_id, CARE.c.status.label("care_status"),
-               SETTINGS.c.storage_cap_minutes)
-        .join(SETTINGS, SETTINGS.c.community == TRANSFERS.c.community)
-        .join(CARE, CARE.c.id == TRANSFERS.c.care_request_id)
-        .where(TRANSFERS.c.id == pending_id, TRANSFERS.c.community == community)
-        .with_for_update(of=[TRANSFERS, CARE]))).first()
+    pending = (
+        await session.execute(
+            select(
+                TRANSFERS,
+                CARE.c.elder_id,
+                CARE.c.volunteer_id,
+                CARE.c.status.label("care_status"),
+                SETTINGS.c.storage_cap_minutes,
+            )
+            .join(SETTINGS, SETTINGS.c.community == TRANSFERS.c.community)
+            .join(CARE, CARE.c.id == TRANSFERS.c.care_request_id)
+            .where(TRANSFERS.c.id == pending_id, TRANSFERS.c.community == community)
+            .with_for_update(of=[TRANSFERS, CARE])
+        )
+    ).first()
     if pending is None:
         raise TransferNotFound()
     care = pending if pending.care_request_id is not None else None
@@ -571,10 +727,14 @@ async def _pending_for_resolution(session: AsyncSession, principal: Principal | 
         me = principal.subject
         elder_id = pending.elder_id or ""
         volunteer_id = pending.volunteer_id or ""
-        delegate = (me not in (elder_id, volunteer_id) and not is_worker(principal)
-                    and (principal.has("steward") or await _is_verified_relative(session, community, me, elder_id)))
-        if not domain.may_resolve(me, elder_id=elder_id, volunteer_id=volunteer_id, is_worker=is_worker(principal),
-                                  is_delegate=delegate):
+        delegate = (
+            me not in (elder_id, volunteer_id)
+            and not is_worker(principal)
+            and (principal.has("steward") or await _is_verified_relative(session, community, me, elder_id))
+        )
+        if not domain.may_resolve(
+            me, elder_id=elder_id, volunteer_id=volunteer_id, is_worker=is_worker(principal), is_delegate=delegate
+        ):
             if me == volunteer_id:
                 raise NotAllowedToResolve(("服务提供者不能确认自己的服务", "The volunteer who served cannot confirm it"))
             raise TransferNotFound()  # 404 for anyone unrelated
@@ -585,12 +745,20 @@ async def _pending_for_resolution(session: AsyncSession, principal: Principal | 
     return pending, care
 
 
-async def _resolve(session: AsyncSession, pending: Row, resolution: str, care_action: CareAction, now: datetime,
-                   *, first_withdrawal: bool = False) -> None:
+async def _resolve(
+    session: AsyncSession,
+    pending: Row,
+    resolution: str,
+    care_action: CareAction,
+    now: datetime,
+    *,
+    first_withdrawal: bool = False,
+) -> None:
     """Mark the pending row resolved, move its care request on, and (on posting) note the payer's
     first withdrawal: one statement, as these always go together."""
     care_status = domain.next_care_status(pending.care_status, care_action).value if pending.care_status else None
-    await session.execute(text("""
+    await session.execute(
+        text("""
         WITH resolved AS (
             UPDATE tb_transfers SET resolution = CAST(:resolution AS text), resolved_at = CAST(:now AS timestamptz)
              WHERE id = :pending_id AND resolution IS NULL RETURNING care_request_id, debit_account_id),
@@ -599,18 +767,26 @@ async def _resolve(session: AsyncSession, pending: Row, resolution: str, care_ac
              WHERE CAST(:care_status AS text) IS NOT NULL AND id = (SELECT care_request_id FROM resolved) RETURNING id)
         UPDATE tb_members SET first_withdrawal_at = CAST(:now AS timestamptz)
          WHERE CAST(:first_withdrawal AS boolean) AND account_id = (SELECT debit_account_id FROM resolved)
-           AND first_withdrawal_at IS NULL"""), {
-        "resolution": resolution, "now": now, "pending_id": pending.id, "care_status": care_status,
-        "first_withdrawal": first_withdrawal})
+           AND first_withdrawal_at IS NULL"""),
+        {
+            "resolution": resolution,
+            "now": now,
+            "pending_id": pending.id,
+            "care_status": care_status,
+            "first_withdrawal": first_withdrawal,
+        },
+    )
 
 
 # In the driver's form ($n), for `fetch_alone`.
 _CONFIRM_SERVICE = (
     "SELECT r.outcome, r.detail, (r.posting).* FROM tb_confirm_service($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-    "$12, $13, $14, $15, $16, $17, $18, $19) AS r")
+    "$12, $13, $14, $15, $16, $17, $18, $19) AS r"
+)
 # The care request's moves on confirmation, from the one transition table (the function looks its state up here).
-_CARE_ON_CONFIRM = orjson.dumps({src.value: dst.value for (src, action), dst in domain.CARE_TRANSITIONS.items()
-                                 if action is CareAction.CONFIRM}).decode()
+_CARE_ON_CONFIRM = orjson.dumps(
+    {src.value: dst.value for (src, action), dst in domain.CARE_TRANSITIONS.items() if action is CareAction.CONFIRM}
+).decode()
 
 
 def _confirm_refusal(detail: dict[str, Any], pending_minutes_asked: int | None) -> Problem:
@@ -648,10 +824,27 @@ async def confirm(session: AsyncSession, principal: Principal, pending_id: uuid.
     fp = ledger.fingerprint("confirm", principal.subject, {"pending": str(pending_id), **data.model_dump(mode="json")})
     traceparent, tracestate = current_traceparent()
     now = now_utc()
-    args = (data.id, pending_id, community, principal.subject, is_worker(principal), principal.has("steward"),
-            data.minutes, fp, now, ledger.pool_account_id(community), ledger.derived_id(data.id, "overflow"),
-            _CARE_ON_CONFIRM, str(uuid.uuid4()), ServiceConfirmed.event_type, publisher.source, publisher.topic,
-            to_jsonable_python(now), traceparent, tracestate)
+    args = (
+        data.id,
+        pending_id,
+        community,
+        principal.subject,
+        is_worker(principal),
+        principal.has("steward"),
+        data.minutes,
+        fp,
+        now,
+        ledger.pool_account_id(community),
+        ledger.derived_id(data.id, "overflow"),
+        _CARE_ON_CONFIRM,
+        str(uuid.uuid4()),
+        ServiceConfirmed.event_type,
+        publisher.source,
+        publisher.topic,
+        to_jsonable_python(now),
+        traceparent,
+        tracestate,
+    )
 
     async def attempt() -> Any:
         row = await fetch_alone(session, _CONFIRM_SERVICE, *args)
@@ -666,22 +859,41 @@ async def confirm(session: AsyncSession, principal: Principal, pending_id: uuid.
         raise TransferIdConflict(transfer_id=str(data.id))
     detail = orjson.loads(row.detail) if isinstance(row.detail, str | bytes) else row.detail
     if row.outcome == "stored":
-        raise _stored_problem(SimpleNamespace(id=data.id, problem_slug=detail["slug"], detail_zh=detail["detail_zh"],
-                                              detail_en=detail["detail_en"]))
+        raise _stored_problem(
+            SimpleNamespace(id=data.id, problem_slug=detail["slug"], detail_zh=detail["detail_zh"], detail_en=detail["detail_en"])
+        )
     problem = _confirm_refusal(detail, data.minutes)
     problem.extensions.setdefault("transfer_id", str(data.id))
     return await _record_refusal(session, community=community, transfer_id=data.id, fp=fp, problem=problem)
 
 
-async def _void(session: AsyncSession, community: str, actor: str, pending: Row, void_id: uuid.UUID,
-                fp: str, reason: str, resolution: str, now: datetime) -> Row:
-    leg = Leg(id=void_id, kind=pending.kind, phase="voided", debit=pending.debit_account_id,
-              credit=pending.credit_account_id, amount=pending.amount_minutes, fingerprint=fp, pending_id=pending.id,
-              pending_amount=pending.amount_minutes, care_request_id=pending.care_request_id,
-              service_type=pending.service_type, reason=reason)
+async def _void(
+    session: AsyncSession,
+    community: str,
+    actor: str,
+    pending: Row,
+    void_id: uuid.UUID,
+    fp: str,
+    reason: str,
+    resolution: str,
+    now: datetime,
+) -> Row:
+    leg = Leg(
+        id=void_id,
+        kind=pending.kind,
+        phase="voided",
+        debit=pending.debit_account_id,
+        credit=pending.credit_account_id,
+        amount=pending.amount_minutes,
+        fingerprint=fp,
+        pending_id=pending.id,
+        pending_amount=pending.amount_minutes,
+        care_request_id=pending.care_request_id,
+        service_type=pending.service_type,
+        reason=reason,
+    )
     written = await ledger.post_legs(session, community, actor, [leg], cap=pending.storage_cap_minutes, now=now)
-    await _resolve(session, pending, resolution, CareAction.DISPUTE if resolution == "voided" else CareAction.EXPIRE,
-                   now)
+    await _resolve(session, pending, resolution, CareAction.DISPUTE if resolution == "voided" else CareAction.EXPIRE, now)
     return written[0]
 
 
@@ -691,8 +903,7 @@ async def dispute(session: AsyncSession, principal: Principal, pending_id: uuid.
 
     async def work() -> Row:
         pending, _ = await _pending_for_resolution(session, principal, community, pending_id)
-        return await _void(session, community, principal.subject, pending, data.id, fp, data.reason, "voided",
-                           now_utc())
+        return await _void(session, community, principal.subject, pending, data.id, fp, data.reason, "voided", now_utc())
 
     return await _once(session, community=community, transfer_id=data.id, fp=fp, work=work)
 
@@ -702,16 +913,32 @@ async def expire_pending(session: AsyncSession, *, limit: int = 200, now: dateti
     now = now or now_utc()
     done = 0
     while done < limit:
+
         async def one() -> bool:
             async with transaction(session):
-                found = (await session.execute(select(TRANSFERS.c.id, TRANSFERS.c.community).where(
-                    TRANSFERS.c.phase == "pending", TRANSFERS.c.resolution.is_(None), TRANSFERS.c.timeout_at < now)
-                    .order_by(TRANSFERS.c.timeout_at).limit(1).with_for_update(skip_locked=True))).first()
+                found = (
+                    await session.execute(
+                        select(TRANSFERS.c.id, TRANSFERS.c.community)
+                        .where(TRANSFERS.c.phase == "pending", TRANSFERS.c.resolution.is_(None), TRANSFERS.c.timeout_at < now)
+                        .order_by(TRANSFERS.c.timeout_at)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).first()
                 if found is None:
                     return False
                 pending, _ = await _pending_for_resolution(session, None, found.community, found.id)
-                await _void(session, found.community, "system:expiry", pending, ledger.derived_id(found.id, "expiry"),
-                            "expiry", "confirmation timed out", "expired", now)
+                await _void(
+                    session,
+                    found.community,
+                    "system:expiry",
+                    pending,
+                    ledger.derived_id(found.id, "expiry"),
+                    "expiry",
+                    "confirmation timed out",
+                    "expired",
+                    now,
+                )
                 return True
 
         if not await retrying(one):
@@ -737,9 +964,11 @@ _VALID_CREDITS_OF_ACCOUNTS = text(f"""
     SELECT a.id, ({_CREDITS_SINCE.format(account="a.id", since=":since")}) AS minutes
       FROM unnest(CAST(:accounts AS uuid[])) AS a(id)""")
 # The same credits one by one, oldest first, up to those that stay valid past a horizon.
-_VALID_CREDITS_UNTIL = text("SELECT t.created_at, t.amount_minutes"
-                            + _VALID_CREDITS_OF.format(account=":account", since=":since")
-                            + " AND t.created_at < :horizon_from ORDER BY t.created_at, t.seq")
+_VALID_CREDITS_UNTIL = text(
+    "SELECT t.created_at, t.amount_minutes"
+    + _VALID_CREDITS_OF.format(account=":account", since=":since")
+    + " AND t.created_at < :horizon_from ORDER BY t.created_at, t.seq"
+)
 # A community's member accounts holding more than their valid credits, in id order after a key
 # (through ix_tb_accounts_community_kind_id, so a page stops at its end). Accounts with nothing
 # available are passed over before their credits are summed (through ix_tb_transfers_credit_seq).
@@ -765,16 +994,21 @@ async def expire_hours(session: AsyncSession, *, now: datetime | None = None, li
     """
     now = now or now_utc()
     async with transaction(session):
-        periods = (await session.execute(select(SETTINGS.c.community, SETTINGS.c.hours_valid_months)
-                                         .where(SETTINGS.c.hours_expire).order_by(SETTINGS.c.community))).all()
+        periods = (
+            await session.execute(
+                select(SETTINGS.c.community, SETTINGS.c.hours_valid_months)
+                .where(SETTINGS.c.hours_expire)
+                .order_by(SETTINGS.c.community)
+            )
+        ).all()
     seen = expired = 0
     for community, months in periods:
-        params = {"community": community, "valid_from": domain.hours_valid_from(now, months),
-                  "after_id": uuid.UUID(int=0)}
+        params = {"community": community, "valid_from": domain.hours_valid_from(now, months), "after_id": uuid.UUID(int=0)}
         while seen < limit:
             async with transaction(session):
-                page = list((await session.execute(_EXPIRY_CANDIDATES, {
-                    **params, "limit": min(_EXPIRY_PAGE, limit - seen)})).scalars())
+                page = list(
+                    (await session.execute(_EXPIRY_CANDIDATES, {**params, "limit": min(_EXPIRY_PAGE, limit - seen)})).scalars()
+                )
             if page:
                 expired += await retrying(partial(_expire_accounts, session, community, page, now))
             seen += len(page)
@@ -784,8 +1018,9 @@ async def expire_hours(session: AsyncSession, *, now: datetime | None = None, li
     return expired
 
 
-async def hours_expiry_outlook(session: AsyncSession, principal: Principal, member_id: str, *,
-                               days: int, now: datetime | None = None) -> dict[str, Any]:
+async def hours_expiry_outlook(
+    session: AsyncSession, principal: Principal, member_id: str, *, days: int, now: datetime | None = None
+) -> dict[str, Any]:
     """What a member would lose to expiry in the next `days` days if nothing else changes (for the
     member, a verified relative or staff): the same rule the job applies, looked at ahead."""
     community = principal.community
@@ -796,26 +1031,37 @@ async def hours_expiry_outlook(session: AsyncSession, principal: Principal, memb
             raise NotAMember(member_id=member_id)
         member = await _member_view(session, community, member_id)  # the member and its account's totals
         settings = await community_settings(session, community)
-        available = domain.Balances(debits_pending=member.debits_pending, debits_posted=member.debits_posted,
-                                    credits_posted=member.credits_posted).available
+        available = domain.Balances(
+            debits_pending=member.debits_pending, debits_posted=member.debits_posted, credits_posted=member.credits_posted
+        ).available
         outlook: list[tuple[date, int]] = []
         if settings.hours_expire and available > 0:
             months = settings.hours_valid_months
             since = domain.hours_valid_from(now, months)
-            [(_, valid)] = (await session.execute(_VALID_CREDITS_OF_ACCOUNTS, {
-                "accounts": [member.account_id], "since": since})).tuples().all()
-            ageing = (await session.execute(_VALID_CREDITS_UNTIL, {
-                "account": member.account_id, "since": since,
-                "horizon_from": domain.hours_valid_from(until, months)})).all()
-            outlook = domain.expiry_outlook(available, int(valid), [(r.created_at, r.amount_minutes) for r in ageing],
-                                            months, now=now, until=until)
-    return {"member_id": member_id, "hours_expire": settings.hours_expire,
-            "valid_months": settings.hours_valid_months, "available_minutes": available,
-            "expiring": [{"on": day, "minutes": minutes} for day, minutes in outlook]}
+            [(_, valid)] = (
+                (await session.execute(_VALID_CREDITS_OF_ACCOUNTS, {"accounts": [member.account_id], "since": since}))
+                .tuples()
+                .all()
+            )
+            ageing = (
+                await session.execute(
+                    _VALID_CREDITS_UNTIL,
+                    {"account": member.account_id, "since": since, "horizon_from": domain.hours_valid_from(until, months)},
+                )
+            ).all()
+            outlook = domain.expiry_outlook(
+                available, int(valid), [(r.created_at, r.amount_minutes) for r in ageing], months, now=now, until=until
+            )
+    return {
+        "member_id": member_id,
+        "hours_expire": settings.hours_expire,
+        "valid_months": settings.hours_valid_months,
+        "available_minutes": available,
+        "expiring": [{"on": day, "minutes": minutes} for day, minutes in outlook],
+    }
 
 
-async def _expire_accounts(session: AsyncSession, community: str, account_ids: list[uuid.UUID],
-                           now: datetime) -> int:
+async def _expire_accounts(session: AsyncSession, community: str, account_ids: list[uuid.UUID], now: datetime) -> int:
     """Move some members' expired hours to the pool, worked out under their accounts' locks (taken
     in id order with the pool's, as every use case takes them): one transaction, one `expiry`
     transfer and one event per member with hours to expire. Returns how many."""
@@ -826,23 +1072,47 @@ async def _expire_accounts(session: AsyncSession, community: str, account_ids: l
         months = settings.hours_valid_months
         pool = ledger.pool_account_id(community)
         accounts = await ledger.lock_accounts(session, community, {*account_ids, pool})
-        valid = dict((await session.execute(_VALID_CREDITS_OF_ACCOUNTS, {
-            "accounts": account_ids, "since": domain.hours_valid_from(now, months)})).tuples().all())
+        valid = dict(
+            (
+                await session.execute(
+                    _VALID_CREDITS_OF_ACCOUNTS, {"accounts": account_ids, "since": domain.hours_valid_from(now, months)}
+                )
+            )
+            .tuples()
+            .all()
+        )
         legs, events = [], []
         for account_id in account_ids:
             member = accounts[account_id]
             minutes = domain.expiring_minutes(member.balances.available, int(valid[account_id]))
             if minutes == 0:
                 continue
-            leg = Leg(id=uuid.uuid4(), kind="expiry", phase="posted", debit=account_id, credit=pool, amount=minutes,
-                      fingerprint="hours-expiry", reason=f"hours older than {months} months expired")
+            leg = Leg(
+                id=uuid.uuid4(),
+                kind="expiry",
+                phase="posted",
+                debit=account_id,
+                credit=pool,
+                amount=minutes,
+                fingerprint="hours-expiry",
+                reason=f"hours older than {months} months expired",
+            )
             legs.append(leg)
-            events.append(HoursExpired(transfer_id=str(leg.id), community=community, member_id=member.owner_id or "",
-                                       minutes=minutes, valid_months=months, expired_at=now).model_dump(mode="json"))
+            events.append(
+                HoursExpired(
+                    transfer_id=str(leg.id),
+                    community=community,
+                    member_id=member.owner_id or "",
+                    minutes=minutes,
+                    valid_months=months,
+                    expired_at=now,
+                ).model_dump(mode="json")
+            )
         if not legs:
             return 0
-        await ledger.post_legs(session, community, HOURS_EXPIRY_ACTOR, legs, cap=settings.storage_cap_minutes,
-                               now=now, accounts=accounts)
+        await ledger.post_legs(
+            session, community, HOURS_EXPIRY_ACTOR, legs, cap=settings.storage_cap_minutes, now=now, accounts=accounts
+        )
         await publisher.publish_many(session, HoursExpired.event_type, events, [e["transfer_id"] for e in events])
         return len(legs)
 
@@ -862,17 +1132,30 @@ async def spend(session: AsyncSession, principal: Principal, data: SpendIn) -> R
         domain.check_withdrawal_allowed(member.birth_date, domain.local_today(now), settings.withdrawal_age)
         target = ledger.community_account_id(community)
         accounts = await ledger.lock_accounts(session, community, {member.account_id, target})
-        domain.check_first_withdrawal(accounts[member.account_id].balances.available,
-                                      member.first_withdrawal_at is not None,
-                                      settings.min_balance_before_first_withdrawal)
-        leg = Leg(id=data.id, kind="spend", phase="posted", debit=member.account_id, credit=target,
-                  amount=data.minutes, fingerprint=fp, service_type=data.service_type)
-        written = await ledger.post_legs(session, community, principal.subject, [leg], cap=settings.storage_cap_minutes,
-                               now=now, accounts=accounts)
+        domain.check_first_withdrawal(
+            accounts[member.account_id].balances.available,
+            member.first_withdrawal_at is not None,
+            settings.min_balance_before_first_withdrawal,
+        )
+        leg = Leg(
+            id=data.id,
+            kind="spend",
+            phase="posted",
+            debit=member.account_id,
+            credit=target,
+            amount=data.minutes,
+            fingerprint=fp,
+            service_type=data.service_type,
+        )
+        written = await ledger.post_legs(
+            session, community, principal.subject, [leg], cap=settings.storage_cap_minutes, now=now, accounts=accounts
+        )
         if member.first_withdrawal_at is None:
-            await session.execute(update(MEMBERS).where(MEMBERS.c.community == community,
-                                                        MEMBERS.c.member_id == principal.subject)
-                                  .values(first_withdrawal_at=now))
+            await session.execute(
+                update(MEMBERS)
+                .where(MEMBERS.c.community == community, MEMBERS.c.member_id == principal.subject)
+                .values(first_withdrawal_at=now)
+            )
         return written[0]
 
     return await _once(session, community=community, transfer_id=data.id, fp=fp, work=work)
@@ -889,10 +1172,18 @@ async def gift(session: AsyncSession, principal: Principal, data: GiftIn) -> Row
         if not await _is_verified_relative(session, community, giver.member_id, receiver.member_id):
             raise NotAVerifiedRelative(to_member_id=data.to_member_id)
         settings = await community_settings(session, community)
-        leg = Leg(id=data.id, kind="gift", phase="posted", debit=giver.account_id, credit=receiver.account_id,
-                  amount=data.minutes, fingerprint=fp)
-        written = await ledger.post_legs(session, community, principal.subject, [leg], cap=settings.storage_cap_minutes,
-                               now=now_utc())
+        leg = Leg(
+            id=data.id,
+            kind="gift",
+            phase="posted",
+            debit=giver.account_id,
+            credit=receiver.account_id,
+            amount=data.minutes,
+            fingerprint=fp,
+        )
+        written = await ledger.post_legs(
+            session, community, principal.subject, [leg], cap=settings.storage_cap_minutes, now=now_utc()
+        )
         return written[0]
 
     return await _once(session, community=community, transfer_id=data.id, fp=fp, work=work)
@@ -905,10 +1196,18 @@ async def donate(session: AsyncSession, principal: Principal, data: DonationIn) 
     async def work() -> Row:
         member = await _member(session, community, principal.subject)
         settings = await community_settings(session, community)
-        leg = Leg(id=data.id, kind="donation", phase="posted", debit=member.account_id,
-                  credit=ledger.pool_account_id(community), amount=data.minutes, fingerprint=fp)
-        written = await ledger.post_legs(session, community, principal.subject, [leg], cap=settings.storage_cap_minutes,
-                               now=now_utc())
+        leg = Leg(
+            id=data.id,
+            kind="donation",
+            phase="posted",
+            debit=member.account_id,
+            credit=ledger.pool_account_id(community),
+            amount=data.minutes,
+            fingerprint=fp,
+        )
+        written = await ledger.post_legs(
+            session, community, principal.subject, [leg], cap=settings.storage_cap_minutes, now=now_utc()
+        )
         return written[0]
 
     return await _once(session, community=community, transfer_id=data.id, fp=fp, work=work)
@@ -921,10 +1220,19 @@ async def fund_pool(session: AsyncSession, worker: Principal, data: FundingIn) -
 
     async def work() -> Row:
         settings = await community_settings(session, community)
-        leg = Leg(id=data.id, kind="funding", phase="posted", debit=ledger.community_account_id(community),
-                  credit=ledger.pool_account_id(community), amount=data.minutes, fingerprint=fp, reason=data.reason)
-        written = await ledger.post_legs(session, community, worker.subject, [leg], cap=settings.storage_cap_minutes,
-                               now=now_utc())
+        leg = Leg(
+            id=data.id,
+            kind="funding",
+            phase="posted",
+            debit=ledger.community_account_id(community),
+            credit=ledger.pool_account_id(community),
+            amount=data.minutes,
+            fingerprint=fp,
+            reason=data.reason,
+        )
+        written = await ledger.post_legs(
+            session, community, worker.subject, [leg], cap=settings.storage_cap_minutes, now=now_utc()
+        )
         return written[0]
 
     return await _once(session, community=community, transfer_id=data.id, fp=fp, work=work)
@@ -937,8 +1245,11 @@ async def reverse(session: AsyncSession, worker: Principal, original_id: uuid.UU
 
     async def work() -> Row:
         now = now_utc()
-        original = (await session.execute(select(TRANSFERS).where(
-            TRANSFERS.c.id == original_id, TRANSFERS.c.community == community).with_for_update())).first()
+        original = (
+            await session.execute(
+                select(TRANSFERS).where(TRANSFERS.c.id == original_id, TRANSFERS.c.community == community).with_for_update()
+            )
+        ).first()
         if original is None:
             raise TransferNotFound()
         if original.phase != "posted" or original.kind in domain.NOT_REVERSIBLE_KINDS:
@@ -947,17 +1258,35 @@ async def reverse(session: AsyncSession, worker: Principal, original_id: uuid.UU
         if already is not None:
             raise AlreadyReversed(reversed_by=str(already.id))
         settings = await community_settings(session, community)
-        leg = Leg(id=data.id, kind="reversal", phase="posted", debit=original.credit_account_id,
-                  credit=original.debit_account_id, amount=original.amount_minutes, fingerprint=fp,
-                  reverses_id=original_id, service_type=original.service_type, reason=data.reason)
+        leg = Leg(
+            id=data.id,
+            kind="reversal",
+            phase="posted",
+            debit=original.credit_account_id,
+            credit=original.debit_account_id,
+            amount=original.amount_minutes,
+            fingerprint=fp,
+            reverses_id=original_id,
+            service_type=original.service_type,
+            reason=data.reason,
+        )
         written = await ledger.post_legs(session, community, worker.subject, [leg], cap=settings.storage_cap_minutes, now=now)
         if original.kind == "service":
-            volunteer = (await session.execute(select(ACCOUNTS.c.owner_id).where(
-                ACCOUNTS.c.id == original.credit_account_id))).scalar_one()
-            await publisher.publish(session, TransferReversed(
-                transfer_id=str(data.id), reverses_transfer_id=str(original_id), community=community,
-                volunteer_id=volunteer or "", minutes=original.amount_minutes, reason=data.reason),
-                key=str(original_id))
+            volunteer = (
+                await session.execute(select(ACCOUNTS.c.owner_id).where(ACCOUNTS.c.id == original.credit_account_id))
+            ).scalar_one()
+            await publisher.publish(
+                session,
+                TransferReversed(
+                    transfer_id=str(data.id),
+                    reverses_transfer_id=str(original_id),
+                    community=community,
+                    volunteer_id=volunteer or "",
+                    minutes=original.amount_minutes,
+                    reason=data.reason,
+                ),
+                key=str(original_id),
+            )
         return written[0]
 
     return await _once(session, community=community, transfer_id=data.id, fp=fp, work=work)
@@ -975,11 +1304,18 @@ async def post_batch(session: AsyncSession, worker: Principal, data: BatchIn) ->
 
     async def attempt() -> list[Row]:
         async with transaction(session):
-            existing = (await session.execute(union_all(
-                select(TRANSFERS.c.id, TRANSFERS.c.community, TRANSFERS.c.fingerprint,
-                       literal(None).label("problem_slug")).where(TRANSFERS.c.id == any_(ledger.uuid_array(ids))),
-                select(FAILED.c.id, FAILED.c.community, FAILED.c.fingerprint, FAILED.c.problem_slug)
-                .where(FAILED.c.id == any_(ledger.uuid_array(ids)))))).all()
+            existing = (
+                await session.execute(
+                    union_all(
+                        select(
+                            TRANSFERS.c.id, TRANSFERS.c.community, TRANSFERS.c.fingerprint, literal(None).label("problem_slug")
+                        ).where(TRANSFERS.c.id == any_(ledger.uuid_array(ids))),
+                        select(FAILED.c.id, FAILED.c.community, FAILED.c.fingerprint, FAILED.c.problem_slug).where(
+                            FAILED.c.id == any_(ledger.uuid_array(ids))
+                        ),
+                    )
+                )
+            ).all()
             if existing:
                 for row in existing:
                     if row.community != community or row.fingerprint != fps[row.id]:
@@ -1001,10 +1337,23 @@ async def post_batch(session: AsyncSession, worker: Principal, data: BatchIn) ->
 
     async def record() -> None:
         async with transaction(session):
-            await session.execute(insert(FAILED).values([
-                {"id": i, "community": community, "fingerprint": fps[i],
-                 "problem_slug": LinkedTransferFailed.slug, "detail_zh": None, "detail_en": None} for i in ids
-            ]).on_conflict_do_nothing())
+            await session.execute(
+                insert(FAILED)
+                .values(
+                    [
+                        {
+                            "id": i,
+                            "community": community,
+                            "fingerprint": fps[i],
+                            "problem_slug": LinkedTransferFailed.slug,
+                            "detail_zh": None,
+                            "detail_en": None,
+                        }
+                        for i in ids
+                    ]
+                )
+                .on_conflict_do_nothing()
+            )
 
     if type(problem) in PROBLEMS_BY_SLUG.values():
         await retrying(record)
@@ -1012,33 +1361,46 @@ async def post_batch(session: AsyncSession, worker: Principal, data: BatchIn) ->
 
 
 async def _rows_by_id(session: AsyncSession, ids: list[uuid.UUID]) -> list[Row]:
-    rows = {r.id: r for r in (await session.execute(select(TRANSFERS).where(
-        TRANSFERS.c.id == any_(ledger.uuid_array(ids))))).all()}
+    rows = {
+        r.id: r for r in (await session.execute(select(TRANSFERS).where(TRANSFERS.c.id == any_(ledger.uuid_array(ids))))).all()
+    }
     return [rows[i] for i in ids]
 
 
-async def _batch_work(session: AsyncSession, worker: Principal, data: BatchIn,
-                      fps: dict[uuid.UUID, str]) -> list[Row]:
+async def _batch_work(session: AsyncSession, worker: Principal, data: BatchIn, fps: dict[uuid.UUID, str]) -> list[Row]:
     community = worker.community
     now = now_utc()
     settings = await community_settings(session, community)
     account_ids = {t.debit_account_id for t in data.transfers} | {t.credit_account_id for t in data.transfers}
     accounts = await ledger.lock_accounts(session, community, account_ids)
     owners = {a.owner_id for a in accounts.values() if a.owner_id} | {t.elder_id for t in data.transfers if t.elder_id}
-    members = {r.member_id: r for r in (await session.execute(select(MEMBERS).where(
-        MEMBERS.c.community == community,
-        MEMBERS.c.member_id == any_(bindparam("owners", sorted(owners), type_=ARRAY(Text())))))).all()}
+    members = {
+        r.member_id: r
+        for r in (
+            await session.execute(
+                select(MEMBERS).where(
+                    MEMBERS.c.community == community,
+                    MEMBERS.c.member_id == any_(bindparam("owners", sorted(owners), type_=ARRAY(Text()))),
+                )
+            )
+        ).all()
+    }
     today = domain.local_today(now)
     legs: list[Leg] = []
     events: list[dict[str, Any]] = []  # ServiceConfirmed data, built as dicts: 1,000 models cost more than the SQL
     for index, item in enumerate(data.transfers):
         debit, credit = accounts[item.debit_account_id], accounts[item.credit_account_id]
         kinds = (debit.kind, credit.kind)
-        allowed = {"service": kinds in (("pool", "member"), ("member", "member")),
-                   "donation": kinds == ("member", "pool"), "funding": kinds == ("community", "pool")}[item.kind]
+        allowed = {
+            "service": kinds in (("pool", "member"), ("member", "member")),
+            "donation": kinds == ("member", "pool"),
+            "funding": kinds == ("community", "pool"),
+        }[item.kind]
         if not allowed:
-            raise WrongAccountKind((f"{item.kind} 不能从 {kinds[0]} 转入 {kinds[1]}",
-                                    f"{item.kind} cannot move {kinds[0]} -> {kinds[1]}"), index=index)
+            raise WrongAccountKind(
+                (f"{item.kind} 不能从 {kinds[0]} 转入 {kinds[1]}", f"{item.kind} cannot move {kinds[0]} -> {kinds[1]}"),
+                index=index,
+            )
         if item.kind == "service":
             elder = members.get(item.elder_id or "")
             if elder is None or not elder.is_elder:
@@ -1047,14 +1409,32 @@ async def _batch_work(session: AsyncSession, worker: Principal, data: BatchIn,
                 if debit.owner_id != item.elder_id:
                     raise NotAnElder(("服务应由受助老人本人账户支付", "The elder's own account must pay"), index=index)
                 domain.check_withdrawal_allowed(elder.birth_date, today, settings.withdrawal_age)
-            events.append({"transfer_id": str(item.id), "community": community,
-                           "volunteer_id": credit.owner_id or "", "elder_id": item.elder_id or "",
-                           "minutes": item.minutes, "service_type": item.service_type or "other",
-                           "confirmed_at": now.isoformat()})
-        legs.append(Leg(id=item.id, kind=item.kind, phase="posted", debit=debit.id, credit=credit.id,
-                        amount=item.minutes, fingerprint=fps[item.id], service_type=item.service_type))
-    written = await ledger.post_legs(session, community, worker.subject, legs, cap=settings.storage_cap_minutes,
-                                     now=now, accounts=accounts)
+            events.append(
+                {
+                    "transfer_id": str(item.id),
+                    "community": community,
+                    "volunteer_id": credit.owner_id or "",
+                    "elder_id": item.elder_id or "",
+                    "minutes": item.minutes,
+                    "service_type": item.service_type or "other",
+                    "confirmed_at": now.isoformat(),
+                }
+            )
+        legs.append(
+            Leg(
+                id=item.id,
+                kind=item.kind,
+                phase="posted",
+                debit=debit.id,
+                credit=credit.id,
+                amount=item.minutes,
+                fingerprint=fps[item.id],
+                service_type=item.service_type,
+            )
+        )
+    written = await ledger.post_legs(
+        session, community, worker.subject, legs, cap=settings.storage_cap_minutes, now=now, accounts=accounts
+    )
     await publisher.publish_many(session, ServiceConfirmed.event_type, events, [e["transfer_id"] for e in events])
     return written
 
@@ -1067,8 +1447,13 @@ async def read_transfer(session: AsyncSession, principal: Principal, transfer_id
         row = await get_transfer_row(session, principal.community, transfer_id)
         if principal.has(*DELEGATE_STAFF_ROLES):
             return row
-        owners = set((await session.execute(select(ACCOUNTS.c.owner_id).where(
-            ACCOUNTS.c.id.in_([row.debit_account_id, row.credit_account_id])))).scalars())
+        owners = set(
+            (
+                await session.execute(
+                    select(ACCOUNTS.c.owner_id).where(ACCOUNTS.c.id.in_([row.debit_account_id, row.credit_account_id]))
+                )
+            ).scalars()
+        )
         if principal.subject in owners:
             return row
         for owner in owners:
@@ -1086,15 +1471,24 @@ async def pool_view(session: AsyncSession, community: str) -> dict[str, Any]:
         await community_settings(session, community)
         pool = await read_account(session, ledger.pool_account_id(community))
         community_account = await read_account(session, ledger.community_account_id(community))
-        count, minutes = (await session.execute(select(func.count(), func.coalesce(func.sum(TRANSFERS.c.amount_minutes), 0))
-                                                .where(TRANSFERS.c.community == community, TRANSFERS.c.phase == "pending",
-                                                       TRANSFERS.c.resolution.is_(None)))).one()
-    return {"pool": pool, "community_account": community_account, "open_pending_count": int(count),
-            "open_pending_minutes": int(minutes)}
+        count, minutes = (
+            await session.execute(
+                select(func.count(), func.coalesce(func.sum(TRANSFERS.c.amount_minutes), 0)).where(
+                    TRANSFERS.c.community == community, TRANSFERS.c.phase == "pending", TRANSFERS.c.resolution.is_(None)
+                )
+            )
+        ).one()
+    return {
+        "pool": pool,
+        "community_account": community_account,
+        "open_pending_count": int(count),
+        "open_pending_minutes": int(minutes),
+    }
 
 
-async def list_pending(session: AsyncSession, community: str, resolution: str | None,
-                       page: PageParams) -> tuple[list[Row], str | None]:
+async def list_pending(
+    session: AsyncSession, community: str, resolution: str | None, page: PageParams
+) -> tuple[list[Row], str | None]:
     """Pending service transfers awaiting confirmation (resolution None) or disputed ('voided')."""
     q = select(TRANSFERS).where(TRANSFERS.c.community == community, TRANSFERS.c.phase == "pending")
     q = q.where(TRANSFERS.c.resolution.is_(None) if resolution is None else TRANSFERS.c.resolution == resolution)
@@ -1112,15 +1506,36 @@ async def summary(session: AsyncSession, community: str, month: date) -> dict[st
     end = datetime(month.year + (month.month == 12), month.month % 12 + 1, 1, tzinfo=domain.LOCAL_TZ)
     reversed_ids = select(TRANSFERS.c.reverses_id).where(TRANSFERS.c.reverses_id.is_not(None))
     async with transaction(session):
-        rows = (await session.execute(
-            select(TRANSFERS.c.service_type, func.count(), func.sum(TRANSFERS.c.amount_minutes))
-            .where(TRANSFERS.c.community == community, TRANSFERS.c.kind == "service", TRANSFERS.c.phase == "posted",
-                   TRANSFERS.c.created_at >= start, TRANSFERS.c.created_at < end, TRANSFERS.c.id.not_in(reversed_ids))
-            .group_by(TRANSFERS.c.service_type).order_by(TRANSFERS.c.service_type))).all()
-        members, volunteers, elders = (await session.execute(select(
-            func.count(), func.count().filter(MEMBERS.c.is_volunteer), func.count().filter(MEMBERS.c.is_elder))
-            .where(MEMBERS.c.community == community))).one()
+        rows = (
+            await session.execute(
+                select(TRANSFERS.c.service_type, func.count(), func.sum(TRANSFERS.c.amount_minutes))
+                .where(
+                    TRANSFERS.c.community == community,
+                    TRANSFERS.c.kind == "service",
+                    TRANSFERS.c.phase == "posted",
+                    TRANSFERS.c.created_at >= start,
+                    TRANSFERS.c.created_at < end,
+                    TRANSFERS.c.id.not_in(reversed_ids),
+                )
+                .group_by(TRANSFERS.c.service_type)
+                .order_by(TRANSFERS.c.service_type)
+            )
+        ).all()
+        members, volunteers, elders = (
+            await session.execute(
+                select(func.count(), func.count().filter(MEMBERS.c.is_volunteer), func.count().filter(MEMBERS.c.is_elder)).where(
+                    MEMBERS.c.community == community
+                )
+            )
+        ).one()
     by_type = [{"service_type": r[0] or "other", "services": int(r[1]), "minutes": int(r[2])} for r in rows]
-    return {"community": community, "month": f"{month.year:04d}-{month.month:02d}",
-            "services": sum(t["services"] for t in by_type), "minutes_served": sum(t["minutes"] for t in by_type),
-            "by_service_type": by_type, "members": int(members), "volunteers": int(volunteers), "elders": int(elders)}
+    return {
+        "community": community,
+        "month": f"{month.year:04d}-{month.month:02d}",
+        "services": sum(t["services"] for t in by_type),
+        "minutes_served": sum(t["minutes"] for t in by_type),
+        "by_service_type": by_type,
+        "members": int(members),
+        "volunteers": int(volunteers),
+        "elders": int(elders),
+    }

@@ -83,17 +83,14 @@ class Community:
 
     async def register(self, consumer_id: str, scenes: Iterable[str] = SCENES) -> dict[str, str]:
         """Register a consumer, grant it `scenes`; returns its auth headers."""
-        r = await self.svc.client.post("/consumers", json={"id": consumer_id, "name": f"平台 {consumer_id}"},
-                                       headers=self.worker)
+        r = await self.svc.client.post("/consumers", json={"id": consumer_id, "name": f"平台 {consumer_id}"}, headers=self.worker)
         assert r.status_code == 201, r.text
         for scene in scenes:
-            g = await self.svc.client.post(f"/consumers/{consumer_id}/grants", json={"scene": scene},
-                                           headers=self.worker)
+            g = await self.svc.client.post(f"/consumers/{consumer_id}/grants", json={"scene": scene}, headers=self.worker)
             assert g.status_code == 201, g.text
         return self.consumer_auth(consumer_id)
 
-    async def pull_all(self, headers: dict[str, str], scene: str, limit: int = 1000,
-                       after: str = "0") -> list[dict[str, Any]]:
+    async def pull_all(self, headers: dict[str, str], scene: str, limit: int = 1000, after: str = "0") -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         while True:
             r = await self.svc.client.get(f"/feeds/{scene}", params={"after": after, "limit": limit}, headers=headers)

@@ -22,10 +22,24 @@ from tests.support.stack import TestStack
 
 
 def registered(community: str, people: list[factory.Resident]) -> list[CloudEvent]:
-    return [factory.event("property.resident.registered.v1", {
-        "resident_id": p.id, "community": community, "household_id": p.household_id, "building_id": p.building_id,
-        "name": p.name, "phone": p.phone, "roles": ["resident"]}, p.id, "/services/property", datetime.now(UTC))
-        for p in people]
+    return [
+        factory.event(
+            "property.resident.registered.v1",
+            {
+                "resident_id": p.id,
+                "community": community,
+                "household_id": p.household_id,
+                "building_id": p.building_id,
+                "name": p.name,
+                "phone": p.phone,
+                "roles": ["resident"],
+            },
+            p.id,
+            "/services/property",
+            datetime.now(UTC),
+        )
+        for p in people
+    ]
 
 
 async def test_ungranted_feed_is_404_and_unknown_scene_too(community: Community) -> None:
@@ -108,8 +122,10 @@ async def test_register_lists_consumers_grants_and_every_pull(community: Communi
     await ingest_all(community.svc, registered(community.id, factory.residents(5, seed=11)))
     headers = await community.register("city-e", scenes=["property", "stats"])
     await community.register("city-f", scenes=[])
-    pages = [(await client.get("/feeds/property", params={"after": after, "limit": 2}, headers=headers)).json()
-             for after in ("0", "2", "4", "5")]
+    pages = [
+        (await client.get("/feeds/property", params={"after": after, "limit": 2}, headers=headers)).json()
+        for after in ("0", "2", "4", "5")
+    ]
     assert [p["next_cursor"] for p in pages] == ["2", "4", "5", "5"]
     assert [p["has_more"] for p in pages] == [True, True, False, False]
 
@@ -123,15 +139,23 @@ async def test_register_lists_consumers_grants_and_every_pull(community: Communi
 
     pulls = (await client.get("/pulls", params={"consumer_id": "city-e"}, headers=community.worker)).json()["items"]
     assert [(p["scene"], p["after_seq"], p["last_seq"], p["record_count"]) for p in pulls] == [
-        ("property", 5, 5, 0), ("property", 4, 5, 1), ("property", 2, 4, 2), ("property", 0, 2, 2)]
+        ("property", 5, 5, 0),
+        ("property", 4, 5, 1),
+        ("property", 2, 4, 2),
+        ("property", 0, 2, 2),
+    ]
     feeds = (await client.get("/feeds", headers=headers)).json()
     assert feeds == [{"scene": "property", "last_seq": 5}, {"scene": "stats", "last_seq": 0}]
 
 
 async def test_concurrent_grants_make_exactly_one(community: Community) -> None:
     await community.register("city-g", scenes=[])
-    results = await asyncio.gather(*(community.svc.client.post(
-        "/consumers/city-g/grants", json={"scene": "parking"}, headers=community.worker) for _ in range(20)))
+    results = await asyncio.gather(
+        *(
+            community.svc.client.post("/consumers/city-g/grants", json={"scene": "parking"}, headers=community.worker)
+            for _ in range(20)
+        )
+    )
     assert sorted(r.status_code for r in results) == [201] + [409] * 19
     again = await community.svc.client.post("/consumers", json={"id": "city-g", "name": "x"}, headers=community.worker)
     assert again.status_code == 409
@@ -165,8 +189,9 @@ async def test_concurrent_builders_leave_no_gap_a_reader_could_skip(community: C
         after = "0"
         while True:
             finished = done.is_set()
-            page = (await community.svc.client.get("/feeds/property", params={"after": after, "limit": 17},
-                                                   headers=headers)).json()
+            page = (
+                await community.svc.client.get("/feeds/property", params={"after": after, "limit": 17}, headers=headers)
+            ).json()
             seen.extend(r["seq"] for r in page["records"])
             after = page["next_cursor"]
             if finished and not page["has_more"]:
@@ -186,17 +211,23 @@ async def test_daily_statistics_are_published_for_closed_days_and_revised(commun
     await ingest_all(community.svc, factory.community_events(community.id, people, start=day.replace(hour=1)))
     headers = await community.register("city-j", scenes=["stats"])
     async with community.svc.state.sessionmaker() as session:
-        assert await service.publish_daily_statistics(session, now=datetime.now(UTC),
-                                                      grace=timedelta(hours=1)) >= 1
+        assert await service.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) >= 1
         # Nothing changed: nothing more to publish.
-        assert await service.publish_daily_statistics(session, now=datetime.now(UTC),
-                                                      grace=timedelta(hours=1)) == 0
+        assert await service.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) == 0
     records = await community.pull_all(headers, "stats")
     figures = {r["data"]["day"]: r["data"] for r in records}
-    total = {k: sum(f[k] for f in figures.values()) for k in ("services_confirmed", "bookings_completed",
-                                                             "tickets_submitted", "tickets_completed",
-                                                             "redemptions_released", "minutes_served",
-                                                             "points_granted")}
+    total = {
+        k: sum(f[k] for f in figures.values())
+        for k in (
+            "services_confirmed",
+            "bookings_completed",
+            "tickets_submitted",
+            "tickets_completed",
+            "redemptions_released",
+            "minutes_served",
+            "points_granted",
+        )
+    }
     assert total["services_confirmed"] == total["bookings_completed"] == total["tickets_submitted"] == 10
     assert total["tickets_completed"] == 10 and total["redemptions_released"] == 10
     assert total["points_granted"] == 10 * 60
@@ -208,14 +239,24 @@ async def test_daily_statistics_are_published_for_closed_days_and_revised(commun
     # A late service confirmation for the first day revises it: a new record, a higher revision.
     first_day = min(figures)
     when = datetime.fromisoformat(first_day + "T12:00:00+08:00")
-    late = factory.event("timebank.service.confirmed.v1", {
-        "transfer_id": str(uuid.uuid4()), "community": community.id, "volunteer_id": people[0].id,
-        "elder_id": people[1].id, "minutes": 45, "service_type": "meal", "confirmed_at": when.isoformat()},
-        "late", "/services/timebank", datetime.now(UTC))
+    late = factory.event(
+        "timebank.service.confirmed.v1",
+        {
+            "transfer_id": str(uuid.uuid4()),
+            "community": community.id,
+            "volunteer_id": people[0].id,
+            "elder_id": people[1].id,
+            "minutes": 45,
+            "service_type": "meal",
+            "confirmed_at": when.isoformat(),
+        },
+        "late",
+        "/services/timebank",
+        datetime.now(UTC),
+    )
     await ingest_all(community.svc, [late])
     async with community.svc.state.sessionmaker() as session:
-        assert await service.publish_daily_statistics(session, now=datetime.now(UTC),
-                                                      grace=timedelta(hours=1)) == 1
+        assert await service.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) == 1
     revised = (await community.pull_all(headers, "stats"))[-1]["data"]
     assert revised["day"] == first_day and revised["revision"] > figures[first_day]["revision"]
     assert revised["minutes_served"] == figures[first_day]["minutes_served"] + 45
@@ -241,9 +282,15 @@ async def test_a_rolled_back_batch_adds_nothing_to_the_day_and_its_retry_adds_it
 
     async def totals() -> tuple[int, int, int]:
         async with community.svc.state.sessionmaker() as session, session.begin():
-            row = (await session.execute(text(
-                "SELECT coalesce(sum(services_confirmed), 0), coalesce(sum(bookings_completed), 0), "
-                "coalesce(sum(spots_used), 0) FROM daily_stats WHERE community = :c"), {"c": community.id})).one()
+            row = (
+                await session.execute(
+                    text(
+                        "SELECT coalesce(sum(services_confirmed), 0), coalesce(sum(bookings_completed), 0), "
+                        "coalesce(sum(spots_used), 0) FROM daily_stats WHERE community = :c"
+                    ),
+                    {"c": community.id},
+                )
+            ).one()
             return int(row[0]), int(row[1]), int(row[2])
 
     assert await totals() == (0, 0, 0)
@@ -256,8 +303,7 @@ async def test_a_rolled_back_batch_adds_nothing_to_the_day_and_its_retry_adds_it
     assert spots > 0
 
 
-async def test_records_queued_for_the_commit_equal_records_made_one_by_one(stack: TestStack,
-                                                                           citysync: RunningService) -> None:
+async def test_records_queued_for_the_commit_equal_records_made_one_by_one(stack: TestStack, citysync: RunningService) -> None:
     """The consumer's path (`ingest_later`: a batch's records written in one statement at commit)
     makes the same feeds, numbers and day figures as `ingest`, copies included; a reversal finds
     the service type of a confirmation queued in the same batch."""
@@ -267,16 +313,30 @@ async def test_records_queued_for_the_commit_equal_records_made_one_by_one(stack
 
     events = factory.community_events(one_by_one.id, people, start=datetime.now(UTC) - timedelta(days=2))
     confirmed = next(e for e in events if e.type == "timebank.service.confirmed.v1")
-    events.append(factory.event("timebank.transfer.reversed.v1", {
-        "transfer_id": str(uuid.uuid4()), "community": one_by_one.id,
-        "reverses_transfer_id": confirmed.data["transfer_id"], "minutes": confirmed.data["minutes"]},
-        "reversal", "/services/timebank", confirmed.time + timedelta(minutes=5)))
+    events.append(
+        factory.event(
+            "timebank.transfer.reversed.v1",
+            {
+                "transfer_id": str(uuid.uuid4()),
+                "community": one_by_one.id,
+                "reverses_transfer_id": confirmed.data["transfer_id"],
+                "minutes": confirmed.data["minutes"],
+            },
+            "reversal",
+            "/services/timebank",
+            confirmed.time + timedelta(minutes=5),
+        )
+    )
     events += [events[0], events[3]]  # copies of events already seen
 
     def events_of(community: Community) -> list[CloudEvent]:
         """The same events for `community`: their own ids (a source event makes one record in all)."""
-        return [dataclasses.replace(e, id=str(uuid.uuid5(uuid.NAMESPACE_URL, community.id + e.id)),
-                                    data={**e.data, "community": community.id}) for e in events]
+        return [
+            dataclasses.replace(
+                e, id=str(uuid.uuid5(uuid.NAMESPACE_URL, community.id + e.id)), data={**e.data, "community": community.id}
+            )
+            for e in events
+        ]
 
     # The queued community first: its reversal can only find the confirmation in its own batch.
     queued_events = events_of(queued)
@@ -288,13 +348,25 @@ async def test_records_queued_for_the_commit_equal_records_made_one_by_one(stack
 
     async def feeds_and_days(community: Community) -> tuple[list[Any], list[Any]]:
         async with citysync.state.sessionmaker() as session, session.begin():
-            records = (await session.execute(text(
-                "SELECT scene, seq, record_type, schema_version, event_time, subject_id, payload - 'community' "
-                "FROM feed_records WHERE community = :c ORDER BY scene, seq"), {"c": community.id})).all()
-            days = (await session.execute(text(
-                "SELECT day, services_confirmed, minutes_served, minutes_reversed, bookings_completed, "
-                "tickets_submitted, tickets_completed, redemptions_released, spots_used, minutes_by_type "
-                "FROM daily_stats WHERE community = :c ORDER BY day"), {"c": community.id})).all()
+            records = (
+                await session.execute(
+                    text(
+                        "SELECT scene, seq, record_type, schema_version, event_time, subject_id, payload - 'community' "
+                        "FROM feed_records WHERE community = :c ORDER BY scene, seq"
+                    ),
+                    {"c": community.id},
+                )
+            ).all()
+            days = (
+                await session.execute(
+                    text(
+                        "SELECT day, services_confirmed, minutes_served, minutes_reversed, bookings_completed, "
+                        "tickets_submitted, tickets_completed, redemptions_released, spots_used, minutes_by_type "
+                        "FROM daily_stats WHERE community = :c ORDER BY day"
+                    ),
+                    {"c": community.id},
+                )
+            ).all()
             return [tuple(r) for r in records], [tuple(d) for d in days]
 
     made, days = await feeds_and_days(queued)
@@ -326,8 +398,12 @@ async def test_a_consumer_resumes_after_the_service_restarts(stack: TestStack) -
 
 
 async def test_concurrent_registrations_make_exactly_one(community: Community) -> None:
-    results = await asyncio.gather(*(community.svc.client.post(
-        "/consumers", json={"id": "city-race", "name": "并发"}, headers=community.worker) for _ in range(20)))
+    results = await asyncio.gather(
+        *(
+            community.svc.client.post("/consumers", json={"id": "city-race", "name": "并发"}, headers=community.worker)
+            for _ in range(20)
+        )
+    )
     assert sorted(r.status_code for r in results) == [201] + [409] * 19
 
 
@@ -347,13 +423,13 @@ async def test_pulls_racing_a_revocation_are_recorded_exactly_when_served(commun
     after = await asyncio.gather(*(pull() for _ in range(10)))
     statuses = await asyncio.gather(*pulls)
     assert set(statuses) <= {200, 404} and after == [404] * 10
-    register = (await client.get("/pulls", params={"consumer_id": "city-l", "limit": 100},
-                                 headers=community.worker)).json()["items"]
+    register = (await client.get("/pulls", params={"consumer_id": "city-l", "limit": 100}, headers=community.worker)).json()[
+        "items"
+    ]
     assert len(register) == statuses.count(200)
 
 
-async def test_concurrent_topic_writers_copy_each_record_once_in_order(stack: TestStack,
-                                                                       citysync: RunningService) -> None:
+async def test_concurrent_topic_writers_copy_each_record_once_in_order(stack: TestStack, citysync: RunningService) -> None:
     """Several replicas' city-topics jobs at once: every record reaches its topic's outbox once, in seq order."""
     communities = [Community(stack, citysync) for _ in range(3)]
     for i, c in enumerate(communities):
@@ -369,9 +445,12 @@ async def test_concurrent_topic_writers_copy_each_record_once_in_order(stack: Te
 
     await asyncio.gather(*(writer() for _ in range(6)))
     async with citysync.state.sessionmaker() as session, session.begin():
-        rows = (await session.execute(text(
-            "SELECT key, subject FROM kit_outbox WHERE key = ANY(:keys) ORDER BY id"),
-            {"keys": [c.id for c in communities]})).all()
+        rows = (
+            await session.execute(
+                text("SELECT key, subject FROM kit_outbox WHERE key = ANY(:keys) ORDER BY id"),
+                {"keys": [c.id for c in communities]},
+            )
+        ).all()
     for c in communities:
         subjects = [s for k, s in rows if k == c.id]
         assert subjects == [f"{c.id}/property/{n}" for n in range(1, 101)]
@@ -394,13 +473,13 @@ async def test_a_pull_still_running_when_a_revocation_returns_is_refused(communi
 
         async def pull_is_waiting() -> bool:
             async with community.svc.state.sessionmaker() as session, session.begin():
-                waiting = await session.execute(text(
-                    "SELECT count(*) FROM pg_locks WHERE relation = 'pulls'::regclass AND NOT granted"))
+                waiting = await session.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE relation = 'pulls'::regclass AND NOT granted")
+                )
                 return bool(waiting.scalar_one())
 
         await wait_until(pull_is_waiting, timeout=10, interval=0.02)
-        revoked = await asyncio.wait_for(
-            client.delete("/consumers/city-h/grants/property", headers=community.worker), timeout=10)
+        revoked = await asyncio.wait_for(client.delete("/consumers/city-h/grants/property", headers=community.worker), timeout=10)
         assert revoked.status_code == 200
         assert not held.done()
     r = await held

@@ -24,19 +24,52 @@ def demo_events() -> list[CloudEvent]:
     building = {b.code: b.id for b in demo.BUILDINGS}
     events = []
     for p in demo.RESIDENTS:
-        events.append(factory.event("property.resident.registered.v1", {
-            "resident_id": p.id, "community": demo.COMMUNITY, "household_id": demo.demo_id("household", p.unit),
-            "building_id": building[p.building], "name": p.name, "phone": p.phone, "roles": list(p.roles),
-            "birth_date": p.birth_date.isoformat()}, p.id, "/services/property", now))
+        events.append(
+            factory.event(
+                "property.resident.registered.v1",
+                {
+                    "resident_id": p.id,
+                    "community": demo.COMMUNITY,
+                    "household_id": demo.demo_id("household", p.unit),
+                    "building_id": building[p.building],
+                    "name": p.name,
+                    "phone": p.phone,
+                    "roles": list(p.roles),
+                    "birth_date": p.birth_date.isoformat(),
+                },
+                p.id,
+                "/services/property",
+                now,
+            )
+        )
     for s in demo.STAFF:
-        events.append(factory.event("property.staff.registered.v1", {
-            "staff_id": s.id, "community": demo.COMMUNITY, "name": s.name, "username": s.username,
-            "roles": list(s.roles)}, s.id, "/services/property", now))
+        events.append(
+            factory.event(
+                "property.staff.registered.v1",
+                {"staff_id": s.id, "community": demo.COMMUNITY, "name": s.name, "username": s.username, "roles": list(s.roles)},
+                s.id,
+                "/services/property",
+                now,
+            )
+        )
     volunteer, elder = demo.resident("刘晓燕"), demo.resident("王秀英")
-    events.append(factory.event("timebank.service.confirmed.v1", {
-        "transfer_id": str(uuid.uuid4()), "community": demo.COMMUNITY, "volunteer_id": volunteer.id,
-        "elder_id": elder.id, "minutes": 60, "service_type": "companionship", "confirmed_at": now.isoformat()},
-        "t", "/services/timebank", now))
+    events.append(
+        factory.event(
+            "timebank.service.confirmed.v1",
+            {
+                "transfer_id": str(uuid.uuid4()),
+                "community": demo.COMMUNITY,
+                "volunteer_id": volunteer.id,
+                "elder_id": elder.id,
+                "minutes": 60,
+                "service_type": "companionship",
+                "confirmed_at": now.isoformat(),
+            },
+            "t",
+            "/services/timebank",
+            now,
+        )
+    )
     return events
 
 

@@ -22,15 +22,27 @@ EVENTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "events"
 
 
 def test_names_free_text_and_id_numbers_never_leave() -> None:
-    out = domain.deidentify({"name": "王秀英", "username": "steward.wu", "id_card": "330102194103020021",
-                             "id_number": "330102194103020021", "description": "王秀英家漏水", "reason": "取消",
-                             "comment": "好", "community": "c"}, platform_key=KEY, on=ON)
+    out = domain.deidentify(
+        {
+            "name": "王秀英",
+            "username": "steward.wu",
+            "id_card": "330102194103020021",
+            "id_number": "330102194103020021",
+            "description": "王秀英家漏水",
+            "reason": "取消",
+            "comment": "好",
+            "community": "c",
+        },
+        platform_key=KEY,
+        on=ON,
+    )
     assert out == {"community": "c"}
 
 
 def test_a_field_without_a_rule_is_not_exported() -> None:
-    out = domain.deidentify({"community": "c", "emergency_contact": "李桂兰 17000000002", "extra": {"a": 1}},
-                            platform_key=KEY, on=ON)
+    out = domain.deidentify(
+        {"community": "c", "emergency_contact": "李桂兰 17000000002", "extra": {"a": 1}}, platform_key=KEY, on=ON
+    )
     assert out == {"community": "c"}
     assert "emergency_contact" not in FIELD_RULES
 
@@ -44,8 +56,9 @@ def test_phones_plates_and_people_are_stored_as_platform_hashes() -> None:
 
 
 def test_addresses_become_buildings_and_birth_dates_age_bands() -> None:
-    out = domain.deidentify({"address": "白云社区3幢2单元301", "birth_date": "1941-03-02", "unit": "301"},
-                            platform_key=KEY, on=ON)
+    out = domain.deidentify(
+        {"address": "白云社区3幢2单元301", "birth_date": "1941-03-02", "unit": "301"}, platform_key=KEY, on=ON
+    )
     assert out == {"address": "3幢", "age_band": "85-89"}
     assert domain.deidentify({"address": "白云社区东门"}, platform_key=KEY, on=ON) == {"address": None}
     assert domain.deidentify({"age": 64}, platform_key=KEY, on=ON) == {"age_band": "60-64"}
@@ -54,24 +67,45 @@ def test_addresses_become_buildings_and_birth_dates_age_bands() -> None:
 
 
 def test_kept_values_that_look_personal_are_withheld() -> None:
-    out = domain.deidentify({"service_code": "call 13812345678", "category": "浙A1B2C3", "code": "B1",
-                             "status": "330102194103020021", "roles": ["resident", "13812345678"]},
-                            platform_key=KEY, on=ON)
+    out = domain.deidentify(
+        {
+            "service_code": "call 13812345678",
+            "category": "浙A1B2C3",
+            "code": "B1",
+            "status": "330102194103020021",
+            "roles": ["resident", "13812345678"],
+        },
+        platform_key=KEY,
+        on=ON,
+    )
     assert out == {"service_code": None, "category": None, "code": "B1", "status": None, "roles": ["resident", None]}
 
 
 def test_a_phone_number_sent_as_a_json_number_is_withheld() -> None:
-    out = domain.deidentify({"code": 13000000000, "status": 13812345678.0, "category": 30, "service_code": True},
-                            platform_key=KEY, on=ON)
+    out = domain.deidentify(
+        {"code": 13000000000, "status": 13812345678.0, "category": 30, "service_code": True}, platform_key=KEY, on=ON
+    )
     assert out == {"code": None, "status": None, "category": 30, "service_code": True}
 
 
-@pytest.mark.parametrize("text,personal", [
-    ("13812345678", True), ("+8613812345678", True), ("tel:17000000001.", True), ("1381234567", False),
-    ("138123456789", False), ("330102194103020021", True), ("33010219410302002X", True), ("330102194113020021", False),
-    ("浙K12345", True), ("浙AD12345", True), ("B1-101", False), ("2026-11-22T00:00:00+00:00", False),
-    ("6f1c2a52-9a0e-4e55-8a0b-138123456789", False),
-])
+@pytest.mark.parametrize(
+    "text,personal",
+    [
+        ("13812345678", True),
+        ("+8613812345678", True),
+        ("tel:17000000001.", True),
+        ("1381234567", False),
+        ("138123456789", False),
+        ("330102194103020021", True),
+        ("33010219410302002X", True),
+        ("330102194113020021", False),
+        ("浙K12345", True),
+        ("浙AD12345", True),
+        ("B1-101", False),
+        ("2026-11-22T00:00:00+00:00", False),
+        ("6f1c2a52-9a0e-4e55-8a0b-138123456789", False),
+    ],
+)
 def test_personal_patterns(text: str, personal: bool) -> None:
     assert domain.looks_personal(text) is personal
 
@@ -128,8 +162,7 @@ def test_rekey_replaces_only_string_hashes_in_place_and_payload_copies() -> None
 phones = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
 
 
-@given(st.dictionaries(st.sampled_from([*sorted(FIELD_RULES), "free", "other"]), st.one_of(phones, st.integers())),
-       phones)
+@given(st.dictionaries(st.sampled_from([*sorted(FIELD_RULES), "free", "other"]), st.one_of(phones, st.integers())), phones)
 @settings(max_examples=100)
 def test_no_phone_survives_deidentification(data: dict[str, object], phone: str) -> None:
     data = {**data, "phone": phone, "description": f"call {phone}"}
@@ -141,11 +174,17 @@ def test_no_phone_survives_deidentification(data: dict[str, object], phone: str)
 
 def test_every_event_type_of_the_contracts_is_decided() -> None:
     """Each published event type either makes a record or is deliberately left out."""
-    left_out = {"property.staff.registered.v1", "property.redemption.fulfilled.v1", "property.redemption.failed.v1",
-                "property.points_payment.requested.v1", "timebank.care_request.cancelled.v1"}
+    left_out = {
+        "property.staff.registered.v1",
+        "property.redemption.fulfilled.v1",
+        "property.redemption.failed.v1",
+        "property.points_payment.requested.v1",
+        "timebank.care_request.cancelled.v1",
+    }
     # citysync's own events (about the sharing register) are not domain data for the feeds.
-    published = {p.name.removesuffix(".schema.json") for p in EVENTS_DIR.glob("*.schema.json")
-                 if not p.name.startswith("citysync.")}
+    published = {
+        p.name.removesuffix(".schema.json") for p in EVENTS_DIR.glob("*.schema.json") if not p.name.startswith("citysync.")
+    }
     assert published, "no contracts found"
     assert published - left_out <= set(RECORD_KINDS)
     for event_type, kind in RECORD_KINDS.items():
@@ -177,19 +216,26 @@ def test_days_are_local_and_close_after_the_grace() -> None:
 
 def test_statistics_deltas_and_rates() -> None:
     assert domain.stats_delta("service_confirmed", {"minutes": 60, "service_type": "meal"}) == domain.StatsDelta(
-        {"services_confirmed": 1, "minutes_served": 60}, {"meal": 60})
+        {"services_confirmed": 1, "minutes_served": 60}, {"meal": 60}
+    )
     assert domain.stats_delta("transfer_reversed", {"minutes": 30}, "meal") == domain.StatsDelta(
-        {"minutes_reversed": 30, "minutes_served": -30}, {"meal": -30})
-    booking = domain.stats_delta("booking_completed", {"start": "2026-01-01T08:00:00+08:00", "fee_fen": 500,
-                                                       "end": "2026-01-01T09:30:00+08:00", "spot_id": "s"})
+        {"minutes_reversed": 30, "minutes_served": -30}, {"meal": -30}
+    )
+    booking = domain.stats_delta(
+        "booking_completed",
+        {"start": "2026-01-01T08:00:00+08:00", "fee_fen": 500, "end": "2026-01-01T09:30:00+08:00", "spot_id": "s"},
+    )
     assert booking == domain.StatsDelta({"bookings_completed": 1, "booked_minutes": 90, "parking_fee_fen": 500}, {}, "s")
     assert domain.stats_delta("ticket_completed", {"on_time": False}) == domain.StatsDelta(
-        {"tickets_completed": 1, "tickets_on_time": 0}, {})
+        {"tickets_completed": 1, "tickets_on_time": 0}, {}
+    )
     assert domain.stats_delta("points_granted", {"points": 60, "resident_id": "h"}) == domain.StatsDelta(
-        {"points_granted": 60}, {})
+        {"points_granted": 60}, {}
+    )
     assert domain.stats_delta("resident_registered", {}) is None
-    stats = domain.daily_statistics("c", date(2026, 1, 1), 3, {"booked_minutes": 720, "tickets_completed": 3,
-                                                               "tickets_on_time": 2}, {"meal": 60}, 1)
+    stats = domain.daily_statistics(
+        "c", date(2026, 1, 1), 3, {"booked_minutes": 720, "tickets_completed": 3, "tickets_on_time": 2}, {"meal": 60}, 1
+    )
     assert stats["occupancy_permille"] == 500 and stats["sla_on_time_permille"] == 666
     assert domain.daily_statistics("c", date(2026, 1, 1), 1, {}, {}, 0)["sla_on_time_permille"] is None
 

@@ -56,10 +56,21 @@ async def test_domain_events_through_kafka_make_one_record_each(community: Commu
 
     await wait_until(all_there, timeout=60, interval=0.3)
     # A marker behind the duplicates on the same partition key shows they were read and dropped.
-    marker = factory.event("property.resident.registered.v1", {
-        "resident_id": people[0].id, "community": community.id, "household_id": people[0].household_id,
-        "building_id": people[0].building_id, "name": "x", "phone": "13900000000", "roles": []},
-        people[0].id, "/services/property", datetime.now(UTC))
+    marker = factory.event(
+        "property.resident.registered.v1",
+        {
+            "resident_id": people[0].id,
+            "community": community.id,
+            "household_id": people[0].household_id,
+            "building_id": people[0].building_id,
+            "name": "x",
+            "phone": "13900000000",
+            "roles": [],
+        },
+        people[0].id,
+        "/services/property",
+        datetime.now(UTC),
+    )
     await publish_raw(community.svc.settings, community.svc.settings.kafka_namespace + "property.events", marker)
 
     async def marker_there() -> bool:
@@ -97,9 +108,11 @@ async def test_city_topic_carries_cloudevents_in_order(community: Community) -> 
     assert len(mine) == 18
     headers = [dict(r.headers) for r in mine]
     assert all(h["ce_specversion"] == b"1.0" and h["ce_source"] == b"/services/citysync" for h in headers)
-    assert {h["ce_type"] for h in headers} == {b"city.property.resident_registered.v1",
-                                               b"city.property.ticket_submitted.v1",
-                                               b"city.property.ticket_completed.v1"}
+    assert {h["ce_type"] for h in headers} == {
+        b"city.property.resident_registered.v1",
+        b"city.property.ticket_submitted.v1",
+        b"city.property.ticket_completed.v1",
+    }
     bodies = [json.loads(r.value) for r in mine]
     assert [b["seq"] for b in bodies] == list(range(1, 19))
     assert [h["ce_subject"] for h in headers] == [f"{community.id}/property/{n}".encode() for n in range(1, 19)]
@@ -120,8 +133,19 @@ LIBRDKAFKA_WITHOUT_API_VERSIONS = ("-X", "api.version.request=false", "-X", "bro
 
 async def run_kcat(kcat: str, bootstrap: str, topic: str, *options: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        kcat, "-C", "-b", bootstrap, "-t", topic, "-e", "-f", "%k|%h|%s\n", *options,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        kcat,
+        "-C",
+        "-b",
+        bootstrap,
+        "-t",
+        topic,
+        "-e",
+        "-f",
+        "%k|%h|%s\n",
+        *options,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()

@@ -29,8 +29,13 @@ def strings(value: Any, hashed: bool = False) -> list[tuple[str, bool]]:
 
 
 def assert_no_identity(documents: list[Any], people: list[factory.Resident], hash_re: re.Pattern[str]) -> int:
-    known = {p.name for p in people} | {p.phone for p in people} | {p.id_number for p in people} \
-        | {p.plate for p in people} | {p.address for p in people}
+    known = (
+        {p.name for p in people}
+        | {p.phone for p in people}
+        | {p.id_number for p in people}
+        | {p.plate for p in people}
+        | {p.address for p in people}
+    )
     known_names = sorted({p.name for p in people}, key=len, reverse=True)
     name_re = re.compile("|".join(map(re.escape, known_names)))
     checked = 0
@@ -66,16 +71,27 @@ async def test_two_thousand_residents_leave_no_identity(community: Community) ->
 
     async def topics_written() -> bool:
         async with community.svc.state.sessionmaker() as session, session.begin():
-            count = (await session.execute(text("SELECT count(*) FROM kit_outbox WHERE key = :c"),
-                                           {"c": community.id})).scalar_one()
+            count = (
+                await session.execute(text("SELECT count(*) FROM kit_outbox WHERE key = :c"), {"c": community.id})
+            ).scalar_one()
         return bool(count == len(events))
 
     await wait_until(topics_written, timeout=60, interval=0.2)  # the city-topics job copies them
     async with community.svc.state.sessionmaker() as session, session.begin():
-        stored = (await session.execute(text("SELECT payload FROM feed_records WHERE community = :c"),
-                                        {"c": community.id})).scalars().all()
-        topics = (await session.execute(text("SELECT data FROM kit_outbox WHERE key = :c AND topic LIKE 'city.%'"),
-                                        {"c": community.id})).scalars().all()
+        stored = (
+            (await session.execute(text("SELECT payload FROM feed_records WHERE community = :c"), {"c": community.id}))
+            .scalars()
+            .all()
+        )
+        topics = (
+            (
+                await session.execute(
+                    text("SELECT data FROM kit_outbox WHERE key = :c AND topic LIKE 'city.%'"), {"c": community.id}
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert len(stored) == len(topics) == len(events)
     assert_no_identity(list(stored), people, HEX64)  # what is stored holds platform hashes only
     assert_no_identity([t["data"] for t in topics], people, HEX32)

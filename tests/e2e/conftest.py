@@ -57,15 +57,17 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-async def platform(stack: TestStack, gateway_template: str,  # noqa: F811 (the imported fixture)
-                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+async def platform(
+    stack: TestStack,
+    gateway_template: str,  # noqa: F811 (the imported fixture)
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Platform]:
     namespace = new_namespace()
     photos: Path = tmp_path_factory.mktemp("property-photos")
     specs: list[tuple[str, Callable[[Any], Any], type[Any], dict[str, Any]]] = [
         ("timebank", create_timebank, TimebankSettings, {}),
         ("parking", create_parking, ParkingSettings, {"expire_holds_every_s": 3600.0}),
-        ("property", create_property, PropertySettings,
-         {"photo_store_dir": str(photos), "sla_check_interval_s": 3600}),
+        ("property", create_property, PropertySettings, {"photo_store_dir": str(photos), "sla_check_interval_s": 3600}),
         ("governance", create_governance, GovernanceSettings, {}),
         ("citysync", create_citysync, CitysyncSettings, {"stats_every_s": 3600.0}),
     ]
@@ -74,13 +76,23 @@ async def platform(stack: TestStack, gateway_template: str,  # noqa: F811 (the i
         urls: dict[str, str] = {}
         for name, factory, settings_cls, overrides in specs:
             svc = await exits.enter_async_context(
-                run_service(stack, name, factory, settings_cls, namespace=namespace, **overrides))
+                run_service(stack, name, factory, settings_cls, namespace=namespace, **overrides)
+            )
             running[name] = svc
             # The app's lifespan already runs under run_service: uvicorn only serves it.
             urls[name] = await exits.enter_async_context(serve(svc.app, lifespan=False))
-        gateway = await exits.enter_async_context(running_gateway(
-            stack, gateway_template, namespace=namespace, upstreams=urls, communities=[],
-            rate_limit_user="100000/minute", rate_limit_ip="100000/minute", rate_limit_login="100000/minute"))
+        gateway = await exits.enter_async_context(
+            running_gateway(
+                stack,
+                gateway_template,
+                namespace=namespace,
+                upstreams=urls,
+                communities=[],
+                rate_limit_user="100000/minute",
+                rate_limit_ip="100000/minute",
+                rate_limit_login="100000/minute",
+            )
+        )
         # Served by uvicorn like the services (uvicorn gives each request its own scope state; the
         # in-process test transport shares one dict between requests).
         gateway_url = await exits.enter_async_context(serve(gateway.app, lifespan=False))
@@ -90,8 +102,9 @@ async def platform(stack: TestStack, gateway_template: str,  # noqa: F811 (the i
         yield Platform(stack=stack, services=running, gateway=gateway, namespace=namespace, client=client)
 
 
-async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 45, interval: float = 0.1,
-                     what: str = "condition") -> None:
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 45, interval: float = 0.1, what: str = "condition"
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -157,8 +170,15 @@ class Community:
         # The one token not issued by a login: the first administrator is seeded, as in `make run`.
         return self.platform.stack.auth(self.admin_id, "property_admin", community=self.id)
 
-    async def call(self, method: str, path: str, headers: dict[str, str], body: Any = None,
-                   expected: tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: Any = None,
+        expected: tuple[int, ...] = (200, 201),
+        **kwargs: Any,
+    ) -> Any:
         r = await self.client.request(method, path, json=body, headers=headers, **kwargs)
         return expect(r, *expected)
 
@@ -171,13 +191,20 @@ class Community:
         """property_admin registers a household and a resident in property (through the gateway)."""
         if not self.building_id:
             await self.building()
-        household = await self.call("POST", "/api/property/households", self.admin,
-                                     {"building_id": self.building_id, "unit": unit or uuid.uuid4().hex[:6]})
+        household = await self.call(
+            "POST",
+            "/api/property/households",
+            self.admin,
+            {"building_id": self.building_id, "unit": unit or uuid.uuid4().hex[:6]},
+        )
         phone = "170" + str(uuid.uuid4().int)[:8]
-        body = await self.call("POST", "/api/property/residents", self.admin, {
-            "household_id": household["id"], "name": name, "phone": phone, "roles": ["resident", *roles]})
-        return Person(id=str(body["id"]), name=name, phone=phone, household_id=str(household["id"]),
-                      roles=list(body["roles"]))
+        body = await self.call(
+            "POST",
+            "/api/property/residents",
+            self.admin,
+            {"household_id": household["id"], "name": name, "phone": phone, "roles": ["resident", *roles]},
+        )
+        return Person(id=str(body["id"]), name=name, phone=phone, household_id=str(household["id"]), roles=list(body["roles"]))
 
     async def login(self, person: Person) -> Person:
         """Phone + one-time code at the gateway; waits until the gateway learnt the resident from property."""
@@ -188,9 +215,13 @@ class Community:
             return bool(sender.sent.get(person.phone))
 
         await wait_until(code_sent, interval=0.2, what=f"a code for {person.name}")
-        token = expect(await self.client.post("/auth/token", json={
-            "grant_type": "otp", "community": self.id, "phone": person.phone,
-            "code": sender.sent[person.phone][-1]}), 200)
+        token = expect(
+            await self.client.post(
+                "/auth/token",
+                json={"grant_type": "otp", "community": self.id, "phone": person.phone, "code": sender.sent[person.phone][-1]},
+            ),
+            200,
+        )
         assert token["subject"] == person.id and token["community"] == self.id
         person.token = str(token["access_token"])
         return person
@@ -201,19 +232,27 @@ class Community:
     async def staff(self, role: str, buildings: list[str] | None = None) -> StaffMember:
         """Registers staff in property, sets a password at the gateway, logs in with it."""
         username = f"{role.replace('_', '.')}.{uuid.uuid4().hex[:6]}"
-        body = await self.call("POST", "/api/property/staff", self.admin, {
-            "name": "测试员工", "username": username, "roles": [role], "buildings": buildings or []})
+        body = await self.call(
+            "POST",
+            "/api/property/staff",
+            self.admin,
+            {"name": "测试员工", "username": username, "roles": [role], "buildings": buildings or []},
+        )
         member = StaffMember(id=str(body["id"]), username=username, password=f"pw-{uuid.uuid4().hex}", roles=[role])
 
         async def password_set() -> bool:
-            r = await self.client.put(f"/auth/staff/{member.id}/password", json={"password": member.password},
-                                      headers=self.admin)
+            r = await self.client.put(f"/auth/staff/{member.id}/password", json={"password": member.password}, headers=self.admin)
             assert r.status_code in (204, 404), r.text
             return r.status_code == 204
 
         await wait_until(password_set, interval=0.2, what=f"the gateway knowing {username}")
-        token = expect(await self.client.post("/auth/token", json={
-            "grant_type": "password", "community": self.id, "username": username, "password": member.password}), 200)
+        token = expect(
+            await self.client.post(
+                "/auth/token",
+                json={"grant_type": "password", "community": self.id, "username": username, "password": member.password},
+            ),
+            200,
+        )
         assert token["roles"] == [role]
         member.token = str(token["access_token"])
         return member
@@ -221,13 +260,17 @@ class Community:
     async def machine(self, client_id: str, role: str) -> tuple[str, dict[str, str]]:
         """A machine client's credentials at the gateway and its token; returns (subject, headers)."""
         secret = f"secret-{uuid.uuid4().hex}"
-        created = await self.call("PUT", f"/auth/clients/{client_id}", self.admin,
-                                  {"roles": [role], "secret": secret}, expected=(200, 201))
-        token = expect(await self.client.post("/auth/token", json={
-            "grant_type": "client_credentials", "community": self.id, "client_id": client_id,
-            "client_secret": secret}), 200)
-        assert token["subject"] == created["subject"] and "refresh_token" not in {
-            k for k, v in token.items() if v is not None}
+        created = await self.call(
+            "PUT", f"/auth/clients/{client_id}", self.admin, {"roles": [role], "secret": secret}, expected=(200, 201)
+        )
+        token = expect(
+            await self.client.post(
+                "/auth/token",
+                json={"grant_type": "client_credentials", "community": self.id, "client_id": client_id, "client_secret": secret},
+            ),
+            200,
+        )
+        assert token["subject"] == created["subject"] and "refresh_token" not in {k for k, v in token.items() if v is not None}
         return str(created["subject"]), bearer(str(token["access_token"]))
 
 

@@ -20,30 +20,56 @@ async def test_the_city_pulls_de_identified_records_in_order_with_a_cursor(commu
 
     # A small time-bank history: three services paid from the pool in one batch, one later reversed.
     for person, enrol in ((elder, {"elder": True}), (first, {"volunteer": True}), (second, {"volunteer": True})):
-        await community.call("POST", "/api/timebank/members", worker.auth, {"member_id": person.id, **enrol},
-                             expected=(201,))
-    await community.call("POST", "/api/timebank/transfers/funding", worker.auth,
-                         {"id": str(uuid.uuid4()), "minutes": 600, "reason": "街道拨付"}, expected=(201,))
+        await community.call("POST", "/api/timebank/members", worker.auth, {"member_id": person.id, **enrol}, expected=(201,))
+    await community.call(
+        "POST",
+        "/api/timebank/transfers/funding",
+        worker.auth,
+        {"id": str(uuid.uuid4()), "minutes": 600, "reason": "街道拨付"},
+        expected=(201,),
+    )
     pool = (await community.call("GET", "/api/timebank/pool", worker.auth))["pool"]["id"]
-    accounts = {p.id: (await community.call("GET", f"/api/timebank/members/{p.id}", worker.auth))["account_id"]
-                for p in (first, second)}
+    accounts = {
+        p.id: (await community.call("GET", f"/api/timebank/members/{p.id}", worker.auth))["account_id"] for p in (first, second)
+    }
     legs = [(first, 60, "meal"), (second, 45, "cleaning"), (first, 30, "shopping")]
     ids = [str(uuid.uuid4()) for _ in legs]
-    await community.call("POST", "/api/timebank/transfers/batch", worker.auth, {"transfers": [
-        {"id": tid, "kind": "service", "debit_account_id": pool, "credit_account_id": accounts[v.id],
-         "minutes": minutes, "service_type": kind, "elder_id": elder.id}
-        for tid, (v, minutes, kind) in zip(ids, legs, strict=True)]}, expected=(201,))
-    await community.call("POST", f"/api/timebank/transfers/{ids[2]}/reversal", worker.auth,
-                         {"id": str(uuid.uuid4()), "reason": "重复登记"}, expected=(201,))
+    await community.call(
+        "POST",
+        "/api/timebank/transfers/batch",
+        worker.auth,
+        {
+            "transfers": [
+                {
+                    "id": tid,
+                    "kind": "service",
+                    "debit_account_id": pool,
+                    "credit_account_id": accounts[v.id],
+                    "minutes": minutes,
+                    "service_type": kind,
+                    "elder_id": elder.id,
+                }
+                for tid, (v, minutes, kind) in zip(ids, legs, strict=True)
+            ]
+        },
+        expected=(201,),
+    )
+    await community.call(
+        "POST",
+        f"/api/timebank/transfers/{ids[2]}/reversal",
+        worker.auth,
+        {"id": str(uuid.uuid4()), "reason": "重复登记"},
+        expected=(201,),
+    )
 
     # The city client: credentials at the gateway, registered in citysync under the same subject,
     # granted the time-bank and property feeds (not parking).
     subject, city = await community.machine("city-dsp", "city_sync")
-    await community.call("POST", "/api/citysync/consumers", worker.auth, {"id": subject, "name": "丽水市公共数据平台"},
-                         expected=(201,))
+    await community.call(
+        "POST", "/api/citysync/consumers", worker.auth, {"id": subject, "name": "丽水市公共数据平台"}, expected=(201,)
+    )
     for scene in ("timebank", "property"):
-        await community.call("POST", f"/api/citysync/consumers/{subject}/grants", worker.auth, {"scene": scene},
-                             expected=(201,))
+        await community.call("POST", f"/api/citysync/consumers/{subject}/grants", worker.auth, {"scene": scene}, expected=(201,))
 
     async def pull(scene: str, after: str | None = None, limit: int = 100) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit} | ({"after": after} if after else {})
@@ -68,7 +94,8 @@ async def test_the_city_pulls_de_identified_records_in_order_with_a_cursor(commu
     reversed_ = [r for r in records if r["record_type"] == "transfer_reversed"]
     assert sorted(d["transfer_id"] for d in confirmed) == sorted(ids)
     assert {(d["transfer_id"], d["minutes"], d["service_type"]) for d in confirmed} == {
-        (tid, minutes, kind) for tid, (_, minutes, kind) in zip(ids, legs, strict=True)}
+        (tid, minutes, kind) for tid, (_, minutes, kind) in zip(ids, legs, strict=True)
+    }
     assert len(reversed_) == 1 and reversed_[0]["data"]["reverses_transfer_id"] == ids[2]
     # A reversal follows the service it corrects (same Kafka key, same order in the feed).
     assert reversed_[0]["seq"] > next(r["seq"] for r in records if r["data"].get("transfer_id") == ids[2])
@@ -108,6 +135,5 @@ async def test_the_city_pulls_de_identified_records_in_order_with_a_cursor(commu
     r = await community.client.get("/city/v1/feeds/timebank", headers=resident.auth)
     assert r.status_code == 403, r.text
     # Every pull was recorded in the data-sharing register.
-    pulls = await community.call("GET", "/api/citysync/pulls", worker.auth,
-                                 params={"consumer_id": subject, "scene": "timebank"})
+    pulls = await community.call("GET", "/api/citysync/pulls", worker.auth, params={"consumer_id": subject, "scene": "timebank"})
     assert len(pulls["items"]) >= 4 and {p["consumer_id"] for p in pulls["items"]} == {subject}

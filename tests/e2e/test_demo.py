@@ -31,8 +31,10 @@ async def test_the_demo_community_is_seeded_and_usable_through_the_gateway(platf
     wang = resident("王秀英")
     expect(await client.post("/auth/otp", json={"community": COMMUNITY, "phone": wang.phone}), 202)
     code = platform.sender.sent[wang.phone][-1]
-    tokens = expect(await client.post("/auth/token", json={
-        "grant_type": "otp", "community": COMMUNITY, "phone": wang.phone, "code": code}), 200)
+    tokens = expect(
+        await client.post("/auth/token", json={"grant_type": "otp", "community": COMMUNITY, "phone": wang.phone, "code": code}),
+        200,
+    )
     as_wang = bearer(tokens["access_token"])
     member = expect(await client.get("/api/timebank/members/me", headers=as_wang), 200)
     assert (member["member_id"], member["is_elder"], member["priority_elder"]) == (wang.id, True, True)
@@ -41,27 +43,48 @@ async def test_the_demo_community_is_seeded_and_usable_through_the_gateway(platf
 
     # A steward logs in with the demo password and sees the queue of their buildings.
     wu = staff("steward.wu")
-    tokens = expect(await client.post("/auth/token", json={
-        "grant_type": "password", "community": COMMUNITY, "username": wu.username, "password": wu.password}), 200)
-    queue = expect(await client.get("/api/property/queue", params={"scope": "mine"},
-                                    headers=bearer(tokens["access_token"])), 200)
+    tokens = expect(
+        await client.post(
+            "/auth/token",
+            json={"grant_type": "password", "community": COMMUNITY, "username": wu.username, "password": wu.password},
+        ),
+        200,
+    )
+    queue = expect(await client.get("/api/property/queue", params={"scope": "mine"}, headers=bearer(tokens["access_token"])), 200)
     assert queue["items"] and {t["assignee_id"] for t in queue["items"]} == {wu.id}
 
     # The demo gate camera logs in with its client secret and is known to parking.
     gate_id = GATE_DEVICES[0][0]
-    tokens = expect(await client.post("/auth/token", json={
-        "grant_type": "client_credentials", "community": COMMUNITY, "client_id": gate_id,
-        "client_secret": gateway_demo.client_secret(gate_id)}), 200)
-    entry = await client.post("/api/parking/gate/entries", json={"plate": "浙K9E771"},
-                              headers=bearer(tokens["access_token"]))
+    tokens = expect(
+        await client.post(
+            "/auth/token",
+            json={
+                "grant_type": "client_credentials",
+                "community": COMMUNITY,
+                "client_id": gate_id,
+                "client_secret": gateway_demo.client_secret(gate_id),
+            },
+        ),
+        200,
+    )
+    entry = await client.post("/api/parking/gate/entries", json={"plate": "浙K9E771"}, headers=bearer(tokens["access_token"]))
     assert entry.status_code == 200, entry.text
     assert entry.json()["decision"] in ("open", "refused")
 
     # The demo city client logs in with its client secret and pulls every granted feed.
     city_id = CITY_SYNC_CLIENTS[0][0]
-    tokens = expect(await client.post("/auth/token", json={
-        "grant_type": "client_credentials", "community": COMMUNITY, "client_id": city_id,
-        "client_secret": gateway_demo.client_secret(city_id)}), 200)
+    tokens = expect(
+        await client.post(
+            "/auth/token",
+            json={
+                "grant_type": "client_credentials",
+                "community": COMMUNITY,
+                "client_id": city_id,
+                "client_secret": gateway_demo.client_secret(city_id),
+            },
+        ),
+        200,
+    )
     as_city = bearer(tokens["access_token"])
 
     async def feed(scene: str) -> dict[str, Any]:

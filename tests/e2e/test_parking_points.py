@@ -20,29 +20,46 @@ async def test_a_completed_booking_earns_the_spot_owner_points(community: Commun
     worker = await community.staff("community_worker")
     # The gate camera is a machine client of the gateway, registered in parking by its subject.
     gate_id, gate = await community.machine("gate-east", "gate_device")
-    await community.call("POST", "/api/parking/gate-devices", steward.auth, {"id": gate_id, "name": "东门道闸"},
-                         expected=(201,))
+    await community.call("POST", "/api/parking/gate-devices", steward.auth, {"id": gate_id, "name": "东门道闸"}, expected=(201,))
 
     await community.call("POST", "/api/governance/budget/fundings", worker.auth, {"points": 100})
-    await community.call("POST", "/api/governance/rules", worker.auth, {
-        "code": "shared-spot", "name": "共享车位", "trigger": "parking.booking.completed.v1", "points": 5},
-        expected=(201,))
+    await community.call(
+        "POST",
+        "/api/governance/rules",
+        worker.auth,
+        {"code": "shared-spot", "name": "共享车位", "trigger": "parking.booking.completed.v1", "points": 5},
+        expected=(201,),
+    )
 
     # The owner lends the spot (verified by the steward) for a day.
-    spot = await community.call("POST", "/api/parking/spots", owner.auth,
-                                {"code": "B1-017", "location": "1幢地下车库"}, expected=(201,))
+    spot = await community.call(
+        "POST", "/api/parking/spots", owner.auth, {"code": "B1-017", "location": "1幢地下车库"}, expected=(201,)
+    )
     assert (spot["owner_id"], spot["status"]) == (owner.id, "pending")
     await community.call("POST", f"/api/parking/spots/{spot['id']}/verification", steward.auth, {"approve": True})
     now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
-    await community.call("POST", f"/api/parking/spots/{spot['id']}/windows", owner.auth, {
-        "kind": "one_off", "starts_at": now.isoformat(), "ends_at": (now + timedelta(days=1)).isoformat(),
-        "price_fen_per_30min": 300}, expected=(201,))
+    await community.call(
+        "POST",
+        f"/api/parking/spots/{spot['id']}/windows",
+        owner.auth,
+        {
+            "kind": "one_off",
+            "starts_at": now.isoformat(),
+            "ends_at": (now + timedelta(days=1)).isoformat(),
+            "price_fen_per_30min": 300,
+        },
+        expected=(201,),
+    )
 
     # A neighbour books an hour of it and pays.
     plate = a_plate()
-    booking = await community.call("POST", "/api/parking/bookings", booker.auth, {
-        "spot_id": spot["id"], "starts_at": now.isoformat(), "ends_at": (now + timedelta(hours=1)).isoformat(),
-        "plate": plate}, expected=(201,))
+    booking = await community.call(
+        "POST",
+        "/api/parking/bookings",
+        booker.auth,
+        {"spot_id": spot["id"], "starts_at": now.isoformat(), "ends_at": (now + timedelta(hours=1)).isoformat(), "plate": plate},
+        expected=(201,),
+    )
     assert (booking["status"], booking["fee_fen"]) == ("held", 600)
     paid = await community.call("POST", f"/api/parking/bookings/{booking['id']}/payment", booker.auth, {})
     assert paid["status"] == "confirmed"

@@ -61,21 +61,27 @@ GatewayFactory = Callable[..., Any]
 
 def gateway_settings(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "communities": [COMMUNITY], "argon2_time_cost": 1, "argon2_memory_kib": 1024,
-        "rate_limit_login": "1000/minute", "openapi_cache_s": 0.5, "breaker_open_s": 0.5,
+        "communities": [COMMUNITY],
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
+        "rate_limit_login": "1000/minute",
+        "openapi_cache_s": 0.5,
+        "breaker_open_s": 0.5,
     }
     values.update(overrides)
     return values
 
 
 @asynccontextmanager
-async def running_gateway(stack: TestStack, template: str, *, database_url: str | None = None,
-                          namespace: str | None = None, **overrides: Any) -> AsyncIterator[RunningService]:
+async def running_gateway(
+    stack: TestStack, template: str, *, database_url: str | None = None, namespace: str | None = None, **overrides: Any
+) -> AsyncIterator[RunningService]:
     url = database_url or await stack.empty_database("gateway", template=template)
     overrides.setdefault("keys_dir", stack.keys_dir)
     try:
-        async with run_service(stack, "gateway", create_app, Settings, database_url=url, namespace=namespace,
-                               **gateway_settings(**overrides)) as svc:
+        async with run_service(
+            stack, "gateway", create_app, Settings, database_url=url, namespace=namespace, **gateway_settings(**overrides)
+        ) as svc:
             svc.state.identity.sender = RecordingSender()
             yield svc
     finally:
@@ -111,15 +117,24 @@ async def publish_property_event(svc: RunningService, event_type: str, key: str,
     await publish_raw(svc.settings, svc.settings.kafka_namespace + "property.events", event)
 
 
-async def register_resident(svc: RunningService, phone: str, roles: list[str] | None = None,
-                            community: str = COMMUNITY) -> str:
+async def register_resident(svc: RunningService, phone: str, roles: list[str] | None = None, community: str = COMMUNITY) -> str:
     """Property registers a resident (by its event); returns the id once the gateway knows them."""
     resident_id = str(uuid.uuid4())
-    await publish_property_event(svc, "property.resident.registered.v1", resident_id, {
-        "resident_id": resident_id, "community": community, "household_id": str(uuid.uuid4()),
-        "building_id": str(uuid.uuid4()), "name": "测试居民", "phone": phone, "roles": roles or ["resident"],
-        "some_future_field": {"ignored": True},
-    })
+    await publish_property_event(
+        svc,
+        "property.resident.registered.v1",
+        resident_id,
+        {
+            "resident_id": resident_id,
+            "community": community,
+            "household_id": str(uuid.uuid4()),
+            "building_id": str(uuid.uuid4()),
+            "name": "测试居民",
+            "phone": phone,
+            "roles": roles or ["resident"],
+            "some_future_field": {"ignored": True},
+        },
+    )
 
     async def known() -> bool:
         from gateway.models import Resident
@@ -133,9 +148,18 @@ async def register_resident(svc: RunningService, phone: str, roles: list[str] | 
 
 async def register_staff(svc: RunningService, username: str, roles: list[str]) -> str:
     staff_id = str(uuid.uuid4())
-    await publish_property_event(svc, "property.staff.registered.v1", staff_id, {
-        "staff_id": staff_id, "community": COMMUNITY, "name": "测试员工", "username": username, "roles": roles,
-    })
+    await publish_property_event(
+        svc,
+        "property.staff.registered.v1",
+        staff_id,
+        {
+            "staff_id": staff_id,
+            "community": COMMUNITY,
+            "name": "测试员工",
+            "username": username,
+            "roles": roles,
+        },
+    )
 
     async def known() -> bool:
         from gateway.models import StaffMember
@@ -151,8 +175,7 @@ async def resident_login(svc: RunningService, phone: str) -> dict[str, Any]:
     r = await svc.client.post("/auth/otp", json={"community": COMMUNITY, "phone": phone})
     assert r.status_code == 202, r.text
     code = sender(svc).sent[phone][-1]
-    r = await svc.client.post("/auth/token", json={"grant_type": "otp", "community": COMMUNITY, "phone": phone,
-                                                   "code": code})
+    r = await svc.client.post("/auth/token", json={"grant_type": "otp", "community": COMMUNITY, "phone": phone, "code": code})
     assert r.status_code == 200, r.text
     tokens: dict[str, Any] = r.json()
     return tokens

@@ -48,8 +48,9 @@ async def test_unknown_phone_gets_no_code_and_cannot_log_in(gateway: RunningServ
     assert r.status_code == 202  # the same answer as for a registered number
     assert phone not in sender(gateway).sent
     for guess in ("000000", "123456"):
-        r = await gateway.client.post("/auth/token", json={"grant_type": "otp", "community": COMMUNITY,
-                                                           "phone": phone, "code": guess})
+        r = await gateway.client.post(
+            "/auth/token", json={"grant_type": "otp", "community": COMMUNITY, "phone": phone, "code": guess}
+        )
         assert r.status_code == 401
         assert r.json()["type"] == "urn:community:problem:gateway/invalid-grant"
 
@@ -107,8 +108,7 @@ async def test_staff_log_in_with_the_password_an_admin_set(stack: TestStack, gat
 async def test_machine_clients_log_in_with_client_credentials(stack: TestStack, gateway: RunningService) -> None:
     admin = stack.auth("00000000-0000-0000-0000-00000000a001", "property_admin", community=COMMUNITY)
     secret = "s3cret-for-the-north-gate"
-    r = await gateway.client.put("/auth/clients/gate-north", json={"roles": ["gate_device"], "secret": secret},
-                                 headers=admin)
+    r = await gateway.client.put("/auth/clients/gate-north", json={"roles": ["gate_device"], "secret": secret}, headers=admin)
     assert r.status_code == 200, r.text
     subject = r.json()["subject"]
     grant = {"grant_type": "client_credentials", "community": COMMUNITY, "client_id": "gate-north"}
@@ -158,8 +158,7 @@ async def test_logout_stops_the_access_token_at_once_on_every_gateway(
             r = await svc.client.get("/api/timebank/notes", headers=headers)
             assert r.status_code == 401
             assert r.json()["type"] == "urn:community:problem:gateway/token-revoked"
-    r = await gateway.client.post("/auth/token", json={"grant_type": "refresh_token",
-                                                       "refresh_token": tokens["refresh_token"]})
+    r = await gateway.client.post("/auth/token", json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert r.status_code == 401
 
 
@@ -172,9 +171,20 @@ async def test_bad_tokens_are_refused_with_401(stack: TestStack, gateway: Runnin
         token = mint_token(stack.signing_key, subject=subject, roles=["resident"], community=COMMUNITY, ttl_s=-120)
     elif case == "alg none":
         now = int(time.time())
-        token = jwt.encode({"iss": "community-gateway", "aud": "community-platform", "sub": subject,
-                            "roles": ["property_admin"], "community": COMMUNITY, "iat": now, "exp": now + 900},
-                           key="", algorithm="none", headers={"kid": stack.signing_key.kid})
+        token = jwt.encode(
+            {
+                "iss": "community-gateway",
+                "aud": "community-platform",
+                "sub": subject,
+                "roles": ["property_admin"],
+                "community": COMMUNITY,
+                "iat": now,
+                "exp": now + 900,
+            },
+            key="",
+            algorithm="none",
+            headers={"kid": stack.signing_key.kid},
+        )
     elif case == "other community":
         token = mint_token(stack.signing_key, subject=subject, roles=["resident"], community="another-community")
     elif case == "garbage":
@@ -189,15 +199,13 @@ async def test_bad_tokens_are_refused_with_401(stack: TestStack, gateway: Runnin
         assert "www-authenticate" in r.headers
 
 
-async def test_jwks_keeps_two_keys_live_across_a_rotation(stack: TestStack, gateway_template: str,
-                                                           tmp_path: Path) -> None:
+async def test_jwks_keeps_two_keys_live_across_a_rotation(stack: TestStack, gateway_template: str, tmp_path: Path) -> None:
     keys_dir = tmp_path / "keys"
     first = ensure_keys(keys_dir)[0]
     async with running_gateway(stack, gateway_template, keys_dir=keys_dir, upstreams={}) as gw:
         r = await gw.client.get("/.well-known/jwks.json")
         assert [k["kid"] for k in r.json()["keys"]] == [first.kid]
-        old_token = mint_token(first, subject="00000000-0000-0000-0000-0000000000d1", roles=["resident"],
-                               community=COMMUNITY)
+        old_token = mint_token(first, subject="00000000-0000-0000-0000-0000000000d1", roles=["resident"], community=COMMUNITY)
         ring: KeyRing = gw.state.identity.keys
         second = ring.rotate()
         await gw.state.verifier.verifier.refresh(force=True)
@@ -206,8 +214,7 @@ async def test_jwks_keeps_two_keys_live_across_a_rotation(stack: TestStack, gate
         assert json.loads((keys_dir / "jwks.json").read_text())["keys"][1]["kid"] == first.kid
         # Tokens signed before the rotation still verify; new ones are signed with the new key.
         assert (await gw.client.get("/auth/me", headers=bearer(old_token))).status_code == 200
-        new_token = ring.mint(subject="00000000-0000-0000-0000-0000000000d1", roles=["resident"],
-                              community=COMMUNITY, ttl_s=60)
+        new_token = ring.mint(subject="00000000-0000-0000-0000-0000000000d1", roles=["resident"], community=COMMUNITY, ttl_s=60)
         assert jwt.get_unverified_header(new_token)["kid"] == second.kid
         assert (await gw.client.get("/auth/me", headers=bearer(new_token))).status_code == 200
         third = ring.rotate()
@@ -222,20 +229,23 @@ async def test_jwks_keeps_two_keys_live_across_a_rotation(stack: TestStack, gate
         r = await gw.client.get("/.well-known/jwks.json")
         assert [k["kid"] for k in r.json()["keys"]] == [fourth.kid, third.kid]
         # A retired key signs nothing that verifies (tokens verified before stay cached until they expire).
-        unseen = mint_token(first, subject="00000000-0000-0000-0000-0000000000d2", roles=["resident"],
-                            community=COMMUNITY)
+        unseen = mint_token(first, subject="00000000-0000-0000-0000-0000000000d2", roles=["resident"], community=COMMUNITY)
         assert (await gw.client.get("/auth/me", headers=bearer(unseen))).status_code == 401
 
 
-async def test_an_external_oidc_issuer_can_be_trusted_instead(stack: TestStack, gateway_template: str,
-                                                              tmp_path: Path) -> None:
+async def test_an_external_oidc_issuer_can_be_trusted_instead(stack: TestStack, gateway_template: str, tmp_path: Path) -> None:
     idp_dir = tmp_path / "idp"
     idp_key = ensure_keys(idp_dir)[0]
-    async with running_gateway(stack, gateway_template, upstreams={}, oidc_jwks_url=f"file://{idp_dir / 'jwks.json'}",
-                               oidc_issuer="https://idp.example", oidc_audience="community-platform") as gw:
+    async with running_gateway(
+        stack,
+        gateway_template,
+        upstreams={},
+        oidc_jwks_url=f"file://{idp_dir / 'jwks.json'}",
+        oidc_issuer="https://idp.example",
+        oidc_audience="community-platform",
+    ) as gw:
         subject = "00000000-0000-0000-0000-0000000000e1"
-        theirs = mint_token(idp_key, subject=subject, roles=["resident"], community=COMMUNITY,
-                            issuer="https://idp.example")
+        theirs = mint_token(idp_key, subject=subject, roles=["resident"], community=COMMUNITY, issuer="https://idp.example")
         me = await gw.client.get("/auth/me", headers=bearer(theirs))
         assert me.status_code == 200 and me.json()["subject"] == subject
         ours = mint_token(stack.signing_key, subject=subject, roles=["resident"], community=COMMUNITY)

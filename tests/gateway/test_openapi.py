@@ -46,13 +46,25 @@ def test_merging_the_real_services_keeps_every_operation_unique_and_every_refere
     docs = service_documents()
     # Every service exists now: an empty set would mean the merge test checks nothing.
     assert set(docs) >= {"timebank", "parking", "property", "governance", "citysync"}
-    own = {"openapi": "3.1.0", "info": {"title": "gw", "version": "1"}, "paths": {},
-           "components": {"schemas": {"Problem": docs[next(iter(docs))]["components"]["schemas"]["Problem"]}}}
+    own = {
+        "openapi": "3.1.0",
+        "info": {"title": "gw", "version": "1"},
+        "paths": {},
+        "components": {"schemas": {"Problem": docs[next(iter(docs))]["components"]["schemas"]["Problem"]}},
+    }
     merged = openapi.merge(own, docs)
-    operations = [(path, method, op) for path, item in merged["paths"].items() for method, op in item.items()
-                  if method in openapi.HTTP_METHODS]
-    assert sum(len([m for m in item if m in openapi.HTTP_METHODS]) for d in docs.values()
-               for p, item in d["paths"].items() if p not in openapi.OPERATIONS_PATHS) == len(operations)
+    operations = [
+        (path, method, op)
+        for path, item in merged["paths"].items()
+        for method, op in item.items()
+        if method in openapi.HTTP_METHODS
+    ]
+    assert sum(
+        len([m for m in item if m in openapi.HTTP_METHODS])
+        for d in docs.values()
+        for p, item in d["paths"].items()
+        if p not in openapi.OPERATIONS_PATHS
+    ) == len(operations)
     ids = [op["operationId"] for _, _, op in operations]
     assert len(ids) == len(set(ids)), "operation ids must be unique"
     for path, _, op in operations:
@@ -73,8 +85,17 @@ async def test_generated_client_walks_a_resident_scenario(gateway: RunningServic
     spec.write_text(r.text)
     out = tmp_path / "community_client"
     gen = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "openapi-python-client"), "generate", "--path", str(spec),
-        "--output-path", str(out), "--meta", "none", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        str(Path(sys.executable).parent / "openapi-python-client"),
+        "generate",
+        "--path",
+        str(spec),
+        "--output-path",
+        str(out),
+        "--meta",
+        "none",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(gen.communicate(), 120)
     assert gen.returncode == 0, output.decode()
     sys.path.insert(0, str(tmp_path))
@@ -95,13 +116,17 @@ async def test_generated_client_walks_a_resident_scenario(gateway: RunningServic
         sent = await auth_api.asyncio_detailed(client=anonymous, body=models.CodeRequest(community=COMMUNITY, phone=phone))
         assert sent.status_code == 202
         code = sender(gateway).sent[phone][-1]
-        tokens = await token_api.asyncio(client=anonymous, body=models.OtpGrant(
-            grant_type="otp", community=COMMUNITY, phone=phone, code=code))
+        tokens = await token_api.asyncio(
+            client=anonymous, body=models.OtpGrant(grant_type="otp", community=COMMUNITY, phone=phone, code=code)
+        )
         assert isinstance(tokens, models.TokenResponse) and tokens.subject == resident_id
 
         me = client_pkg.AuthenticatedClient(base_url="http://test", token=tokens.access_token)
-        me.set_async_httpx_client(httpx.AsyncClient(transport=transport, base_url="http://test",
-                                                    headers={"Authorization": f"Bearer {tokens.access_token}"}))
+        me.set_async_httpx_client(
+            httpx.AsyncClient(
+                transport=transport, base_url="http://test", headers={"Authorization": f"Bearer {tokens.access_token}"}
+            )
+        )
         note = await create.asyncio(client=me, body=models.TimebankNoteIn(text="walk the dog"))
         assert isinstance(note, models.TimebankNotePublic) and note.owner == resident_id
         again = await read.asyncio(client=me, note_id=note.id)

@@ -33,11 +33,19 @@ async def test_request_reaches_the_upstream_with_the_token_as_is_and_no_hop_by_h
 ) -> None:
     headers = resident(stack)
     trace_id = uuid.uuid4().hex
-    r = await gateway.client.get("/api/timebank/echo?a=1&b=two", headers={
-        **headers, "Connection": "keep-alive, x-private-hop", "X-Private-Hop": "secret", "Keep-Alive": "timeout=5",
-        "X-Request-ID": "req-123", "traceparent": f"00-{trace_id}-{'1' * 16}-01", "X-Forwarded-For": "6.6.6.6",
-        "X-Forwarded-Prefix": "/elsewhere",
-    })
+    r = await gateway.client.get(
+        "/api/timebank/echo?a=1&b=two",
+        headers={
+            **headers,
+            "Connection": "keep-alive, x-private-hop",
+            "X-Private-Hop": "secret",
+            "Keep-Alive": "timeout=5",
+            "X-Request-ID": "req-123",
+            "traceparent": f"00-{trace_id}-{'1' * 16}-01",
+            "X-Forwarded-For": "6.6.6.6",
+            "X-Forwarded-Prefix": "/elsewhere",
+        },
+    )
     assert r.status_code == 200, r.text
     seen = r.json()
     assert seen["query"] == "a=1&b=two"
@@ -57,9 +65,7 @@ async def test_a_request_id_is_made_when_none_is_given(stack: TestStack, gateway
     assert len(made) == 32 and r.json()["headers"]["x-request-id"] == made
 
 
-async def test_services_decide_access_and_the_gateway_passes_their_answers_on(
-    stack: TestStack, gateway: RunningService
-) -> None:
+async def test_services_decide_access_and_the_gateway_passes_their_answers_on(stack: TestStack, gateway: RunningService) -> None:
     alice, bob = resident(stack), resident(stack)
     note = (await gateway.client.post("/api/timebank/notes", json={"text": "mine"}, headers=alice)).json()
     assert (await gateway.client.get(f"/api/timebank/notes/{note['id']}", headers=alice)).status_code == 200
@@ -77,8 +83,10 @@ async def test_rate_limit_is_shared_by_two_gateways_on_one_redis(
 ) -> None:
     headers = resident(stack)
     settings: dict[str, Any] = {"upstreams": {"timebank": upstream.url}, "rate_limit_user": "5/minute"}
-    async with running_gateway(stack, gateway_template, **settings) as first, \
-            running_gateway(stack, gateway_template, **settings) as second:
+    async with (
+        running_gateway(stack, gateway_template, **settings) as first,
+        running_gateway(stack, gateway_template, **settings) as second,
+    ):
         for _ in range(3):
             assert (await first.client.get("/api/timebank/notes", headers=headers)).status_code == 200
         for _ in range(2):
@@ -92,11 +100,12 @@ async def test_rate_limit_is_shared_by_two_gateways_on_one_redis(
         assert (await first.client.get("/api/timebank/notes", headers=resident(stack))).status_code == 200
 
 
-async def test_rate_limit_per_ip_covers_many_users(stack: TestStack, gateway_template: str,
-                                                   upstream: Upstream) -> None:
+async def test_rate_limit_per_ip_covers_many_users(stack: TestStack, gateway_template: str, upstream: Upstream) -> None:
     ip = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"
-    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url},
-                               rate_limit_ip="4/minute") as gw, client_from(gw, ip) as client:
+    async with (
+        running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}, rate_limit_ip="4/minute") as gw,
+        client_from(gw, ip) as client,
+    ):
         codes = [(await client.get("/api/timebank/notes", headers=resident(stack))).status_code for _ in range(6)]
         assert codes == [200, 200, 200, 200, 429, 429]
 
@@ -106,8 +115,14 @@ async def test_circuit_breaker_fails_fast_while_the_upstream_is_down_and_closes_
 ) -> None:
     port = free_port()
     headers = resident(stack)
-    async with running_gateway(stack, gateway_template, upstreams={"timebank": f"http://127.0.0.1:{port}"},
-                               breaker_failure_threshold=3, breaker_open_s=1.0, idempotent_retries=0) as gw:
+    async with running_gateway(
+        stack,
+        gateway_template,
+        upstreams={"timebank": f"http://127.0.0.1:{port}"},
+        breaker_failure_threshold=3,
+        breaker_open_s=1.0,
+        idempotent_retries=0,
+    ) as gw:
         for _ in range(3):
             r = await gw.client.get("/api/timebank/notes", headers=headers)
             assert r.status_code == 503
@@ -125,8 +140,9 @@ async def test_circuit_breaker_fails_fast_while_the_upstream_is_down_and_closes_
             assert gw.state.proxy.upstreams["timebank"].breaker.state == "closed"
 
 
-async def test_idempotent_methods_are_retried_and_posts_are_not(stack: TestStack, gateway: RunningService,
-                                                                upstream: Upstream) -> None:
+async def test_idempotent_methods_are_retried_and_posts_are_not(
+    stack: TestStack, gateway: RunningService, upstream: Upstream
+) -> None:
     headers = resident(stack)
     upstream.state.fail_next = 1
     r = await gateway.client.get("/api/timebank/echo", headers=headers)
@@ -139,8 +155,13 @@ async def test_idempotent_methods_are_retried_and_posts_are_not(stack: TestStack
 
 
 async def test_per_route_timeout_gives_504(stack: TestStack, gateway_template: str, upstream: Upstream) -> None:
-    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url},
-                               route_timeouts_s={"timebank/slow": 0.3}, idempotent_retries=0) as gw:
+    async with running_gateway(
+        stack,
+        gateway_template,
+        upstreams={"timebank": upstream.url},
+        route_timeouts_s={"timebank/slow": 0.3},
+        idempotent_retries=0,
+    ) as gw:
         headers = resident(stack)
         r = await gw.client.get("/api/timebank/slow?s=2", headers=headers)
         assert r.status_code == 504
@@ -149,8 +170,7 @@ async def test_per_route_timeout_gives_504(stack: TestStack, gateway_template: s
 
 
 async def test_bodies_over_the_limit_are_refused(stack: TestStack, gateway_template: str, upstream: Upstream) -> None:
-    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url},
-                               max_body_bytes=100_000) as gw:
+    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}, max_body_bytes=100_000) as gw:
         headers = resident(stack)
         r = await gw.client.post("/api/timebank/echo", content=b"x" * 100_001, headers=headers)
         assert r.status_code == 413
@@ -173,7 +193,7 @@ async def test_bodies_stream_both_ways_intact(stack: TestStack, gateway: Running
 
     async def chunks() -> AsyncIterator[bytes]:
         for i in range(0, len(payload), 7000):
-            yield payload[i:i + 7000]
+            yield payload[i : i + 7000]
 
     r = await gateway.client.post("/api/timebank/echo", content=chunks(), headers=headers)
     assert r.status_code == 200, r.text
@@ -210,11 +230,11 @@ async def test_idempotency_key_replays_rejects_other_bodies_and_refuses_while_ru
     assert upstream.state.calls["create_note"] == 2
 
 
-async def test_concurrent_posts_with_one_key_create_once(stack: TestStack, gateway: RunningService,
-                                                         upstream: Upstream) -> None:
+async def test_concurrent_posts_with_one_key_create_once(stack: TestStack, gateway: RunningService, upstream: Upstream) -> None:
     headers = {**resident(stack), "Idempotency-Key": str(uuid.uuid4())}
-    results = await asyncio.gather(*(gateway.client.post("/api/timebank/notes", json={"text": "race", "delay_s": 0.2},
-                                                         headers=headers) for _ in range(10)))
+    results = await asyncio.gather(
+        *(gateway.client.post("/api/timebank/notes", json={"text": "race", "delay_s": 0.2}, headers=headers) for _ in range(10))
+    )
     assert sorted(r.status_code for r in results) == [201] + [409] * 9
     assert upstream.state.calls["create_note"] == 1
 
@@ -256,8 +276,7 @@ async def test_metrics_have_per_route_latency_and_access_logs_hold_no_personal_d
     assert not any("17012345678" in r.getMessage() for r in records)
     assert not any(note["id"] in line for line in access), "access logs name the route, not the raw path"
     metrics = (await gateway.client.get("/metrics")).text
-    assert 'gateway_request_duration_seconds_count{method="GET",route="/api/timebank/notes/{note_id}",status="200"}' \
-        in metrics
+    assert 'gateway_request_duration_seconds_count{method="GET",route="/api/timebank/notes/{note_id}",status="200"}' in metrics
 
 
 async def test_readyz_reports_each_service(stack: TestStack, gateway_template: str, upstream: Upstream) -> None:
@@ -273,25 +292,26 @@ async def test_readyz_reports_each_service(stack: TestStack, gateway_template: s
         assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
 
 
-@pytest.mark.parametrize(("transport", "engine"), [("aiohttp", AiohttpEngine), ("httpx", HttpxEngine),
-                                                   ("httpx-aiohttp", HttpxEngine)])
-async def test_the_other_engines_route_stream_and_replay_too(stack: TestStack, gateway_template: str, upstream: Upstream,
-                                                      transport: str, engine: type) -> None:
-    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url},
-                               upstream_transport=transport) as gw:
+@pytest.mark.parametrize(
+    ("transport", "engine"), [("aiohttp", AiohttpEngine), ("httpx", HttpxEngine), ("httpx-aiohttp", HttpxEngine)]
+)
+async def test_the_other_engines_route_stream_and_replay_too(
+    stack: TestStack, gateway_template: str, upstream: Upstream, transport: str, engine: type
+) -> None:
+    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}, upstream_transport=transport) as gw:
         assert isinstance(gw.state.proxy.engine, engine)
         headers = resident(stack)
         r = await gw.client.get("/api/timebank/echo?x=1", headers=headers)
         assert r.status_code == 200 and r.json()["query"] == "x=1"
         r = await gw.client.get("/api/timebank/stream?chunks=8", headers=headers)
         assert len(r.content) == 8 * 16384
-        r = await gw.client.post("/api/timebank/notes", json={"text": "t"},
-                                 headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
+        r = await gw.client.post(
+            "/api/timebank/notes", json={"text": "t"}, headers={**headers, "Idempotency-Key": str(uuid.uuid4())}
+        )
         assert r.status_code == 201
 
 
-async def test_the_path_reaches_the_upstream_as_the_caller_encoded_it(stack: TestStack,
-                                                                     gateway: RunningService) -> None:
+async def test_the_path_reaches_the_upstream_as_the_caller_encoded_it(stack: TestStack, gateway: RunningService) -> None:
     headers = resident(stack)
     r = await gateway.client.get("/api/timebank/notes/%1A%2Fodd", headers=headers)
     assert r.status_code == 404, r.text  # the service's own answer: no such note, not a gateway crash
@@ -304,8 +324,7 @@ async def test_concurrent_requests_share_redis_round_trips_yet_each_is_counted(
     # Requests arriving together are admitted in one batched script call; each must still get its
     # own increment, so exactly the allowance passes and the rest are refused.
     headers = resident(stack)
-    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url},
-                               rate_limit_user="10/minute") as gw:
+    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}, rate_limit_user="10/minute") as gw:
         results = await asyncio.gather(*(gw.client.get("/api/timebank/echo", headers=headers) for _ in range(30)))
         assert sorted(r.status_code for r in results) == [200] * 10 + [429] * 20
         assert upstream.state.calls["echo-GET"] == 10
@@ -340,8 +359,9 @@ async def test_admissions_arriving_while_a_call_is_out_go_together_in_the_next(s
         await first_out.wait()
         waves = []
         for wave in range(2):
-            waves += [asyncio.ensure_future(batcher.admit(f"deny:{tag}", f"user:{tag}", f"ip:{tag}:{wave}-{n}"))
-                      for n in range(10)]
+            waves += [
+                asyncio.ensure_future(batcher.admit(f"deny:{tag}", f"user:{tag}", f"ip:{tag}:{wave}-{n}")) for n in range(10)
+            ]
             for _ in range(3):
                 await asyncio.sleep(0)  # let a flush run, were one scheduled
         first_back.set()
@@ -370,16 +390,13 @@ async def test_a_revoked_token_is_refused_even_among_valid_ones_admitted_togethe
             assert r.status_code == 200, r.text
 
 
-async def test_a_proxied_request_is_one_server_span_in_the_callers_trace(
-    stack: TestStack, gateway: RunningService
-) -> None:
+async def test_a_proxied_request_is_one_server_span_in_the_callers_trace(stack: TestStack, gateway: RunningService) -> None:
     provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace_id = uuid.uuid4().hex
-    r = await gateway.client.get("/api/timebank/echo", headers={
-        **resident(stack), "traceparent": f"00-{trace_id}-{'2' * 16}-01"})
+    r = await gateway.client.get("/api/timebank/echo", headers={**resident(stack), "traceparent": f"00-{trace_id}-{'2' * 16}-01"})
     assert r.status_code == 200
     ours = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
     hop = [s for s in ours if s.kind == trace.SpanKind.SERVER and s.name.startswith("GET /api/timebank/")]
@@ -388,8 +405,11 @@ async def test_a_proxied_request_is_one_server_span_in_the_callers_trace(
     assert span.parent is not None and format(span.parent.span_id, "016x") == "2" * 16
     # Nothing else at the door opens a server span for the caller's request (FastAPI's native
     # telemetry would, beside the front door's, if it did not see the OpenTelemetry instrumentation).
-    at_the_door = [s for s in ours if s.kind == trace.SpanKind.SERVER and s.parent is not None
-                   and format(s.parent.span_id, "016x") == "2" * 16]
+    at_the_door = [
+        s
+        for s in ours
+        if s.kind == trace.SpanKind.SERVER and s.parent is not None and format(s.parent.span_id, "016x") == "2" * 16
+    ]
     assert len(at_the_door) == 1, [s.name for s in at_the_door]
     assert span.attributes is not None and span.attributes["http.response.status_code"] == 200
     # The upstream is called inside that span: the service's own server span is its child.
@@ -410,8 +430,7 @@ async def test_access_lines_have_the_kits_fields_and_are_written_once_per_loop_p
     logger.addHandler(AccessLogHandler("gateway", stream=stream))
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("GET") as span:
-        logger.info("%s %s %d subject=%s", "GET", "/api/timebank/notes/{note_id}", 200, "u-1",
-                    extra={"request_id": "req-1"})
+        logger.info("%s %s %d subject=%s", "GET", "/api/timebank/notes/{note_id}", 200, "u-1", extra={"request_id": "req-1"})
         logger.info("phone 17012345678 slipped in", extra={"request_id": "req-2"})
     assert stream.getvalue() == "", "written at the end of the event-loop pass, not per line"
     await asyncio.sleep(0)

@@ -27,26 +27,48 @@ SERVICES = ["timebank", "parking", "property", "governance", "citysync"]
 
 
 @pytest.mark.parametrize("SERVICE", SERVICES)
-async def test_schemathesis_finds_no_server_errors_through_the_gateway(stack: TestStack, gateway_template: str,
-                                                                       SERVICE: str) -> None:
+async def test_schemathesis_finds_no_server_errors_through_the_gateway(
+    stack: TestStack, gateway_template: str, SERVICE: str
+) -> None:
     assert (ROOT / "services" / SERVICE / "app.py").exists(), f"services/{SERVICE} is missing"
     app_mod = importlib.import_module(f"services.{SERVICE}.app")
     settings_mod = importlib.import_module(f"services.{SERVICE}.settings")
     database = await stack.fresh_database(SERVICE)
     settings = settings_for(stack, settings_mod.Settings, database, new_namespace())
     try:
-        async with serve(app_mod.create_app(settings)) as service_url, \
-                running_gateway(stack, gateway_template, upstreams={SERVICE: service_url},
-                                rate_limit_user="100000/minute", rate_limit_ip="100000/minute") as gw, \
-                serve(gw.app, lifespan=False) as gateway_url:
+        async with (
+            serve(app_mod.create_app(settings)) as service_url,
+            running_gateway(
+                stack,
+                gateway_template,
+                upstreams={SERVICE: service_url},
+                rate_limit_user="100000/minute",
+                rate_limit_ip="100000/minute",
+            ) as gw,
+            serve(gw.app, lifespan=False) as gateway_url,
+        ):
             token = stack.token(str(uuid.uuid4()), "resident", "elder", "volunteer", community=COMMUNITY)
             proc = await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "st"), "run", f"{gateway_url}/openapi.json",
-                "--url", gateway_url, "-H", f"Authorization: Bearer {token}",
-                "--include-path-regex", f"^/api/{SERVICE}/", "--checks",
-                "not_a_server_error,response_schema_conformance", "--max-examples", "5",
-                "--phases", "examples,fuzzing", "--generation-deterministic", "--request-timeout", "10",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                str(Path(sys.executable).parent / "st"),
+                "run",
+                f"{gateway_url}/openapi.json",
+                "--url",
+                gateway_url,
+                "-H",
+                f"Authorization: Bearer {token}",
+                "--include-path-regex",
+                f"^/api/{SERVICE}/",
+                "--checks",
+                "not_a_server_error,response_schema_conformance",
+                "--max-examples",
+                "5",
+                "--phases",
+                "examples,fuzzing",
+                "--generation-deterministic",
+                "--request-timeout",
+                "10",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
             )
             output, _ = await asyncio.wait_for(proc.communicate(), 240)
             text = output.decode(errors="replace")

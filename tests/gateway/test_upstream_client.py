@@ -76,10 +76,10 @@ async def raw_server(answer: Answer) -> AsyncIterator[RawServer]:
 
 def ok_answer(body: bytes, extra: bytes = b"") -> Answer:
     async def answer(head: bytes, writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n%b\r\n%b"
-                     % (len(body), extra, body))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n%b\r\n%b" % (len(body), extra, body))
         await writer.drain()
         return b"connection: close" not in extra.lower()
+
     return answer
 
 
@@ -268,11 +268,10 @@ async def test_bodies_stream_both_ways_with_the_uvicorn_upstream(engine: Httptoo
 
         async def stream(self) -> AsyncIterator[bytes]:
             for start in range(0, len(payload), 10_000):
-                yield payload[start:start + 10_000]
+                yield payload[start : start + 10_000]
 
     streamed = BodyStream(Caller(), limit=1024 * 1024)  # type: ignore[arg-type]
-    reply = await engine.send("POST", f"{upstream.url}/echo", [("content-type", "application/octet-stream")],
-                              streamed, 5)
+    reply = await engine.send("POST", f"{upstream.url}/echo", [("content-type", "application/octet-stream")], streamed, 5)
     echoed = await reply.read()
     assert reply.status == 200
     assert f'"body_sha256":"{hashlib.sha256(payload).hexdigest()}"'.encode() in echoed
@@ -290,9 +289,14 @@ async def test_the_gateway_routes_streams_replays_and_maps_failures_on_it(
     stack: TestStack, gateway_template: str, upstream: Upstream
 ) -> None:
     down = f"http://127.0.0.1:{free_port()}"
-    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url, "parking": down},
-                               upstream_transport="httptools", route_timeouts_s={"timebank/slow": 0.3},
-                               idempotent_retries=0) as gw:
+    async with running_gateway(
+        stack,
+        gateway_template,
+        upstreams={"timebank": upstream.url, "parking": down},
+        upstream_transport="httptools",
+        route_timeouts_s={"timebank/slow": 0.3},
+        idempotent_retries=0,
+    ) as gw:
         assert isinstance(gw.state.proxy.engine, HttptoolsEngine)
         headers = stack.auth(str(uuid.uuid4()), "resident", community=COMMUNITY)
         r = await gw.client.get("/api/timebank/echo?x=1", headers=headers)
@@ -301,8 +305,7 @@ async def test_the_gateway_routes_streams_replays_and_maps_failures_on_it(
         assert len(r.content) == 8 * 16384
         key = str(uuid.uuid4())
         for _ in range(2):
-            r = await gw.client.post("/api/timebank/notes", json={"text": "t"},
-                                     headers={**headers, "Idempotency-Key": key})
+            r = await gw.client.post("/api/timebank/notes", json={"text": "t"}, headers={**headers, "Idempotency-Key": key})
             assert r.status_code == 201
         assert r.headers["idempotency-replayed"] == "true"
         r = await gw.client.get("/api/timebank/slow?s=2", headers=headers)

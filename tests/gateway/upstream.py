@@ -85,8 +85,13 @@ def create_upstream(jwks_url: str) -> tuple[FastAPI, UpstreamState]:
             state.fail_next -= 1
             return StreamingResponse(iter([b"down"]), status_code=503)  # type: ignore[return-value]
         body = await request.body()
-        return {"method": request.method, "query": request.url.query, "headers": dict(request.headers),
-                "body_sha256": hashlib.sha256(body).hexdigest(), "body_len": len(body)}
+        return {
+            "method": request.method,
+            "query": request.url.query,
+            "headers": dict(request.headers),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "body_len": len(body),
+        }
 
     @extra.get("/stream")
     async def stream(chunks: Annotated[int, Query(ge=1, le=1000)] = 10) -> StreamingResponse:
@@ -124,9 +129,17 @@ async def serve(app: FastAPI, port: int | None = None, *, lifespan: bool = True)
     `lifespan=False` serves an app whose lifespan is already running (e.g. under run_service).
     """
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on" if lifespan else "off", log_config=None,
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on" if lifespan else "off",
+            log_config=None,
+            access_log=False,
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

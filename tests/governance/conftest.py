@@ -82,8 +82,9 @@ class Community:
         return dict(r.json())
 
     async def award(self, resident_id: str, points: int, reason: str = "志愿服务表彰") -> dict[str, Any]:
-        r = await self.client.post("/awards", json={"resident_id": resident_id, "points": points, "reason": reason},
-                                   headers=self.worker)
+        r = await self.client.post(
+            "/awards", json={"resident_id": resident_id, "points": points, "reason": reason}, headers=self.worker
+        )
         assert r.status_code == 201, r.text
         return dict(r.json())
 
@@ -110,8 +111,13 @@ class Community:
         return dict(r.json())
 
     async def publish(self, topic: str, type_: str, key: str, data: dict[str, Any], event_id: str | None = None) -> str:
-        event = CloudEvent(type=type_, source=f"/services/{topic.split('.')[0]}", key=key,
-                           data={"community": self.id, **data}, **({"id": event_id} if event_id else {}))
+        event = CloudEvent(
+            type=type_,
+            source=f"/services/{topic.split('.')[0]}",
+            key=key,
+            data={"community": self.id, **data},
+            **({"id": event_id} if event_id else {}),
+        )
         await publish_raw(self.svc.settings, self.svc.settings.kafka_namespace + topic, event)
         return event.id
 

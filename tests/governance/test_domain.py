@@ -65,8 +65,7 @@ def test_a_grant_pays_debt_first() -> None:
     assert domain.settle_debt(0, 40) == (0, 40)
 
 
-@given(st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.integers(-5, 400))), max_size=12),
-       st.integers(1, 300))
+@given(st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.integers(-5, 400))), max_size=12), st.integers(1, 300))
 @settings(max_examples=100)
 def test_spend_plan_is_exact_ordered_and_within_each_lot(raw: list[tuple[int, int | None]], amount: int) -> None:
     lots = [lot(i, remaining, days) for i, (remaining, days) in enumerate(raw, start=1)]
@@ -116,8 +115,9 @@ def test_month_bounds_are_local_and_wrap_the_year() -> None:
 
 
 def test_rule_terms_switch_validity_and_points_per_hour() -> None:
-    terms = RuleTerms(points=12, per_hour=True, enabled=True, valid_from=NOW - timedelta(days=1),
-                      valid_until=NOW + timedelta(days=1))
+    terms = RuleTerms(
+        points=12, per_hour=True, enabled=True, valid_from=NOW - timedelta(days=1), valid_until=NOW + timedelta(days=1)
+    )
     assert domain.rule_skip_reason(terms, NOW) is None
     assert domain.rule_skip_reason(terms, NOW + timedelta(days=1)) is SkipReason.outside_validity
     assert domain.rule_skip_reason(terms, NOW - timedelta(days=2)) is SkipReason.outside_validity

@@ -16,13 +16,25 @@ from tests.support.harness import RunningService, run_service
 from tests.support.stack import TestStack
 
 
-async def _confirmed(community: Community, volunteer: str, minutes: int, transfer_id: str | None = None,
-                     event_id: str | None = None) -> str:
+async def _confirmed(
+    community: Community, volunteer: str, minutes: int, transfer_id: str | None = None, event_id: str | None = None
+) -> str:
     transfer_id = transfer_id or str(uuid.uuid4())
-    await community.publish("timebank.events", "timebank.service.confirmed.v1", transfer_id, {
-        "transfer_id": transfer_id, "volunteer_id": volunteer, "elder_id": "elder-1", "minutes": minutes,
-        "service_type": "companionship", "confirmed_at": "2026-01-01T00:00:00+00:00", "unknown_field": 1,
-    }, event_id=event_id)
+    await community.publish(
+        "timebank.events",
+        "timebank.service.confirmed.v1",
+        transfer_id,
+        {
+            "transfer_id": transfer_id,
+            "volunteer_id": volunteer,
+            "elder_id": "elder-1",
+            "minutes": minutes,
+            "service_type": "companionship",
+            "confirmed_at": "2026-01-01T00:00:00+00:00",
+            "unknown_field": 1,
+        },
+        event_id=event_id,
+    )
     return transfer_id
 
 
@@ -49,10 +61,22 @@ async def test_parking_window_used_earns_the_owner_points(community: Community) 
     await community.fund(100)
     await community.rule(trigger="parking.booking.completed.v1", points=3, code="share", name="共享车位")
     booking = str(uuid.uuid4())
-    await community.publish("parking.events", "parking.booking.completed.v1", booking, {
-        "booking_id": booking, "spot_id": "s1", "owner_id": "owner-1", "booker_id": "booker-1",
-        "start": "2026-01-01T01:00:00+00:00", "end": "2026-01-01T03:00:00+00:00", "fee_fen": 1000,
-        "owner_share_fen": 700, "completed_at": "2026-01-01T03:05:00+00:00"})
+    await community.publish(
+        "parking.events",
+        "parking.booking.completed.v1",
+        booking,
+        {
+            "booking_id": booking,
+            "spot_id": "s1",
+            "owner_id": "owner-1",
+            "booker_id": "booker-1",
+            "start": "2026-01-01T01:00:00+00:00",
+            "end": "2026-01-01T03:00:00+00:00",
+            "fee_fen": 1000,
+            "owner_share_fen": 700,
+            "completed_at": "2026-01-01T03:05:00+00:00",
+        },
+    )
 
     async def granted() -> bool:
         return (await community.points("owner-1"))["balance"] == 3
@@ -74,9 +98,18 @@ async def test_reversal_claws_back_even_spent_points_and_the_statement_says_why(
     reward = await community.reward(points=30)
     r = await community.client.post("/redemptions", json={"reward_id": reward["id"]}, headers=community.resident("vol-2"))
     assert r.status_code == 201
-    await community.publish("timebank.events", "timebank.transfer.reversed.v1", str(uuid.uuid4()), {
-        "transfer_id": str(uuid.uuid4()), "reverses_transfer_id": transfer, "volunteer_id": "vol-2", "minutes": 120,
-        "reason": "登记有误"})
+    await community.publish(
+        "timebank.events",
+        "timebank.transfer.reversed.v1",
+        str(uuid.uuid4()),
+        {
+            "transfer_id": str(uuid.uuid4()),
+            "reverses_transfer_id": transfer,
+            "volunteer_id": "vol-2",
+            "minutes": 120,
+            "reason": "登记有误",
+        },
+    )
 
     async def clawed() -> bool:
         return (await community.points("vol-2"))["balance"] < 10
@@ -94,8 +127,7 @@ async def test_reversal_claws_back_even_spent_points_and_the_statement_says_why(
     assert cancel.status_code == 200
     assert (await community.points("vol-2"))["balance"] == 0
     cheap = await community.reward(points=1)
-    again = await community.client.post("/redemptions", json={"reward_id": cheap["id"]},
-                                        headers=community.resident("vol-2"))
+    again = await community.client.post("/redemptions", json={"reward_id": cheap["id"]}, headers=community.resident("vol-2"))
     assert (again.status_code, problem_type(again)) == (409, "governance/insufficient-points")
 
 
@@ -109,12 +141,27 @@ async def test_service_redemption_saga_captured_by_property_or_released_on_failu
     second = (await community.client.post("/redemptions", json={"reward_id": reward["id"]}, headers=headers)).json()
     reserved = {e["redemption_id"]: e for e in await community.outbox_events("governance.redemption.reserved.v1")}
     assert reserved[first["id"]] == {
-        "redemption_id": first["id"], "community": community.id, "resident_id": "res-s", "reward_id": reward["id"],
-        "fulfilment": "property", "service_code": "cleaning-2h", "points": 20, "quantity": 1}
-    await community.publish("property.events", "property.redemption.fulfilled.v1", first["id"],
-                            {"redemption_id": first["id"], "ticket_id": "ticket-9"})
-    await community.publish("property.events", "property.redemption.failed.v1", second["id"],
-                            {"redemption_id": second["id"], "reason": "no cleaner this week"})
+        "redemption_id": first["id"],
+        "community": community.id,
+        "resident_id": "res-s",
+        "reward_id": reward["id"],
+        "fulfilment": "property",
+        "service_code": "cleaning-2h",
+        "points": 20,
+        "quantity": 1,
+    }
+    await community.publish(
+        "property.events",
+        "property.redemption.fulfilled.v1",
+        first["id"],
+        {"redemption_id": first["id"], "ticket_id": "ticket-9"},
+    )
+    await community.publish(
+        "property.events",
+        "property.redemption.failed.v1",
+        second["id"],
+        {"redemption_id": second["id"], "reason": "no cleaner this week"},
+    )
 
     async def settled() -> bool:
         r = await community.client.get("/me/redemptions", params={"status": "reserved"}, headers=headers)
@@ -128,8 +175,9 @@ async def test_service_redemption_saga_captured_by_property_or_released_on_failu
     points = await community.points("res-s")
     assert (points["balance"], points["reserved"]) == (30, 0)
     # A late answer for a settled redemption changes nothing.
-    await community.publish("property.events", "property.redemption.fulfilled.v1", second["id"],
-                            {"redemption_id": second["id"], "ticket_id": "late"})
+    await community.publish(
+        "property.events", "property.redemption.fulfilled.v1", second["id"], {"redemption_id": second["id"], "ticket_id": "late"}
+    )
     captured = await community.outbox_events("governance.redemption.captured.v1")
     assert [e["redemption_id"] for e in captured] == [first["id"]]
     released = await community.outbox_events("governance.redemption.released.v1")
@@ -141,18 +189,28 @@ async def test_points_payment_is_captured_or_rejected_and_answered_once(communit
     await community.fund(1000)
     await community.give("res-pay", 30)
     for payment, points in (("pay-1", 25), ("pay-2", 25)):
-        await community.publish("property.events", "property.points_payment.requested.v1", payment, {
-            "payment_id": f"{community.id}-{payment}", "resident_id": "res-pay", "points": points, "order_id": "o-1"})
+        await community.publish(
+            "property.events",
+            "property.points_payment.requested.v1",
+            payment,
+            {"payment_id": f"{community.id}-{payment}", "resident_id": "res-pay", "points": points, "order_id": "o-1"},
+        )
     # A redelivered request (new event id, same payment) is answered once.
-    await community.publish("property.events", "property.points_payment.requested.v1", "pay-1", {
-        "payment_id": f"{community.id}-pay-1", "resident_id": "res-pay", "points": 25, "order_id": "o-1"})
+    await community.publish(
+        "property.events",
+        "property.points_payment.requested.v1",
+        "pay-1",
+        {"payment_id": f"{community.id}-pay-1", "resident_id": "res-pay", "points": 25, "order_id": "o-1"},
+    )
 
     async def answered() -> bool:
         return len(await community.outbox_events("governance.points_payment.settled.v1")) >= 2
 
     await wait_until(answered)
-    settled = {e["payment_id"].removeprefix(community.id + "-"): (e["status"], e["reason"])
-               for e in await community.outbox_events("governance.points_payment.settled.v1")}
+    settled = {
+        e["payment_id"].removeprefix(community.id + "-"): (e["status"], e["reason"])
+        for e in await community.outbox_events("governance.points_payment.settled.v1")
+    }
     assert settled == {"pay-1": ("captured", None), "pay-2": ("rejected", "insufficient-points")}
     assert (await community.points("res-pay"))["balance"] == 5
     assert len(await community.outbox_events("governance.points_payment.settled.v1")) == 2
@@ -162,9 +220,19 @@ async def test_household_view_sums_members_and_hides_other_households(community:
     await consumers_ready(community.svc)
     await community.fund(1000)
     for resident, household in (("m-1", "h-1"), ("m-2", "h-1"), ("m-3", "h-2")):
-        await community.publish("property.events", "property.resident.registered.v1", resident, {
-            "resident_id": resident, "household_id": household, "building_id": "b1", "name": "测试",
-            "phone": "17000000000", "roles": ["resident"]})
+        await community.publish(
+            "property.events",
+            "property.resident.registered.v1",
+            resident,
+            {
+                "resident_id": resident,
+                "household_id": household,
+                "building_id": "b1",
+                "name": "测试",
+                "phone": "17000000000",
+                "roles": ["resident"],
+            },
+        )
     await community.give("m-1", 10)
     await community.give("m-2", 15)
     await community.give("m-3", 40)
@@ -176,8 +244,11 @@ async def test_household_view_sums_members_and_hides_other_households(community:
     await wait_until(registered)
     mine = await community.client.get("/households/h-1/points", headers=community.resident("m-2"))
     assert mine.status_code == 200
-    assert mine.json() == {"household_id": "h-1", "balance": 25,
-                           "members": [{"resident_id": "m-1", "balance": 10}, {"resident_id": "m-2", "balance": 15}]}
+    assert mine.json() == {
+        "household_id": "h-1",
+        "balance": 25,
+        "members": [{"resident_id": "m-1", "balance": 10}, {"resident_id": "m-2", "balance": 15}],
+    }
     theirs = await community.client.get("/households/h-2/points", headers=community.resident("m-1"))
     assert (theirs.status_code, problem_type(theirs)) == (404, "governance/household-not-found")
 
@@ -191,7 +262,10 @@ async def test_leaderboard_is_served_from_redis_and_rebuilt_when_redis_is_empty(
     headers = community.resident("lb-a")
     first = (await community.client.get("/leaderboard", headers=headers)).json()
     assert [(r["rank"], r["resident_id"], r["points"]) for r in first["rows"]] == [
-        (1, "lb-b", 50), (2, "lb-a", 30), (3, "lb-c", 5)]
+        (1, "lb-b", 50),
+        (2, "lb-a", 30),
+        (3, "lb-c", 5),
+    ]
     assert first["from_cache"] is False
     second = (await community.client.get("/leaderboard", headers=headers)).json()
     assert second["from_cache"] is True and second["rows"] == first["rows"]
@@ -206,13 +280,15 @@ async def test_leaderboard_is_served_from_redis_and_rebuilt_when_redis_is_empty(
 
 @pytest.fixture
 async def quick_timeout(stack: TestStack) -> AsyncIterator[RunningService]:
-    async with run_service(stack, "governance", create_app, Settings, redemption_timeout_s=1,
-                           redemption_timeout_job_every_s=0.2) as svc:
+    async with run_service(
+        stack, "governance", create_app, Settings, redemption_timeout_s=1, redemption_timeout_job_every_s=0.2
+    ) as svc:
         yield svc
 
 
 async def test_redemption_with_no_answer_from_property_is_released_after_the_timeout(
-        stack: TestStack, quick_timeout: RunningService) -> None:
+    stack: TestStack, quick_timeout: RunningService
+) -> None:
     community = Community(stack=stack, svc=quick_timeout, id=f"c-{uuid.uuid4().hex[:10]}")
     await community.fund(100)
     await community.give("res-t", 20)

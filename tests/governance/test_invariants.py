@@ -32,16 +32,20 @@ T = TypeVar("T")
 RESIDENT = "res-h"
 
 Op = tuple[str, int]
-ops = st.lists(st.one_of(
-    st.tuples(st.just("award"), st.integers(1, 50)),
-    st.tuples(st.just("earn"), st.integers(1, 240)),
-    st.tuples(st.just("redeem"), st.integers(1, 3)),
-    st.tuples(st.just("capture"), st.integers(0, 5)),
-    st.tuples(st.just("release"), st.integers(0, 5)),
-    st.tuples(st.just("expire"), st.just(0)),
-    st.tuples(st.just("reverse"), st.integers(0, 5)),
-    st.tuples(st.just("deduct"), st.integers(1, 30)),
-), min_size=1, max_size=14)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("award"), st.integers(1, 50)),
+        st.tuples(st.just("earn"), st.integers(1, 240)),
+        st.tuples(st.just("redeem"), st.integers(1, 3)),
+        st.tuples(st.just("capture"), st.integers(0, 5)),
+        st.tuples(st.just("release"), st.integers(0, 5)),
+        st.tuples(st.just("expire"), st.just(0)),
+        st.tuples(st.just("reverse"), st.integers(0, 5)),
+        st.tuples(st.just("deduct"), st.integers(1, 30)),
+    ),
+    min_size=1,
+    max_size=14,
+)
 
 
 def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
@@ -68,11 +72,29 @@ async def run_sequence(url: str, sequence: list[Op]) -> None:
     try:
         async with maker() as s:
             await service.fund_budget(s, worker, 100_000)
-            await service.create_rule(s, worker, RuleCreate(code="tb", name="时间银行", points=6, per_hour=True,
-                                                            trigger=Trigger.timebank_service_confirmed,
-                                                            lot_validity_days=1))
-            reward = await service.create_reward(s, worker, RewardCreate(code="bag", name="环保袋", kind="item",  # type: ignore[arg-type]
-                                                                         points=7, stock=10_000))
+            await service.create_rule(
+                s,
+                worker,
+                RuleCreate(
+                    code="tb",
+                    name="时间银行",
+                    points=6,
+                    per_hour=True,
+                    trigger=Trigger.timebank_service_confirmed,
+                    lot_validity_days=1,
+                ),
+            )
+            reward = await service.create_reward(
+                s,
+                worker,
+                RewardCreate(
+                    code="bag",
+                    name="环保袋",
+                    kind="item",  # type: ignore[arg-type]
+                    points=7,
+                    stock=10_000,
+                ),
+            )
         for op, n in sequence:
             async with maker() as s:
                 try:
@@ -82,10 +104,17 @@ async def run_sequence(url: str, sequence: list[Op]) -> None:
                         await service.create_award(s, cfg, worker, AwardCreate(resident_id=RESIDENT, points=-n, reason="扣分"))
                     elif op == "earn":
                         transfers.append(str(uuid.uuid4()))
-                        await service.grant_for_event(s, cfg, trigger=Trigger.timebank_service_confirmed,
-                                                      community=community, resident_id=RESIDENT,
-                                                      source_event_id=str(uuid.uuid4()), source_ref=transfers[-1],
-                                                      minutes=n, at=datetime.now(UTC))
+                        await service.grant_for_event(
+                            s,
+                            cfg,
+                            trigger=Trigger.timebank_service_confirmed,
+                            community=community,
+                            resident_id=RESIDENT,
+                            source_event_id=str(uuid.uuid4()),
+                            source_ref=transfers[-1],
+                            minutes=n,
+                            at=datetime.now(UTC),
+                        )
                     elif op == "redeem":
                         r = await service.redeem(s, cfg, resident, RedemptionCreate(reward_id=reward.id, quantity=n))
                         redemptions.append(r.id)
@@ -100,8 +129,9 @@ async def run_sequence(url: str, sequence: list[Op]) -> None:
                     elif op == "expire":
                         await service.expire_due_lots(s, now=datetime.now(UTC) + timedelta(days=2))
                     elif op == "reverse" and transfers:
-                        await service.reverse_source(s, community=community, source_ref=transfers[n % len(transfers)],
-                                                     reason="更正")
+                        await service.reverse_source(
+                            s, community=community, source_ref=transfers[n % len(transfers)], reason="更正"
+                        )
                 except (problems.InsufficientPoints, problems.RedemptionNotOpen):
                     pass
             await check(maker, community)
@@ -111,16 +141,31 @@ async def run_sequence(url: str, sequence: list[Op]) -> None:
 
 async def check(maker: Any, community: str) -> None:
     async with maker() as s, s.begin():
-        acct = (await s.execute(select(Account).where(Account.community == community,
-                                                      Account.resident_id == RESIDENT))).scalar_one_or_none()
-        live = (await s.execute(select(func.coalesce(func.sum(Lot.remaining), 0)).where(
-            Lot.community == community, Lot.resident_id == RESIDENT))).scalar_one()
-        negative_lots = (await s.execute(select(func.count()).select_from(Lot).where(
-            Lot.community == community, Lot.remaining < 0))).scalar_one()
-        by_kind = dict((await s.execute(select(Entry.kind, func.sum(Entry.delta)).where(
-            Entry.community == community).group_by(Entry.kind))).all())
-        reserved = (await s.execute(select(func.coalesce(func.sum(Redemption.points), 0)).where(
-            Redemption.community == community, Redemption.status == "reserved"))).scalar_one()
+        acct = (
+            await s.execute(select(Account).where(Account.community == community, Account.resident_id == RESIDENT))
+        ).scalar_one_or_none()
+        live = (
+            await s.execute(
+                select(func.coalesce(func.sum(Lot.remaining), 0)).where(Lot.community == community, Lot.resident_id == RESIDENT)
+            )
+        ).scalar_one()
+        negative_lots = (
+            await s.execute(select(func.count()).select_from(Lot).where(Lot.community == community, Lot.remaining < 0))
+        ).scalar_one()
+        by_kind = dict(
+            (
+                await s.execute(
+                    select(Entry.kind, func.sum(Entry.delta)).where(Entry.community == community).group_by(Entry.kind)
+                )
+            ).all()
+        )
+        reserved = (
+            await s.execute(
+                select(func.coalesce(func.sum(Redemption.points), 0)).where(
+                    Redemption.community == community, Redemption.status == "reserved"
+                )
+            )
+        ).scalar_one()
         budget = (await s.execute(select(Budget).where(Budget.community == community))).scalar_one()
     balance = acct.balance if acct else 0
     debt = acct.debt if acct else 0
@@ -135,9 +180,7 @@ async def check(maker: Any, community: str) -> None:
     assert budget.clawed_back == -(by_kind.get("reversal") or 0)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(sequence=ops)
-def test_random_sequences_keep_balance_equal_to_live_lots_and_the_budget_balanced(database_url: str,
-                                                                                  sequence: list[Op]) -> None:
+def test_random_sequences_keep_balance_equal_to_live_lots_and_the_budget_balanced(database_url: str, sequence: list[Op]) -> None:
     run_in_thread(run_sequence(database_url, sequence))

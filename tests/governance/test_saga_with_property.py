@@ -27,8 +27,10 @@ async def test_service_redemption_is_fulfilled_by_property_and_a_bad_code_is_rel
     def token_for(subject: str, roles: list[str]) -> str:
         return stack.token(subject, *roles, community=COMMUNITY)
 
-    async with run_service(stack, "property", create_property_app, PropertySettings, namespace=namespace) as prop, \
-            run_service(stack, "governance", create_app, Settings, namespace=namespace) as gov:
+    async with (
+        run_service(stack, "property", create_property_app, PropertySettings, namespace=namespace) as prop,
+        run_service(stack, "governance", create_app, Settings, namespace=namespace) as gov,
+    ):
         await asyncio.gather(consumers_ready(prop), consumers_ready(gov))
         await property_demo.seed_demo(prop.client, token_for)
         worker = {"Authorization": f"Bearer {token_for(staff('worker.feng').id, ['community_worker'])}"}
@@ -42,10 +44,16 @@ async def test_service_redemption_is_fulfilled_by_property_and_a_bad_code_is_rel
 
         await post("/budget/fundings", {"points": 1000}, worker)
         await post("/awards", {"resident_id": sun.id, "points": 50, "reason": "楼道清洁"}, worker)
-        haircut = await post("/rewards", {"code": "haircut", "name": "上门理发", "kind": "service",
-                                          "service_code": "haircut-home", "points": 30}, worker)
-        unknown = await post("/rewards", {"code": "massage", "name": "推拿", "kind": "service",
-                                          "service_code": "no-such-service", "points": 10}, worker)
+        haircut = await post(
+            "/rewards",
+            {"code": "haircut", "name": "上门理发", "kind": "service", "service_code": "haircut-home", "points": 30},
+            worker,
+        )
+        unknown = await post(
+            "/rewards",
+            {"code": "massage", "name": "推拿", "kind": "service", "service_code": "no-such-service", "points": 10},
+            worker,
+        )
         good = await post("/redemptions", {"reward_id": haircut["id"]}, as_sun)
         bad = await post("/redemptions", {"reward_id": unknown["id"]}, as_sun)
 

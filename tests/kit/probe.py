@@ -95,8 +95,9 @@ async def on_note_written(session: AsyncSession, event: CloudEvent) -> None:
         raise ValueError("poison note")
     current = (await session.execute(select(Tally).where(Tally.key == data.key).with_for_update())).scalar_one_or_none()
     if current is None:
-        await session.execute(insert(Tally).values(key=data.key, applied=1, last_seq=data.seq,
-                                                   out_of_order=0 if data.seq == 1 else 1))
+        await session.execute(
+            insert(Tally).values(key=data.key, applied=1, last_seq=data.seq, out_of_order=0 if data.seq == 1 else 1)
+        )
         return
     current.out_of_order += 0 if data.seq == current.last_seq + 1 else 1
     current.applied += 1
@@ -106,14 +107,16 @@ async def on_note_written(session: AsyncSession, event: CloudEvent) -> None:
 tally_consumer = ConsumerSpec(group="probe-tally", topics=[TOPIC], handlers={NoteWritten.event_type: on_note_written})
 
 
-batched_tally_consumer = ConsumerSpec(group="probe-tally-batched", topics=[TOPIC],
-                                      handlers={NoteWritten.event_type: on_note_written}, apply_in_batches=True)
+batched_tally_consumer = ConsumerSpec(
+    group="probe-tally-batched", topics=[TOPIC], handlers={NoteWritten.event_type: on_note_written}, apply_in_batches=True
+)
 
 
 def create_app(settings: ProbeSettings, *, batched: bool = False) -> FastAPI:
     consumer = batched_tally_consumer if batched else tally_consumer
-    return create_service_app(settings, ServiceParts(routers=[router], consumers=[consumer]),
-                              title="probe", description="kit test service")
+    return create_service_app(
+        settings, ServiceParts(routers=[router], consumers=[consumer]), title="probe", description="kit test service"
+    )
 
 
 async def create_schema(database_url: str) -> None:

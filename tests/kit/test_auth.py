@@ -35,8 +35,13 @@ async def test_refuses_unknown_key_expired_alg_none_and_no_community(tmp_path: P
         "refresh token": mint_token(live, subject="r1", roles=["resident"], community="c1", extra={"typ": "refresh"}),
     }
     header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode()).rstrip(b"=").decode()
-    body = base64.urlsafe_b64encode(json.dumps({"sub": "r1", "roles": ["resident"], "community": "c1",
-                                                "exp": int(time.time()) + 60}).encode()).rstrip(b"=").decode()
+    body = (
+        base64.urlsafe_b64encode(
+            json.dumps({"sub": "r1", "roles": ["resident"], "community": "c1", "exp": int(time.time()) + 60}).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
     bad["alg none"] = f"{header}.{body}."
     bad["tampered"] = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
     accepted = []

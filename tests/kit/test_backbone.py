@@ -83,13 +83,15 @@ async def test_same_event_twice_has_one_effect(stack: TestStack, probe_service: 
     svc = probe_service
     await wait_consumer_ready(svc)
     topic = svc.settings.kafka_namespace + probe.TOPIC
-    event = CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key="dup",
-                       data={"key": "dup", "seq": 1})
+    event = CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key="dup", data={"key": "dup", "seq": 1})
     await publish_raw(svc.settings, topic, event)
     await publish_raw(svc.settings, topic, event)
     # A later event on the same key shows the consumer has moved past both copies.
-    await publish_raw(svc.settings, topic, CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key="dup",
-                                                      data={"key": "dup", "seq": 2}))
+    await publish_raw(
+        svc.settings,
+        topic,
+        CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key="dup", data={"key": "dup", "seq": 2}),
+    )
 
     async def second_applied() -> bool:
         t = await tallies(svc)
@@ -145,8 +147,9 @@ async def test_poison_event_goes_to_dead_letters_and_replays(stack: TestStack, p
 async def test_idempotency_key_replays_and_rejects_other_body(stack: TestStack, probe_service: RunningService) -> None:
     svc = probe_service
     headers = {**stack.auth("writer", "resident"), "Idempotency-Key": "abc-1"}
-    results = await asyncio.gather(*(svc.client.post("/notes", json={"key": "idem", "seq": 1}, headers=headers)
-                                     for _ in range(20)))
+    results = await asyncio.gather(
+        *(svc.client.post("/notes", json={"key": "idem", "seq": 1}, headers=headers) for _ in range(20))
+    )
     assert {r.status_code for r in results} == {201}
     assert len({r.json()["id"] for r in results}) == 1
     async with svc.state.sessionmaker() as session, session.begin():
@@ -193,7 +196,8 @@ async def test_republish_since_resends_and_consumers_dedupe(stack: TestStack, pr
 
 
 async def test_batched_consumer_applies_once_in_order_and_isolates_poison(
-        stack: TestStack, caplog: pytest.LogCaptureFixture) -> None:
+    stack: TestStack, caplog: pytest.LogCaptureFixture
+) -> None:
     import logging
 
     caplog.set_level(logging.INFO, logger="kit.inbox")
@@ -203,18 +207,20 @@ async def test_batched_consumer_applies_once_in_order_and_isolates_poison(
     await probe.create_schema(url)
     probe.POISON["enabled"] = True
     try:
-        async with run_service(stack, "probe", partial(probe.create_app, batched=True), probe.ProbeSettings,
-                               database_url=url) as svc:
+        async with run_service(
+            stack, "probe", partial(probe.create_app, batched=True), probe.ProbeSettings, database_url=url
+        ) as svc:
             topic = svc.settings.kafka_namespace + probe.TOPIC
             events = []
             for seq in range(1, 201):
                 for key in ("a", "b"):
-                    events.append(CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key=key,
-                                             data={"key": key, "seq": seq}))
-            poison = CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key="c",
-                                data={"key": "c", "seq": 1, "poison": True})
-            after_poison = CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key="c",
-                                      data={"key": "c", "seq": 2})
+                    events.append(
+                        CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key=key, data={"key": key, "seq": seq})
+                    )
+            poison = CloudEvent(
+                type=probe.NoteWritten.event_type, source="/tests", key="c", data={"key": "c", "seq": 1, "poison": True}
+            )
+            after_poison = CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key="c", data={"key": "c", "seq": 2})
             # Everything, duplicates of the first 50 included, sent before the consumer starts
             # reading, so its fetches hold many events each.
             from services.kit.kafka import make_producer
@@ -231,8 +237,13 @@ async def test_batched_consumer_applies_once_in_order_and_isolates_poison(
 
             async def all_applied() -> bool:
                 t = await tallies(svc)
-                return t.get("a") is not None and t["a"].applied >= 200 and t.get("b") is not None \
-                    and t["b"].applied >= 200 and "c" in t
+                return (
+                    t.get("a") is not None
+                    and t["a"].applied >= 200
+                    and t.get("b") is not None
+                    and t["b"].applied >= 200
+                    and "c" in t
+                )
 
             await wait_until(all_applied, timeout=60)
             await asyncio.sleep(0.5)
@@ -252,8 +263,7 @@ async def test_a_problem_names_the_path_the_client_asked_for(stack: TestStack, p
     headers = stack.auth("writer", "resident")
     direct = await svc.client.post("/notes", json={"key": "bad"}, headers=headers)
     assert direct.status_code == 422 and direct.json()["instance"] == "/notes"
-    via_gateway = await svc.client.post("/notes", json={"key": "bad"},
-                                        headers={**headers, "X-Forwarded-Prefix": "/api/probe"})
+    via_gateway = await svc.client.post("/notes", json={"key": "bad"}, headers={**headers, "X-Forwarded-Prefix": "/api/probe"})
     assert via_gateway.json()["instance"] == "/api/probe/notes"
     for not_a_prefix in ("api/probe", "/api/probe?x=1", "/a b", "//", "/" + "x" * 65):
         odd = await svc.client.post("/notes", json={"key": "bad"}, headers={**headers, "X-Forwarded-Prefix": not_a_prefix})

@@ -96,13 +96,15 @@ async def test_fetch_alone_raises_driver_errors_as_sqlalchemy_does_and_keeps_the
 
 
 async def test_fetch_alone_closes_overflow_connections_it_returns_to_a_full_pool(
-        stack: TestStack, caplog: pytest.LogCaptureFixture) -> None:
+    stack: TestStack, caplog: pytest.LogCaptureFixture
+) -> None:
     """More callers than the pool holds: the overflow connections are closed on return (an await in
     the driver), not left open with an error logged, and a broken one is dropped the same way."""
     url = await stack.empty_database("kit_db_overflow")
     engine = make_engine(url, pool_size=1, max_overflow=3)
     maker = make_sessionmaker(engine)
     try:
+
         async def slow() -> None:
             async with maker() as session:
                 assert (await fetch_alone(session, "SELECT 1 AS one FROM pg_sleep(0.2)")).one == 1
@@ -118,9 +120,14 @@ async def test_fetch_alone_closes_overflow_connections_it_returns_to_a_full_pool
         assert not [r for r in caplog.records if "closing connection" in r.getMessage()], caplog.text
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         async with engine.connect() as conn:
-            open_now = (await conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name = 'community-platform'"))).scalar_one()
+            open_now = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND application_name = 'community-platform'"
+                    )
+                )
+            ).scalar_one()
         assert open_now == 1  # only the pool's one kept connection (this one)
     finally:
         await engine.dispose()

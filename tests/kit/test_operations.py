@@ -48,8 +48,14 @@ async def test_consumer_span_continues_the_request_trace(stack: TestStack, probe
     await asyncio.sleep(0.2)
     spans = exporter.get_finished_spans()
     server = [s for s in spans if s.kind == trace.SpanKind.SERVER and "POST /notes" in s.name]
-    consumed = [s for s in spans if s.kind == trace.SpanKind.CONSUMER and s.name.endswith("probe.events process")
-                and s.attributes is not None and s.attributes.get("cloudevents.event_type") == probe.NoteWritten.event_type]
+    consumed = [
+        s
+        for s in spans
+        if s.kind == trace.SpanKind.CONSUMER
+        and s.name.endswith("probe.events process")
+        and s.attributes is not None
+        and s.attributes.get("cloudevents.event_type") == probe.NoteWritten.event_type
+    ]
     published = [s for s in spans if s.kind == trace.SpanKind.PRODUCER and s.name == "outbox publish"]
     assert server and consumed and published
     request_trace = server[-1].context.trace_id
@@ -149,6 +155,7 @@ async def test_scheduled_job_runs_are_counted_by_outcome_with_the_last_success(p
     before = time.time()
     task = asyncio.create_task(repeat(job, probe_service.state))
     try:
+
         async def ran_four_times() -> bool:
             return calls >= 4
 
@@ -169,7 +176,7 @@ def metric_samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]
     """Prometheus text exposition as {(name, labels): value}."""
     out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for line in exposition.splitlines():
-        match = re.fullmatch(r'([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)', line)
+        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
         if match and not line.startswith("#"):
             labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
             out[(match.group(1), labels)] = float(match.group(3))

@@ -20,8 +20,7 @@ from tests.support.stack import TestStack
 @pytest.fixture(scope="module")
 async def parking(stack: TestStack) -> AsyncIterator[RunningService]:
     # The race tests send hundreds of requests at once to the in-process app: a large pool.
-    async with run_service(stack, "parking", create_app, Settings, db_pool_size=50,
-                           expire_holds_every_s=3600.0) as svc:
+    async with run_service(stack, "parking", create_app, Settings, db_pool_size=50, expire_holds_every_s=3600.0) as svc:
         yield svc
 
 
@@ -68,32 +67,50 @@ class Community:
         assert r.status_code == 201, r.text
         spot_id = str(r.json()["id"])
         if kind == "private":
-            r = await self.svc.client.post(f"/spots/{spot_id}/verification", json={"approve": True},
-                                           headers=self.steward_h)
+            r = await self.svc.client.post(f"/spots/{spot_id}/verification", json={"approve": True}, headers=self.steward_h)
             assert r.status_code == 200, r.text
         return spot_id
 
-    async def window(self, spot_id: str, start: datetime, end: datetime, *, price: int = 500, buffer: int = 0,
-                     kind: str = "private") -> dict[str, Any]:
+    async def window(
+        self, spot_id: str, start: datetime, end: datetime, *, price: int = 500, buffer: int = 0, kind: str = "private"
+    ) -> dict[str, Any]:
         headers = self.owner_h if kind == "private" else self.steward_h
-        r = await self.svc.client.post(f"/spots/{spot_id}/windows", headers=headers, json={
-            "kind": "one_off", "starts_at": start.isoformat(), "ends_at": end.isoformat(),
-            "price_fen_per_30min": price, "buffer_minutes": buffer})
+        r = await self.svc.client.post(
+            f"/spots/{spot_id}/windows",
+            headers=headers,
+            json={
+                "kind": "one_off",
+                "starts_at": start.isoformat(),
+                "ends_at": end.isoformat(),
+                "price_fen_per_30min": price,
+                "buffer_minutes": buffer,
+            },
+        )
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    async def book(self, spot_id: str, start: datetime, end: datetime, plate: str = "浙K12345",
-                   headers: dict[str, str] | None = None) -> Any:
-        return await self.svc.client.post("/bookings", headers=headers or self.booker_h, json={
-            "spot_id": spot_id, "starts_at": start.isoformat(), "ends_at": end.isoformat(), "plate": plate})
+    async def book(
+        self, spot_id: str, start: datetime, end: datetime, plate: str = "浙K12345", headers: dict[str, str] | None = None
+    ) -> Any:
+        return await self.svc.client.post(
+            "/bookings",
+            headers=headers or self.booker_h,
+            json={"spot_id": spot_id, "starts_at": start.isoformat(), "ends_at": end.isoformat(), "plate": plate},
+        )
 
     async def register_gate(self) -> None:
-        r = await self.svc.client.post("/gate-devices", json={"id": self.device, "name": "北门"},
-                                       headers=self.steward_h)
+        r = await self.svc.client.post("/gate-devices", json={"id": self.device, "name": "北门"}, headers=self.steward_h)
         assert r.status_code == 201, r.text
 
 
 @pytest.fixture
 def community(stack: TestStack, parking: RunningService) -> Community:
-    return Community(stack=stack, svc=parking, id=f"c-{uuid.uuid4().hex[:8]}", owner=str(uuid.uuid4()),
-                     booker=str(uuid.uuid4()), steward=str(uuid.uuid4()), device=f"gate-{uuid.uuid4().hex[:6]}")
+    return Community(
+        stack=stack,
+        svc=parking,
+        id=f"c-{uuid.uuid4().hex[:8]}",
+        owner=str(uuid.uuid4()),
+        booker=str(uuid.uuid4()),
+        steward=str(uuid.uuid4()),
+        device=f"gate-{uuid.uuid4().hex[:6]}",
+    )

@@ -20,29 +20,39 @@ PROBLEM = "urn:community:problem:"
 
 async def count(svc: RunningService, model: type, community: str) -> int:
     async with svc.state.sessionmaker() as session, session.begin():
-        return int((await session.execute(select(func.count()).select_from(model)
-                                          .where(model.community == community))).scalar_one())  # type: ignore[attr-defined]
+        return int(
+            (await session.execute(select(func.count()).select_from(model).where(model.community == community))).scalar_one()
+        )  # type: ignore[attr-defined]
 
 
 async def shift_booking(svc: RunningService, booking_id: str, by: timedelta) -> None:
     """Move a booking in time (as if the clock had run on), keeping its length."""
     async with svc.state.sessionmaker() as session, session.begin():
-        await session.execute(text(
-            "UPDATE bookings SET starts_at = starts_at + :by, ends_at = ends_at + :by, "
-            "block_ends_at = block_ends_at + :by, entered_at = entered_at + :by WHERE id = :id"),
-            {"by": by, "id": uuid.UUID(booking_id)})
+        await session.execute(
+            text(
+                "UPDATE bookings SET starts_at = starts_at + :by, ends_at = ends_at + :by, "
+                "block_ends_at = block_ends_at + :by, entered_at = entered_at + :by WHERE id = :id"
+            ),
+            {"by": by, "id": uuid.UUID(booking_id)},
+        )
 
 
 async def test_private_spot_needs_verification_before_sharing(community: Community) -> None:
     c, client = community, community.svc.client
-    r = await client.post("/spots", json={"code": "B1-007", "location": "1幢地下", "size": "standard"},
-                          headers=c.owner_h)
+    r = await client.post("/spots", json={"code": "B1-007", "location": "1幢地下", "size": "standard"}, headers=c.owner_h)
     assert r.status_code == 201 and r.json()["status"] == "pending"
     spot_id = r.json()["id"]
     start = next_half_hour()
-    r = await client.post(f"/spots/{spot_id}/windows", headers=c.owner_h, json={
-        "kind": "one_off", "starts_at": start.isoformat(), "ends_at": (start + 2 * H).isoformat(),
-        "price_fen_per_30min": 300})
+    r = await client.post(
+        f"/spots/{spot_id}/windows",
+        headers=c.owner_h,
+        json={
+            "kind": "one_off",
+            "starts_at": start.isoformat(),
+            "ends_at": (start + 2 * H).isoformat(),
+            "price_fen_per_30min": 300,
+        },
+    )
     assert r.status_code == 409 and r.json()["type"] == PROBLEM + "parking/spot-not-verified"
     # A resident cannot verify their own spot.
     r = await client.post(f"/spots/{spot_id}/verification", json={"approve": True}, headers=c.owner_h)
@@ -80,8 +90,10 @@ async def test_cancelled_and_expired_bookings_do_not_block(community: Community)
     assert second.status_code == 201
     # The hold runs out unpaid: the job expires it and the time is free again.
     async with svc.state.sessionmaker() as session, session.begin():
-        await session.execute(text("UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = :id"),
-                              {"id": uuid.UUID(second.json()["id"])})
+        await session.execute(
+            text("UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = :id"),
+            {"id": uuid.UUID(second.json()["id"])},
+        )
     async with svc.state.sessionmaker() as session:
         assert await service.expire_holds(session) >= 1
     r = await svc.client.get(f"/bookings/{second.json()['id']}", headers=c.booker_h)
@@ -96,8 +108,11 @@ async def test_booking_must_lie_inside_a_window(community: Community) -> None:
     spot = await c.spot()
     start = next_half_hour()
     await c.window(spot, start, start + 2 * H)
-    for s, e in [(start - timedelta(minutes=30), start + H), (start + H, start + 2 * H + timedelta(minutes=1)),
-                 (start + 3 * H, start + 4 * H)]:
+    for s, e in [
+        (start - timedelta(minutes=30), start + H),
+        (start + H, start + 2 * H + timedelta(minutes=1)),
+        (start + 3 * H, start + 4 * H),
+    ]:
         r = await c.book(spot, s, e)
         assert r.status_code == 409 and r.json()["type"] == PROBLEM + "parking/outside-window", (s, e)
     assert (await c.book(spot, start, start + 2 * H)).status_code == 201
@@ -124,13 +139,29 @@ async def test_bad_input_is_a_problem_and_writes_nothing(community: Community) -
         (await c.book(spot, start, start + timedelta(minutes=10)), 422, "parking/too-short"),
         (await c.book(spot, start, start + H, plate="ZJ-12345"), 422, "validation-error"),
         (await c.book(spot, start, start + H, plate="浙I12345"), 422, "validation-error"),
-        (await svc.client.post(f"/spots/{spot}/windows", headers=c.owner_h, json={
-            "kind": "one_off", "starts_at": (start + 5 * H).isoformat(),
-            "ends_at": (start + 5 * H + timedelta(minutes=20)).isoformat(), "price_fen_per_30min": 100}),
-         422, "parking/too-short"),
-        (await svc.client.post("/bookings", headers=c.booker_h, json={
-            "spot_id": spot, "starts_at": "2030-01-01T10:00:00", "ends_at": "2030-01-01T11:00:00",
-            "plate": "浙K12345"}), 422, "validation-error"),
+        (
+            await svc.client.post(
+                f"/spots/{spot}/windows",
+                headers=c.owner_h,
+                json={
+                    "kind": "one_off",
+                    "starts_at": (start + 5 * H).isoformat(),
+                    "ends_at": (start + 5 * H + timedelta(minutes=20)).isoformat(),
+                    "price_fen_per_30min": 100,
+                },
+            ),
+            422,
+            "parking/too-short",
+        ),
+        (
+            await svc.client.post(
+                "/bookings",
+                headers=c.booker_h,
+                json={"spot_id": spot, "starts_at": "2030-01-01T10:00:00", "ends_at": "2030-01-01T11:00:00", "plate": "浙K12345"},
+            ),
+            422,
+            "validation-error",
+        ),
     ]
     for r, status, slug in cases:
         assert r.status_code == status, r.text
@@ -150,8 +181,7 @@ async def test_pay_then_cancel_refunds_by_policy(community: Community) -> None:
     await c.window(spot, soon, later + 2 * H)
     late = (await c.book(spot, soon, soon + H)).json()
     early = (await c.book(spot, later, later + H, plate="浙A22222")).json()
-    declined = await client.post(f"/bookings/{late['id']}/payment", json={"method": "fake-decline"},
-                                 headers=c.booker_h)
+    declined = await client.post(f"/bookings/{late['id']}/payment", json={"method": "fake-decline"}, headers=c.booker_h)
     assert declined.status_code == 402
     for b in (late, early):
         r = await client.post(f"/bookings/{b['id']}/payment", json={}, headers=c.booker_h)
@@ -177,11 +207,17 @@ async def test_owner_cannot_withdraw_or_shrink_over_a_booking(community: Communi
     booking = (await c.book(spot, start + H, start + 2 * H)).json()
     r = await client.post(f"/windows/{window['id']}/withdrawal", headers=c.owner_h)
     assert r.status_code == 409 and r.json()["type"] == PROBLEM + "parking/window-in-use"
-    r = await client.patch(f"/windows/{window['id']}", headers=c.owner_h, json={
-        "starts_at": (start + 90 * timedelta(minutes=1)).isoformat(), "ends_at": (start + 4 * H).isoformat()})
+    r = await client.patch(
+        f"/windows/{window['id']}",
+        headers=c.owner_h,
+        json={"starts_at": (start + 90 * timedelta(minutes=1)).isoformat(), "ends_at": (start + 4 * H).isoformat()},
+    )
     assert r.status_code == 409
-    r = await client.patch(f"/windows/{window['id']}", headers=c.owner_h, json={
-        "starts_at": (start + H).isoformat(), "ends_at": (start + 3 * H).isoformat()})
+    r = await client.patch(
+        f"/windows/{window['id']}",
+        headers=c.owner_h,
+        json={"starts_at": (start + H).isoformat(), "ends_at": (start + 3 * H).isoformat()},
+    )
     assert r.status_code == 200, r.text
     assert (await c.book(spot, start, start + H, plate="浙A33333")).status_code == 409
     await client.post(f"/bookings/{booking['id']}/cancellation", headers=c.booker_h)
@@ -195,9 +231,16 @@ async def test_overlapping_windows_are_refused(community: Community) -> None:
     spot = await c.spot()
     start = next_half_hour()
     await c.window(spot, start, start + 2 * H)
-    r = await client.post(f"/spots/{spot}/windows", headers=c.owner_h, json={
-        "kind": "one_off", "starts_at": (start + H).isoformat(), "ends_at": (start + 3 * H).isoformat(),
-        "price_fen_per_30min": 100})
+    r = await client.post(
+        f"/spots/{spot}/windows",
+        headers=c.owner_h,
+        json={
+            "kind": "one_off",
+            "starts_at": (start + H).isoformat(),
+            "ends_at": (start + 3 * H).isoformat(),
+            "price_fen_per_30min": 100,
+        },
+    )
     assert r.status_code == 409 and r.json()["type"] == PROBLEM + "parking/window-overlaps"
 
 
@@ -206,9 +249,17 @@ async def test_weekly_window_and_search(community: Community) -> None:
     charging = await c.spot(has_charger=True, size="large")
     plain = await c.spot()
     for spot in (charging, plain):
-        r = await client.post(f"/spots/{spot}/windows", headers=c.owner_h, json={
-            "kind": "weekly", "weekdays": [1, 2, 3, 4, 5, 6, 7], "local_start": "00:00", "local_end": "00:00",
-            "price_fen_per_30min": 200})
+        r = await client.post(
+            f"/spots/{spot}/windows",
+            headers=c.owner_h,
+            json={
+                "kind": "weekly",
+                "weekdays": [1, 2, 3, 4, 5, 6, 7],
+                "local_start": "00:00",
+                "local_end": "00:00",
+                "price_fen_per_30min": 200,
+            },
+        )
         assert r.status_code == 201, r.text
     start = next_half_hour(timedelta(days=2))
     params = {"starts_at": start.isoformat(), "ends_at": (start + H).isoformat()}
@@ -265,8 +316,10 @@ async def test_unmatched_plate_refused_or_public_rate(community: Community) -> N
     assert r.json()["decision"] == "open" and r.json()["reason"] == "public-rate"
     # 61 minutes at the public rate (300 fen per started 30 min) is 900 fen.
     async with svc.state.sessionmaker() as session, session.begin():
-        await session.execute(text("UPDATE bookings SET entered_at = now() - interval '61 minutes' WHERE id = :id"),
-                              {"id": uuid.UUID(r.json()["booking_id"])})
+        await session.execute(
+            text("UPDATE bookings SET entered_at = now() - interval '61 minutes' WHERE id = :id"),
+            {"id": uuid.UUID(r.json()["booking_id"])},
+        )
     r = await svc.client.post("/gate/exits", json={"plate": "浙A99999"}, headers=c.gate_h)
     assert r.json()["charged_fen"] == 900
 
@@ -291,11 +344,9 @@ async def test_steward_corrects_misread_plate_and_booking_is_matched(community: 
     await shift_booking(svc, booking["id"], datetime.now(UTC) - datetime.fromisoformat(booking["starts_at"]))
     misread = (await svc.client.post("/gate/entries", json={"plate": "浙B30808"}, headers=c.gate_h)).json()
     assert misread["decision"] == "refused"
-    r = await svc.client.post(f"/gate-events/{misread['event_id']}/correction", json={"plate": "浙B80808"},
-                              headers=c.booker_h)
+    r = await svc.client.post(f"/gate-events/{misread['event_id']}/correction", json={"plate": "浙B80808"}, headers=c.booker_h)
     assert r.status_code == 403
-    r = await svc.client.post(f"/gate-events/{misread['event_id']}/correction", json={"plate": "浙B80808"},
-                              headers=c.steward_h)
+    r = await svc.client.post(f"/gate-events/{misread['event_id']}/correction", json={"plate": "浙B80808"}, headers=c.steward_h)
     assert r.status_code == 200, r.text
     assert r.json()["decision"] == "open" and r.json()["booking_id"] == booking["id"]
     assert (await svc.client.get(f"/bookings/{booking['id']}", headers=c.booker_h)).json()["status"] == "active"

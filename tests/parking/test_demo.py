@@ -22,8 +22,7 @@ async def test_seed_demo_creates_visible_data(stack: TestStack) -> None:
         events = (await svc.client.get("/gate-events", headers=steward)).json()["items"]
         assert len(events) == 4 and all(e["decision"] == "open" for e in events)
         owner = demo.resident("周杰")
-        earnings = (await svc.client.get("/earnings", headers=stack.auth(owner.id, "resident",
-                                                                          community=demo.COMMUNITY))).json()
+        earnings = (await svc.client.get("/earnings", headers=stack.auth(owner.id, "resident", community=demo.COMMUNITY))).json()
         assert earnings["completed_bookings"] == 1 and earnings["total_owner_share_fen"] == 350
         occupancy = (await svc.client.get("/occupancy", headers=steward)).json()
         assert occupancy["occupied_now"] == 2

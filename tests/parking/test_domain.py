@@ -15,8 +15,9 @@ from services.parking.domain import COMMUNITY_TZ, Interval
 T0 = datetime(2025, 1, 31, 22, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("minutes", "seconds", "units"), [
-    (0, 0, 0), (0, 1, 1), (29, 59, 1), (30, 0, 1), (30, 1, 2), (60, 0, 2), (60, 1, 3)])
+@pytest.mark.parametrize(
+    ("minutes", "seconds", "units"), [(0, 0, 0), (0, 1, 1), (29, 59, 1), (30, 0, 1), (30, 1, 2), (60, 0, 2), (60, 1, 3)]
+)
 def test_fee_per_started_half_hour(minutes: int, seconds: int, units: int) -> None:
     assert domain.fee_fen(T0, T0 + timedelta(minutes=minutes, seconds=seconds), 500) == units * 500
 
@@ -55,8 +56,7 @@ def test_refund_policy() -> None:
     start = T0 + timedelta(hours=3)
     policy = {"full_refund_before": timedelta(hours=2), "late_refund_pct": 50}
     assert domain.refund_fen(1000, now=T0, starts_at=start, by_owner_or_staff=False, **policy) == 1000
-    assert domain.refund_fen(1000, now=start - timedelta(minutes=119), starts_at=start, by_owner_or_staff=False,
-                             **policy) == 500
+    assert domain.refund_fen(1000, now=start - timedelta(minutes=119), starts_at=start, by_owner_or_staff=False, **policy) == 500
     assert domain.refund_fen(1000, now=start, starts_at=start, by_owner_or_staff=False, **policy) == 0
     assert domain.refund_fen(1000, now=start, starts_at=start, by_owner_or_staff=True, **policy) == 1000
 
@@ -66,8 +66,9 @@ def test_mainland_plates_accepted(plate: str) -> None:
     assert domain.normalize_plate(plate).startswith(("浙", "京"))
 
 
-@pytest.mark.parametrize("plate", ["", "浙K1234", "浙K1234567", "浙I12345", "浙O12345", "ZJK12345", "浙112345",
-                                   "港K12345", "浙KD1234X"])
+@pytest.mark.parametrize(
+    "plate", ["", "浙K1234", "浙K1234567", "浙I12345", "浙O12345", "ZJK12345", "浙112345", "港K12345", "浙KD1234X"]
+)
 def test_bad_plates_refused(plate: str) -> None:
     with pytest.raises(domain.InvalidPlate):
         domain.normalize_plate(plate)
@@ -76,8 +77,7 @@ def test_bad_plates_refused(plate: str) -> None:
 def test_weekly_expansion_across_month_and_year_end() -> None:
     # Every Friday 22:00 to 07:00 (overnight), from 26 Dec 2025 (a Friday) to 9 Jan 2026.
     got = domain.expand_weekly(frozenset({5}), time(22), time(7), date(2025, 12, 26), date(2026, 1, 9))
-    assert [i.start.astimezone(COMMUNITY_TZ).date() for i in got] == [date(2025, 12, 26), date(2026, 1, 2),
-                                                                      date(2026, 1, 9)]
+    assert [i.start.astimezone(COMMUNITY_TZ).date() for i in got] == [date(2025, 12, 26), date(2026, 1, 2), date(2026, 1, 9)]
     assert all(i.end - i.start == timedelta(hours=9) for i in got)
     assert got[0].start == datetime(2025, 12, 26, 14, 0, tzinfo=UTC)  # Shanghai is UTC+8 all year
     assert got[0].end == datetime(2025, 12, 26, 23, 0, tzinfo=UTC)
@@ -101,8 +101,9 @@ days = st.frozensets(st.integers(1, 7), min_size=1)
 clock = st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45]))
 
 
-def brute_force_contains(weekdays: frozenset[int], start: time, end: time, first: date, last: date,
-                         booking_start: datetime, booking_end: datetime) -> bool:
+def brute_force_contains(
+    weekdays: frozenset[int], start: time, end: time, first: date, last: date, booking_start: datetime, booking_end: datetime
+) -> bool:
     """Does some occurrence hold the booking? Computed day by day in naive local time."""
     local_s = booking_start.astimezone(COMMUNITY_TZ).replace(tzinfo=None)
     local_e = booking_end.astimezone(COMMUNITY_TZ).replace(tzinfo=None)
@@ -118,10 +119,10 @@ def brute_force_contains(weekdays: frozenset[int], start: time, end: time, first
 
 
 @settings(max_examples=100, deadline=None)
-@given(days, clock, clock, st.dates(date(2024, 1, 1), date(2030, 12, 1)), st.integers(0, 40 * 24 * 4),
-       st.integers(1, 24 * 4))
-def test_weekly_containment_matches_brute_force(weekdays: frozenset[int], start: time, end: time, first: date,
-                                                offset_q: int, length_q: int) -> None:
+@given(days, clock, clock, st.dates(date(2024, 1, 1), date(2030, 12, 1)), st.integers(0, 40 * 24 * 4), st.integers(1, 24 * 4))
+def test_weekly_containment_matches_brute_force(
+    weekdays: frozenset[int], start: time, end: time, first: date, offset_q: int, length_q: int
+) -> None:
     last = first + timedelta(days=35)
     occurrences = domain.expand_weekly(weekdays, start, end, first, last)
     b_start = datetime.combine(first, time(0), tzinfo=COMMUNITY_TZ) + timedelta(minutes=15 * offset_q)

@@ -22,8 +22,15 @@ ALL_WEEK = [{"weekday": d, "start_minute": 0, "end_minute": 1440} for d in range
 
 @pytest.fixture
 async def svc(stack: TestStack, tmp_path: Path) -> AsyncIterator[RunningService]:
-    async with run_service(stack, "property", create_app, Settings, photo_store_dir=str(tmp_path / "photos"),
-                           sla_check_interval_s=3600, db_pool_size=30) as running:
+    async with run_service(
+        stack,
+        "property",
+        create_app,
+        Settings,
+        photo_store_dir=str(tmp_path / "photos"),
+        sla_check_interval_s=3600,
+        db_pool_size=30,
+    ) as running:
         yield running
 
 
@@ -64,29 +71,39 @@ class World:
         return str(body["id"])
 
     async def resident(self, name: str, unit: str, phone: str) -> str:
-        body = await self.post("/residents", {"household_id": self.households[unit], "name": name, "phone": phone},
-                               self.as_admin())
+        body = await self.post(
+            "/residents", {"household_id": self.households[unit], "name": name, "phone": phone}, self.as_admin()
+        )
         self.residents[name] = body["id"]
         return str(body["id"])
 
-    async def steward(self, name: str, buildings: list[str], backup_for: list[str],
-                      on_duty: bool = True) -> str:
-        body = await self.post("/staff", {
-            "name": name, "username": f"steward.{name}", "roles": ["steward"],
-            "buildings": [self.buildings[b] for b in buildings],
-            "backup_for": [self.buildings[b] for b in backup_for]}, self.as_admin())
+    async def steward(self, name: str, buildings: list[str], backup_for: list[str], on_duty: bool = True) -> str:
+        body = await self.post(
+            "/staff",
+            {
+                "name": name,
+                "username": f"steward.{name}",
+                "roles": ["steward"],
+                "buildings": [self.buildings[b] for b in buildings],
+                "backup_for": [self.buildings[b] for b in backup_for],
+            },
+            self.as_admin(),
+        )
         self.stewards[name] = body["id"]
-        r = await self.client.put(f"/staff/{body['id']}/roster", json={"shifts": ALL_WEEK if on_duty else []},
-                                  headers=self.as_admin())
+        r = await self.client.put(
+            f"/staff/{body['id']}/roster", json={"shifts": ALL_WEEK if on_duty else []}, headers=self.as_admin()
+        )
         assert r.status_code == 200, r.text
         return str(body["id"])
 
     async def submit(self, resident: str, category: str = "repair", status: int = 201, **extra: Any) -> Any:
-        return await self.post("/tickets", {"category": category, "description": "水管漏水", **extra},
-                               self.as_resident(resident), status)
+        return await self.post(
+            "/tickets", {"category": category, "description": "水管漏水", **extra}, self.as_resident(resident), status
+        )
 
-    async def act(self, ticket_id: str, action: str, headers: dict[str, str], body: dict[str, Any] | None = None,
-                  status: int = 200) -> Any:
+    async def act(
+        self, ticket_id: str, action: str, headers: dict[str, str], body: dict[str, Any] | None = None, status: int = 200
+    ) -> Any:
         r = await self.client.post(f"/tickets/{ticket_id}/{action}", json=body, headers=headers)
         assert r.status_code == status, r.text
         return r.json()

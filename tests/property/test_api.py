@@ -31,8 +31,10 @@ async def count(svc: RunningService, sql: str, **params: Any) -> int:
 async def steps_replay(world: World, ticket_id: str, headers: dict[str, str]) -> Status:
     r = await world.client.get(f"/tickets/{ticket_id}/steps", headers=headers)
     assert r.status_code == 200, r.text
-    trail = [Step(Action(s["action"]), Role(s["role"]), Status(s["from_status"]) if s["from_status"] else None,
-                  Status(s["to_status"])) for s in r.json()]
+    trail = [
+        Step(Action(s["action"]), Role(s["role"]), Status(s["from_status"]) if s["from_status"] else None, Status(s["to_status"]))
+        for s in r.json()
+    ]
     return replay(trail)
 
 
@@ -50,8 +52,9 @@ async def test_registry_changes_are_published_with_the_phone(world: World, svc: 
 
 
 async def test_unknown_building_is_refused_and_nothing_written(world: World, svc: RunningService) -> None:
-    r = await world.client.post("/households", json={"building_id": "00000000-0000-0000-0000-000000000001",
-                                                     "unit": "999"}, headers=world.as_admin())
+    r = await world.client.post(
+        "/households", json={"building_id": "00000000-0000-0000-0000-000000000001", "unit": "999"}, headers=world.as_admin()
+    )
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["type"] == "urn:community:problem:property/unknown-building"
@@ -59,8 +62,11 @@ async def test_unknown_building_is_refused_and_nothing_written(world: World, svc
 
 
 async def test_duplicate_phone_is_a_conflict(world: World) -> None:
-    r = await world.client.post("/residents", json={"household_id": world.households["101"], "name": "x",
-                                                    "phone": "17000000001"}, headers=world.as_admin())
+    r = await world.client.post(
+        "/residents",
+        json={"household_id": world.households["101"], "name": "x", "phone": "17000000001"},
+        headers=world.as_admin(),
+    )
     assert r.status_code == 409
     assert r.json()["type"] == "urn:community:problem:property/already-registered"
 
@@ -81,18 +87,17 @@ async def test_routing_steward_then_backup_then_queue(world: World) -> None:
     t = await world.submit("wang")
     assert (t["status"], t["assignee_id"]) == ("assigned", world.stewards["zheng"])
     # Nobody on duty: the community queue.
-    await world.client.put(f"/staff/{world.stewards['zheng']}/roster", json={"shifts": []},
-                           headers=world.as_admin())
+    await world.client.put(f"/staff/{world.stewards['zheng']}/roster", json={"shifts": []}, headers=world.as_admin())
     t = await world.submit("wang")
     assert (t["status"], t["assignee_id"]) == ("queued", None)
 
 
 async def test_unknown_category_and_service_are_refused(world: World, svc: RunningService) -> None:
-    r = await world.client.post("/tickets", json={"category": "plumbing", "description": "x"},
-                                headers=world.as_resident("wang"))
+    r = await world.client.post("/tickets", json={"category": "plumbing", "description": "x"}, headers=world.as_resident("wang"))
     assert r.status_code == 422 and r.json()["type"] == "urn:community:problem:validation-error"
-    r = await world.client.post("/tickets", json={"category": "service", "service_code": "nope", "description": "x"},
-                                headers=world.as_resident("wang"))
+    r = await world.client.post(
+        "/tickets", json={"category": "service", "service_code": "nope", "description": "x"}, headers=world.as_resident("wang")
+    )
     assert r.status_code == 422 and r.json()["type"] == "urn:community:problem:property/unknown-service"
     assert await count(svc, "SELECT count(*) FROM tickets") == 0
 
@@ -115,13 +120,16 @@ async def test_idempotency_key_returns_the_first_ticket(world: World, svc: Runni
 
 async def test_daily_limit_holds_under_a_flood(world: World, svc: RunningService) -> None:
     limit = svc.settings.daily_ticket_limit  # type: ignore[attr-defined]
-    results = await asyncio.gather(*(world.client.post("/tickets", json={"category": "cleaning", "description": "x"},
-                                                       headers=world.as_resident("li")) for _ in range(limit + 6)))
+    results = await asyncio.gather(
+        *(
+            world.client.post("/tickets", json={"category": "cleaning", "description": "x"}, headers=world.as_resident("li"))
+            for _ in range(limit + 6)
+        )
+    )
     codes = [r.status_code for r in results]
     assert codes.count(201) == limit
     assert codes.count(429) == 6
-    assert {r.json()["type"] for r in results if r.status_code == 429} == {
-        "urn:community:problem:property/daily-limit-reached"}
+    assert {r.json()["type"] for r in results if r.status_code == 429} == {"urn:community:problem:property/daily-limit-reached"}
 
 
 # --- visibility ----------------------------------------------------------------------------------------------
@@ -187,15 +195,16 @@ async def test_basic_lifecycle_with_pause_rating_and_follow_up(world: World, svc
 async def test_hand_over_and_reassign(world: World) -> None:
     t = await world.submit("wang")
     await world.act(t["id"], "accept", world.as_steward("wu"))
-    handed = await world.act(t["id"], "hand-over", world.as_steward("wu"),
-                             {"to_staff_id": world.stewards["zheng"], "reason": "休假"})
+    handed = await world.act(
+        t["id"], "hand-over", world.as_steward("wu"), {"to_staff_id": world.stewards["zheng"], "reason": "休假"}
+    )
     assert handed["assignee_id"] == world.stewards["zheng"]
     await world.act(t["id"], "start", world.as_steward("wu"), status=403)
-    back = await world.act(t["id"], "reassign", world.as_admin(),
-                           {"to_staff_id": world.stewards["wu"], "reason": "回来了"})
+    back = await world.act(t["id"], "reassign", world.as_admin(), {"to_staff_id": world.stewards["wu"], "reason": "回来了"})
     assert back["assignee_id"] == world.stewards["wu"]
-    bad = await world.act(t["id"], "reassign", world.as_admin(),
-                          {"to_staff_id": world.residents["li"], "reason": "x"}, status=422)
+    bad = await world.act(
+        t["id"], "reassign", world.as_admin(), {"to_staff_id": world.residents["li"], "reason": "x"}, status=422
+    )
     assert bad["type"] == "urn:community:problem:property/unknown-staff"
 
 
@@ -216,8 +225,7 @@ async def test_basic_ticket_never_carries_a_charge(world: World, svc: RunningSer
     await world.act(t["id"], "accept", wu)
     body = await world.act(t["id"], "quote", wu, {"amount_fen": 5000}, status=409)
     assert body["type"] == "urn:community:problem:property/basic-service-is-free"
-    r = await world.client.post(f"/tickets/{t['id']}/payments", json={"method": "money"},
-                                headers=world.as_resident("wang"))
+    r = await world.client.post(f"/tickets/{t['id']}/payments", json={"method": "money"}, headers=world.as_resident("wang"))
     assert r.status_code == 409 and r.json()["type"] == "urn:community:problem:property/basic-service-is-free"
     # And the database refuses it too, whatever code tries.
     with pytest.raises(IntegrityError):
@@ -225,10 +233,13 @@ async def test_basic_ticket_never_carries_a_charge(world: World, svc: RunningSer
             await conn.execute(text("UPDATE tickets SET quote_fen = 100 WHERE id = :id"), {"id": t["id"]})
     with pytest.raises(IntegrityError):
         async with svc.state.engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO payment_orders (id, community, ticket_id, ticket_category, resident_id, method, amount_fen,"
-                " status) VALUES (gen_random_uuid()::text, :c, :t, 'repair', 'r', 'money', 100, 'paid')"),
-                {"c": COMMUNITY, "t": t["id"]})
+            await conn.execute(
+                text(
+                    "INSERT INTO payment_orders (id, community, ticket_id, ticket_category, resident_id, method, amount_fen,"
+                    " status) VALUES (gen_random_uuid()::text, :c, :t, 'repair', 'r', 'money', 100, 'paid')"
+                ),
+                {"c": COMMUNITY, "t": t["id"]},
+            )
     assert await count(svc, "SELECT count(*) FROM payment_orders") == 0
 
 
@@ -278,11 +289,11 @@ async def test_catalogue_price_counts_as_approved(world: World) -> None:
 
 async def test_photos_checked_by_content_and_size(world: World, svc: RunningService) -> None:
     wang = world.as_resident("wang")
-    r = await world.client.post("/photos", content=b"GIF89a" + b"\x00" * 100,
-                                headers={**wang, "Content-Type": "image/png"})
+    r = await world.client.post("/photos", content=b"GIF89a" + b"\x00" * 100, headers={**wang, "Content-Type": "image/png"})
     assert r.status_code == 415 and r.json()["type"] == "urn:community:problem:property/photo-not-image"
-    r = await world.client.post("/photos", content=b"\xff\xd8\xff" + b"\x00" * (2 * 1024 * 1024),
-                                headers={**wang, "Content-Type": "image/jpeg"})
+    r = await world.client.post(
+        "/photos", content=b"\xff\xd8\xff" + b"\x00" * (2 * 1024 * 1024), headers={**wang, "Content-Type": "image/jpeg"}
+    )
     assert r.status_code == 413 and r.json()["type"] == "urn:community:problem:property/photo-too-large"
     assert await count(svc, "SELECT count(*) FROM photos") == 0
     r = await world.client.post("/photos", content=PNG, headers={**wang, "Content-Type": "image/png"})
@@ -305,21 +316,22 @@ async def test_photos_checked_by_content_and_size(world: World, svc: RunningServ
 
 async def test_two_stewards_accepting_a_queue_ticket_exactly_one_wins(world: World, svc: RunningService) -> None:
     for name in ("wu", "zheng"):
-        await world.client.put(f"/staff/{world.stewards[name]}/roster", json={"shifts": []},
-                               headers=world.as_admin())
+        await world.client.put(f"/staff/{world.stewards[name]}/roster", json={"shifts": []}, headers=world.as_admin())
     extra = [await world.steward(f"s{i}", [], [], on_duty=False) for i in range(6)]
     stewards = [world.stewards["wu"], world.stewards["zheng"], *extra]
     for _ in range(3):
         t = await world.submit("wang")
         assert t["status"] == "queued"
-        results = await asyncio.gather(*(world.client.post(
-            f"/tickets/{t['id']}/accept", headers=world.stack.auth(s, "steward", community=COMMUNITY))
-            for s in stewards))
+        results = await asyncio.gather(
+            *(
+                world.client.post(f"/tickets/{t['id']}/accept", headers=world.stack.auth(s, "steward", community=COMMUNITY))
+                for s in stewards
+            )
+        )
         codes = sorted(r.status_code for r in results)
         assert codes == [200] + [409] * (len(stewards) - 1)
         winner = next(r.json() for r in results if r.status_code == 200)
-        assert await count(svc, "SELECT count(*) FROM ticket_steps WHERE ticket_id = :t AND action = 'accept'",
-                           t=t["id"]) == 1
+        assert await count(svc, "SELECT count(*) FROM ticket_steps WHERE ticket_id = :t AND action = 'accept'", t=t["id"]) == 1
         final = (await world.client.get(f"/tickets/{t['id']}", headers=world.as_admin())).json()
         assert final["assignee_id"] == winner["assignee_id"]
 
@@ -328,15 +340,17 @@ async def test_two_stewards_accepting_a_queue_ticket_exactly_one_wins(world: Wor
 
 
 async def test_steward_queue_sorted_by_deadline_and_paged(world: World) -> None:
-    r = await world.client.put("/sla-policies/repair/urgent", json={"response_minutes": 5, "resolution_minutes": 60},
-                               headers=world.as_admin())
+    r = await world.client.put(
+        "/sla-policies/repair/urgent", json={"response_minutes": 5, "resolution_minutes": 60}, headers=world.as_admin()
+    )
     assert r.status_code == 200, r.text
     normal = [await world.submit("wang") for _ in range(3)]
     urgent = await world.submit("wang", priority="urgent")
     page1 = (await world.client.get("/queue?limit=2", headers=world.as_steward("wu"))).json()
     assert page1["items"][0]["id"] == urgent["id"]
-    page2 = (await world.client.get("/queue", params={"limit": 2, "cursor": page1["next_cursor"]},
-                                    headers=world.as_steward("wu"))).json()
+    page2 = (
+        await world.client.get("/queue", params={"limit": 2, "cursor": page1["next_cursor"]}, headers=world.as_steward("wu"))
+    ).json()
     ids = [t["id"] for t in page1["items"] + page2["items"]]
     assert ids == [urgent["id"]] + [t["id"] for t in normal]
     assert page2["next_cursor"] is None
@@ -357,10 +371,12 @@ async def test_monthly_figures_per_steward(world: World) -> None:
         await world.act(t["id"], "rate", wang, {"overall": overall, "speed": 4})
     await world.submit("wang")
     month = t["created_at"][:7]
-    figures = (await world.client.get(f"/staff/{world.stewards['wu']}/figures", params={"month": month},
-                                      headers=world.as_admin())).json()
+    figures = (
+        await world.client.get(f"/staff/{world.stewards['wu']}/figures", params={"month": month}, headers=world.as_admin())
+    ).json()
     assert (figures["tickets"], figures["completed"], figures["on_time"], figures["rated"]) == (3, 2, 2, 2)
     assert figures["on_time_rate"] == 1.0 and figures["average_rating"] == 4.0
-    r = await world.client.get(f"/staff/{world.stewards['wu']}/figures", params={"month": month},
-                               headers=world.as_steward("zheng"))
+    r = await world.client.get(
+        f"/staff/{world.stewards['wu']}/figures", params={"month": month}, headers=world.as_steward("zheng")
+    )
     assert r.status_code == 403

@@ -94,8 +94,7 @@ def test_pause_moves_the_resolution_deadline_by_its_length() -> None:
 
 def test_deadlines_follow_the_policy() -> None:
     response, resolution = domain.deadlines(NOON_MONDAY_LOCAL, domain.SlaPolicy(10, 240))
-    assert (response - NOON_MONDAY_LOCAL, resolution - NOON_MONDAY_LOCAL) == (timedelta(minutes=10),
-                                                                             timedelta(hours=4))
+    assert (response - NOON_MONDAY_LOCAL, resolution - NOON_MONDAY_LOCAL) == (timedelta(minutes=10), timedelta(hours=4))
 
 
 def test_queue_deadline_is_response_until_someone_responds() -> None:
@@ -119,15 +118,19 @@ def test_sniff_image_by_magic_bytes() -> None:
 
 
 def test_replay_rejects_a_step_outside_the_table() -> None:
-    steps = [Step(Action.submit, Role.resident, None, Status.assigned),
-             Step(Action.start, Role.steward, Status.assigned, Status.in_progress)]
+    steps = [
+        Step(Action.submit, Role.resident, None, Status.assigned),
+        Step(Action.start, Role.steward, Status.assigned, Status.in_progress),
+    ]
     with pytest.raises(domain.TrailBroken):
         domain.replay(steps)
 
 
 def test_replay_rejects_a_broken_link() -> None:
-    steps = [Step(Action.submit, Role.resident, None, Status.assigned),
-             Step(Action.start, Role.steward, Status.accepted, Status.in_progress)]
+    steps = [
+        Step(Action.submit, Role.resident, None, Status.assigned),
+        Step(Action.start, Role.steward, Status.accepted, Status.in_progress),
+    ]
     with pytest.raises(domain.TrailBroken):
         domain.replay(steps)
 
@@ -137,8 +140,10 @@ ROLES = list(Role)
 
 
 @settings(max_examples=300)
-@given(st.sampled_from([Status.assigned, Status.queued]),
-       st.lists(st.tuples(st.sampled_from(ACTIONS), st.sampled_from(ROLES)), max_size=40))
+@given(
+    st.sampled_from([Status.assigned, Status.queued]),
+    st.lists(st.tuples(st.sampled_from(ACTIONS), st.sampled_from(ROLES)), max_size=40),
+)
 def test_random_sequences_only_follow_the_table(start: Status, attempts: list[tuple[Action, Role]]) -> None:
     status = start
     trail = [Step(Action.submit, Role.resident, None, start)]

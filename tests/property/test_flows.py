@@ -47,10 +47,16 @@ async def test_sla_job_in_three_replicas_escalates_each_breach_once(world: World
     for action in ("accept", "start"):
         await world.act(paused["id"], action, wu)
     await world.act(paused["id"], "pause", wu, {"waiting_on": "resident"})
-    await overdue(svc, "UPDATE tickets SET response_due_at = now() - interval '1 minute' WHERE id = ANY(:ids)",
-                  ids=[t["id"] for t in late_response])
-    await overdue(svc, "UPDATE tickets SET resolution_due_at = now() - interval '1 minute' WHERE id = ANY(:ids)",
-                  ids=[t["id"] for t in [*late_resolution, paused]])
+    await overdue(
+        svc,
+        "UPDATE tickets SET response_due_at = now() - interval '1 minute' WHERE id = ANY(:ids)",
+        ids=[t["id"] for t in late_response],
+    )
+    await overdue(
+        svc,
+        "UPDATE tickets SET resolution_due_at = now() - interval '1 minute' WHERE id = ANY(:ids)",
+        ids=[t["id"] for t in [*late_resolution, paused]],
+    )
 
     async def replica() -> int:
         async with svc.state.sessionmaker() as session:
@@ -66,13 +72,13 @@ async def test_sla_job_in_three_replicas_escalates_each_breach_once(world: World
     assert sum(results) == 8
     breaches = await events(svc, "property.ticket.sla_breached.v1")
     assert sorted((b["ticket_id"], b["kind"]) for b in breaches) == sorted(
-        [(t["id"], "response") for t in late_response] + [(t["id"], "resolution") for t in late_resolution])
+        [(t["id"], "response") for t in late_response] + [(t["id"], "resolution") for t in late_resolution]
+    )
     assert paused["id"] not in {b["ticket_id"] for b in breaches}
     assert on_time["id"] not in {b["ticket_id"] for b in breaches}
     assert await count(svc, "SELECT count(*) FROM ticket_steps WHERE action = 'escalate'") == 8
     assert sum(await asyncio.gather(*(replica() for _ in range(3)))) == 0
-    escalated = (await world.client.get("/tickets", params={"breached": "true", "limit": 50},
-                                        headers=world.as_admin())).json()
+    escalated = (await world.client.get("/tickets", params={"breached": "true", "limit": 50}, headers=world.as_admin())).json()
     assert len(escalated["items"]) == 8
     assert await steps_replay(world, late_response[0]["id"], world.as_admin()) == Status.assigned
 
@@ -83,8 +89,11 @@ async def _consumers_ready(svc: RunningService) -> None:
 
 
 async def _from_governance(svc: RunningService, event_type: str, key: str, data: dict[str, Any]) -> None:
-    await publish_raw(svc.settings, svc.settings.kafka_namespace + GOVERNANCE_TOPIC,
-                      CloudEvent(type=event_type, source="/services/governance", key=key, data=data))
+    await publish_raw(
+        svc.settings,
+        svc.settings.kafka_namespace + GOVERNANCE_TOPIC,
+        CloudEvent(type=event_type, source="/services/governance", key=key, data=data),
+    )
 
 
 async def test_redemption_is_fulfilled_by_a_prepaid_ticket(world: World, svc: RunningService) -> None:
@@ -92,17 +101,27 @@ async def test_redemption_is_fulfilled_by_a_prepaid_ticket(world: World, svc: Ru
     await _consumers_ready(svc)
     ok, bad, other = (str(uuid.uuid4()) for _ in range(3))
     base = {"community": COMMUNITY, "resident_id": world.residents["wang"], "reward_id": "r1", "points": 300}
-    await _from_governance(svc, "governance.redemption.reserved.v1", ok,
-                           {**base, "redemption_id": ok, "fulfilment": "property", "service_code": "haircut",
-                            "quantity": 2, "unknown_field": True})
-    await _from_governance(svc, "governance.redemption.reserved.v1", bad,
-                           {**base, "redemption_id": bad, "fulfilment": "property", "service_code": "nope"})
-    await _from_governance(svc, "governance.redemption.reserved.v1", other,
-                           {**base, "redemption_id": other, "fulfilment": "parking", "service_code": "x"})
+    await _from_governance(
+        svc,
+        "governance.redemption.reserved.v1",
+        ok,
+        {**base, "redemption_id": ok, "fulfilment": "property", "service_code": "haircut", "quantity": 2, "unknown_field": True},
+    )
+    await _from_governance(
+        svc,
+        "governance.redemption.reserved.v1",
+        bad,
+        {**base, "redemption_id": bad, "fulfilment": "property", "service_code": "nope"},
+    )
+    await _from_governance(
+        svc,
+        "governance.redemption.reserved.v1",
+        other,
+        {**base, "redemption_id": other, "fulfilment": "parking", "service_code": "x"},
+    )
 
     async def both_answered() -> bool:
-        answered = await events(svc, "property.redemption.fulfilled.v1") + await events(
-            svc, "property.redemption.failed.v1")
+        answered = await events(svc, "property.redemption.fulfilled.v1") + await events(svc, "property.redemption.failed.v1")
         return len(answered) >= 2
 
     await wait_for(both_answered)
@@ -111,8 +130,7 @@ async def test_redemption_is_fulfilled_by_a_prepaid_ticket(world: World, svc: Ru
     failed = await events(svc, "property.redemption.failed.v1")
     assert [(f["redemption_id"], f["reason"]) for f in failed] == [(bad, "unknown-service-code")]
     ticket = (await world.client.get(f"/tickets/{fulfilled[0]['ticket_id']}", headers=world.as_resident("wang"))).json()
-    assert (ticket["category"], ticket["quantity"], ticket["quote_fen"], ticket["payment_status"]) == (
-        "service", 2, 6000, "paid")
+    assert (ticket["category"], ticket["quantity"], ticket["quote_fen"], ticket["payment_status"]) == ("service", 2, 6000, "paid")
     assert ticket["assignee_id"] == world.stewards["wu"]
     # Prepaid by points: the steward may start once accepted.
     for action in ("accept", "start"):
@@ -134,12 +152,21 @@ async def test_points_payment_goes_through_governance(world: World, svc: Running
         orders.append(r.json())
     requested = await events(svc, "property.points_payment.requested.v1")
     assert {(e["payment_id"], e["order_id"], e["points"]) for e in requested} == {
-        (orders[0]["id"], paid_ticket["id"], 501), (orders[1]["id"], rejected_ticket["id"], 501)}
-    await _from_governance(svc, "governance.points_payment.settled.v1", orders[0]["id"],
-                           {"payment_id": orders[0]["id"], "community": COMMUNITY, "status": "captured"})
-    await _from_governance(svc, "governance.points_payment.settled.v1", orders[1]["id"],
-                           {"payment_id": orders[1]["id"], "community": COMMUNITY, "status": "rejected",
-                            "reason": "insufficient-points"})
+        (orders[0]["id"], paid_ticket["id"], 501),
+        (orders[1]["id"], rejected_ticket["id"], 501),
+    }
+    await _from_governance(
+        svc,
+        "governance.points_payment.settled.v1",
+        orders[0]["id"],
+        {"payment_id": orders[0]["id"], "community": COMMUNITY, "status": "captured"},
+    )
+    await _from_governance(
+        svc,
+        "governance.points_payment.settled.v1",
+        orders[1]["id"],
+        {"payment_id": orders[1]["id"], "community": COMMUNITY, "status": "rejected", "reason": "insufficient-points"},
+    )
 
     async def settled() -> bool:
         return await count(svc, "SELECT count(*) FROM payment_orders WHERE status <> 'pending'") == 2
@@ -156,19 +183,26 @@ async def test_points_payment_goes_through_governance(world: World, svc: Running
 # --- random sequences over HTTP ----------------------------------------------------------------------------
 
 BODIES: dict[Action, dict[str, Any] | None] = {
-    Action.quote: {"amount_fen": 1000}, Action.pause: {"waiting_on": "parts"},
-    Action.rate: {"overall": 4, "speed": 4}, Action.follow_up: {"note": "ok"},
-    Action.cancel: {}, Action.reject_quote: {}, Action.return_work: {}, Action.close: {},
+    Action.quote: {"amount_fen": 1000},
+    Action.pause: {"waiting_on": "parts"},
+    Action.rate: {"overall": 4, "speed": 4},
+    Action.follow_up: {"note": "ok"},
+    Action.cancel: {},
+    Action.reject_quote: {},
+    Action.return_work: {},
+    Action.close: {},
 }
-HTTP_ACTIONS = [a for a in Action if a not in (Action.submit, Action.escalate, Action.hand_over, Action.reassign,
-                                               Action.hurry)]
+HTTP_ACTIONS = [a for a in Action if a not in (Action.submit, Action.escalate, Action.hand_over, Action.reassign, Action.hurry)]
 HTTP_ROLES = [Role.resident, Role.steward, Role.property_admin]
 
 
 async def test_random_http_sequences_follow_the_table(world: World, svc: RunningService) -> None:
     await world.post("/catalogue", {"code": "quote-me", "name": "定制服务"}, world.as_admin())
-    headers = {Role.resident: world.as_resident("wang"), Role.steward: world.as_steward("wu"),
-               Role.property_admin: world.as_admin()}
+    headers = {
+        Role.resident: world.as_resident("wang"),
+        Role.steward: world.as_steward("wu"),
+        Role.property_admin: world.as_admin(),
+    }
     loop_errors: list[BaseException] = []
 
     async def run(category: str, attempts: list[tuple[Action, Role]]) -> None:
@@ -178,8 +212,9 @@ async def test_random_http_sequences_follow_the_table(world: World, svc: Running
         t = await world.submit("wang", category, **extra)
         status = Status(t["status"])
         for action, role in attempts:
-            r = await world.client.post(f"/tickets/{t['id']}/{action.value.replace('_', '-')}",
-                                        json=BODIES.get(action), headers=headers[role])
+            r = await world.client.post(
+                f"/tickets/{t['id']}/{action.value.replace('_', '-')}", json=BODIES.get(action), headers=headers[role]
+            )
             if r.status_code == 200:
                 after = Status(r.json()["status"])
                 assert TRANSITIONS[status, action, role] == after
@@ -193,8 +228,10 @@ async def test_random_http_sequences_follow_the_table(world: World, svc: Running
         assert current["status"] == status
 
     @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(st.sampled_from(["repair", "service"]),
-           st.lists(st.tuples(st.sampled_from(HTTP_ACTIONS), st.sampled_from(HTTP_ROLES)), max_size=12))
+    @given(
+        st.sampled_from(["repair", "service"]),
+        st.lists(st.tuples(st.sampled_from(HTTP_ACTIONS), st.sampled_from(HTTP_ROLES)), max_size=12),
+    )
     def check(category: str, attempts: list[tuple[Action, Role]]) -> None:
         future = asyncio.run_coroutine_threadsafe(run(category, attempts), loop)
         try:

@@ -34,12 +34,19 @@ class RunningService:
         return self.app.state
 
 
-def settings_for(stack: TestStack, settings_cls: type[ServiceSettings], database_url: str, namespace: str,
-                 **overrides: Any) -> ServiceSettings:
+def settings_for(
+    stack: TestStack, settings_cls: type[ServiceSettings], database_url: str, namespace: str, **overrides: Any
+) -> ServiceSettings:
     values: dict[str, Any] = {
-        "database_url": database_url, "redis_url": stack.redis_url, "kafka_bootstrap_servers": stack.kafka_bootstrap,
-        "kafka_namespace": namespace, "jwks_url": stack.jwks_url, "outbox_poll_interval_s": 0.2,
-        "consumer_backoff_s": 0.05, "log_json": False, "db_pool_size": 20,
+        "database_url": database_url,
+        "redis_url": stack.redis_url,
+        "kafka_bootstrap_servers": stack.kafka_bootstrap,
+        "kafka_namespace": namespace,
+        "jwks_url": stack.jwks_url,
+        "outbox_poll_interval_s": 0.2,
+        "consumer_backoff_s": 0.05,
+        "log_json": False,
+        "db_pool_size": 20,
     }
     values.update(overrides)
     return settings_cls(**values)
@@ -56,10 +63,17 @@ def _state_per_request(app: Any) -> Any:
 
 
 @asynccontextmanager
-async def run_service(stack: TestStack, service: str, create_app: Callable[[Any], FastAPI],
-                      settings_cls: type[ServiceSettings], *, namespace: str | None = None,
-                      database_url: str | None = None, keep_database: bool = False,
-                      **overrides: Any) -> AsyncIterator[RunningService]:
+async def run_service(
+    stack: TestStack,
+    service: str,
+    create_app: Callable[[Any], FastAPI],
+    settings_cls: type[ServiceSettings],
+    *,
+    namespace: str | None = None,
+    database_url: str | None = None,
+    keep_database: bool = False,
+    **overrides: Any,
+) -> AsyncIterator[RunningService]:
     url = database_url or await stack.fresh_database(service)
     settings = settings_for(stack, settings_cls, url, namespace or new_namespace(), **overrides)
     app = create_app(settings)

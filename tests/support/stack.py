@@ -67,8 +67,9 @@ class TestStack:
             kafka = broker.bootstrap
         keys_dir = work / "keys"
         ensure_keys(keys_dir)
-        return cls(pg_url=pg_url, redis_url=redis_url, kafka_bootstrap=kafka, keys_dir=keys_dir, pg=pg, redis=redis,
-                   broker=broker)
+        return cls(
+            pg_url=pg_url, redis_url=redis_url, kafka_bootstrap=kafka, keys_dir=keys_dir, pg=pg, redis=redis, broker=broker
+        )
 
     def stop(self) -> None:
         if self.broker:
@@ -129,8 +130,9 @@ class TestStack:
         return ensure_keys(self.keys_dir)[0]
 
     def token(self, subject: str, *roles: str, community: str = "test-community", ttl_s: int = 900, **extra: object) -> str:
-        return mint_token(self.signing_key, subject=subject, roles=list(roles), community=community, ttl_s=ttl_s,
-                          extra=dict(extra) or None)
+        return mint_token(
+            self.signing_key, subject=subject, roles=list(roles), community=community, ttl_s=ttl_s, extra=dict(extra) or None
+        )
 
     def auth(self, subject: str, *roles: str, community: str = "test-community") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(subject, *roles, community=community)}"}

@@ -36,34 +36,52 @@ class Community:
         roles = ("community_worker",) if who == WORKER else self.roles.get(who, ("resident",))
         return self.stack.auth(who, *roles, community=self.name)
 
-    async def enrol(self, who: str, *, volunteer: bool = False, elder: bool = False,
-                    birth: date | None = None, priority: bool = False) -> dict[str, Any]:
+    async def enrol(
+        self, who: str, *, volunteer: bool = False, elder: bool = False, birth: date | None = None, priority: bool = False
+    ) -> dict[str, Any]:
         r = await self.client.post("/members", json={"volunteer": volunteer, "elder": elder}, headers=self.h(who))
         assert r.status_code in (200, 201), r.text
         if birth is not None:
-            r = await self.client.post(f"/members/{who}/verification",
-                                       json={"birth_date": birth.isoformat(), "priority_elder": priority},
-                                       headers=self.h(WORKER))
+            r = await self.client.post(
+                f"/members/{who}/verification",
+                json={"birth_date": birth.isoformat(), "priority_elder": priority},
+                headers=self.h(WORKER),
+            )
             assert r.status_code == 200, r.text
         return dict(r.json())
 
     async def relatives(self, a: str, b: str) -> None:
-        r = await self.client.post(f"/members/{a}/relatives", json={"relative_id": b, "relation": "子女"},
-                                   headers=self.h(WORKER))
+        r = await self.client.post(f"/members/{a}/relatives", json={"relative_id": b, "relation": "子女"}, headers=self.h(WORKER))
         assert r.status_code == 201, r.text
 
     async def fund_pool(self, minutes: int) -> None:
-        r = await self.client.post("/transfers/funding", json={"id": str(uuid.uuid4()), "minutes": minutes,
-                                                                "reason": "test funding"}, headers=self.h(WORKER))
+        r = await self.client.post(
+            "/transfers/funding",
+            json={"id": str(uuid.uuid4()), "minutes": minutes, "reason": "test funding"},
+            headers=self.h(WORKER),
+        )
         assert r.status_code == 201, r.text
 
     async def grant(self, volunteer: str, minutes: int, elder: str) -> None:
         """Put minutes on a member's account: pool funding, then a recorded service from the pool."""
         await self.fund_pool(minutes)
-        r = await self.client.post("/transfers/batch", json={"transfers": [{
-            "id": str(uuid.uuid4()), "kind": "service", "debit_account_id": str(self.pool_id),
-            "credit_account_id": str(self.account(volunteer)), "minutes": minutes, "service_type": "companionship",
-            "elder_id": elder}]}, headers=self.h(WORKER))
+        r = await self.client.post(
+            "/transfers/batch",
+            json={
+                "transfers": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "kind": "service",
+                        "debit_account_id": str(self.pool_id),
+                        "credit_account_id": str(self.account(volunteer)),
+                        "minutes": minutes,
+                        "service_type": "companionship",
+                        "elder_id": elder,
+                    }
+                ]
+            },
+            headers=self.h(WORKER),
+        )
         assert r.status_code == 201, r.text
 
     @property
@@ -79,9 +97,17 @@ class Community:
         return dict(r.json()["balance"])
 
     async def care_request(self, elder: str, *, by: str | None = None, minutes: int = 60) -> str:
-        r = await self.client.post("/care-requests", json={
-            "elder_id": elder, "service_type": "meal", "starts_at": datetime.now(UTC).isoformat(),
-            "place": "1幢101", "minutes_estimated": minutes}, headers=self.h(by or elder))
+        r = await self.client.post(
+            "/care-requests",
+            json={
+                "elder_id": elder,
+                "service_type": "meal",
+                "starts_at": datetime.now(UTC).isoformat(),
+                "place": "1幢101",
+                "minutes_estimated": minutes,
+            },
+            headers=self.h(by or elder),
+        )
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
@@ -91,13 +117,14 @@ class Community:
         r = await self.client.post(f"/care-requests/{rid}/accept", headers=self.h(volunteer))
         assert r.status_code == 200, r.text
         start = datetime.now(UTC) - timedelta(minutes=minutes + 5)
-        r = await self.client.post(f"/care-requests/{rid}/check-in", json={"at": start.isoformat()},
-                                   headers=self.h(volunteer))
+        r = await self.client.post(f"/care-requests/{rid}/check-in", json={"at": start.isoformat()}, headers=self.h(volunteer))
         assert r.status_code == 200, r.text
         pending = str(uuid.uuid4())
-        r = await self.client.post(f"/care-requests/{rid}/check-out", json={
-            "transfer_id": pending, "at": (start + timedelta(minutes=minutes, seconds=30)).isoformat()},
-            headers=self.h(volunteer))
+        r = await self.client.post(
+            f"/care-requests/{rid}/check-out",
+            json={"transfer_id": pending, "at": (start + timedelta(minutes=minutes, seconds=30)).isoformat()},
+            headers=self.h(volunteer),
+        )
         assert r.status_code == 201, r.text
         return rid, pending
 
@@ -115,10 +142,23 @@ async def assert_ledger_invariants(sessionmaker: async_sessionmaker[AsyncSession
     assert result.reconciles, result.findings
     async with sessionmaker() as session, session.begin():
         run = session.execute
-        negative = (await run(text("SELECT id FROM tb_accounts WHERE debits_must_not_exceed_credits "
-                                   "AND debits_posted + debits_pending > credits_posted"))).all()
+        negative = (
+            await run(
+                text(
+                    "SELECT id FROM tb_accounts WHERE debits_must_not_exceed_credits "
+                    "AND debits_posted + debits_pending > credits_posted"
+                )
+            )
+        ).all()
         assert not negative
         if cap is not None:
-            over = (await run(text("SELECT id FROM tb_accounts WHERE kind = 'member' "
-                                   "AND credits_posted - debits_posted - debits_pending > :cap"), {"cap": cap})).all()
+            over = (
+                await run(
+                    text(
+                        "SELECT id FROM tb_accounts WHERE kind = 'member' "
+                        "AND credits_posted - debits_posted - debits_pending > :cap"
+                    ),
+                    {"cap": cap},
+                )
+            ).all()
             assert not over

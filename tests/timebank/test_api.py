@@ -12,7 +12,7 @@ from services.timebank.events import CareRequestCancelled, ServiceConfirmed
 from services.timebank.jobs import expiry_job
 from tests.timebank.community import WORKER, Community, assert_ledger_invariants
 
-OLD = date(1950, 3, 1)   # well over 65
+OLD = date(1950, 3, 1)  # well over 65
 YOUNG = date(1990, 3, 1)
 PROBLEM = "urn:community:problem:"
 
@@ -61,16 +61,19 @@ async def test_service_is_logged_confirmed_for_fewer_minutes_and_published(commu
     await c.grant("elder", 300, "elder")
     rid, pending = await c.serve("elder", "vol", 60)
     # The pending debit counts against the elder at once.
-    assert await c.balance("elder") == {"posted_minutes": 300, "available_minutes": 240, "pending_in_minutes": 0,
-                                        "pending_out_minutes": 60}
+    assert await c.balance("elder") == {
+        "posted_minutes": 300,
+        "available_minutes": 240,
+        "pending_in_minutes": 0,
+        "pending_out_minutes": 60,
+    }
     assert (await c.balance("vol"))["pending_in_minutes"] == 60
     # The volunteer who served may not confirm; a stranger does not even see it.
     r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h("vol"))
     assert r.status_code == 403 and problem_type(r) == "timebank/not-allowed-to-resolve"
     r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h("stranger"))
     assert r.status_code == 404
-    r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4()), "minutes": 61},
-                            headers=c.h("son"))
+    r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4()), "minutes": 61}, headers=c.h("son"))
     assert r.status_code == 422 and problem_type(r) == "timebank/minutes-exceed-pending"
     # A verified relative confirms on the elder's behalf, for fewer minutes.
     posting = str(uuid.uuid4())
@@ -79,8 +82,12 @@ async def test_service_is_logged_confirmed_for_fewer_minutes_and_published(commu
     body = r.json()
     assert (body["phase"], body["amount_minutes"], body["pending_id"]) == ("posted", 45, pending)
     assert (body["debit_balance_after"], body["credit_balance_after"]) == (255, 45)
-    assert await c.balance("elder") == {"posted_minutes": 255, "available_minutes": 255, "pending_in_minutes": 0,
-                                        "pending_out_minutes": 0}
+    assert await c.balance("elder") == {
+        "posted_minutes": 255,
+        "available_minutes": 255,
+        "pending_in_minutes": 0,
+        "pending_out_minutes": 0,
+    }
     assert (await c.balance("vol"))["posted_minutes"] == 45
     # Posted once: a second confirmation with another id is refused; the same one replays.
     r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h("elder"))
@@ -89,20 +96,26 @@ async def test_service_is_logged_confirmed_for_fewer_minutes_and_published(commu
     assert r.status_code == 201 and r.json() == body
     r = await c.client.get(f"/care-requests/{rid}", headers=c.h("elder"))
     assert r.json()["status"] == "confirmed"
-    events = await c.sql("SELECT key, data FROM kit_outbox WHERE type = 'timebank.service.confirmed.v1' "
-                         "AND data->>'elder_id' = 'elder' AND data->>'volunteer_id' = 'vol'")
+    events = await c.sql(
+        "SELECT key, data FROM kit_outbox WHERE type = 'timebank.service.confirmed.v1' "
+        "AND data->>'elder_id' = 'elder' AND data->>'volunteer_id' = 'vol'"
+    )
     assert len(events) == 1  # the replay published nothing more
     key, data = events[0]
     assert key == posting
-    assert {k: data[k] for k in ("transfer_id", "community", "volunteer_id", "elder_id", "minutes", "service_type")} \
-        == {"transfer_id": posting, "community": c.name, "volunteer_id": "vol", "elder_id": "elder", "minutes": 45,
-            "service_type": "meal"}
+    assert {k: data[k] for k in ("transfer_id", "community", "volunteer_id", "elder_id", "minutes", "service_type")} == {
+        "transfer_id": posting,
+        "community": c.name,
+        "volunteer_id": "vol",
+        "elder_id": "elder",
+        "minutes": 45,
+        "service_type": "meal",
+    }
     # The passbook shows every posted transfer with the balance after it, newest first, paginated.
     r = await c.client.get("/members/me/passbook", params={"limit": 1}, headers=c.h("elder"))
     page = r.json()
     assert [(e["minutes"], e["balance_after"]) for e in page["items"]] == [(-45, 255)]
-    r = await c.client.get("/members/me/passbook", params={"limit": 1, "cursor": page["next_cursor"]},
-                           headers=c.h("elder"))
+    r = await c.client.get("/members/me/passbook", params={"limit": 1, "cursor": page["next_cursor"]}, headers=c.h("elder"))
     assert [(e["minutes"], e["balance_after"], e["kind"]) for e in r.json()["items"]] == [(300, 300, "service")]
     assert r.json()["next_cursor"] is None
     assert (await c.client.get("/members/elder/passbook", headers=c.h("stranger"))).status_code == 404
@@ -115,11 +128,16 @@ async def test_dispute_voids_and_expiry_voids(community: Community) -> None:
     await c.enrol("vol", volunteer=True)
     await c.grant("elder", 200, "elder")
     rid, pending = await c.serve("elder", "vol", 30)
-    r = await c.client.post(f"/transfers/{pending}/dispute", json={"id": str(uuid.uuid4()), "reason": "没来"},
-                            headers=c.h("elder"))
+    r = await c.client.post(
+        f"/transfers/{pending}/dispute", json={"id": str(uuid.uuid4()), "reason": "没来"}, headers=c.h("elder")
+    )
     assert r.status_code == 201 and r.json()["phase"] == "voided"
-    assert await c.balance("elder") == {"posted_minutes": 200, "available_minutes": 200, "pending_in_minutes": 0,
-                                        "pending_out_minutes": 0}
+    assert await c.balance("elder") == {
+        "posted_minutes": 200,
+        "available_minutes": 200,
+        "pending_in_minutes": 0,
+        "pending_out_minutes": 0,
+    }
     r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h(WORKER))
     assert r.status_code == 409 and problem_type(r) == "timebank/already-resolved"
     assert (await c.client.get(f"/care-requests/{rid}", headers=c.h("elder"))).json()["status"] == "disputed"
@@ -140,8 +158,10 @@ async def test_dispute_voids_and_expiry_voids(community: Community) -> None:
     assert r.status_code == 409
     # A backlog larger than the job's batch (after an outage, say) clears in one run.
     pendings = [(await c.serve("elder", "vol", 10))[1] for _ in range(5)]
-    await c.sql("UPDATE tb_transfers SET timeout_at = now() - interval '1 minute' WHERE id = ANY(:ids) RETURNING id",
-                ids=[uuid.UUID(p) for p in pendings])
+    await c.sql(
+        "UPDATE tb_transfers SET timeout_at = now() - interval '1 minute' WHERE id = ANY(:ids) RETURNING id",
+        ids=[uuid.UUID(p) for p in pendings],
+    )
     await expiry_job(every_s=30, batch=2).run(c.svc.state)  # three steps: 2, 2, 1
     assert (await c.balance("elder"))["pending_out_minutes"] == 0
     resolved = await c.sql("SELECT resolution FROM tb_transfers WHERE id = ANY(:ids)", ids=[uuid.UUID(p) for p in pendings])
@@ -156,8 +176,12 @@ async def test_priority_elder_is_served_from_the_pool(community: Community) -> N
     await c.fund_pool(100)
     _, pending = await c.serve("elder", "vol", 50)
     r = await c.client.get("/pool", headers=c.h(WORKER))
-    assert r.json()["pool"]["balance"] == {"posted_minutes": 100, "available_minutes": 50, "pending_in_minutes": 0,
-                                           "pending_out_minutes": 50}
+    assert r.json()["pool"]["balance"] == {
+        "posted_minutes": 100,
+        "available_minutes": 50,
+        "pending_in_minutes": 0,
+        "pending_out_minutes": 50,
+    }
     assert r.json()["open_pending_count"] == 1
     r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h("elder"))
     assert r.status_code == 201
@@ -172,14 +196,11 @@ async def test_idempotent_ids_replay_conflict_and_failures_stay_failed(community
     await c.enrol("vol", volunteer=True)
     await c.grant("elder", 30, "elder")
     tid = str(uuid.uuid4())
-    r1 = await c.client.post("/transfers/spend", json={"id": tid, "minutes": 20, "service_type": "meal"},
-                             headers=c.h("elder"))
-    r2 = await c.client.post("/transfers/spend", json={"id": tid, "minutes": 20, "service_type": "meal"},
-                             headers=c.h("elder"))
+    r1 = await c.client.post("/transfers/spend", json={"id": tid, "minutes": 20, "service_type": "meal"}, headers=c.h("elder"))
+    r2 = await c.client.post("/transfers/spend", json={"id": tid, "minutes": 20, "service_type": "meal"}, headers=c.h("elder"))
     assert r1.status_code == r2.status_code == 201 and r1.json() == r2.json()
     assert (await c.balance("elder"))["posted_minutes"] == 10
-    r = await c.client.post("/transfers/spend", json={"id": tid, "minutes": 5, "service_type": "meal"},
-                            headers=c.h("elder"))
+    r = await c.client.post("/transfers/spend", json={"id": tid, "minutes": 5, "service_type": "meal"}, headers=c.h("elder"))
     assert r.status_code == 409 and problem_type(r) == "timebank/transfer-id-conflict"
     # A refused id stays refused, even once the balance would cover it.
     failed = str(uuid.uuid4())
@@ -217,17 +238,27 @@ async def test_bad_input_is_a_problem_and_writes_nothing(community: Community) -
     await refused("/transfers/donation", {"id": new(), "minutes": 0}, "vol", 422, "validation-error")
     await refused("/transfers/donation", {"id": new(), "minutes": -5}, "vol", 422, "validation-error")
     await refused("/transfers/donation", {"id": new(), "minutes": 1.5}, "vol", 422, "validation-error")
-    await refused("/transfers/gift", {"id": new(), "to_member_id": "elder", "minutes": 10}, "vol", 409,
-                  "timebank/not-a-verified-relative")
-    await refused("/transfers/gift", {"id": new(), "to_member_id": "nobody", "minutes": 10}, "vol", 404,
-                  "timebank/not-a-member")
-    await refused("/transfers/spend", {"id": new(), "minutes": 10, "service_type": "meal"}, "young", 409,
-                  "timebank/below-withdrawal-age")
-    await refused("/transfers/spend", {"id": new(), "minutes": 10, "service_type": "meal"}, "unverified", 409,
-                  "timebank/age-not-verified")
-    await refused("/transfers/batch", {"transfers": [{"id": new(), "kind": "funding", "minutes": 5,
-                                                      "debit_account_id": new(), "credit_account_id": str(c.pool_id)}]},
-                  WORKER, 409, "timebank/linked-transfer-failed")
+    await refused(
+        "/transfers/gift", {"id": new(), "to_member_id": "elder", "minutes": 10}, "vol", 409, "timebank/not-a-verified-relative"
+    )
+    await refused("/transfers/gift", {"id": new(), "to_member_id": "nobody", "minutes": 10}, "vol", 404, "timebank/not-a-member")
+    await refused(
+        "/transfers/spend", {"id": new(), "minutes": 10, "service_type": "meal"}, "young", 409, "timebank/below-withdrawal-age"
+    )
+    await refused(
+        "/transfers/spend", {"id": new(), "minutes": 10, "service_type": "meal"}, "unverified", 409, "timebank/age-not-verified"
+    )
+    await refused(
+        "/transfers/batch",
+        {
+            "transfers": [
+                {"id": new(), "kind": "funding", "minutes": 5, "debit_account_id": new(), "credit_account_id": str(c.pool_id)}
+            ]
+        },
+        WORKER,
+        409,
+        "timebank/linked-transfer-failed",
+    )
     # Check-out before check-in.
     rid = await c.care_request("elder")
     assert (await c.client.post(f"/care-requests/{rid}/accept", headers=c.h("vol"))).status_code == 200
@@ -237,20 +268,28 @@ async def test_bad_input_is_a_problem_and_writes_nothing(community: Community) -
     # A retried check-in answers the same request, and the first check-in's time stands.
     r = await c.client.post(f"/care-requests/{rid}/check-in", json={}, headers=c.h("vol"))
     assert r.status_code == 200 and datetime.fromisoformat(r.json()["checked_in_at"]) == t0
-    await refused(f"/care-requests/{rid}/check-out",
-                  {"transfer_id": new(), "at": (t0 - timedelta(minutes=5)).isoformat()}, "vol", 422,
-                  "timebank/checkout-before-checkin")
-    await refused(f"/care-requests/{rid}/check-out", {"transfer_id": new(), "at": "2020-01-01T00:00:00"}, "vol",
-                  422, "validation-error")  # a time without an offset
-    await refused(f"/care-requests/{rid}/check-out",
-                  {"transfer_id": new(), "at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}, "vol", 422,
-                  "timebank/time-in-future")
+    await refused(
+        f"/care-requests/{rid}/check-out",
+        {"transfer_id": new(), "at": (t0 - timedelta(minutes=5)).isoformat()},
+        "vol",
+        422,
+        "timebank/checkout-before-checkin",
+    )
+    await refused(
+        f"/care-requests/{rid}/check-out", {"transfer_id": new(), "at": "2020-01-01T00:00:00"}, "vol", 422, "validation-error"
+    )  # a time without an offset
+    await refused(
+        f"/care-requests/{rid}/check-out",
+        {"transfer_id": new(), "at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
+        "vol",
+        422,
+        "timebank/time-in-future",
+    )
     # The young member's own care request is paid by the young member: the age rule bites at check-out.
     rid2 = await c.care_request("young")
     assert (await c.client.post(f"/care-requests/{rid2}/accept", headers=c.h("vol"))).status_code == 200
     r = await c.client.post(f"/care-requests/{rid2}/check-in", json={"at": t0.isoformat()}, headers=c.h("vol"))
-    await refused(f"/care-requests/{rid2}/check-out", {"transfer_id": new()}, "vol", 409,
-                  "timebank/below-withdrawal-age")
+    await refused(f"/care-requests/{rid2}/check-out", {"transfer_id": new()}, "vol", 409, "timebank/below-withdrawal-age")
     assert await c.sql("SELECT count(*) FROM tb_transfers") == before
     assert (await c.balance("vol"))["posted_minutes"] == 100
     assert (await c.client.get(f"/care-requests/{rid2}", headers=c.h("vol"))).json()["status"] == "in_progress"
@@ -259,9 +298,16 @@ async def test_bad_input_is_a_problem_and_writes_nothing(community: Community) -
 
 async def test_gift_to_verified_relative_and_storage_cap_overflow(community: Community) -> None:
     c = community
-    r = await c.client.put("/settings", json={"withdrawal_age": 65, "storage_cap_minutes": 120,
-                                              "min_balance_before_first_withdrawal": 0,
-                                              "confirmation_timeout_minutes": 60}, headers=c.h(WORKER))
+    r = await c.client.put(
+        "/settings",
+        json={
+            "withdrawal_age": 65,
+            "storage_cap_minutes": 120,
+            "min_balance_before_first_withdrawal": 0,
+            "confirmation_timeout_minutes": 60,
+        },
+        headers=c.h(WORKER),
+    )
     assert r.status_code == 200 and r.json()["storage_cap_minutes"] == 120
     assert (await c.client.put("/settings", json={"withdrawal_age": 62}, headers=c.h(WORKER))).status_code == 422
     assert (await c.client.put("/settings", json={}, headers=c.h("someone"))).status_code == 403
@@ -270,8 +316,9 @@ async def test_gift_to_verified_relative_and_storage_cap_overflow(community: Com
     await c.relatives("daughter", "mother")
     await c.grant("daughter", 100, "mother")
     await c.grant("mother", 100, "mother")
-    r = await c.client.post("/transfers/gift", json={"id": str(uuid.uuid4()), "to_member_id": "mother",
-                                                     "minutes": 50}, headers=c.h("daughter"))
+    r = await c.client.post(
+        "/transfers/gift", json={"id": str(uuid.uuid4()), "to_member_id": "mother", "minutes": 50}, headers=c.h("daughter")
+    )
     assert r.status_code == 201, r.text
     # 150 would pass the cap of 120: the 30 over go to the pool in the same transaction.
     assert (await c.balance("mother"))["posted_minutes"] == 120
@@ -279,8 +326,9 @@ async def test_gift_to_verified_relative_and_storage_cap_overflow(community: Com
     overflow = await c.sql("SELECT amount_minutes, credit_account_id FROM tb_transfers WHERE kind = 'overflow'")
     assert [(o[0], o[1]) for o in overflow] == [(30, c.pool_id)]
     # The relative link works both ways.
-    r = await c.client.post("/transfers/gift", json={"id": str(uuid.uuid4()), "to_member_id": "daughter",
-                                                     "minutes": 10}, headers=c.h("mother"))
+    r = await c.client.post(
+        "/transfers/gift", json={"id": str(uuid.uuid4()), "to_member_id": "daughter", "minutes": 10}, headers=c.h("mother")
+    )
     assert r.status_code == 201
     await assert_ledger_invariants(c.svc.state.sessionmaker, cap=120)
 
@@ -291,13 +339,15 @@ async def test_first_withdrawal_minimum(community: Community) -> None:
     assert r.status_code == 200
     await c.enrol("elder", elder=True, birth=OLD)
     await c.grant("elder", 90, "elder")
-    r = await c.client.post("/transfers/spend", json={"id": str(uuid.uuid4()), "minutes": 10, "service_type": "meal"},
-                            headers=c.h("elder"))
+    r = await c.client.post(
+        "/transfers/spend", json={"id": str(uuid.uuid4()), "minutes": 10, "service_type": "meal"}, headers=c.h("elder")
+    )
     assert r.status_code == 409 and r.json()["type"].endswith("timebank/below-first-withdrawal-minimum")
     await c.grant("elder", 10, "elder")
     for minutes in (60, 30):  # the minimum holds before the first withdrawal only
-        r = await c.client.post("/transfers/spend", json={"id": str(uuid.uuid4()), "minutes": minutes,
-                                                          "service_type": "meal"}, headers=c.h("elder"))
+        r = await c.client.post(
+            "/transfers/spend", json={"id": str(uuid.uuid4()), "minutes": minutes, "service_type": "meal"}, headers=c.h("elder")
+        )
         assert r.status_code == 201, r.text
     assert (await c.balance("elder"))["posted_minutes"] == 10
 
@@ -309,30 +359,27 @@ async def test_reversal_points_at_the_corrected_transfer(community: Community) -
     await c.grant("elder", 100, "elder")
     _, pending = await c.serve("elder", "vol", 40)
     posting = str(uuid.uuid4())
-    assert (await c.client.post(f"/transfers/{pending}/confirm", json={"id": posting},
-                                headers=c.h("elder"))).status_code == 201
+    assert (await c.client.post(f"/transfers/{pending}/confirm", json={"id": posting}, headers=c.h("elder"))).status_code == 201
     rev = str(uuid.uuid4())
-    r = await c.client.post(f"/transfers/{posting}/reversal", json={"id": rev, "reason": "登记错误"},
-                            headers=c.h("vol"))
+    r = await c.client.post(f"/transfers/{posting}/reversal", json={"id": rev, "reason": "登记错误"}, headers=c.h("vol"))
     assert r.status_code == 403
-    r = await c.client.post(f"/transfers/{posting}/reversal", json={"id": rev, "reason": "登记错误"},
-                            headers=c.h(WORKER))
+    r = await c.client.post(f"/transfers/{posting}/reversal", json={"id": rev, "reason": "登记错误"}, headers=c.h(WORKER))
     assert r.status_code == 201, r.text
     assert (r.json()["kind"], r.json()["reverses_id"], r.json()["amount_minutes"]) == ("reversal", posting, 40)
     assert (await c.balance("elder"))["posted_minutes"] == 100
     assert (await c.balance("vol"))["posted_minutes"] == 0
-    r = await c.client.post(f"/transfers/{posting}/reversal", json={"id": str(uuid.uuid4()), "reason": "again"},
-                            headers=c.h(WORKER))
+    r = await c.client.post(
+        f"/transfers/{posting}/reversal", json={"id": str(uuid.uuid4()), "reason": "again"}, headers=c.h(WORKER)
+    )
     assert r.status_code == 409 and r.json()["type"].endswith("timebank/already-reversed")
-    r = await c.client.post(f"/transfers/{rev}/reversal", json={"id": str(uuid.uuid4()), "reason": "undo"},
-                            headers=c.h(WORKER))
+    r = await c.client.post(f"/transfers/{rev}/reversal", json={"id": str(uuid.uuid4()), "reason": "undo"}, headers=c.h(WORKER))
     assert r.status_code == 409 and r.json()["type"].endswith("timebank/not-reversible")
-    r = await c.client.post(f"/transfers/{pending}/reversal", json={"id": str(uuid.uuid4()), "reason": "x"},
-                            headers=c.h(WORKER))
+    r = await c.client.post(f"/transfers/{pending}/reversal", json={"id": str(uuid.uuid4()), "reason": "x"}, headers=c.h(WORKER))
     assert r.status_code == 409
     events = await c.sql("SELECT key, data FROM kit_outbox WHERE type = 'timebank.transfer.reversed.v1'")
-    assert [(k, d["transfer_id"], d["reverses_transfer_id"], d["volunteer_id"], d["minutes"]) for k, d in events] \
-        == [(posting, rev, posting, "vol", 40)]
+    assert [(k, d["transfer_id"], d["reverses_transfer_id"], d["volunteer_id"], d["minutes"]) for k, d in events] == [
+        (posting, rev, posting, "vol", 40)
+    ]
     # The original stays as it was: nothing is edited.
     r = await c.client.get(f"/transfers/{posting}", headers=c.h("vol"))
     assert r.status_code == 200 and r.json()["amount_minutes"] == 40
@@ -351,9 +398,18 @@ async def test_batch_is_all_or_none(community: Community) -> None:
     for v in vols:
         await c.enrol(v, volunteer=True)
     await c.fund_pool(1000)
-    items = [{"id": str(uuid.uuid4()), "kind": "service", "debit_account_id": str(c.pool_id),
-              "credit_account_id": str(c.account(vols[i % 10])), "minutes": 1, "service_type": "cleaning",
-              "elder_id": "elder"} for i in range(1000)]
+    items = [
+        {
+            "id": str(uuid.uuid4()),
+            "kind": "service",
+            "debit_account_id": str(c.pool_id),
+            "credit_account_id": str(c.account(vols[i % 10])),
+            "minutes": 1,
+            "service_type": "cleaning",
+            "elder_id": "elder",
+        }
+        for i in range(1000)
+    ]
     r = await c.client.post("/transfers/batch", json={"transfers": items}, headers=c.h(WORKER))
     assert r.status_code == 201, r.text
     assert len(r.json()["transfers"]) == 1000
@@ -361,12 +417,33 @@ async def test_batch_is_all_or_none(community: Community) -> None:
     again = await c.client.post("/transfers/batch", json={"transfers": items}, headers=c.h(WORKER))
     assert again.status_code == 201 and again.json() == r.json()
     # Pool empty now: one donation then two services of which the second overdraws: none applied.
-    bad = [{"id": str(uuid.uuid4()), "kind": "donation", "debit_account_id": str(c.account("v0")),
-            "credit_account_id": str(c.pool_id), "minutes": 30},
-           {"id": str(uuid.uuid4()), "kind": "service", "debit_account_id": str(c.pool_id),
-            "credit_account_id": str(c.account("v1")), "minutes": 20, "service_type": "meal", "elder_id": "elder"},
-           {"id": str(uuid.uuid4()), "kind": "service", "debit_account_id": str(c.pool_id),
-            "credit_account_id": str(c.account("v2")), "minutes": 20, "service_type": "meal", "elder_id": "elder"}]
+    bad = [
+        {
+            "id": str(uuid.uuid4()),
+            "kind": "donation",
+            "debit_account_id": str(c.account("v0")),
+            "credit_account_id": str(c.pool_id),
+            "minutes": 30,
+        },
+        {
+            "id": str(uuid.uuid4()),
+            "kind": "service",
+            "debit_account_id": str(c.pool_id),
+            "credit_account_id": str(c.account("v1")),
+            "minutes": 20,
+            "service_type": "meal",
+            "elder_id": "elder",
+        },
+        {
+            "id": str(uuid.uuid4()),
+            "kind": "service",
+            "debit_account_id": str(c.pool_id),
+            "credit_account_id": str(c.account("v2")),
+            "minutes": 20,
+            "service_type": "meal",
+            "elder_id": "elder",
+        },
+    ]
     r = await c.client.post("/transfers/batch", json={"transfers": bad}, headers=c.h(WORKER))
     assert r.status_code == 409 and r.json()["cause"] == "timebank/insufficient-balance"
     assert [(await c.balance(v))["posted_minutes"] for v in ("v0", "v1", "v2")] == [100, 100, 100]
@@ -378,8 +455,7 @@ async def test_batch_is_all_or_none(community: Community) -> None:
     assert len(events) == 1000
     key, data = events[0]
     confirmed = ServiceConfirmed.model_validate(data)  # the contract, as consumers will read it
-    assert (key, confirmed.elder_id, confirmed.minutes, confirmed.service_type) == (
-        confirmed.transfer_id, "elder", 1, "cleaning")
+    assert (key, confirmed.elder_id, confirmed.minutes, confirmed.service_type) == (confirmed.transfer_id, "elder", 1, "cleaning")
     assert confirmed.volunteer_id in vols
     await assert_ledger_invariants(c.svc.state.sessionmaker)
 
@@ -393,13 +469,23 @@ async def test_care_requests_on_behalf_and_listing(community: Community) -> None
     c.roles["steward-1"] = ("steward",)
     rid1 = await c.care_request("elder", by="son")
     rid2 = await c.care_request("elder", by="steward-1")
-    r = await c.client.post("/care-requests", json={
-        "elder_id": "elder", "service_type": "meal", "starts_at": datetime.now(UTC).isoformat(), "place": "x",
-        "minutes_estimated": 30}, headers=c.h("vol"))
+    r = await c.client.post(
+        "/care-requests",
+        json={
+            "elder_id": "elder",
+            "service_type": "meal",
+            "starts_at": datetime.now(UTC).isoformat(),
+            "place": "x",
+            "minutes_estimated": 30,
+        },
+        headers=c.h("vol"),
+    )
     assert r.status_code == 404
-    r = await c.client.post("/care-requests", json={
-        "service_type": "meal", "starts_at": datetime.now(UTC).isoformat(), "place": "x", "minutes_estimated": 30},
-        headers=c.h("vol"))
+    r = await c.client.post(
+        "/care-requests",
+        json={"service_type": "meal", "starts_at": datetime.now(UTC).isoformat(), "place": "x", "minutes_estimated": 30},
+        headers=c.h("vol"),
+    )
     assert r.status_code == 409 and r.json()["type"].endswith("timebank/not-an-elder")
     r = await c.client.get("/care-requests", params={"limit": 1}, headers=c.h("vol"))
     first = r.json()
@@ -434,14 +520,11 @@ async def test_care_requests_on_behalf_and_listing(community: Community) -> None
     assert r.json()["items"] == []
     # Several states at once, from one phone request: the volunteer's tasks, and open ones beside them.
     assert (await c.client.post(f"/care-requests/{rid1}/check-in", json={}, headers=c.h("vol"))).status_code == 200
-    r = await c.client.get("/care-requests", params=[("status", "accepted"), ("status", "in_progress")],
-                           headers=c.h("vol"))
+    r = await c.client.get("/care-requests", params=[("status", "accepted"), ("status", "in_progress")], headers=c.h("vol"))
     assert [(i["id"], i["status"]) for i in r.json()["items"]] == [(rid1, "in_progress")]
-    r = await c.client.get("/care-requests", params=[("status", "open"), ("status", "in_progress")],
-                           headers=c.h("vol"))
+    r = await c.client.get("/care-requests", params=[("status", "open"), ("status", "in_progress")], headers=c.h("vol"))
     assert [i["id"] for i in r.json()["items"]] == [rid1, rid2]
-    r = await c.client.get("/care-requests", params=[("status", "open"), ("status", "in_progress")],
-                           headers=c.h("unrelated"))
+    r = await c.client.get("/care-requests", params=[("status", "open"), ("status", "in_progress")], headers=c.h("unrelated"))
     assert [i["id"] for i in r.json()["items"]] == [rid2]  # others' tasks stay theirs
     r = await c.client.get("/care-requests", params={"status": "wandering"}, headers=c.h("vol"))
     assert r.status_code == 422 and problem_type(r) == "validation-error"
@@ -450,8 +533,7 @@ async def test_care_requests_on_behalf_and_listing(community: Community) -> None
 async def test_idempotency_key_on_care_request(community: Community) -> None:
     c = community
     await c.enrol("elder", elder=True)
-    body = {"service_type": "bathing", "starts_at": datetime.now(UTC).isoformat(), "place": "家中",
-            "minutes_estimated": 45}
+    body = {"service_type": "bathing", "starts_at": datetime.now(UTC).isoformat(), "place": "家中", "minutes_estimated": 45}
     headers = {**c.h("elder"), "Idempotency-Key": "req-1"}
     r1 = await c.client.post("/care-requests", json=body, headers=headers)
     r2 = await c.client.post("/care-requests", json=body, headers=headers)
@@ -496,7 +578,8 @@ async def test_cancel_before_the_service_starts(community: Community) -> None:
     r = await c.client.post(f"/care-requests/{rid}/cancel", headers=c.h(WORKER))
     assert r.status_code == 200, r.text
     assert [(d["request_id"], d["volunteer_id"], d["cancelled_by"]) for _, d in await cancelled_events(c)][1:] == [
-        (str(rid), None, WORKER)]
+        (str(rid), None, WORKER)
+    ]
 
 
 async def cancelled_events(c: Community) -> list[Any]:
@@ -505,14 +588,19 @@ async def cancelled_events(c: Community) -> list[Any]:
 
 async def test_patch_settings_changes_only_what_is_given(community: Community) -> None:
     c = community
-    r = await c.client.put("/settings", json={"withdrawal_age": 65, "hours_expire": True, "hours_valid_months": 24},
-                           headers=c.h(WORKER))
+    r = await c.client.put(
+        "/settings", json={"withdrawal_age": 65, "hours_expire": True, "hours_valid_months": 24}, headers=c.h(WORKER)
+    )
     assert r.status_code == 200, r.text
     r = await c.client.patch("/settings", json={"storage_cap_minutes": 6_000}, headers=c.h(WORKER))
     assert r.status_code == 200, r.text
     got = r.json()
     assert (got["storage_cap_minutes"], got["withdrawal_age"], got["hours_expire"], got["hours_valid_months"]) == (
-        6_000, 65, True, 24)
+        6_000,
+        65,
+        True,
+        24,
+    )
     # A null, an unknown setting or a value out of range is refused and changes nothing.
     for body in ({"hours_valid_months": None}, {"hours_valid": 12}, {"withdrawal_age": 62}):
         r = await c.client.patch("/settings", json=body, headers=c.h(WORKER))
@@ -528,9 +616,14 @@ async def test_patch_settings_changes_only_what_is_given(community: Community) -
 async def test_concurrent_patches_of_different_settings_all_stay(community: Community) -> None:
     """Two workers editing different settings at once: a read-modify-write would lose one of them."""
     c = community
-    changes: list[dict[str, Any]] = [{"storage_cap_minutes": 5_000}, {"withdrawal_age": 65}, {"hours_expire": True},
-               {"hours_valid_months": 12}, {"confirmation_timeout_minutes": 90},
-               {"min_balance_before_first_withdrawal": 30}]
+    changes: list[dict[str, Any]] = [
+        {"storage_cap_minutes": 5_000},
+        {"withdrawal_age": 65},
+        {"hours_expire": True},
+        {"hours_valid_months": 12},
+        {"confirmation_timeout_minutes": 90},
+        {"min_balance_before_first_withdrawal": 30},
+    ]
     for _ in range(3):
         rs = await asyncio.gather(*(c.client.patch("/settings", json=ch, headers=c.h(WORKER)) for ch in changes))
         assert all(r.status_code == 200 for r in rs), [r.text for r in rs]

@@ -88,9 +88,15 @@ async def test_the_operator_command_exits_1_on_a_finding(community: Community) -
 
     async def command() -> tuple[int, list[dict[str, Any]]]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.timebank.audit", "--community", c.name,
+            sys.executable,
+            "-m",
+            "services.timebank.audit",
+            "--community",
+            c.name,
             env={**os.environ, "TIMEBANK_DATABASE_URL": c.svc.settings.database_url},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode is not None, err
         return proc.returncode, [json.loads(line) for line in out.decode().splitlines()]
@@ -100,6 +106,8 @@ async def test_the_operator_command_exits_1_on_a_finding(community: Community) -
     await c.sql("UPDATE tb_accounts SET debits_pending = debits_pending + 1 WHERE id = :a RETURNING id", a=c.account("vol"))
     code, lines = await command()
     assert code == 1, lines
-    assert {line.get("check") for line in lines[:-1]} == {"account_totals_disagree_with_transfers",
-                                                          "pending_debits_differ_from_credits"}
+    assert {line.get("check") for line in lines[:-1]} == {
+        "account_totals_disagree_with_transfers",
+        "pending_debits_differ_from_credits",
+    }
     assert lines[-1]["reconciles"] is False and lines[-1]["findings"] == 2

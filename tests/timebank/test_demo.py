@@ -30,6 +30,5 @@ async def test_seed_demo_is_visible_through_the_api(stack: TestStack, tb: Runnin
     open_requests = (await tb.client.get("/care-requests", headers=v)).json()["items"]
     assert len(open_requests) == 2
     passbook = (await tb.client.get("/members/me/passbook", headers=v)).json()["items"]
-    assert [(e["kind"], e["minutes"], e["balance_after"]) for e in passbook] == [
-        ("donation", -30, 120), ("service", 150, 150)]
+    assert [(e["kind"], e["minutes"], e["balance_after"]) for e in passbook] == [("donation", -30, 120), ("service", 150, 150)]
     await assert_ledger_invariants(tb.state.sessionmaker)

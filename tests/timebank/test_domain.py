@@ -22,13 +22,16 @@ from services.timebank.problems import (
 )
 
 
-@pytest.mark.parametrize(("birth", "day", "age"), [
-    (date(1960, 5, 10), date(2025, 5, 9), 64),
-    (date(1960, 5, 10), date(2025, 5, 10), 65),
-    (date(1960, 2, 29), date(2020, 2, 28), 59),
-    (date(1960, 2, 29), date(2020, 2, 29), 60),
-    (date(1960, 2, 29), date(2021, 3, 1), 61),
-])
+@pytest.mark.parametrize(
+    ("birth", "day", "age"),
+    [
+        (date(1960, 5, 10), date(2025, 5, 9), 64),
+        (date(1960, 5, 10), date(2025, 5, 10), 65),
+        (date(1960, 2, 29), date(2020, 2, 28), 59),
+        (date(1960, 2, 29), date(2020, 2, 29), 60),
+        (date(1960, 2, 29), date(2021, 3, 1), 61),
+    ],
+)
 def test_age_counts_completed_years(birth: date, day: date, age: int) -> None:
     assert domain.age_on(birth, day) == age
 
@@ -76,17 +79,19 @@ def test_confirmation_may_lower_never_raise_the_minutes() -> None:
         domain.confirmed_minutes(60, 61)
 
 
-@pytest.mark.parametrize(("actor", "worker", "delegate", "allowed"), [
-    ("elder", False, False, True),
-    ("son", False, True, True),
-    ("worker", True, False, True),
-    ("stranger", False, False, False),
-    ("vol", False, False, False),
-    ("vol", True, True, False),  # the volunteer never confirms their own service, whatever else they are
-])
+@pytest.mark.parametrize(
+    ("actor", "worker", "delegate", "allowed"),
+    [
+        ("elder", False, False, True),
+        ("son", False, True, True),
+        ("worker", True, False, True),
+        ("stranger", False, False, False),
+        ("vol", False, False, False),
+        ("vol", True, True, False),  # the volunteer never confirms their own service, whatever else they are
+    ],
+)
 def test_who_may_resolve(actor: str, worker: bool, delegate: bool, allowed: bool) -> None:
-    assert domain.may_resolve(actor, elder_id="elder", volunteer_id="vol", is_worker=worker,
-                              is_delegate=delegate) is allowed
+    assert domain.may_resolve(actor, elder_id="elder", volunteer_id="vol", is_worker=worker, is_delegate=delegate) is allowed
 
 
 def test_care_request_transitions() -> None:
@@ -126,8 +131,12 @@ def test_unlimited_account_may_go_negative() -> None:
     assert community.posted == -500 and pool.posted == 500
 
 
-operations = st.lists(st.tuples(st.sampled_from(["transfer", "reserve", "post", "void"]),
-                                st.integers(0, 2), st.integers(0, 2), st.integers(1, 200)), max_size=60)
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["transfer", "reserve", "post", "void"]), st.integers(0, 2), st.integers(0, 2), st.integers(1, 200)
+    ),
+    max_size=60,
+)
 
 
 @settings(max_examples=100)
@@ -159,15 +168,19 @@ def test_random_sequences_keep_double_entry_and_limits(ops: list[tuple[str, int,
             assert min(x.debits_pending, x.credits_pending) >= 0
 
 
-@pytest.mark.parametrize(("available", "recent_credits", "expiring"), [
-    (110, 40, 70),  # 40 credited within the period; the other 70 held are older
-    (30, 40, 0),    # part of the recent credits was spent already: nothing old is left
-    (40, 40, 0),
-    (0, 0, 0),
-    (25, 0, 25),    # nothing credited within the period: all of it is old
-])
-def test_expiring_minutes_are_the_available_hours_older_than_the_period(available: int, recent_credits: int,
-                                                                       expiring: int) -> None:
+@pytest.mark.parametrize(
+    ("available", "recent_credits", "expiring"),
+    [
+        (110, 40, 70),  # 40 credited within the period; the other 70 held are older
+        (30, 40, 0),  # part of the recent credits was spent already: nothing old is left
+        (40, 40, 0),
+        (0, 0, 0),
+        (25, 0, 25),  # nothing credited within the period: all of it is old
+    ],
+)
+def test_expiring_minutes_are_the_available_hours_older_than_the_period(
+    available: int, recent_credits: int, expiring: int
+) -> None:
     assert domain.expiring_minutes(available, recent_credits) == expiring
 
 
@@ -202,19 +215,21 @@ def test_expiring_minutes_match_hours_spent_oldest_first(history: list[tuple[str
     assert 0 <= old_left <= available
 
 
-@pytest.mark.parametrize(("now", "months", "valid_from"), [
-    # 36 months back on the local calendar (08:00 in Shanghai)
-    (datetime(2026, 12, 1, 0, 0, tzinfo=UTC), 36, datetime(2023, 12, 1, 0, 0, tzinfo=UTC)),
-    # a day the earlier month lacks becomes its last day, leap years included
-    (datetime(2025, 3, 31, 4, 0, tzinfo=UTC), 1, datetime(2025, 2, 28, 4, 0, tzinfo=UTC)),
-    (datetime(2024, 3, 31, 4, 0, tzinfo=UTC), 1, datetime(2024, 2, 29, 4, 0, tzinfo=UTC)),
-    (datetime(2024, 2, 29, 4, 0, tzinfo=UTC), 12, datetime(2023, 2, 28, 4, 0, tzinfo=UTC)),
-    # 17:00 UTC on 30 March is 01:00 on 31 March in Shanghai: the local month end counts, not UTC's
-    (datetime(2025, 3, 30, 17, 0, tzinfo=UTC), 1, datetime(2025, 2, 27, 17, 0, tzinfo=UTC)),
-    (datetime(2025, 1, 15, 4, 0, tzinfo=UTC), 600, datetime(1975, 1, 15, 4, 0, tzinfo=UTC)),
-])
-def test_hours_stay_valid_for_calendar_months_on_the_local_calendar(now: datetime, months: int,
-                                                                     valid_from: datetime) -> None:
+@pytest.mark.parametrize(
+    ("now", "months", "valid_from"),
+    [
+        # 36 months back on the local calendar (08:00 in Shanghai)
+        (datetime(2026, 12, 1, 0, 0, tzinfo=UTC), 36, datetime(2023, 12, 1, 0, 0, tzinfo=UTC)),
+        # a day the earlier month lacks becomes its last day, leap years included
+        (datetime(2025, 3, 31, 4, 0, tzinfo=UTC), 1, datetime(2025, 2, 28, 4, 0, tzinfo=UTC)),
+        (datetime(2024, 3, 31, 4, 0, tzinfo=UTC), 1, datetime(2024, 2, 29, 4, 0, tzinfo=UTC)),
+        (datetime(2024, 2, 29, 4, 0, tzinfo=UTC), 12, datetime(2023, 2, 28, 4, 0, tzinfo=UTC)),
+        # 17:00 UTC on 30 March is 01:00 on 31 March in Shanghai: the local month end counts, not UTC's
+        (datetime(2025, 3, 30, 17, 0, tzinfo=UTC), 1, datetime(2025, 2, 27, 17, 0, tzinfo=UTC)),
+        (datetime(2025, 1, 15, 4, 0, tzinfo=UTC), 600, datetime(1975, 1, 15, 4, 0, tzinfo=UTC)),
+    ],
+)
+def test_hours_stay_valid_for_calendar_months_on_the_local_calendar(now: datetime, months: int, valid_from: datetime) -> None:
     assert domain.hours_valid_from(now, months) == valid_from
 
 
@@ -224,8 +239,10 @@ def test_ledger_made_transfers_are_not_reversible() -> None:
 
 
 @settings(max_examples=300)
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC)),
-       st.integers(min_value=1, max_value=600))
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC)),
+    st.integers(min_value=1, max_value=600),
+)
 def test_a_credit_expires_on_the_first_day_the_period_no_longer_covers_it(credited: datetime, months: int) -> None:
     day = domain.hours_expire_on(credited, months)
     ends = datetime(day.year, day.month, day.day, tzinfo=domain.LOCAL_TZ) + timedelta(days=1, microseconds=-1)
@@ -240,11 +257,10 @@ def test_the_outlook_steps_as_credits_age_out() -> None:
     first, second = datetime(2025, 12, 10, 4, 0, tzinfo=UTC), datetime(2026, 1, 20, 4, 0, tzinfo=UTC)
     # 300 held; 100 + 80 + 60 (the last one recent) still valid: 60 are due today. When the 100
     # age out only 140 stay covered (another 100); when the 80 do, 60 (another 80).
-    steps = domain.expiry_outlook(300, 240, [(first, 100), (second, 80)], 12, now=now,
-                                  until=now + timedelta(days=90))
+    steps = domain.expiry_outlook(300, 240, [(first, 100), (second, 80)], 12, now=now, until=now + timedelta(days=90))
     assert steps == [(date(2026, 12, 4), 60), (date(2026, 12, 10), 100), (date(2027, 1, 20), 80)]
     # A horizon before the second: only what ages out by then. Nothing held beyond the valid: nothing.
-    assert domain.expiry_outlook(300, 240, [(first, 100), (second, 80)], 12, now=now,
-                                 until=now + timedelta(days=30)) == steps[:2]
-    assert domain.expiry_outlook(100, 240, [(first, 100), (second, 80)], 12, now=now,
-                                 until=now + timedelta(days=90)) == [(date(2027, 1, 20), 40)]
+    assert domain.expiry_outlook(300, 240, [(first, 100), (second, 80)], 12, now=now, until=now + timedelta(days=30)) == steps[:2]
+    assert domain.expiry_outlook(100, 240, [(first, 100), (second, 80)], 12, now=now, until=now + timedelta(days=90)) == [
+        (date(2027, 1, 20), 40)
+    ]

@@ -31,8 +31,11 @@ async def expiry_settings(c: Community, *, on: bool = True, months: int = 12) ->
 
 async def date_credits_back(c: Community, member: str, days: int) -> None:
     """Date every credit the member has had so far `days` in the past."""
-    dated = await c.sql("UPDATE tb_transfers SET created_at = :at WHERE credit_account_id = :account RETURNING id",
-                        at=datetime.now(UTC) - timedelta(days=days), account=c.account(member))
+    dated = await c.sql(
+        "UPDATE tb_transfers SET created_at = :at WHERE credit_account_id = :account RETURNING id",
+        at=datetime.now(UTC) - timedelta(days=days),
+        account=c.account(member),
+    )
     assert dated
 
 
@@ -57,24 +60,37 @@ async def test_old_unspent_hours_expire_to_the_pool_once(community: Community) -
     await c.enrol("elder", elder=True, birth=OLD)
     await c.grant("elder", 100, "elder")
     await date_credits_back(c, "elder", days=400)
-    r = await c.client.post("/transfers/spend", json={"id": str(uuid.uuid4()), "minutes": 30, "service_type": "meal"},
-                            headers=c.h("elder"))
+    r = await c.client.post(
+        "/transfers/spend", json={"id": str(uuid.uuid4()), "minutes": 30, "service_type": "meal"}, headers=c.h("elder")
+    )
     assert r.status_code == 201, r.text
     await c.grant("elder", 40, "elder")
     pool_before = await pool_posted(c)
 
     # The spending took 30 of the old 100; the 70 left are older than 12 months, the recent 40 stay.
     assert await expire(c) == 1
-    assert await c.balance("elder") == {"posted_minutes": 40, "available_minutes": 40, "pending_in_minutes": 0,
-                                        "pending_out_minutes": 0}
+    assert await c.balance("elder") == {
+        "posted_minutes": 40,
+        "available_minutes": 40,
+        "pending_in_minutes": 0,
+        "pending_out_minutes": 0,
+    }
     assert await pool_posted(c) == pool_before + 70
     r = await c.client.get("/members/me/passbook", params={"limit": 1}, headers=c.h("elder"))
     [entry] = r.json()["items"]
-    assert (entry["kind"], entry["minutes"], entry["balance_after"], entry["counterparty_account_id"],
-            entry["reason"]) == ("expiry", -70, 40, str(c.pool_id), "hours older than 12 months expired")
+    assert (entry["kind"], entry["minutes"], entry["balance_after"], entry["counterparty_account_id"], entry["reason"]) == (
+        "expiry",
+        -70,
+        40,
+        str(c.pool_id),
+        "hours older than 12 months expired",
+    )
     [expiry] = await c.sql("SELECT id, created_by, credit_balance_after FROM tb_transfers WHERE kind = 'expiry'")
     assert (str(expiry.id), expiry.created_by, expiry.credit_balance_after) == (
-        entry["transfer_id"], "system:hours-expiry", pool_before + 70)
+        entry["transfer_id"],
+        "system:hours-expiry",
+        pool_before + 70,
+    )
 
     # The event, in the same transaction, as consumers will read it.
     [(key, data)] = await expired_events(c)
@@ -90,8 +106,9 @@ async def test_old_unspent_hours_expire_to_the_pool_once(community: Community) -
     assert (await c.balance("elder"))["posted_minutes"] == 40
 
     # Like an overflow, an expiry is the ledger's own rule at work: it cannot be reversed.
-    r = await c.client.post(f"/transfers/{entry['transfer_id']}/reversal",
-                            json={"id": str(uuid.uuid4()), "reason": "撤销"}, headers=c.h(WORKER))
+    r = await c.client.post(
+        f"/transfers/{entry['transfer_id']}/reversal", json={"id": str(uuid.uuid4()), "reason": "撤销"}, headers=c.h(WORKER)
+    )
     assert r.status_code == 409 and problem_type(r) == "timebank/not-reversible"
     assert (await c.balance("elder"))["posted_minutes"] == 40
     await assert_ledger_invariants(c.svc.state.sessionmaker)
@@ -119,7 +136,9 @@ async def test_only_communities_with_expiry_on_expire_after_their_own_period(com
     await job.run(c.svc.state)
     assert (await c.balance("vol"))["posted_minutes"] == 0
     assert [(d["community"], d["minutes"], d["valid_months"]) for _, d in await expired_events(c)] == [
-        (other.name, 90, 12), (c.name, 90, 12)]
+        (other.name, 90, 12),
+        (c.name, 90, 12),
+    ]
     await assert_ledger_invariants(c.svc.state.sessionmaker)
 
 
@@ -152,19 +171,28 @@ async def test_pending_debits_are_respected(community: Community) -> None:
     # 50 of the old 100 are promised to the volunteer: only the other 50 expire, and the
     # promised minutes stay payable.
     assert await expire(c) == 1
-    assert await c.balance("elder") == {"posted_minutes": 50, "available_minutes": 0, "pending_in_minutes": 0,
-                                        "pending_out_minutes": 50}
+    assert await c.balance("elder") == {
+        "posted_minutes": 50,
+        "available_minutes": 0,
+        "pending_in_minutes": 0,
+        "pending_out_minutes": 50,
+    }
     r = await c.client.post(f"/transfers/{confirmed}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h("elder"))
     assert r.status_code == 201, r.text
     assert await expire(c) == 0
     # A dispute releases old hours: they expire at the next run, and the balance stays at zero.
-    r = await c.client.post(f"/transfers/{disputed}/dispute", json={"id": str(uuid.uuid4()), "reason": "没来"},
-                            headers=c.h("elder"))
+    r = await c.client.post(
+        f"/transfers/{disputed}/dispute", json={"id": str(uuid.uuid4()), "reason": "没来"}, headers=c.h("elder")
+    )
     assert r.status_code == 201, r.text
     assert (await c.balance("elder"))["available_minutes"] == 20
     assert await expire(c) == 1
-    assert await c.balance("elder") == {"posted_minutes": 0, "available_minutes": 0, "pending_in_minutes": 0,
-                                        "pending_out_minutes": 0}
+    assert await c.balance("elder") == {
+        "posted_minutes": 0,
+        "available_minutes": 0,
+        "pending_in_minutes": 0,
+        "pending_out_minutes": 0,
+    }
     # The volunteer's 30 were credited now: they stay.
     assert (await c.balance("vol"))["posted_minutes"] == 30
     assert [d["minutes"] for _, d in await expired_events(c)] == [50, 20]
@@ -183,8 +211,9 @@ async def test_a_reversed_credit_does_not_keep_old_hours_valid(community: Commun
     posting = str(uuid.uuid4())
     r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": posting}, headers=c.h("elder"))
     assert r.status_code == 201, r.text
-    r = await c.client.post(f"/transfers/{posting}/reversal", json={"id": str(uuid.uuid4()), "reason": "登记错误"},
-                            headers=c.h(WORKER))
+    r = await c.client.post(
+        f"/transfers/{posting}/reversal", json={"id": str(uuid.uuid4()), "reason": "登记错误"}, headers=c.h(WORKER)
+    )
     assert r.status_code == 201, r.text
     # The recent 60 were taken back: all 100 the volunteer holds are old.
     assert await expire(c) == 1
@@ -206,7 +235,8 @@ async def test_replicas_running_at_once_expire_once(community: Community) -> Non
     counts = await asyncio.gather(*(expire(c) for _ in range(4)))
     assert sum(counts) == len(members)
     assert await c.sql("SELECT count(*), sum(amount_minutes) FROM tb_transfers WHERE kind = 'expiry'") == [
-        (len(members), 50 * len(members))]
+        (len(members), 50 * len(members))
+    ]
     assert len(await expired_events(c)) == len(members)
     await assert_ledger_invariants(c.svc.state.sessionmaker)
 
@@ -216,19 +246,20 @@ async def test_validity_period_setting_is_bounded(community: Community) -> None:
     r = await c.client.get("/settings", headers=c.h("someone"))
     assert (r.json()["hours_expire"], r.json()["hours_valid_months"]) == (False, 36)
     for months in (0, 601):
-        r = await c.client.put("/settings", json={"hours_expire": True, "hours_valid_months": months},
-                               headers=c.h(WORKER))
+        r = await c.client.put("/settings", json={"hours_expire": True, "hours_valid_months": months}, headers=c.h(WORKER))
         assert r.status_code == 422 and problem_type(r) == "validation-error"
     with pytest.raises(IntegrityError, match="ck_tb_community_settings_hours_valid_months"):
-        await c.sql("UPDATE tb_community_settings SET hours_valid_months = 0 WHERE community = :c RETURNING community",
-                    c=c.name)
+        await c.sql("UPDATE tb_community_settings SET hours_valid_months = 0 WHERE community = :c RETURNING community", c=c.name)
 
 
 async def date_last_credit(c: Community, member: str, at: datetime) -> None:
     """Date the member's newest credit at `at` (the others keep their dates)."""
-    dated = await c.sql("UPDATE tb_transfers SET created_at = :at WHERE id = (SELECT id FROM tb_transfers "
-                        "WHERE credit_account_id = :account ORDER BY seq DESC LIMIT 1) RETURNING id",
-                        at=at, account=c.account(member))
+    dated = await c.sql(
+        "UPDATE tb_transfers SET created_at = :at WHERE id = (SELECT id FROM tb_transfers "
+        "WHERE credit_account_id = :account ORDER BY seq DESC LIMIT 1) RETURNING id",
+        at=at,
+        account=c.account(member),
+    )
     assert dated
 
 
@@ -258,8 +289,10 @@ async def test_a_member_sees_which_hours_will_expire_and_when(community: Communi
     assert seen["available_minutes"] == 280 and seen["valid_months"] == 12 and seen["hours_expire"]
     # 280 held, 180 of them credited within the year: 100 are due now. When the 50 age out, the
     # 130 still valid cover 130 of the 180 held then: 50 more go. 130 stay.
-    assert seen["expiring"] == [{"on": domain.local_today(now).isoformat(), "minutes": 100},
-                                {"on": expected_day.isoformat(), "minutes": 50}]
+    assert seen["expiring"] == [
+        {"on": domain.local_today(now).isoformat(), "minutes": 100},
+        {"on": expected_day.isoformat(), "minutes": 50},
+    ]
     assert (await outlook(c, "vol", path_name="me", days=10))["expiring"] == seen["expiring"][:1]
 
     # The job does what the outlook said for today, and the outlook moves on.

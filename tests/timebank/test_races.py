@@ -16,8 +16,9 @@ async def test_200_withdrawals_against_a_balance_for_37(community: Community) ->
     await c.grant("elder", 37 * 15, "elder")
 
     async def withdraw() -> int:
-        r = await c.client.post("/transfers/spend", json={"id": str(uuid.uuid4()), "minutes": 15,
-                                                          "service_type": "meal"}, headers=c.h("elder"))
+        r = await c.client.post(
+            "/transfers/spend", json={"id": str(uuid.uuid4()), "minutes": 15, "service_type": "meal"}, headers=c.h("elder")
+        )
         assert r.status_code in (201, 409), r.text
         if r.status_code == 409:
             assert r.json()["type"].endswith("timebank/insufficient-balance")
@@ -25,8 +26,12 @@ async def test_200_withdrawals_against_a_balance_for_37(community: Community) ->
 
     codes = Counter(await asyncio.gather(*(withdraw() for _ in range(200))))
     assert codes == {201: 37, 409: 163}
-    assert await c.balance("elder") == {"posted_minutes": 0, "available_minutes": 0, "pending_in_minutes": 0,
-                                        "pending_out_minutes": 0}
+    assert await c.balance("elder") == {
+        "posted_minutes": 0,
+        "available_minutes": 0,
+        "pending_in_minutes": 0,
+        "pending_out_minutes": 0,
+    }
     spent = await c.sql("SELECT count(*), sum(amount_minutes) FROM tb_transfers WHERE kind = 'spend'")
     assert spent == [(37, 37 * 15)]
     assert await c.sql("SELECT count(*) FROM tb_failed_transfers") == [(163,)]
@@ -62,11 +67,11 @@ async def test_racing_confirm_and_dispute_resolve_once(community: Community) -> 
 
     async def resolve(i: int) -> int:
         if i % 2:
-            r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())},
-                                    headers=c.h("elder"))
+            r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h("elder"))
         else:
-            r = await c.client.post(f"/transfers/{pending}/dispute", json={"id": str(uuid.uuid4()), "reason": "x"},
-                                    headers=c.h(WORKER))
+            r = await c.client.post(
+                f"/transfers/{pending}/dispute", json={"id": str(uuid.uuid4()), "reason": "x"}, headers=c.h(WORKER)
+            )
         return r.status_code
 
     codes = Counter(await asyncio.gather(*(resolve(i) for i in range(20))))
@@ -85,8 +90,9 @@ async def test_opposite_gifts_do_not_deadlock(community: Community) -> None:
     await c.grant("b", 500, "elder")
 
     async def give(src: str, dst: str) -> int:
-        r = await c.client.post("/transfers/gift", json={"id": str(uuid.uuid4()), "to_member_id": dst, "minutes": 7},
-                                headers=c.h(src))
+        r = await c.client.post(
+            "/transfers/gift", json={"id": str(uuid.uuid4()), "to_member_id": dst, "minutes": 7}, headers=c.h(src)
+        )
         return r.status_code
 
     codes = await asyncio.gather(*(give("a", "b") if i % 2 else give("b", "a") for i in range(60)))

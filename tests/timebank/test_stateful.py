@@ -86,47 +86,75 @@ class TimebankMachine(RuleBasedStateMachine):
 
     async def available(self, member: str) -> int:
         async with ENV.maker() as session, session.begin():
-            row = (await session.execute(select(ledger.ACCOUNTS).where(
-                ledger.ACCOUNTS.c.id == ledger.member_account_id(self.community, member)))).one()
+            row = (
+                await session.execute(
+                    select(ledger.ACCOUNTS).where(ledger.ACCOUNTS.c.id == ledger.member_account_id(self.community, member))
+                )
+            ).one()
             return int(row.credits_posted - row.debits_posted - row.debits_pending)
 
     @initialize()
     def setup(self) -> None:
         async def go() -> None:
-            await self.call(service.update_settings, self.community, CommunitySettingsIn(
-                storage_cap_minutes=CAP, hours_expire=True, hours_valid_months=12))
+            await self.call(
+                service.update_settings,
+                self.community,
+                CommunitySettingsIn(storage_cap_minutes=CAP, hours_expire=True, hours_valid_months=12),
+            )
             for m in MEMBERS:
-                await self.call(service.enrol, self.who(m), MemberEnrol(volunteer=m.startswith("v"),
-                                                                         elder=m.startswith("e")))
+                await self.call(service.enrol, self.who(m), MemberEnrol(volunteer=m.startswith("v"), elder=m.startswith("e")))
             for m, birth in ELDERS.items():
-                await self.call(service.verify_age, self.worker, m, AgeVerification(birth_date=birth,
-                                                                                    priority_elder=m == "e2"))
+                await self.call(service.verify_age, self.worker, m, AgeVerification(birth_date=birth, priority_elder=m == "e2"))
             await self.call(service.verify_relative, self.worker, "v2", RelativeIn(relative_id="e1", relation="子女"))
             await self.call(service.fund_pool, self.worker, FundingIn(id=uuid.uuid4(), minutes=600, reason="seed"))
-            await self.call(service.post_batch, self.worker, BatchIn.model_validate({"transfers": [{
-                "id": str(uuid.uuid4()), "kind": "service", "debit_account_id": str(ledger.pool_account_id(self.community)),
-                "credit_account_id": str(ledger.member_account_id(self.community, "e1")), "minutes": 300,
-                "service_type": "other", "elder_id": "e1"}]}))
+            await self.call(
+                service.post_batch,
+                self.worker,
+                BatchIn.model_validate(
+                    {
+                        "transfers": [
+                            {
+                                "id": str(uuid.uuid4()),
+                                "kind": "service",
+                                "debit_account_id": str(ledger.pool_account_id(self.community)),
+                                "credit_account_id": str(ledger.member_account_id(self.community, "e1")),
+                                "minutes": 300,
+                                "service_type": "other",
+                                "elder_id": "e1",
+                            }
+                        ]
+                    }
+                ),
+            )
+
         run(go())
 
     @rule(elder=st.sampled_from(["e1", "e2"]), volunteer=st.sampled_from(["v1", "v2"]), minutes=minutes_st)
     def log(self, elder: str, volunteer: str, minutes: int) -> None:
         async def go() -> None:
-            req = await self.call(service.post_care_request, self.who(elder), CareRequestIn(
-                service_type="meal", starts_at=datetime.now(UTC), place="home", minutes_estimated=60))
+            req = await self.call(
+                service.post_care_request,
+                self.who(elder),
+                CareRequestIn(service_type="meal", starts_at=datetime.now(UTC), place="home", minutes_estimated=60),
+            )
             await self.call(service.accept_care_request, self.who(volunteer), req.id)
             start = datetime.now(UTC) - timedelta(minutes=minutes + 1)
             await self.call(service.check_in, self.who(volunteer), req.id, CheckIn(at=start))
             payer_available = (await self.pool_available()) if elder == "e2" else await self.available(elder)
             tid = uuid.uuid4()
             try:
-                await self.call(service.check_out, self.who(volunteer), req.id,
-                                CheckOut(transfer_id=tid, at=start + timedelta(minutes=minutes)))
+                await self.call(
+                    service.check_out,
+                    self.who(volunteer),
+                    req.id,
+                    CheckOut(transfer_id=tid, at=start + timedelta(minutes=minutes)),
+                )
             except InsufficientBalance:
                 assert payer_available < minutes
                 return
             assert payer_available >= minutes
             self.pendings.append(str(tid))
+
         run(go())
 
     async def pool_available(self) -> int:
@@ -138,13 +166,16 @@ class TimebankMachine(RuleBasedStateMachine):
     @rule(data=st.data(), fewer=st.booleans())
     def confirm(self, data: st.DataObject, fewer: bool) -> None:
         pending = data.draw(st.sampled_from(self.pendings))
+
         async def go() -> None:
             try:
-                posted = await self.call(service.confirm, self.worker, uuid.UUID(pending),
-                                         ConfirmIn(id=uuid.uuid4(), minutes=1 if fewer else None))
+                posted = await self.call(
+                    service.confirm, self.worker, uuid.UUID(pending), ConfirmIn(id=uuid.uuid4(), minutes=1 if fewer else None)
+                )
             except AlreadyResolved:
                 return
             self.posted.append(str(posted.id))
+
         run(go())
         self.pendings.remove(pending)
 
@@ -152,16 +183,15 @@ class TimebankMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def dispute(self, data: st.DataObject) -> None:
         pending = data.draw(st.sampled_from(self.pendings))
-        run(self.call(service.dispute, self.worker, uuid.UUID(pending),
-                      DisputeIn(id=uuid.uuid4(), reason="not done")))
+        run(self.call(service.dispute, self.worker, uuid.UUID(pending), DisputeIn(id=uuid.uuid4(), reason="not done")))
         self.pendings.remove(pending)
 
     @rule()
     def expire(self) -> None:
         async def go() -> int:
             async with ENV.maker() as session:
-                return await service.expire_pending(session, limit=10_000,
-                                                    now=datetime.now(UTC) + timedelta(days=30))
+                return await service.expire_pending(session, limit=10_000, now=datetime.now(UTC) + timedelta(days=30))
+
         run(go())
         self.pendings.clear()  # other machines' communities may expire too: they are checked on their own
 
@@ -169,11 +199,13 @@ class TimebankMachine(RuleBasedStateMachine):
     def expire_hours(self) -> None:
         """Run at a time when every credit so far is older than the 12-month period: whatever the
         members hold that is not promised to a volunteer expires, and nothing more."""
+
         async def go() -> None:
             async with ENV.maker() as session:
                 await service.expire_hours(session, limit=10_000, now=datetime.now(UTC) + timedelta(days=400))
             for member in MEMBERS:
                 assert await self.available(member) == 0
+
         run(go())
 
     @rule(member=st.sampled_from(MEMBERS), minutes=minutes_st)
@@ -181,8 +213,9 @@ class TimebankMachine(RuleBasedStateMachine):
         async def go() -> None:
             before = await self.available(member)
             try:
-                posted = await self.call(service.spend, self.who(member), SpendIn(id=uuid.uuid4(), minutes=minutes,
-                                                                                   service_type="meal"))
+                posted = await self.call(
+                    service.spend, self.who(member), SpendIn(id=uuid.uuid4(), minutes=minutes, service_type="meal")
+                )
             except InsufficientBalance:
                 assert before < minutes
                 return
@@ -191,6 +224,7 @@ class TimebankMachine(RuleBasedStateMachine):
                 return
             assert member in ELDERS and before >= minutes
             self.posted.append(str(posted.id))
+
         run(go())
 
     @rule(giver=st.sampled_from(MEMBERS), receiver=st.sampled_from(MEMBERS), minutes=minutes_st)
@@ -199,8 +233,9 @@ class TimebankMachine(RuleBasedStateMachine):
             before = await self.available(giver)
             related = {giver, receiver} == {"v2", "e1"}
             try:
-                posted = await self.call(service.gift, self.who(giver), GiftIn(id=uuid.uuid4(), to_member_id=receiver,
-                                                                               minutes=minutes))
+                posted = await self.call(
+                    service.gift, self.who(giver), GiftIn(id=uuid.uuid4(), to_member_id=receiver, minutes=minutes)
+                )
             except NotAVerifiedRelative:
                 assert not related
                 return
@@ -209,6 +244,7 @@ class TimebankMachine(RuleBasedStateMachine):
                 return
             assert related and before >= minutes
             self.posted.append(str(posted.id))
+
         run(go())
 
     @rule(member=st.sampled_from(MEMBERS), minutes=minutes_st)
@@ -222,19 +258,23 @@ class TimebankMachine(RuleBasedStateMachine):
                 return
             assert before >= minutes
             self.posted.append(str(posted.id))
+
         run(go())
 
     @precondition(lambda self: bool(self.posted))
     @rule(data=st.data())
     def reverse(self, data: st.DataObject) -> None:
         original = data.draw(st.sampled_from(self.posted))
+
         async def go() -> None:
             try:
-                await self.call(service.reverse, self.worker, uuid.UUID(original),
-                                ReversalIn(id=uuid.uuid4(), reason="correction"))
+                await self.call(
+                    service.reverse, self.worker, uuid.UUID(original), ReversalIn(id=uuid.uuid4(), reason="correction")
+                )
             except InsufficientBalance:
                 return  # the credited side already spent the minutes: the reversal must wait
             self.posted.remove(original)
+
         run(go())
 
     @invariant()
@@ -249,9 +289,15 @@ def test_random_use_case_sequences_keep_the_ledger_sound(stack: TestStack) -> No
         engine = make_engine(url, pool_size=5)
         ENV.maker = make_sessionmaker(engine)
         try:
-            run_state_machine_as_test(TimebankMachine, settings=settings(
-                max_examples=int(os.environ.get("TB_STATEFUL_EXAMPLES", "12")), stateful_step_count=20, deadline=None,
-                suppress_health_check=list(HealthCheck)))
+            run_state_machine_as_test(
+                TimebankMachine,
+                settings=settings(
+                    max_examples=int(os.environ.get("TB_STATEFUL_EXAMPLES", "12")),
+                    stateful_step_count=20,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                ),
+            )
         finally:
             ENV.loop.run_until_complete(engine.dispose())
             ENV.loop.run_until_complete(stack.drop_database(url))

@@ -121,5 +121,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION gov_reserve(text, text, uuid, uuid, timestamptz, integer, integer, integer, boolean, "
-               "timestamptz, text, text, text, text, text, jsonb, text, text)")
+    op.execute(
+        "DROP FUNCTION gov_reserve(text, text, uuid, uuid, timestamptz, integer, integer, integer, boolean, "
+        "timestamptz, text, text, text, text, text, jsonb, text, text)"
+    )

@@ -20,8 +20,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 OLD_SIGNATURE = "gov_grant(text, text, uuid, text, text, integer, text, integer, date, timestamptz, text)"
-NEW_SIGNATURE = ("gov_grant(text, text, uuid, text, text, integer, text, integer, date, timestamptz, text, text, text, "
-                 "text, text, text, text, text, text)")
+NEW_SIGNATURE = (
+    "gov_grant(text, text, uuid, text, text, integer, text, integer, date, timestamptz, text, text, text, "
+    "text, text, text, text, text, text)"
+)
 
 GRANT = r"""
 CREATE FUNCTION gov_grant(

@@ -63,9 +63,7 @@ def upgrade() -> None:
         sa.Column("status", sa.Text(), nullable=False),
         sa.Column("verified_by", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "kind = 'public' OR owner_id IS NOT NULL", name=op.f("ck_spots_private_has_owner")
-        ),
+        sa.CheckConstraint("kind = 'public' OR owner_id IS NOT NULL", name=op.f("ck_spots_private_has_owner")),
         sa.CheckConstraint("kind IN ('private', 'public')", name=op.f("ck_spots_kind")),
         sa.CheckConstraint("size IN ('compact', 'standard', 'large')", name=op.f("ck_spots_size")),
         sa.CheckConstraint("status IN ('pending', 'verified', 'rejected')", name=op.f("ck_spots_status")),
@@ -125,9 +123,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("ends_at > starts_at", name=op.f("ck_window_occurrences_range")),
         sa.ForeignKeyConstraint(["spot_id"], ["spots.id"], name=op.f("fk_window_occurrences_spot_id_spots")),
-        sa.ForeignKeyConstraint(
-            ["window_id"], ["windows.id"], name=op.f("fk_window_occurrences_window_id_windows")
-        ),
+        sa.ForeignKeyConstraint(["window_id"], ["windows.id"], name=op.f("fk_window_occurrences_window_id_windows")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_window_occurrences")),
         sa.UniqueConstraint("window_id", "starts_at", name=op.f("uq_window_occurrences_window_id_starts_at")),
     )
@@ -138,9 +134,7 @@ def upgrade() -> None:
         unique=False,
         postgresql_using="gist",
     )
-    op.create_index(
-        op.f("ix_window_occurrences_window_id"), "window_occurrences", ["window_id"], unique=False
-    )
+    op.create_index(op.f("ix_window_occurrences_window_id"), "window_occurrences", ["window_id"], unique=False)
     op.create_table(
         "bookings",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -228,12 +222,8 @@ def upgrade() -> None:
         sa.Column("charged_fen", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("direction IN ('entry', 'exit')", name=op.f("ck_gate_events_direction")),
-        sa.ForeignKeyConstraint(
-            ["booking_id"], ["bookings.id"], name=op.f("fk_gate_events_booking_id_bookings")
-        ),
-        sa.ForeignKeyConstraint(
-            ["device_id"], ["gate_devices.id"], name=op.f("fk_gate_events_device_id_gate_devices")
-        ),
+        sa.ForeignKeyConstraint(["booking_id"], ["bookings.id"], name=op.f("fk_gate_events_booking_id_bookings")),
+        sa.ForeignKeyConstraint(["device_id"], ["gate_devices.id"], name=op.f("fk_gate_events_device_id_gate_devices")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_gate_events")),
     )
     op.create_index(op.f("ix_gate_events_community"), "gate_events", ["community"], unique=False)
@@ -247,9 +237,7 @@ def upgrade() -> None:
         sa.Column("provider", sa.Text(), nullable=False),
         sa.Column("provider_ref", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["booking_id"], ["bookings.id"], name=op.f("fk_payments_booking_id_bookings")
-        ),
+        sa.ForeignKeyConstraint(["booking_id"], ["bookings.id"], name=op.f("fk_payments_booking_id_bookings")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
     )
     op.create_index(op.f("ix_payments_booking_id"), "payments", ["booking_id"], unique=False)
@@ -264,15 +252,11 @@ def downgrade() -> None:
     op.drop_index("ix_bookings_plate_status", table_name="bookings")
     op.drop_index(op.f("ix_bookings_owner_id"), table_name="bookings")
     op.drop_index(op.f("ix_bookings_occurrence_id"), table_name="bookings")
-    op.drop_index(
-        "ix_bookings_held_expiry", table_name="bookings", postgresql_where=sa.text("status = 'held'")
-    )
+    op.drop_index("ix_bookings_held_expiry", table_name="bookings", postgresql_where=sa.text("status = 'held'"))
     op.drop_index(op.f("ix_bookings_booker_id"), table_name="bookings")
     op.drop_table("bookings")
     op.drop_index(op.f("ix_window_occurrences_window_id"), table_name="window_occurrences")
-    op.drop_index(
-        "ix_window_occurrences_community_period", table_name="window_occurrences", postgresql_using="gist"
-    )
+    op.drop_index("ix_window_occurrences_community_period", table_name="window_occurrences", postgresql_using="gist")
     op.drop_table("window_occurrences")
     op.drop_index(op.f("ix_windows_spot_id"), table_name="windows")
     op.drop_table("windows")

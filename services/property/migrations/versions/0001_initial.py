@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.Column("code", sa.Text(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("price_fen", sa.Integer(), nullable=True),
-        sa.CheckConstraint(
-            "price_fen IS NULL OR price_fen > 0", name=op.f("ck_catalogue_items_price_positive")
-        ),
+        sa.CheckConstraint("price_fen IS NULL OR price_fen > 0", name=op.f("ck_catalogue_items_price_positive")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_catalogue_items")),
         sa.UniqueConstraint("community", "code", name=op.f("uq_catalogue_items_community_code")),
     )
@@ -126,12 +124,8 @@ def upgrade() -> None:
             name=op.f("ck_tickets_category"),
         ),
         sa.CheckConstraint("quote_fen IS NULL OR quote_fen > 0", name=op.f("ck_tickets_quote_positive")),
-        sa.CheckConstraint(
-            "rating_overall IS NULL OR rating_overall BETWEEN 1 AND 5", name=op.f("ck_tickets_rating_overall")
-        ),
-        sa.CheckConstraint(
-            "rating_speed IS NULL OR rating_speed BETWEEN 1 AND 5", name=op.f("ck_tickets_rating_speed")
-        ),
+        sa.CheckConstraint("rating_overall IS NULL OR rating_overall BETWEEN 1 AND 5", name=op.f("ck_tickets_rating_overall")),
+        sa.CheckConstraint("rating_speed IS NULL OR rating_speed BETWEEN 1 AND 5", name=op.f("ck_tickets_rating_speed")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
         sa.UniqueConstraint("id", "category", name="uq_tickets_id_category"),
         sa.UniqueConstraint("redemption_id", name=op.f("uq_tickets_redemption_id")),
@@ -143,17 +137,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'queued'"),
     )
-    op.create_index(
-        "ix_tickets_household", "tickets", ["community", "household_id", "created_at", "id"], unique=False
-    )
+    op.create_index("ix_tickets_household", "tickets", ["community", "household_id", "created_at", "id"], unique=False)
     op.create_index(
         "ix_tickets_resolution_watch",
         "tickets",
         ["resolution_due_at"],
         unique=False,
-        postgresql_where=sa.text(
-            "resolution_breached_at IS NULL AND status IN ('accepted','quoted','approved','in_progress')"
-        ),
+        postgresql_where=sa.text("resolution_breached_at IS NULL AND status IN ('accepted','quoted','approved','in_progress')"),
     )
     op.create_index(
         "ix_tickets_response_watch",
@@ -167,9 +157,7 @@ def upgrade() -> None:
         "tickets",
         ["community", "assignee_id", "due_at", "id"],
         unique=False,
-        postgresql_where=sa.text(
-            "status IN ('assigned','queued','accepted','quoted','approved','in_progress','paused')"
-        ),
+        postgresql_where=sa.text("status IN ('assigned','queued','accepted','quoted','approved','in_progress','paused')"),
     )
     op.create_table(
         "households",
@@ -177,13 +165,9 @@ def upgrade() -> None:
         sa.Column("community", sa.Text(), nullable=False),
         sa.Column("building_id", sa.Text(), nullable=False),
         sa.Column("unit", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["building_id"], ["buildings.id"], name=op.f("fk_households_building_id_buildings")
-        ),
+        sa.ForeignKeyConstraint(["building_id"], ["buildings.id"], name=op.f("fk_households_building_id_buildings")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_households")),
-        sa.UniqueConstraint(
-            "community", "building_id", "unit", name=op.f("uq_households_community_building_id_unit")
-        ),
+        sa.UniqueConstraint("community", "building_id", "unit", name=op.f("uq_households_community_building_id_unit")),
     )
     op.create_table(
         "payment_orders",
@@ -201,9 +185,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("settled_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("method IN ('money','points')", name=op.f("ck_payment_orders_method")),
-        sa.CheckConstraint(
-            "status IN ('pending','paid','rejected','failed')", name=op.f("ck_payment_orders_status")
-        ),
+        sa.CheckConstraint("status IN ('pending','paid','rejected','failed')", name=op.f("ck_payment_orders_status")),
         sa.CheckConstraint("ticket_category = 'service'", name=op.f("ck_payment_orders_paid_category_only")),
         sa.CheckConstraint("amount_fen > 0", name=op.f("ck_payment_orders_amount_positive")),
         sa.ForeignKeyConstraint(
@@ -268,9 +250,7 @@ def upgrade() -> None:
             server_default=sa.text("'{}'::jsonb"),
             nullable=False,
         ),
-        sa.ForeignKeyConstraint(
-            ["ticket_id"], ["tickets.id"], name=op.f("fk_ticket_steps_ticket_id_tickets")
-        ),
+        sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"], name=op.f("fk_ticket_steps_ticket_id_tickets")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ticket_steps")),
     )
     op.create_index(op.f("ix_ticket_steps_ticket_id"), "ticket_steps", ["ticket_id"], unique=False)
@@ -282,9 +262,7 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("phone", sa.Text(), nullable=False),
         sa.Column("roles", postgresql.ARRAY(sa.Text()), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["household_id"], ["households.id"], name=op.f("fk_residents_household_id_households")
-        ),
+        sa.ForeignKeyConstraint(["household_id"], ["households.id"], name=op.f("fk_residents_household_id_households")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_residents")),
         sa.UniqueConstraint("community", "phone", name=op.f("uq_residents_community_phone")),
     )
@@ -310,9 +288,7 @@ def downgrade() -> None:
     op.drop_index(
         "ix_tickets_steward_queue",
         table_name="tickets",
-        postgresql_where=sa.text(
-            "status IN ('assigned','queued','accepted','quoted','approved','in_progress','paused')"
-        ),
+        postgresql_where=sa.text("status IN ('assigned','queued','accepted','quoted','approved','in_progress','paused')"),
     )
     op.drop_index(
         "ix_tickets_response_watch",
@@ -322,14 +298,10 @@ def downgrade() -> None:
     op.drop_index(
         "ix_tickets_resolution_watch",
         table_name="tickets",
-        postgresql_where=sa.text(
-            "resolution_breached_at IS NULL AND status IN ('accepted','quoted','approved','in_progress')"
-        ),
+        postgresql_where=sa.text("resolution_breached_at IS NULL AND status IN ('accepted','quoted','approved','in_progress')"),
     )
     op.drop_index("ix_tickets_household", table_name="tickets")
-    op.drop_index(
-        "ix_tickets_community_queue", table_name="tickets", postgresql_where=sa.text("status = 'queued'")
-    )
+    op.drop_index("ix_tickets_community_queue", table_name="tickets", postgresql_where=sa.text("status = 'queued'"))
     op.drop_table("tickets")
     op.drop_table("staff")
     op.drop_table("sla_policies")

@@ -239,5 +239,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION tb_confirm_service(uuid, uuid, text, text, boolean, boolean, integer, text, timestamptz, "
-               "uuid, uuid, jsonb, text, text, text, text, text, text, text)")
+    op.execute(
+        "DROP FUNCTION tb_confirm_service(uuid, uuid, text, text, boolean, boolean, integer, text, timestamptz, "
+        "uuid, uuid, jsonb, text, text, text, text, text, text, text)"
+    )

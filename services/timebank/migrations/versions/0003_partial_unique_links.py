@@ -25,8 +25,9 @@ LINKS = ("pending_id", "reverses_id")
 def upgrade() -> None:
     for column in LINKS:
         op.drop_index(f"uq_tb_transfers_{column}", table_name="tb_transfers")
-        op.create_index(f"uq_tb_transfers_{column}", "tb_transfers", [column], unique=True,
-                        postgresql_where=f"{column} IS NOT NULL")
+        op.create_index(
+            f"uq_tb_transfers_{column}", "tb_transfers", [column], unique=True, postgresql_where=f"{column} IS NOT NULL"
+        )
 
 
 def downgrade() -> None:

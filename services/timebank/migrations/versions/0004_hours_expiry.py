@@ -27,15 +27,18 @@ KINDS = ("service", "spend", "gift", "donation", "funding", "overflow", "reversa
 
 def _kind_check(kinds: Sequence[str]) -> None:
     op.drop_constraint(op.f("ck_tb_transfers_kind"), "tb_transfers", type_="check")
-    op.create_check_constraint(op.f("ck_tb_transfers_kind"), "tb_transfers",
-                               "kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")")
+    op.create_check_constraint(
+        op.f("ck_tb_transfers_kind"), "tb_transfers", "kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"
+    )
 
 
 def upgrade() -> None:
-    op.add_column("tb_community_settings", sa.Column("hours_valid_months", sa.Integer(), server_default=sa.text("36"),
-                                                     nullable=False))
-    op.create_check_constraint(op.f("ck_tb_community_settings_hours_valid_months"), "tb_community_settings",
-                               "hours_valid_months BETWEEN 1 AND 600")
+    op.add_column(
+        "tb_community_settings", sa.Column("hours_valid_months", sa.Integer(), server_default=sa.text("36"), nullable=False)
+    )
+    op.create_check_constraint(
+        op.f("ck_tb_community_settings_hours_valid_months"), "tb_community_settings", "hours_valid_months BETWEEN 1 AND 600"
+    )
     _kind_check((*KINDS, "expiry"))
 
 
