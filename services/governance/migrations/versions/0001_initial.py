@@ -1,4 +1,3 @@
-# ruff: noqa: E501
 """initial
 
 Revision ID: 0001
