@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, Result
+from sqlalchemy import MetaData, Result, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
@@ -49,6 +49,14 @@ def model_base(name: str) -> type[SQLModel]:
     reg = registry(metadata=new_metadata())
     base: type[SQLModel] = type(name, (SQLModel,), {"__module__": __name__}, registry=reg)
     return base
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a SQLModel table class, typed (SQLModel sets `__table__` only at run time)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
 
 
 def asyncpg_url(url: str) -> str:
