@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
@@ -22,6 +22,7 @@ from services.parking.schemas import (
     BookingCreate,
     BookingPay,
     BookingPublic,
+    BookingsOf,
     CommunitySettingsBody,
     CommunitySettingsPublic,
     Earnings,
@@ -282,7 +283,7 @@ async def list_bookings(
     principal: CurrentPrincipal,
     session: SessionDep,
     page: PageDep,
-    role: Literal["booker", "owner", "all"] = "booker",
+    role: BookingsOf = "booker",
     status: BookingStatus | None = None,
 ) -> Page[BookingPublic]:
     """List bookings by start.

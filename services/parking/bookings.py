@@ -16,7 +16,7 @@ from services.kit.auth import Principal
 from services.kit.db import transaction
 from services.kit.pagination import PageParams, make_page
 from services.parking import domain, problems
-from services.parking.domain import BookingStatus, SpotSize
+from services.parking.domain import BookingStatus, CancelledBy, SpotSize
 from services.parking.models import (
     B_BLOCKING,
     BOOKINGS,
@@ -31,7 +31,7 @@ from services.parking.models import (
 )
 from services.parking.payments import PaymentProvider
 from services.parking.policy import policy_for
-from services.parking.schemas import BookingCreate, BookingPay, FreeSpot
+from services.parking.schemas import BookingCreate, BookingPay, BookingsOf, FreeSpot
 
 # --- search -------------------------------------------------------------------------------------
 
@@ -222,7 +222,7 @@ async def pay_booking(
     return booking
 
 
-def _cancelled_by(principal: Principal, booking: Booking) -> str:
+def _cancelled_by(principal: Principal, booking: Booking) -> CancelledBy:
     if principal.subject == booking.owner_id:
         return "owner"
     if principal.is_staff and principal.subject != booking.booker_id:
@@ -279,7 +279,7 @@ def _booking_cursor(booking: Booking) -> list[str]:
 
 
 async def list_bookings(
-    session: AsyncSession, principal: Principal, role: str, status: BookingStatus | None, page: PageParams
+    session: AsyncSession, principal: Principal, role: BookingsOf, status: BookingStatus | None, page: PageParams
 ) -> tuple[list[Booking], str | None]:
     """The caller's bookings as booker (default) or as spot owner; staff may ask for all of them."""
     query = select(Booking).where(BOOKINGS.c.community == principal.community)

@@ -27,6 +27,8 @@ SpotStatus = Literal["pending", "verified", "rejected"]
 WindowKind = Literal["one_off", "weekly"]
 WindowStatus = Literal["open", "withdrawn"]  # a window and each of its occurrences
 BookingKind = Literal["booking", "walk_in"]
+CancelledBy = Literal["owner", "staff", "booker"]
+PaymentKind = Literal["charge", "refund"]
 GateDirection = Literal["entry", "exit"]
 BarrierDecision = Literal["open", "refused"]
 

@@ -36,7 +36,9 @@ from services.parking.domain import (
     BarrierDecision,
     BookingKind,
     BookingStatus,
+    CancelledBy,
     GateDirection,
+    PaymentKind,
     SpotKind,
     SpotSize,
     SpotStatus,
@@ -226,7 +228,7 @@ class Booking(Base, table=True):
     platform_share_fen: int = 0
     entered_at: datetime | None = _tz(nullable=True, default=None)
     exited_at: datetime | None = _tz(nullable=True, default=None)
-    cancelled_by: str | None = None
+    cancelled_by: CancelledBy | None = _text(default=None, nullable=True)
     created_at: datetime = _tz()
     updated_at: datetime = _tz()
 
@@ -236,7 +238,7 @@ class Payment(Base, table=True):
     id: uuid.UUID = Field(primary_key=True)
     community: str
     booking_id: uuid.UUID = Field(foreign_key="bookings.id", index=True)
-    kind: str  # charge | refund
+    kind: PaymentKind = _text()
     amount_fen: int
     provider: str
     provider_ref: str

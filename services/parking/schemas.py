@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -143,6 +143,10 @@ class BookingCreate(BaseModel):
     visitor: bool = Field(False, description="True when a resident books for a visitor's car")
 
     _normalize = field_validator("plate")(lambda cls, v: _plate(v))
+
+
+# Whose bookings a listing shows: the caller's as booker, those of the caller's spots, or (staff) all.
+BookingsOf = Literal["booker", "owner", "all"]
 
 
 class BookingPay(BaseModel):
