@@ -16,7 +16,7 @@ import asyncpg
 
 from bench.harness import bench_stack, record, summary_ms
 from services.kit.db import plain_url
-from services.parking import service
+from services.parking import bookings
 from services.parking.app import create_app
 from services.parking.settings import Settings
 from tests.support.harness import run_service
@@ -168,7 +168,7 @@ async def main() -> None:
                 assert r.status_code == 200 and len(r.json()["items"]) == 20, r.text
         conn = await asyncpg.connect(plain_url(url))
         sql = (
-            service._SEARCH_SQL.format(filters="")
+            bookings.SEARCH_SQL.format(filters="")
             .replace(":community", "$1")
             .replace(":start", "$2")
             .replace(":end", "$3")

@@ -20,12 +20,13 @@ TAGS = [
 ]
 
 
+async def attach_payments(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    app.state.payments = provider_for(settings.payment_provider)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-
-    async def attach_payments(app: FastAPI) -> None:
-        app.state.payments = provider_for(settings.payment_provider)
-
     return create_service_app(
         settings,
         ServiceParts(routers=[router], jobs=jobs(settings), on_startup=[attach_payments], tags_metadata=TAGS),

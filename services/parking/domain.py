@@ -10,11 +10,36 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 COMMUNITY_TZ = ZoneInfo("Asia/Shanghai")
 BILLING_UNIT = timedelta(minutes=30)
 BASIS_POINTS = 10_000
+
+
+# --- enumerated sets ------------------------------------------------------------------------------
+# Each set is written here once; the models' constraints, the queries and the API read it from here.
+
+SpotKind = Literal["private", "public"]
+SpotSize = Literal["compact", "standard", "large"]
+SpotStatus = Literal["pending", "verified", "rejected"]
+WindowKind = Literal["one_off", "weekly"]
+WindowStatus = Literal["open", "withdrawn"]  # a window and each of its occurrences
+BookingKind = Literal["booking", "walk_in"]
+CancelledBy = Literal["owner", "staff", "booker"]
+PaymentKind = Literal["charge", "refund"]
+GateDirection = Literal["entry", "exit"]
+BarrierDecision = Literal["open", "refused"]
+
+SPOT_KINDS: tuple[SpotKind, ...] = get_args(SpotKind)
+SPOT_SIZES: tuple[SpotSize, ...] = get_args(SpotSize)
+SPOT_STATUSES: tuple[SpotStatus, ...] = get_args(SpotStatus)
+WINDOW_KINDS: tuple[WindowKind, ...] = get_args(WindowKind)
+GATE_DIRECTIONS: tuple[GateDirection, ...] = get_args(GateDirection)
+
+# Who administers spots: registers public ones, verifies private ones, publishes windows of public ones.
+SPOT_ADMINS = ("steward", "property_admin")
 
 
 class BookingStatus(StrEnum):
@@ -28,6 +53,8 @@ class BookingStatus(StrEnum):
 
 # Statuses that occupy the spot: the exclusion constraint applies to these only.
 BLOCKING_STATUSES = (BookingStatus.held, BookingStatus.confirmed, BookingStatus.active)
+# Statuses of bookings that took (or take) the spot for their time: the occupancy report counts these.
+OCCUPYING_STATUSES = (*BLOCKING_STATUSES, BookingStatus.completed)
 
 
 # --- plates ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from services.kit.app import ScheduledJob
-from services.parking import service
+from services.parking import bookings, windows
 from services.parking.settings import Settings
 
 log = logging.getLogger("parking.jobs")
@@ -14,7 +14,7 @@ log = logging.getLogger("parking.jobs")
 
 async def expire_holds(state: Any) -> None:
     async with state.sessionmaker() as session:
-        expired = await service.expire_holds(session)
+        expired = await bookings.expire_holds(session)
     if expired:
         log.info("expired %d unpaid holds", expired)
 
@@ -22,7 +22,7 @@ async def expire_holds(state: Any) -> None:
 async def extend_weekly_windows(state: Any) -> None:
     settings: Settings = state.settings
     async with state.sessionmaker() as session:
-        added = await service.extend_weekly_windows(session, settings.weekly_horizon_days)
+        added = await windows.extend_weekly_windows(session, settings.weekly_horizon_days)
     if added:
         log.info("added %d weekly window occurrences", added)
 

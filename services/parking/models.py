@@ -1,17 +1,50 @@
 """Parking's tables. Ranges are half-open tstzrange columns generated from start/end columns, so the
-exclusion constraints (btree_gist) see exactly what the code writes."""
+exclusion constraints (btree_gist) see exactly what the code writes. Constraints over an enumerated set
+read the set from `domain`, so the model, the constraint and the queries share one list."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CheckConstraint, Column, Computed, DateTime, Index, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Computed,
+    CursorResult,
+    DateTime,
+    Index,
+    Result,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import TSTZRANGE, ExcludeConstraint
 from sqlmodel import Field
 
-from services.kit.db import model_base
+from services.kit.db import model_base, table_of
+from services.parking.domain import (
+    BLOCKING_STATUSES,
+    GATE_DIRECTIONS,
+    SPOT_KINDS,
+    SPOT_SIZES,
+    SPOT_STATUSES,
+    WINDOW_KINDS,
+    BarrierDecision,
+    BookingKind,
+    BookingStatus,
+    CancelledBy,
+    GateDirection,
+    PaymentKind,
+    SpotKind,
+    SpotSize,
+    SpotStatus,
+    WindowKind,
+    WindowStatus,
+)
 
 if TYPE_CHECKING:
     from sqlmodel import SQLModel
@@ -25,6 +58,29 @@ else:
 
 def _tz(nullable: bool = False, **kw: Any) -> Any:
     return Field(sa_type=DateTime(timezone=True), nullable=nullable, **kw)
+
+
+def _text(**kw: Any) -> Any:
+    """A text column holding one of domain's enumerated sets (typed as its Literal)."""
+    return Field(sa_type=Text, **kw)
+
+
+def _quoted(value: str) -> str:
+    if "'" in value:
+        raise ValueError(f"an enumerated value must not hold a quote: {value!r}")
+    return f"'{value}'"
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """The SQL condition `column IN ('a', 'b')` over one of domain's enumerated sets."""
+    return f"{column} IN ({', '.join(_quoted(v) for v in values)})"
+
+
+# The bookings that hold their spot, as SQL: the exclusion constraint and the queries that look for a
+# free spot use this one condition (the queries name the table `b`).
+BLOCKING = one_of("status", BLOCKING_STATUSES)
+B_BLOCKING = one_of("b.status", BLOCKING_STATUSES)
+OPEN: WindowStatus = "open"  # the status of an offered window and occurrence
 
 
 class CommunitySettings(Base, table=True):
@@ -49,20 +105,20 @@ class Spot(Base, table=True):
     __tablename__ = "spots"
     __table_args__ = (
         UniqueConstraint("community", "code"),
-        CheckConstraint("kind IN ('private', 'public')", name="kind"),
+        CheckConstraint(one_of("kind", SPOT_KINDS), name="kind"),
         CheckConstraint("kind = 'public' OR owner_id IS NOT NULL", name="private_has_owner"),
-        CheckConstraint("size IN ('compact', 'standard', 'large')", name="size"),
-        CheckConstraint("status IN ('pending', 'verified', 'rejected')", name="status"),
+        CheckConstraint(one_of("size", SPOT_SIZES), name="size"),
+        CheckConstraint(one_of("status", SPOT_STATUSES), name="status"),
     )
     id: uuid.UUID = Field(primary_key=True)
     community: str = Field(index=True)
-    kind: str  # private | public
+    kind: SpotKind = _text()
     owner_id: str | None = Field(default=None, index=True)
     code: str
     location: str
-    size: str  # compact | standard | large
+    size: SpotSize = _text()
     has_charger: bool
-    status: str  # pending | verified | rejected
+    status: SpotStatus = _text()
     verified_by: str | None = None
     created_at: datetime = _tz()
 
@@ -72,14 +128,14 @@ class AvailabilityWindow(Base, table=True):
 
     __tablename__ = "windows"
     __table_args__ = (
-        CheckConstraint("kind IN ('one_off', 'weekly')", name="kind"),
+        CheckConstraint(one_of("kind", WINDOW_KINDS), name="kind"),
         CheckConstraint("price_fen_per_30min >= 0", name="price"),
         CheckConstraint("buffer_minutes >= 0", name="buffer"),
     )
     id: uuid.UUID = Field(primary_key=True)
     community: str
     spot_id: uuid.UUID = Field(foreign_key="spots.id", index=True)
-    kind: str  # one_off | weekly
+    kind: WindowKind = _text()
     weekdays: str | None = None  # ISO days as digits, e.g. "12345"
     local_start: time | None = None
     local_end: time | None = None
@@ -89,7 +145,7 @@ class AvailabilityWindow(Base, table=True):
     ends_at: datetime | None = _tz(nullable=True, default=None)
     price_fen_per_30min: int
     buffer_minutes: int
-    status: str  # open | withdrawn
+    status: WindowStatus = _text()
     expanded_until: date | None = None
     created_at: datetime = _tz()
 
@@ -105,7 +161,7 @@ class WindowOccurrence(Base, table=True):
         ExcludeConstraint(
             ("spot_id", "="),
             ("period", "&&"),
-            where=text("status = 'open'"),
+            where=text(f"status = {_quoted(OPEN)}"),
             name="ex_window_occurrences_spot_period",
             using="gist",
         ),
@@ -123,7 +179,7 @@ class WindowOccurrence(Base, table=True):
     )
     price_fen_per_30min: int
     buffer_minutes: int
-    status: str  # open | withdrawn
+    status: WindowStatus = _text()
 
 
 class Booking(Base, table=True):
@@ -131,24 +187,24 @@ class Booking(Base, table=True):
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="range"),
         CheckConstraint("block_ends_at >= ends_at", name="block"),
-        CheckConstraint("status IN ('held', 'confirmed', 'active', 'completed', 'cancelled', 'expired')", name="status"),
+        CheckConstraint(one_of("status", BookingStatus), name="status"),
         CheckConstraint("fee_fen >= 0 AND paid_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= paid_fen", name="money"),
         # The rule that must hold: no two bookings holding one spot overlap (half-open, so back-to-back fits).
         ExcludeConstraint(
             ("spot_id", "="),
             ("blocked", "&&"),
-            where=text("status IN ('held', 'confirmed', 'active')"),
+            where=text(BLOCKING),
             name="ex_bookings_spot_blocked",
             using="gist",
         ),
         Index("ix_bookings_plate_status", "community", "plate", "status"),
-        Index("ix_bookings_held_expiry", "hold_expires_at", postgresql_where=text("status = 'held'")),
+        Index("ix_bookings_held_expiry", "hold_expires_at", postgresql_where=text(f"status = {_quoted(BookingStatus.held)}")),
     )
     id: uuid.UUID = Field(primary_key=True)
     community: str
     spot_id: uuid.UUID = Field(foreign_key="spots.id")
     occurrence_id: uuid.UUID | None = Field(default=None, foreign_key="window_occurrences.id", index=True)
-    kind: str  # booking | walk_in
+    kind: BookingKind = _text()
     booker_id: str | None = Field(default=None, index=True)
     owner_id: str | None = Field(default=None, index=True)
     plate: str
@@ -172,7 +228,7 @@ class Booking(Base, table=True):
     platform_share_fen: int = 0
     entered_at: datetime | None = _tz(nullable=True, default=None)
     exited_at: datetime | None = _tz(nullable=True, default=None)
-    cancelled_by: str | None = None
+    cancelled_by: CancelledBy | None = _text(default=None, nullable=True)
     created_at: datetime = _tz()
     updated_at: datetime = _tz()
 
@@ -182,7 +238,7 @@ class Payment(Base, table=True):
     id: uuid.UUID = Field(primary_key=True)
     community: str
     booking_id: uuid.UUID = Field(foreign_key="bookings.id", index=True)
-    kind: str  # charge | refund
+    kind: PaymentKind = _text()
     amount_fen: int
     provider: str
     provider_ref: str
@@ -200,17 +256,33 @@ class GateDevice(Base, table=True):
 
 class GateEvent(Base, table=True):
     __tablename__ = "gate_events"
-    __table_args__ = (CheckConstraint("direction IN ('entry', 'exit')", name="direction"),)
+    __table_args__ = (CheckConstraint(one_of("direction", GATE_DIRECTIONS), name="direction"),)
     id: uuid.UUID = Field(primary_key=True)
     community: str = Field(index=True)
     device_id: str = Field(foreign_key="gate_devices.id")
-    direction: str  # entry | exit
+    direction: GateDirection = _text()
     plate: str
     corrected_plate: str | None = None
     corrected_by: str | None = None
     at: datetime = _tz()
-    decision: str  # open | refused
+    decision: BarrierDecision = _text()
     reason: str
     booking_id: uuid.UUID | None = Field(default=None, foreign_key="bookings.id")
     charged_fen: int = 0
     created_at: datetime = _tz()
+
+
+# Core tables for building statements: the classes' attributes are typed as their Python values,
+# the tables' columns as SQL expressions.
+SPOTS: Table = table_of(Spot)
+WINDOWS: Table = table_of(AvailabilityWindow)
+OCCURRENCES: Table = table_of(WindowOccurrence)
+BOOKINGS: Table = table_of(Booking)
+GATE_DEVICES: Table = table_of(GateDevice)
+GATE_EVENTS: Table = table_of(GateEvent)
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """How many rows an INSERT or UPDATE wrote."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount or 0)

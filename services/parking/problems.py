@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
 from services.kit.problems import Problem
+from services.parking.domain import RangeProblem
 
 
 class SpotNotFound(Problem):
@@ -143,3 +146,21 @@ class InvalidSettings(Problem):
     status = 422
     title_zh = "社区停车设置无效"
     title_en = "Invalid community parking settings"
+
+
+def range_problem(err: RangeProblem, what: str) -> Problem:
+    """The problem for a range that breaks a rule; `what` names the range in Chinese (预约, 共享时段)."""
+    if err.code == "in-the-past":
+        return BookingInPast(("开始时间已过", "The start time has passed"))
+    if err.code == "too-short":
+        return TooShort((f"{what}时长不足", f"The {what} is too short"))
+    if err.code == "end-before-start":
+        return InvalidTimeRange(("结束时间必须晚于开始时间", "The end must be after the start"))
+    return InvalidTimeRange(("时间必须带时区", "Times must carry a UTC offset"))
+
+
+def violated_constraint(exc: IntegrityError) -> str:
+    """The name of the constraint PostgreSQL refused a write by ("" when it names none)."""
+    orig = exc.orig
+    name = getattr(orig, "constraint_name", None) or getattr(getattr(orig, "__cause__", None), "constraint_name", None)
+    return str(name or "")

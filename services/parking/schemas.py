@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.parking import domain
+from services.parking.domain import BarrierDecision, SpotKind, SpotSize, WindowKind
 
 Fen = Annotated[int, Field(ge=0, le=100_000_00, description="Amount in fen (分)")]
 Plate = Annotated[str, Field(min_length=7, max_length=12, description="Mainland plate, e.g. 浙K12345 or 浙KD12345")]
@@ -44,10 +45,10 @@ class CommunitySettingsPublic(CommunitySettingsBody):
 
 
 class SpotCreate(BaseModel):
-    kind: Literal["private", "public"] = "private"
+    kind: SpotKind = "private"
     code: Annotated[str, Field(min_length=1, max_length=40, description="The number painted on the spot")]
     location: Annotated[str, Field(min_length=1, max_length=200)]
-    size: Literal["compact", "standard", "large"] = "standard"
+    size: SpotSize = "standard"
     has_charger: bool = False
 
 
@@ -69,7 +70,7 @@ class SpotPublic(BaseModel):
 
 
 class WindowCreate(BaseModel):
-    kind: Literal["one_off", "weekly"]
+    kind: WindowKind
     starts_at: AwareDatetime | None = Field(None, description="one_off: start")
     ends_at: AwareDatetime | None = Field(None, description="one_off: end (exclusive)")
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] | None = Field(
@@ -144,6 +145,10 @@ class BookingCreate(BaseModel):
     _normalize = field_validator("plate")(lambda cls, v: _plate(v))
 
 
+# Whose bookings a listing shows: the caller's as booker, those of the caller's spots, or (staff) all.
+BookingsOf = Literal["booker", "owner", "all"]
+
+
 class BookingPay(BaseModel):
     method: Annotated[
         str,
@@ -211,7 +216,7 @@ class GatePass(BaseModel):
 
 class GateDecision(BaseModel):
     event_id: uuid.UUID
-    decision: Literal["open", "refused"]
+    decision: BarrierDecision
     reason: str
     booking_id: uuid.UUID | None = None
     spot_id: uuid.UUID | None = None

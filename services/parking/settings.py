@@ -11,7 +11,7 @@ class Settings(ServiceSettings):
     model_config = service_config("PARKING_")
 
     service_name: str = "parking"
-    # Weekly windows are expanded into concrete occurrences this many days ahead (a job extends them daily).
+    # Weekly windows are expanded into concrete occurrences this many days ahead; a job keeps extending them.
     weekly_horizon_days: int = 28
     expire_holds_every_s: float = 30.0
     extend_windows_every_s: float = 3600.0

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, text
 
 from services.kit.tables import outbox
-from services.parking import service
+from services.parking import bookings
 from services.parking.models import Booking, GateEvent
 from tests.parking.conftest import Community, next_half_hour
 from tests.support.harness import RunningService
@@ -95,7 +95,7 @@ async def test_cancelled_and_expired_bookings_do_not_block(community: Community)
             {"id": uuid.UUID(second.json()["id"])},
         )
     async with svc.state.sessionmaker() as session:
-        assert await service.expire_holds(session) >= 1
+        assert await bookings.expire_holds(session) >= 1
     r = await svc.client.get(f"/bookings/{second.json()['id']}", headers=c.booker_h)
     assert r.json()["status"] == "expired"
     pay = await svc.client.post(f"/bookings/{second.json()['id']}/payment", json={}, headers=c.booker_h)
