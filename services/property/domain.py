@@ -87,6 +87,8 @@ OPEN_STATUSES = frozenset({S.assigned, S.queued, S.accepted, S.quoted, S.approve
 AWAITING_RESPONSE = frozenset({S.assigned, S.queued})
 FINAL_STATUSES = frozenset({S.closed, S.cancelled})
 WORK_STARTED = frozenset({S.in_progress, S.paused, S.completed, S.confirmed})
+# Statuses whose resolution deadline the SLA job watches; a paused ticket's clock is stopped.
+RESOLUTION_WATCHED = frozenset({S.accepted, S.quoted, S.approved, S.in_progress})
 
 
 def _table() -> dict[tuple[Status, Action, Role], Status]:
@@ -308,6 +310,24 @@ def route_ticket(steward_id: str | None, steward_on_duty: bool, backup_id: str |
 
 
 # --- money and points -----------------------------------------------------------------------------
+
+
+class PaymentMethod(StrEnum):
+    money = "money"  # through the payment provider
+    points = "points"  # through governance's points ledger
+
+
+class PaymentStatus(StrEnum):
+    pending = "pending"
+    paid = "paid"
+    rejected = "rejected"
+    failed = "failed"
+
+
+# A ticket has at most one live order: another may be placed only after a rejection or failure.
+LIVE_PAYMENTS = frozenset({PaymentStatus.pending, PaymentStatus.paid})
+# A ticket's `payment_status` before any order: the status of its latest order otherwise.
+NO_PAYMENT = "none"
 
 
 def points_for(amount_fen: int, fen_per_point: int) -> int:
