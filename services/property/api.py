@@ -1,8 +1,8 @@
 """Property's ticket routes (photos, tickets, their actions, payments) and who may call which.
 
-Routes parse, authorize, call one use case and shape the response. Each route's docstring is its
-OpenAPI summary (first line) and description (the rest: what it does and who may call it). The
-registry's and settings' routes are in `registry_api`.
+Routes parse, authorize, call one use case and shape the response. Each route's docstring is a
+one-line summary, then what the route does and who may call it; it is the operation's OpenAPI
+description. The registry's and settings' routes are in `registry_api`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Property's registry and settings routes: buildings, households, residents, staff, rosters, the
-catalogue and SLA policies.
+"""Property's registry and settings routes: buildings, households, residents, staff, catalogue, SLA.
 
-Routes parse, authorize, call one use case and shape the response; each docstring is the route's
-OpenAPI summary (first line) and description (what it does and who may call it).
+Routes parse, authorize, call one use case and shape the response. Each route's docstring is a
+one-line summary, then what the route does and who may call it; it is the operation's OpenAPI
+description.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ async def steward_queue(
     t = TICKETS.c
     async with transaction(session):
         query = select(Ticket).where(t.community == who.community)
-        # Each scope's condition matches a partial index's predicate, so the queue is an index scan.
+        # Each scope's condition is a partial index's own predicate, so the planner may use that index.
         if scope == "mine":
             query = query.where(t.assignee_id == who.subject, text(OPEN_SQL))
         elif scope == "community":
