@@ -85,7 +85,7 @@ S, A, R = Status, Action, Role
 OPEN_STATUSES = frozenset({S.assigned, S.queued, S.accepted, S.quoted, S.approved, S.in_progress, S.paused})
 # Statuses whose deadline is the response deadline (nobody has taken the ticket yet).
 AWAITING_RESPONSE = frozenset({S.assigned, S.queued})
-FINAL_STATUSES = frozenset({S.closed, S.cancelled})
+# Statuses only `start` leads into (directly or on from there): paid work there needs an approved quote.
 WORK_STARTED = frozenset({S.in_progress, S.paused, S.completed, S.confirmed})
 # Statuses whose resolution deadline the SLA job watches; a paused ticket's clock is stopped.
 RESOLUTION_WATCHED = frozenset({S.accepted, S.quoted, S.approved, S.in_progress})
@@ -130,8 +130,6 @@ def _table() -> dict[tuple[Status, Action, Role], Status]:
 
 
 TRANSITIONS: dict[tuple[Status, Action, Role], Status] = _table()
-# Actions that move the ticket to a steward (the use case sets the new assignee).
-ASSIGNING_ACTIONS = frozenset({A.accept, A.hand_over, A.reassign})
 
 
 class TransitionNotAllowed(Problem):
@@ -169,14 +167,6 @@ def next_status(current: Status, action: Action, role: Role) -> Status:
             action=str(action),
             role=str(role),
         ) from None
-
-
-def allowed_actions(current: Status, role: Role) -> list[Action]:
-    return [a for (s, a, r) in TRANSITIONS if s == current and r == role]
-
-
-def roles_for(current: Status, action: Action) -> list[Role]:
-    return [r for (s, a, r) in TRANSITIONS if s == current and a == action]
 
 
 def is_paid(category: Category) -> bool:
