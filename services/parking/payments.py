@@ -1,46 +1,7 @@
-"""The payment port and its local fake provider.
-
-Use cases talk to `PaymentProvider`; the local stack and the tests plug in `FakePaymentProvider`,
-which approves every charge except those made with the method "fake-decline". A real provider
-(WeChat Pay, Alipay) would implement the same two calls.
-"""
+"""Parking's payment port: the kit's (`services.kit.payments`), which property's payments use too."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from typing import Protocol
+from services.kit.payments import DECLINING_METHOD, FakePaymentProvider, PaymentProvider, PaymentResult, provider_for
 
-DECLINING_METHOD = "fake-decline"
-
-
-@dataclass(frozen=True)
-class PaymentResult:
-    approved: bool
-    provider_ref: str
-
-
-class PaymentProvider(Protocol):
-    name: str
-
-    async def charge(self, *, reference: str, amount_fen: int, method: str) -> PaymentResult: ...
-
-    async def refund(self, *, reference: str, amount_fen: int) -> PaymentResult: ...
-
-
-class FakePaymentProvider:
-    name = "fake"
-
-    async def charge(self, *, reference: str, amount_fen: int, method: str) -> PaymentResult:
-        if method == DECLINING_METHOD:
-            return PaymentResult(False, "")
-        return PaymentResult(True, f"fake-{uuid.uuid4().hex[:16]}")
-
-    async def refund(self, *, reference: str, amount_fen: int) -> PaymentResult:
-        return PaymentResult(True, f"fake-refund-{uuid.uuid4().hex[:16]}")
-
-
-def provider_for(name: str) -> PaymentProvider:
-    if name == "fake":
-        return FakePaymentProvider()
-    raise ValueError(f"unknown payment provider {name}")
+__all__ = ["DECLINING_METHOD", "FakePaymentProvider", "PaymentProvider", "PaymentResult", "provider_for"]

@@ -1,30 +1,30 @@
-"""Property's routes: parse, authorize, call one use case, shape the response."""
+"""Property's ticket routes (photos, tickets, their actions, payments) and who may call which.
+
+Routes parse, authorize, call one use case and shape the response. Each route's docstring is a
+one-line summary, then what the route does and who may call it; it is the operation's OpenAPI
+description. The registry's and settings' routes are in `registry_api`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse
 
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
 from services.kit.pagination import Page, PageDep
+from services.kit.payments import PaymentProvider
 from services.kit.problems import Forbidden, problem_responses
+from services.property import actions, payments, photos, stewards, tickets
 from services.property import problems as p
-from services.property import service
-from services.property.domain import Action, Category, Priority, Status
-from services.property.models import Building, CatalogueItem, Household, Resident, Staff
+from services.property.domain import Action, Status
 from services.property.schemas import (
-    BuildingCreate,
-    BuildingPublic,
-    CatalogueItemCreate,
-    CatalogueItemPublic,
     FollowUpIn,
     HandOverIn,
-    HouseholdCreate,
-    HouseholdPublic,
     Id,
     PauseIn,
     PaymentIn,
@@ -33,16 +33,7 @@ from services.property.schemas import (
     QuoteIn,
     RateIn,
     Reason,
-    ResidentCreate,
-    ResidentPublic,
-    RosterIn,
-    RosterPublic,
-    SlaPolicyIn,
-    SlaPolicyPublic,
-    StaffCreate,
-    StaffPublic,
     StepPublic,
-    StewardFigures,
     TicketCreate,
     TicketPublic,
 )
@@ -60,147 +51,18 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-registry = APIRouter(tags=["registry"])
-tickets = APIRouter(tags=["tickets"])
-admin = APIRouter(tags=["settings"])
+def payment_provider(request: Request) -> PaymentProvider:
+    provider: PaymentProvider = request.app.state.payment_provider
+    return provider
 
 
-# --- registry (物业档案) -----------------------------------------------------------------------------
-
-
-@registry.post(
-    "/buildings",
-    status_code=201,
-    response_model=BuildingPublic,
-    responses=problem_responses(p.AlreadyRegistered),
-)
-async def register_building(body: BuildingCreate, who: Admin, session: SessionDep, idem: IdempotencyDep) -> Any:
-    return await idem.run(session, body, lambda: service.register_building(session, who, body), BuildingPublic)
-
-
-@registry.get("/buildings", response_model=Page[BuildingPublic])
-async def list_buildings(who: CurrentPrincipal, session: SessionDep, page: PageDep) -> Any:
-    items, cursor = await service.list_rows(session, who, Building, page)
-    return Page[BuildingPublic](items=items, next_cursor=cursor)
-
-
-@registry.post(
-    "/households",
-    status_code=201,
-    response_model=HouseholdPublic,
-    responses=problem_responses(p.UnknownBuilding, p.AlreadyRegistered),
-)
-async def register_household(body: HouseholdCreate, who: Admin, session: SessionDep, idem: IdempotencyDep) -> Any:
-    return await idem.run(session, body, lambda: service.register_household(session, who, body), HouseholdPublic)
-
-
-@registry.get("/households", response_model=Page[HouseholdPublic])
-async def list_households(
-    who: StaffOnly, session: SessionDep, page: PageDep, building_id: Annotated[Id | None, Query()] = None
-) -> Any:
-    items, cursor = await service.list_rows(session, who, Household, page, building_id=building_id)
-    return Page[HouseholdPublic](items=items, next_cursor=cursor)
-
-
-@registry.post(
-    "/residents",
-    status_code=201,
-    response_model=ResidentPublic,
-    responses=problem_responses(p.UnknownHousehold, p.AlreadyRegistered),
-)
-async def register_resident(body: ResidentCreate, who: Admin, session: SessionDep, idem: IdempotencyDep) -> Any:
-    return await idem.run(session, body, lambda: service.register_resident(session, who, body), ResidentPublic)
-
-
-@registry.get("/residents", response_model=Page[ResidentPublic])
-async def list_residents(
-    who: StaffOnly, session: SessionDep, page: PageDep, household_id: Annotated[Id | None, Query()] = None
-) -> Any:
-    items, cursor = await service.list_rows(session, who, Resident, page, household_id=household_id)
-    return Page[ResidentPublic](items=items, next_cursor=cursor)
-
-
-@registry.get("/residents/{resident_id}", response_model=ResidentPublic, responses=problem_responses(p.RecordNotFound))
-async def get_resident(resident_id: Id, who: CurrentPrincipal, session: SessionDep) -> Any:
-    if resident_id != who.subject and not who.is_staff:
-        raise p.RecordNotFound()
-    return await service.get_resident(session, who, resident_id)
-
-
-@registry.post(
-    "/staff",
-    status_code=201,
-    response_model=StaffPublic,
-    responses=problem_responses(p.UnknownBuilding, p.UnknownStaff, p.AlreadyRegistered),
-)
-async def register_staff(body: StaffCreate, who: Admin, session: SessionDep, idem: IdempotencyDep) -> Any:
-    return await idem.run(session, body, lambda: service.register_staff(session, who, body), StaffPublic)
-
-
-@registry.get("/staff", response_model=Page[StaffPublic])
-async def list_staff(who: StaffOnly, session: SessionDep, page: PageDep) -> Any:
-    items, cursor = await service.list_rows(session, who, Staff, page)
-    return Page[StaffPublic](items=items, next_cursor=cursor)
-
-
-@registry.put("/staff/{staff_id}/roster", response_model=RosterPublic, responses=problem_responses(p.UnknownStaff))
-async def set_roster(staff_id: Id, body: RosterIn, who: Admin, session: SessionDep) -> Any:
-    """Replace a steward's weekly duty roster (值班表), in the community's local time."""
-    shifts = await service.set_roster(session, who, staff_id, body)
-    return RosterPublic(staff_id=staff_id, shifts=shifts)
-
-
-@registry.get("/staff/{staff_id}/roster", response_model=RosterPublic, responses=problem_responses(p.UnknownStaff))
-async def get_roster(staff_id: Id, who: StaffOnly, session: SessionDep) -> Any:
-    return RosterPublic(staff_id=staff_id, shifts=await service.get_roster(session, who, staff_id))
-
-
-@registry.get("/staff/{staff_id}/figures", response_model=StewardFigures, responses=problem_responses(p.UnknownStaff))
-async def steward_figures(
-    staff_id: Id,
-    who: StaffOnly,
-    session: SessionDep,
-    month: Annotated[str, Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="YYYY-MM, local time")],
-) -> Any:
-    """Monthly figures per steward: tickets, on-time completions, average rating."""
-    if who.has("steward") and not who.has("property_admin", "community_worker") and staff_id != who.subject:
-        raise Forbidden(("管家只能查看自己的统计", "A steward may see only their own figures"))
-    return await service.steward_figures(session, who, staff_id, month)
-
-
-# --- catalogue and SLA settings -------------------------------------------------------------------
-
-
-@admin.post(
-    "/catalogue",
-    status_code=201,
-    response_model=CatalogueItemPublic,
-    responses=problem_responses(p.AlreadyRegistered),
-)
-async def add_catalogue_item(body: CatalogueItemCreate, who: Admin, session: SessionDep, idem: IdempotencyDep) -> Any:
-    return await idem.run(session, body, lambda: service.add_catalogue_item(session, who, body), CatalogueItemPublic)
-
-
-@admin.get("/catalogue", response_model=Page[CatalogueItemPublic])
-async def list_catalogue(who: CurrentPrincipal, session: SessionDep, page: PageDep) -> Any:
-    items, cursor = await service.list_rows(session, who, CatalogueItem, page)
-    return Page[CatalogueItemPublic](items=items, next_cursor=cursor)
-
-
-@admin.put("/sla-policies/{category}/{priority}", response_model=SlaPolicyPublic)
-async def set_sla_policy(category: Category, priority: Priority, body: SlaPolicyIn, who: Admin, session: SessionDep) -> Any:
-    return await service.set_sla_policy(session, who, category, priority, body)
-
-
-@admin.get("/sla-policies", response_model=list[SlaPolicyPublic])
-async def list_sla_policies(who: CurrentPrincipal, session: SessionDep) -> Any:
-    return await service.list_sla_policies(session, who)
+ticket_routes = APIRouter(tags=["tickets"])
 
 
 # --- photos ------------------------------------------------------------------------------------------
 
 
-@tickets.post(
+@ticket_routes.post(
     "/photos",
     status_code=201,
     response_model=PhotoPublic,
@@ -213,7 +75,12 @@ async def list_sla_policies(who: CurrentPrincipal, session: SessionDep) -> Any:
     },
 )
 async def upload_photo(request: Request, who: ResidentOnly, session: SessionDep) -> Any:
-    """Upload one photo (the raw bytes; at most 2 MB; JPEG, PNG or WebP by content) to attach to a ticket."""
+    """Upload a photo to attach to a ticket.
+
+    A resident sends the raw bytes (at most `photo_max_bytes`; JPEG, PNG or WebP by content, not by
+    header); the size is checked while the body streams. The photo is attached by naming it in
+    `photo_ids` when filing a ticket.
+    """
     settings = settings_of(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.photo_max_bytes:
@@ -224,19 +91,24 @@ async def upload_photo(request: Request, who: ResidentOnly, session: SessionDep)
         if size > settings.photo_max_bytes:
             raise p.PhotoTooLarge()
         chunks.append(chunk)
-    return await service.store_photo(session, who, b"".join(chunks), settings)
+    return await photos.store_photo(session, who, b"".join(chunks), settings)
 
 
-@tickets.get("/photos/{photo_id}", response_class=FileResponse, responses=problem_responses(p.RecordNotFound))
+@ticket_routes.get("/photos/{photo_id}", response_class=FileResponse, responses=problem_responses(p.RecordNotFound))
 async def get_photo(photo_id: Id, request: Request, who: CurrentPrincipal, session: SessionDep) -> Any:
-    photo = await service.get_photo(session, who, photo_id)
-    return FileResponse(service.photo_path(settings_of(request), photo), media_type=photo.media_type)
+    """Download a photo.
+
+    Its uploader, staff, and anyone who may see the ticket it is attached to may call it; for
+    anyone else it is 404.
+    """
+    photo = await photos.get_photo(session, who, photo_id)
+    return FileResponse(photos.photo_path(settings_of(request), photo), media_type=photo.media_type)
 
 
 # --- tickets (工单) ---------------------------------------------------------------------------------------
 
 
-@tickets.post(
+@ticket_routes.post(
     "/tickets",
     status_code=201,
     response_model=TicketPublic,
@@ -245,12 +117,17 @@ async def get_photo(photo_id: Id, request: Request, who: CurrentPrincipal, sessi
 async def submit_ticket(
     body: TicketCreate, request: Request, who: ResidentOnly, session: SessionDep, idem: IdempotencyDep
 ) -> Any:
-    """File a ticket, routed on the server to the building's steward on duty, the backup, or the queue."""
+    """File a ticket.
+
+    A registered resident files a repair, cleaning, complaint, consultation or catalogue service;
+    the server routes it to the building's steward on duty, else the backup on duty, else the
+    community queue, and sets its SLA deadlines. At most `daily_ticket_limit` per resident per day.
+    """
     settings = settings_of(request)
-    return await idem.run(session, body, lambda: service.submit_ticket(session, who, body, settings), TicketPublic)
+    return await idem.run(session, body, lambda: tickets.submit_ticket(session, who, body, settings), TicketPublic)
 
 
-@tickets.get("/tickets", response_model=Page[TicketPublic], responses=problem_responses(p.ResidentNotRegistered))
+@ticket_routes.get("/tickets", response_model=Page[TicketPublic], responses=problem_responses(p.ResidentNotRegistered))
 async def list_tickets(
     who: CurrentPrincipal,
     session: SessionDep,
@@ -258,100 +135,147 @@ async def list_tickets(
     status: Status | None = None,
     breached: bool | None = None,
 ) -> Any:
-    """A resident's household's tickets, or (staff) the community's; newest first."""
-    items, cursor = await service.list_tickets(session, who, page, status, breached)
+    """List tickets, newest first.
+
+    A resident sees their household's tickets, staff the community's; filter by status, or by
+    whether an SLA deadline was breached. Cursor-paginated.
+    """
+    items, cursor = await tickets.list_tickets(session, who, page, status, breached)
     return Page[TicketPublic](items=items, next_cursor=cursor)
 
 
-@tickets.get("/queue", response_model=Page[TicketPublic])
+@ticket_routes.get("/queue", response_model=Page[TicketPublic])
 async def steward_queue(
     who: Steward, session: SessionDep, page: PageDep, scope: Literal["mine", "community", "all"] = "mine"
 ) -> Any:
-    """A steward's open tickets (or the community queue) sorted by the deadline each one races."""
+    """List open tickets by the deadline each one races.
+
+    A steward sees their own open tickets (`mine`) or the community queue (`community`); a property
+    admin may also see every open ticket (`all`). Cursor-paginated.
+    """
     if scope == "all" and not who.has("property_admin"):
         raise Forbidden(("只有物业经理可以查看全部工单", "Only a property admin may see every open ticket"))
-    items, cursor = await service.steward_queue(session, who, page, scope)
+    items, cursor = await stewards.steward_queue(session, who, page, scope)
     return Page[TicketPublic](items=items, next_cursor=cursor)
 
 
-@tickets.get("/tickets/{ticket_id}", response_model=TicketPublic, responses=problem_responses(p.TicketNotFound))
+@ticket_routes.get("/tickets/{ticket_id}", response_model=TicketPublic, responses=problem_responses(p.TicketNotFound))
 async def get_ticket(ticket_id: TicketId, who: CurrentPrincipal, session: SessionDep) -> Any:
-    return await service.get_ticket(session, who, ticket_id)
+    """Read one ticket.
+
+    The ticket's household and staff may call it; for anyone else it is 404, so ids cannot be probed.
+    """
+    return await tickets.get_ticket(session, who, ticket_id)
 
 
-@tickets.get(
+@ticket_routes.get(
     "/tickets/{ticket_id}/steps",
     response_model=list[StepPublic],
     responses=problem_responses(p.TicketNotFound),
 )
 async def ticket_steps(ticket_id: TicketId, who: CurrentPrincipal, session: SessionDep) -> Any:
-    """The audit trail: every step with who, role, action, from and to status, and when."""
-    return await service.ticket_steps(session, who, ticket_id)
+    """Read a ticket's audit trail.
+
+    Every step: who, in which role, which action, from and to which status, and when. The ticket's
+    household and staff may call it.
+    """
+    return await tickets.ticket_steps(session, who, ticket_id)
 
 
 ACTION_PROBLEMS = problem_responses(p.TicketNotFound, p.TransitionNotAllowed, p.NotAssignee)
+ACTION_RULE = (
+    "The transition table decides whether the caller's role may do this in the ticket's status "
+    "(409 otherwise); a steward acts only on tickets assigned to them."
+)
 
 
-def _action_route(action: Action, body_model: Any, summary: str, *extra: Any) -> None:
-    path = f"/tickets/{{ticket_id}}/{action.value.replace('_', '-')}"
-    responses = {**ACTION_PROBLEMS, **problem_responses(*extra)}
+def _action_route(action: Action, body_model: Any, summary: str, description: str, *extra: Any) -> None:
+    """Add `POST /tickets/{id}/<action>`: one route per action, so each has its own body and documentation.
 
+    The endpoint is made here, around its action, because FastAPI reads the body's model from the
+    endpoint's signature and that model differs by action.
+    """
+    handler: Callable[..., Awaitable[Any]]
     if body_model is None:
 
         async def without_body(ticket_id: TicketId, request: Request, who: CurrentPrincipal, session: SessionDep) -> Any:
-            return await service.act(session, who, ticket_id, action, None, settings_of(request))
+            return await actions.act(session, who, ticket_id, action, None, settings_of(request))
 
-        handler: Any = without_body
+        handler = without_body
     else:
 
-        async def with_body(
-            ticket_id: TicketId,
-            body: Any,
-            request: Request,
-            who: CurrentPrincipal,
-            session: SessionDep,
-        ) -> Any:
-            return await service.act(session, who, ticket_id, action, body, settings_of(request))
+        async def with_body(ticket_id: TicketId, body: Any, request: Request, who: CurrentPrincipal, session: SessionDep) -> Any:
+            return await actions.act(session, who, ticket_id, action, body, settings_of(request))
 
         # The module uses postponed annotations; give FastAPI the real body model of this action.
         with_body.__annotations__["body"] = body_model
         handler = with_body
     handler.__name__ = action.value
-    tickets.add_api_route(
-        path,
+    handler.__doc__ = f"{summary}\n\n{description} {ACTION_RULE}"
+    ticket_routes.add_api_route(
+        f"/tickets/{{ticket_id}}/{action.value.replace('_', '-')}",
         handler,
         methods=["POST"],
         response_model=TicketPublic,
         summary=summary,
-        responses=responses,
+        responses={**ACTION_PROBLEMS, **problem_responses(*extra)},
         name=action.value,
     )
 
 
+# (action, body, summary, who may call it and what it does, problems beyond every action's)
 _ACTIONS: list[tuple[Any, ...]] = [
-    (Action.cancel, Reason, "Resident or admin: cancel the ticket"),
-    (Action.approve_quote, None, "Resident: approve the quote"),
-    (Action.reject_quote, Reason, "Resident: reject the quote"),
-    (Action.confirm, None, "Resident: confirm the completed work"),
-    (Action.return_work, Reason, "Resident: return the completed work for rework"),
-    (Action.rate, RateIn, "Resident: rate the work (overall, speed, comment)", p.AlreadyRated),
-    (Action.hurry, None, "Resident: hurry a late ticket (催单)", p.HurryTooSoon),
-    (Action.accept, None, "Steward: accept the ticket (a queue ticket goes to the first steward)"),
-    (Action.start, None, "Steward: start work (paid work needs an approved quote)", p.QuoteNotApproved),
-    (Action.pause, PauseIn, "Steward: pause, waiting on the resident or parts (the SLA clock stops)"),
-    (Action.resume, None, "Steward: resume paused work"),
-    (Action.quote, QuoteIn, "Steward: quote a value-added service (never a basic one)", p.BasicServiceIsFree),
-    (Action.complete, None, "Steward: complete the work"),
-    (Action.follow_up, FollowUpIn, "Steward: record the follow-up visit (回访)"),
-    (Action.hand_over, HandOverIn, "Steward: hand the ticket to a colleague, with a reason", p.UnknownStaff),
-    (Action.reassign, HandOverIn, "Admin: reassign the ticket to a steward", p.UnknownStaff),
-    (Action.close, Reason, "Admin: close the ticket"),
+    (Action.cancel, Reason, "Cancel the ticket", "The resident's household, or a property admin, cancels with a reason."),
+    (Action.approve_quote, None, "Approve the quote", "The resident's household approves the steward's price."),
+    (
+        Action.reject_quote,
+        Reason,
+        "Reject the quote",
+        "The resident's household rejects the price; the ticket goes back to accepted.",
+    ),
+    (Action.confirm, None, "Confirm the completed work", "The resident's household confirms the work is done."),
+    (
+        Action.return_work,
+        Reason,
+        "Return the work for rework",
+        "The resident's household sends completed work back, with a reason.",
+    ),
+    (Action.rate, RateIn, "Rate the work", "The resident's household rates overall and speed, once.", p.AlreadyRated),
+    (
+        Action.hurry,
+        None,
+        "Hurry the ticket (催单)",
+        "The resident's household hurries it, at most once per interval.",
+        p.HurryTooSoon,
+    ),
+    (Action.accept, None, "Accept the ticket", "A steward accepts; a queue ticket goes to the first who accepts."),
+    (Action.start, None, "Start work", "The assigned steward starts; paid work needs an approved quote.", p.QuoteNotApproved),
+    (Action.pause, PauseIn, "Pause work", "The assigned steward pauses, waiting on the resident or parts; the SLA clock stops."),
+    (Action.resume, None, "Resume paused work", "The assigned steward resumes; the resolution deadline moves by the pause."),
+    (
+        Action.quote,
+        QuoteIn,
+        "Quote a price",
+        "The assigned steward prices a value-added service, never a basic one.",
+        p.BasicServiceIsFree,
+    ),
+    (Action.complete, None, "Complete the work", "The assigned steward marks the work done, for the resident to confirm."),
+    (Action.follow_up, FollowUpIn, "Record the follow-up visit (回访)", "The assigned steward notes the follow-up."),
+    (
+        Action.hand_over,
+        HandOverIn,
+        "Hand the ticket over",
+        "The assigned steward hands it to a colleague, with a reason.",
+        p.UnknownStaff,
+    ),
+    (Action.reassign, HandOverIn, "Reassign the ticket", "A property admin assigns it to a steward.", p.UnknownStaff),
+    (Action.close, Reason, "Close the ticket", "A property admin closes completed or confirmed work."),
 ]
-for _action, _body, _summary, *_extra in _ACTIONS:
-    _action_route(_action, _body, _summary, *_extra)
+for _action, _body, _summary, _description, *_extra in _ACTIONS:
+    _action_route(_action, _body, _summary, _description, *_extra)
 
 
-@tickets.post(
+@ticket_routes.post(
     "/tickets/{ticket_id}/payments",
     status_code=201,
     response_model=PaymentPublic,
@@ -365,23 +289,29 @@ async def pay(
     session: SessionDep,
     idem: IdempotencyDep,
 ) -> Any:
-    """Pay an approved value-added ticket by money (the provider port) or points (through governance)."""
-    settings, provider = settings_of(request), request.app.state.payment_provider
+    """Pay for a value-added ticket.
+
+    A resident of the ticket's household pays an approved quote by money (charged through the
+    payment provider at once) or by points (requested from governance, settled when it answers).
+    A basic service is free and cannot be paid; a ticket holds one live payment at a time.
+    """
+    settings, provider = settings_of(request), payment_provider(request)
     return await idem.run(
         session,
         body,
-        lambda: service.pay(session, who, ticket_id, body.method, settings, provider),
+        lambda: payments.pay(session, who, ticket_id, body.method, settings, provider),
         PaymentPublic,
     )
 
 
-@tickets.get(
+@ticket_routes.get(
     "/tickets/{ticket_id}/payments",
     response_model=list[PaymentPublic],
     responses=problem_responses(p.TicketNotFound),
 )
 async def list_payments(ticket_id: TicketId, who: CurrentPrincipal, session: SessionDep) -> Any:
-    return await service.list_payments(session, who, ticket_id)
+    """List a ticket's payments, oldest first.
 
-
-routers = [registry, admin, tickets]
+    The ticket's household and staff may call it.
+    """
+    return await payments.list_payments(session, who, ticket_id)

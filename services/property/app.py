@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.kit.app import ServiceParts, create_service_app
-from services.property.api import routers
+from services.kit.payments import provider_for
+from services.property.api import ticket_routes
 from services.property.consumers import consumers
 from services.property.jobs import jobs
-from services.property.service import LocalFakeProvider
+from services.property.registry_api import registry_routes, settings_routes
 from services.property.settings import Settings
 
 DESCRIPTION = """The "platform + steward" (平台+管家) property service and the community registry.
@@ -19,15 +20,16 @@ breaches escalate. Buildings, households, residents and staff are registered her
 """
 
 
+async def install_payment_provider(app: FastAPI) -> None:
+    """The provider the settings name (in local mode the fake); tests may replace it on app.state."""
+    settings: Settings = app.state.settings
+    app.state.payment_provider = provider_for(settings.payment_provider)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-
-    async def install_payment_provider(app: FastAPI) -> None:
-        # The local fake stands in for a real provider; tests may replace it on app.state.
-        app.state.payment_provider = LocalFakeProvider()
-
     parts = ServiceParts(
-        routers=routers,
+        routers=[registry_routes, settings_routes, ticket_routes],
         consumers=consumers,
         jobs=jobs(settings.sla_check_interval_s),
         on_startup=[install_payment_provider],

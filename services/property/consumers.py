@@ -6,16 +6,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.envelope import CloudEvent
 from services.kit.inbox import ConsumerSpec
-from services.property import service
+from services.property import payments, redemptions
 from services.property.events import GOVERNANCE_TOPIC, PointsPaymentSettled, RedemptionReserved
 
 
 async def on_redemption_reserved(session: AsyncSession, event: CloudEvent) -> None:
-    await service.fulfil_redemption(session, event.parse(RedemptionReserved))
+    await redemptions.fulfil_redemption(session, event.parse(RedemptionReserved))
 
 
 async def on_points_payment_settled(session: AsyncSession, event: CloudEvent) -> None:
-    await service.settle_points_payment(session, event.parse(PointsPaymentSettled))
+    await payments.settle_points_payment(session, event.parse(PointsPaymentSettled))
 
 
 governance_consumer = ConsumerSpec(

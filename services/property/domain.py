@@ -85,8 +85,10 @@ S, A, R = Status, Action, Role
 OPEN_STATUSES = frozenset({S.assigned, S.queued, S.accepted, S.quoted, S.approved, S.in_progress, S.paused})
 # Statuses whose deadline is the response deadline (nobody has taken the ticket yet).
 AWAITING_RESPONSE = frozenset({S.assigned, S.queued})
-FINAL_STATUSES = frozenset({S.closed, S.cancelled})
+# Statuses only `start` leads into (directly or on from there): paid work there needs an approved quote.
 WORK_STARTED = frozenset({S.in_progress, S.paused, S.completed, S.confirmed})
+# Statuses whose resolution deadline the SLA job watches; a paused ticket's clock is stopped.
+RESOLUTION_WATCHED = frozenset({S.accepted, S.quoted, S.approved, S.in_progress})
 
 
 def _table() -> dict[tuple[Status, Action, Role], Status]:
@@ -128,8 +130,6 @@ def _table() -> dict[tuple[Status, Action, Role], Status]:
 
 
 TRANSITIONS: dict[tuple[Status, Action, Role], Status] = _table()
-# Actions that move the ticket to a steward (the use case sets the new assignee).
-ASSIGNING_ACTIONS = frozenset({A.accept, A.hand_over, A.reassign})
 
 
 class TransitionNotAllowed(Problem):
@@ -167,14 +167,6 @@ def next_status(current: Status, action: Action, role: Role) -> Status:
             action=str(action),
             role=str(role),
         ) from None
-
-
-def allowed_actions(current: Status, role: Role) -> list[Action]:
-    return [a for (s, a, r) in TRANSITIONS if s == current and r == role]
-
-
-def roles_for(current: Status, action: Action) -> list[Role]:
-    return [r for (s, a, r) in TRANSITIONS if s == current and a == action]
 
 
 def is_paid(category: Category) -> bool:
@@ -308,6 +300,24 @@ def route_ticket(steward_id: str | None, steward_on_duty: bool, backup_id: str |
 
 
 # --- money and points -----------------------------------------------------------------------------
+
+
+class PaymentMethod(StrEnum):
+    money = "money"  # through the payment provider
+    points = "points"  # through governance's points ledger
+
+
+class PaymentStatus(StrEnum):
+    pending = "pending"
+    paid = "paid"
+    rejected = "rejected"
+    failed = "failed"
+
+
+# A ticket has at most one live order: another may be placed only after a rejection or failure.
+LIVE_PAYMENTS = frozenset({PaymentStatus.pending, PaymentStatus.paid})
+# A ticket's `payment_status` before any order: the status of its latest order otherwise.
+NO_PAYMENT = "none"
 
 
 def points_for(amount_fen: int, fen_per_point: int) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from services.kit.app import ScheduledJob
-from services.property import service
+from services.property import sla
 
 
 async def escalate_sla_breaches(state: Any) -> None:
     async with state.sessionmaker() as session:
-        while await service.escalate_breaches(session) > 0:
+        while await sla.escalate_breaches(session) > 0:
             pass
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Set
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -22,7 +25,20 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
-from services.kit.db import model_base
+from services.kit.db import model_base, table_of
+from services.property.domain import (
+    AWAITING_RESPONSE,
+    BASIC_CATEGORIES,
+    LIVE_PAYMENTS,
+    NO_PAYMENT,
+    OPEN_STATUSES,
+    RESOLUTION_WATCHED,
+    WORK_STARTED,
+    Category,
+    PaymentMethod,
+    PaymentStatus,
+    Status,
+)
 
 if TYPE_CHECKING:
     # model_base() returns a class made at run time; mypy needs a static base to type the tables.
@@ -30,8 +46,23 @@ if TYPE_CHECKING:
 else:
     PropertyModel = model_base("PropertyModel")
 
-OPEN_SQL = "status IN ('assigned','queued','accepted','quoted','approved','in_progress','paused')"
-BASIC_SQL = "category IN ('repair','cleaning','complaint','consultation')"
+
+def sql_in(column: str, members: Set[StrEnum], *, negated: bool = False) -> str:
+    """`column IN ('a','b')` for a set from the domain, in its enum's order so the SQL text is stable."""
+    ordered = sorted(members, key=lambda m: list(type(m).__members__).index(m.name))
+    return f"{column} {'NOT IN' if negated else 'IN'} ({','.join(repr(m.value) for m in ordered)})"
+
+
+# The domain's sets as SQL: the constraints, the partial indexes and the queries use these, never a copy.
+OPEN_SQL = sql_in("status", OPEN_STATUSES)
+BASIC_SQL = sql_in("category", BASIC_CATEGORIES)
+RESPONSE_WATCH_SQL = sql_in("status", AWAITING_RESPONSE)
+RESOLUTION_WATCH_SQL = sql_in("status", RESOLUTION_WATCHED)
+
+
+def new_id() -> str:
+    """A new row id (a UUID as text, so ids given by callers at registration may be any string)."""
+    return str(uuid.uuid4())
 
 
 def _ts(nullable: bool = True, default_now: bool = False) -> Any:
@@ -127,10 +158,10 @@ class Ticket(PropertyModel, table=True):
     __table_args__ = (
         # 基本物业服务零收费: whatever the code does, a basic ticket cannot hold a price.
         CheckConstraint(f"NOT ({BASIC_SQL}) OR (quote_fen IS NULL AND quote_approved_at IS NULL)", name="basic_is_free"),
-        CheckConstraint("category IN ('repair','cleaning','complaint','consultation','service')", name="category"),
+        CheckConstraint(sql_in("category", set(Category)), name="category"),
         # Paid work cannot be under way or done without an approved quote.
         CheckConstraint(
-            f"{BASIC_SQL} OR status NOT IN ('in_progress','paused','completed','confirmed') OR quote_approved_at IS NOT NULL",
+            f"{BASIC_SQL} OR {sql_in('status', WORK_STARTED, negated=True)} OR quote_approved_at IS NOT NULL",
             name="paid_work_approved",
         ),
         CheckConstraint("quote_fen IS NULL OR quote_fen > 0", name="quote_positive"),
@@ -151,18 +182,18 @@ class Ticket(PropertyModel, table=True):
             "community",
             "due_at",
             "id",
-            postgresql_where=text("status = 'queued'"),
+            postgresql_where=text(f"status = '{Status.queued}'"),
         ),
         Index("ix_tickets_household", "community", "household_id", "created_at", "id"),
         Index(
             "ix_tickets_response_watch",
             "response_due_at",
-            postgresql_where=text("response_breached_at IS NULL AND status IN ('assigned','queued')"),
+            postgresql_where=text(f"response_breached_at IS NULL AND {RESPONSE_WATCH_SQL}"),
         ),
         Index(
             "ix_tickets_resolution_watch",
             "resolution_due_at",
-            postgresql_where=text("resolution_breached_at IS NULL AND status IN ('accepted','quoted','approved','in_progress')"),
+            postgresql_where=text(f"resolution_breached_at IS NULL AND {RESOLUTION_WATCH_SQL}"),
         ),
     )
     id: str = Field(primary_key=True)
@@ -180,7 +211,7 @@ class Ticket(PropertyModel, table=True):
     assignee_id: str | None = None
     quote_fen: int | None = None
     quote_approved_at: datetime | None = _ts()
-    payment_status: str = "none"  # none, pending, paid, rejected
+    payment_status: str = NO_PAYMENT  # or the PaymentStatus of the ticket's latest order
     created_at: datetime | None = _ts(nullable=False, default_now=True)
     response_due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     resolution_due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -250,15 +281,15 @@ class PaymentOrder(PropertyModel, table=True):
             ["tickets.id", "tickets.category"],
             name="fk_payment_orders_ticket",
         ),
-        CheckConstraint("ticket_category = 'service'", name="paid_category_only"),
+        CheckConstraint(f"ticket_category = '{Category.service}'", name="paid_category_only"),
         CheckConstraint("amount_fen > 0", name="amount_positive"),
-        CheckConstraint("method IN ('money','points')", name="method"),
-        CheckConstraint("status IN ('pending','paid','rejected','failed')", name="status"),
+        CheckConstraint(sql_in("method", set(PaymentMethod)), name="method"),
+        CheckConstraint(sql_in("status", set(PaymentStatus)), name="status"),
         Index(
             "uq_payment_orders_live",
             "ticket_id",
             unique=True,
-            postgresql_where=text("status IN ('pending','paid')"),
+            postgresql_where=text(sql_in("status", LIVE_PAYMENTS)),
         ),
     )
     id: str = Field(primary_key=True)
@@ -274,3 +305,18 @@ class PaymentOrder(PropertyModel, table=True):
     reason: str | None = None
     created_at: datetime | None = _ts(nullable=False, default_now=True)
     settled_at: datetime | None = _ts()
+
+
+# Core tables, typed: statements are built from their columns (a model's attributes type as plain values).
+BUILDINGS = table_of(Building)
+HOUSEHOLDS = table_of(Household)
+RESIDENTS = table_of(Resident)
+STAFF = table_of(Staff)
+ROSTER_SHIFTS = table_of(RosterShift)
+CATALOGUE_ITEMS = table_of(CatalogueItem)
+SLA_POLICIES = table_of(SlaPolicyRow)
+TICKETS = table_of(Ticket)
+TICKET_STEPS = table_of(TicketStep)
+PHOTOS = table_of(Photo)
+DAILY_TICKET_COUNTS = table_of(DailyTicketCount)
+PAYMENT_ORDERS = table_of(PaymentOrder)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from services.property.domain import Category, Priority
+from services.property.domain import Category, PaymentMethod, Priority
 
 
 def _uuid_text(value: str) -> str:
@@ -239,7 +239,7 @@ class FollowUpIn(BaseModel):
 
 
 class PaymentIn(BaseModel):
-    method: Literal["money", "points"]
+    method: PaymentMethod
 
 
 class PaymentPublic(Public):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from services.kit.settings import ServiceSettings, service_config
 
 
@@ -16,3 +18,4 @@ class Settings(ServiceSettings):
     hurry_interval_minutes: int = 30
     fen_per_point: int = 10
     sla_check_interval_s: float = 30.0
+    payment_provider: Literal["fake"] = "fake"

@@ -65,6 +65,16 @@ def test_paid_work_needs_an_approved_quote() -> None:
     domain.check_start(Category.repair, quote_approved=False)
 
 
+def test_work_is_entered_only_by_starting_it() -> None:
+    """The database's paid-work CHECK names WORK_STARTED; `check_start` guards the one way in."""
+    entries = {
+        action
+        for (source, action, _), target in TRANSITIONS.items()
+        if target in domain.WORK_STARTED and source not in domain.WORK_STARTED
+    }
+    assert entries == {Action.start}
+
+
 def test_choose_role_prefers_the_role_the_table_allows() -> None:
     assert domain.choose_role({"resident", "steward"}, Status.completed, Action.confirm) == Role.resident
     assert domain.choose_role({"resident", "steward"}, Status.assigned, Action.accept) == Role.steward

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from services.kit.envelope import CloudEvent
 from services.kit.inbox import publish_raw
-from services.property import service
+from services.property import sla
 from services.property.domain import TRANSITIONS, Action, Role, Status
 from services.property.events import GOVERNANCE_TOPIC
 from tests.property.conftest import COMMUNITY, World
@@ -60,7 +60,7 @@ async def test_sla_job_in_three_replicas_escalates_each_breach_once(world: World
 
     async def replica() -> int:
         async with svc.state.sessionmaker() as session:
-            return await service.escalate_breaches(session, batch=2)
+            return await sla.escalate_breaches(session, batch=2)
 
     async def replica_until_done() -> int:
         total = 0

@@ -1,0 +1,253 @@
+"""Tickets (工单): filing one, routed to a steward on duty, and reading them back.
+
+A ticket's status changes only through `actions.act`; this module creates tickets and writes the
+first step of their audit trail, and reads them within what the caller may see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import literal, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.kit.auth import Principal
+from services.kit.db import transaction
+from services.kit.pagination import PageParams, make_page
+from services.property import domain
+from services.property.catalogue import catalogue_item
+from services.property.domain import NO_PAYMENT, Action, Category, Priority, Role, Status
+from services.property.events import TicketSubmitted, publisher
+from services.property.models import (
+    DAILY_TICKET_COUNTS,
+    HOUSEHOLDS,
+    ROSTER_SHIFTS,
+    TICKET_STEPS,
+    TICKETS,
+    Household,
+    Resident,
+    RosterShift,
+    Ticket,
+    TicketStep,
+    new_id,
+)
+from services.property.photos import photo_ids, unattached_photos
+from services.property.problems import DailyLimitReached, UnknownService
+from services.property.registry import building_in
+from services.property.schemas import TicketCreate, TicketPublic
+from services.property.settings import Settings
+from services.property.sla import sla_policy
+from services.property.visibility import is_staff, resident_of, visible_ticket
+
+
+def public(ticket: Ticket, photos: list[str] | None = None) -> TicketPublic:
+    out = TicketPublic.model_validate(ticket)
+    out.photo_ids = photos or []
+    return out
+
+
+def record_step(
+    session: AsyncSession,
+    ticket: Ticket,
+    actor: str,
+    role: Role,
+    action: Action,
+    from_status: Status | None,
+    note: str | None = None,
+    **data: Any,
+) -> None:
+    """Append a step to the ticket's audit trail, ending in the ticket's status now."""
+    session.add(
+        TicketStep(
+            ticket_id=ticket.id,
+            actor_id=actor,
+            role=role.value,
+            action=action.value,
+            from_status=from_status.value if from_status else None,
+            to_status=ticket.status,
+            note=note,
+            data=data,
+        )
+    )
+
+
+async def _count_submission(session: AsyncSession, resident_id: str, at: datetime, limit: int) -> None:
+    """Count today's submission with a conditional upsert: concurrent floods cannot slip past the limit."""
+    table = DAILY_TICKET_COUNTS
+    stmt = (
+        insert(table)
+        .values(resident_id=resident_id, day=domain.local_day(at), count=1)
+        .on_conflict_do_update(
+            index_elements=["resident_id", "day"],
+            set_={"count": table.c.count + 1},
+            where=table.c.count < limit,
+        )
+        .returning(table.c.count)
+    )
+    if (await session.execute(stmt)).first() is None:
+        raise DailyLimitReached((f"每位住户每天最多报事 {limit} 次", f"At most {limit} tickets per resident per day"))
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    community: str
+    resident: Resident
+    category: Category
+    description: str
+    priority: Priority
+    service_code: str | None = None
+    quantity: int = 1
+    preferred_time: datetime | None = None
+    quote_fen: int | None = None
+    quote_approved: bool = False
+    payment_status: str = NO_PAYMENT
+    redemption_id: str | None = None
+    actor: str = ""
+    role: Role = Role.resident
+
+
+async def _route(session: AsyncSession, community: str, building_id: str, at: datetime) -> domain.Route:
+    """Where a ticket filed now in this building goes, by its steward's and backup's rosters."""
+    building = await building_in(session, community, building_id)
+    stewards = [s for s in (building.steward_id, building.backup_steward_id) if s]
+    shifts: dict[str, list[domain.Shift]] = {s: [] for s in stewards}
+    if stewards:
+        query = select(RosterShift).where(ROSTER_SHIFTS.c.staff_id.in_(stewards))
+        for row in await session.scalars(query):
+            shifts[row.staff_id].append(domain.Shift(row.weekday, row.start_minute, row.end_minute))
+    return domain.route_ticket(
+        building.steward_id,
+        domain.on_duty(shifts.get(building.steward_id or "", []), at),
+        building.backup_steward_id,
+        domain.on_duty(shifts.get(building.backup_steward_id or "", []), at),
+    )
+
+
+async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> Ticket:
+    """Route, time and insert a ticket, write its submission step and publish it (in the caller's transaction)."""
+    household = (await session.scalars(select(Household).where(HOUSEHOLDS.c.id == new.resident.household_id))).one()
+    route = await _route(session, new.community, household.building_id, at)
+    policy = await sla_policy(session, new.community, new.category, new.priority)
+    response_due, resolution_due = domain.deadlines(at, policy)
+    ticket = Ticket(
+        id=new_id(),
+        community=new.community,
+        resident_id=new.resident.id,
+        household_id=household.id,
+        building_id=household.building_id,
+        category=new.category.value,
+        service_code=new.service_code,
+        quantity=new.quantity,
+        description=new.description,
+        priority=new.priority.value,
+        preferred_time=new.preferred_time,
+        status=route.status.value,
+        assignee_id=route.steward_id,
+        quote_fen=new.quote_fen,
+        quote_approved_at=at if new.quote_approved else None,
+        payment_status=new.payment_status,
+        created_at=at,
+        response_due_at=response_due,
+        resolution_due_at=resolution_due,
+        due_at=response_due,
+        redemption_id=new.redemption_id,
+    )
+    session.add(ticket)
+    await session.flush()
+    record_step(session, ticket, new.actor or new.resident.id, new.role, Action.submit, None, routed_via=route.via)
+    await publisher.publish(
+        session,
+        TicketSubmitted(
+            ticket_id=ticket.id,
+            community=ticket.community,
+            category=ticket.category,
+            status=ticket.status,
+            service_code=ticket.service_code,
+            priority=ticket.priority,
+            building_id=ticket.building_id,
+            household_id=ticket.household_id,
+            resident_id=ticket.resident_id,
+            assignee_id=ticket.assignee_id,
+            routed_via=route.via,
+            response_due_at=response_due,
+            resolution_due_at=resolution_due,
+            submitted_at=at,
+        ),
+        key=ticket.id,
+    )
+    return ticket
+
+
+async def submit_ticket(session: AsyncSession, who: Principal, data: TicketCreate, settings: Settings) -> TicketPublic:
+    async with transaction(session):
+        at = datetime.now(UTC)
+        resident = await resident_of(session, who)
+        quote_fen, approved = None, False
+        if data.category == Category.service:
+            item = await catalogue_item(session, who.community, data.service_code or "")
+            if item is None:
+                raise UnknownService()
+            # Ordering a service at its catalogue price is the resident's approval of that price.
+            quote_fen, approved = item.price_fen, item.price_fen is not None
+        photos = await unattached_photos(session, who, data.photo_ids)
+        await _count_submission(session, resident.id, at, settings.daily_ticket_limit)
+        ticket = await create_ticket(
+            session,
+            NewTicket(
+                community=who.community,
+                resident=resident,
+                category=data.category,
+                description=data.description,
+                priority=data.priority,
+                service_code=data.service_code,
+                preferred_time=data.preferred_time,
+                quote_fen=quote_fen,
+                quote_approved=approved,
+            ),
+            at,
+        )
+        for photo in photos:
+            photo.ticket_id = ticket.id
+        return public(ticket, [p.id for p in photos])
+
+
+async def get_ticket(session: AsyncSession, who: Principal, ticket_id: str) -> TicketPublic:
+    async with transaction(session):
+        ticket = await visible_ticket(session, who, ticket_id)
+        photos = await photo_ids(session, [ticket.id])
+        return public(ticket, photos[ticket.id])
+
+
+async def ticket_steps(session: AsyncSession, who: Principal, ticket_id: str) -> list[TicketStep]:
+    async with transaction(session):
+        await visible_ticket(session, who, ticket_id)
+        query = select(TicketStep).where(TICKET_STEPS.c.ticket_id == ticket_id).order_by(TICKET_STEPS.c.id)
+        return list(await session.scalars(query))
+
+
+async def list_tickets(
+    session: AsyncSession, who: Principal, page: PageParams, status: Status | None, breached: bool | None
+) -> tuple[list[TicketPublic], str | None]:
+    """A resident sees their household's tickets; staff see the community's. Newest first."""
+    t = TICKETS.c
+    async with transaction(session):
+        query = select(Ticket).where(t.community == who.community)
+        if not is_staff(who):
+            resident = await resident_of(session, who)
+            query = query.where(t.household_id == resident.household_id)
+        if status is not None:
+            query = query.where(t.status == status.value)
+        if breached is not None:
+            either = t.response_breached_at.is_not(None) | t.resolution_breached_at.is_not(None)
+            query = query.where(either if breached else ~either)
+        after = page.after()
+        if after:
+            query = query.where(tuple_(t.created_at, t.id) < tuple_(literal(datetime.fromisoformat(after[0])), literal(after[1])))
+        query = query.order_by(t.created_at.desc(), t.id.desc()).limit(page.limit + 1)
+        rows = list(await session.scalars(query))
+        items, cursor = make_page(rows, page.limit, lambda r: [r.created_at.isoformat(), r.id])
+        photos = await photo_ids(session, [r.id for r in items])
+        return [public(r, photos[r.id]) for r in items], cursor
