@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.app import ScheduledJob
-from services.timebank import service
+from services.timebank import hours_expiry, resolution
 
 log = logging.getLogger("timebank.jobs")
 
@@ -43,7 +43,7 @@ def expiry_job(every_s: float, batch: int) -> ScheduledJob:
         "expire-pending-transfers",
         every_s,
         batch,
-        lambda session, n: service.expire_pending(session, limit=n),
+        lambda session, n: resolution.expire_pending(session, limit=n),
         "voided %d expired pending transfers",
     )
 
@@ -53,6 +53,6 @@ def hours_expiry_job(every_s: float, batch: int) -> ScheduledJob:
         "expire-hours",
         every_s,
         batch,
-        lambda session, n: service.expire_hours(session, limit=n),
+        lambda session, n: hours_expiry.expire_hours(session, limit=n),
         "expired hours past the validity period on %d accounts",
     )

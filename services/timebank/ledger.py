@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, Uuid, any_, bindparam, select, text
+from sqlalchemy import ARRAY, BindParameter, Row, Uuid, any_, bindparam, select, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.timebank import domain
-from services.timebank.models import Account, Transfer
+from services.timebank.models import ACCOUNTS, TRANSFERS
 from services.timebank.problems import AccountNotFound, SameAccount
 
-ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
-TRANSFERS = Transfer.__table__  # type: ignore[attr-defined]
 _NS = uuid.UUID("0b7f1f5e-5b0c-4bb4-9a53-2f4d4f1d2a11")
 
 
@@ -67,7 +66,8 @@ class LockedAccount:
 
 @dataclass
 class Leg:
-    """One transfer to write. `phase` posted with `pending_id` posts (part of) a pending transfer."""
+    """One transfer to write. A `voided` leg releases the pending transfer `pending_id` names
+    (`pending_amount` minutes); confirmations post in the database (`sql/tb_confirm_service.sql`)."""
 
     id: uuid.UUID
     kind: str
@@ -87,7 +87,7 @@ class Leg:
     credit_balance_after: int | None = field(default=None, init=False)
 
 
-def uuid_array(ids: list[uuid.UUID], name: str = "ids") -> Any:
+def uuid_array(ids: Sequence[uuid.UUID], name: str = "ids") -> BindParameter[Sequence[uuid.UUID]]:
     """One array parameter instead of an IN list (cheaper to build and to plan for many ids)."""
     return bindparam(name, ids, type_=ARRAY(Uuid()))
 
@@ -119,7 +119,7 @@ async def lock_accounts(session: AsyncSession, community: str, ids: set[uuid.UUI
     }
     missing = ids - found.keys()
     if missing:
-        raise AccountNotFound(("账户不存在", "Unknown account"), account_ids=sorted(str(m) for m in missing))
+        raise AccountNotFound.of([str(m) for m in missing])
     return found
 
 
@@ -138,8 +138,6 @@ def apply_legs(accounts: dict[uuid.UUID, LockedAccount], legs: list[Leg], *, cap
             domain.reserve(debit.balances, credit.balances, leg.amount)
         elif leg.phase == "voided":
             domain.void_pending(debit.balances, credit.balances, leg.pending_amount)
-        elif leg.pending_id is not None:
-            domain.post_pending(debit.balances, credit.balances, leg.pending_amount, leg.amount)
         else:
             domain.transfer(debit.balances, credit.balances, leg.amount)
         if leg.phase == "posted":
@@ -227,7 +225,7 @@ _INSERT_TRANSFERS = text(f"""
 
 async def write(
     session: AsyncSession, community: str, actor: str, accounts: dict[uuid.UUID, LockedAccount], legs: list[Leg], now: datetime
-) -> list[Any]:
+) -> list[Row[Any]]:
     """Write the totals and the transfers; returns the transfer rows in the order of `legs`."""
     touched = [a for a in accounts.values() if a.touched]
     if touched:
@@ -292,7 +290,7 @@ async def post_legs(
     cap: int,
     now: datetime,
     accounts: dict[uuid.UUID, LockedAccount] | None = None,
-) -> list[Any]:
+) -> list[Row[Any]]:
     """Lock, check and write `legs` in the caller's transaction (all or none); returns their rows."""
     pool = pool_account_id(community)
     if accounts is None:
@@ -303,8 +301,3 @@ async def post_legs(
         accounts.update(await lock_accounts(session, community, {pool}))
     written = apply_legs(accounts, legs, cap=cap, pool=pool)
     return await write(session, community, actor, accounts, written, now)
-
-
-async def lock_transfer_id(session: AsyncSession, transfer_id: uuid.UUID) -> None:
-    """Serialize requests carrying the same client id until this transaction ends."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"), {"k": str(transfer_id)})
