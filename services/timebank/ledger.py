@@ -1,10 +1,12 @@
 """The ledger engine: lock accounts, apply legs in memory with the domain rules, write them back.
 
-Every use case that moves minutes goes through `post_legs`: it locks every account the legs touch
+Every use case that moves minutes goes through `post_legs` (the confirmation takes the same steps
+inside the database, `sql/tb_confirm_service.sql`, with the cap and balance rules as tested twins
+of `domain`'s): it locks every account the legs touch
 (`SELECT ... FOR UPDATE`, in id order so two transfers in opposite directions cannot deadlock),
 applies the legs one after another to the locked totals with the pure rules of `domain`, adds an
 overflow leg to the pool whenever a member's available balance would pass the storage cap, and
-only then writes: one UPDATE per account and one multi-row INSERT of the transfers. A refused leg
+only then writes: one UPDATE of the accounts' totals and one INSERT of the transfers. A refused leg
 therefore raises before anything is written, and the database's CHECK constraints stand behind
 the in-memory checks should the code ever be wrong.
 """
