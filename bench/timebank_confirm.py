@@ -1,13 +1,13 @@
 """Confirmed time-bank transfers per second, beside `pgbench -b tpcb-like` on the same PostgreSQL.
 
 Three figures, each against the pgbench tps measured in the same run:
-- `timebank_confirm_usecase`: `service.confirm` called directly (no HTTP), 8 concurrent sessions, each
+- `timebank_confirm_usecase`: `resolution.confirm` called directly (no HTTP), 8 concurrent sessions, each
   confirmation with all its checks (id lock and replay lookup, authorization, row locks, balance
   limits, storage cap) and its outbox event. Target >= 0.5 x pgbench. pgbench and the use case
   take turns for three rounds (the machine's load swings within seconds); the figure is the median
   of the per-round ratios, printed with each round's numbers.
 - `timebank_confirm_http`: the same through a real uvicorn server (1 worker) over HTTP.
-- `timebank_batch_usecase`: transfers per second through `service.post_batch`, 1,000 linked
+- `timebank_batch_usecase`: transfers per second through `batches.post_batch`, 1,000 linked
   transfers per transaction. Target >= 3 x pgbench.
 
 The pending transfers to confirm are prepared in bulk by SQL, consistent with the ledger (bench
