@@ -96,6 +96,7 @@ async def _give(session: AsyncSession, principal: Principal, data: GiftIn, fp: s
 
 
 async def donate(session: AsyncSession, principal: Principal, data: DonationIn) -> Row[Any]:
+    """Give hours to the community pool (公益池)."""
     fp = ledger.fingerprint("donate", principal.subject, data)
     work = partial(_donate, session, principal, data, fp)
     return await once(session, community=principal.community, transfer_id=data.id, fp=fp, work=work)
@@ -202,6 +203,7 @@ async def _reverse_transfer(
 
 
 async def read_transfer(session: AsyncSession, principal: Principal, transfer_id: uuid.UUID) -> Row[Any]:
+    """A transfer, for the owners of its accounts, their verified relatives and staff; 404 otherwise."""
     async with transaction(session):
         row = await get_transfer_row(session, principal.community, transfer_id)
         if principal.has(*DELEGATE_STAFF_ROLES):
