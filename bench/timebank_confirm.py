@@ -1,13 +1,13 @@
 """Confirmed time-bank transfers per second, beside `pgbench -b tpcb-like` on the same PostgreSQL.
 
 Three figures, each against the pgbench tps measured in the same run:
-- `timebank_confirm_usecase`: `service.confirm` called directly (no HTTP), 8 concurrent sessions, each
+- `timebank_confirm_usecase`: `resolution.confirm` called directly (no HTTP), 8 concurrent sessions, each
   confirmation with all its checks (id lock and replay lookup, authorization, row locks, balance
   limits, storage cap) and its outbox event. Target >= 0.5 x pgbench. pgbench and the use case
   take turns for three rounds (the machine's load swings within seconds); the figure is the median
   of the per-round ratios, printed with each round's numbers.
 - `timebank_confirm_http`: the same through a real uvicorn server (1 worker) over HTTP.
-- `timebank_batch_usecase`: transfers per second through `service.post_batch`, 1,000 linked
+- `timebank_batch_usecase`: transfers per second through `batches.post_batch`, 1,000 linked
   transfers per transaction. Target >= 3 x pgbench.
 
 The pending transfers to confirm are prepared in bulk by SQL, consistent with the ledger (bench
@@ -35,7 +35,7 @@ from bench.harness import bench_stack, record, summary_ms
 from deploy.local.servers import EmbeddedPostgres, free_port, wait_for_port
 from services.kit.auth import Principal
 from services.kit.db import make_engine, make_sessionmaker
-from services.timebank import ledger, service
+from services.timebank import batches, community, ledger, members, resolution, transfers
 from services.timebank.schemas import BatchIn, CommunitySettingsIn, ConfirmIn, FundingIn, MemberEnrol
 from tests.support.stack import TestStack
 
@@ -111,13 +111,13 @@ async def prepare(stack: TestStack, pendings: int) -> str:
     maker = make_sessionmaker(engine)
     worker = Principal(subject="bench-worker", roles=frozenset({"community_worker"}), community=COMMUNITY)
     async with maker() as s:
-        await service.update_settings(s, COMMUNITY, CommunitySettingsIn(storage_cap_minutes=10_000_000))
+        await community.update_settings(s, COMMUNITY, CommunitySettingsIn(storage_cap_minutes=10_000_000))
         for _ in range(15):  # for the batch figure
-            await service.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
+            await transfers.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
         for i in range(ELDERS):
-            await service.enrol(s, Principal(f"e{i}", frozenset({"resident"}), COMMUNITY), MemberEnrol(elder=True))
+            await members.enrol(s, Principal(f"e{i}", frozenset({"resident"}), COMMUNITY), MemberEnrol(elder=True))
         for i in range(VOLUNTEERS):
-            await service.enrol(s, Principal(f"v{i}", frozenset({"resident"}), COMMUNITY), MemberEnrol(volunteer=True))
+            await members.enrol(s, Principal(f"v{i}", frozenset({"resident"}), COMMUNITY), MemberEnrol(volunteer=True))
     pool = ledger.pool_account_id(COMMUNITY)
     now = datetime.now(UTC)
     per_elder = 30 * (pendings // ELDERS + 1) + 5_000
@@ -127,8 +127,8 @@ async def prepare(stack: TestStack, pendings: int) -> str:
         async with s.begin():
             await (await s.connection()).execute(text("UPDATE tb_members SET birth_date = '1950-01-01' WHERE is_elder"))
         for _ in range(per_elder * ELDERS // 100_000 + 1):
-            await service.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
-        await service.post_batch(
+            await transfers.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
+        await batches.post_batch(
             s,
             worker,
             BatchIn.model_validate(
@@ -229,7 +229,7 @@ async def confirm_usecase(url: str, ids: list[uuid.UUID], duration_s: float) -> 
 
     async def one(pending: uuid.UUID) -> None:
         async with maker() as session:
-            await service.confirm(session, worker, pending, ConfirmIn(id=uuid.uuid4()))
+            await resolution.confirm(session, worker, pending, ConfirmIn(id=uuid.uuid4()))
 
     await drive(one, ids[:200], 60)  # warm-up: prepared statements, pool
     done, elapsed, lat = await drive(one, ids[200:], duration_s)
@@ -308,7 +308,7 @@ async def batch_usecase(url: str, batches: int = 12) -> tuple[float, list[float]
 
     async def one(_: int) -> None:
         async with maker() as session:
-            await service.post_batch(session, worker, body)
+            await batches.post_batch(session, worker, body)
 
     body = batch()
     await one(0)  # warm-up

@@ -27,7 +27,7 @@ from sqlalchemy import text
 from bench.harness import bench_stack, record
 from bench.timebank_confirm import add_to_totals, pgbench_init, pgbench_tps
 from services.kit.db import make_engine, make_sessionmaker
-from services.timebank import domain, ledger, service
+from services.timebank import community, domain, hours_expiry, ledger
 from services.timebank.jobs import hours_expiry_job
 from services.timebank.schemas import CommunitySettingsIn
 from services.timebank.settings import Settings
@@ -45,7 +45,7 @@ async def prepare(stack: TestStack) -> str:
     url = await stack.fresh_database("timebank")
     engine = make_engine(url, pool_size=2)
     async with make_sessionmaker(engine)() as s:
-        await service.update_settings(
+        await community.update_settings(
             s, COMMUNITY, CommunitySettingsIn(storage_cap_minutes=10_000_000, hours_expire=True, hours_valid_months=VALID_MONTHS)
         )
     pool, house = ledger.pool_account_id(COMMUNITY), ledger.community_account_id(COMMUNITY)
@@ -154,7 +154,7 @@ async def main() -> None:
         async with maker() as s:
             for _ in range(QUIET_RUNS):
                 t0 = time.perf_counter()
-                assert await service.expire_hours(s, now=now, limit=MEMBERS) == 0
+                assert await hours_expiry.expire_hours(s, now=now, limit=MEMBERS) == 0
                 quiet.append((time.perf_counter() - t0) * 1000)
         bare = await bare_aggregate_ms(url, domain.hours_valid_from(now, VALID_MONTHS))
         record(

@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
 from services.kit.pagination import InvalidCursor, Page, PageDep
 from services.kit.problems import BadRequest, Forbidden, problem_responses
-from services.timebank import audit, service
+from services.timebank import audit, batches, care, community, hours_expiry, members, reports, resolution, transfers
 from services.timebank.domain import LOCAL_TZ, CareStatus
 from services.timebank.problems import (
     AccountNotFound,
@@ -132,21 +135,33 @@ def care_out(row: Any) -> CareRequestOut:
 
 
 @router.get("/settings", response_model=CommunitySettingsOut, tags=["settings"])
-async def read_settings(principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """The community's time-bank rules: withdrawal age, storage cap, first-withdrawal minimum, timeout."""
-    return CommunitySettingsOut.model_validate(await service.read_settings(session, principal.community))
+async def read_settings(principal: CurrentPrincipal, session: SessionDep) -> CommunitySettingsOut:
+    """Read the community's time-bank rules.
+
+    Withdrawal age, storage cap, minimum balance before a first withdrawal, confirmation timeout and
+    hours expiry, with their defaults until a worker changes them. Any member of the community.
+    """
+    return CommunitySettingsOut.model_validate(await community.read_settings(session, principal.community))
 
 
 @router.put("/settings", response_model=CommunitySettingsOut, tags=["settings"], responses=problem_responses(Forbidden))
-async def update_settings(body: CommunitySettingsIn, worker: Worker, session: SessionDep) -> Any:
-    """Replace every setting: one left out goes back to its default. PATCH changes only the ones given."""
-    return CommunitySettingsOut.model_validate(await service.update_settings(session, worker.community, body))
+async def update_settings(body: CommunitySettingsIn, worker: Worker, session: SessionDep) -> CommunitySettingsOut:
+    """Replace every setting.
+
+    A setting left out goes back to its default; `PATCH /settings` changes only the ones given.
+    Community workers only.
+    """
+    return CommunitySettingsOut.model_validate(await community.update_settings(session, worker.community, body))
 
 
 @router.patch("/settings", response_model=CommunitySettingsOut, tags=["settings"], responses=problem_responses(Forbidden))
-async def change_settings(body: CommunitySettingsChange, worker: Worker, session: SessionDep) -> Any:
-    """Change only the settings given; the others keep their value."""
-    return CommunitySettingsOut.model_validate(await service.update_settings(session, worker.community, body))
+async def change_settings(body: CommunitySettingsChange, worker: Worker, session: SessionDep) -> CommunitySettingsOut:
+    """Change only the settings given.
+
+    The others keep their value, also when another worker changes a different setting at the same
+    time. Community workers only.
+    """
+    return CommunitySettingsOut.model_validate(await community.update_settings(session, worker.community, body))
 
 
 @router.post(
@@ -156,23 +171,35 @@ async def change_settings(body: CommunitySettingsChange, worker: Worker, session
     tags=["members"],
     responses={200: {"description": "Already enrolled; roles added", "model": MemberOut}, **problem_responses(Forbidden)},
 )
-async def enrol(body: MemberEnrol, principal: CurrentPrincipal, session: SessionDep, response: Response) -> Any:
-    """Enrol as volunteer, elder or both (a community worker may enrol someone else)."""
-    row, created = await service.enrol(session, principal, body)
+async def enrol(body: MemberEnrol, principal: CurrentPrincipal, session: SessionDep, response: Response) -> MemberOut:
+    """Enrol as volunteer, elder or both.
+
+    A resident enrols themself (201), or adds a role when already enrolled (200); a community worker
+    may enrol someone else by `member_id`. The member's account is opened with the membership.
+    """
+    row, created = await members.enrol(session, principal, body)
     if not created:
         response.status_code = 200
     return member_out(row)
 
 
 @router.get("/members/me", response_model=MemberOut, tags=["members"], responses=problem_responses(NotAMember))
-async def read_me(principal: CurrentPrincipal, session: SessionDep) -> Any:
-    return member_out(await service.read_member(session, principal, principal.subject))
+async def read_me(principal: CurrentPrincipal, session: SessionDep) -> MemberOut:
+    """Read one's own membership and balance.
+
+    The caller's roles, verified birth date and balance; 404 when not enrolled.
+    """
+    return member_out(await members.read_member(session, principal, principal.subject))
 
 
 @router.get("/members/{member_id}", response_model=MemberOut, tags=["members"], responses=problem_responses(NotAMember))
-async def read_member(member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """Oneself, a verified relative, or anyone for a steward or community worker; 404 otherwise."""
-    return member_out(await service.read_member(session, principal, member_id))
+async def read_member(member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep) -> MemberOut:
+    """Read a member's membership and balance.
+
+    For the member, a verified relative, a steward or a community worker; 404 for anyone else, so
+    that another resident's membership is not disclosed.
+    """
+    return member_out(await members.read_member(session, principal, member_id))
 
 
 @router.post(
@@ -181,9 +208,13 @@ async def read_member(member_id: MemberPath, principal: CurrentPrincipal, sessio
     tags=["members"],
     responses=problem_responses(NotAMember, Forbidden),
 )
-async def verify_age(member_id: MemberPath, body: AgeVerification, worker: Worker, session: SessionDep) -> Any:
-    """A community worker records the birth date checked in person, and priority-elder status."""
-    return member_out(await service.verify_age(session, worker, member_id, body))
+async def verify_age(member_id: MemberPath, body: AgeVerification, worker: Worker, session: SessionDep) -> MemberOut:
+    """Record a member's verified birth date and priority-elder status.
+
+    The birth date a community worker checked in person decides the withdrawal age; a priority
+    elder's (重点空巢独居老人) care is paid by the pool. Community workers only.
+    """
+    return member_out(await members.verify_age(session, worker, member_id, body))
 
 
 @router.post(
@@ -193,18 +224,26 @@ async def verify_age(member_id: MemberPath, body: AgeVerification, worker: Worke
     tags=["members"],
     responses=problem_responses(NotAMember, NotAVerifiedRelative, Forbidden),
 )
-async def verify_relative(member_id: MemberPath, body: RelativeIn, worker: Worker, session: SessionDep) -> Any:
-    """A community worker records a verified family link (both directions)."""
-    return RelativeOut.model_validate(await service.verify_relative(session, worker, member_id, body), from_attributes=True)
+async def verify_relative(member_id: MemberPath, body: RelativeIn, worker: Worker, session: SessionDep) -> RelativeOut:
+    """Record a verified family link.
+
+    Written in both directions, so either may give hours to the other or act for them as a
+    delegate. Community workers only.
+    """
+    return RelativeOut.model_validate(await members.verify_relative(session, worker, member_id, body), from_attributes=True)
 
 
 @router.get(
     "/members/{member_id}/relatives", response_model=list[RelativeOut], tags=["members"], responses=problem_responses(NotAMember)
 )
-async def list_relatives(member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep) -> Any:
+async def list_relatives(member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep) -> list[RelativeOut]:
+    """List a member's verified relatives.
+
+    For the member themself, a steward or a community worker; 404 for anyone else.
+    """
     if member_id != principal.subject and not principal.has("community_worker", "steward"):
         raise NotAMember(member_id=member_id)
-    rows = await service.list_relatives(session, principal.community, member_id)
+    rows = await members.list_relatives(session, principal.community, member_id)
     return [RelativeOut.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -214,12 +253,16 @@ async def list_relatives(member_id: MemberPath, principal: CurrentPrincipal, ses
     tags=["members"],
     responses=problem_responses(NotAMember, InvalidCursor),
 )
-async def passbook(member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep, page: PageDep) -> Any:
-    """The passbook (存折): posted transfers, newest first, each with the balance after it.
-    `me` names the caller."""
+async def passbook(member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[PassbookEntry]:
+    """Read a member's passbook (存折).
+
+    Posted transfers, newest first, each signed from the member's side with the balance after it;
+    cursor-paginated. `me` names the caller. For the member, a verified relative or staff; 404
+    otherwise.
+    """
     who = principal.subject if member_id == "me" else member_id
-    items, cursor = await service.passbook(session, principal, who, page)
-    return Page[PassbookEntry](items=[PassbookEntry.model_validate(i) for i in items], next_cursor=cursor)
+    items, cursor = await members.passbook(session, principal, who, page)
+    return Page[PassbookEntry](items=items, next_cursor=cursor)
 
 
 @router.get(
@@ -233,11 +276,15 @@ async def hours_expiry_outlook(
     principal: CurrentPrincipal,
     session: SessionDep,
     days: Annotated[int, Query(ge=1, le=366, description="How far ahead")] = 90,
-) -> Any:
-    """Hours that will pass the community's validity period in the next `days` days, by date, if
-    nothing else changes (empty where hours do not expire). `me` names the caller."""
+) -> HoursExpiryOutlook:
+    """Read the hours that will pass the validity period soon.
+
+    By date, the minutes that will expire in the next `days` days if nothing else changes (empty
+    where hours do not expire); spending before a date saves them. `me` names the caller. For the
+    member, a verified relative or staff; 404 otherwise.
+    """
     who = principal.subject if member_id == "me" else member_id
-    return HoursExpiryOutlook.model_validate(await service.hours_expiry_outlook(session, principal, who, days=days))
+    return await hours_expiry.hours_expiry_outlook(session, principal, who, days=days)
 
 
 # --- care requests ----------------------------------------------------------------------------------
@@ -250,13 +297,19 @@ async def hours_expiry_outlook(
     tags=["care"],
     responses=problem_responses(NotAMember, NotAnElder),
 )
-async def post_care_request(body: CareRequestIn, principal: CurrentPrincipal, session: SessionDep, idem: IdempotencyDep) -> Any:
-    """An elder asks for care; a verified relative or a steward/worker may ask on the elder's behalf."""
+async def post_care_request(
+    body: CareRequestIn, principal: CurrentPrincipal, session: SessionDep, idem: IdempotencyDep
+) -> CareRequestOut | JSONResponse:
+    """Ask for care.
 
-    async def create() -> CareRequestOut:
-        return care_out(await service.post_care_request(session, principal, body))
+    An elder asks for themself; a verified relative, a steward or a community worker may ask on the
+    elder's behalf. An `Idempotency-Key` makes a retry safe.
+    """
+    return await idem.run(session, body, partial(_post_care_request, session, principal, body), CareRequestOut)
 
-    return await idem.run(session, body, create, CareRequestOut)
+
+async def _post_care_request(session: AsyncSession, principal: Principal, body: CareRequestIn) -> CareRequestOut:
+    return care_out(await care.post_care_request(session, principal, body))
 
 
 @router.get("/care-requests", response_model=Page[CareRequestOut], tags=["care"], responses=problem_responses(InvalidCursor))
@@ -272,20 +325,28 @@ async def list_care_requests(
             "tasks); `open` by default"
         ),
     ] = None,
-) -> Any:
-    """Requests by start time. Open ones are the whole community's (volunteers browse these); in
-    other states a resident sees the requests they are the elder, volunteer or requester of, or
-    whose elder is their verified relative; staff see all."""
+) -> Page[CareRequestOut]:
+    """List care requests by start time.
+
+    Open requests are the whole community's (volunteers browse these); in other states a resident
+    sees the requests they are the elder, volunteer or requester of, or whose elder is their
+    verified relative; staff see all. Any member; cursor-paginated.
+    """
     states = sorted({s.value for s in status or [CareStatus.OPEN]})
-    rows, cursor = await service.list_care_requests(session, principal, states, page)
+    rows, cursor = await care.list_care_requests(session, principal, states, page)
     return Page[CareRequestOut](items=[care_out(r) for r in rows], next_cursor=cursor)
 
 
 @router.get(
     "/care-requests/{request_id}", response_model=CareRequestOut, tags=["care"], responses=problem_responses(CareRequestNotFound)
 )
-async def read_care_request(request_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    return care_out(await service.read_care_request(session, principal, request_id))
+async def read_care_request(request_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> CareRequestOut:
+    """Read a care request.
+
+    An open request is visible to every member; later, to its elder, volunteer and requester, the
+    elder's verified relatives and staff; 404 for anyone else.
+    """
+    return care_out(await care.read_care_request(session, principal, request_id))
 
 
 @router.post(
@@ -294,9 +355,13 @@ async def read_care_request(request_id: uuid.UUID, principal: CurrentPrincipal, 
     tags=["care"],
     responses=problem_responses(CareRequestTaken, CannotServeSelf, NotAVolunteer, NotAMember, CareRequestNotFound),
 )
-async def accept_care_request(request_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """A volunteer takes an open request; exactly one of any number of racing volunteers gets it."""
-    return care_out(await service.accept_care_request(session, principal, request_id))
+async def accept_care_request(request_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> CareRequestOut:
+    """Accept an open care request.
+
+    An enrolled volunteer (not the elder) takes the request; exactly one of any number of racing
+    volunteers gets it, the others get 409. The winner retrying gets its request again.
+    """
+    return care_out(await care.accept_care_request(session, principal, request_id))
 
 
 @router.post(
@@ -305,9 +370,13 @@ async def accept_care_request(request_id: uuid.UUID, principal: CurrentPrincipal
     tags=["care"],
     responses=problem_responses(WrongCareRequestState, CareRequestNotFound, Forbidden),
 )
-async def cancel_care_request(request_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """Withdraw a request while it is open or accepted (the elder, the requester, a relative or staff)."""
-    return care_out(await service.cancel_care_request(session, principal, request_id))
+async def cancel_care_request(request_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> CareRequestOut:
+    """Cancel a care request.
+
+    While it is open or accepted, by the elder, the requester, a verified relative or staff;
+    publishes `timebank.care_request.cancelled.v1`. A retry answers the cancelled request again.
+    """
+    return care_out(await care.cancel_care_request(session, principal, request_id))
 
 
 @router.post(
@@ -316,8 +385,13 @@ async def cancel_care_request(request_id: uuid.UUID, principal: CurrentPrincipal
     tags=["care"],
     responses=problem_responses(WrongCareRequestState, CareRequestNotFound, TimeInFuture, Forbidden),
 )
-async def check_in(request_id: uuid.UUID, body: CheckIn, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    return care_out(await service.check_in(session, principal, request_id, body))
+async def check_in(request_id: uuid.UUID, body: CheckIn, principal: CurrentPrincipal, session: SessionDep) -> CareRequestOut:
+    """Check in at the start of the service.
+
+    Only the volunteer who accepted the request; `at` defaults to now and may not be in the future.
+    A retry answers the request again, the first check-in time standing.
+    """
+    return care_out(await care.check_in(session, principal, request_id, body))
 
 
 @router.post(
@@ -338,10 +412,14 @@ async def check_in(request_id: uuid.UUID, body: CheckIn, principal: CurrentPrinc
         CareRequestNotFound,
     ),
 )
-async def check_out(request_id: uuid.UUID, body: CheckOut, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """The served minutes become a pending transfer from the payer (the elder, or the pool for a
-    priority elder) to the volunteer. `transfer_id` makes a retry safe."""
-    return transfer_out(await service.check_out(session, principal, request_id, body))
+async def check_out(request_id: uuid.UUID, body: CheckOut, principal: CurrentPrincipal, session: SessionDep) -> TransferOut:
+    """Check out: the served minutes become a pending transfer.
+
+    Only the volunteer who accepted the request. The payer is the elder, or the pool for a priority
+    elder; the elder's own hours need the withdrawal age and the first-withdrawal minimum.
+    `transfer_id` makes a retry safe.
+    """
+    return transfer_out(await care.check_out(session, principal, request_id, body))
 
 
 # --- transfers --------------------------------------------------------------------------------------
@@ -356,9 +434,15 @@ async def check_out(request_id: uuid.UUID, body: CheckOut, principal: CurrentPri
         NotAllowedToResolve, AlreadyResolved, NotPending, MinutesExceedPending, TransferNotFound, *TRANSFER_PROBLEMS
     ),
 )
-async def confirm(pending_id: uuid.UUID, body: ConfirmIn, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """The elder, a verified delegate or a worker posts the pending transfer (maybe for fewer minutes)."""
-    return transfer_out(await service.confirm(session, principal, pending_id, body))
+async def confirm(pending_id: uuid.UUID, body: ConfirmIn, principal: CurrentPrincipal, session: SessionDep) -> TransferOut:
+    """Confirm a service: post its pending transfer.
+
+    The elder, a verified delegate (a relative or a steward) or a community worker posts the pending
+    transfer, maybe for fewer minutes than logged; never the volunteer who served (403), and 404
+    for anyone unrelated. Publishes `timebank.service.confirmed.v1`. The body's `id` makes a retry
+    safe.
+    """
+    return transfer_out(await resolution.confirm(session, principal, pending_id, body))
 
 
 @router.post(
@@ -368,9 +452,13 @@ async def confirm(pending_id: uuid.UUID, body: ConfirmIn, principal: CurrentPrin
     tags=["transfers"],
     responses=problem_responses(NotAllowedToResolve, AlreadyResolved, NotPending, TransferNotFound, *TRANSFER_PROBLEMS),
 )
-async def dispute(pending_id: uuid.UUID, body: DisputeIn, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """Void the pending transfer: nothing is paid, the payer's hours are released."""
-    return transfer_out(await service.dispute(session, principal, pending_id, body))
+async def dispute(pending_id: uuid.UUID, body: DisputeIn, principal: CurrentPrincipal, session: SessionDep) -> TransferOut:
+    """Dispute a service: void its pending transfer.
+
+    Nothing is paid and the payer's hours are released. The same people as for a confirmation may
+    dispute; the body's `id` makes a retry safe.
+    """
+    return transfer_out(await resolution.dispute(session, principal, pending_id, body))
 
 
 @router.post(
@@ -380,9 +468,13 @@ async def dispute(pending_id: uuid.UUID, body: DisputeIn, principal: CurrentPrin
     tags=["transfers"],
     responses=problem_responses(BelowWithdrawalAge, AgeNotVerified, BelowFirstWithdrawalMinimum, *TRANSFER_PROBLEMS),
 )
-async def spend(body: SpendIn, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """Pay for one's own care from the community with one's hours (from the withdrawal age)."""
-    return transfer_out(await service.spend(session, principal, body))
+async def spend(body: SpendIn, principal: CurrentPrincipal, session: SessionDep) -> TransferOut:
+    """Pay for one's own care with one's hours.
+
+    A member over the withdrawal age (with a verified birth date) pays the community for their own
+    care. The body's `id` makes a retry safe.
+    """
+    return transfer_out(await transfers.spend(session, principal, body))
 
 
 @router.post(
@@ -392,9 +484,12 @@ async def spend(body: SpendIn, principal: CurrentPrincipal, session: SessionDep)
     tags=["transfers"],
     responses=problem_responses(NotAVerifiedRelative, *TRANSFER_PROBLEMS),
 )
-async def gift(body: GiftIn, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """Give hours to a relative verified by a community worker."""
-    return transfer_out(await service.gift(session, principal, body))
+async def gift(body: GiftIn, principal: CurrentPrincipal, session: SessionDep) -> TransferOut:
+    """Give hours to a verified relative.
+
+    Any member, to a relative a community worker verified. The body's `id` makes a retry safe.
+    """
+    return transfer_out(await transfers.gift(session, principal, body))
 
 
 @router.post(
@@ -404,9 +499,12 @@ async def gift(body: GiftIn, principal: CurrentPrincipal, session: SessionDep) -
     tags=["transfers"],
     responses=problem_responses(*TRANSFER_PROBLEMS),
 )
-async def donate(body: DonationIn, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    """Donate hours to the community pool (公益池)."""
-    return transfer_out(await service.donate(session, principal, body))
+async def donate(body: DonationIn, principal: CurrentPrincipal, session: SessionDep) -> TransferOut:
+    """Donate hours to the community pool (公益池).
+
+    Any member. The body's `id` makes a retry safe.
+    """
+    return transfer_out(await transfers.donate(session, principal, body))
 
 
 @router.post(
@@ -416,9 +514,13 @@ async def donate(body: DonationIn, principal: CurrentPrincipal, session: Session
     tags=["transfers"],
     responses=problem_responses(Forbidden, *TRANSFER_PROBLEMS),
 )
-async def fund_pool(body: FundingIn, worker: Worker, session: SessionDep) -> Any:
-    """A worker records hours entering the pool from outside (donated or subsidised)."""
-    return transfer_out(await service.fund_pool(session, worker, body))
+async def fund_pool(body: FundingIn, worker: Worker, session: SessionDep) -> TransferOut:
+    """Record hours entering the pool from outside.
+
+    Donated or subsidised hours move from the community account to the pool. Community workers
+    only; the body's `id` makes a retry safe.
+    """
+    return transfer_out(await transfers.fund_pool(session, worker, body))
 
 
 @router.post(
@@ -428,9 +530,13 @@ async def fund_pool(body: FundingIn, worker: Worker, session: SessionDep) -> Any
     tags=["transfers"],
     responses=problem_responses(LinkedTransferFailed, WrongAccountKind, Forbidden, *TRANSFER_PROBLEMS),
 )
-async def post_batch(body: BatchIn, worker: Worker, session: SessionDep) -> Any:
-    """Up to 1,000 linked transfers (service, donation, funding) in one transaction: all or none."""
-    rows = await service.post_batch(session, worker, body)
+async def post_batch(body: BatchIn, worker: Worker, session: SessionDep) -> BatchOut:
+    """Post up to 1,000 linked transfers: all or none.
+
+    Service, donation and funding transfers from a paper service log or a round of funding, in one
+    transaction; a refused leg refuses the batch and every id in it. Community workers only.
+    """
+    rows = await batches.post_batch(session, worker, body)
     return BatchOut(transfers=[transfer_out(r) for r in rows])
 
 
@@ -441,29 +547,42 @@ async def post_batch(body: BatchIn, worker: Worker, session: SessionDep) -> Any:
     tags=["transfers"],
     responses=problem_responses(NotReversible, AlreadyReversed, TransferNotFound, Forbidden, *TRANSFER_PROBLEMS),
 )
-async def reverse(transfer_id: uuid.UUID, body: ReversalIn, worker: Worker, session: SessionDep) -> Any:
-    """Correct a posted transfer by a new one in the other direction that points at it."""
-    return transfer_out(await service.reverse(session, worker, transfer_id, body))
+async def reverse(transfer_id: uuid.UUID, body: ReversalIn, worker: Worker, session: SessionDep) -> TransferOut:
+    """Reverse a posted transfer.
+
+    A new transfer in the other direction that points at the original; overflows, expiries and
+    reversals are not reversible, and a transfer is reversed at most once. Community workers only.
+    """
+    return transfer_out(await transfers.reverse(session, worker, transfer_id, body))
 
 
 @router.get(
     "/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"], responses=problem_responses(TransferNotFound)
 )
-async def read_transfer(transfer_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    return transfer_out(await service.read_transfer(session, principal, transfer_id))
+async def read_transfer(transfer_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> TransferOut:
+    """Read a transfer.
+
+    For the owners of its two accounts, their verified relatives and staff; 404 for anyone else.
+    """
+    return transfer_out(await transfers.read_transfer(session, principal, transfer_id))
 
 
 # --- staff views ---------------------------------------------------------------------------------------
 
 
 @router.get("/pool", response_model=PoolOut, tags=["community"], responses=problem_responses(Forbidden))
-async def pool(staff: Staff, session: SessionDep) -> Any:
-    view = await service.pool_view(session, staff.community)
+async def pool(staff: Staff, session: SessionDep) -> PoolOut:
+    """Read the pool and the community account.
+
+    Their balances, and the count and minutes of pending transfers still awaiting confirmation.
+    Stewards and community workers only.
+    """
+    view = await reports.pool_view(session, staff.community)
     return PoolOut(
-        pool=account_out(view["pool"]),
-        community_account=account_out(view["community_account"]),
-        open_pending_count=view["open_pending_count"],
-        open_pending_minutes=view["open_pending_minutes"],
+        pool=account_out(view.pool),
+        community_account=account_out(view.community_account),
+        open_pending_count=view.open_pending_count,
+        open_pending_minutes=view.open_pending_minutes,
     )
 
 
@@ -478,10 +597,14 @@ async def pending_transfers(
     session: SessionDep,
     page: PageDep,
     state: Annotated[Literal["awaiting", "disputed", "expired"], Query()] = "awaiting",
-) -> Any:
-    """Pending confirmations (`awaiting`), disputes (`disputed`) or timed-out ones (`expired`)."""
+) -> Page[TransferOut]:
+    """List pending transfers awaiting confirmation, disputed or timed out.
+
+    Newest first, cursor-paginated: `awaiting` confirmations, `disputed` ones or `expired` ones.
+    Stewards and community workers only.
+    """
     resolution = {"awaiting": None, "disputed": "voided", "expired": "expired"}[state]
-    rows, cursor = await service.list_pending(session, staff.community, resolution, page)
+    rows, cursor = await reports.list_pending(session, staff.community, resolution, page)
     return Page[TransferOut](items=[transfer_out(r) for r in rows], next_cursor=cursor)
 
 
@@ -490,8 +613,12 @@ async def community_summary(
     principal: CurrentPrincipal,
     session: SessionDep,
     month: Annotated[str | None, Query(description="YYYY-MM, local time; defaults to this month")] = None,
-) -> Any:
-    """Hours served in the month by service type, and the number of members."""
+) -> CommunitySummary:
+    """Read the month's summary of hours served.
+
+    Services and minutes served in the month (local time) by service type, net of reversals, and the
+    number of members, volunteers and elders. Any member of the community.
+    """
     if month is None:
         today = datetime.now(LOCAL_TZ).date()
         first = date(today.year, today.month, 1)
@@ -499,14 +626,17 @@ async def community_summary(
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
             raise BadRequest(("月份格式应为 YYYY-MM", "month must be YYYY-MM"))
         first = date(int(month[:4]), int(month[5:]), 1)
-    return CommunitySummary.model_validate(await service.summary(session, principal.community, first))
+    return await reports.summary(session, principal.community, first)
 
 
 @router.get("/ledger-audit", response_model=LedgerAuditOut, tags=["community"], responses=problem_responses(Forbidden))
-async def audit_ledger(worker: Worker, session: SessionDep) -> Any:
-    """Whether the community's account totals agree with its transfers (double entry, pending
-    transfers resolved once, no hours crossing communities), and where they do not. Reads every row: for a
-    worker's check or an alert, not for every page load."""
+async def audit_ledger(worker: Worker, session: SessionDep) -> LedgerAuditOut:
+    """Check that the community's ledger reconciles.
+
+    Whether the account totals agree with the transfers (double entry, pending transfers resolved
+    once, no hours crossing communities), and where they do not. Reads every row: for a worker's
+    check or an alert, not for every page load. Community workers only.
+    """
     result = await audit.audit_ledger(session, worker.community)
     return LedgerAuditOut(
         community=worker.community,

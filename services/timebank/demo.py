@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import httpx
 
@@ -28,12 +29,13 @@ def _ok(r: httpx.Response) -> httpx.Response:
     return r
 
 
+def _bearer(token_for: Callable[[str, list[str]], str], subject: str, roles: list[str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(subject, roles)}"}
+
+
 async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[str]], str]) -> None:
     worker = staff("worker.feng")
-
-    def as_(subject: str, roles: list[str]) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token_for(subject, roles)}"}
-
+    as_ = partial(_bearer, token_for)
     w = as_(worker.id, list(worker.roles))
     _ok(
         await client.put(

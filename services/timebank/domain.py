@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,6 @@ from services.timebank.problems import (
     BelowWithdrawalAge,
     CheckoutBeforeCheckin,
     InsufficientBalance,
-    MinutesExceedPending,
     ServiceTooShort,
     WrongCareRequestState,
 )
@@ -76,16 +75,17 @@ def next_care_status(current: CareStatus | str, action: CareAction) -> CareStatu
     try:
         return CARE_TRANSITIONS[CareStatus(current), action]
     except KeyError:
-        raise WrongCareRequestState(
-            (f"状态 {current} 不允许 {action}", f"{action} is not allowed in state {current}"),
-            care_status=str(current),
-            action=str(action),
-        ) from None
+        raise WrongCareRequestState.of(str(current), str(action)) from None
 
 
 def age_on(birth: date, day: date) -> int:
     """Completed years of age on `day`."""
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def now_utc() -> datetime:
+    """The clock every use case reads (in UTC; dates are local, `local_today`)."""
+    return datetime.now(UTC)
 
 
 def local_today(now: datetime) -> date:
@@ -122,20 +122,10 @@ def served_minutes(checked_in_at: datetime, checked_out_at: datetime) -> int:
     return minutes
 
 
-def confirmed_minutes(pending_minutes: int, asked: int | None) -> int:
-    """The elder may confirm fewer minutes than were logged, never more."""
-    if asked is None:
-        return pending_minutes
-    if asked > pending_minutes:
-        raise MinutesExceedPending(
-            (f"最多可确认 {pending_minutes} 分钟", f"At most {pending_minutes} minutes"), pending_minutes=pending_minutes
-        )
-    return asked
-
-
-def cap_overflow(posted_balance: int, cap: int) -> int:
-    """Minutes above the storage cap, which move to the pool in the same transaction."""
-    return max(0, posted_balance - cap)
+def cap_overflow(available: int, cap: int) -> int:
+    """Minutes of a member's available balance above the storage cap, which move to the pool in
+    the same transaction. The confirmation's twin is `sql/tb_cap_overflow.sql`."""
+    return max(0, available - cap)
 
 
 # Transfers the ledger writes itself, or that already correct one: a reversal would undo a rule
@@ -208,13 +198,6 @@ def expiring_minutes(available: int, recent_credits: int) -> int:
     return max(0, available - recent_credits)
 
 
-def may_resolve(actor: str, *, elder_id: str, volunteer_id: str, is_worker: bool, is_delegate: bool) -> bool:
-    """Who may confirm or dispute a service: the elder, a verified delegate or a worker — never the volunteer."""
-    if actor == volunteer_id:
-        return False
-    return actor == elder_id or is_delegate or is_worker
-
-
 @dataclass
 class Balances:
     """An account's four totals. The database holds the same arithmetic; this is its pure model."""
@@ -234,12 +217,9 @@ class Balances:
         return self.credits_posted - self.debits_posted - self.debits_pending
 
     def check_debit(self, amount: int) -> None:
+        """The confirmation's twin is `sql/tb_debit_allowed.sql`."""
         if self.limited and self.available < amount:
-            raise InsufficientBalance(
-                (f"可用余额 {self.available} 分钟，不足 {amount} 分钟", f"Available {self.available} minutes, needs {amount}"),
-                available_minutes=self.available,
-                needed_minutes=amount,
-            )
+            raise InsufficientBalance.of(self.available, amount)
 
 
 def transfer(debit: Balances, credit: Balances, amount: int) -> None:
@@ -256,15 +236,6 @@ def reserve(debit: Balances, credit: Balances, amount: int) -> None:
     debit.check_debit(amount)
     debit.debits_pending += amount
     credit.credits_pending += amount
-
-
-def post_pending(debit: Balances, credit: Balances, pending: int, amount: int) -> None:
-    """Post `amount` (<= pending) of a pending transfer; the rest is released."""
-    amount = confirmed_minutes(pending, amount)
-    debit.debits_pending -= pending
-    credit.credits_pending -= pending
-    debit.debits_posted += amount
-    credit.credits_posted += amount
 
 
 def void_pending(debit: Balances, credit: Balances, pending: int) -> None:

@@ -1,10 +1,12 @@
 """The ledger engine: lock accounts, apply legs in memory with the domain rules, write them back.
 
-Every use case that moves minutes goes through `post_legs`: it locks every account the legs touch
+Every use case that moves minutes goes through `post_legs` (the confirmation takes the same steps
+inside the database, `sql/tb_confirm_service.sql`, with the cap and balance rules as tested twins
+of `domain`'s): it locks every account the legs touch
 (`SELECT ... FOR UPDATE`, in id order so two transfers in opposite directions cannot deadlock),
 applies the legs one after another to the locked totals with the pure rules of `domain`, adds an
 overflow leg to the pool whenever a member's available balance would pass the storage cap, and
-only then writes: one UPDATE per account and one multi-row INSERT of the transfers. A refused leg
+only then writes: one UPDATE of the accounts' totals and one INSERT of the transfers. A refused leg
 therefore raises before anything is written, and the database's CHECK constraints stand behind
 the in-memory checks should the code ever be wrong.
 """
@@ -13,20 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ARRAY, Uuid, any_, bindparam, select, text
+from sqlalchemy import ARRAY, BindParameter, Row, Uuid, any_, bindparam, select, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.timebank import domain
-from services.timebank.models import Account, Transfer
+from services.timebank.models import ACCOUNTS, TRANSFERS
 from services.timebank.problems import AccountNotFound, SameAccount
 
-ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
-TRANSFERS = Transfer.__table__  # type: ignore[attr-defined]
 _NS = uuid.UUID("0b7f1f5e-5b0c-4bb4-9a53-2f4d4f1d2a11")
 
 
@@ -67,7 +68,8 @@ class LockedAccount:
 
 @dataclass
 class Leg:
-    """One transfer to write. `phase` posted with `pending_id` posts (part of) a pending transfer."""
+    """One transfer to write. A `voided` leg releases the pending transfer `pending_id` names
+    (`pending_amount` minutes); confirmations post in the database (`sql/tb_confirm_service.sql`)."""
 
     id: uuid.UUID
     kind: str
@@ -87,7 +89,7 @@ class Leg:
     credit_balance_after: int | None = field(default=None, init=False)
 
 
-def uuid_array(ids: list[uuid.UUID], name: str = "ids") -> Any:
+def uuid_array(ids: Sequence[uuid.UUID], name: str = "ids") -> BindParameter[Sequence[uuid.UUID]]:
     """One array parameter instead of an IN list (cheaper to build and to plan for many ids)."""
     return bindparam(name, ids, type_=ARRAY(Uuid()))
 
@@ -119,7 +121,7 @@ async def lock_accounts(session: AsyncSession, community: str, ids: set[uuid.UUI
     }
     missing = ids - found.keys()
     if missing:
-        raise AccountNotFound(("账户不存在", "Unknown account"), account_ids=sorted(str(m) for m in missing))
+        raise AccountNotFound.of([str(m) for m in missing])
     return found
 
 
@@ -138,8 +140,6 @@ def apply_legs(accounts: dict[uuid.UUID, LockedAccount], legs: list[Leg], *, cap
             domain.reserve(debit.balances, credit.balances, leg.amount)
         elif leg.phase == "voided":
             domain.void_pending(debit.balances, credit.balances, leg.pending_amount)
-        elif leg.pending_id is not None:
-            domain.post_pending(debit.balances, credit.balances, leg.pending_amount, leg.amount)
         else:
             domain.transfer(debit.balances, credit.balances, leg.amount)
         if leg.phase == "posted":
@@ -227,7 +227,7 @@ _INSERT_TRANSFERS = text(f"""
 
 async def write(
     session: AsyncSession, community: str, actor: str, accounts: dict[uuid.UUID, LockedAccount], legs: list[Leg], now: datetime
-) -> list[Any]:
+) -> list[Row[Any]]:
     """Write the totals and the transfers; returns the transfer rows in the order of `legs`."""
     touched = [a for a in accounts.values() if a.touched]
     if touched:
@@ -292,7 +292,7 @@ async def post_legs(
     cap: int,
     now: datetime,
     accounts: dict[uuid.UUID, LockedAccount] | None = None,
-) -> list[Any]:
+) -> list[Row[Any]]:
     """Lock, check and write `legs` in the caller's transaction (all or none); returns their rows."""
     pool = pool_account_id(community)
     if accounts is None:
@@ -303,8 +303,3 @@ async def post_legs(
         accounts.update(await lock_accounts(session, community, {pool}))
     written = apply_legs(accounts, legs, cap=cap, pool=pool)
     return await write(session, community, actor, accounts, written, now)
-
-
-async def lock_transfer_id(session: AsyncSession, transfer_id: uuid.UUID) -> None:
-    """Serialize requests carrying the same client id until this transaction ends."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"), {"k": str(transfer_id)})

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Identity, Index, Integer, Text, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
-from services.kit.db import model_base
+from services.kit.db import model_base, table_of
 
 if TYPE_CHECKING:
     Base = SQLModel  # what the type checker should see; at run time a registry of our own
@@ -24,7 +24,7 @@ else:
     Base = model_base("TimebankModel")
 
 
-def _ts(nullable: bool = False, default_now: bool = False) -> Column:  # type: ignore[type-arg]
+def _ts(nullable: bool = False, default_now: bool = False) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable, server_default=func.now() if default_now else None)
 
 
@@ -204,3 +204,13 @@ class FailedTransfer(Base, table=True):
     detail_zh: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     detail_en: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(sa_column=_ts(default_now=True))
+
+
+# The Core tables, for the use cases' statements.
+SETTINGS = table_of(CommunitySettings)
+ACCOUNTS = table_of(Account)
+MEMBERS = table_of(Member)
+RELATIVES = table_of(Relative)
+CARE = table_of(CareRequest)
+TRANSFERS = table_of(Transfer)
+FAILED = table_of(FailedTransfer)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from services.kit.problems import Problem
 
 
@@ -17,6 +19,10 @@ class AccountNotFound(Problem):
     status = 404
     title_zh = "账户不存在"
     title_en = "Account not found"
+
+    @classmethod
+    def of(cls, account_ids: list[str]) -> Self:
+        return cls(("账户不存在", "Unknown account"), account_ids=sorted(account_ids))
 
 
 class TransferNotFound(Problem):
@@ -38,6 +44,14 @@ class InsufficientBalance(Problem):
     status = 409
     title_zh = "时间余额不足"
     title_en = "Insufficient balance"
+
+    @classmethod
+    def of(cls, available: int, needed: int) -> Self:
+        return cls(
+            (f"可用余额 {available} 分钟，不足 {needed} 分钟", f"Available {available} minutes, needs {needed}"),
+            available_minutes=available,
+            needed_minutes=needed,
+        )
 
 
 class BelowWithdrawalAge(Problem):
@@ -95,12 +109,21 @@ class NotAllowedToResolve(Problem):
     title_zh = "无权确认或异议此服务"
     title_en = "Not allowed to confirm or dispute this service"
 
+    @classmethod
+    def volunteer(cls) -> Self:
+        """The volunteer who served asked to confirm or dispute their own service."""
+        return cls(("服务提供者不能确认自己的服务", "The volunteer who served cannot confirm it"))
+
 
 class MinutesExceedPending(Problem):
     slug = "timebank/minutes-exceed-pending"
     status = 422
     title_zh = "确认时长超过登记时长"
     title_en = "Confirmed minutes exceed the logged minutes"
+
+    @classmethod
+    def of(cls, pending_minutes: int) -> Self:
+        return cls((f"最多可确认 {pending_minutes} 分钟", f"At most {pending_minutes} minutes"), pending_minutes=pending_minutes)
 
 
 class CheckoutBeforeCheckin(Problem):
@@ -136,6 +159,14 @@ class WrongCareRequestState(Problem):
     status = 409
     title_zh = "服务需求当前状态不允许此操作"
     title_en = "The care request is not in a state that allows this"
+
+    @classmethod
+    def of(cls, current: str, action: str) -> Self:
+        return cls(
+            (f"状态 {current} 不允许 {action}", f"{action} is not allowed in state {current}"),
+            care_status=current,
+            action=action,
+        )
 
 
 class NotAVolunteer(Problem):

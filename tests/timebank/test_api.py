@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.timebank import service
+from services.timebank import resolution
 from services.timebank.events import CareRequestCancelled, ServiceConfirmed
 from services.timebank.jobs import expiry_job
 from tests.timebank.community import WORKER, Community, assert_ledger_invariants
@@ -148,9 +148,9 @@ async def test_dispute_voids_and_expiry_voids(community: Community) -> None:
     r = await c.client.get("/pending-transfers", headers=c.h(WORKER))
     assert [t["id"] for t in r.json()["items"]] == [pending2]
     async with c.svc.state.sessionmaker() as session:
-        assert await service.expire_pending(session, now=datetime.now(UTC) + timedelta(days=2)) == 0
-        assert await service.expire_pending(session, now=datetime.now(UTC) + timedelta(days=4)) == 1
-        assert await service.expire_pending(session, now=datetime.now(UTC) + timedelta(days=4)) == 0
+        assert await resolution.expire_pending(session, now=datetime.now(UTC) + timedelta(days=2)) == 0
+        assert await resolution.expire_pending(session, now=datetime.now(UTC) + timedelta(days=4)) == 1
+        assert await resolution.expire_pending(session, now=datetime.now(UTC) + timedelta(days=4)) == 0
     assert (await c.balance("elder"))["available_minutes"] == 200
     assert (await c.balance("vol"))["pending_in_minutes"] == 0
     assert (await c.client.get(f"/care-requests/{rid2}", headers=c.h("vol"))).json()["status"] == "expired"

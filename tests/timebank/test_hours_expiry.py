@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from services.timebank import domain, service
+from services.timebank import domain, hours_expiry
 from services.timebank.events import HoursExpired
 from services.timebank.jobs import hours_expiry_job
 from tests.timebank.community import WORKER, Community, assert_ledger_invariants
@@ -41,7 +41,7 @@ async def date_credits_back(c: Community, member: str, days: int) -> None:
 
 async def expire(c: Community) -> int:
     async with c.svc.state.sessionmaker() as session:
-        return await service.expire_hours(session)
+        return await hours_expiry.expire_hours(session)
 
 
 async def pool_posted(c: Community) -> int:

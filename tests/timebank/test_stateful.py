@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.kit.auth import Principal
 from services.kit.db import make_engine, make_sessionmaker
 from services.kit.problems import Problem
-from services.timebank import ledger, service
+from services.timebank import batches, care, community, hours_expiry, ledger, members, reports, resolution, transfers
 from services.timebank.problems import AlreadyResolved, InsufficientBalance, NotAVerifiedRelative
 from services.timebank.schemas import (
     AgeVerification,
@@ -97,18 +97,18 @@ class TimebankMachine(RuleBasedStateMachine):
     def setup(self) -> None:
         async def go() -> None:
             await self.call(
-                service.update_settings,
+                community.update_settings,
                 self.community,
                 CommunitySettingsIn(storage_cap_minutes=CAP, hours_expire=True, hours_valid_months=12),
             )
             for m in MEMBERS:
-                await self.call(service.enrol, self.who(m), MemberEnrol(volunteer=m.startswith("v"), elder=m.startswith("e")))
+                await self.call(members.enrol, self.who(m), MemberEnrol(volunteer=m.startswith("v"), elder=m.startswith("e")))
             for m, birth in ELDERS.items():
-                await self.call(service.verify_age, self.worker, m, AgeVerification(birth_date=birth, priority_elder=m == "e2"))
-            await self.call(service.verify_relative, self.worker, "v2", RelativeIn(relative_id="e1", relation="子女"))
-            await self.call(service.fund_pool, self.worker, FundingIn(id=uuid.uuid4(), minutes=600, reason="seed"))
+                await self.call(members.verify_age, self.worker, m, AgeVerification(birth_date=birth, priority_elder=m == "e2"))
+            await self.call(members.verify_relative, self.worker, "v2", RelativeIn(relative_id="e1", relation="子女"))
+            await self.call(transfers.fund_pool, self.worker, FundingIn(id=uuid.uuid4(), minutes=600, reason="seed"))
             await self.call(
-                service.post_batch,
+                batches.post_batch,
                 self.worker,
                 BatchIn.model_validate(
                     {
@@ -133,18 +133,18 @@ class TimebankMachine(RuleBasedStateMachine):
     def log(self, elder: str, volunteer: str, minutes: int) -> None:
         async def go() -> None:
             req = await self.call(
-                service.post_care_request,
+                care.post_care_request,
                 self.who(elder),
                 CareRequestIn(service_type="meal", starts_at=datetime.now(UTC), place="home", minutes_estimated=60),
             )
-            await self.call(service.accept_care_request, self.who(volunteer), req.id)
+            await self.call(care.accept_care_request, self.who(volunteer), req.id)
             start = datetime.now(UTC) - timedelta(minutes=minutes + 1)
-            await self.call(service.check_in, self.who(volunteer), req.id, CheckIn(at=start))
+            await self.call(care.check_in, self.who(volunteer), req.id, CheckIn(at=start))
             payer_available = (await self.pool_available()) if elder == "e2" else await self.available(elder)
             tid = uuid.uuid4()
             try:
                 await self.call(
-                    service.check_out,
+                    care.check_out,
                     self.who(volunteer),
                     req.id,
                     CheckOut(transfer_id=tid, at=start + timedelta(minutes=minutes)),
@@ -159,7 +159,7 @@ class TimebankMachine(RuleBasedStateMachine):
 
     async def pool_available(self) -> int:
         async with ENV.maker() as session, session.begin():
-            row = await service.read_account(session, ledger.pool_account_id(self.community))
+            row = await reports.read_account(session, ledger.pool_account_id(self.community))
             return int(row.credits_posted - row.debits_posted - row.debits_pending)
 
     @precondition(lambda self: bool(self.pendings))
@@ -170,7 +170,7 @@ class TimebankMachine(RuleBasedStateMachine):
         async def go() -> None:
             try:
                 posted = await self.call(
-                    service.confirm, self.worker, uuid.UUID(pending), ConfirmIn(id=uuid.uuid4(), minutes=1 if fewer else None)
+                    resolution.confirm, self.worker, uuid.UUID(pending), ConfirmIn(id=uuid.uuid4(), minutes=1 if fewer else None)
                 )
             except AlreadyResolved:
                 return
@@ -183,14 +183,14 @@ class TimebankMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def dispute(self, data: st.DataObject) -> None:
         pending = data.draw(st.sampled_from(self.pendings))
-        run(self.call(service.dispute, self.worker, uuid.UUID(pending), DisputeIn(id=uuid.uuid4(), reason="not done")))
+        run(self.call(resolution.dispute, self.worker, uuid.UUID(pending), DisputeIn(id=uuid.uuid4(), reason="not done")))
         self.pendings.remove(pending)
 
     @rule()
     def expire(self) -> None:
         async def go() -> int:
             async with ENV.maker() as session:
-                return await service.expire_pending(session, limit=10_000, now=datetime.now(UTC) + timedelta(days=30))
+                return await resolution.expire_pending(session, limit=10_000, now=datetime.now(UTC) + timedelta(days=30))
 
         run(go())
         self.pendings.clear()  # other machines' communities may expire too: they are checked on their own
@@ -202,7 +202,7 @@ class TimebankMachine(RuleBasedStateMachine):
 
         async def go() -> None:
             async with ENV.maker() as session:
-                await service.expire_hours(session, limit=10_000, now=datetime.now(UTC) + timedelta(days=400))
+                await hours_expiry.expire_hours(session, limit=10_000, now=datetime.now(UTC) + timedelta(days=400))
             for member in MEMBERS:
                 assert await self.available(member) == 0
 
@@ -214,7 +214,7 @@ class TimebankMachine(RuleBasedStateMachine):
             before = await self.available(member)
             try:
                 posted = await self.call(
-                    service.spend, self.who(member), SpendIn(id=uuid.uuid4(), minutes=minutes, service_type="meal")
+                    transfers.spend, self.who(member), SpendIn(id=uuid.uuid4(), minutes=minutes, service_type="meal")
                 )
             except InsufficientBalance:
                 assert before < minutes
@@ -234,7 +234,7 @@ class TimebankMachine(RuleBasedStateMachine):
             related = {giver, receiver} == {"v2", "e1"}
             try:
                 posted = await self.call(
-                    service.gift, self.who(giver), GiftIn(id=uuid.uuid4(), to_member_id=receiver, minutes=minutes)
+                    transfers.gift, self.who(giver), GiftIn(id=uuid.uuid4(), to_member_id=receiver, minutes=minutes)
                 )
             except NotAVerifiedRelative:
                 assert not related
@@ -252,7 +252,7 @@ class TimebankMachine(RuleBasedStateMachine):
         async def go() -> None:
             before = await self.available(member)
             try:
-                posted = await self.call(service.donate, self.who(member), DonationIn(id=uuid.uuid4(), minutes=minutes))
+                posted = await self.call(transfers.donate, self.who(member), DonationIn(id=uuid.uuid4(), minutes=minutes))
             except InsufficientBalance:
                 assert before < minutes
                 return
@@ -269,7 +269,7 @@ class TimebankMachine(RuleBasedStateMachine):
         async def go() -> None:
             try:
                 await self.call(
-                    service.reverse, self.worker, uuid.UUID(original), ReversalIn(id=uuid.uuid4(), reason="correction")
+                    transfers.reverse, self.worker, uuid.UUID(original), ReversalIn(id=uuid.uuid4(), reason="correction")
                 )
             except InsufficientBalance:
                 return  # the credited side already spent the minutes: the reversal must wait

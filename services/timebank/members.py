@@ -1,0 +1,214 @@
+"""Members: enrolment, the birth date and family links a worker verifies, who may see a member, and
+the passbook (存折)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.kit.auth import Principal
+from services.kit.db import transaction
+from services.kit.pagination import PageParams, make_page
+from services.kit.problems import Forbidden
+from services.timebank import ledger
+from services.timebank.community import ensure_community
+from services.timebank.models import ACCOUNTS, MEMBERS, RELATIVES, TRANSFERS
+from services.timebank.problems import NotAMember, NotAVerifiedRelative
+from services.timebank.schemas import AgeVerification, MemberEnrol, PassbookEntry, RelativeIn
+
+WORKER_ROLES = ("community_worker",)
+DELEGATE_STAFF_ROLES = ("steward", "community_worker")
+
+
+def is_worker(p: Principal) -> bool:
+    return p.has(*WORKER_ROLES)
+
+
+async def get_member(session: AsyncSession, community: str, member_id: str, *, lock: bool = False) -> Row[Any]:
+    q = select(MEMBERS).where(MEMBERS.c.community == community, MEMBERS.c.member_id == member_id)
+    row = (await session.execute(q.with_for_update() if lock else q)).first()
+    if row is None:
+        raise NotAMember(member_id=member_id)
+    return row
+
+
+async def is_verified_relative(session: AsyncSession, community: str, a: str, b: str) -> bool:
+    return (
+        await session.execute(
+            select(RELATIVES.c.relation).where(
+                RELATIVES.c.community == community, RELATIVES.c.member_id == a, RELATIVES.c.relative_id == b
+            )
+        )
+    ).first() is not None
+
+
+async def member_view(session: AsyncSession, community: str, member_id: str) -> Row[Any]:
+    row = (
+        await session.execute(
+            select(
+                MEMBERS,
+                ACCOUNTS.c.debits_pending,
+                ACCOUNTS.c.debits_posted,
+                ACCOUNTS.c.credits_pending,
+                ACCOUNTS.c.credits_posted,
+            )
+            .join(ACCOUNTS, ACCOUNTS.c.id == MEMBERS.c.account_id)
+            .where(MEMBERS.c.community == community, MEMBERS.c.member_id == member_id)
+        )
+    ).first()
+    if row is None:
+        raise NotAMember(member_id=member_id)
+    return row
+
+
+async def enrol(session: AsyncSession, principal: Principal, data: MemberEnrol) -> tuple[Row[Any], bool]:
+    """Enrol the caller (or, for a worker, anyone) as volunteer and/or elder; adds roles if enrolled."""
+    member_id = data.member_id or principal.subject
+    if member_id != principal.subject and not is_worker(principal):
+        raise Forbidden(("只有社工可为他人登记", "Only a community worker may enrol someone else"))
+    community = principal.community
+    async with transaction(session):
+        await ensure_community(session, community)
+        account_id = ledger.member_account_id(community, member_id)
+        await session.execute(
+            insert(ACCOUNTS)
+            .values(id=account_id, community=community, kind="member", owner_id=member_id)
+            .on_conflict_do_nothing()
+        )
+        created = (
+            await session.execute(
+                insert(MEMBERS)
+                .values(
+                    community=community,
+                    member_id=member_id,
+                    account_id=account_id,
+                    is_volunteer=data.volunteer,
+                    is_elder=data.elder,
+                )
+                .on_conflict_do_nothing()
+                .returning(MEMBERS.c.member_id)
+            )
+        ).first() is not None
+        if not created:
+            await session.execute(
+                update(MEMBERS)
+                .where(MEMBERS.c.community == community, MEMBERS.c.member_id == member_id)
+                .values(is_volunteer=MEMBERS.c.is_volunteer | data.volunteer, is_elder=MEMBERS.c.is_elder | data.elder)
+            )
+        return await member_view(session, community, member_id), created
+
+
+async def verify_age(session: AsyncSession, worker: Principal, member_id: str, data: AgeVerification) -> Row[Any]:
+    async with transaction(session):
+        await get_member(session, worker.community, member_id, lock=True)
+        await session.execute(
+            update(MEMBERS)
+            .where(MEMBERS.c.community == worker.community, MEMBERS.c.member_id == member_id)
+            .values(
+                birth_date=data.birth_date,
+                priority_elder=data.priority_elder,
+                age_verified_by=worker.subject,
+                age_verified_at=func.now(),
+            )
+        )
+        return await member_view(session, worker.community, member_id)
+
+
+async def verify_relative(session: AsyncSession, worker: Principal, member_id: str, data: RelativeIn) -> Row[Any]:
+    community = worker.community
+    if member_id == data.relative_id:
+        raise NotAVerifiedRelative(("不能登记自己为亲属", "A member cannot be their own relative"))
+    async with transaction(session):
+        await get_member(session, community, member_id)
+        await get_member(session, community, data.relative_id)
+        for a, b in ((member_id, data.relative_id), (data.relative_id, member_id)):
+            await session.execute(
+                insert(RELATIVES)
+                .values(community=community, member_id=a, relative_id=b, relation=data.relation, verified_by=worker.subject)
+                .on_conflict_do_nothing()
+            )
+        return (
+            await session.execute(
+                select(RELATIVES).where(
+                    RELATIVES.c.community == community,
+                    RELATIVES.c.member_id == member_id,
+                    RELATIVES.c.relative_id == data.relative_id,
+                )
+            )
+        ).one()
+
+
+async def list_relatives(session: AsyncSession, community: str, member_id: str) -> list[Row[Any]]:
+    async with transaction(session):
+        return list(
+            (
+                await session.execute(
+                    select(RELATIVES)
+                    .where(RELATIVES.c.community == community, RELATIVES.c.member_id == member_id)
+                    .order_by(RELATIVES.c.relative_id)
+                )
+            ).all()
+        )
+
+
+async def may_see_member(session: AsyncSession, principal: Principal, member_id: str) -> bool:
+    return (
+        member_id == principal.subject
+        or principal.has(*DELEGATE_STAFF_ROLES)
+        or await is_verified_relative(session, principal.community, principal.subject, member_id)
+    )
+
+
+async def read_member(session: AsyncSession, principal: Principal, member_id: str) -> Row[Any]:
+    async with transaction(session):
+        if not await may_see_member(session, principal, member_id):
+            raise NotAMember(member_id=member_id)  # 404: another resident's membership is not disclosed
+        return await member_view(session, principal.community, member_id)
+
+
+async def passbook(
+    session: AsyncSession, principal: Principal, member_id: str, page: PageParams
+) -> tuple[list[PassbookEntry], str | None]:
+    """The member's posted transfers, newest first, each with the balance after it (存折)."""
+    community = principal.community
+    async with transaction(session):
+        if not await may_see_member(session, principal, member_id):
+            raise NotAMember(member_id=member_id)
+        member = await get_member(session, community, member_id)
+        account = member.account_id
+        q = (
+            select(TRANSFERS)
+            .where(
+                TRANSFERS.c.phase == "posted",
+                or_(TRANSFERS.c.debit_account_id == account, TRANSFERS.c.credit_account_id == account),
+            )
+            .order_by(TRANSFERS.c.seq.desc())
+            .limit(page.limit + 1)
+        )
+        after = page.after()
+        if after:
+            q = q.where(TRANSFERS.c.seq < int(after[0]))
+        rows = list((await session.execute(q)).all())
+    items, cursor = make_page(rows, page.limit, lambda r: [r.seq])
+    entries = []
+    for r in items:
+        credited = r.credit_account_id == account
+        entries.append(
+            PassbookEntry(
+                transfer_id=r.id,
+                seq=r.seq,
+                kind=r.kind,
+                minutes=r.amount_minutes if credited else -r.amount_minutes,
+                balance_after=r.credit_balance_after if credited else r.debit_balance_after,
+                counterparty_account_id=r.debit_account_id if credited else r.credit_account_id,
+                service_type=r.service_type,
+                reason=r.reason,
+                pending_id=r.pending_id,
+                reverses_id=r.reverses_id,
+                created_at=r.created_at,
+            )
+        )
+    return entries, cursor
