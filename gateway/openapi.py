@@ -19,7 +19,7 @@ log = logging.getLogger("gateway.openapi")
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
-SHARED_SCHEMAS = frozenset({"Problem", "ValidationProblem", "FieldError", "HTTPValidationError", "ValidationError"})
+SHARED_SCHEMAS = frozenset({"Problem", "ValidationProblem", "FieldError"})
 SERVERS = [{"url": "http://127.0.0.1:8000", "description": "The local stack's gateway (`make run`)"}]
 BEARER_SCHEME = {
     "type": "http",

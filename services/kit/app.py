@@ -65,6 +65,7 @@ class ServiceParts:
     jobs: Sequence[ScheduledJob] = ()
     on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    # {"name": ..., "description": ...} for each tag the routers use; the kit adds `operations`.
     tags_metadata: Sequence[dict[str, Any]] = field(default_factory=list)
 
 
