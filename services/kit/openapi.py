@@ -9,7 +9,8 @@
   errors the kit's validation handler sends (not FastAPI's `HTTPValidationError`, which is never
   answered).
 - A request body whose model declares `examples` (`model_config = ConfigDict(json_schema_extra=
-  {"examples": [...]})`) carries them as the media type's examples, where tools show them.
+  {"examples": [...]})`) carries them as the media type's examples, where tools show them; a
+  model without any, whose required fields each have `Field(examples=[...])`, carries their sum.
 """
 
 from __future__ import annotations
@@ -176,7 +177,19 @@ def _examples_of(schema: dict[str, Any], components: dict[str, Any]) -> list[Any
     if variants:
         return [example for variant in variants for example in _examples_of(variant, components)]
     examples = schema.get("examples")
-    return list(examples) if isinstance(examples, list) else []
+    if isinstance(examples, list) and examples:
+        return list(examples)
+    composed = _composed_example(schema)
+    return [composed] if composed is not None else []
+
+
+def _composed_example(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """A model without examples of its own, whose required fields all have one, has their sum."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    example = {name: field["examples"][0] for name, field in properties.items() if field.get("examples")}
+    if not example or not set(schema.get("required", [])) <= set(example):
+        return None
+    return example
 
 
 def add_request_examples(document: dict[str, Any]) -> None:

@@ -24,6 +24,12 @@ class ShelfIn(BaseModel):
     slots: Annotated[int, Field(ge=1, le=50)]
 
 
+class ShelfLabel(BaseModel):
+    label: Annotated[str, Field(min_length=1, max_length=40, examples=["二楼鞋架"])]
+    colour: Annotated[str | None, Field(examples=["红"])] = None
+    note: str | None = None
+
+
 class ShelfFull(Conflict):
     slug = "probe/shelf-full"
     title_zh = "鞋架已满"
@@ -37,6 +43,12 @@ async def add_shelf(body: ShelfIn, principal: CurrentPrincipal) -> dict[str, str
     A resident may put up as many as the hallway holds; each gets its own slots.
     """
     return {"label": body.label}
+
+
+@router.put("/shelves/{shelf_id}/label")
+async def label_shelf(shelf_id: str, body: ShelfLabel) -> dict[str, str]:
+    """Give a shelf a new label."""
+    return {"id": shelf_id, "label": body.label}
 
 
 @router.get("/shelves/{shelf_id}")
@@ -109,6 +121,9 @@ def test_a_request_models_examples_are_the_request_bodys_examples() -> None:
     doc = shelf_app().openapi()
     media = operation(doc, "/shelves", "post")["requestBody"]["content"]["application/json"]
     assert media["examples"] == {"example-1": {"value": {"label": "门口的鞋架", "slots": 6}}}
+    # No examples on the model: its fields' examples make one.
+    media = operation(doc, "/shelves/{shelf_id}/label", "put")["requestBody"]["content"]["application/json"]
+    assert media["examples"] == {"example-1": {"value": {"label": "二楼鞋架", "colour": "红"}}}
 
 
 def test_the_document_is_completed_once_and_stays_the_same() -> None:
