@@ -14,6 +14,7 @@ import uuid
 
 import asyncpg
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from bench.harness import bench_stack, record
 from services.governance.app import create_app
@@ -126,7 +127,7 @@ async def main() -> None:
             while True:
                 async with svc.state.sessionmaker() as session, session.begin():
                     granted = (
-                        await session.execute(select(func.count()).select_from(Grant).where(Grant.status == "granted"))
+                        await session.execute(select(func.count()).select_from(Grant).where(col(Grant.status) == "granted"))
                     ).scalar_one()
                 if granted >= EVENTS:
                     break

@@ -122,6 +122,7 @@ async def main() -> None:
             )
             assert r.status_code == 201, r.text
             reward_id = r.json()["id"]
+            assert isinstance(svc.settings, Settings)
             usecase_rate, usecase_latencies = await usecase_reservations(svc.database_url, svc.settings, reward_id, picks)
             headers = [stack.auth(f"res-{i}", "resident", community=COMMUNITY) for i in range(RESIDENTS)]
             gate = asyncio.Semaphore(IN_FLIGHT)

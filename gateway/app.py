@@ -50,6 +50,7 @@ REQUEST_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+TAGS = [{"name": "auth", "description": "Logging in, tokens, the keys that verify them, staff passwords and machine clients"}]
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -258,7 +259,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     redis_url = settings.redis_url
     app = create_service_app(
         settings,
-        ServiceParts(routers=[api.router], consumers=[registry_consumer]),
+        ServiceParts(routers=[api.router], consumers=[registry_consumer], tags_metadata=TAGS),
         title="Community platform gateway",
         description="Logins, tokens, and one door to every service.",
     )

@@ -19,7 +19,8 @@ log = logging.getLogger("gateway.openapi")
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
-SHARED_SCHEMAS = frozenset({"Problem", "HTTPValidationError", "ValidationError"})
+SHARED_SCHEMAS = frozenset({"Problem", "ValidationProblem", "FieldError"})
+SERVERS = [{"url": "http://127.0.0.1:8000", "description": "The local stack's gateway (`make run`)"}]
 BEARER_SCHEME = {
     "type": "http",
     "scheme": "bearer",
@@ -30,6 +31,10 @@ BEARER_SCHEME = {
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+
+
+def _tag_name(service: str, tag: str) -> str:
+    return tag if tag.startswith(service) else f"{service}-{tag}"
 
 
 def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
@@ -50,6 +55,8 @@ def _rewrite_refs(node: Any, renames: dict[str, str]) -> Any:
 def merge(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str, Any]:
     merged = copy.deepcopy(own)
     merged["info"] = {**merged.get("info", {}), "title": "Community platform API (via the gateway)"}
+    merged["servers"] = SERVERS
+    tags = {tag["name"]: tag for tag in merged.get("tags", [])}
     components = merged.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemes = components.setdefault("securitySchemes", {})
@@ -69,6 +76,9 @@ def merge(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str,
             if renames[name] != name and isinstance(renamed, dict):
                 renamed["title"] = renames[name]  # generators name classes by title, not by key
             schemas[renames[name]] = renamed
+        for tag in doc.get("tags", []):
+            tags.setdefault(_tag_name(service, tag["name"]), {**tag, "name": _tag_name(service, tag["name"])})
+        tags.setdefault(service, {"name": service, "description": doc.get("info", {}).get("description", "")})
         for scheme_name, scheme in doc.get("components", {}).get("securitySchemes", {}).items():
             schemes.setdefault(scheme_name, scheme)
         for path, item in doc.get("paths", {}).items():
@@ -80,11 +90,12 @@ def merge(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str,
                 if key in HTTP_METHODS:
                     op_id = value.get("operationId") or f"{key}-{path.strip('/').replace('/', '-')}"
                     value["operationId"] = op_id if op_id.startswith(f"{service}-") else f"{service}-{op_id}"
-                    value["tags"] = [f"{service}-{t}" if not t.startswith(service) else t for t in value.get("tags", [])] or [
-                        service
-                    ]
+                    value["tags"] = [_tag_name(service, t) for t in value.get("tags", [])] or [service]
                 new_item[key] = value
             paths[f"/api/{service}{path}"] = new_item
+    # Only the tags some operation carries: a service's `operations` probes are not merged.
+    used = {tag for item in paths.values() for key, op in item.items() if key in HTTP_METHODS for tag in op.get("tags", [])}
+    merged["tags"] = [tag for name, tag in tags.items() if name in used]
     return merged
 
 

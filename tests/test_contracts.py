@@ -1,11 +1,14 @@
-"""The event contracts hold across services, and the committed documents match the code."""
+"""The event contracts hold across services, the committed documents match the code, and the
+merged OpenAPI document documents the errors the services answer."""
 
 from __future__ import annotations
 
 import importlib
 
-from deploy import contracts
+from deploy import contracts, openapi_dump
 from services.kit.envelope import EventData
+from services.kit.openapi import FASTAPI_VALIDATION_SCHEMAS, HTTP_METHODS, PROBE_PATHS, WRITE_METHODS
+from services.kit.problems import PROBLEM_MEDIA_TYPE
 
 
 def consumer_models() -> list[tuple[str, str, type[EventData]]]:
@@ -50,3 +53,36 @@ def test_consumers_require_only_fields_their_publisher_sends() -> None:
 def test_committed_contract_documents_match_the_code() -> None:
     stale = [str(p) for p, text in contracts.rendered().items() if not p.exists() or p.read_text() != text]
     assert not stale, f"run `make contracts`: {stale}"
+
+
+def test_every_error_an_operation_can_answer_is_documented_as_a_problem() -> None:
+    """401/403 with a bearer token, 404 with a path id, 409 on writes, 422 on input, 429 through
+    the gateway; all of them application/problem+json, as the kit answers them."""
+    doc = openapi_dump.merged_document()
+    checked = 0
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            where = f"{method.upper()} {path}"
+            responses = op["responses"]
+            parameters = op.get("parameters", [])
+            expected = {"429"} if path not in PROBE_PATHS else set()
+            if op.get("security"):
+                expected |= {"401", "403"}
+            if any(p["in"] == "path" for p in parameters):
+                expected.add("404")
+            if method in WRITE_METHODS:
+                expected.add("409")
+            if parameters or "requestBody" in op:
+                expected.add("422")
+            assert expected <= set(responses), f"{where} leaves out {sorted(expected - set(responses))}"
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    assert list(response.get("content", {})) == [PROBLEM_MEDIA_TYPE], f"{where} {status}"
+            if "422" in responses:
+                schema = responses["422"]["content"][PROBLEM_MEDIA_TYPE]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ValidationProblem"}, where
+            checked += 1
+    assert checked > 100
+    assert not set(FASTAPI_VALIDATION_SCHEMAS) & set(doc["components"]["schemas"])

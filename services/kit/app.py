@@ -20,7 +20,6 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
 
 from services.kit.auth import TokenVerifier
 from services.kit.db import make_engine, make_sessionmaker
@@ -28,6 +27,7 @@ from services.kit.health import database_check, redis_check
 from services.kit.health import router as health_router
 from services.kit.inbox import ConsumerSpec, EventConsumer
 from services.kit.kafka import make_producer
+from services.kit.openapi import DocumentedApp, describe_from_docstrings
 from services.kit.outbox import OutboxNotifier, OutboxRelay
 from services.kit.problems import install_problem_handlers
 from services.kit.settings import ServiceSettings
@@ -44,6 +44,8 @@ from services.kit.telemetry import (
 log = logging.getLogger("kit.app")
 
 SHUTDOWN_STEP_S = 5.0
+CONTACT = {"name": "Community platform maintainers"}
+LICENSE = {"name": "Apache-2.0", "identifier": "Apache-2.0"}
 
 # A job gets the app's state (engine, sessionmaker, redis...) and runs one round; the kit repeats it.
 Job = Callable[[Any], Awaitable[None]]
@@ -63,17 +65,8 @@ class ServiceParts:
     jobs: Sequence[ScheduledJob] = ()
     on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    # {"name": ..., "description": ...} for each tag the routers use; the kit adds `operations`.
     tags_metadata: Sequence[dict[str, Any]] = field(default_factory=list)
-
-
-class ProblemSchema(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
 
 
 def operation_id(route: APIRoute) -> str:
@@ -201,19 +194,23 @@ def create_service_app(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(engine.dispose(), SHUTDOWN_STEP_S)
 
-    app = FastAPI(
+    app = DocumentedApp(
+        tag_definitions=parts.tags_metadata,
         title=title,
         description=description,
         version=version,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        openapi_tags=list(parts.tags_metadata) or None,
+        contact=CONTACT,
+        license_info=LICENSE,
     )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)
+    describe_from_docstrings(health_router.routes)
     app.include_router(health_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in parts.routers:
+        describe_from_docstrings(router.routes)
         app.include_router(router)
 
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -221,15 +218,4 @@ def create_service_app(
     # Spans for every ASGI receive/send add CPU per request and tell an operator nothing.
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
 
-    original_openapi = app.openapi
-
-    def openapi_with_problem() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original_openapi()
-        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = ProblemSchema.model_json_schema()
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi_with_problem  # type: ignore[method-assign]
     return app

@@ -42,6 +42,7 @@ def redis_check(client: object, timeout: float = 1.0) -> ReadinessCheck:
 
 @router.get("/healthz", summary="Liveness", operation_id="operations-healthz")
 async def healthz() -> dict[str, str]:
+    """The process answers; nothing else is checked, so a slow database never gets a replica restarted."""
     return {"status": "ok"}
 
 
@@ -52,6 +53,7 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Not ready; `checks` says why"}},
 )
 async def readyz(request: Request) -> JSONResponse:
+    """Every dependency's check, run together; 503 while one fails, so no traffic is sent to this replica."""
     checks: dict[str, ReadinessCheck] = getattr(request.app.state, "readiness_checks", {})
     names = list(checks)
     results = await asyncio.gather(*(checks[n]() for n in names))
