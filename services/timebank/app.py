@@ -5,9 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.kit.app import ServiceParts, create_service_app
-from services.timebank.api import router
+from services.timebank.api import community_routes, settings_routes
+from services.timebank.care_api import care_routes
 from services.timebank.jobs import expiry_job, hours_expiry_job
+from services.timebank.members_api import member_routes
 from services.timebank.settings import Settings
+from services.timebank.transfers_api import transfer_routes
 
 TAGS = [
     {"name": "members", "description": "Enrolment, age and relative verification, passbooks (存折)"},
@@ -24,7 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size),
         hours_expiry_job(settings.hours_expiry_job_every_s, settings.hours_expiry_batch_size),
     ]
-    parts = ServiceParts(routers=[router], jobs=jobs, tags_metadata=TAGS)
+    routers = [settings_routes, member_routes, care_routes, transfer_routes, community_routes]
+    parts = ServiceParts(routers=routers, jobs=jobs, tags_metadata=TAGS)
     return create_service_app(
         settings,
         parts,
