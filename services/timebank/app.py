@@ -20,6 +20,8 @@ TAGS = [
     {"name": "settings", "description": "Per-community rules"},
 ]
 
+ROUTERS = [settings_routes, member_routes, care_routes, transfer_routes, community_routes]
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -27,8 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size),
         hours_expiry_job(settings.hours_expiry_job_every_s, settings.hours_expiry_batch_size),
     ]
-    routers = [settings_routes, member_routes, care_routes, transfer_routes, community_routes]
-    parts = ServiceParts(routers=routers, jobs=jobs, tags_metadata=TAGS)
+    parts = ServiceParts(routers=ROUTERS, jobs=jobs, tags_metadata=TAGS)
     return create_service_app(
         settings,
         parts,
