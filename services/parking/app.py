@@ -5,10 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.kit.app import ServiceParts, create_service_app
-from services.parking.api import router
+from services.parking.api import report_routes, settings_routes
+from services.parking.bookings_api import booking_routes
+from services.parking.gate_api import gate_routes
 from services.parking.jobs import jobs
 from services.parking.payments import provider_for
 from services.parking.settings import Settings
+from services.parking.spots_api import spot_routes, window_routes
 
 TAGS = [
     {"name": "spots", "description": "Private and public spots (车位) and their verification"},
@@ -18,6 +21,8 @@ TAGS = [
     {"name": "reports", "description": "Earnings and occupancy"},
     {"name": "settings", "description": "Per-community parking policy"},
 ]
+
+ROUTERS = [settings_routes, spot_routes, window_routes, booking_routes, gate_routes, report_routes]
 
 
 async def attach_payments(app: FastAPI) -> None:
@@ -29,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings,
-        ServiceParts(routers=[router], jobs=jobs(settings), on_startup=[attach_payments], tags_metadata=TAGS),
+        ServiceParts(routers=ROUTERS, jobs=jobs(settings), on_startup=[attach_payments], tags_metadata=TAGS),
         title="Shared parking (共享停车)",
         description="Residents lend their spots, neighbours and visitors book windows, gates match plates.",
     )

@@ -5,9 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.kit.app import ServiceParts, create_service_app
-from services.timebank.api import router
+from services.timebank.api import community_routes, settings_routes
+from services.timebank.care_api import care_routes
 from services.timebank.jobs import expiry_job, hours_expiry_job
+from services.timebank.members_api import member_routes
 from services.timebank.settings import Settings
+from services.timebank.transfers_api import transfer_routes
 
 TAGS = [
     {"name": "members", "description": "Enrolment, age and relative verification, passbooks (存折)"},
@@ -17,6 +20,8 @@ TAGS = [
     {"name": "settings", "description": "Per-community rules"},
 ]
 
+ROUTERS = [settings_routes, member_routes, care_routes, transfer_routes, community_routes]
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -24,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size),
         hours_expiry_job(settings.hours_expiry_job_every_s, settings.hours_expiry_batch_size),
     ]
-    parts = ServiceParts(routers=[router], jobs=jobs, tags_metadata=TAGS)
+    parts = ServiceParts(routers=ROUTERS, jobs=jobs, tags_metadata=TAGS)
     return create_service_app(
         settings,
         parts,
