@@ -313,8 +313,8 @@ class GrantOutcome:
     duplicate: bool = False
 
 
-# One round trip per grant: the grant row, cap counter, budget, account lock, lot and statement line
-# (migration 0002 explains the function).
+# One round trip per grant: the grant row, cap counter, budget, account lock, lot, statement line and
+# event (sql/gov_grant.sql explains the function).
 _GRANT_SQL = text("""
 SELECT grant_id, outcome FROM gov_grant(
     :community, :resident, CAST(:rule_id AS uuid), :source_event_id, :source_ref, CAST(:points AS integer),
@@ -883,7 +883,7 @@ _REWARD_FOR_REDEMPTION_SQL = (
     "enabled FROM gov_rewards WHERE id = $1 AND community = $2"
 )
 
-# The reservation (migration 0003): the account locked, the checks and, only when all pass, the
+# The reservation (sql/gov_reserve.sql): the account locked, the checks and, only when all pass, the
 # writes (lots in spending order, the redemption and its allocations, the balance and its statement
 # line, the stock, the event). Lots due to expire are not handled there: `due` > 0 sends the caller
 # to expire them first (with their statement lines), as domain.plan_spend skips them. The spending
