@@ -211,7 +211,7 @@ async def unavoidable_parts(url: str, consumer_id: str) -> dict[str, float]:
     (from a static server in this process) without and with the client's decode."""
     from aiohttp import web
 
-    from services.citysync.service import _PULL
+    from services.citysync.pulls import _PULL
 
     conn = await asyncpg.connect(plain_url(url))
     bare_s, pull_s = [], []

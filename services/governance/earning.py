@@ -125,7 +125,7 @@ _RULES_CACHE = "governance_rules_in_transaction"
 async def _rules_for(session: AsyncSession, community: str, trigger: Trigger) -> Sequence[Rule]:
     """The community's rules for `trigger`, read once per transaction: the earning consumer applies a
     whole fetched batch in one transaction, and its events would otherwise read the same rules
-    hundreds of times. The batch commits as one, so it sees the rules as they were when it began."""
+    again and again. The batch commits as one, so it sees the rules as they were when it began."""
     tx = session.get_transaction()
     cached: tuple[Any, dict[tuple[str, str], Sequence[Rule]]] | None = session.info.get(_RULES_CACHE)
     if cached is None or cached[0] is not tx:
