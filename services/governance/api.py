@@ -78,9 +78,8 @@ async def _refresh_leaderboard(request: Request, community: str) -> None:
 async def create_rule(body: RuleCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Any:
     """Create an earning rule
 
-    A rule grants points for one trigger (another service's event or a check-in), flat or per hour, with an
-    optional cap per day, week or month, a lot validity and validity dates. Community workers only; the code is
-    unique within the community.
+    A rule grants points for one trigger (another service's event or a check-in), flat or per hour, with an optional cap per
+    day, week or month, a lot validity and validity dates. Community workers only; the code is unique within the community.
     """
     return await idem.run(session, body, lambda: earning.create_rule(session, worker, body), RulePublic)
 
@@ -129,8 +128,8 @@ async def create_checkin_code(
 ) -> Any:
     """A QR code for a check-in rule, valid on one day
 
-    The code grants the rule's points to each resident who scans it, once per resident, on its local day (today by
-    default). Stewards and community workers.
+    The code grants the rule's points to each resident who scans it, once per resident, on its local day (today by default).
+    Stewards and community workers.
     """
     return await idem.run(session, body, lambda: earning.create_checkin_code(session, settings, staff, body), CheckinCodePublic)
 
@@ -146,8 +145,8 @@ async def checkin_by_staff(
 ) -> Any:
     """A steward scans a resident (garbage sorting, meeting attendance...)
 
-    Grants a check-in rule's points to the resident now, within the rule's cap and the community's budget; refused
-    (not recorded) when the rule is off, capped or the budget is spent. Stewards and community workers.
+    Grants a check-in rule's points to the resident now, within the rule's cap and the community's budget; refused (not
+    recorded) when the rule is off, capped or the budget is spent. Stewards and community workers.
     """
     result = await idem.run(
         session, body, lambda: earning.checkin_by_staff(session, settings, staff, body.rule_id, body.resident_id), GrantPublic
@@ -167,8 +166,8 @@ async def checkin_by_code(
 ) -> Any:
     """A resident checks in with the day's QR code
 
-    Grants the code's rule to the calling resident once per code; the code must be of today (local time). Any
-    resident of the community.
+    Grants the code's rule to the calling resident once per code; the code must be of today (local time). Any resident of the
+    community.
     """
     grant = await earning.checkin_by_code(session, settings, resident, body.code)
     await _refresh_leaderboard(request, resident.community)
@@ -182,8 +181,8 @@ async def checkin_by_code(
 async def fund_budget(body: FundingCreate, worker: Worker, session: SessionDep) -> Any:
     """Fund the community's points budget
 
-    Adds points to the budget every grant and award draws from; grants stop (skipped or refused) when it is spent.
-    Community workers only.
+    Adds points to the budget every grant and award draws from; grants stop (skipped or refused) when it is spent. Community
+    workers only.
     """
     return await awards.fund_budget(session, worker, body.points)
 
@@ -192,8 +191,8 @@ async def fund_budget(body: FundingCreate, worker: Worker, session: SessionDep) 
 async def get_budget(staff: Staff, session: SessionDep) -> Any:
     """The community's points budget
 
-    Funded, granted, clawed back and remaining points of the caller's community. Stewards, property admins and
-    community workers.
+    Funded, granted, clawed back and remaining points of the caller's community. Stewards, property admins and community
+    workers.
     """
     return await awards.get_budget(session, staff.community)
 
@@ -209,9 +208,8 @@ async def create_award(
 ) -> Any:
     """Award or deduct points with a reason; large ones wait for a second worker
 
-    A positive award draws on the budget and credits a lot; a negative one (负向扣分) takes points back and may leave
-    a debt. Above the approval threshold (either sign) the award stays pending until another worker decides.
-    Community workers only.
+    A positive award draws on the budget and credits a lot; a negative one (负向扣分) takes points back and may leave a debt.
+    Above the approval threshold (either sign) the award stays pending until another worker decides. Community workers only.
     """
     result = await idem.run(session, body, lambda: awards.create_award(session, settings, worker, body), AwardPublic)
     await _refresh_leaderboard(request, worker.community)
@@ -222,8 +220,7 @@ async def create_award(
 async def list_awards(worker: Worker, session: SessionDep, page: PageDep, status: AwardStatusFilter | None = None) -> Any:
     """Awards, e.g. those pending approval
 
-    The community's awards and deductions, newest first, optionally by status, paged by cursor. Community workers
-    only.
+    The community's awards and deductions, newest first, optionally by status, paged by cursor. Community workers only.
     """
     items, cursor = await awards.list_awards(session, worker.community, status, page)
     return Page[AwardPublic](items=[AwardPublic.model_validate(a) for a in items], next_cursor=cursor)
@@ -239,8 +236,8 @@ async def list_awards(worker: Worker, session: SessionDep, page: PageDep, status
 async def approve_award(award_id: uuid.UUID, worker: Worker, session: SessionDep, settings: SettingsDep, request: Request) -> Any:
     """A second worker approves
 
-    Applies a pending award: points are credited (or deducted) now. The worker who created it may not approve it.
-    Community workers only.
+    Applies a pending award: points are credited (or deducted) now. The worker who created it may not approve it. Community
+    workers only.
     """
     award = await awards.decide_award(session, settings, worker, award_id, approve=True)
     await _refresh_leaderboard(request, worker.community)
@@ -255,8 +252,7 @@ async def approve_award(award_id: uuid.UUID, worker: Worker, session: SessionDep
 async def reject_award(award_id: uuid.UUID, worker: Worker, session: SessionDep, settings: SettingsDep) -> Any:
     """A second worker rejects
 
-    Closes a pending award without moving points. The worker who created it may not reject it. Community workers
-    only.
+    Closes a pending award without moving points. The worker who created it may not reject it. Community workers only.
     """
     return await awards.decide_award(session, settings, worker, award_id, approve=False)
 
@@ -278,8 +274,8 @@ def _points(view: statements.PointsView) -> PointsPublic:
 async def my_points(me: CurrentPrincipal, session: SessionDep) -> Any:
     """My points
 
-    The caller's balance, points reserved by open redemptions, debt left by clawbacks, and points expiring within
-    30 days. Any member of the community.
+    The caller's balance, points reserved by open redemptions, debt left by clawbacks, and points expiring within 30 days. Any
+    member of the community.
     """
     return _points(await statements.points_of(session, me.community, me.subject))
 
@@ -307,8 +303,7 @@ async def my_lots(me: CurrentPrincipal, session: SessionDep) -> Any:
 async def resident_points(resident_id: PersonPath, staff: Staff, session: SessionDep) -> Any:
     """A resident's points (staff)
 
-    As `GET /me/points`, for any resident of the caller's community. Stewards, property admins and community
-    workers.
+    As `GET /me/points`, for any resident of the caller's community. Stewards, property admins and community workers.
     """
     return _points(await statements.points_of(session, staff.community, resident_id))
 
@@ -317,8 +312,7 @@ async def resident_points(resident_id: PersonPath, staff: Staff, session: Sessio
 async def resident_statement(resident_id: PersonPath, staff: Staff, session: SessionDep, page: PageDep) -> Any:
     """A resident's statement (staff)
 
-    As `GET /me/statement`, for any resident of the caller's community. Stewards, property admins and community
-    workers.
+    As `GET /me/statement`, for any resident of the caller's community. Stewards, property admins and community workers.
     """
     items, cursor = await statements.statement(session, staff.community, resident_id, page)
     return Page[EntryPublic](items=[EntryPublic.model_validate(e) for e in items], next_cursor=cursor)
@@ -332,8 +326,8 @@ async def resident_statement(resident_id: PersonPath, staff: Staff, session: Ses
 async def household_points(household_id: PersonPath, who: CurrentPrincipal, session: SessionDep) -> Any:
     """A household's points: the sum of its members'
 
-    Each member's balance and their total. A resident may see only their own household (another looks like it does
-    not exist); staff may see any.
+    Each member's balance and their total. A resident may see only their own household (another looks like it does not exist);
+    staff may see any.
     """
     total, members = await statements.household_points(session, who, household_id)
     return HouseholdPoints(
@@ -352,8 +346,8 @@ async def get_leaderboard(
 ) -> Any:
     """The community's monthly leaderboard
 
-    Residents ranked by points earned in a local month (grants and awards net of deductions and clawbacks), served
-    from a short-lived cache. Any member of the community.
+    Residents ranked by points earned in a local month (grants and awards net of deductions and clawbacks), served from a
+    short-lived cache. Any member of the community.
     """
     month = month or domain.month_of(datetime.now(UTC), ZoneInfo(settings.community_timezone))
     rows, cached = await leaderboard.top(request.app.state.redis, session, settings, who.community, month, limit)
@@ -374,8 +368,8 @@ async def get_leaderboard(
 async def create_reward(body: RewardCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Any:
     """Add a reward to the catalogue
 
-    A property service (fulfilled by property, by service code) or an item with stock, its price in points, an
-    optional per-resident limit and active dates. Community workers only; the code is unique within the community.
+    A property service (fulfilled by property, by service code) or an item with stock, its price in points, an optional per-
+    resident limit and active dates. Community workers only; the code is unique within the community.
     """
     return await idem.run(session, body, lambda: rewards.create_reward(session, worker, body), RewardPublic)
 
@@ -399,8 +393,7 @@ async def list_rewards(
 async def update_reward(reward_id: uuid.UUID, body: RewardUpdate, worker: Worker, session: SessionDep) -> Any:
     """Change a reward or add stock
 
-    Changes only the fields sent; `add_stock` adds to an item's stock (a service has none). Community workers
-    only.
+    Changes only the fields sent; `add_stock` adds to an item's stock (a service has none). Community workers only.
     """
     return await rewards.update_reward(session, worker, reward_id, body)
 
@@ -422,9 +415,9 @@ async def redeem(
 ) -> Any:
     """Redeem points for a reward: the points are reserved until it is fulfilled
 
-    Reserves the price (soonest-expiring lots first) and the stock at once, or refuses with the reason; a service
-    reward asks property to fulfil it, an item waits for a worker to hand it over. Unanswered reservations are
-    released at their deadline. Any resident of the community, for themselves.
+    Reserves the price (soonest-expiring lots first) and the stock at once, or refuses with the reason; a service reward asks
+    property to fulfil it, an item waits for a worker to hand it over. Unanswered reservations are released at their deadline.
+    Any resident of the community, for themselves.
     """
     return await idem.run(session, body, lambda: redemptions.redeem(session, settings, resident, body), RedemptionPublic)
 
@@ -445,8 +438,8 @@ async def my_redemptions(
 async def list_redemptions(staff: Staff, session: SessionDep, page: PageDep, status: RedemptionStatusFilter | None = None) -> Any:
     """The community's redemptions (staff)
 
-    Every redemption of the community, newest first, optionally by status, paged by cursor. Stewards, property
-    admins and community workers.
+    Every redemption of the community, newest first, optionally by status, paged by cursor. Stewards, property admins and
+    community workers.
     """
     items, cursor = await redemptions.list_redemptions(session, staff.community, page, resident_id=None, status=status)
     return Page[RedemptionPublic](items=[RedemptionPublic.model_validate(r) for r in items], next_cursor=cursor)
@@ -460,8 +453,7 @@ async def list_redemptions(staff: Staff, session: SessionDep, page: PageDep, sta
 async def get_redemption(redemption_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep) -> Any:
     """One redemption
 
-    A resident sees only their own redemptions (another looks like it does not exist); staff see any of the
-    community.
+    A resident sees only their own redemptions (another looks like it does not exist); staff see any of the community.
     """
     return await redemptions.get_redemption(session, who, redemption_id)
 
@@ -476,8 +468,8 @@ async def cancel_redemption(
 ) -> Any:
     """Cancel a reserved redemption: the points come back
 
-    Releases a reservation: the points return to the lots they came from and the stock is restored. The resident
-    who redeemed, or staff of the community; only a reserved redemption can be cancelled.
+    Releases a reservation: the points return to the lots they came from and the stock is restored. The resident who redeemed,
+    or staff of the community; only a reserved redemption can be cancelled.
     """
     reason = (body.reason if body and body.reason else None) or "cancelled"
     return await redemptions.release_redemption(
@@ -493,8 +485,8 @@ async def cancel_redemption(
 async def fulfil_redemption(redemption_id: uuid.UUID, worker: Worker, session: SessionDep) -> Any:
     """A worker hands over an item: the reservation is captured
 
-    Captures a reserved redemption: the points are spent for good. Community workers only; service rewards are
-    captured when property reports them done.
+    Captures a reserved redemption: the points are spent for good. Community workers only; service rewards are captured when
+    property reports them done.
     """
     return await redemptions.capture_redemption(session, worker.community, redemption_id)
 
