@@ -47,15 +47,9 @@ class HeldAccount:
 
 
 # Hot-path statements as plain SQL: the ORM-enabled forms cost more in Python than the database work.
-_HOLD_ACCOUNT_SQL = text("""
-INSERT INTO gov_accounts (community, resident_id) VALUES (:community, :resident)
-ON CONFLICT (community, resident_id) DO UPDATE SET debt = gov_accounts.debt
-RETURNING balance, debt, reserved
-""")
-_DRAW_BUDGET_SQL = text("""
-UPDATE gov_budgets SET remaining = remaining - :points, granted = granted + :points
-WHERE community = :community AND remaining >= :points RETURNING community
-""")
+# The lock and the budget draw are database functions (sql/), shared with gov_grant and gov_reserve.
+_HOLD_ACCOUNT_SQL = text("SELECT balance, debt, reserved FROM gov_hold_account(:community, :resident)")
+_DRAW_BUDGET_SQL = text("SELECT gov_draw_budget(:community, CAST(:points AS integer))")
 
 # One round trip per statement line: the balance moves and the line is written in one statement.
 _ENTRY_SQL = text("""
@@ -202,8 +196,8 @@ async def take_points_back(
 
 async def draw_budget(session: AsyncSession, community: str, points: int) -> bool:
     """Draw from the community budget; False when it does not cover `points` (it never goes negative)."""
-    row = (await session.execute(_DRAW_BUDGET_SQL, {"community": community, "points": points})).first()
-    return row is not None
+    drawn = (await session.execute(_DRAW_BUDGET_SQL, {"community": community, "points": points})).scalar_one()
+    return bool(drawn)
 
 
 async def return_to_budget(session: AsyncSession, community: str, points: int) -> None:

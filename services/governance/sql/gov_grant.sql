@@ -5,8 +5,8 @@
 --      means this source was granted (or skipped) before and nothing else happens ('duplicate'); a
 --      skip the caller already decided (rule off, outside its validity, zero points) is recorded;
 --   2. the cap counter's conditional upsert, when the rule has a cap ('capped' when reached);
---   3. the community budget, never below zero ('budget-exhausted' when it does not cover the grant);
---   4. the resident's account row, created on first use, locked; a debt left by a clawback is paid
+--   3. the community budget (gov_draw_budget; 'budget-exhausted' when it does not cover the grant);
+--   4. the resident's account row, locked (gov_hold_account); a debt left by a clawback is paid
 --      first (domain.settle_debt is the same rule, and tests/governance/test_sql_rules.py feeds both
 --      the same cases), the rest kept as a new lot; the balance, the debt and the statement line;
 --   5. the governance.points.granted.v1 event, through the kit's outbox writer.
@@ -53,17 +53,13 @@ BEGIN
         END IF;
     END IF;
 
-    UPDATE gov_budgets SET remaining = remaining - p_points, granted = granted + p_points
-    WHERE community = p_community AND remaining >= p_points;
-    IF NOT FOUND THEN
+    IF NOT gov_draw_budget(p_community, p_points) THEN
         UPDATE gov_grants SET status = 'skipped', skip_reason = 'budget-exhausted', points = 0 WHERE id = grant_id;
         outcome := 'budget-exhausted';
         RETURN;
     END IF;
 
-    INSERT INTO gov_accounts AS a (community, resident_id) VALUES (p_community, p_resident)
-    ON CONFLICT (community, resident_id) DO UPDATE SET debt = a.debt
-    RETURNING a.debt INTO v_debt;
+    SELECT h.debt INTO v_debt FROM gov_hold_account(p_community, p_resident) AS h;
     v_paid := least(v_debt, p_points);
     INSERT INTO gov_lots (community, resident_id, points, remaining, expires_at)
     VALUES (p_community, p_resident, p_points, p_points - v_paid, p_expires_at)

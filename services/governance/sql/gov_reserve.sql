@@ -1,7 +1,7 @@
 -- Reserving a redemption in one statement. Under contention a redemption costs as long as it holds
 -- two row locks, the resident's account and the reward's stock; the caller sends this as a statement
 -- of its own (kit.db.fetch_alone), so the locks last as long as the function and its commit:
---   1. the resident's account row, created on first use, locked; its debt read under the lock;
+--   1. the resident's account row, locked (gov_hold_account); its debt read under the lock;
 --   2. in a new snapshot (each statement of a PL/pgSQL function sees what committed before it
 --      started, so every lot is seen as the previous lock holder left it): the checks (lots due to
 --      expire, the resident's limit, the points available after the debt, the stock) and, only when
@@ -25,9 +25,7 @@ DECLARE
     v_debt bigint;
     v_outcome record;
 BEGIN
-    INSERT INTO gov_accounts (community, resident_id) VALUES (p_community, p_resident)
-    ON CONFLICT (community, resident_id) DO UPDATE SET debt = gov_accounts.debt
-    RETURNING debt INTO v_debt;
+    SELECT h.debt INTO v_debt FROM gov_hold_account(p_community, p_resident) AS h;
 
     WITH live AS (
         SELECT id, remaining, expires_at FROM gov_lots
