@@ -64,21 +64,12 @@ SELECT CAST(:community AS text), CAST(:resident AS text), CAST(:kind AS text), C
 FROM a RETURNING balance_after
 """)
 
-# A credit: the lot, the grant's pointer to it, the balance (and debt) and the statement line at once.
+# A credit, in one statement (sql/gov_credit_lot.sql): the lot, a grant's pointer to it, the debt paid
+# first, the balance and the statement line.
 _CREDIT_SQL = text("""
-WITH lot AS (
-    INSERT INTO gov_lots (community, resident_id, points, remaining, expires_at)
-    VALUES (:community, :resident, :delta, :kept, :expires_at) RETURNING id
-), g AS (
-    UPDATE gov_grants SET lot_id = (SELECT id FROM lot) WHERE id = CAST(:grant_id AS uuid)
-), a AS (
-    UPDATE gov_accounts SET balance = balance + :delta, debt = debt - :paid
-    WHERE community = :community AND resident_id = :resident RETURNING balance
-)
-INSERT INTO gov_entries (community, resident_id, kind, delta, balance_after, ref_type, ref_id, reason)
-SELECT CAST(:community AS text), CAST(:resident AS text), CAST(:kind AS text), CAST(:delta AS integer), a.balance,
-       CAST(:ref_type AS text), CAST(:ref_id AS text), CAST(:reason AS text)
-FROM a, lot RETURNING balance_after, (SELECT id FROM lot)
+SELECT balance, lot_id, paid FROM gov_credit_lot(
+    :community, :resident, CAST(:debt AS bigint), CAST(:points AS integer), CAST(:expires_at AS timestamptz),
+    :kind, :ref_type, :ref_id, :reason, CAST(:grant_id AS uuid))
 """)
 
 
@@ -153,16 +144,14 @@ async def credit_lot(
     grant_id: uuid.UUID | None = None,
 ) -> int:
     """Credit points as a new lot; a debt left by a clawback is paid first. Returns the lot id."""
-    paid, kept = domain.settle_debt(acct.debt, points)
     row = (
         await session.execute(
             _CREDIT_SQL,
             {
                 "community": acct.community,
                 "resident": acct.resident_id,
-                "delta": points,
-                "kept": kept,
-                "paid": paid,
+                "debt": acct.debt,
+                "points": points,
                 "expires_at": expires_at,
                 "grant_id": grant_id,
                 "kind": kind,
@@ -172,9 +161,9 @@ async def credit_lot(
             },
         )
     ).one()
-    acct.balance = int(row[0])
-    acct.debt -= paid
-    return int(row[1])
+    acct.balance = int(row.balance)
+    acct.debt -= int(row.paid)
+    return int(row.lot_id)
 
 
 async def take_points_back(

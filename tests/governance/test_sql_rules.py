@@ -3,8 +3,9 @@
 The database functions come from `services/governance/sql/*.sql`; the migrated database must hold
 them exactly as written. `gov_reserve` holds the spending order, the points available after a debt,
 lots due to expire and the per-resident limit that `domain.plan_spend`, `domain.due_lots` and
-`domain.within_resident_limit` hold for points payments and refusals; `gov_grant` pays a debt first
-as `domain.settle_debt` does for awards. Each table below is fed to both sides.
+`domain.within_resident_limit` hold for points payments and refusals: each such table is fed to both
+sides. Paying a debt first lives only in SQL (`gov_credit_lot`, for grants and awards alike), so its
+table states the expected answers.
 """
 
 from __future__ import annotations
@@ -163,11 +164,14 @@ async def test_reserving_in_sql_spends_as_the_python_rules_do(db: asyncpg.Connec
     assert allocated == (plan if sql["checks_passed"] else set())
 
 
-DEBT_CASES = [(0, 10), (4, 10), (10, 10), (15, 10), (3, 1)]
+# (debt, points granted, points paying the debt, points kept in the new lot)
+DEBT_CASES = [(0, 10, 0, 10), (4, 10, 4, 6), (10, 10, 10, 0), (15, 10, 10, 0), (3, 1, 1, 0)]
 
 
-@pytest.mark.parametrize(("debt", "points"), DEBT_CASES)
-async def test_a_grant_in_sql_pays_a_debt_first_as_the_python_rule_does(db: asyncpg.Connection, debt: int, points: int) -> None:
+@pytest.mark.parametrize(("debt", "points", "paid", "kept"), DEBT_CASES)
+async def test_a_grant_pays_a_debt_first_and_keeps_the_rest(
+    db: asyncpg.Connection, debt: int, points: int, paid: int, kept: int
+) -> None:
     resident, _ = await _resident_with_lots(db, (), debt)
     rule_id = await db.fetchval(
         "INSERT INTO gov_rules (community, code, name, trigger, points, per_hour, enabled)"
@@ -190,9 +194,11 @@ async def test_a_grant_in_sql_pays_a_debt_first_as_the_python_rule_does(db: asyn
         str(uuid.uuid4()),
     )
     assert outcome["outcome"] == "granted"
-    kept = await db.fetchval(
+    lot = await db.fetchval(
         "SELECT l.remaining FROM gov_lots l JOIN gov_grants g ON g.lot_id = l.id WHERE g.id = $1", outcome["grant_id"]
     )
-    debt_after = await db.fetchval("SELECT debt FROM gov_accounts WHERE community = $1 AND resident_id = $2", COMMUNITY, resident)
-    assert (debt - debt_after, kept) == domain.settle_debt(debt, points)
+    account = await db.fetchrow(
+        "SELECT balance, debt FROM gov_accounts WHERE community = $1 AND resident_id = $2", COMMUNITY, resident
+    )
+    assert (lot, account["debt"], account["balance"]) == (kept, debt - paid, points - debt)
     assert await db.fetchval("SELECT count(*) FROM kit_outbox WHERE key = $1", str(outcome["grant_id"])) == 1

@@ -6,9 +6,8 @@
 --      skip the caller already decided (rule off, outside its validity, zero points) is recorded;
 --   2. the cap counter's conditional upsert, when the rule has a cap ('capped' when reached);
 --   3. the community budget (gov_draw_budget; 'budget-exhausted' when it does not cover the grant);
---   4. the resident's account row, locked (gov_hold_account); a debt left by a clawback is paid
---      first (domain.settle_debt is the same rule, and tests/governance/test_sql_rules.py feeds both
---      the same cases), the rest kept as a new lot; the balance, the debt and the statement line;
+--   4. the resident's account row, locked (gov_hold_account), and the points credited as a lot
+--      (gov_credit_lot: a debt is paid first; the balance, the debt and the statement line);
 --   5. the governance.points.granted.v1 event, through the kit's outbox writer.
 -- Each statement of a PL/pgSQL function sees what committed before it started, so the debt read
 -- after taking the account lock is current. The caller decides the skip, the cap period and the
@@ -22,9 +21,6 @@ CREATE OR REPLACE FUNCTION gov_grant(
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_debt bigint;
-    v_paid integer;
-    v_lot bigint;
-    v_balance bigint;
 BEGIN
     INSERT INTO gov_grants (community, resident_id, rule_id, source_event_id, source_ref, points, status, skip_reason)
     VALUES (p_community, p_resident, p_rule_id, p_source_event_id, p_source_ref,
@@ -60,16 +56,8 @@ BEGIN
     END IF;
 
     SELECT h.debt INTO v_debt FROM gov_hold_account(p_community, p_resident) AS h;
-    v_paid := least(v_debt, p_points);
-    INSERT INTO gov_lots (community, resident_id, points, remaining, expires_at)
-    VALUES (p_community, p_resident, p_points, p_points - v_paid, p_expires_at)
-    RETURNING id INTO v_lot;
-    UPDATE gov_grants SET lot_id = v_lot WHERE id = grant_id;
-    UPDATE gov_accounts SET balance = balance + p_points, debt = debt - v_paid
-    WHERE community = p_community AND resident_id = p_resident
-    RETURNING balance INTO v_balance;
-    INSERT INTO gov_entries (community, resident_id, kind, delta, balance_after, ref_type, ref_id, reason)
-    VALUES (p_community, p_resident, 'grant', p_points, v_balance, 'grant', grant_id::text, p_reason);
+    PERFORM gov_credit_lot(p_community, p_resident, v_debt, p_points, p_expires_at, 'grant', 'grant', grant_id::text,
+                           p_reason, grant_id);
     PERFORM kit_write_outbox(
         p_event_id, p_event_topic, grant_id::text, p_event_type, p_event_source, NULL, now(),
         jsonb_build_object('grant_id', grant_id::text, 'community', p_community, 'resident_id', p_resident,

@@ -1,10 +1,11 @@
 """Governance's database functions from their files in `services/governance/sql/`.
 
 `gov_grant` and `gov_reserve` write their events through the kit's `kit_write_outbox`, so no
-governance function names the outbox's columns, and take the account lock and the budget through
-`gov_hold_account` and `gov_draw_budget`, which the Python use cases call too, so each of those
-statements is written once. The bodies of 0003 (`gov_reserve`) and 0004 (`gov_grant`) stay there
-as the snapshots a downgrade restores.
+governance function names the outbox's columns. They take the account lock and the budget through
+`gov_hold_account` and `gov_draw_budget` and credit lots through `gov_credit_lot` (the debt paid
+first), which the Python use cases call too, so each of those statements is written once. The
+bodies of 0003 (`gov_reserve`) and 0004 (`gov_grant`) stay there as the snapshots a downgrade
+restores.
 
 Revision ID: 0005
 Revises: 0004
@@ -25,7 +26,7 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-FUNCTIONS = ("gov_hold_account", "gov_draw_budget", "gov_grant", "gov_reserve")
+FUNCTIONS = ("gov_hold_account", "gov_draw_budget", "gov_credit_lot", "gov_grant", "gov_reserve")
 
 
 def upgrade() -> None:
@@ -46,6 +47,7 @@ def downgrade() -> None:
     for filename, snapshot in (("0003_reserve_function.py", "RESERVE"), ("0004_points_granted_event.py", "GRANT")):
         body: str = getattr(_revision(filename), snapshot)
         op.execute(body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
+    op.execute("DROP FUNCTION gov_credit_lot(text, text, bigint, integer, timestamptz, text, text, text, text, uuid)")
     op.execute("DROP FUNCTION gov_draw_budget(text, integer)")
     op.execute("DROP FUNCTION gov_hold_account(text, text)")
     op.execute("DROP FUNCTION kit_write_outbox(text, text, text, text, text, text, timestamptz, jsonb, text, text)")
