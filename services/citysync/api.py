@@ -6,10 +6,11 @@ The gateway routes `/city/v1/feeds/{scene}` to `GET /feeds/{scene}` here.
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.citysync import pulls, register
@@ -25,6 +26,7 @@ from services.citysync.problems import (
     GrantNotFound,
     InvalidFeedCursor,
 )
+from services.citysync.pulls import FeedLatest
 from services.citysync.schemas import (
     ConsumerCreate,
     ConsumerPublic,
@@ -75,7 +77,7 @@ async def _granted(session: AsyncSession, worker: Principal, consumer_id: str, b
     response_model=list[FeedSummary],
     responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked),
 )
-async def list_feeds(caller: CitySync, session: SessionDep) -> Any:
+async def list_feeds(caller: CitySync, session: SessionDep) -> list[FeedLatest]:
     """The feeds I may pull
 
     The feeds granted to the calling consumer, with each one's latest sequence number, so a sync job
@@ -126,7 +128,9 @@ async def pull_feed(
     response_model=ConsumerPublic,
     responses=problem_responses(Forbidden, ConsumerExists),
 )
-async def register_consumer(body: ConsumerCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Any:
+async def register_consumer(
+    body: ConsumerCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep
+) -> ConsumerPublic | JSONResponse:
     """Register a data consumer
 
     Its id becomes the subject of its city_sync tokens, and it gets its own hash key, so two consumers
@@ -137,7 +141,7 @@ async def register_consumer(body: ConsumerCreate, worker: Worker, session: Sessi
 
 
 @router.get("/consumers", tags=["register"], response_model=ConsumersPublic, responses=problem_responses(Forbidden))
-async def list_consumers(worker: Worker, session: SessionDep, page: PageDep) -> Any:
+async def list_consumers(worker: Worker, session: SessionDep, page: PageDep) -> ConsumersPublic:
     """The community's data consumers
 
     Every registered consumer, active or revoked, with its grants, by id, paged by cursor. Community
@@ -158,7 +162,7 @@ async def list_consumers(worker: Worker, session: SessionDep, page: PageDep) -> 
     response_model=ConsumerPublic,
     responses=problem_responses(Forbidden, ConsumerNotFound),
 )
-async def get_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> Any:
+async def get_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> ConsumerPublic:
     """One data consumer
 
     Its status and every grant it holds or held. Community workers only.
@@ -172,7 +176,7 @@ async def get_consumer(consumer_id: ConsumerPath, worker: Worker, session: Sessi
     response_model=ConsumerPublic,
     responses=problem_responses(Forbidden, ConsumerNotFound),
 )
-async def revoke_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> Any:
+async def revoke_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> ConsumerPublic:
     """Revoke a data consumer
 
     Takes effect at once: its next pull gets 403 (a pull in flight finishes first). Revoking twice
@@ -190,7 +194,7 @@ async def revoke_consumer(consumer_id: ConsumerPath, worker: Worker, session: Se
 )
 async def grant_feed(
     consumer_id: ConsumerPath, body: GrantCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep
-) -> Any:
+) -> GrantPublic | JSONResponse:
     """Grant a consumer a feed
 
     The consumer may pull the scene's feed from the next request on; one live grant per consumer and
@@ -205,7 +209,7 @@ async def grant_feed(
     response_model=GrantPublic,
     responses=problem_responses(Forbidden, ConsumerNotFound, GrantNotFound),
 )
-async def revoke_grant(consumer_id: ConsumerPath, scene: Scene, worker: Worker, session: SessionDep) -> Any:
+async def revoke_grant(consumer_id: ConsumerPath, scene: Scene, worker: Worker, session: SessionDep) -> GrantPublic:
     """Revoke a consumer's feed
 
     Takes effect at once: the consumer's next pull of that feed gets 404 (a pull in flight finishes
@@ -221,7 +225,7 @@ async def list_pulls(
     page: PageDep,
     consumer_id: Annotated[str | None, Query(max_length=64)] = None,
     scene: Scene | None = None,
-) -> Any:
+) -> PullsPublic:
     """The pull register
 
     Every pull (consumer, feed, cursor range, record count, time), newest first, optionally for one

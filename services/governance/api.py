@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from services.governance import awards, domain, earning, leaderboard, problems, redemptions, rewards, statements
+from services.governance.models import Award, Budget, CheckinCode, Grant, Lot, Redemption, Reward, Rule
 from services.governance.schemas import (
     AwardCreate,
     AwardPublic,
@@ -75,7 +78,7 @@ async def _refresh_leaderboard(request: Request, community: str) -> None:
     response_model=RulePublic,
     responses=problem_responses(problems.CodeTaken),
 )
-async def create_rule(body: RuleCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Any:
+async def create_rule(body: RuleCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Rule | JSONResponse:
     """Create an earning rule
 
     A rule grants points for one trigger (another service's event or a check-in), flat or per hour, with an optional cap per
@@ -85,7 +88,7 @@ async def create_rule(body: RuleCreate, worker: Worker, session: SessionDep, ide
 
 
 @router.get("/rules", response_model=list[RulePublic])
-async def list_rules(who: CurrentPrincipal, session: SessionDep) -> Any:
+async def list_rules(who: CurrentPrincipal, session: SessionDep) -> Sequence[Rule]:
     """The community's earning rules
 
     Every rule of the caller's community, switched off or not, by code. Anyone of the community may read them.
@@ -98,7 +101,7 @@ async def list_rules(who: CurrentPrincipal, session: SessionDep) -> Any:
     response_model=RulePublic,
     responses=problem_responses(problems.RuleNotFound),
 )
-async def update_rule(rule_id: uuid.UUID, body: RuleUpdate, worker: Worker, session: SessionDep) -> Any:
+async def update_rule(rule_id: uuid.UUID, body: RuleUpdate, worker: Worker, session: SessionDep) -> Rule:
     """Change or switch off a rule
 
     Changes only the fields sent; grants already made stay as they are. Community workers only.
@@ -125,7 +128,7 @@ CHECKIN_PROBLEMS = (
 )
 async def create_checkin_code(
     body: CheckinCodeCreate, staff: Scanner, session: SessionDep, settings: SettingsDep, idem: IdempotencyDep
-) -> Any:
+) -> CheckinCode | JSONResponse:
     """A QR code for a check-in rule, valid on one day
 
     The code grants the rule's points to each resident who scans it, once per resident, on its local day (today by default).
@@ -142,7 +145,7 @@ async def create_checkin_code(
 )
 async def checkin_by_staff(
     body: StaffCheckin, staff: Scanner, session: SessionDep, settings: SettingsDep, request: Request, idem: IdempotencyDep
-) -> Any:
+) -> Grant | JSONResponse:
     """A steward scans a resident (garbage sorting, meeting attendance...)
 
     Grants a check-in rule's points to the resident now, within the rule's cap and the community's budget; refused (not
@@ -163,7 +166,7 @@ async def checkin_by_staff(
 )
 async def checkin_by_code(
     body: QrCheckin, resident: CurrentPrincipal, session: SessionDep, settings: SettingsDep, request: Request
-) -> Any:
+) -> Grant:
     """A resident checks in with the day's QR code
 
     Grants the code's rule to the calling resident once per code; the code must be of today (local time). Any resident of the
@@ -178,7 +181,7 @@ async def checkin_by_code(
 
 
 @router.post("/budget/fundings", response_model=BudgetPublic)
-async def fund_budget(body: FundingCreate, worker: Worker, session: SessionDep) -> Any:
+async def fund_budget(body: FundingCreate, worker: Worker, session: SessionDep) -> Budget:
     """Fund the community's points budget
 
     Adds points to the budget every grant and award draws from; grants stop (skipped or refused) when it is spent. Community
@@ -188,7 +191,7 @@ async def fund_budget(body: FundingCreate, worker: Worker, session: SessionDep) 
 
 
 @router.get("/budget", response_model=BudgetPublic)
-async def get_budget(staff: Staff, session: SessionDep) -> Any:
+async def get_budget(staff: Staff, session: SessionDep) -> Budget:
     """The community's points budget
 
     Funded, granted, clawed back and remaining points of the caller's community. Stewards, property admins and community
@@ -205,7 +208,7 @@ async def get_budget(staff: Staff, session: SessionDep) -> Any:
 )
 async def create_award(
     body: AwardCreate, worker: Worker, session: SessionDep, settings: SettingsDep, request: Request, idem: IdempotencyDep
-) -> Any:
+) -> Award | JSONResponse:
     """Award or deduct points with a reason; large ones wait for a second worker
 
     A positive award draws on the budget and credits a lot; a negative one (负向扣分) takes points back and may leave a debt.
@@ -217,7 +220,9 @@ async def create_award(
 
 
 @router.get("/awards", response_model=Page[AwardPublic])
-async def list_awards(worker: Worker, session: SessionDep, page: PageDep, status: AwardStatusFilter | None = None) -> Any:
+async def list_awards(
+    worker: Worker, session: SessionDep, page: PageDep, status: AwardStatusFilter | None = None
+) -> Page[AwardPublic]:
     """Awards, e.g. those pending approval
 
     The community's awards and deductions, newest first, optionally by status, paged by cursor. Community workers only.
@@ -233,7 +238,9 @@ async def list_awards(worker: Worker, session: SessionDep, page: PageDep, status
         problems.AwardNotFound, problems.AwardNotPending, problems.SelfApproval, problems.BudgetExhausted
     ),
 )
-async def approve_award(award_id: uuid.UUID, worker: Worker, session: SessionDep, settings: SettingsDep, request: Request) -> Any:
+async def approve_award(
+    award_id: uuid.UUID, worker: Worker, session: SessionDep, settings: SettingsDep, request: Request
+) -> Award:
     """A second worker approves
 
     Applies a pending award: points are credited (or deducted) now. The worker who created it may not approve it. Community
@@ -249,7 +256,7 @@ async def approve_award(award_id: uuid.UUID, worker: Worker, session: SessionDep
     response_model=AwardPublic,
     responses=problem_responses(problems.AwardNotFound, problems.AwardNotPending, problems.SelfApproval),
 )
-async def reject_award(award_id: uuid.UUID, worker: Worker, session: SessionDep, settings: SettingsDep) -> Any:
+async def reject_award(award_id: uuid.UUID, worker: Worker, session: SessionDep, settings: SettingsDep) -> Award:
     """A second worker rejects
 
     Closes a pending award without moving points. The worker who created it may not reject it. Community workers only.
@@ -271,7 +278,7 @@ def _points(view: statements.PointsView) -> PointsPublic:
 
 
 @router.get("/me/points", response_model=PointsPublic)
-async def my_points(me: CurrentPrincipal, session: SessionDep) -> Any:
+async def my_points(me: CurrentPrincipal, session: SessionDep) -> PointsPublic:
     """My points
 
     The caller's balance, points reserved by open redemptions, debt left by clawbacks, and points expiring within 30 days. Any
@@ -281,7 +288,7 @@ async def my_points(me: CurrentPrincipal, session: SessionDep) -> Any:
 
 
 @router.get("/me/statement", response_model=Page[EntryPublic])
-async def my_statement(me: CurrentPrincipal, session: SessionDep, page: PageDep) -> Any:
+async def my_statement(me: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[EntryPublic]:
     """My statement (积分明细), newest first
 
     Every change to the caller's points with the balance after it, paged by cursor. Any member of the community.
@@ -291,7 +298,7 @@ async def my_statement(me: CurrentPrincipal, session: SessionDep, page: PageDep)
 
 
 @router.get("/me/lots", response_model=list[LotPublic])
-async def my_lots(me: CurrentPrincipal, session: SessionDep) -> Any:
+async def my_lots(me: CurrentPrincipal, session: SessionDep) -> Sequence[Lot]:
     """My live lots, soonest expiry first
 
     The caller's lots with points left, in the order they are spent. Any member of the community.
@@ -300,7 +307,7 @@ async def my_lots(me: CurrentPrincipal, session: SessionDep) -> Any:
 
 
 @router.get("/residents/{resident_id}/points", response_model=PointsPublic)
-async def resident_points(resident_id: PersonPath, staff: Staff, session: SessionDep) -> Any:
+async def resident_points(resident_id: PersonPath, staff: Staff, session: SessionDep) -> PointsPublic:
     """A resident's points (staff)
 
     As `GET /me/points`, for any resident of the caller's community. Stewards, property admins and community workers.
@@ -309,7 +316,7 @@ async def resident_points(resident_id: PersonPath, staff: Staff, session: Sessio
 
 
 @router.get("/residents/{resident_id}/statement", response_model=Page[EntryPublic])
-async def resident_statement(resident_id: PersonPath, staff: Staff, session: SessionDep, page: PageDep) -> Any:
+async def resident_statement(resident_id: PersonPath, staff: Staff, session: SessionDep, page: PageDep) -> Page[EntryPublic]:
     """A resident's statement (staff)
 
     As `GET /me/statement`, for any resident of the caller's community. Stewards, property admins and community workers.
@@ -323,7 +330,7 @@ async def resident_statement(resident_id: PersonPath, staff: Staff, session: Ses
     response_model=HouseholdPoints,
     responses=problem_responses(problems.HouseholdNotFound),
 )
-async def household_points(household_id: PersonPath, who: CurrentPrincipal, session: SessionDep) -> Any:
+async def household_points(household_id: PersonPath, who: CurrentPrincipal, session: SessionDep) -> HouseholdPoints:
     """A household's points: the sum of its members'
 
     Each member's balance and their total. A resident may see only their own household (another looks like it does not exist);
@@ -343,7 +350,7 @@ async def get_leaderboard(
     request: Request,
     month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM, local")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Any:
+) -> Leaderboard:
     """The community's monthly leaderboard
 
     Residents ranked by points earned in a local month (grants and awards net of deductions and clawbacks), served from a
@@ -365,7 +372,7 @@ async def get_leaderboard(
     response_model=RewardPublic,
     responses=problem_responses(problems.CodeTaken),
 )
-async def create_reward(body: RewardCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Any:
+async def create_reward(body: RewardCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Reward | JSONResponse:
     """Add a reward to the catalogue
 
     A property service (fulfilled by property, by service code) or an item with stock, its price in points, an optional per-
@@ -377,7 +384,7 @@ async def create_reward(body: RewardCreate, worker: Worker, session: SessionDep,
 @router.get("/rewards", response_model=list[RewardPublic])
 async def list_rewards(
     who: CurrentPrincipal, session: SessionDep, include_inactive: Annotated[bool, Query(description="Staff only")] = False
-) -> Any:
+) -> Sequence[Reward]:
     """The reward catalogue
 
     The community's rewards by code; residents see the active ones, staff may ask for inactive ones too.
@@ -390,7 +397,7 @@ async def list_rewards(
     response_model=RewardPublic,
     responses=problem_responses(problems.RewardNotFound, problems.OutOfStock),
 )
-async def update_reward(reward_id: uuid.UUID, body: RewardUpdate, worker: Worker, session: SessionDep) -> Any:
+async def update_reward(reward_id: uuid.UUID, body: RewardUpdate, worker: Worker, session: SessionDep) -> Reward:
     """Change a reward or add stock
 
     Changes only the fields sent; `add_stock` adds to an item's stock (a service has none). Community workers only.
@@ -412,7 +419,7 @@ async def update_reward(reward_id: uuid.UUID, body: RewardUpdate, worker: Worker
 )
 async def redeem(
     body: RedemptionCreate, resident: CurrentPrincipal, session: SessionDep, settings: SettingsDep, idem: IdempotencyDep
-) -> Any:
+) -> Redemption | JSONResponse:
     """Redeem points for a reward: the points are reserved until it is fulfilled
 
     Reserves the price (soonest-expiring lots first) and the stock at once, or refuses with the reason; a service reward asks
@@ -425,7 +432,7 @@ async def redeem(
 @router.get("/me/redemptions", response_model=Page[RedemptionPublic])
 async def my_redemptions(
     me: CurrentPrincipal, session: SessionDep, page: PageDep, status: RedemptionStatusFilter | None = None
-) -> Any:
+) -> Page[RedemptionPublic]:
     """My redemptions
 
     The caller's redemptions, newest first, optionally by status, paged by cursor. Any member of the community.
@@ -435,7 +442,9 @@ async def my_redemptions(
 
 
 @router.get("/redemptions", response_model=Page[RedemptionPublic])
-async def list_redemptions(staff: Staff, session: SessionDep, page: PageDep, status: RedemptionStatusFilter | None = None) -> Any:
+async def list_redemptions(
+    staff: Staff, session: SessionDep, page: PageDep, status: RedemptionStatusFilter | None = None
+) -> Page[RedemptionPublic]:
     """The community's redemptions (staff)
 
     Every redemption of the community, newest first, optionally by status, paged by cursor. Stewards, property admins and
@@ -450,7 +459,7 @@ async def list_redemptions(staff: Staff, session: SessionDep, page: PageDep, sta
     response_model=RedemptionPublic,
     responses=problem_responses(problems.RedemptionNotFound),
 )
-async def get_redemption(redemption_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep) -> Any:
+async def get_redemption(redemption_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep) -> Redemption:
     """One redemption
 
     A resident sees only their own redemptions (another looks like it does not exist); staff see any of the community.
@@ -465,7 +474,7 @@ async def get_redemption(redemption_id: uuid.UUID, who: CurrentPrincipal, sessio
 )
 async def cancel_redemption(
     redemption_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep, body: RedemptionSettle | None = None
-) -> Any:
+) -> Redemption:
     """Cancel a reserved redemption: the points come back
 
     Releases a reservation: the points return to the lots they came from and the stock is restored. The resident who redeemed,
@@ -482,7 +491,7 @@ async def cancel_redemption(
     response_model=RedemptionPublic,
     responses=problem_responses(problems.RedemptionNotFound, problems.RedemptionNotOpen),
 )
-async def fulfil_redemption(redemption_id: uuid.UUID, worker: Worker, session: SessionDep) -> Any:
+async def fulfil_redemption(redemption_id: uuid.UUID, worker: Worker, session: SessionDep) -> Redemption:
     """A worker hands over an item: the reservation is captured
 
     Captures a reserved redemption: the points are spent for good. Community workers only; service rewards are captured when
