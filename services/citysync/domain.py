@@ -214,10 +214,9 @@ class ConsumerHasher:
     """A consumer's view of stored platform hashes: HMAC-SHA256 under the consumer's own key, so its
     hashes are stable for it and unjoinable with another consumer's.
 
-    A page of 500 records holds well over a thousand identifiers, so the keyed state is computed once:
-    the SHA-256 states after the key's inner and outer pad blocks. Each value then costs two copies
-    of those states and two short updates, all in C; `hmac.HMAC.copy()` does the same work behind a
-    Python wrapper object per value, which made it twice as slow. The result is exactly
+    A page holds many identifiers, so the keyed state is computed once: the SHA-256 states after the
+    key's inner and outer pad blocks. Each value then costs two copies of those states and two short
+    updates, all in C, without the Python wrapper object per value of `hmac.HMAC.copy()`. The result is exactly
     `hmac.new(key, value, sha256).hexdigest()[:32]` (consumers keep joining on the hashes they have).
     """
 
@@ -242,8 +241,8 @@ class ConsumerHasher:
         """`payload` itself with each platform hash replaced by this consumer's own: for a payload
         just decoded for this consumer, which nothing else holds (saves a copy per record).
 
-        `hash` is inlined: this loop runs over a thousand times per page. Only values of existing
-        keys are replaced, which is safe while iterating."""
+        `hash` is inlined: this loop is the hot path of every pull. Only values of existing keys are
+        replaced, which is safe while iterating."""
         inner_state, outer_state = self._inner.copy, self._outer.copy
         for field_name, stored in payload.items():
             if field_name in HASHED_FIELDS and isinstance(stored, str):
