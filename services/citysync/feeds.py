@@ -12,7 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.citysync import domain
+from services.citysync import domain, privacy
 from services.citysync.domain import RECORD_KINDS, STAT_COUNTERS, StatsDelta
 from services.kit.db import transaction
 from services.kit.envelope import CloudEvent
@@ -255,7 +255,7 @@ def record_body(
     schema_version: int,
     event_time: datetime,
     payload: dict[str, Any],
-    hasher: domain.ConsumerHasher,
+    hasher: privacy.ConsumerHasher,
 ) -> dict[str, Any]:
     """A record as a consumer receives it (over HTTP or on a city topic)."""
     return {
@@ -284,7 +284,7 @@ async def _record_for(
     if kind is None or not isinstance(community, str) or not community:
         return None
     at = domain.event_time(kind, event.data, event.time)
-    payload = domain.deidentify(event.data, platform_key=keys.platform, on=domain.local_day(at))
+    payload = privacy.deidentify(event.data, platform_key=keys.platform, on=domain.local_day(at))
     reversed_type: str | None = None
     if kind.record_type == "transfer_reversed":
         # A reversal subtracts from the service type of the transfer it corrects: that record may

@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.citysync import domain
+from services.citysync import privacy
 from services.citysync.domain import SCENES
 from services.citysync.problems import ConsumerRevoked, ConsumerUnknown, FeedNotFound
 from services.kit.auth import Principal
@@ -92,7 +92,7 @@ async def pull(session: AsyncSession, caller: Principal, scene: str, *, after: i
     if scene not in SCENES or grant_id is None:
         raise FeedNotFound()
     page = rows[1 : limit + 1]
-    rekey, loads, dumps = domain.ConsumerHasher(bytes(hash_key)).rekey, orjson.loads, orjson.dumps
+    rekey, loads, dumps = privacy.ConsumerHasher(bytes(hash_key)).rekey, orjson.loads, orjson.dumps
     community = caller.community
     # Each payload is serialised as soon as it is re-keyed, so its dict is freed at once and the
     # records hold only strings, numbers and a Fragment: untracked by the garbage collector, which

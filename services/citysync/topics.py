@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.citysync import domain
+from services.citysync import privacy
 from services.citysync.events import SOURCE, city_event_type, city_topic
 from services.citysync.feeds import Keys, record_body
 from services.kit.db import transaction
@@ -37,7 +37,7 @@ async def publish_city_topics(session: AsyncSession, keys: Keys, *, batch: int =
     """
     async with transaction(session):
         feeds = (await session.execute(_FEEDS_BEHIND)).all()
-        hasher = domain.ConsumerHasher(keys.topic)
+        hasher = privacy.ConsumerHasher(keys.topic)
         rows: list[dict[str, Any]] = []
         for community, scene in feeds:
             await session.execute(
