@@ -5,8 +5,9 @@ function is one transaction, except `redeem`, which is two statements (see there
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
@@ -27,6 +28,42 @@ from services.kit.pagination import PageParams, make_page
 ACCOUNTS = table_of(Account)
 ALLOCATIONS = table_of(Allocation)
 REWARDS = table_of(Reward)
+
+
+@dataclass(frozen=True, slots=True)
+class RewardTerms:
+    """What a redemption reads of a reward (`_REWARD_FOR_REDEMPTION_SQL`)."""
+
+    reward_id: uuid.UUID
+    name: str
+    kind: str
+    service_code: str | None
+    points: int
+    stock: int | None
+    per_resident_limit: int | None
+    active_from: datetime | None
+    active_until: datetime | None
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What `gov_reserve` answers (`_RESERVE_SQL`)."""
+
+    due: int
+    available: int
+    already: int
+    checks_passed: bool
+    created_at: datetime | None
+
+
+T = TypeVar("T", RewardTerms, Reservation)
+
+
+def _typed(cls: type[T], row: Any) -> T:
+    """A row of `fetch_alone` (attribute access) as the dataclass whose fields it holds."""
+    return cls(*(getattr(row, f.name) for f in fields(cls)))
+
 
 _REWARD_FOR_REDEMPTION_SQL = (
     "SELECT id AS reward_id, name, kind, service_code, points, stock, per_resident_limit, active_from, active_until, "
@@ -55,12 +92,13 @@ async def redeem(session: AsyncSession, settings: Settings, resident: Principal,
     """
     now = now_utc()
     community, resident_id = resident.community, resident.subject
-    reward = await fetch_alone(session, _REWARD_FOR_REDEMPTION_SQL, data.reward_id, community)
-    if reward is None:
+    row = await fetch_alone(session, _REWARD_FOR_REDEMPTION_SQL, data.reward_id, community)
+    if row is None:
         raise problems.RewardNotFound()
+    reward = _typed(RewardTerms, row)
     if not domain.reward_is_active(reward.enabled, reward.active_from, reward.active_until, now):
         raise problems.RewardInactive()
-    cost: int = reward.points * data.quantity
+    cost = reward.points * data.quantity
     timeout = settings.redemption_timeout_s if reward.kind == RewardKind.service else settings.item_pickup_timeout_s
     redemption = Redemption(
         id=uuid.uuid4(),
@@ -106,21 +144,21 @@ async def redeem(session: AsyncSession, settings: Settings, resident: Principal,
         event["traceparent"],
         event["tracestate"],
     )
-    outcome = await fetch_alone(session, _RESERVE_SQL, *args)
+    outcome = _typed(Reservation, await fetch_alone(session, _RESERVE_SQL, *args))
     if outcome.due:
         # Rare: lots past their expiry that the sweep has not reached. Expire them (each with its
         # statement line) under the account lock, then reserve from what is left, in one transaction.
         async with transaction(session):
             acct = await hold_account(session, community, resident_id)
             await expire_lots_of(session, acct, now)
-            outcome = await fetch_alone(session, _RESERVE_SQL, *args)
-    if not domain.within_resident_limit(reward.per_resident_limit, int(outcome.already), data.quantity):
-        raise problems.ResidentLimitExceeded(limit=reward.per_resident_limit, already=int(outcome.already))
+            outcome = _typed(Reservation, await fetch_alone(session, _RESERVE_SQL, *args))
+    if not domain.within_resident_limit(reward.per_resident_limit, outcome.already, data.quantity):
+        raise problems.ResidentLimitExceeded(limit=reward.per_resident_limit, already=outcome.already)
     if outcome.available < cost:
         raise problems.InsufficientPoints(
             (f"需要 {cost} 积分，可用 {outcome.available}", f"Needs {cost} points, {outcome.available} available"),
             needed=cost,
-            available=int(outcome.available),
+            available=outcome.available,
         )
     if outcome.created_at is None:
         # Every check on the account passed, so what stopped the writes was the stock.
