@@ -8,7 +8,6 @@ a balance is never spent twice.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,12 +63,12 @@ SELECT CAST(:community AS text), CAST(:resident AS text), CAST(:kind AS text), C
 FROM a RETURNING balance_after
 """)
 
-# A credit, in one statement (sql/gov_credit_lot.sql): the lot, a grant's pointer to it, the debt paid
-# first, the balance and the statement line.
+# A credit, in one statement (sql/gov_credit_lot.sql): the lot, the debt paid first, the balance and
+# the statement line.
 _CREDIT_SQL = text("""
 SELECT balance, lot_id, paid FROM gov_credit_lot(
     :community, :resident, CAST(:debt AS bigint), CAST(:points AS integer), CAST(:expires_at AS timestamptz),
-    :kind, :ref_type, :ref_id, :reason, CAST(:grant_id AS uuid))
+    :kind, :ref_type, :ref_id, :reason, NULL)
 """)
 
 
@@ -141,9 +140,9 @@ async def credit_lot(
     ref_type: str,
     ref_id: str,
     reason: str | None,
-    grant_id: uuid.UUID | None = None,
 ) -> int:
-    """Credit points as a new lot; a debt left by a clawback is paid first. Returns the lot id."""
+    """Credit points as a new lot (an award's: a grant's lot is credited by gov_grant itself); a debt
+    left by a clawback or deduction is paid first. Returns the lot id."""
     row = (
         await session.execute(
             _CREDIT_SQL,
@@ -153,7 +152,6 @@ async def credit_lot(
                 "debt": acct.debt,
                 "points": points,
                 "expires_at": expires_at,
-                "grant_id": grant_id,
                 "kind": kind,
                 "ref_type": ref_type,
                 "ref_id": ref_id,
