@@ -98,7 +98,7 @@ async def batched_rules(settings: Settings, stack_url: str, total: int) -> float
     records each one statement per fetched batch), without the service's relay and city-topic job."""
     from sqlalchemy.dialects.postgresql import insert
 
-    from services.citysync import service
+    from services.citysync import feeds
     from services.citysync.app import keys_from
     from services.kit.db import make_engine, make_sessionmaker
     from services.kit.envelope import CloudEvent
@@ -140,7 +140,7 @@ async def batched_rules(settings: Settings, stack_url: str, total: int) -> float
                     }
                     for event in events:
                         if event.id in fresh:
-                            await service.ingest_later(session, keys, event)
+                            await feeds.ingest_later(session, keys, event)
                 await consumer.commit({tp: records[-1].offset + 1})
                 done += len(records)
         return done / (time.perf_counter() - start)

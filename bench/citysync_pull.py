@@ -47,7 +47,7 @@ import orjson
 
 from bench.harness import bench_stack, record, serving
 from deploy.local.servers import free_port
-from services.citysync import domain
+from services.citysync import domain, privacy
 from services.citysync.app import keys_from
 from services.citysync.settings import Settings
 from services.kit.db import plain_url
@@ -114,7 +114,7 @@ async def load(url: str, platform_key: bytes) -> None:
     for seq, event in enumerate(events, start=1):
         kind = domain.RECORD_KINDS[event.type]
         at = domain.event_time(kind, event.data, event.time)
-        payload = domain.deidentify(event.data, platform_key=platform_key, on=domain.local_day(at))
+        payload = privacy.deidentify(event.data, platform_key=platform_key, on=domain.local_day(at))
         rows.append(
             (
                 COMMUNITY,
@@ -192,7 +192,7 @@ async def raw_select_decode_hash(url: str, consumer_key: bytes) -> float:
                 )
                 if not rows:
                     break
-                hasher = domain.ConsumerHasher(consumer_key)
+                hasher = privacy.ConsumerHasher(consumer_key)
                 orjson.dumps([hasher.payload(orjson.loads(r[4])) for r in rows])
                 n += len(rows)
                 after = rows[-1]["seq"]
@@ -211,7 +211,7 @@ async def unavoidable_parts(url: str, consumer_id: str) -> dict[str, float]:
     (from a static server in this process) without and with the client's decode."""
     from aiohttp import web
 
-    from services.citysync.service import _PULL
+    from services.citysync.pulls import _PULL
 
     conn = await asyncpg.connect(plain_url(url))
     bare_s, pull_s = [], []

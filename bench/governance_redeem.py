@@ -7,7 +7,7 @@ concurrency: raw asyncpg transactions doing the bare reservation (conditional ba
 conditional stock UPDATE, one INSERT).
 
 Two figures against that baseline:
-- `governance_redeem` (the target, >= 0.5 x raw): `service.redeem` called directly, 40 sessions,
+- `governance_redeem` (the target, >= 0.5 x raw): `redemptions.redeem` called directly, 40 sessions,
   with every check it makes (reward active, per-resident limit, points after debt, lots in spending
   order, stock) and every write (lots, allocations, statement line, stock);
 - `governance_redeem_http`: the same through the service's full ASGI stack (token, validation,
@@ -26,7 +26,7 @@ import time
 import asyncpg
 
 from bench.harness import bench_stack, record, summary_ms
-from services.governance import service
+from services.governance import redemptions
 from services.governance.app import create_app
 from services.governance.schemas import RedemptionCreate
 from services.governance.settings import Settings
@@ -71,7 +71,7 @@ async def raw_reservations(database_url: str, picks: list[int]) -> float:
 async def usecase_reservations(
     database_url: str, settings: Settings, reward_id: str, picks: list[int]
 ) -> tuple[float, list[float]]:
-    """`service.redeem` for each pick, IN_FLIGHT at a time, each in its own session."""
+    """`redemptions.redeem` for each pick, IN_FLIGHT at a time, each in its own session."""
     engine = make_engine(database_url, pool_size=IN_FLIGHT)
     maker = make_sessionmaker(engine)
     residents = [Principal(f"res-{i}", frozenset({"resident"}), COMMUNITY) for i in range(RESIDENTS)]
@@ -82,7 +82,7 @@ async def usecase_reservations(
     async def redeem(i: int) -> None:
         async with gate, maker() as session:
             t0 = time.perf_counter()
-            await service.redeem(session, settings, residents[i], data)
+            await redemptions.redeem(session, settings, residents[i], data)
             latencies.append(time.perf_counter() - t0)
 
     await asyncio.gather(*(redeem(i) for i in picks[:200]))  # warm-up: pool, prepared statements

@@ -1,1 +1,1 @@
-"""citysync: the de-identified, replayable feed for the city's public data platform (issue 8)."""
+"""citysync: the de-identified, replayable feed for the city's public data platform."""

@@ -5,12 +5,15 @@ The gateway routes `/city/v1/feeds/{scene}` to `GET /feeds/{scene}` here.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.citysync import service
+from services.citysync import pulls, register
 from services.citysync.domain import Scene, parse_cursor
 from services.citysync.problems import (
     ConsumerExists,
@@ -23,6 +26,7 @@ from services.citysync.problems import (
     GrantNotFound,
     InvalidFeedCursor,
 )
+from services.citysync.pulls import FeedLatest
 from services.citysync.schemas import (
     ConsumerCreate,
     ConsumerPublic,
@@ -39,6 +43,7 @@ from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
 from services.kit.pagination import InvalidCursor, PageDep, encode_cursor
 from services.kit.problems import Forbidden, problem_responses
+from services.kit.routes import document_routes
 
 router = APIRouter()
 
@@ -49,10 +54,18 @@ ConsumerPath = Annotated[str, Path(min_length=1, max_length=64)]
 MAX_FEED_PAGE = 1000
 
 
-def _consumer_public(view: service.ConsumerView) -> ConsumerPublic:
+def _consumer_public(view: register.ConsumerView) -> ConsumerPublic:
     public = ConsumerPublic.model_validate(view.consumer, from_attributes=True)
     public.grants = [GrantPublic.model_validate(g, from_attributes=True) for g in view.grants]
     return public
+
+
+async def _registered(session: AsyncSession, worker: Principal, body: ConsumerCreate) -> ConsumerPublic:
+    return _consumer_public(await register.register_consumer(session, worker, body))
+
+
+async def _granted(session: AsyncSession, worker: Principal, consumer_id: str, body: GrantCreate) -> GrantPublic:
+    return GrantPublic.model_validate(await register.grant_feed(session, worker, consumer_id, body.scene.value))
 
 
 # --- feeds (city_sync consumers) ------------------------------------------------------------------
@@ -64,9 +77,13 @@ def _consumer_public(view: service.ConsumerView) -> ConsumerPublic:
     response_model=list[FeedSummary],
     responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked),
 )
-async def list_feeds(caller: CitySync, session: SessionDep) -> Any:
-    """The feeds granted to the calling consumer, with each one's latest sequence number."""
-    return await service.feed_summaries(session, caller)
+async def list_feeds(caller: CitySync, session: SessionDep) -> list[FeedLatest]:
+    """The feeds I may pull
+
+    The feeds granted to the calling consumer, with each one's latest sequence number, so a sync job
+    knows whether there is anything to pull. Registered city_sync consumers only; a revoked one gets 403.
+    """
+    return await pulls.feed_summaries(session, caller)
 
 
 @router.get(
@@ -85,16 +102,18 @@ async def pull_feed(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEED_PAGE)] = 100,
 ) -> Response:
-    """Records after the cursor, in sequence order, de-identified with the caller's own hash key.
+    """Pull a page of a feed
 
-    Store `next_cursor` together with what you did with the page: resuming from it after any restart
-    reads every record exactly once, in order. Every pull is recorded in the register.
+    Records after the cursor, in sequence order, de-identified with the caller's own hash key. Store
+    `next_cursor` together with what you did with the page: resuming from it after any restart reads
+    every record exactly once, in order. Every pull is recorded in the register. Registered city_sync
+    consumers with a live grant for the feed only; a revoked consumer gets 403, an ungranted feed 404.
     """
     try:
         after_seq = parse_cursor(after)
     except ValueError:
         raise InvalidFeedCursor(("游标应为非负整数", "The cursor must be a non-negative integer")) from None
-    page = await service.pull(session, caller, scene, after=after_seq, limit=limit)
+    page = await pulls.pull(session, caller, scene, after=after_seq, limit=limit)
     # Built with orjson straight from the rows: this is the hot path of every city sync job.
     return Response(orjson.dumps(page), media_type="application/json")
 
@@ -109,21 +128,29 @@ async def pull_feed(
     response_model=ConsumerPublic,
     responses=problem_responses(Forbidden, ConsumerExists),
 )
-async def register_consumer(body: ConsumerCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep) -> Any:
-    """Register a data consumer; its client id becomes the subject of its city_sync tokens."""
+async def register_consumer(
+    body: ConsumerCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep
+) -> ConsumerPublic | JSONResponse:
+    """Register a data consumer
 
-    async def create() -> ConsumerPublic:
-        return _consumer_public(await service.register_consumer(session, worker, body))
-
-    return await idem.run(session, body, create, ConsumerPublic)
+    Its id becomes the subject of its city_sync tokens, and it gets its own hash key, so two consumers
+    never see the same hash for the same person. It may pull nothing until a feed is granted to it.
+    Community workers only.
+    """
+    return await idem.run(session, body, partial(_registered, session, worker, body), ConsumerPublic)
 
 
 @router.get("/consumers", tags=["register"], response_model=ConsumersPublic, responses=problem_responses(Forbidden))
-async def list_consumers(worker: Worker, session: SessionDep, page: PageDep) -> Any:
+async def list_consumers(worker: Worker, session: SessionDep, page: PageDep) -> ConsumersPublic:
+    """The community's data consumers
+
+    Every registered consumer, active or revoked, with its grants, by id, paged by cursor. Community
+    workers only.
+    """
     after = page.after()
     if after is not None and (len(after) != 1 or not isinstance(after[0], str)):
         raise InvalidCursor()
-    views = await service.list_consumers(session, worker.community, after=after[0] if after else None, limit=page.limit)
+    views = await register.list_consumers(session, worker.community, after=after[0] if after else None, limit=page.limit)
     items = [_consumer_public(v) for v in views[: page.limit]]
     cursor = encode_cursor([items[-1].id]) if len(views) > page.limit else None
     return ConsumersPublic(items=items, next_cursor=cursor)
@@ -135,8 +162,12 @@ async def list_consumers(worker: Worker, session: SessionDep, page: PageDep) -> 
     response_model=ConsumerPublic,
     responses=problem_responses(Forbidden, ConsumerNotFound),
 )
-async def get_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> Any:
-    return _consumer_public(await service.get_consumer(session, worker.community, consumer_id))
+async def get_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> ConsumerPublic:
+    """One data consumer
+
+    Its status and every grant it holds or held. Community workers only.
+    """
+    return _consumer_public(await register.get_consumer(session, worker.community, consumer_id))
 
 
 @router.post(
@@ -145,9 +176,13 @@ async def get_consumer(consumer_id: ConsumerPath, worker: Worker, session: Sessi
     response_model=ConsumerPublic,
     responses=problem_responses(Forbidden, ConsumerNotFound),
 )
-async def revoke_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> Any:
-    """Revoke a consumer at once: its next pull gets 403."""
-    return _consumer_public(await service.revoke_consumer(session, worker, consumer_id))
+async def revoke_consumer(consumer_id: ConsumerPath, worker: Worker, session: SessionDep) -> ConsumerPublic:
+    """Revoke a data consumer
+
+    Takes effect at once: its next pull gets 403 (a pull in flight finishes first). Revoking twice
+    changes nothing. Community workers only.
+    """
+    return _consumer_public(await register.revoke_consumer(session, worker, consumer_id))
 
 
 @router.post(
@@ -159,11 +194,13 @@ async def revoke_consumer(consumer_id: ConsumerPath, worker: Worker, session: Se
 )
 async def grant_feed(
     consumer_id: ConsumerPath, body: GrantCreate, worker: Worker, session: SessionDep, idem: IdempotencyDep
-) -> Any:
-    async def create() -> GrantPublic:
-        return GrantPublic.model_validate(await service.grant_feed(session, worker, consumer_id, body.scene.value))
+) -> GrantPublic | JSONResponse:
+    """Grant a consumer a feed
 
-    return await idem.run(session, body, create, GrantPublic)
+    The consumer may pull the scene's feed from the next request on; one live grant per consumer and
+    feed. Community workers only; a revoked consumer cannot be granted anything.
+    """
+    return await idem.run(session, body, partial(_granted, session, worker, consumer_id, body), GrantPublic)
 
 
 @router.delete(
@@ -172,9 +209,13 @@ async def grant_feed(
     response_model=GrantPublic,
     responses=problem_responses(Forbidden, ConsumerNotFound, GrantNotFound),
 )
-async def revoke_grant(consumer_id: ConsumerPath, scene: Scene, worker: Worker, session: SessionDep) -> Any:
-    """Revoke a grant at once: the consumer's next pull of that feed gets 404."""
-    return GrantPublic.model_validate(await service.revoke_grant(session, worker, consumer_id, scene.value))
+async def revoke_grant(consumer_id: ConsumerPath, scene: Scene, worker: Worker, session: SessionDep) -> GrantPublic:
+    """Revoke a consumer's feed
+
+    Takes effect at once: the consumer's next pull of that feed gets 404 (a pull in flight finishes
+    first). Community workers only.
+    """
+    return GrantPublic.model_validate(await register.revoke_grant(session, worker, consumer_id, scene.value))
 
 
 @router.get("/pulls", tags=["register"], response_model=PullsPublic, responses=problem_responses(Forbidden))
@@ -184,12 +225,16 @@ async def list_pulls(
     page: PageDep,
     consumer_id: Annotated[str | None, Query(max_length=64)] = None,
     scene: Scene | None = None,
-) -> Any:
-    """Every pull (consumer, feed, cursor range, record count, time), newest first."""
+) -> PullsPublic:
+    """The pull register
+
+    Every pull (consumer, feed, cursor range, record count, time), newest first, optionally for one
+    consumer or feed, paged by cursor. Community workers only.
+    """
     after = page.after()
     if after is not None and (len(after) != 1 or not isinstance(after[0], int)):
         raise InvalidCursor()
-    rows = await service.list_pulls(
+    rows = await register.list_pulls(
         session,
         worker.community,
         consumer_id=consumer_id,
@@ -200,3 +245,6 @@ async def list_pulls(
     items = [PullPublic.model_validate(p) for p in rows[: page.limit]]
     cursor = encode_cursor([items[-1].id]) if len(rows) > page.limit else None
     return PullsPublic(items=items, next_cursor=cursor)
+
+
+document_routes(router)

@@ -6,8 +6,8 @@ from fastapi import FastAPI
 
 from services.citysync.api import router
 from services.citysync.consumers import feed_consumer
+from services.citysync.feeds import Keys
 from services.citysync.jobs import jobs
-from services.citysync.service import Keys
 from services.citysync.settings import Settings
 from services.kit.app import ServiceParts, create_service_app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from services.governance import service
+from services.governance import accounts, redemptions
 from services.governance.settings import Settings
 from services.kit.db import make_engine, make_sessionmaker
 
@@ -19,9 +19,9 @@ async def run(command: str) -> int:
         while True:
             async with maker() as session:
                 if command == "expire-lots":
-                    done = await service.expire_due_lots(session)
+                    done = await accounts.expire_due_lots(session)
                 else:
-                    done = await service.release_overdue(session)
+                    done = await redemptions.release_overdue(session)
             total += done
             if done == 0:
                 break

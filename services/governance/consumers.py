@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.governance import service
+from services.governance import earning, payments, redemptions, statements
 from services.governance.domain import Trigger
 from services.governance.events import (
     BookingCompleted,
@@ -31,68 +32,77 @@ def _aware(at: datetime | None, fallback: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+async def on_service_confirmed(settings: Settings, session: AsyncSession, event: CloudEvent) -> None:
+    """The volunteer earns by the community's rules for confirmed time-bank service."""
+    data = event.parse(ServiceConfirmed)
+    await earning.grant_for_event(
+        session,
+        settings,
+        trigger=Trigger.timebank_service_confirmed,
+        community=data.community,
+        resident_id=data.volunteer_id,
+        source_event_id=event.id,
+        source_ref=data.transfer_id,
+        minutes=data.minutes,
+        at=_aware(data.confirmed_at, event.time),
+    )
+
+
+async def on_booking_completed(settings: Settings, session: AsyncSession, event: CloudEvent) -> None:
+    """The spot's owner earns by the community's rules for a shared parking window that was used."""
+    data = event.parse(BookingCompleted)
+    await earning.grant_for_event(
+        session,
+        settings,
+        trigger=Trigger.parking_booking_completed,
+        community=data.community,
+        resident_id=data.owner_id,
+        source_event_id=event.id,
+        source_ref=data.booking_id,
+        minutes=None,
+        at=_aware(data.completed_at, event.time),
+    )
+
+
+async def on_transfer_reversed(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(TransferReversed)
+    reason = f"时间银行记录更正 / time-bank transfer {data.reverses_transfer_id} reversed"
+    if data.reason:
+        reason += f": {data.reason[:200]}"
+    await earning.reverse_source(session, community=data.community, source_ref=data.reverses_transfer_id, reason=reason)
+
+
+async def on_resident_registered(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(ResidentRegistered)
+    await statements.register_resident(session, data.community, data.resident_id, data.household_id)
+
+
+async def on_redemption_fulfilled(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(RedemptionFulfilled)
+    await redemptions.settle_from_property(session, data.community, data.redemption_id, fulfilled=True, ticket_id=data.ticket_id)
+
+
+async def on_redemption_failed(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(RedemptionFailed)
+    await redemptions.settle_from_property(session, data.community, data.redemption_id, fulfilled=False, reason=data.reason)
+
+
+async def on_points_payment_requested(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(PointsPaymentRequested)
+    await payments.settle_points_payment(
+        session,
+        payment_id=data.payment_id,
+        community=data.community,
+        resident_id=data.resident_id,
+        points=data.points,
+        order_id=data.order_id,
+    )
+
+
 def make_consumers(settings: Settings) -> list[ConsumerSpec]:
-    async def on_service_confirmed(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.parse(ServiceConfirmed)
-        await service.grant_for_event(
-            session,
-            settings,
-            trigger=Trigger.timebank_service_confirmed,
-            community=data.community,
-            resident_id=data.volunteer_id,
-            source_event_id=event.id,
-            source_ref=data.transfer_id,
-            minutes=data.minutes,
-            at=_aware(data.confirmed_at, event.time),
-        )
-
-    async def on_booking_completed(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.parse(BookingCompleted)
-        await service.grant_for_event(
-            session,
-            settings,
-            trigger=Trigger.parking_booking_completed,
-            community=data.community,
-            resident_id=data.owner_id,
-            source_event_id=event.id,
-            source_ref=data.booking_id,
-            minutes=None,
-            at=_aware(data.completed_at, event.time),
-        )
-
-    async def on_transfer_reversed(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.parse(TransferReversed)
-        reason = f"时间银行记录更正 / time-bank transfer {data.reverses_transfer_id} reversed"
-        if data.reason:
-            reason += f": {data.reason[:200]}"
-        await service.reverse_source(session, community=data.community, source_ref=data.reverses_transfer_id, reason=reason)
-
-    async def on_resident_registered(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.parse(ResidentRegistered)
-        await service.register_resident(session, data.community, data.resident_id, data.household_id)
-
-    async def on_redemption_fulfilled(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.parse(RedemptionFulfilled)
-        await service.settle_from_property(session, data.community, data.redemption_id, fulfilled=True, ticket_id=data.ticket_id)
-
-    async def on_redemption_failed(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.parse(RedemptionFailed)
-        await service.settle_from_property(session, data.community, data.redemption_id, fulfilled=False, reason=data.reason)
-
-    async def on_points_payment_requested(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.parse(PointsPaymentRequested)
-        await service.settle_points_payment(
-            session,
-            payment_id=data.payment_id,
-            community=data.community,
-            resident_id=data.resident_id,
-            points=data.points,
-            order_id=data.order_id,
-        )
-
-    earning: dict[str, Handler] = {
-        ServiceConfirmed.event_type: on_service_confirmed,
-        BookingCompleted.event_type: on_booking_completed,
+    earning_handlers: dict[str, Handler] = {
+        ServiceConfirmed.event_type: partial(on_service_confirmed, settings),
+        BookingCompleted.event_type: partial(on_booking_completed, settings),
         TransferReversed.event_type: on_transfer_reversed,
     }
     from_property: dict[str, Handler] = {
@@ -103,7 +113,9 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
     }
     return [
         # Grants are one statement each (gov_grant); one commit per fetched batch instead of per event.
-        ConsumerSpec(group=EARNING_GROUP, topics=["timebank.events", "parking.events"], handlers=earning, apply_in_batches=True),
+        ConsumerSpec(
+            group=EARNING_GROUP, topics=["timebank.events", "parking.events"], handlers=earning_handlers, apply_in_batches=True
+        ),
         ConsumerSpec(group=PROPERTY_GROUP, topics=["property.events"], handlers=from_property),
     ]
 

@@ -7,6 +7,7 @@ so with property running the redemption saga completes end to end.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -88,6 +89,20 @@ AWARDS: list[tuple[str, int, str]] = [
 ]
 
 
+def _as_resident(token_for: Callable[[str, list[str]], str], name: str) -> dict[str, str]:
+    person = resident(name)
+    return {"Authorization": f"Bearer {token_for(person.id, list(person.roles))}"}
+
+
+async def _call(
+    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str], body: dict[str, Any] | None = None
+) -> Any:
+    r = await client.request(method, path, json=body, headers=headers)
+    if r.status_code >= 400:
+        raise RuntimeError(f"demo seed: {method} {path} answered {r.status_code}: {r.text[:300]}")
+    return r.json()
+
+
 async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[str]], str]) -> None:
     feng, he = staff("worker.feng"), staff("worker.he")
     steward_wu = staff("steward.wu")
@@ -95,16 +110,8 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
     as_he = {"Authorization": f"Bearer {token_for(he.id, ['community_worker'])}"}
     as_wu = {"Authorization": f"Bearer {token_for(steward_wu.id, ['steward'])}"}
 
-    def as_resident(name: str) -> dict[str, str]:
-        person = resident(name)
-        return {"Authorization": f"Bearer {token_for(person.id, list(person.roles))}"}
-
-    async def call(method: str, path: str, headers: dict[str, str], body: dict[str, Any] | None = None) -> Any:
-        r = await client.request(method, path, json=body, headers=headers)
-        if r.status_code >= 400:
-            raise RuntimeError(f"demo seed: {method} {path} answered {r.status_code}: {r.text[:300]}")
-        return r.json()
-
+    as_resident = partial(_as_resident, token_for)
+    call = partial(_call, client)
     await call("POST", "/budget/fundings", as_feng, {"points": 50_000, "note": "2026 年度社区积分预算"})
     rules = {rule["code"]: await call("POST", "/rules", as_feng, rule) for rule in RULES}
     rewards = {reward["code"]: await call("POST", "/rewards", as_feng, reward) for reward in REWARDS}

@@ -3,7 +3,7 @@
 Points live in lots (积分批次), each with an optional expiry. Spending takes the soonest-expiring
 lot first and lots without expiry last. A clawback (reversal of the event a grant came from) may
 take more than the resident holds: the rest becomes a debt, so the balance is negative, and later
-grants pay the debt first. Throughout: balance = sum of the lots' remaining points − debt.
+credits pay the debt first (`sql/gov_credit_lot.sql`). Throughout: balance = sum of the lots' remaining points − debt.
 """
 
 from __future__ import annotations
@@ -168,12 +168,6 @@ def plan_clawback(lots: Sequence[LotView], amount: int, own_lot: int | None) -> 
             plan.append((lot.id, take))
             left -= take
     return plan, left
-
-
-def settle_debt(debt: int, points: int) -> tuple[int, int]:
-    """A new grant pays the debt first: returns (points paying debt, points left for a lot)."""
-    paid = min(debt, points)
-    return paid, points - paid
 
 
 def due_lots(lots: Iterable[LotView], now: datetime) -> list[LotView]:

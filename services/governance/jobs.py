@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from services.governance import service
+from services.governance import accounts, redemptions
 from services.governance.settings import Settings
 from services.kit.app import ScheduledJob
 
@@ -16,7 +16,7 @@ async def expire_lots(state: Any) -> None:
     """Expire every due lot (the nightly sweep; it runs more often and finds nothing most times)."""
     while True:
         async with state.sessionmaker() as session:
-            points = await service.expire_due_lots(session)
+            points = await accounts.expire_due_lots(session)
         if points == 0:
             return
         log.info("expired %d points", points)
@@ -25,7 +25,7 @@ async def expire_lots(state: Any) -> None:
 async def release_overdue_redemptions(state: Any) -> None:
     while True:
         async with state.sessionmaker() as session:
-            released = await service.release_overdue(session)
+            released = await redemptions.release_overdue(session)
         if released:
             log.info("released %d overdue redemptions", released)
         if released < 100:

@@ -13,12 +13,19 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.governance import domain, service
+from services.governance import domain
+from services.governance.models import Entry
 from services.governance.settings import Settings
+from services.kit.db import table_of, transaction
 
 log = logging.getLogger("governance.leaderboard")
+
+ENTRIES = table_of(Entry)
+# The statement lines that count towards the board: what was earned, net of what was taken back.
+EARNING_KINDS = ("grant", "award", "deduction", "reversal")
 
 
 def key(community: str, month: str) -> str:
@@ -38,7 +45,7 @@ async def top(
         except Exception as exc:  # Redis is a cache: without it the database answers
             log.warning("leaderboard cache unavailable: %s", exc.__class__.__name__)
             redis = None
-    scores = await service.leaderboard_from_db(session, community, month, ZoneInfo(settings.community_timezone))
+    scores = await scores_from_db(session, community, month, ZoneInfo(settings.community_timezone))
     if redis is not None and scores:
         try:
             async with redis.pipeline(transaction=True) as pipe:
@@ -59,3 +66,22 @@ async def invalidate(redis: Any, settings: Settings, community: str, at: datetim
         await redis.delete(key(community, domain.month_of(at, ZoneInfo(settings.community_timezone))))
     except Exception as exc:
         log.warning("leaderboard cache not dropped: %s", exc.__class__.__name__)
+
+
+async def scores_from_db(session: AsyncSession, community: str, month: str, tz: ZoneInfo) -> list[tuple[str, int]]:
+    """Each resident's points earned in the local month, from the statement (the truth the cache holds)."""
+    start, end = domain.month_bounds(month, tz)
+    async with transaction(session):
+        rows = (
+            await session.execute(
+                select(ENTRIES.c.resident_id, func.sum(ENTRIES.c.delta).label("points"))
+                .where(
+                    ENTRIES.c.community == community,
+                    ENTRIES.c.kind.in_(EARNING_KINDS),
+                    ENTRIES.c.created_at >= start,
+                    ENTRIES.c.created_at < end,
+                )
+                .group_by(ENTRIES.c.resident_id)
+            )
+        ).all()
+        return [(str(r[0]), int(r[1])) for r in rows]

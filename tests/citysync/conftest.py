@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from services.citysync import service
+from services.citysync import feeds
 from services.citysync.app import create_app, keys_from
 from services.citysync.domain import SCENES
-from services.citysync.service import Keys
+from services.citysync.feeds import Keys
 from services.citysync.settings import Settings
 from services.kit.envelope import CloudEvent
 from tests.support.harness import RunningService, run_service
@@ -41,7 +41,7 @@ async def ingest_all(svc: RunningService, events: Iterable[CloudEvent], chunk: i
     async def flush() -> None:
         async with svc.state.sessionmaker() as session, session.begin():
             for event in batch:
-                seq = await service.ingest(session, keys, event)
+                seq = await feeds.ingest(session, keys, event)
                 if seq is not None:
                     seqs.append(seq)
         batch.clear()

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.citysync import service
+from services.citysync import feeds, statistics, topics
 from services.citysync.app import create_app
 from services.citysync.settings import Settings
 from services.kit.envelope import CloudEvent
@@ -180,7 +180,7 @@ async def test_concurrent_builders_leave_no_gap_a_reader_could_skip(community: C
 
     async def append(event: CloudEvent) -> int | None:
         async with community.svc.state.sessionmaker() as session:
-            return await service.ingest(session, keys, event)
+            return await feeds.ingest(session, keys, event)
 
     seen: list[int] = []
     done = asyncio.Event()
@@ -211,9 +211,9 @@ async def test_daily_statistics_are_published_for_closed_days_and_revised(commun
     await ingest_all(community.svc, factory.community_events(community.id, people, start=day.replace(hour=1)))
     headers = await community.register("city-j", scenes=["stats"])
     async with community.svc.state.sessionmaker() as session:
-        assert await service.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) >= 1
+        assert await statistics.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) >= 1
         # Nothing changed: nothing more to publish.
-        assert await service.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) == 0
+        assert await statistics.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) == 0
     records = await community.pull_all(headers, "stats")
     figures = {r["data"]["day"]: r["data"] for r in records}
     total = {
@@ -256,7 +256,7 @@ async def test_daily_statistics_are_published_for_closed_days_and_revised(commun
     )
     await ingest_all(community.svc, [late])
     async with community.svc.state.sessionmaker() as session:
-        assert await service.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) == 1
+        assert await statistics.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1)) == 1
     revised = (await community.pull_all(headers, "stats"))[-1]["data"]
     assert revised["day"] == first_day and revised["revision"] > figures[first_day]["revision"]
     assert revised["minutes_served"] == figures[first_day]["minutes_served"] + 45
@@ -275,7 +275,7 @@ async def test_a_rolled_back_batch_adds_nothing_to_the_day_and_its_retry_adds_it
     try:
         async with community.svc.state.sessionmaker() as session, session.begin():
             for event in events:
-                await service.ingest(session, keys, event)
+                await feeds.ingest(session, keys, event)
             raise Abandoned
     except Abandoned:
         pass
@@ -343,7 +343,7 @@ async def test_records_queued_for_the_commit_equal_records_made_one_by_one(stack
     for chunk in (queued_events, queued_events[:5]):  # one batch, then nothing but copies
         async with citysync.state.sessionmaker() as session, session.begin():
             for event in chunk:
-                await service.ingest_later(session, keys, event)
+                await feeds.ingest_later(session, keys, event)
     await ingest_all(citysync, events_of(one_by_one), chunk=7)
 
     async def feeds_and_days(community: Community) -> tuple[list[Any], list[Any]]:
@@ -439,7 +439,7 @@ async def test_concurrent_topic_writers_copy_each_record_once_in_order(stack: Te
     async def writer() -> int:
         total = 0
         async with citysync.state.sessionmaker() as session:
-            while n := await service.publish_city_topics(session, keys, batch=37):
+            while n := await topics.publish_city_topics(session, keys, batch=37):
                 total += n
         return total
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.citysync import domain
-from services.citysync.domain import FIELD_RULES, HASHED_FIELDS, RECORD_KINDS, Rule
+from services.citysync import domain, privacy
+from services.citysync.domain import RECORD_KINDS
+from services.citysync.privacy import FIELD_RULES, HASHED_FIELDS, Rule
 
 KEY = b"platform-key"
 ON = date(2026, 11, 22)
@@ -22,7 +23,7 @@ EVENTS_DIR = Path(__file__).resolve().parents[2] / "docs" / "events"
 
 
 def test_names_free_text_and_id_numbers_never_leave() -> None:
-    out = domain.deidentify(
+    out = privacy.deidentify(
         {
             "name": "王秀英",
             "username": "steward.wu",
@@ -40,7 +41,7 @@ def test_names_free_text_and_id_numbers_never_leave() -> None:
 
 
 def test_a_field_without_a_rule_is_not_exported() -> None:
-    out = domain.deidentify(
+    out = privacy.deidentify(
         {"community": "c", "emergency_contact": "李桂兰 17000000002", "extra": {"a": 1}}, platform_key=KEY, on=ON
     )
     assert out == {"community": "c"}
@@ -49,25 +50,25 @@ def test_a_field_without_a_rule_is_not_exported() -> None:
 
 def test_phones_plates_and_people_are_stored_as_platform_hashes() -> None:
     data = {"phone": "17000000001", "plate": "浙K12345", "resident_id": "r-1", "owner_id": None}
-    out = domain.deidentify(data, platform_key=KEY, on=ON)
-    assert out["phone"] == domain.platform_hash(KEY, "17000000001") and re.fullmatch(r"[0-9a-f]{64}", out["phone"])
+    out = privacy.deidentify(data, platform_key=KEY, on=ON)
+    assert out["phone"] == privacy.platform_hash(KEY, "17000000001") and re.fullmatch(r"[0-9a-f]{64}", out["phone"])
     assert out["plate"] != "浙K12345" and out["resident_id"] != "r-1" and out["owner_id"] is None
-    assert domain.deidentify(data, platform_key=b"other", on=ON)["phone"] != out["phone"]
+    assert privacy.deidentify(data, platform_key=b"other", on=ON)["phone"] != out["phone"]
 
 
 def test_addresses_become_buildings_and_birth_dates_age_bands() -> None:
-    out = domain.deidentify(
+    out = privacy.deidentify(
         {"address": "白云社区3幢2单元301", "birth_date": "1941-03-02", "unit": "301"}, platform_key=KEY, on=ON
     )
     assert out == {"address": "3幢", "age_band": "85-89"}
-    assert domain.deidentify({"address": "白云社区东门"}, platform_key=KEY, on=ON) == {"address": None}
-    assert domain.deidentify({"age": 64}, platform_key=KEY, on=ON) == {"age_band": "60-64"}
-    assert domain.deidentify({"age": "not a date"}, platform_key=KEY, on=ON) == {"age_band": None}
-    assert domain.generalise_building("12 号楼 5 层") == "12号楼"
+    assert privacy.deidentify({"address": "白云社区东门"}, platform_key=KEY, on=ON) == {"address": None}
+    assert privacy.deidentify({"age": 64}, platform_key=KEY, on=ON) == {"age_band": "60-64"}
+    assert privacy.deidentify({"age": "not a date"}, platform_key=KEY, on=ON) == {"age_band": None}
+    assert privacy.generalise_building("12 号楼 5 层") == "12号楼"
 
 
 def test_kept_values_that_look_personal_are_withheld() -> None:
-    out = domain.deidentify(
+    out = privacy.deidentify(
         {
             "service_code": "call 13812345678",
             "category": "浙A1B2C3",
@@ -82,7 +83,7 @@ def test_kept_values_that_look_personal_are_withheld() -> None:
 
 
 def test_a_phone_number_sent_as_a_json_number_is_withheld() -> None:
-    out = domain.deidentify(
+    out = privacy.deidentify(
         {"code": 13000000000, "status": 13812345678.0, "category": 30, "service_code": True}, platform_key=KEY, on=ON
     )
     assert out == {"code": None, "status": None, "category": 30, "service_code": True}
@@ -107,12 +108,12 @@ def test_a_phone_number_sent_as_a_json_number_is_withheld() -> None:
     ],
 )
 def test_personal_patterns(text: str, personal: bool) -> None:
-    assert domain.looks_personal(text) is personal
+    assert privacy.looks_personal(text) is personal
 
 
 @given(st.integers(0, 130))
 def test_age_band_holds_the_age(age: int) -> None:
-    band = domain.age_band_5y(age)
+    band = privacy.age_band_5y(age)
     if age >= 100:
         assert band == "100+"
     else:
@@ -122,7 +123,7 @@ def test_age_band_holds_the_age(age: int) -> None:
 
 @given(st.dates(date(1900, 1, 1), date(2026, 1, 1)), st.dates(date(2026, 1, 1), date(2030, 1, 1)))
 def test_age_on_counts_whole_years(birth: date, on: date) -> None:
-    age = domain.age_on(birth, on)
+    age = privacy.age_on(birth, on)
     today = (on.year, on.month, on.day)
     assert (birth.year + age, birth.month, birth.day) <= today < (birth.year + age + 1, birth.month, birth.day)
 
@@ -130,12 +131,12 @@ def test_age_on_counts_whole_years(birth: date, on: date) -> None:
 @given(st.text(min_size=1, max_size=20), st.binary(min_size=8, max_size=32), st.binary(min_size=8, max_size=32))
 @settings(max_examples=100)
 def test_consumer_hashes_are_stable_and_unjoinable(value: str, key_a: bytes, key_b: bytes) -> None:
-    stored = domain.platform_hash(KEY, value)
-    a = domain.for_consumer({"phone": stored, "minutes": 30}, key_a)
-    assert a == domain.for_consumer({"phone": stored, "minutes": 30}, key_a)
+    stored = privacy.platform_hash(KEY, value)
+    a = privacy.for_consumer({"phone": stored, "minutes": 30}, key_a)
+    assert a == privacy.for_consumer({"phone": stored, "minutes": 30}, key_a)
     assert a["minutes"] == 30 and len(a["phone"]) == 32 and a["phone"] not in stored
     if key_a != key_b:
-        assert domain.for_consumer({"phone": stored}, key_b)["phone"] != a["phone"]
+        assert privacy.for_consumer({"phone": stored}, key_b)["phone"] != a["phone"]
 
 
 @given(st.text(max_size=80), st.binary(max_size=200))
@@ -144,13 +145,13 @@ def test_consumer_hash_is_hmac_sha256_of_the_stored_hash(value: str, key: bytes)
     """The precomputed pads give exactly HMAC-SHA256 (keys shorter and longer than a block), so the
     hashes consumers already hold keep joining."""
     expected = hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
-    hasher = domain.ConsumerHasher(key)
+    hasher = privacy.ConsumerHasher(key)
     assert hasher.hash(value) == expected
     assert hasher.hash(value) == expected  # the keyed states are copied, never consumed
 
 
 def test_rekey_replaces_only_string_hashes_in_place_and_payload_copies() -> None:
-    hasher = domain.ConsumerHasher(b"k" * 32)
+    hasher = privacy.ConsumerHasher(b"k" * 32)
     stored = {"phone": "ab" * 32, "owner_id": None, "minutes": 30, "plate": 7}
     copied = hasher.payload(stored)
     assert stored["phone"] == "ab" * 32 and copied["phone"] == hasher.hash("ab" * 32)
@@ -166,10 +167,10 @@ phones = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
 @settings(max_examples=100)
 def test_no_phone_survives_deidentification(data: dict[str, object], phone: str) -> None:
     data = {**data, "phone": phone, "description": f"call {phone}"}
-    out = domain.deidentify(data, platform_key=KEY, on=ON)
+    out = privacy.deidentify(data, platform_key=KEY, on=ON)
     for name, value in out.items():
         if name not in HASHED_FIELDS:
-            assert not domain.PHONE_RE.search(json.dumps(value))
+            assert not privacy.PHONE_RE.search(json.dumps(value))
 
 
 def test_every_event_type_of_the_contracts_is_decided() -> None:

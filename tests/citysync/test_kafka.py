@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.citysync.domain import HASHED_FIELDS
+from services.citysync.privacy import HASHED_FIELDS
 from services.kit.envelope import CloudEvent
 from services.kit.inbox import publish_raw
 from services.kit.kafka import make_consumer

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.citysync.domain import HASHED_FIELDS, ID_CARD_RE, PHONE_RE, PLATE_RE, SCENES
+from services.citysync.domain import SCENES
+from services.citysync.privacy import HASHED_FIELDS, ID_CARD_RE, PHONE_RE, PLATE_RE
 from tests.citysync import factory
 from tests.citysync.conftest import Community, ingest_all, wait_until
 

@@ -59,12 +59,6 @@ def test_clawback_without_debt_when_lots_cover_it() -> None:
     assert domain.plan_clawback([lot(1, 30, None)], 20, own_lot=None) == ([(1, 20)], 0)
 
 
-def test_a_grant_pays_debt_first() -> None:
-    assert domain.settle_debt(15, 10) == (10, 0)
-    assert domain.settle_debt(15, 40) == (15, 25)
-    assert domain.settle_debt(0, 40) == (0, 40)
-
-
 @given(st.lists(st.tuples(st.integers(0, 50), st.one_of(st.none(), st.integers(-5, 400))), max_size=12), st.integers(1, 300))
 @settings(max_examples=100)
 def test_spend_plan_is_exact_ordered_and_within_each_lot(raw: list[tuple[int, int | None]], amount: int) -> None:

@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from services.governance import problems, service
+from services.governance import accounts, awards, earning, problems, rewards, statements
 from services.governance.domain import Trigger
 from services.governance.models import Account, Budget, Entry, Lot, Redemption
+from services.governance.redemptions import capture_redemption, redeem, release_redemption
 from services.governance.schemas import AwardCreate, RedemptionCreate, RewardCreate, RuleCreate
 from services.governance.settings import Settings
 from services.kit.auth import Principal
@@ -71,8 +72,8 @@ async def run_sequence(url: str, sequence: list[Op]) -> None:
     redemptions: list[uuid.UUID] = []
     try:
         async with maker() as s:
-            await service.fund_budget(s, worker, 100_000)
-            await service.create_rule(
+            await awards.fund_budget(s, worker, 100_000)
+            await earning.create_rule(
                 s,
                 worker,
                 RuleCreate(
@@ -84,7 +85,7 @@ async def run_sequence(url: str, sequence: list[Op]) -> None:
                     lot_validity_days=1,
                 ),
             )
-            reward = await service.create_reward(
+            reward = await rewards.create_reward(
                 s,
                 worker,
                 RewardCreate(
@@ -99,12 +100,12 @@ async def run_sequence(url: str, sequence: list[Op]) -> None:
             async with maker() as s:
                 try:
                     if op == "award":
-                        await service.create_award(s, cfg, worker, AwardCreate(resident_id=RESIDENT, points=n, reason="表彰"))
+                        await awards.create_award(s, cfg, worker, AwardCreate(resident_id=RESIDENT, points=n, reason="表彰"))
                     elif op == "deduct":
-                        await service.create_award(s, cfg, worker, AwardCreate(resident_id=RESIDENT, points=-n, reason="扣分"))
+                        await awards.create_award(s, cfg, worker, AwardCreate(resident_id=RESIDENT, points=-n, reason="扣分"))
                     elif op == "earn":
                         transfers.append(str(uuid.uuid4()))
-                        await service.grant_for_event(
+                        await earning.grant_for_event(
                             s,
                             cfg,
                             trigger=Trigger.timebank_service_confirmed,
@@ -116,20 +117,20 @@ async def run_sequence(url: str, sequence: list[Op]) -> None:
                             at=datetime.now(UTC),
                         )
                     elif op == "redeem":
-                        r = await service.redeem(s, cfg, resident, RedemptionCreate(reward_id=reward.id, quantity=n))
+                        r = await redeem(s, cfg, resident, RedemptionCreate(reward_id=reward.id, quantity=n))
                         redemptions.append(r.id)
                         # Spending never makes a balance negative (only clawbacks and deductions do).
-                        assert (await service.points_of(s, community, RESIDENT)).balance >= 0
+                        assert (await statements.points_of(s, community, RESIDENT)).balance >= 0
                     elif op in ("capture", "release") and redemptions:
                         target = redemptions[n % len(redemptions)]
                         if op == "capture":
-                            await service.capture_redemption(s, community, target)
+                            await capture_redemption(s, community, target)
                         else:
-                            await service.release_redemption(s, community, target, "test")
+                            await release_redemption(s, community, target, "test")
                     elif op == "expire":
-                        await service.expire_due_lots(s, now=datetime.now(UTC) + timedelta(days=2))
+                        await accounts.expire_due_lots(s, now=datetime.now(UTC) + timedelta(days=2))
                     elif op == "reverse" and transfers:
-                        await service.reverse_source(
+                        await earning.reverse_source(
                             s, community=community, source_ref=transfers[n % len(transfers)], reason="更正"
                         )
                 except (problems.InsufficientPoints, problems.RedemptionNotOpen):

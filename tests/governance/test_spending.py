@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from services.governance import service
+from services.governance import accounts
 from services.governance.models import Lot
 from tests.governance.conftest import Community, problem_type
 
@@ -124,7 +124,7 @@ async def test_expiry_sweep_expires_due_lots_with_a_statement_line(community: Co
     await community.client.post("/checkins", json={"rule_id": rule["id"], "resident_id": "res-e"}, headers=community.steward)
     await community.award("res-e", 5)
     async with community.svc.state.sessionmaker() as session:
-        expired = await service.expire_due_lots(session, now=datetime.now(UTC) + timedelta(days=2))
+        expired = await accounts.expire_due_lots(session, now=datetime.now(UTC) + timedelta(days=2))
     assert expired >= 9
     points = await community.points("res-e")
     assert points["balance"] == 5
@@ -132,7 +132,7 @@ async def test_expiry_sweep_expires_due_lots_with_a_statement_line(community: Co
     assert (latest["kind"], latest["delta"], latest["balance_after"]) == ("expiry", -9, 5)
     # A second sweep finds nothing more for this resident.
     async with community.svc.state.sessionmaker() as session:
-        await service.expire_due_lots(session, now=datetime.now(UTC) + timedelta(days=2))
+        await accounts.expire_due_lots(session, now=datetime.now(UTC) + timedelta(days=2))
     assert len(await community.statement("res-e")) == 3
 
 
