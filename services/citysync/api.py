@@ -43,7 +43,6 @@ from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
 from services.kit.pagination import InvalidCursor, PageDep, encode_cursor
 from services.kit.problems import Forbidden, problem_responses
-from services.kit.routes import document_routes
 
 router = APIRouter()
 
@@ -245,6 +244,3 @@ async def list_pulls(
     items = [PullPublic.model_validate(p) for p in rows[: page.limit]]
     cursor = encode_cursor([items[-1].id]) if len(rows) > page.limit else None
     return PullsPublic(items=items, next_cursor=cursor)
-
-
-document_routes(router)

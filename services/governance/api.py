@@ -48,7 +48,6 @@ from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
 from services.kit.pagination import Page, PageDep
 from services.kit.problems import problem_responses
-from services.kit.routes import document_routes
 
 router = APIRouter(tags=["governance"])
 
@@ -498,6 +497,3 @@ async def fulfil_redemption(redemption_id: uuid.UUID, worker: Worker, session: S
     property reports them done.
     """
     return await redemptions.capture_redemption(session, worker.community, redemption_id)
-
-
-document_routes(router)
