@@ -282,7 +282,7 @@ async def confirm_http(stack: TestStack, url: str) -> tuple[float, list[float]]:
     return done / elapsed, lat
 
 
-async def batch_usecase(url: str, batches: int = 12) -> tuple[float, list[float]]:
+async def batch_usecase(url: str, rounds: int = 12) -> tuple[float, list[float]]:
     engine = make_engine(url, pool_size=4)
     maker = make_sessionmaker(engine)
     worker = Principal(subject="bench-worker", roles=frozenset({"community_worker"}), community=COMMUNITY)
@@ -312,7 +312,7 @@ async def batch_usecase(url: str, batches: int = 12) -> tuple[float, list[float]
 
     body = batch()
     await one(0)  # warm-up
-    bodies = [batch() for _ in range(batches)]
+    bodies = [batch() for _ in range(rounds)]
     latencies: list[float] = []
     start = time.perf_counter()
     for b in bodies:  # one client: the batch is the unit of concurrency
@@ -322,7 +322,7 @@ async def batch_usecase(url: str, batches: int = 12) -> tuple[float, list[float]
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - start
     await engine.dispose()
-    return batches * 1000 / elapsed, latencies
+    return rounds * 1000 / elapsed, latencies
 
 
 async def main() -> None:
