@@ -258,7 +258,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     redis_url = settings.redis_url
     app = create_service_app(
         settings,
-        ServiceParts(routers=[api.router], consumers=[registry_consumer]),
+        # Logins, the deny list, rate limits and idempotency all live in Redis.
+        ServiceParts(routers=[api.router], consumers=[registry_consumer], cannot_serve_without=frozenset({"database", "redis"})),
         title="Community platform gateway",
         description="Logins, tokens, and one door to every service.",
     )

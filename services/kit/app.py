@@ -64,6 +64,8 @@ class ServiceParts:
     on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     tags_metadata: Sequence[dict[str, Any]] = field(default_factory=list)
+    # Readiness fails only when one of these fails; any other dependency down makes the app `degraded`.
+    cannot_serve_without: frozenset[str] = frozenset({"database"})
 
 
 class ProblemSchema(BaseModel):
@@ -134,6 +136,7 @@ def create_service_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.readiness_checks = {"database": database_check(engine)}
+        app.state.cannot_serve_without = parts.cannot_serve_without
         app.state.redis = None
         if settings.redis_url:
             from redis.asyncio import Redis
