@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NAME ?=
 PYTEST_ARGS ?=
 
-.PHONY: run stop test test-fast bench lint typecheck contracts clean install
+.PHONY: run stop test test-fast bench lint typecheck contracts clean install runtime-lock
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; Python 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -44,3 +44,10 @@ contracts: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results
+
+# The image's requirements: pyproject's dependencies minus the local stack's embedded servers,
+# at the lock's versions (deploy/runtime_requirements.py).
+runtime-lock: $(STAMP)
+	@$(PY) -m deploy.runtime_requirements | $(UV) pip compile --quiet - -c requirements.lock --python-version 3.11 --no-header -o deploy/requirements-runtime.txt.new
+	@{ head -2 deploy/requirements-runtime.txt; cat deploy/requirements-runtime.txt.new; } > deploy/requirements-runtime.txt.tmp
+	@mv deploy/requirements-runtime.txt.tmp deploy/requirements-runtime.txt && rm deploy/requirements-runtime.txt.new
