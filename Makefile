@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NAME ?=
 PYTEST_ARGS ?=
 
-.PHONY: run stop test test-fast bench lint typecheck contracts clean install runtime-lock
+.PHONY: run stop test test-fast bench lint typecheck contracts clean install runtime-lock deploy-check-tools check-deploy
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; Python 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -51,3 +51,18 @@ runtime-lock: $(STAMP)
 	@$(PY) -m deploy.runtime_requirements | $(UV) pip compile --quiet - -c requirements.lock --python-version 3.11 --no-header -o deploy/requirements-runtime.txt.new
 	@{ head -2 deploy/requirements-runtime.txt; cat deploy/requirements-runtime.txt.new; } > deploy/requirements-runtime.txt.tmp
 	@mv deploy/requirements-runtime.txt.tmp deploy/requirements-runtime.txt && rm deploy/requirements-runtime.txt.new
+
+# The offline deploy checkers (kubernetes-validate, checkov, hadolint) in their own venv: their pins
+# clash with the project's lock, and `uv pip sync` of .venv would remove them.
+DEPLOY_TOOLS := $(VENV)/deploy-check
+$(DEPLOY_TOOLS)/.installed: deploy/requirements-check.txt | $(STAMP)
+	@test -x $(DEPLOY_TOOLS)/bin/python || $(PYTHON) -m venv $(DEPLOY_TOOLS)
+	@$(DEPLOY_TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	@$(DEPLOY_TOOLS)/bin/uv pip sync --quiet --python $(DEPLOY_TOOLS)/bin/python deploy/requirements-check.txt
+	@touch $@
+
+deploy-check-tools: $(DEPLOY_TOOLS)/.installed
+
+# Manifests against Kubernetes 1.34, checkov, hadolint, compose's structure: no Docker, no cluster.
+check-deploy: $(STAMP) $(DEPLOY_TOOLS)/.installed
+	@DEPLOY_CHECK_REQUIRED=1 $(PY) -m pytest -q -p no:cacheprovider tests/deploy/test_manifests.py tests/deploy/test_image_and_compose.py
