@@ -15,7 +15,7 @@ OPENAPI := build/openapi.json
 NAME ?=
 PYTEST_ARGS ?=
 
-.PHONY: run stop test check lint format-check typecheck deps openapi-lint bench contracts clean install
+.PHONY: run stop test check lint format-check typecheck deps openapi-lint check-deploy bench contracts clean install runtime-lock deploy-check-tools
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; Python 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -48,7 +48,7 @@ bench: $(STAMP)
 # Every step runs, so one report shows all that fails; the target fails if any step did.
 check: $(STAMP) $(NODE_STAMP)
 	@status=0; \
-	for step in lint format-check typecheck deps openapi-lint; do \
+	for step in lint format-check typecheck deps openapi-lint check-deploy; do \
 	  echo "== $$step"; $(MAKE) --no-print-directory $$step || status=1; \
 	done; \
 	exit $$status
@@ -75,3 +75,25 @@ contracts: $(STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache bench/results
+
+# The image's requirements: pyproject's dependencies minus the local stack's embedded servers,
+# at the lock's versions (deploy/runtime_requirements.py).
+runtime-lock: $(STAMP)
+	@$(PY) -m deploy.runtime_requirements | $(UV) pip compile --quiet - -c requirements.lock --python-version 3.11 --no-header -o deploy/requirements-runtime.txt.new
+	@{ head -2 deploy/requirements-runtime.txt; cat deploy/requirements-runtime.txt.new; } > deploy/requirements-runtime.txt.tmp
+	@mv deploy/requirements-runtime.txt.tmp deploy/requirements-runtime.txt && rm deploy/requirements-runtime.txt.new
+
+# The offline deploy checkers (kubernetes-validate, checkov, hadolint) in their own venv: their pins
+# clash with the project's lock, and `uv pip sync` of .venv would remove them.
+DEPLOY_TOOLS := $(VENV)/deploy-check
+$(DEPLOY_TOOLS)/.installed: deploy/requirements-check.txt | $(STAMP)
+	@test -x $(DEPLOY_TOOLS)/bin/python || $(PYTHON) -m venv $(DEPLOY_TOOLS)
+	@$(DEPLOY_TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	@$(DEPLOY_TOOLS)/bin/uv pip sync --quiet --python $(DEPLOY_TOOLS)/bin/python deploy/requirements-check.txt
+	@touch $@
+
+deploy-check-tools: $(DEPLOY_TOOLS)/.installed
+
+# Manifests against Kubernetes 1.34, checkov, hadolint, compose's structure: no Docker, no cluster.
+check-deploy: $(STAMP) $(DEPLOY_TOOLS)/.installed
+	@DEPLOY_CHECK_REQUIRED=1 $(PY) -m pytest -q -p no:cacheprovider tests/deploy/test_manifests.py tests/deploy/test_image_and_compose.py

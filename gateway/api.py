@@ -35,6 +35,7 @@ from gateway.schemas import (
 )
 from services.kit.auth import Principal
 from services.kit.db import SessionDep
+from services.kit.health import assess, assess_app
 from services.kit.problems import Forbidden, Unauthorized, ValidationFailed, problem_responses
 
 router = APIRouter(tags=["auth"])
@@ -170,25 +171,16 @@ async def merged_openapi(request: Request) -> JSONResponse:
 
 @operations.get(
     "/readyz",
-    summary="Readiness: the gateway's own servers, and each service's",
+    summary="Readiness: the gateway can serve (its database and Redis); the broker and each service reported",
     operation_id="operations-readyz",
     responses={503: {"description": "The gateway itself is not ready"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """503 only when the gateway itself cannot work; a service that is down is reported, not fatal."""
-    own: dict[str, Any] = request.app.state.readiness_checks
+    """503 only when the gateway itself cannot serve; a service or the broker being down is reported, not fatal."""
     upstream: dict[str, Any] = request.app.state.upstream_checks
-    names = list(own) + list(upstream)
-    results = await asyncio.gather(*(own[n]() for n in own), *(upstream[n]() for n in upstream))
-    report = {name: (reason or "ok") for name, reason in zip(names, results, strict=True)}
-    own_ok = all(r is None for r in results[: len(own)])
-    services_ok = all(r is None for r in results[len(own) :])
-    status = "ready" if own_ok and services_ok else ("degraded" if own_ok else "not ready")
+    own, services = await asyncio.gather(assess_app(request.app.state), assess(upstream, cannot_serve_without=()))
+    status = own.status if own.status != "ready" else services.status
     return JSONResponse(
-        {
-            "status": status,
-            "checks": {n: report[n] for n in own},
-            "services": {n: report[n] for n in upstream},
-        },
-        status_code=200 if own_ok else 503,
+        {"status": status, "checks": own.checks, "services": services.checks},
+        status_code=200 if own.can_serve else 503,
     )

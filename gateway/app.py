@@ -259,7 +259,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     redis_url = settings.redis_url
     app = create_service_app(
         settings,
-        ServiceParts(routers=[api.router], consumers=[registry_consumer], tags_metadata=TAGS),
+        # Logins, the deny list, rate limits and idempotency all live in Redis.
+        ServiceParts(
+            routers=[api.router],
+            consumers=[registry_consumer],
+            tags_metadata=TAGS,
+            cannot_serve_without=frozenset({"database", "redis"}),
+        ),
         title="Community platform gateway",
         description="Logins, tokens, and one door to every service.",
     )

@@ -67,6 +67,8 @@ class ServiceParts:
     on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     # {"name": ..., "description": ...} for each tag the routers use; the kit adds `operations`.
     tags_metadata: Sequence[dict[str, Any]] = field(default_factory=list)
+    # Readiness fails only when one of these fails; any other dependency down makes the app `degraded`.
+    cannot_serve_without: frozenset[str] = frozenset({"database"})
 
 
 def operation_id(route: APIRoute) -> str:
@@ -127,6 +129,7 @@ def create_service_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.readiness_checks = {"database": database_check(engine)}
+        app.state.cannot_serve_without = parts.cannot_serve_without
         app.state.redis = None
         if settings.redis_url:
             from redis.asyncio import Redis

@@ -1,9 +1,21 @@
-"""`/healthz` (the process is alive) and `/readyz` (its database, broker and Redis answer)."""
+"""The probes, and what each tells an orchestrator.
+
+- `/healthz` (liveness): the process answers HTTP. It asks no other server, so an outage elsewhere
+  never gets a working pod restarted.
+- `/readyz` (readiness): the replica can serve requests. `503` only when a dependency it cannot
+  answer without fails (a service's own database; the gateway's Redis too). Any other failing
+  dependency makes it `degraded` with `200`: with the broker down, writes wait in the outbox and
+  reads work, so a broker maintenance window keeps every pod behind the load balancer.
+
+The body always names each dependency's state: `{status: ready|degraded|not ready, checks: {...}}`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -11,8 +23,34 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]  # None when fine, else the reason
+ReadinessStatus = Literal["ready", "degraded", "not ready"]
 
 router = APIRouter(tags=["operations"])
+
+
+@dataclass(frozen=True)
+class Readiness:
+    status: ReadinessStatus
+    checks: dict[str, str]  # dependency -> "ok" or why not
+
+    @property
+    def can_serve(self) -> bool:
+        return self.status != "not ready"
+
+
+async def assess(checks: Mapping[str, ReadinessCheck], cannot_serve_without: Collection[str]) -> Readiness:
+    """Run every check at once; only the dependencies in `cannot_serve_without` decide readiness."""
+    names = list(checks)
+    results = await asyncio.gather(*(checks[n]() for n in names))
+    failed = {name for name, reason in zip(names, results, strict=True) if reason is not None}
+    status: ReadinessStatus = "not ready" if failed & set(cannot_serve_without) else ("degraded" if failed else "ready")
+    return Readiness(status, {name: (reason or "ok") for name, reason in zip(names, results, strict=True)})
+
+
+async def assess_app(state: Any) -> Readiness:
+    """The readiness of the app whose `state` the kit's lifespan filled."""
+    checks: Mapping[str, ReadinessCheck] = getattr(state, "readiness_checks", {})
+    return await assess(checks, getattr(state, "cannot_serve_without", frozenset(checks)))
 
 
 def database_check(engine: AsyncEngine, timeout: float = 2.0) -> ReadinessCheck:
@@ -40,7 +78,7 @@ def redis_check(client: object, timeout: float = 1.0) -> ReadinessCheck:
     return check
 
 
-@router.get("/healthz", summary="Liveness", operation_id="operations-healthz")
+@router.get("/healthz", summary="Liveness: the process answers; asks no other server", operation_id="operations-healthz")
 async def healthz() -> dict[str, str]:
     """The process answers; nothing else is checked, so a slow database never gets a replica restarted."""
     return {"status": "ok"}
@@ -48,15 +86,11 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database, broker and Redis reachable",
+    summary="Readiness: can serve requests (`degraded` when only the broker or a cache is down)",
     operation_id="operations-readyz",
-    responses={503: {"description": "Not ready; `checks` says why"}},
+    responses={503: {"description": "Cannot serve: a dependency it cannot answer without fails; `checks` says which"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Every dependency's check, run together; 503 while one fails, so no traffic is sent to this replica."""
-    checks: dict[str, ReadinessCheck] = getattr(request.app.state, "readiness_checks", {})
-    names = list(checks)
-    results = await asyncio.gather(*(checks[n]() for n in names))
-    report = {name: (reason or "ok") for name, reason in zip(names, results, strict=True)}
-    ready = all(r is None for r in results)
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": report}, status_code=200 if ready else 503)
+    """Whether this replica can serve: 503 only when a dependency it cannot answer without fails."""
+    readiness = await assess_app(request.app.state)
+    return JSONResponse({"status": readiness.status, "checks": readiness.checks}, status_code=200 if readiness.can_serve else 503)

@@ -87,20 +87,39 @@ async def wait_ready_status(svc: RunningService, status: int, timeout: float = 3
     return checks
 
 
-async def test_readyz_follows_a_broker_outage(stack: TestStack, probe_service: RunningService) -> None:
+async def test_a_broker_outage_degrades_readiness_and_writes_wait_in_the_outbox(
+    stack: TestStack, probe_service: RunningService
+) -> None:
     if stack.broker is None:
         pytest.skip("needs the embedded broker, which the test stops and restarts")
     svc = probe_service
+    await wait_consumer_ready(svc)
     await wait_ready_status(svc, 200)
     stack.stop_broker()
     try:
-        checks = await wait_ready_status(svc, 503)
+
+        async def degraded() -> bool:
+            r = await svc.client.get("/readyz")
+            return bool(r.status_code == 200 and r.json()["status"] == "degraded")
+
+        await wait_until(degraded, timeout=30, interval=0.3)
+        _, checks = await readiness(svc)
         assert checks["broker"] == "broker unreachable"
         assert checks["database"] == "ok"
+        r = await svc.client.post("/notes", json={"key": "outage", "seq": 1}, headers=stack.auth("w", "resident"))
+        assert r.status_code == 201
     finally:
         stack.start_broker()
-    checks = await wait_ready_status(svc, 200, timeout=60)
-    assert set(checks.values()) == {"ok"}
+
+    async def all_ok() -> bool:
+        return (await svc.client.get("/readyz")).json()["status"] == "ready"
+
+    await wait_until(all_ok, timeout=60, interval=0.3)
+
+    async def drained() -> bool:
+        return "outage" in await tallies(svc)
+
+    await wait_until(drained, timeout=60)
 
 
 async def test_readyz_follows_a_database_outage_and_work_resumes(stack: TestStack, probe_service: RunningService) -> None:
