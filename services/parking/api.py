@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
+from services.kit.inputs import Day, Timestamp
 from services.kit.pagination import Page, PageDep
 from services.kit.problems import Forbidden, problem_responses
 from services.parking import problems as p
@@ -203,8 +202,8 @@ async def search_free_spots(
     principal: CurrentPrincipal,
     session: SessionDep,
     page: PageDep,
-    starts_at: Annotated[AwareDatetime, Query()],
-    ends_at: Annotated[AwareDatetime, Query()],
+    starts_at: Annotated[Timestamp, Query()],
+    ends_at: Annotated[Timestamp, Query()],
     size: Literal["compact", "standard", "large"] | None = None,
     charging: bool | None = None,
 ) -> Page[FreeSpot]:
@@ -348,6 +347,6 @@ async def get_earnings(principal: CurrentPrincipal, session: SessionDep) -> Earn
 async def get_occupancy(
     principal: Staff,
     session: SessionDep,
-    day: Annotated[date | None, Query(description="Local date (default today)")] = None,
+    day: Annotated[Day | None, Query(description="Local date (default today)")] = None,
 ) -> Occupancy:
     return await service.occupancy(session, principal, day)

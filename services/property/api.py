@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
+from services.kit.inputs import Month
 from services.kit.pagination import Page, PageDep
 from services.kit.problems import Forbidden, problem_responses
 from services.property import problems as p
@@ -160,7 +161,7 @@ async def steward_figures(
     staff_id: Id,
     who: StaffOnly,
     session: SessionDep,
-    month: Annotated[str, Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="YYYY-MM, local time")],
+    month: Annotated[Month, Query(description="YYYY-MM, local time")],
 ) -> Any:
     """Monthly figures per steward: tickets, on-time completions, average rating."""
     if who.has("steward") and not who.has("property_admin", "community_worker") and staff_id != who.subject:

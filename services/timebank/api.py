@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Response
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
+from services.kit.inputs import Month
 from services.kit.pagination import InvalidCursor, Page, PageDep
 from services.kit.problems import BadRequest, Forbidden, problem_responses
 from services.timebank import audit, service
@@ -489,7 +490,7 @@ async def pending_transfers(
 async def community_summary(
     principal: CurrentPrincipal,
     session: SessionDep,
-    month: Annotated[str | None, Query(description="YYYY-MM, local time; defaults to this month")] = None,
+    month: Annotated[Month | None, Query(description="YYYY-MM, local time; defaults to this month")] = None,
 ) -> Any:
     """Hours served in the month by service type, and the number of members."""
     if month is None:
