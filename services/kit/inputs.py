@@ -76,7 +76,7 @@ def _month_within_window(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(printable_text)]
-"""Text for a query parameter; a `RequestBody` checks every string it carries anyway."""
+"""Free text in a query or path parameter; a `RequestBody` checks every string it carries anyway."""
 
 Timestamp = Annotated[
     AwareDatetime,

@@ -9,6 +9,7 @@ import pytest
 from tests.gateway.conftest import COMMUNITY
 from tests.support.harness import RunningService
 from tests.support.refusals import assert_refused, post_json
+from tests.support.stack import TestStack
 
 PASSWORD_GRANT = {"grant_type": "password", "community": COMMUNITY, "username": "steward.test", "password": "correct horse"}
 
@@ -33,3 +34,9 @@ async def test_a_password_login_with_nul_text_a_number_or_an_unknown_field_is_re
 async def test_a_code_request_with_a_nul_in_the_community_is_refused(gateway: RunningService) -> None:
     r = await gateway.client.post("/auth/otp", json={"community": f"{COMMUNITY}\x00", "phone": "13800000001"})
     assert_refused(r, "community")
+
+
+async def test_a_staff_id_with_a_nul_is_refused(stack: TestStack, gateway: RunningService) -> None:
+    admin = stack.auth("00000000-0000-0000-0000-00000000a001", "property_admin", community=COMMUNITY)
+    r = await gateway.client.put("/auth/staff/steward%00test/password", json={"password": "correct horse battery"}, headers=admin)
+    assert_refused(r, "staff_id", "path")

@@ -44,3 +44,9 @@ async def test_a_rule_with_an_unknown_field_is_refused(community: Community) -> 
 async def test_a_leaderboard_for_a_month_outside_2000_to_2099_is_refused(community: Community, month: str) -> None:
     r = await community.client.get("/leaderboard", params={"month": month}, headers=community.resident("r-1"))
     assert_refused(r, "month", "query")
+
+
+@pytest.mark.parametrize("path", ["/residents/r%00-1/points", "/residents/r%00-1/statement", "/households/h%00-1/points"])
+async def test_a_person_or_household_id_with_a_nul_is_refused(community: Community, path: str) -> None:
+    field = "household_id" if path.startswith("/households") else "resident_id"
+    assert_refused(await community.client.get(path, headers=community.worker), field, "path")
