@@ -104,7 +104,10 @@ def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, An
     return _resolve(branches[0], components) if len(branches) == 1 else schema
 
 
-def _fields(schema: dict[str, Any], example: Any, components: dict[str, Any], where: tuple[str | int, ...]) -> Iterator[Any]:
+Where = tuple[str | int, ...]
+
+
+def _fields(schema: dict[str, Any], shown: Any, components: dict[str, Any], where: Where) -> Iterator[tuple[Where, str]]:
     """(where, kind) of every text and timestamp field of an object schema, nested bodies included."""
     for name, prop in _resolve(schema, components).get("properties", {}).items():
         prop = _resolve(prop, components)
@@ -118,10 +121,10 @@ def _fields(schema: dict[str, Any], example: Any, components: dict[str, Any], wh
             items = _resolve(prop.get("items", {}), components)
             if items.get("type") == "string" and "enum" not in items and "format" not in items:
                 yield at, "text-list"
-            elif items.get("type") == "object" and isinstance(example, dict) and example.get(name):
-                yield from _fields(items, example[name][0], components, (*at, 0))
-        elif prop.get("type") == "object" and "properties" in prop and isinstance(example, dict) and name in example:
-            yield from _fields(prop, example[name], components, at)
+            elif items.get("type") == "object" and isinstance(shown, dict) and shown.get(name):
+                yield from _fields(items, shown[name][0], components, (*at, 0))
+        elif prop.get("type") == "object" and "properties" in prop and isinstance(shown, dict) and name in shown:
+            yield from _fields(prop, shown[name], components, at)
 
 
 def slots(doc: dict[str, Any]) -> list[Slot]:
