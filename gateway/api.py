@@ -36,6 +36,7 @@ from gateway.schemas import (
 from services.kit.auth import Principal
 from services.kit.db import SessionDep
 from services.kit.health import assess, assess_app
+from services.kit.inputs import Text
 from services.kit.problems import Forbidden, Unauthorized, ValidationFailed, problem_responses
 
 router = APIRouter(tags=["auth"])
@@ -128,7 +129,7 @@ async def me(request: Request) -> Me:
     responses=problem_responses(*AUTH_PROBLEMS, Forbidden, NotRegistered, ValidationFailed),
 )
 async def set_staff_password(
-    staff_id: Annotated[str, Path(min_length=1, max_length=64)],
+    staff_id: Annotated[Text, Path(min_length=1, max_length=64)],
     body: PasswordSet,
     request: Request,
     session: SessionDep,

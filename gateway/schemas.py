@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.kit.inputs import RequestBody
 
 Community = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 Phone = Annotated[str, Field(min_length=5, max_length=20, pattern=r"^\+?[0-9]+$")]
 MachineRole = Literal["city_sync", "gate_device"]
 
 
-class CodeRequest(BaseModel):
+class CodeRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"community": "lishui-demo", "phone": "13800000001"}]})
     community: Community
     phone: Phone
 
@@ -21,28 +24,55 @@ class CodeSent(BaseModel):
     expires_in: int
 
 
-class OtpGrant(BaseModel):
+class OtpGrant(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"grant_type": "otp", "community": "lishui-demo", "phone": "13800000001", "code": "123456"}]
+        }
+    )
     grant_type: Literal["otp"]
     community: Community
     phone: Phone
     code: Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 
 
-class PasswordGrant(BaseModel):
+class PasswordGrant(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"grant_type": "password", "community": "lishui-demo", "username": "steward.li", "password": "correct horse"}
+            ]
+        }
+    )
     grant_type: Literal["password"]
     community: Community
     username: Annotated[str, Field(min_length=1, max_length=64)]
     password: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class ClientCredentialsGrant(BaseModel):
+class ClientCredentialsGrant(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "grant_type": "client_credentials",
+                    "community": "lishui-demo",
+                    "client_id": "lishui-data",
+                    "client_secret": "s3cret-s3cret-s3cret",
+                }
+            ]
+        }
+    )
     grant_type: Literal["client_credentials"]
     community: Community
     client_id: Annotated[str, Field(min_length=1, max_length=64)]
     client_secret: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class RefreshGrant(BaseModel):
+class RefreshGrant(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"grant_type": "refresh_token", "refresh_token": "rt_0123456789abcdefghijklmnop"}]}
+    )
     grant_type: Literal["refresh_token"]
     refresh_token: Annotated[str, Field(min_length=20, max_length=200)]
 
@@ -60,7 +90,8 @@ class TokenResponse(BaseModel):
     community: str
 
 
-class LogoutRequest(BaseModel):
+class LogoutRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": "rt_0123456789abcdefghijklmnop"}]})
     refresh_token: Annotated[str | None, Field(min_length=20, max_length=200)] = None
 
 
@@ -71,11 +102,13 @@ class Me(BaseModel):
     expires_at: int
 
 
-class PasswordSet(BaseModel):
+class PasswordSet(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"password": "correct horse battery"}]})
     password: Annotated[str, Field(min_length=8, max_length=200)]
 
 
-class ApiClientPut(BaseModel):
+class ApiClientPut(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"roles": ["city_sync"], "secret": "s3cret-s3cret-s3cret"}]})
     roles: Annotated[list[MachineRole], Field(min_length=1, max_length=2)]
     secret: Annotated[str, Field(min_length=16, max_length=200)]
 

@@ -41,6 +41,7 @@ from services.citysync.schemas import (
 from services.kit.auth import Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
+from services.kit.inputs import Text
 from services.kit.pagination import InvalidCursor, PageDep, encode_cursor
 from services.kit.problems import Forbidden, problem_responses
 
@@ -48,7 +49,7 @@ router = APIRouter()
 
 CitySync = Annotated[Principal, require_roles("city_sync")]
 Worker = Annotated[Principal, require_roles("community_worker")]
-ConsumerPath = Annotated[str, Path(min_length=1, max_length=64)]
+ConsumerPath = Annotated[Text, Path(min_length=1, max_length=64)]
 
 MAX_FEED_PAGE = 1000
 
@@ -92,7 +93,7 @@ async def list_feeds(caller: CitySync, session: SessionDep) -> list[FeedLatest]:
     responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked, FeedNotFound, InvalidFeedCursor),
 )
 async def pull_feed(
-    scene: Annotated[str, Path(max_length=32, description="timebank, parking, property, governance or stats")],
+    scene: Annotated[Text, Path(max_length=32, description="timebank, parking, property, governance or stats")],
     caller: CitySync,
     session: SessionDep,
     after: Annotated[
@@ -222,7 +223,7 @@ async def list_pulls(
     worker: Worker,
     session: SessionDep,
     page: PageDep,
-    consumer_id: Annotated[str | None, Query(max_length=64)] = None,
+    consumer_id: Annotated[Text | None, Query(max_length=64)] = None,
     scene: Scene | None = None,
 ) -> PullsPublic:
     """The pull register

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.citysync.domain import Scene
+from services.kit.inputs import FromText, RequestBody
 
 ConsumerId = Annotated[
     str,
@@ -15,13 +16,15 @@ ConsumerId = Annotated[
 ]
 
 
-class ConsumerCreate(BaseModel):
+class ConsumerCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "lishui-data", "name": "丽水市公共数据平台"}]})
     id: ConsumerId
     name: Annotated[str, Field(min_length=1, max_length=100, description="The organisation, e.g. 丽水市公共数据平台")]
 
 
-class GrantCreate(BaseModel):
-    scene: Scene
+class GrantCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"scene": "timebank"}]})
+    scene: Annotated[Scene, FromText]
 
 
 class GrantPublic(BaseModel):

@@ -32,6 +32,7 @@ from services.governance.settings import Settings
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
+from services.kit.inputs import Text
 from services.kit.pagination import Page, PageDep
 from services.kit.problems import problem_responses
 
@@ -47,7 +48,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 Worker = Annotated[Principal, require_roles("community_worker")]
 Scanner = Annotated[Principal, require_roles("steward", "community_worker")]
 Staff = Annotated[Principal, require_roles("steward", "property_admin", "community_worker")]
-PersonPath = Annotated[str, Path(min_length=1, max_length=64)]
+PersonPath = Annotated[Text, Path(min_length=1, max_length=64)]
 
 
 async def refresh_leaderboard(request: Request, community: str) -> None:

@@ -23,6 +23,7 @@ from services.governance.schemas import (
 )
 from services.kit.auth import CurrentPrincipal
 from services.kit.db import SessionDep
+from services.kit.inputs import Month
 from services.kit.pagination import Page, PageDep
 from services.kit.problems import problem_responses
 
@@ -113,7 +114,7 @@ async def get_leaderboard(
     session: SessionDep,
     settings: SettingsDep,
     request: Request,
-    month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM, local")] = None,
+    month: Annotated[Month | None, Query(description="YYYY-MM, local")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Leaderboard:
     """The community's monthly leaderboard

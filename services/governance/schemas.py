@@ -6,9 +6,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.governance.domain import CapPeriod, RewardKind, Trigger
+from services.kit.inputs import Day, FromText, RequestBody, Timestamp, Uuid
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=120)]
@@ -23,19 +24,36 @@ class Out(BaseModel):
 # --- rules ---------------------------------------------------------------------------------------
 
 
-class RuleCreate(BaseModel):
+class RuleCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"code": "garbage-sorting", "name": "垃圾分类签到", "trigger": "checkin.garbage_sorting", "points": 5},
+                {
+                    "code": "volunteer-hours",
+                    "name": "志愿服务时长",
+                    "trigger": "timebank.service.confirmed.v1",
+                    "points": 10,
+                    "per_hour": True,
+                    "cap_count": 20,
+                    "cap_period": "month",
+                    "valid_from": "2026-01-01T00:00:00+08:00",
+                },
+            ]
+        }
+    )
     code: Code
     name: Name
-    trigger: Trigger
+    trigger: Annotated[Trigger, FromText]
     points: Points = Field(description="Points per grant, or per full hour when `per_hour`")
     per_hour: bool = Field(False, description="Only for timebank.service.confirmed.v1: points per hour served")
     cap_count: Annotated[int, Field(ge=1, le=10_000)] | None = None
-    cap_period: CapPeriod | None = None
+    cap_period: Annotated[CapPeriod, FromText] | None = None
     lot_validity_days: Annotated[int, Field(ge=1, le=3650)] | None = Field(
         None, description="Points granted by this rule expire after this many days; null: never"
     )
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Timestamp | None = None
+    valid_until: Timestamp | None = None
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -49,12 +67,13 @@ class RuleCreate(BaseModel):
         return self
 
 
-class RuleUpdate(BaseModel):
+class RuleUpdate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"points": 8}, {"enabled": False}]})
     name: Name | None = None
     points: Points | None = None
     enabled: bool | None = None
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Timestamp | None = None
+    valid_until: Timestamp | None = None
     lot_validity_days: Annotated[int, Field(ge=1, le=3650)] | None = None
 
 
@@ -76,9 +95,12 @@ class RulePublic(Out):
 # --- check-ins -----------------------------------------------------------------------------------
 
 
-class CheckinCodeCreate(BaseModel):
-    rule_id: uuid.UUID
-    valid_on: date | None = Field(None, description="Local day the code is valid on; default today")
+class CheckinCodeCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rule_id": "0f1e2d3c-4b5a-4697-8877-665544332211", "valid_on": "2026-03-01"}]}
+    )
+    rule_id: Uuid
+    valid_on: Day | None = Field(None, description="Local day the code is valid on; default today")
 
 
 class CheckinCodePublic(Out):
@@ -87,15 +109,20 @@ class CheckinCodePublic(Out):
     valid_on: date
 
 
-class StaffCheckin(BaseModel):
+class StaffCheckin(RequestBody):
     """A steward scans a resident's code at the sorting station (or marks attendance)."""
 
-    rule_id: uuid.UUID
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rule_id": "0f1e2d3c-4b5a-4697-8877-665544332211", "resident_id": "r-1001"}]}
+    )
+    rule_id: Uuid
     resident_id: PersonId
 
 
-class QrCheckin(BaseModel):
+class QrCheckin(RequestBody):
     """A resident scans the day's QR code."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "k3v9x2m7q4"}]})
 
     code: Annotated[str, Field(min_length=8, max_length=64)]
 
@@ -113,7 +140,15 @@ class GrantPublic(Out):
 # --- awards and budget ---------------------------------------------------------------------------
 
 
-class AwardCreate(BaseModel):
+class AwardCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"resident_id": "r-1001", "points": 20, "reason": "参与楼道清扫"},
+                {"resident_id": "r-1002", "points": -10, "reason": "高空抛物"},
+            ]
+        }
+    )
     resident_id: PersonId
     points: Annotated[int, Field(ge=-100_000, le=100_000, description="Negative for a deduction (负向扣分)")]
     reason: Annotated[str, Field(min_length=2, max_length=500)]
@@ -137,7 +172,8 @@ class AwardPublic(Out):
     decided_at: datetime | None
 
 
-class FundingCreate(BaseModel):
+class FundingCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"points": 10000, "note": "街道季度预算"}]})
     points: Points
     note: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
@@ -206,16 +242,24 @@ class Leaderboard(BaseModel):
 # --- rewards and redemptions ---------------------------------------------------------------------
 
 
-class RewardCreate(BaseModel):
+class RewardCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"code": "eco-bag", "name": "环保袋", "kind": "item", "points": 50, "stock": 200, "per_resident_limit": 2},
+                {"code": "aircon-clean", "name": "空调清洗", "kind": "service", "service_code": "aircon-clean", "points": 300},
+            ]
+        }
+    )
     code: Code
     name: Name
-    kind: RewardKind
+    kind: Annotated[RewardKind, FromText]
     service_code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     points: Points
     stock: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     per_resident_limit: Annotated[int, Field(ge=1, le=1000)] | None = None
-    active_from: AwareDatetime | None = None
-    active_until: AwareDatetime | None = None
+    active_from: Timestamp | None = None
+    active_until: Timestamp | None = None
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -229,13 +273,14 @@ class RewardCreate(BaseModel):
         return self
 
 
-class RewardUpdate(BaseModel):
+class RewardUpdate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"add_stock": 100}, {"active_until": "2026-12-31T23:59:59+08:00"}]})
     name: Name | None = None
     points: Points | None = None
     add_stock: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     per_resident_limit: Annotated[int, Field(ge=1, le=1000)] | None = None
     enabled: bool | None = None
-    active_until: AwareDatetime | None = None
+    active_until: Timestamp | None = None
 
 
 class RewardPublic(Out):
@@ -252,8 +297,11 @@ class RewardPublic(Out):
     enabled: bool
 
 
-class RedemptionCreate(BaseModel):
-    reward_id: uuid.UUID
+class RedemptionCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reward_id": "1f2e3d4c-5b6a-4798-8877-665544332211", "quantity": 1}]}
+    )
+    reward_id: Uuid
     quantity: Annotated[int, Field(ge=1, le=100)] = 1
 
 
@@ -271,7 +319,8 @@ class RedemptionPublic(Out):
     settled_at: datetime | None
 
 
-class RedemptionSettle(BaseModel):
+class RedemptionSettle(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "不想要了"}]})
     reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
+from services.kit.inputs import printable_text
 from services.kit.problems import BadRequest
 
 T = TypeVar("T")
@@ -52,6 +53,13 @@ def decode_cursor(cursor: str) -> list[Any]:
         raise InvalidCursor(("无法解析游标", "The cursor could not be decoded")) from None
     if not isinstance(values, list):
         raise InvalidCursor(("无法解析游标", "The cursor could not be decoded"))
+    # A cursor comes back from the client: its text is held to the input policy before any query.
+    try:
+        for value in values:
+            if isinstance(value, str):
+                printable_text(value)
+    except ValueError:
+        raise InvalidCursor(("无法解析游标", "The cursor could not be decoded")) from None
     return values
 
 

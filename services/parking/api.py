@@ -9,13 +9,13 @@ gate's in `gate_api`.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
+from services.kit.inputs import Day
 from services.kit.problems import Forbidden, problem_responses
 from services.parking import policy, reports
 from services.parking import problems as p
@@ -87,7 +87,7 @@ async def get_earnings(principal: CurrentPrincipal, session: SessionDep) -> Earn
 
 @report_routes.get("/occupancy", response_model=Occupancy)
 async def get_occupancy(
-    principal: Staff, session: SessionDep, day: Annotated[date | None, Query(description="Local date (default today)")] = None
+    principal: Staff, session: SessionDep, day: Annotated[Day | None, Query(description="Local date (default today)")] = None
 ) -> Occupancy:
     """The community's occupancy.
 

@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from services.kit.auth import CurrentPrincipal
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
+from services.kit.inputs import Timestamp
 from services.kit.pagination import Page, PageDep
 from services.kit.problems import problem_responses
 from services.parking import bookings
@@ -27,8 +27,8 @@ async def search_free_spots(
     principal: CurrentPrincipal,
     session: SessionDep,
     page: PageDep,
-    starts_at: Annotated[AwareDatetime, Query()],
-    ends_at: Annotated[AwareDatetime, Query()],
+    starts_at: Annotated[Timestamp, Query()],
+    ends_at: Annotated[Timestamp, Query()],
     size: SpotSize | None = None,
     charging: bool | None = None,
 ) -> Page[FreeSpot]:

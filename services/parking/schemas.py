@@ -6,8 +6,9 @@ import uuid
 from datetime import date, datetime, time
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.kit.inputs import ClockTime, Day, RequestBody, Timestamp, Uuid
 from services.parking import domain
 from services.parking.domain import BarrierDecision, SpotKind, SpotSize, WindowKind
 
@@ -23,7 +24,7 @@ def _plate(value: str) -> str:
         raise ValueError("not a mainland licence plate") from None
 
 
-class CommunitySettingsBody(BaseModel):
+class CommunitySettingsFields(BaseModel):
     """Per-community parking policy (社区停车规则)."""
 
     owner_share_bp: Annotated[int, Field(ge=0, le=10_000, description="Owner's share in basis points")] = 7000
@@ -38,13 +39,37 @@ class CommunitySettingsBody(BaseModel):
     walk_in_block_minutes: Annotated[int, Field(ge=30, le=1440)] = 240
 
 
-class CommunitySettingsPublic(CommunitySettingsBody):
+class CommunitySettingsBody(RequestBody, CommunitySettingsFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "owner_share_bp": 7000,
+                    "property_share_bp": 2000,
+                    "public_rate_fen_per_30min": 300,
+                    "hold_minutes": 15,
+                    "min_window_minutes": 60,
+                    "min_booking_minutes": 30,
+                    "full_refund_before_minutes": 120,
+                    "late_cancel_refund_pct": 50,
+                    "entry_grace_minutes": 15,
+                    "walk_in_block_minutes": 240,
+                }
+            ]
+        }
+    )
+
+
+class CommunitySettingsPublic(CommunitySettingsFields):
     model_config = ConfigDict(from_attributes=True)
     community: str
     platform_share_bp: int
 
 
-class SpotCreate(BaseModel):
+class SpotCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kind": "private", "code": "B1-023", "location": "地下一层B区", "size": "standard"}]}
+    )
     kind: SpotKind = "private"
     code: Annotated[str, Field(min_length=1, max_length=40, description="The number painted on the spot")]
     location: Annotated[str, Field(min_length=1, max_length=200)]
@@ -52,7 +77,8 @@ class SpotCreate(BaseModel):
     has_charger: bool = False
 
 
-class SpotVerify(BaseModel):
+class SpotVerify(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"approve": True}]})
     approve: bool
 
 
@@ -69,24 +95,47 @@ class SpotPublic(BaseModel):
     created_at: datetime
 
 
-class WindowCreate(BaseModel):
+class WindowCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "one_off",
+                    "starts_at": "2026-03-01T08:00:00+08:00",
+                    "ends_at": "2026-03-01T18:00:00+08:00",
+                    "price_fen_per_30min": 300,
+                },
+                {
+                    "kind": "weekly",
+                    "weekdays": [1, 2, 3, 4, 5],
+                    "local_start": "08:00",
+                    "local_end": "18:00",
+                    "price_fen_per_30min": 300,
+                    "buffer_minutes": 10,
+                },
+            ]
+        }
+    )
     kind: WindowKind
-    starts_at: AwareDatetime | None = Field(None, description="one_off: start")
-    ends_at: AwareDatetime | None = Field(None, description="one_off: end (exclusive)")
+    starts_at: Timestamp | None = Field(None, description="one_off: start")
+    ends_at: Timestamp | None = Field(None, description="one_off: end (exclusive)")
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] | None = Field(
         None, min_length=1, max_length=7, description="weekly: ISO weekdays, 1 = Monday"
     )
-    local_start: time | None = Field(None, description="weekly: local (Asia/Shanghai) start time")
-    local_end: time | None = Field(None, description="weekly: local end time; at or before the start means next day")
-    valid_from: date | None = Field(None, description="weekly: first local date (default today)")
-    valid_until: date | None = Field(None, description="weekly: last local date (default open-ended)")
+    local_start: ClockTime | None = Field(None, description="weekly: local (Asia/Shanghai) start time")
+    local_end: ClockTime | None = Field(None, description="weekly: local end time; at or before the start means next day")
+    valid_from: Day | None = Field(None, description="weekly: first local date (default today)")
+    valid_until: Day | None = Field(None, description="weekly: last local date (default open-ended)")
     price_fen_per_30min: Annotated[int, Field(ge=0, le=100_000)]
     buffer_minutes: Annotated[int, Field(ge=0, le=240)] = 0
 
 
-class WindowShrink(BaseModel):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+class WindowShrink(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"starts_at": "2026-03-01T09:00:00+08:00", "ends_at": "2026-03-01T17:00:00+08:00"}]}
+    )
+    starts_at: Timestamp
+    ends_at: Timestamp
 
 
 class WindowPublic(BaseModel):
@@ -135,10 +184,22 @@ class FreeSpot(BaseModel):
     fee_fen: int
 
 
-class BookingCreate(BaseModel):
-    spot_id: uuid.UUID
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+class BookingCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "spot_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                    "starts_at": "2026-03-01T09:00:00+08:00",
+                    "ends_at": "2026-03-01T11:00:00+08:00",
+                    "plate": "浙K12345",
+                }
+            ]
+        }
+    )
+    spot_id: Uuid
+    starts_at: Timestamp
+    ends_at: Timestamp
     plate: Plate
     visitor: bool = Field(False, description="True when a resident books for a visitor's car")
 
@@ -149,7 +210,8 @@ class BookingCreate(BaseModel):
 BookingsOf = Literal["booker", "owner", "all"]
 
 
-class BookingPay(BaseModel):
+class BookingPay(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"method": "fake-wallet"}]})
     method: Annotated[
         str,
         Field(
@@ -185,7 +247,8 @@ class BookingPublic(BaseModel):
     created_at: datetime
 
 
-class GateDeviceCreate(BaseModel):
+class GateDeviceCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "gate-north-1", "name": "北门道闸"}]})
     id: Annotated[
         str,
         Field(
@@ -205,11 +268,14 @@ class GateDevicePublic(BaseModel):
     active: bool
 
 
-class GatePass(BaseModel):
+class GatePass(RequestBody):
     """A plate read by the gate camera."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"plate": "浙K12345"}, {"plate": "浙K12345", "at": "2026-03-01T09:01:00+08:00"}]}
+    )
     plate: Plate
-    at: AwareDatetime | None = Field(None, description="When the camera read the plate (default: now)")
+    at: Timestamp | None = Field(None, description="When the camera read the plate (default: now)")
 
     _normalize = field_validator("plate")(lambda cls, v: _plate(v))
 
@@ -224,7 +290,8 @@ class GateDecision(BaseModel):
     overstay_fen: int = 0
 
 
-class PlateCorrection(BaseModel):
+class PlateCorrection(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"plate": "浙KD12345"}]})
     plate: Plate
 
     _normalize = field_validator("plate")(lambda cls, v: _plate(v))

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from services.kit.auth import CurrentPrincipal
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
+from services.kit.inputs import Month
 from services.kit.pagination import Page, PageDep
 from services.kit.problems import Forbidden, problem_responses
 from services.property import catalogue, registry, sla, stewards
@@ -190,7 +191,7 @@ async def steward_figures(
     staff_id: Id,
     who: StaffOnly,
     session: SessionDep,
-    month: Annotated[str, Query(pattern=r"^20\d\d-(0[1-9]|1[0-2])$", description="YYYY-MM, local time")],
+    month: Annotated[Month, Query(description="YYYY-MM, local time")],
 ) -> Any:
     """Read a steward's figures for a month.
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from services.kit.inputs import FromText, RequestBody, Timestamp
 from services.property.domain import Category, PaymentMethod, Priority
 
 
@@ -29,7 +30,8 @@ class Public(BaseModel):
 # --- registry -------------------------------------------------------------------------------------
 
 
-class BuildingCreate(BaseModel):
+class BuildingCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "3", "name": "3栋"}]})
     id: Id | None = Field(None, description="Client-chosen id (the demo uses fixed ids); a new UUID otherwise")
     code: Annotated[str, Field(min_length=1, max_length=20)]
     name: Name
@@ -43,7 +45,10 @@ class BuildingPublic(Public):
     backup_steward_id: str | None
 
 
-class HouseholdCreate(BaseModel):
+class HouseholdCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"building_id": "4b8f2d1e-6c3a-4e5f-9a7b-1c2d3e4f5a6b", "unit": "2-501"}]}
+    )
     id: Id | None = None
     building_id: Id
     unit: Annotated[str, Field(min_length=1, max_length=20)]
@@ -55,12 +60,28 @@ class HouseholdPublic(Public):
     unit: str
 
 
-class ResidentCreate(BaseModel):
+def _resident_only() -> list[ResidentRole]:
+    return ["resident"]
+
+
+class ResidentCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "household_id": "4b8f2d1e-6c3a-4e5f-9a7b-1c2d3e4f5a6b",
+                    "name": "王秀英",
+                    "phone": "13800000001",
+                    "roles": ["resident", "elder"],
+                }
+            ]
+        }
+    )
     id: Id | None = None
     household_id: Id
     name: Name
     phone: Phone
-    roles: Annotated[list[ResidentRole], Field(min_length=1, max_length=3)] = ["resident"]
+    roles: Annotated[list[ResidentRole], Field(min_length=1, max_length=3)] = Field(default_factory=_resident_only)
 
     @model_validator(mode="after")
     def _is_resident(self) -> ResidentCreate:
@@ -77,13 +98,29 @@ class ResidentPublic(Public):
     roles: list[str]
 
 
-class StaffCreate(BaseModel):
+class StaffCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "李管家",
+                    "username": "steward.li",
+                    "roles": ["steward"],
+                    "buildings": ["4b8f2d1e-6c3a-4e5f-9a7b-1c2d3e4f5a6b"],
+                }
+            ]
+        }
+    )
     id: Id | None = None
     name: Name
     username: Annotated[str, Field(pattern=r"^[a-z0-9._-]{3,40}$")]
     roles: Annotated[list[StaffRole], Field(min_length=1, max_length=3)]
-    buildings: Annotated[list[Id], Field(max_length=50, description="Buildings this steward covers")] = []
-    backup_for: Annotated[list[Id], Field(max_length=50, description="Buildings this steward backs up")] = []
+    buildings: Annotated[list[Id], Field(max_length=50, description="Buildings this steward covers")] = Field(
+        default_factory=list
+    )
+    backup_for: Annotated[list[Id], Field(max_length=50, description="Buildings this steward backs up")] = Field(
+        default_factory=list
+    )
 
 
 class StaffPublic(Public):
@@ -93,7 +130,8 @@ class StaffPublic(Public):
     roles: list[str]
 
 
-class ShiftIn(BaseModel):
+class ShiftIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"weekday": 0, "start_minute": 480, "end_minute": 1020}]})
     weekday: Annotated[int, Field(ge=0, le=6, description="0 = Monday, local time")]
     start_minute: Annotated[int, Field(ge=0, le=1439)]
     end_minute: Annotated[int, Field(ge=1, le=1440)]
@@ -105,7 +143,10 @@ class ShiftIn(BaseModel):
         return self
 
 
-class RosterIn(BaseModel):
+class RosterIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"shifts": [{"weekday": 0, "start_minute": 480, "end_minute": 1020}]}]}
+    )
     shifts: Annotated[list[ShiftIn], Field(max_length=100)]
 
 
@@ -114,7 +155,8 @@ class RosterPublic(Public):
     shifts: list[ShiftIn]
 
 
-class CatalogueItemCreate(BaseModel):
+class CatalogueItemCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "aircon-clean", "name": "空调清洗", "price_fen": 8000}]})
     code: Annotated[str, Field(pattern=r"^[a-z0-9_-]{2,40}$")]
     name: Name
     price_fen: Annotated[int | None, Field(gt=0, le=10_000_000, description="None: quoted on site")] = None
@@ -126,7 +168,8 @@ class CatalogueItemPublic(Public):
     price_fen: int | None
 
 
-class SlaPolicyIn(BaseModel):
+class SlaPolicyIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"response_minutes": 30, "resolution_minutes": 1440}]})
     response_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)]
     resolution_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 90)]
 
@@ -147,22 +190,33 @@ class SlaPolicyPublic(BaseModel):
 # --- tickets --------------------------------------------------------------------------------------
 
 
-class TicketCreate(BaseModel):
-    category: Category
+class TicketCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "category": "repair",
+                    "description": "厨房水龙头漏水",
+                    "priority": "normal",
+                    "preferred_time": "2026-03-02T14:00:00+08:00",
+                },
+                {"category": "service", "service_code": "aircon-clean", "description": "客厅空调清洗"},
+            ]
+        }
+    )
+    category: Annotated[Category, FromText]
     service_code: Annotated[str | None, Field(pattern=r"^[a-z0-9_-]{2,40}$", description="Required for category `service`")] = (
         None
     )
     description: Annotated[str, Field(min_length=1, max_length=2000)]
-    priority: Priority = Priority.normal
-    preferred_time: datetime | None = None
-    photo_ids: Annotated[list[Id], Field(max_length=9)] = []
+    priority: Annotated[Priority, FromText] = Priority.normal
+    preferred_time: Timestamp | None = None
+    photo_ids: Annotated[list[Id], Field(max_length=9)] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _service_code(self) -> TicketCreate:
         if (self.category == Category.service) != (self.service_code is not None):
             raise ValueError("service_code is required for category service, and only for it")
-        if self.preferred_time is not None and self.preferred_time.tzinfo is None:
-            raise ValueError("preferred_time needs a UTC offset")
         return self
 
 
@@ -209,37 +263,46 @@ class StepPublic(Public):
     note: str | None
 
 
-class Reason(BaseModel):
+class Reason(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"reason": "已自行修好"}]})
     reason: Annotated[str | None, Field(max_length=500)] = None
 
 
-class QuoteIn(BaseModel):
+class QuoteIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount_fen": 12000, "note": "更换阀芯"}]})
     amount_fen: Annotated[int, Field(gt=0, le=10_000_000)]
     note: Annotated[str | None, Field(max_length=500)] = None
 
 
-class PauseIn(BaseModel):
+class PauseIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"waiting_on": "parts", "reason": "等待配件到货"}]})
     waiting_on: Literal["resident", "parts"]
     reason: Annotated[str | None, Field(max_length=500)] = None
 
 
-class HandOverIn(BaseModel):
+class HandOverIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"to_staff_id": "4b8f2d1e-6c3a-4e5f-9a7b-1c2d3e4f5a6b", "reason": "轮休交接"}]}
+    )
     to_staff_id: Id
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
-class RateIn(BaseModel):
+class RateIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"overall": 5, "speed": 4, "comment": "师傅很耐心"}]})
     overall: Annotated[int, Field(ge=1, le=5)]
     speed: Annotated[int, Field(ge=1, le=5)]
     comment: Annotated[str | None, Field(max_length=500)] = None
 
 
-class FollowUpIn(BaseModel):
+class FollowUpIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"note": "水龙头又开始滴水了"}]})
     note: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-class PaymentIn(BaseModel):
-    method: PaymentMethod
+class PaymentIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"method": "points"}]})
+    method: Annotated[PaymentMethod, FromText]
 
 
 class PaymentPublic(Public):

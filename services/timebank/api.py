@@ -10,7 +10,6 @@ ledger's in `transfers_api`.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,8 +17,9 @@ from fastapi import APIRouter, Path, Query
 
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
+from services.kit.inputs import Month
 from services.kit.pagination import InvalidCursor, Page, PageDep
-from services.kit.problems import BadRequest, Forbidden, problem_responses
+from services.kit.problems import Forbidden, problem_responses
 from services.timebank import audit, community, reports
 from services.timebank.domain import LOCAL_TZ
 from services.timebank.problems import AccountNotFound, InsufficientBalance, NotAMember, TransferIdConflict
@@ -142,11 +142,11 @@ async def pending_transfers(
     return Page[TransferOut](items=[transfer_out(r) for r in rows], next_cursor=cursor)
 
 
-@community_routes.get("/summary", response_model=CommunitySummary, responses=problem_responses(BadRequest))
+@community_routes.get("/summary", response_model=CommunitySummary)
 async def community_summary(
     principal: CurrentPrincipal,
     session: SessionDep,
-    month: Annotated[str | None, Query(description="YYYY-MM, local time; defaults to this month")] = None,
+    month: Annotated[Month | None, Query(description="YYYY-MM, local time; defaults to this month")] = None,
 ) -> CommunitySummary:
     """Read the month's summary of hours served.
 
@@ -157,8 +157,6 @@ async def community_summary(
         today = datetime.now(LOCAL_TZ).date()
         first = date(today.year, today.month, 1)
     else:
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-            raise BadRequest(("月份格式应为 YYYY-MM", "month must be YYYY-MM"))
         first = date(int(month[:4]), int(month[5:]), 1)
     return await reports.summary(session, principal.community, first)
 

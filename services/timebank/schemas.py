@@ -6,7 +6,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from services.kit.inputs import IsoDate, RequestBody, Timestamp, Uuid
 
 ServiceType = Literal["companionship", "meal", "bathing", "medical_escort", "cleaning", "shopping", "other"]
 MemberId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -32,8 +35,8 @@ class AccountOut(BaseModel):
     balance: Balance
 
 
-class MemberEnrol(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MemberEnrol(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"volunteer": True}, {"member_id": "r-1001", "elder": True}]})
     member_id: MemberId | None = Field(None, description="Only a community worker may enrol someone else")
     volunteer: bool = False
     elder: bool = False
@@ -57,9 +60,9 @@ class MemberOut(BaseModel):
     balance: Balance
 
 
-class AgeVerification(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    birth_date: date = Field(description="From the ID card, checked in person")
+class AgeVerification(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"birth_date": "1948-05-12", "priority_elder": True}]})
+    birth_date: IsoDate = Field(description="From the ID card, checked in person")
     priority_elder: bool = Field(False, description="重点空巢独居老人: care is paid from the pool")
 
     @model_validator(mode="after")
@@ -69,8 +72,8 @@ class AgeVerification(BaseModel):
         return self
 
 
-class RelativeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RelativeIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"relative_id": "r-1002", "relation": "子女"}]})
     relative_id: MemberId
     relation: Annotated[str, Field(min_length=1, max_length=20, description="e.g. 子女, 配偶, 孙辈")]
 
@@ -83,8 +86,7 @@ class RelativeOut(BaseModel):
     verified_at: datetime
 
 
-class CommunitySettingsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CommunitySettingsFields(BaseModel):
     withdrawal_age: Literal[60, 65] = 60
     storage_cap_minutes: Annotated[int, Field(ge=60, le=10_000_000)] = 90_000
     min_balance_before_first_withdrawal: Annotated[int, Field(ge=0, le=10_000_000)] = 0
@@ -93,11 +95,28 @@ class CommunitySettingsIn(BaseModel):
     hours_valid_months: Annotated[int, Field(ge=1, le=600, description="How long credited hours stay valid")] = 36
 
 
-class CommunitySettingsChange(BaseModel):
+class CommunitySettingsIn(RequestBody, CommunitySettingsFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "withdrawal_age": 60,
+                    "storage_cap_minutes": 90000,
+                    "min_balance_before_first_withdrawal": 0,
+                    "confirmation_timeout_minutes": 4320,
+                    "hours_expire": True,
+                    "hours_valid_months": 36,
+                }
+            ]
+        }
+    )
+
+
+class CommunitySettingsChange(RequestBody):
     """The settings a worker changes; the ones left out keep their value. Explicit nulls are refused:
     a setting has no "unset" state."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"withdrawal_age": 65}, {"hours_expire": False}]})
     withdrawal_age: Literal[60, 65] | None = None
     storage_cap_minutes: Annotated[int, Field(ge=60, le=10_000_000)] | None = None
     min_balance_before_first_withdrawal: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
@@ -114,17 +133,29 @@ class CommunitySettingsChange(BaseModel):
         return value
 
 
-class CommunitySettingsOut(CommunitySettingsIn):
+class CommunitySettingsOut(CommunitySettingsFields):
     model_config = ConfigDict(extra="ignore", from_attributes=True)
     community: str
     updated_at: datetime
 
 
-class CareRequestIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CareRequestIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service_type": "companionship",
+                    "starts_at": "2026-03-01T09:00:00+08:00",
+                    "place": "3栋2单元501",
+                    "minutes_estimated": 60,
+                    "note": "陪老人去菜市场",
+                }
+            ]
+        }
+    )
     elder_id: MemberId | None = Field(None, description="Defaults to the caller (an elder asking for themself)")
     service_type: ServiceType
-    starts_at: AwareDatetime
+    starts_at: Timestamp
     place: Annotated[str, Field(min_length=1, max_length=200)]
     minutes_estimated: Annotated[int, Field(ge=1, le=720)]
     note: Annotated[str | None, Field(max_length=500)] = None
@@ -150,68 +181,93 @@ class CareRequestOut(BaseModel):
     created_at: datetime
 
 
-class CheckIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    at: AwareDatetime | None = Field(None, description="Defaults to now")
+class CheckIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"at": "2026-03-01T09:02:00+08:00"}]})
+    at: Timestamp | None = Field(None, description="Defaults to now")
 
 
-class CheckOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    transfer_id: uuid.UUID = Field(description="Client-chosen id of the pending transfer")
-    at: AwareDatetime | None = Field(None, description="Defaults to now")
+class CheckOut(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"transfer_id": "5b0c1d2e-3f40-4a51-8b62-7c83d94ea5f6", "at": "2026-03-01T10:05:00+08:00"}]
+        }
+    )
+    transfer_id: Uuid = Field(description="Client-chosen id of the pending transfer")
+    at: Timestamp | None = Field(None, description="Defaults to now")
 
 
-class ConfirmIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID = Field(description="Client-chosen id of the posting transfer")
+class ConfirmIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "6c1d2e3f-4051-4b62-8c73-8d94ea5fb607", "minutes": 60}]})
+    id: Uuid = Field(description="Client-chosen id of the posting transfer")
     minutes: Annotated[int | None, Field(ge=1, le=100_000, description="Fewer than logged, or all if omitted")] = None
 
 
-class DisputeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID = Field(description="Client-chosen id of the voiding transfer")
+class DisputeIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "7d2e3f40-5162-4c73-9d84-9ea5fb60c718", "reason": "志愿者未到场"}]}
+    )
+    id: Uuid = Field(description="Client-chosen id of the voiding transfer")
     reason: Reason
 
 
-class SpendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID
+class SpendIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "8e3f4051-6273-4d84-ae95-afb60c71d829", "minutes": 60, "service_type": "meal"}]}
+    )
+    id: Uuid
     minutes: Minutes
     service_type: ServiceType
 
 
-class GiftIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID
+class GiftIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "9f405162-7384-4e95-bfa6-b0c71d82e93a", "to_member_id": "r-1002", "minutes": 30}]}
+    )
+    id: Uuid
     to_member_id: MemberId
     minutes: Minutes
 
 
-class DonationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID
+class DonationIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "a0516273-8495-4fa6-80b7-c1d82e93fa4b", "minutes": 120}]})
+    id: Uuid
     minutes: Minutes
 
 
-class FundingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID
+class FundingIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "b1627384-95a6-40b7-91c8-d2e93fa40b5c", "minutes": 600, "reason": "街道年度拨款"}]}
+    )
+    id: Uuid
     minutes: Minutes
     reason: Reason
 
 
-class ReversalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID = Field(description="Client-chosen id of the reversing transfer")
+class ReversalIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "c2738495-a6b7-41c8-a2d9-e3fa40b51c6d", "reason": "重复记账"}]}
+    )
+    id: Uuid = Field(description="Client-chosen id of the reversing transfer")
     reason: Reason
 
 
-class BatchItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: uuid.UUID
+BATCH_ITEM_EXAMPLE: JsonDict = {
+    "id": "d384a5b6-c7d8-42e9-b3fa-40b51c6d7e8f",
+    "kind": "service",
+    "debit_account_id": "e495b6c7-d8e9-43fa-84b5-1c6d7e8f9a0b",
+    "credit_account_id": "f5a6c7d8-e9fa-44b5-95c6-2d7e8f9a0b1c",
+    "minutes": 60,
+    "service_type": "companionship",
+    "elder_id": "r-1001",
+}
+
+
+class BatchItem(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [BATCH_ITEM_EXAMPLE]})
+    id: Uuid
     kind: Literal["service", "donation", "funding"]
-    debit_account_id: uuid.UUID
-    credit_account_id: uuid.UUID
+    debit_account_id: Uuid
+    credit_account_id: Uuid
     minutes: Minutes
     service_type: ServiceType | None = None
     elder_id: MemberId | None = Field(None, description="For service: the elder who was served")
@@ -223,8 +279,8 @@ class BatchItem(BaseModel):
         return self
 
 
-class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BatchIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"transfers": [BATCH_ITEM_EXAMPLE]}]})
     transfers: Annotated[list[BatchItem], Field(min_length=1, max_length=1000)]
 
     @model_validator(mode="after")

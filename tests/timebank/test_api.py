@@ -387,7 +387,7 @@ async def test_reversal_points_at_the_corrected_transfer(community: Community) -
     # Summary counts the service net of its reversal.
     r = await c.client.get("/summary", headers=c.h("vol"))
     assert r.status_code == 200 and r.json()["minutes_served"] == 100  # the grant; the reversed 40 drops out
-    assert (await c.client.get("/summary", params={"month": "2025-13"}, headers=c.h("vol"))).status_code == 400
+    assert (await c.client.get("/summary", params={"month": "2025-13"}, headers=c.h("vol"))).status_code == 422
     await assert_ledger_invariants(c.svc.state.sessionmaker)
 
 

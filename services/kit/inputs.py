@@ -1,0 +1,132 @@
+"""What a request may carry: one policy for every request body and query parameter of every service.
+
+A request body model subclasses `RequestBody`:
+
+    class TicketCreate(RequestBody):
+        model_config = ConfigDict(json_schema_extra={"examples": [{"category": "repair", "description": "水龙头漏水"}]})
+        category: Annotated[Category, FromText]
+        description: Annotated[str, Field(min_length=1, max_length=2000)]
+        preferred_time: Timestamp | None = None
+
+and refuses, as a 422 problem naming the field: fields it does not declare (a misspelt or
+server-owned field is an error, not silently dropped); a bool where a number is expected or a
+number where text is (strict types); text with NUL, other control characters (newline and tab
+excepted) or lone surrogates, which PostgreSQL cannot store or a log line cannot show; text longer
+than its field allows (`TEXT_MAX_LENGTH` when the field says nothing); timestamps without an
+explicit offset or outside 2000-01-01..2100-01-01, and dates and months outside those years, before
+any of them reaches a query.
+
+Strict types take JSON's own types only, so the types JSON carries as strings (UUIDs, dates,
+times, enumerations) are annotated `FromText`, or use the aliases here.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict, field_validator
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+TEXT_MAX_LENGTH = 1000
+"""The longest text a field takes when it names no bound of its own."""
+
+FromText = Strict(False)
+"""For a strict model's field whose value JSON carries as a string (a UUID, a date, an enumeration)."""
+
+_ALLOWED_CONTROLS = frozenset("\n\t")
+
+
+def printable_text(value: str) -> str:
+    """Text as people write it: no NUL or other control characters except newline and tab, and no
+    lone surrogates (they are not characters and cannot be encoded)."""
+    for index, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category == "Cc" and char not in _ALLOWED_CONTROLS:
+            raise ValueError(f"control character U+{ord(char):04X} at position {index}")
+        if category == "Cs":
+            raise ValueError(f"lone surrogate U+{ord(char):04X} at position {index}")
+    return value
+
+
+def _within_window(value: datetime) -> datetime:
+    # The year is checked first: converting year 1 or 9999 to UTC for the comparison overflows.
+    if not EARLIEST.year - 1 <= value.year <= LATEST.year or not EARLIEST <= value < LATEST:
+        raise ValueError("must lie between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z")
+    return value
+
+
+def _day_within_window(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError("must lie between 2000-01-01 and 2099-12-31")
+    return value
+
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _month_within_window(value: str) -> str:
+    if not _MONTH.match(value) or not EARLIEST.year <= int(value[:4]) < LATEST.year:
+        raise ValueError("must be a month YYYY-MM between 2000-01 and 2099-12")
+    return value
+
+
+Text = Annotated[str, AfterValidator(printable_text)]
+"""Free text in a query or path parameter; a `RequestBody` checks every string it carries anyway."""
+
+Timestamp = Annotated[
+    AwareDatetime,
+    FromText,
+    AfterValidator(_within_window),
+    Field(
+        description="RFC 3339 with an explicit offset, between 2000-01-01 and 2100-01-01", examples=["2026-03-01T09:00:00+08:00"]
+    ),
+]
+"""An instant: an explicit UTC offset, and within 2000-01-01..2100-01-01."""
+
+IsoDate = Annotated[date, FromText]
+"""A calendar date, YYYY-MM-DD, whose bounds its field sets (a birth date lies before 2000)."""
+
+Day = Annotated[IsoDate, AfterValidator(_day_within_window)]
+"""A calendar date, YYYY-MM-DD, within 2000..2099."""
+
+Month = Annotated[
+    str,
+    AfterValidator(_month_within_window),
+    Field(pattern=_MONTH.pattern, description="YYYY-MM, 2000-01..2099-12", examples=["2026-03"]),
+]
+"""A calendar month, YYYY-MM, within 2000..2099."""
+
+ClockTime = Annotated[time, FromText]
+"""A time of day, HH:MM[:SS]."""
+
+Uuid = Annotated[uuid.UUID, FromText]
+
+
+def _strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings_in(item)]
+    # A nested object is a RequestBody of its own, which names the field inside it.
+    return []
+
+
+class RequestBody(BaseModel):
+    """The base of every request body: unknown fields refused, strict types, printable and bounded
+    text. Nested bodies subclass it too."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=TEXT_MAX_LENGTH)
+
+    # One rule for every string the body carries, in lists too, whatever the field's own bounds; after
+    # the field's validation, which a discriminated union needs.
+    @field_validator("*", mode="after")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        for text in _strings_in(value):
+            printable_text(text)
+        return value
