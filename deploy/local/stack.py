@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 
 from deploy.local import demo_community as demo
-from deploy.local.keys import ensure_keys, mint_token
 from deploy.local.servers import EmbeddedPostgres, EmbeddedRedis, TansuBroker, port_is_free
+from gateway.keys import ensure_keys, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
