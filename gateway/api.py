@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from gateway import service
 from gateway.identity import GatewayVerifier, token_digest
+from gateway.openapi import refresh_openapi
 from gateway.problems import (
     CommunityNotServed,
     InvalidGrant,
@@ -160,8 +161,6 @@ async def jwks(request: Request) -> JSONResponse:
 
 @operations.get("/openapi.json", include_in_schema=False)
 async def merged_openapi(request: Request) -> JSONResponse:
-    from gateway.app import refresh_openapi
-
     doc = request.app.state.merged_openapi
     if doc is None:
         doc = await refresh_openapi(request.app.state)

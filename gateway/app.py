@@ -35,9 +35,10 @@ from gateway.consumers import registry_consumer
 from gateway.identity import DenyList, GatewayVerifier, KeyRing, LogCodeSender, OneTimeCodes, Passwords
 from gateway.problems import BodyTooLarge
 from gateway.protection import IdempotencyStore, RateLimits
-from gateway.proxy import REQUEST_ID_RE, Proxy, RouteTable, make_client, make_engine
+from gateway.proxy import REQUEST_ID_RE, Proxy
 from gateway.service import Identity
 from gateway.settings import Settings
+from gateway.upstream_client import HttptoolsEngine
 from services.kit.app import ServiceParts, create_service_app
 from services.kit.auth import TokenVerifier
 from services.kit.problems import Problem, problem_response
@@ -235,22 +236,6 @@ def upstream_check(client: httpx.AsyncClient, name: str, base_url: str) -> Any:
     return check
 
 
-async def refresh_openapi(state: Any) -> dict[str, Any]:
-    proxy: Proxy = state.proxy
-    docs = await openapi.fetch_documents(state.http_client, state.settings.upstreams)
-    merged = openapi.merge(state.own_openapi, docs)
-    state.merged_openapi = merged
-    proxy.routes = RouteTable.from_paths(openapi.paths_by_service(merged, list(state.settings.upstreams)))
-    return merged
-
-
-async def _refresh_openapi_forever(state: Any, every_s: float) -> None:
-    while True:
-        with contextlib.suppress(Exception):
-            await refresh_openapi(state)
-        await asyncio.sleep(every_s)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     if not settings.redis_url:
@@ -307,8 +292,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 per_ip=settings.rate_limit_ip,
                 login=settings.rate_limit_login,
             )
-            client = make_client(settings)
-            engine = make_engine(settings, client)
+            # Readiness checks and OpenAPI documents go over httpx; the proxy path has its own client.
+            client = httpx.AsyncClient(trust_env=False)
+            engine = HttptoolsEngine(settings.upstream_max_connections)
             state.http_client = client
             state.proxy = Proxy(
                 settings,
@@ -320,7 +306,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.own_openapi = own_openapi
             state.merged_openapi = None
             state.upstream_checks = {name: upstream_check(client, name, url) for name, url in settings.upstreams.items()}
-            refresher = asyncio.create_task(_refresh_openapi_forever(state, settings.openapi_cache_s))
+            refresher = asyncio.create_task(openapi.refresh_forever(state, settings.openapi_cache_s))
             # Everything built so far (modules, the app, its routes and clients) lives as long as the
             # process: out of the collector's generations, each full collection walks only what
             # requests leave behind instead of the whole heap (shorter pauses, fewer slow requests).

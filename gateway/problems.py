@@ -51,6 +51,15 @@ class UpstreamUnavailable(Problem):
     title_en = "The service is unavailable"
 
 
+class BadUpstreamAnswer(Problem):
+    """The service's answer broke HTTP/1.1's framing or ended early; nothing of it is passed on."""
+
+    slug = "gateway/bad-upstream-answer"
+    status = 502
+    title_zh = "服务的响应无效"
+    title_en = "The service's answer was not valid HTTP"
+
+
 class CircuitOpen(Problem):
     """The upstream failed repeatedly; the gateway fails fast until it has had time to recover."""
 

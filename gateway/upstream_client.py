@@ -1,12 +1,12 @@
-"""A lean HTTP/1.1 client for the proxy path: asyncio.Protocol + httptools, keep-alive pools.
+"""The proxy's HTTP/1.1 client: asyncio.Protocol + httptools, keep-alive connections per upstream.
 
-aiohttp's client was about a third of the gateway's CPU per proxied request (issue 7). The proxy
-needs little of it: one request head written in one go, the answer parsed by httptools (the same
-parser uvicorn uses on the way in), its body handed on as it arrives, connections kept open per
-upstream and reused. Nothing here decodes, decompresses, follows redirects or keeps cookies.
-
-Failures are `UpstreamConnectionError` (refused, reset, closed before the answer was whole, bad
-HTTP) or `TimeoutError`, which the proxy maps to 503 and 504 and counts against the breaker.
+The proxy needs little of a general client: one request head written in one go, the answer parsed
+by httptools (the same parser uvicorn uses on the way in), its body handed on as it arrives,
+connections kept open per upstream and reused. Nothing here decodes, decompresses, follows
+redirects or keeps cookies. It fulfils the contract in `gateway/upstream.py`: failures are
+`UpstreamConnectionError` (refused, reset, closed before any answer), `UpstreamProtocolError`
+(an answer that is not valid HTTP/1.1: conflicting or repeated lengths, a bad chunk, an answer cut
+short) or `TimeoutError`, which the proxy maps to 503, 502 and 504.
 """
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, cast
+from collections.abc import AsyncGenerator, AsyncIterable
+from typing import cast
 
 import httptools
 
-if TYPE_CHECKING:
-    from gateway.proxy import BodyStream, UpstreamReply
+from gateway.upstream import (
+    InvalidUpstreamURL,
+    RequestBody,
+    UpstreamConnectionError,
+    UpstreamProtocolError,
+    UpstreamReply,
+)
 
 # Idle connections older than this are not reused (the services' uvicorn closes them after 5 s
 # itself; this only bounds what a quieter upstream keeps open).
@@ -32,14 +37,6 @@ METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 # Sent again on a new connection when a pooled one turns out dead before any answer (RFC 9110
 # §9.2.2); a POST might have been acted on, so it is not.
 RESENDABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-
-
-class UpstreamConnectionError(ConnectionError):
-    """The upstream could not be reached, or the connection broke before its answer was whole."""
-
-
-class InvalidUpstreamURL(ValueError):
-    """A target or header that cannot be written into an HTTP/1.1 request head as it is."""
 
 
 class _Answer:
@@ -55,6 +52,7 @@ class _Answer:
         "headers",
         "interim",
         "keep_alive",
+        "received",
         "status",
         "waiter",
     )
@@ -72,6 +70,9 @@ class _Answer:
         self.framed = False
         self.interim = False  # a 1xx answer is being read; the real one follows
         self.head_only = head_only
+        # Some of its bytes arrived: a close from here on cuts an answer short (502), where a close
+        # before it means the request was never answered (503, and a pooled connection may be stale).
+        self.received = False
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -107,10 +108,11 @@ class _Connection(asyncio.Protocol):
             # Bytes nobody asked for: the connection cannot be trusted for another request.
             self.close()
             return
+        self.answer.received = True
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._fail(UpstreamConnectionError(f"the upstream's answer is not valid HTTP/1.1: {exc}"))
+            self._fail(UpstreamProtocolError(f"the upstream's answer is not valid HTTP/1.1: {exc}"))
             self.close()
 
     def eof_received(self) -> bool:
@@ -124,7 +126,11 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
-        self._fail(UpstreamConnectionError("the upstream closed the connection"), cause=exc)
+        answer = self.answer
+        if answer is not None and answer.received:
+            self._fail(UpstreamProtocolError("the upstream closed the connection before its answer was whole"), cause=exc)
+        else:
+            self._fail(UpstreamConnectionError("the upstream closed the connection"), cause=exc)
         self._wake_drain()
 
     def pause_writing(self) -> None:
@@ -301,7 +307,7 @@ class _Pool:
 
 
 async def _wait(answer: _Answer, timeout_s: float) -> None:
-    """Until the connection has news for `answer`, at most `timeout_s` (as aiohttp's sock_read)."""
+    """Until the connection has news for `answer`, at most `timeout_s` (a read timeout, not a total)."""
     loop = asyncio.get_running_loop()
     waiter = answer.waiter = loop.create_future()
     timer = loop.call_later(timeout_s, _expire, waiter)
@@ -315,18 +321,14 @@ async def _wait(answer: _Answer, timeout_s: float) -> None:
 class HttptoolsEngine:
     """The proxy path on `asyncio.Protocol` + httptools, keep-alive connections per upstream.
 
-    `max_connections` bounds the connections in use at once (over all upstreams), as aiohttp's
-    connector limit does; a request beyond it waits for one to be released.
+    `max_connections` bounds the connections in use at once (over all upstreams); a request
+    beyond it waits for one to be released.
     """
 
     def __init__(self, max_connections: int):
         self.limit = asyncio.Semaphore(max_connections)
         self.pools: dict[str, _Pool] = {}
         self._tls: ssl.SSLContext | None = None
-        # gateway.proxy imports this module; by the time an engine is built it is loaded.
-        from gateway.proxy import UpstreamReply
-
-        self._reply_type = UpstreamReply
 
     def _pool(self, origin: str) -> tuple[_Pool, str]:
         """The pool for "http://host:port" and the Host header's value."""
@@ -356,7 +358,7 @@ class HttptoolsEngine:
         method: str,
         url: str,
         headers: list[tuple[str, str]],
-        body: bytes | BodyStream,
+        body: RequestBody,
         timeout_s: float,
     ) -> UpstreamReply:
         scheme_end = url.find("://")
@@ -367,16 +369,14 @@ class HttptoolsEngine:
             origin, target = url[:path_start], url[path_start:]
         pool, authority = self._pool(origin)
 
-        streaming = not isinstance(body, bytes)
         lines = [f"{method} {target} HTTP/1.1\r\nhost: {authority}\r\n"]
         lines += [f"{name}: {value}\r\n" for name, value in headers]
-        if streaming:
-            # A declared Content-Length (forwarded with a streamed body) frames it; else chunks do.
-            chunked = not any(name.lower() == "content-length" for name, _ in headers)
-            if chunked:
-                lines.append("transfer-encoding: chunked\r\n")
-        elif body or method in METHODS_WITH_BODY:
-            lines.append(f"content-length: {len(body)}\r\n")  # type: ignore[arg-type]
+        # A declared Content-Length (forwarded with a streamed body) frames it; else chunks do.
+        chunked = not isinstance(body, bytes) and not any(name.lower() == "content-length" for name, _ in headers)
+        if chunked:
+            lines.append("transfer-encoding: chunked\r\n")
+        elif isinstance(body, bytes) and (body or method in METHODS_WITH_BODY):
+            lines.append(f"content-length: {len(body)}\r\n")
         lines.append("\r\n")
         head_text = "".join(lines)
         # One CR and one LF per line: anything else would let a value smuggle in a header.
@@ -403,26 +403,27 @@ class HttptoolsEngine:
             conn.holds_permit = True
             answer = conn.begin(head_only)
             try:
-                if streaming:
-                    await self._write_streamed(conn, head, body, chunked)  # type: ignore[arg-type]
+                if isinstance(body, bytes):
+                    conn.write(head + body if body else head)
                 else:
-                    conn.write(head + body if body else head)  # type: ignore[operator]
+                    await self._write_streamed(conn, head, body, chunked)
                 while not answer.status and answer.error is None:
                     await _wait(answer, timeout_s)
                 if answer.error is not None:
                     raise answer.error
             except UpstreamConnectionError:
                 conn.close()
-                if attempt == 0 and reused and not streaming and not answer.status and method in RESENDABLE:
+                if attempt == 0 and reused and not answer.received and isinstance(body, bytes) and method in RESENDABLE:
                     continue
                 raise
             except BaseException:
                 conn.close()
                 raise
-            return self._reply(conn, answer, timeout_s)
+            reading = _Reading(conn, answer, timeout_s)
+            return UpstreamReply(answer.status, answer.headers, reading.chunks, reading.close)
         raise AssertionError("unreachable")
 
-    async def _write_streamed(self, conn: _Connection, head: bytes, body: BodyStream, chunked: bool) -> None:
+    async def _write_streamed(self, conn: _Connection, head: bytes, body: AsyncIterable[bytes], chunked: bool) -> None:
         conn.write(head)
         async for piece in body:
             conn.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
@@ -430,37 +431,46 @@ class HttptoolsEngine:
         if chunked:
             conn.write(b"0\r\n\r\n")
 
-    def _reply(self, conn: _Connection, answer: _Answer, timeout_s: float) -> UpstreamReply:
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                while True:
-                    if answer.body:
-                        data = answer.body.popleft() if len(answer.body) == 1 else b"".join(answer.body)
-                        answer.body.clear()
-                        answer.buffered = 0
-                        conn.resume_reading()
-                        yield data
-                        continue
-                    if answer.error is not None:
-                        raise answer.error
-                    if answer.done:
-                        return
-                    await _wait(answer, timeout_s)
-            finally:
-                if not answer.done:
-                    # Timed out, or the caller went away mid-answer (the generator is closed or
-                    # collected): the rest of the answer would reach the next request, and the
-                    # connection's permit must come back.
-                    conn.close()
-
-        async def close() -> None:
-            if not answer.done:
-                # Not read to its end: the rest would arrive as the next request's answer.
-                conn.close()
-
-        return self._reply_type(answer.status, answer.headers, chunks, close)
-
     async def aclose(self) -> None:
         for pool in self.pools.values():
             pool.close()
         self.pools.clear()
+
+
+class _Reading:
+    """The body of one answer as the caller reads it, and the connection's fate afterwards."""
+
+    __slots__ = ("answer", "conn", "timeout_s")
+
+    def __init__(self, conn: _Connection, answer: _Answer, timeout_s: float):
+        self.conn = conn
+        self.answer = answer
+        self.timeout_s = timeout_s
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        answer = self.answer
+        try:
+            while True:
+                if answer.body:
+                    data = answer.body.popleft() if len(answer.body) == 1 else b"".join(answer.body)
+                    answer.body.clear()
+                    answer.buffered = 0
+                    self.conn.resume_reading()
+                    yield data
+                    continue
+                if answer.error is not None:
+                    raise answer.error
+                if answer.done:
+                    return
+                await _wait(answer, self.timeout_s)
+        finally:
+            if not answer.done:
+                # Timed out, or the caller went away mid-answer (the generator is closed or
+                # collected): the rest of the answer would reach the next request, and the
+                # connection's permit must come back.
+                self.conn.close()
+
+    async def close(self) -> None:
+        if not self.answer.done:
+            # Not read to its end: the rest would arrive as the next request's answer.
+            self.conn.close()
