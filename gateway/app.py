@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import Token
 from typing import Any
 
 import httpx
@@ -25,7 +26,6 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Histogram
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -93,7 +93,7 @@ class FrontDoor:
         state["request_id"] = request_id
         status = 500
         span: trace.Span | None = None
-        token: object = None
+        token: Token[otel_context.Context] | None = None
         if self.tracer is not None:
             parent = propagate.extract(carrier) if carrier else otel_context.Context()
             span = self.tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
@@ -155,10 +155,14 @@ class FrontDoor:
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
                 span.end()
-                otel_context.detach(token)  # type: ignore[arg-type]
+            if token is not None:
+                otel_context.detach(token)
 
 
 CITY_PREFIX = "/city/v1/"
+# The proxied paths as the OpenTelemetry instrumentation's excluded-URL pattern (searched in the
+# full URL; a comma separates patterns).
+PROXIED_URLS = r"^[a-z]+://[^/]*/(api|city/v1)/"
 
 
 def is_proxied(scope: Scope) -> bool:
@@ -203,37 +207,39 @@ class ProxyDispatch:
 
 
 class ProxyFastPath:
-    """Chooses the stack per request: the proxy path's short one, or the app's full one.
+    """Chooses the rest of the stack per request: the proxy path's short one, or the app's full one.
 
-    Proxied requests get the server-error guard (the app's own 500 handler), CORS, the front door
-    (span, request id, body size, metrics, access log) and the proxy; everything else (logins,
-    JWKS, OpenAPI, health) gets FastAPI's whole stack with its instrumentation, as before.
+    The outermost of the app's own middleware, inside Starlette's server-error guard (the app's 500
+    handler). Proxied requests then get CORS, the front door (span, request id, body size, metrics,
+    access log) and the proxy; everything else (logins, JWKS, OpenAPI, health) gets the rest of the
+    stack: CORS, the front door, the kit's metrics, FastAPI's routing.
     """
 
-    def __init__(self, proxied: ASGIApp, full: ASGIApp):
+    def __init__(self, app: ASGIApp, proxied: ASGIApp):
+        self.app = app
         self.proxied = proxied
-        self.full = full
-        # The middleware convention: `app` is the stack below. FastAPI's native telemetry looks down
-        # that chain for the OpenTelemetry ASGI middleware (in the full stack) and stands down when
-        # it finds it; without the link it opened a second server span around every request.
-        self.app = full
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if is_proxied(scope):
             await self.proxied(scope, receive, send)
         else:
-            await self.full(scope, receive, send)
+            await self.app(scope, receive, send)
 
 
-def upstream_check(client: httpx.AsyncClient, name: str, base_url: str) -> Any:
-    async def check() -> str | None:
+class UpstreamCheck:
+    """A service's readiness as the gateway sees it: None when its /readyz answers 200, else why not."""
+
+    def __init__(self, client: httpx.AsyncClient, name: str, base_url: str):
+        self.client = client
+        self.name = name
+        self.url = base_url.rstrip("/") + "/readyz"
+
+    async def __call__(self) -> str | None:
         try:
-            response = await client.get(base_url.rstrip("/") + "/readyz", timeout=2.0)
+            response = await self.client.get(self.url, timeout=2.0)
         except httpx.HTTPError as exc:
-            return f"{name} unreachable: {exc.__class__.__name__}"
-        return None if response.status_code == 200 else f"{name} not ready ({response.status_code})"
-
-    return check
+            return f"{self.name} unreachable: {exc.__class__.__name__}"
+        return None if response.status_code == 200 else f"{self.name} not ready ({response.status_code})"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -305,7 +311,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             state.own_openapi = own_openapi
             state.merged_openapi = None
-            state.upstream_checks = {name: upstream_check(client, name, url) for name, url in settings.upstreams.items()}
+            state.upstream_checks = {name: UpstreamCheck(client, name, url) for name, url in settings.upstreams.items()}
             refresher = asyncio.create_task(openapi.refresh_forever(state, settings.openapi_cache_s))
             # Everything built so far (modules, the app, its routes and clients) lives as long as the
             # process: out of the collector's generations, each full collection walks only what
@@ -323,12 +329,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.router.lifespan_context = lifespan
 
-    # The FastAPI instrumentation's server span covers the gateway's own routes; the kit's also adds
-    # a span for every ASGI receive and send, which costs more than it tells. Proxied requests are
-    # traced by the front door on their own short stack (`ProxyFastPath`).
+    # The FastAPI instrumentation's server span covers the gateway's own routes; proxied requests
+    # are traced by the front door on their own short stack (`ProxyFastPath`), so the
+    # instrumentation (outside every middleware) skips them. The kit also adds a span for every
+    # ASGI receive and send, which costs more than it tells.
     FastAPIInstrumentor.uninstrument_app(app)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
-    app.middleware_stack = None  # uninstrument_app built it early; it is built again on first call
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=f"healthz,readyz,metrics,{PROXIED_URLS}", exclude_spans=["receive", "send"]
+    )
+    # uninstrument_app builds the middleware stack at once; left unset, the first request builds it
+    # again with the instrumentation and the middleware added below.
+    app.middleware_stack = None
     cors: dict[str, Any] = {
         "allow_origins": settings.cors_origins,
         "allow_credentials": False,
@@ -345,18 +356,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         "expose_headers": ["x-request-id", "retry-after", "idempotency-replayed", "location"],
     }
+    # Added innermost first: the last is the outermost.
     app.add_middleware(FrontDoor, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(CORSMiddleware, **cors)
-    build_full_stack = app.build_middleware_stack
-
-    def build_middleware_stack() -> ASGIApp:
-        handler = app.exception_handlers.get(Exception) or app.exception_handlers.get(500)
-        proxied = ServerErrorMiddleware(
-            CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors),
-            handler=handler,
-            debug=app.debug,
-        )
-        return ProxyFastPath(proxied, build_full_stack())
-
-    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+    proxied = CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors)
+    app.add_middleware(ProxyFastPath, proxied=proxied)
     return app
