@@ -180,25 +180,13 @@ class Server:
 @asynccontextmanager
 async def uvicorn_process(name: str, app: str, env: dict[str, str], log: Path) -> AsyncIterator[Server]:
     port = free_port()
+    # The gateway as it is deployed: its own entry point (uvicorn, uvloop, one worker, head limits).
+    if app == "gateway.app:create_app":
+        server = ["gateway.serve"]
+    else:
+        server = ["uvicorn", "--factory", app, "--workers", "1", "--loop", "uvloop"]
     proc = spawn(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--loop",
-            "uvloop",
-        ],
+        [sys.executable, "-m", *server, "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
         env,
         log,
     )

@@ -33,7 +33,7 @@ from gateway import api, openapi
 from gateway.accesslog import install_access_log
 from gateway.consumers import registry_consumer
 from gateway.identity import DenyList, GatewayVerifier, KeyRing, LogCodeSender, OneTimeCodes, Passwords
-from gateway.problems import BodyTooLarge
+from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
 from gateway.protection import IdempotencyStore, RateLimits
 from gateway.proxy import REQUEST_ID_RE, Proxy
 from gateway.service import Identity
@@ -67,10 +67,13 @@ class FrontDoor:
     before anything else, so the sampler decides at once, and given its attributes only if recorded.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, traced: bool = False):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, traced: bool = False, count_chunked: bool = False):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.tracer = trace.get_tracer("gateway") if traced else None
+        # The gateway's own routes: a body without Content-Length is counted as it arrives (the
+        # proxy counts the bodies it forwards itself).
+        self.count_chunked = count_chunked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,17 +111,11 @@ class FrontDoor:
 
         try:
             if length and (not length.isdigit() or int(length) > self.max_body_bytes):
-                response = problem_response(
-                    BodyTooLarge(
-                        (
-                            f"请求体不得超过 {self.max_body_bytes} 字节",
-                            f"The body may not exceed {self.max_body_bytes} bytes",
-                        )
-                    ),
-                    Request(scope),
-                )
+                response = problem_response(body_too_large(self.max_body_bytes), Request(scope))
                 await response(scope, receive, send_with_id)
                 return
+            if not length and self.count_chunked:
+                receive = LimitedReceive(receive, self.max_body_bytes)
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if span is not None and span.is_recording():
@@ -357,7 +354,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "expose_headers": ["x-request-id", "retry-after", "idempotency-replayed", "location"],
     }
     # Added innermost first: the last is the outermost.
-    app.add_middleware(FrontDoor, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(FrontDoor, max_body_bytes=settings.max_body_bytes, count_chunked=True)
+    app.add_exception_handler(BodyOverLimit, on_body_over_limit)
     app.add_middleware(CORSMiddleware, **cors)
     proxied = CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors)
     app.add_middleware(ProxyFastPath, proxied=proxied)

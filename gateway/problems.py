@@ -83,6 +83,15 @@ class BodyTooLarge(Problem):
     title_en = "Request body too large"
 
 
+class HeadTooLarge(Problem):
+    """A request line, header count or header size past the gateway's limits (gateway/limits.py)."""
+
+    slug = "gateway/head-too-large"
+    status = 431
+    title_zh = "请求头过大"
+    title_en = "Request header fields too large"
+
+
 class TooManyRequests(Problem):
     slug = "gateway/rate-limited"
     status = 429

@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.identity import GatewayVerifier
+from gateway.limits import body_too_large
 from gateway.problems import (
     BadUpstreamAnswer,
-    BodyTooLarge,
     CircuitOpen,
     UnknownService,
     UpstreamTimedOut,
@@ -198,10 +198,6 @@ class BodyStream:
                 yield chunk
 
 
-def body_too_large(limit: int) -> BodyTooLarge:
-    return BodyTooLarge((f"请求体不得超过 {limit} 字节", f"The body may not exceed {limit} bytes"))
-
-
 def bearer_token(request: Request) -> str:
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
@@ -263,12 +259,7 @@ class Proxy:
 
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
-            raise BodyTooLarge(
-                (
-                    f"请求体不得超过 {self.settings.max_body_bytes} 字节",
-                    f"The body may not exceed {self.settings.max_body_bytes} bytes",
-                )
-            )
+            raise body_too_large(self.settings.max_body_bytes)
         method = request.method
         idem_key = request.headers.get("idempotency-key") if method == "POST" else None
         body: bytes | BodyStream
@@ -333,12 +324,7 @@ class Proxy:
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.settings.max_body_bytes:
-                raise BodyTooLarge(
-                    (
-                        f"请求体不得超过 {self.settings.max_body_bytes} 字节",
-                        f"The body may not exceed {self.settings.max_body_bytes} bytes",
-                    )
-                )
+                raise body_too_large(self.settings.max_body_bytes)
             chunks.append(chunk)
         return b"".join(chunks)
 

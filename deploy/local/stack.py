@@ -175,13 +175,13 @@ class Stack:
 
     def spawn(self, name: str, app: str, port: int) -> None:
         log = open(LOCAL / f"{name}.log", "ab")
+        # The gateway runs under its own entry point, which adds the request-head limits to uvicorn.
+        server = ["gateway.serve"] if app == "gateway.app:create_app" else ["uvicorn", "--factory", app]
         popen = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "--factory",
-                app,
+                *server,
                 "--host",
                 "127.0.0.1",
                 "--port",

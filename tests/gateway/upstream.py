@@ -124,10 +124,13 @@ def create_upstream(jwks_url: str) -> tuple[FastAPI, UpstreamState]:
 
 
 @asynccontextmanager
-async def serve(app: FastAPI, port: int | None = None, *, lifespan: bool = True) -> AsyncIterator[str]:
+async def serve(
+    app: FastAPI, port: int | None = None, *, lifespan: bool = True, http: type[asyncio.Protocol] | str = "auto"
+) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a loopback port inside the running event loop; yields its URL.
 
-    `lifespan=False` serves an app whose lifespan is already running (e.g. under run_service).
+    `lifespan=False` serves an app whose lifespan is already running (e.g. under run_service);
+    `http` is uvicorn's HTTP protocol (the gateway's own: `gateway.limits.LimitedHttpToolsProtocol`).
     """
     port = port or free_port()
     server = uvicorn.Server(
@@ -139,6 +142,7 @@ async def serve(app: FastAPI, port: int | None = None, *, lifespan: bool = True)
             lifespan="on" if lifespan else "off",
             log_config=None,
             access_log=False,
+            http=http,
         )
     )
     task = asyncio.create_task(server.serve())
