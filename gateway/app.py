@@ -259,6 +259,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
     app.include_router(api.operations)
     app.router.routes.insert(0, app.router.routes.pop())
+    # No slash redirects: Starlette's would build an absolute Location from the caller's Host header.
+    app.router.redirect_slashes = False
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -284,7 +284,7 @@ class Proxy:
 
         if idem_key is None:
             reply = await self._send(upstream, method, url, headers, body, timeout, retryable, request.state.route)
-            return await self._relay(upstream, reply, timeout)
+            return await self._relay(upstream, reply, timeout, prefix)
 
         assert isinstance(body, bytes)
         scope = f"{principal.community}:{principal.subject}:{service}/{path}"
@@ -305,8 +305,8 @@ class Proxy:
             raise
         kept = [
             (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in reply.headers
-            if k.lower() not in HOP_BY_HOP_BYTES and k.lower() != b"content-length"
+            for k, v in answer_headers(reply.headers, upstream.base_url, prefix)
+            if k != b"content-length"
         ]
         if reply.status >= 500:
             await self.idempotency.abandon(scope, idem_key)
@@ -412,8 +412,8 @@ class Proxy:
             return response
         raise AssertionError("unreachable")
 
-    async def _relay(self, upstream: Upstream, reply: UpstreamReply, timeout_s: float) -> Response:
-        headers = [(name, v) for k, v in reply.headers if (name := k.lower()) not in HOP_BY_HOP_BYTES]
+    async def _relay(self, upstream: Upstream, reply: UpstreamReply, timeout_s: float, prefix: str) -> Response:
+        headers = answer_headers(reply.headers, upstream.base_url, prefix)
         # The status goes out only once the answer is whole or more than BUFFER_LIMIT of it is in:
         # an answer whose framing fails, or that ends early, within that is a 502 for the caller,
         # and a small answer goes back in one write. A break later in a long answer can only cut
@@ -439,6 +439,39 @@ class Proxy:
         )
         streamed.raw_headers = headers
         return streamed
+
+
+def answer_headers(raw: list[tuple[bytes, bytes]], base_url: str, prefix: str) -> list[tuple[bytes, bytes]]:
+    """The upstream's answer headers as the caller gets them, names in lower case.
+
+    Dropped: hop-by-hop headers (RFC 9110 §7.6.1). A `Location` on the upstream itself is made
+    relative to the path the caller used.
+    """
+    headers = []
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP_BYTES:
+            continue
+        if lowered == b"location":
+            value = relative_location(value, base_url, prefix)
+        headers.append((lowered, value))
+    return headers
+
+
+def relative_location(location: bytes, base_url: str, prefix: str) -> bytes:
+    """`Location` as the caller can follow it: a URL on the upstream (absolute, or a path from its
+    root) becomes the gateway's path to it (`/api/timebank/...`); any other URL is left as it is.
+
+    The upstream builds absolute URLs from the Host the gateway sends it, its own address, which a
+    caller can neither reach nor should learn.
+    """
+    text = location.decode("latin-1")
+    if text == base_url or text.startswith((base_url + "/", base_url + "?")):
+        rest = text[len(base_url) :]
+        return (prefix + (rest if rest.startswith("/") else "/" + rest)).encode("latin-1")
+    if text.startswith("/") and not text.startswith("//"):
+        return (prefix + text).encode("latin-1")
+    return location
 
 
 async def read_whole(upstream: Upstream, reply: UpstreamReply, timeout_s: float) -> bytes:
