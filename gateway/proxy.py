@@ -444,13 +444,17 @@ class Proxy:
 def answer_headers(raw: list[tuple[bytes, bytes]], base_url: str, prefix: str) -> list[tuple[bytes, bytes]]:
     """The upstream's answer headers as the caller gets them, names in lower case.
 
-    Dropped: hop-by-hop headers (RFC 9110 §7.6.1). A `Location` on the upstream itself is made
-    relative to the path the caller used.
+    Dropped: hop-by-hop headers and any the upstream's `Connection` names (RFC 9110 §7.6.1).
+    A `Location` on the upstream itself is made relative to the path the caller used.
     """
+    drop = HOP_BY_HOP_BYTES
+    named = [value for name, value in raw if name.lower() == b"connection"]
+    if named:
+        drop = drop | {token.strip().lower() for value in named for token in value.split(b",")}
     headers = []
     for name, value in raw:
         lowered = name.lower()
-        if lowered in HOP_BY_HOP_BYTES:
+        if lowered in drop:
             continue
         if lowered == b"location":
             value = relative_location(value, base_url, prefix)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
-from tests.gateway.conftest import COMMUNITY
+from tests.gateway.conftest import COMMUNITY, running_gateway
+from tests.gateway.upstream import raw_server
 from tests.support.harness import RunningService
 from tests.support.stack import TestStack
 
@@ -26,3 +28,24 @@ async def test_the_gateways_own_routes_do_not_redirect_on_a_trailing_slash(stack
     r = await gateway.client.get("/auth/me/", headers={**resident(stack), "Host": "evil.example"})
     assert r.status_code == 404
     assert "location" not in r.headers
+
+
+async def named_in_connection(head: bytes, writer: asyncio.StreamWriter) -> bool:
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nconnection: x-hop-secret, keep-alive\r\nkeep-alive: timeout=5\r\n"
+        b"x-hop-secret: for-the-gateway-only\r\nx-kept: yes\r\ncontent-length: 2\r\n\r\nok"
+    )
+    await writer.drain()
+    return True
+
+
+async def test_headers_the_upstream_names_in_connection_are_not_relayed(stack: TestStack, gateway_template: str) -> None:
+    async with (
+        raw_server(named_in_connection) as server,
+        running_gateway(stack, gateway_template, upstreams={"timebank": server.url}) as gw,
+    ):
+        for extra in ({}, {"Idempotency-Key": str(uuid.uuid4())}):
+            r = await gw.client.post("/api/timebank/anything", headers={**resident(stack), **extra}, content=b"{}")
+            assert (r.status_code, r.text) == (200, "ok")
+            assert r.headers["x-kept"] == "yes"
+            assert "x-hop-secret" not in r.headers and "keep-alive" not in r.headers
