@@ -59,6 +59,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+# Not relayed from an answer: hop-by-hop headers, and the two the gateway's own server sets.
+ANSWER_NOT_RELAYED = HOP_BY_HOP_BYTES | {b"date", b"server"}
 # Never passed on as they came: hop-by-hop headers, and those the gateway sets itself.
 NOT_FORWARDED = HOP_BY_HOP | {
     "host",
@@ -444,10 +446,11 @@ class Proxy:
 def answer_headers(raw: list[tuple[bytes, bytes]], base_url: str, prefix: str) -> list[tuple[bytes, bytes]]:
     """The upstream's answer headers as the caller gets them, names in lower case.
 
-    Dropped: hop-by-hop headers and any the upstream's `Connection` names (RFC 9110 §7.6.1).
+    Dropped: hop-by-hop headers and any the upstream's `Connection` names (RFC 9110 §7.6.1), and
+    its `Date` and `Server` (the gateway's server sets its own, and two of each confuse clients).
     A `Location` on the upstream itself is made relative to the path the caller used.
     """
-    drop = HOP_BY_HOP_BYTES
+    drop = ANSWER_NOT_RELAYED
     named = [value for name, value in raw if name.lower() == b"connection"]
     if named:
         drop = drop | {token.strip().lower() for value in named for token in value.split(b",")}

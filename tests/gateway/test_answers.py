@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
+
+from gateway.limits import LimitedHttpToolsProtocol
 from tests.gateway.conftest import COMMUNITY, running_gateway
-from tests.gateway.upstream import raw_server
+from tests.gateway.upstream import raw_server, serve
 from tests.support.harness import RunningService
 from tests.support.stack import TestStack
 
@@ -49,3 +52,17 @@ async def test_headers_the_upstream_names_in_connection_are_not_relayed(stack: T
             assert (r.status_code, r.text) == (200, "ok")
             assert r.headers["x-kept"] == "yes"
             assert "x-hop-secret" not in r.headers and "keep-alive" not in r.headers
+
+
+async def test_a_proxied_answer_carries_one_date_and_one_server_header(stack: TestStack, gateway: RunningService) -> None:
+    # Served as deployed: the gateway's uvicorn sets Date and Server on every answer, and so does
+    # the service's; only the gateway's reach the caller.
+    async with (
+        serve(gateway.app, lifespan=False, http=LimitedHttpToolsProtocol) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        for path in ("/api/timebank/echo", "/api/timebank/stream?chunks=8", "/auth/me"):
+            r = await client.get(path, headers=resident(stack))
+            assert r.status_code == 200, (path, r.text)
+            assert len(r.headers.get_list("date")) == 1, path
+            assert r.headers.get_list("server") == ["uvicorn"], path
