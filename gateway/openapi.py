@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 from starlette.datastructures import State
 
-from gateway.proxy import Proxy, RouteTable
+from gateway.proxy import Proxy
+from gateway.routes import RouteTable
 
 log = logging.getLogger("gateway.openapi")
 

@@ -10,28 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from opentelemetry import propagate
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.breaker import CircuitBreaker
+from gateway.headers import NOT_FORWARDED, NOT_FORWARDED_BUFFERED, answer_headers
 from gateway.identity import GatewayVerifier
 from gateway.limits import body_too_large
 from gateway.problems import (
     BadUpstreamAnswer,
-    CircuitOpen,
     UnknownService,
     UpstreamTimedOut,
     UpstreamUnavailable,
 )
 from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
+from gateway.routes import RouteTable
 from gateway.settings import Settings
 from gateway.upstream import (
     InvalidUpstreamURL,
@@ -42,38 +43,6 @@ from gateway.upstream import (
 )
 from services.kit.problems import BadRequest, Problem, Unauthorized
 
-log = logging.getLogger("gateway.proxy")
-
-# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
-    }
-)
-HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
-# Not relayed from an answer: hop-by-hop headers, and the two the gateway's own server sets.
-ANSWER_NOT_RELAYED = HOP_BY_HOP_BYTES | {b"date", b"server"}
-# Never passed on as they came: hop-by-hop headers, and those the gateway sets itself.
-NOT_FORWARDED = HOP_BY_HOP | {
-    "host",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-prefix",
-    "x-request-id",
-    "traceparent",
-    "tracestate",
-}
-# A body read whole is sent with its own length by the client.
-NOT_FORWARDED_BUFFERED = NOT_FORWARDED | {"content-length"}
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Bodies up to this size are read whole (so they can be retried or fingerprinted); larger ones stream.
 BUFFER_LIMIT = 64 * 1024
@@ -86,63 +55,6 @@ UPSTREAM_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 UPSTREAM_FAILURES = Counter("gateway_upstream_failures_total", "Upstream connection failures and timeouts", ["upstream", "kind"])
-BREAKER_OPEN = Gauge("gateway_circuit_open", "1 while the upstream's circuit breaker is open", ["upstream"])
-
-
-class BreakerState:
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half-open"
-
-
-@dataclass
-class CircuitBreaker:
-    """Opens after `threshold` failures in a row; after `open_s` lets one trial request through.
-
-    Kept per process, like Envoy's outlier detection: each replica learns an upstream's health
-    from its own traffic, which needs no coordination and costs nothing on the request path.
-    """
-
-    name: str
-    threshold: int
-    open_s: float
-    failures: int = 0
-    state: str = BreakerState.CLOSED
-    opened_at: float = 0.0
-    trial_running: bool = False
-
-    def before(self) -> None:
-        if self.state == BreakerState.CLOSED:
-            return
-        if self.state == BreakerState.OPEN and time.monotonic() - self.opened_at >= self.open_s:
-            self.state = BreakerState.HALF_OPEN
-            self.trial_running = False
-        if self.state == BreakerState.HALF_OPEN and not self.trial_running:
-            self.trial_running = True
-            return
-        retry_after = max(1, round(self.open_s - (time.monotonic() - self.opened_at)))
-        raise CircuitOpen(
-            (f"{self.name} 服务暂时熔断", f"{self.name} is cut off after repeated failures"),
-            headers={"Retry-After": str(retry_after)},
-            upstream=self.name,
-        )
-
-    def abandon_trial(self) -> None:
-        self.trial_running = False
-
-    def success(self) -> None:
-        if self.state != BreakerState.CLOSED:
-            log.info("circuit for %s closed again", self.name)
-            BREAKER_OPEN.labels(self.name).set(0)
-        self.state, self.failures, self.trial_running = BreakerState.CLOSED, 0, False
-
-    def failure(self) -> None:
-        self.failures += 1
-        if self.state == BreakerState.HALF_OPEN or self.failures >= self.threshold:
-            if self.state != BreakerState.OPEN:
-                log.warning("circuit for %s opened after %d failures", self.name, self.failures)
-            self.state, self.opened_at, self.trial_running = BreakerState.OPEN, time.monotonic(), False
-            BREAKER_OPEN.labels(self.name).set(1)
 
 
 @dataclass
@@ -150,31 +62,6 @@ class Upstream:
     name: str
     base_url: str
     breaker: CircuitBreaker
-
-
-@dataclass
-class RouteTable:
-    """Path templates from the services' OpenAPI documents, for metrics and logs by route."""
-
-    by_service: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict)
-
-    @classmethod
-    def from_paths(cls, paths: dict[str, list[str]]) -> RouteTable:
-        table: dict[str, list[tuple[re.Pattern[str], str]]] = {}
-        for service, templates in paths.items():
-            entries = []
-            # Literal segments first, so /tickets/mine wins over /tickets/{ticket_id}.
-            for template in sorted(templates, key=lambda t: (t.count("{"), -len(t))):
-                pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-                entries.append((re.compile(f"^{pattern}$"), f"/api/{service}{template}"))
-            table[service] = entries
-        return cls(table)
-
-    def template(self, service: str, path: str) -> str:
-        for pattern, template in self.by_service.get(service, ()):
-            if pattern.match(path):
-                return template
-        return f"/api/{service}/unmatched"
 
 
 class BodyStream:
@@ -441,44 +328,6 @@ class Proxy:
         )
         streamed.raw_headers = headers
         return streamed
-
-
-def answer_headers(raw: list[tuple[bytes, bytes]], base_url: str, prefix: str) -> list[tuple[bytes, bytes]]:
-    """The upstream's answer headers as the caller gets them, names in lower case.
-
-    Dropped: hop-by-hop headers and any the upstream's `Connection` names (RFC 9110 §7.6.1), and
-    its `Date` and `Server` (the gateway's server sets its own, and two of each confuse clients).
-    A `Location` on the upstream itself is made relative to the path the caller used.
-    """
-    drop = ANSWER_NOT_RELAYED
-    named = [value for name, value in raw if name.lower() == b"connection"]
-    if named:
-        drop = drop | {token.strip().lower() for value in named for token in value.split(b",")}
-    headers = []
-    for name, value in raw:
-        lowered = name.lower()
-        if lowered in drop:
-            continue
-        if lowered == b"location":
-            value = relative_location(value, base_url, prefix)
-        headers.append((lowered, value))
-    return headers
-
-
-def relative_location(location: bytes, base_url: str, prefix: str) -> bytes:
-    """`Location` as the caller can follow it: a URL on the upstream (absolute, or a path from its
-    root) becomes the gateway's path to it (`/api/timebank/...`); any other URL is left as it is.
-
-    The upstream builds absolute URLs from the Host the gateway sends it, its own address, which a
-    caller can neither reach nor should learn.
-    """
-    text = location.decode("latin-1")
-    if text == base_url or text.startswith((base_url + "/", base_url + "?")):
-        rest = text[len(base_url) :]
-        return (prefix + (rest if rest.startswith("/") else "/" + rest)).encode("latin-1")
-    if text.startswith("/") and not text.startswith("//"):
-        return (prefix + text).encode("latin-1")
-    return location
 
 
 async def read_whole(upstream: Upstream, reply: UpstreamReply, timeout_s: float) -> bytes:
