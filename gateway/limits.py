@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from http import HTTPStatus
+from typing import Any, cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,8 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.types import Message, Receive
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.problems import BodyTooLarge, HeadTooLarge
-from services.kit.problems import PROBLEM_MEDIA_TYPE, preferred_language, problem_response
+from gateway.problems import BodyTooLarge, HeadTimedOut, HeadTooLarge
+from services.kit.problems import PROBLEM_MEDIA_TYPE, Problem, preferred_language, problem_response
 
 log = logging.getLogger("gateway.limits")
 
@@ -37,6 +38,8 @@ HEAD_SLICE = 8 * 1024
 # After a refusal, what the client still sends is read and dropped this long before the socket
 # closes, so the answer is not lost to a reset of a socket with unread bytes.
 LINGER_S = 2.0
+# A head that trickles in slower than this ties up a connection for nothing: 408.
+HEAD_TIMEOUT_S = 10.0
 
 
 def body_too_large(limit: int) -> BodyTooLarge:
@@ -84,14 +87,26 @@ class HeadRefused(Exception):
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the request head counted as it is parsed."""
+    """uvicorn's httptools protocol with the request head counted as it is parsed, and timed."""
+
+    head_timeout_s = HEAD_TIMEOUT_S
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.in_head = True
         self.head_bytes = 0  # as received, request line included
         self.field_bytes = 0  # header names and values, as parsed
-        self.refusal: tuple[str, str] | None = None
+        self.refusal: Problem | None = None
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A TCP transport (uvloop's is not an asyncio.Transport subclass, so no isinstance here).
+        super().connection_made(cast(asyncio.Transport, transport))
+        self.start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_head_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self.refusal is not None:
@@ -99,6 +114,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not self.in_head:
             super().data_received(data)
             return
+        self.start_head_timer()
         for start in range(0, len(data), HEAD_SLICE):
             if not self.in_head:
                 super().data_received(data[start:])
@@ -106,7 +122,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             piece = data[start : start + HEAD_SLICE]
             self.head_bytes += len(piece)
             if self.head_bytes > HEAD_BYTES + REQUEST_LINE_BYTES:
-                self.refuse((f"请求头不得超过 {HEAD_BYTES} 字节", f"The header fields may not exceed {HEAD_BYTES} bytes"))
+                self.refuse(
+                    HeadTooLarge((f"请求头不得超过 {HEAD_BYTES} 字节", f"The header fields may not exceed {HEAD_BYTES} bytes"))
+                )
                 return
             super().data_received(piece)
             if self.refusal is not None or self.transport.is_closing():
@@ -115,24 +133,28 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
         if len(self.url) > REQUEST_LINE_BYTES:
-            self.refusal = (
-                f"请求行不得超过 {REQUEST_LINE_BYTES} 字节",
-                f"The request line may not exceed {REQUEST_LINE_BYTES} bytes",
+            self.refusal = HeadTooLarge(
+                (f"请求行不得超过 {REQUEST_LINE_BYTES} 字节", f"The request line may not exceed {REQUEST_LINE_BYTES} bytes")
             )
             raise HeadRefused
 
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
         if len(self.headers) > HEADER_COUNT:
-            self.refusal = (f"请求头字段不得超过 {HEADER_COUNT} 个", f"A request may carry at most {HEADER_COUNT} header fields")
+            self.refusal = HeadTooLarge(
+                (f"请求头字段不得超过 {HEADER_COUNT} 个", f"A request may carry at most {HEADER_COUNT} header fields")
+            )
             raise HeadRefused
         self.field_bytes += len(name) + len(value)
         if self.field_bytes > HEAD_BYTES:
-            self.refusal = (f"请求头不得超过 {HEAD_BYTES} 字节", f"The header fields may not exceed {HEAD_BYTES} bytes")
+            self.refusal = HeadTooLarge(
+                (f"请求头不得超过 {HEAD_BYTES} 字节", f"The header fields may not exceed {HEAD_BYTES} bytes")
+            )
             raise HeadRefused
 
     def on_headers_complete(self) -> None:
         self.in_head = False
+        self.stop_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -148,13 +170,32 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.refuse(self.refusal)
 
-    def refuse(self, detail: tuple[str, str]) -> None:
-        """Answer 431 with the gateway's problem, then read and drop the rest for a moment and close."""
-        self.refusal = detail
-        problem = HeadTooLarge(detail)
+    def start_head_timer(self) -> None:
+        """A head must arrive whole within `head_timeout_s` of its first byte (or of the connection)."""
+        if self.head_timer is None and self.refusal is None:
+            self.head_timer = asyncio.get_running_loop().call_later(self.head_timeout_s, self.head_timed_out)
+
+    def stop_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.in_head and self.refusal is None and not self.transport.is_closing():
+            self.refuse(
+                HeadTimedOut(
+                    (f"请求头未在 {self.head_timeout_s} 秒内到齐", f"The request head took over {self.head_timeout_s} s")
+                )
+            )
+
+    def refuse(self, problem: Problem) -> None:
+        """Answer with `problem`, then read and drop the rest for a moment and close."""
+        self.refusal = problem
+        self.stop_head_timer()
         lang = preferred_language(None)
         body = json.dumps(problem.body(lang), ensure_ascii=False).encode()
-        head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+        head = [b"HTTP/1.1 %d %b\r\n" % (problem.status, HTTPStatus(problem.status).phrase.encode())]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         head += [
             b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n",
@@ -162,7 +203,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             b"content-length: " + str(len(body)).encode() + b"\r\n",
             b"connection: close\r\n\r\n",
         ]
-        log.info("refused a request head from %s: %s", self.client[0] if self.client else "-", detail[1])
+        log.info("refused a request head from %s: %s", self.client[0] if self.client else "-", problem.detail_text("en"))
         self.transport.write(b"".join(head) + body)
         if self.transport.can_write_eof():
             self.transport.write_eof()

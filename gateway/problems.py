@@ -92,6 +92,15 @@ class HeadTooLarge(Problem):
     title_en = "Request header fields too large"
 
 
+class HeadTimedOut(Problem):
+    """A request head that did not arrive whole in time (gateway/limits.py)."""
+
+    slug = "gateway/head-timeout"
+    status = 408
+    title_zh = "请求头超时"
+    title_en = "The request head did not arrive in time"
+
+
 class TooManyRequests(Problem):
     slug = "gateway/rate-limited"
     status = 429

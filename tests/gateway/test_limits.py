@@ -9,6 +9,7 @@ gateway's HTTP protocol before the head is complete, so it is never held whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -132,3 +133,42 @@ async def test_a_huge_header_is_refused_before_it_is_whole(served: str) -> None:
     )
     status, problem = problem_of(answer)
     assert status == 431 and problem["type"] == "urn:community:problem:gateway/head-too-large"
+
+
+class QuickHeadTimeout(LimitedHttpToolsProtocol):
+    head_timeout_s = 0.5
+
+
+async def trickle(writer: asyncio.StreamWriter) -> None:
+    """A byte now and then, as a slowloris keeps a head from ever ending."""
+    with contextlib.suppress(ConnectionError):
+        while not writer.is_closing():
+            writer.write(b"a")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+
+async def test_a_head_that_trickles_in_is_answered_408_and_closed(gateway: RunningService) -> None:
+    async with serve(gateway.app, lifespan=False, http=QuickHeadTimeout) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /auth/me HTTP/1.1\r\nhost: gw\r\nx-slow: ")
+        slowloris = asyncio.create_task(trickle(writer))
+        try:
+            answer = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            slowloris.cancel()
+            writer.close()
+        status, problem = problem_of(answer)
+        assert (status, problem["type"]) == (408, "urn:community:problem:gateway/head-timeout")
+
+
+async def test_an_idle_new_connection_is_answered_408_too(gateway: RunningService) -> None:
+    async with serve(gateway.app, lifespan=False, http=QuickHeadTimeout) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            status, problem = problem_of(await asyncio.wait_for(reader.read(), 10))
+        finally:
+            writer.close()
+        assert (status, problem["type"]) == (408, "urn:community:problem:gateway/head-timeout")
