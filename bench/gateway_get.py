@@ -19,15 +19,7 @@ measured in turn, `BENCH_ROUNDS` rounds (default 2); each figure is the median o
 Besides req/s and p50/p99, each line reports the CPU time each serving process spent per request
 (user + system from /proc, over the busy run): on a shared machine it is the steadier figure.
 
-Three runs of 2026-11-22, 04:54–05:19, on 2 shared cores (load average 0.7–1.8), both engines
-in each: the time bank direct 369–427 req/s, through the gateway on its httptools client 278–328
-(0.755–0.773 ×), on aiohttp's 257–316 (0.639–0.744 ×), through nginx 372–414; added p50 at one
-connection +0.9 to +1.5 ms (aiohttp +1.3 to +2.4); the gateway's CPU 0.63–0.77 ms per request
-(aiohttp 0.71–0.95; empty upstream 0.25–0.34 against 0.37–0.43; nginx 0.05–0.09). Details and the
-earlier, busier runs in docs/gateway.md.
-
-`BENCH_GATEWAY_TRANSPORTS=httptools,aiohttp,httpx-aiohttp,httpx` also measures the gateway's other
-upstream engines beside the first (default: only `httptools`, the gateway's default).
+Figures, with the dates and the machine's load, are in docs/gateway.md ("Speed").
 
     .venv/bin/python -m bench.gateway_get
 """
@@ -62,8 +54,6 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 32))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 8))
 WARM_UP_S = 1.0
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 2))
-# The first is the headline ("gateway"); the others are measured beside it, labelled by name.
-TRANSPORTS = os.environ.get("BENCH_GATEWAY_TRANSPORTS", "httptools").split(",")
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The resident's read of their own membership: token check, one transaction, two small selects.
@@ -190,25 +180,13 @@ class Server:
 @asynccontextmanager
 async def uvicorn_process(name: str, app: str, env: dict[str, str], log: Path) -> AsyncIterator[Server]:
     port = free_port()
+    # The gateway as it is deployed: its own entry point (uvicorn, uvloop, one worker, head limits).
+    if app == "gateway.app:create_app":
+        server = ["gateway.serve"]
+    else:
+        server = ["uvicorn", "--factory", app, "--workers", "1", "--loop", "uvloop"]
     proc = spawn(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--loop",
-            "uvloop",
-        ],
+        [sys.executable, "-m", *server, "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
         env,
         log,
     )
@@ -279,7 +257,7 @@ async def nginx_process(work: Path, upstreams: dict[str, str]) -> AsyncIterator[
         yield Server("nginx", f"http://127.0.0.1:{port}", [proc.pid])
 
 
-def gateway_env(stack: Any, db: str, upstreams: dict[str, str], transport: str) -> dict[str, str]:
+def gateway_env(stack: Any, db: str, upstreams: dict[str, str]) -> dict[str, str]:
     return {
         "GATEWAY_DATABASE_URL": db,
         "GATEWAY_REDIS_URL": stack.redis_url,
@@ -288,7 +266,6 @@ def gateway_env(stack: Any, db: str, upstreams: dict[str, str], transport: str) 
         "GATEWAY_KEYS_DIR": str(stack.keys_dir),
         "GATEWAY_UPSTREAMS": json.dumps(upstreams),
         "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]),
-        "GATEWAY_UPSTREAM_TRANSPORT": transport,
         # Limits far above the load, so every request is admitted (and still counted in Valkey).
         "GATEWAY_RATE_LIMIT_USER": "10000000/minute",
         "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
@@ -378,31 +355,14 @@ async def main() -> None:
         ]
         # Every server stays up for the whole run and the ways are measured in turn, round after
         # round, so a burst of other work on the shared machine does not land on one of them only.
-        for transport in TRANSPORTS:
-            gateway = await servers.enter_async_context(
-                uvicorn_process(
-                    "gateway",
-                    "gateway.app:create_app",
-                    gateway_env(stack, gateway_db, upstreams, transport),
-                    work / f"gateway-{transport}.log",
-                )
-            )
-            await gateway_settled(gateway.url)
-            suffix = "" if transport == TRANSPORTS[0] else f" ({transport})"
-            targets += [
-                Target(
-                    "gateway" + suffix,
-                    "timebank via gateway" + suffix,
-                    gateway.url + "/api/timebank" + SERVICE_PATH,
-                    [gateway, timebank],
-                ),
-                Target(
-                    "empty gateway" + suffix,
-                    "empty upstream via gateway" + suffix,
-                    gateway.url + "/api/empty" + EMPTY_PATH,
-                    [gateway, empty],
-                ),
-            ]
+        gateway = await servers.enter_async_context(
+            uvicorn_process("gateway", "gateway.app:create_app", gateway_env(stack, gateway_db, upstreams), work / "gateway.log")
+        )
+        await gateway_settled(gateway.url)
+        targets += [
+            Target("gateway", "timebank via gateway", gateway.url + "/api/timebank" + SERVICE_PATH, [gateway, timebank]),
+            Target("empty gateway", "empty upstream via gateway", gateway.url + "/api/empty" + EMPTY_PATH, [gateway, empty]),
+        ]
         nginx = await servers.enter_async_context(nginx_process(work, upstreams))
         if nginx is not None:
             targets += [
@@ -436,20 +396,11 @@ async def main() -> None:
         extra: dict[str, Any] = {
             "route": route,
             **common,
-            "gateway_transport": TRANSPORTS[0],
             **comparison(figures, direct, prefix + "gateway", "gateway"),
         }
         extra.update(
             comparison(figures, direct, prefix + "nginx", "nginx") if prefix + "nginx" in figures else {"nginx": "not installed"}
         )
-        for transport in TRANSPORTS[1:]:
-            # The other engines side by side with the default, each over the same direct figure.
-            extra.update(
-                {
-                    f"{transport}_{k}": v
-                    for k, v in comparison(figures, direct, f"{prefix}gateway ({transport})", "gateway").items()
-                }
-            )
         extra.update({labels[key]: f for key, f in figures.items() if key.startswith("empty") == bool(prefix)})
         if name == "headline":
             record(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 
 import asyncpg
 
@@ -75,7 +76,7 @@ async def usecase_reservations(
     engine = make_engine(database_url, pool_size=IN_FLIGHT)
     maker = make_sessionmaker(engine)
     residents = [Principal(f"res-{i}", frozenset({"resident"}), COMMUNITY) for i in range(RESIDENTS)]
-    data = RedemptionCreate(reward_id=reward_id)
+    data = RedemptionCreate(reward_id=uuid.UUID(reward_id))
     gate = asyncio.Semaphore(IN_FLIGHT)
     latencies: list[float] = []
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway import service
 from gateway.identity import GatewayVerifier, token_digest
+from gateway.openapi import refresh_openapi
 from gateway.problems import (
     CommunityNotServed,
     InvalidGrant,
@@ -35,7 +36,7 @@ from gateway.schemas import (
 )
 from services.kit.auth import Principal
 from services.kit.db import SessionDep
-from services.kit.health import assess, assess_app
+from services.kit.health import ReadinessCheck, assess, assess_app
 from services.kit.inputs import Text
 from services.kit.problems import Forbidden, Unauthorized, ValidationFailed, problem_responses
 
@@ -68,6 +69,11 @@ async def caller(request: Request, *roles: str) -> tuple[Principal, str]:
     responses=problem_responses(ValidationFailed, TooManyRequests),
 )
 async def send_code(body: CodeRequest, request: Request, session: SessionDep) -> CodeSent:
+    """Send a resident a 6-digit one-time login code.
+
+    The answer is the same whether or not the number is registered, so it reveals nothing; an
+    unknown number gets no code. Attempts are limited per client address and per phone number.
+    """
     await request.app.state.limits.check_login(ip=client_ip(request), account=token_digest(body.phone))
     await service.send_login_code(session, identity(request), body.community, body.phone)
     return CodeSent(sent=True, expires_in=identity(request).settings.otp_ttl_s)
@@ -81,6 +87,12 @@ async def send_code(body: CodeRequest, request: Request, session: SessionDep) ->
     responses=problem_responses(InvalidGrant, ValidationFailed, TooManyRequests),
 )
 async def issue_token(body: Annotated[TokenRequest, Body()], request: Request, session: SessionDep) -> TokenResponse:
+    """Log in, or trade a refresh token for new tokens, by `grant_type`.
+
+    `otp` (residents: phone and one-time code), `password` (staff), `client_credentials` (gate
+    devices, city sync; no refresh token) or `refresh_token` (each refresh token works once; a
+    reused one ends its whole family). Wrong credentials of any kind get the same 401.
+    """
     ident = identity(request)
     if isinstance(body, OtpGrant):
         await request.app.state.limits.check_login(ip=client_ip(request), account=token_digest(body.phone))
@@ -101,6 +113,10 @@ async def issue_token(body: Annotated[TokenRequest, Body()], request: Request, s
     responses=problem_responses(*AUTH_PROBLEMS),
 )
 async def logout(request: Request, session: SessionDep, body: LogoutRequest | None = None) -> Response:
+    """End this session: the access token stops working at once, on every gateway replica.
+
+    A refresh token given in the body is revoked with its whole family.
+    """
     principal, token = await caller(request)
     await service.logout(session, identity(request), principal, token, body.refresh_token if body else None)
     return Response(status_code=204)
@@ -113,6 +129,7 @@ async def logout(request: Request, session: SessionDep, body: LogoutRequest | No
     responses=problem_responses(*AUTH_PROBLEMS),
 )
 async def me(request: Request) -> Me:
+    """The caller as the bearer token names them: subject, roles, community, expiry."""
     principal, _ = await caller(request)
     return Me(
         subject=principal.subject,
@@ -134,6 +151,10 @@ async def set_staff_password(
     request: Request,
     session: SessionDep,
 ) -> Response:
+    """Set a registered staff member's password (property admins of the same community).
+
+    The staff member's refresh sessions end; 404 when property's registry has no such staff.
+    """
     admin, _ = await caller(request, "property_admin")
     await service.set_staff_password(session, identity(request), admin, staff_id, body.password)
     return Response(status_code=204)
@@ -151,19 +172,23 @@ async def put_client(
     request: Request,
     session: SessionDep,
 ) -> ApiClientPublic:
+    """Create or replace a machine client's roles and secret (property admins of the same community).
+
+    The client id is the token's subject and the id parking and citysync know the client by.
+    """
     admin, _ = await caller(request, "property_admin")
     return await service.put_api_client(session, identity(request), admin, client_id, body)
 
 
 @router.get("/.well-known/jwks.json", response_model=Jwks, summary="Public keys that verify access tokens")
 async def jwks(request: Request) -> JSONResponse:
+    """Every live public key (the newest and the one before), to verify access tokens with."""
     return JSONResponse(identity(request).keys.jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
 @operations.get("/openapi.json", include_in_schema=False)
 async def merged_openapi(request: Request) -> JSONResponse:
-    from gateway.app import refresh_openapi
-
+    """The whole platform's OpenAPI document: the gateway's routes and every reachable service's."""
     doc = request.app.state.merged_openapi
     if doc is None:
         doc = await refresh_openapi(request.app.state)
@@ -178,7 +203,7 @@ async def merged_openapi(request: Request) -> JSONResponse:
 )
 async def readyz(request: Request) -> JSONResponse:
     """503 only when the gateway itself cannot serve; a service or the broker being down is reported, not fatal."""
-    upstream: dict[str, Any] = request.app.state.upstream_checks
+    upstream: dict[str, ReadinessCheck] = request.app.state.upstream_checks
     own, services = await asyncio.gather(assess_app(request.app.state), assess(upstream, cannot_serve_without=()))
     status = own.status if own.status != "ready" else services.status
     return JSONResponse(

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import Token
 from typing import Any
 
 import httpx
@@ -25,7 +26,6 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Histogram
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,11 +33,12 @@ from gateway import api, openapi
 from gateway.accesslog import install_access_log
 from gateway.consumers import registry_consumer
 from gateway.identity import DenyList, GatewayVerifier, KeyRing, LogCodeSender, OneTimeCodes, Passwords
-from gateway.problems import BodyTooLarge
+from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
 from gateway.protection import IdempotencyStore, RateLimits
-from gateway.proxy import REQUEST_ID_RE, Proxy, RouteTable, make_client, make_engine
+from gateway.proxy import REQUEST_ID_RE, Proxy
 from gateway.service import Identity
 from gateway.settings import Settings
+from gateway.upstream_client import HttptoolsEngine
 from services.kit.app import ServiceParts, create_service_app
 from services.kit.auth import TokenVerifier
 from services.kit.problems import Problem, problem_response
@@ -67,10 +68,13 @@ class FrontDoor:
     before anything else, so the sampler decides at once, and given its attributes only if recorded.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, traced: bool = False):
+    def __init__(self, app: ASGIApp, max_body_bytes: int, traced: bool = False, count_chunked: bool = False):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.tracer = trace.get_tracer("gateway") if traced else None
+        # The gateway's own routes: a body without Content-Length is counted as it arrives (the
+        # proxy counts the bodies it forwards itself).
+        self.count_chunked = count_chunked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,7 +97,7 @@ class FrontDoor:
         state["request_id"] = request_id
         status = 500
         span: trace.Span | None = None
-        token: object = None
+        token: Token[otel_context.Context] | None = None
         if self.tracer is not None:
             parent = propagate.extract(carrier) if carrier else otel_context.Context()
             span = self.tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
@@ -108,17 +112,11 @@ class FrontDoor:
 
         try:
             if length and (not length.isdigit() or int(length) > self.max_body_bytes):
-                response = problem_response(
-                    BodyTooLarge(
-                        (
-                            f"请求体不得超过 {self.max_body_bytes} 字节",
-                            f"The body may not exceed {self.max_body_bytes} bytes",
-                        )
-                    ),
-                    Request(scope),
-                )
+                response = problem_response(body_too_large(self.max_body_bytes), Request(scope))
                 await response(scope, receive, send_with_id)
                 return
+            if not length and self.count_chunked:
+                receive = LimitedReceive(receive, self.max_body_bytes)
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if span is not None and span.is_recording():
@@ -155,10 +153,14 @@ class FrontDoor:
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
                 span.end()
-                otel_context.detach(token)  # type: ignore[arg-type]
+            if token is not None:
+                otel_context.detach(token)
 
 
 CITY_PREFIX = "/city/v1/"
+# The proxied paths as the OpenTelemetry instrumentation's excluded-URL pattern (searched in the
+# full URL; a comma separates patterns).
+PROXIED_URLS = r"^[a-z]+://[^/]*/(api|city/v1)/"
 
 
 def is_proxied(scope: Scope) -> bool:
@@ -203,53 +205,39 @@ class ProxyDispatch:
 
 
 class ProxyFastPath:
-    """Chooses the stack per request: the proxy path's short one, or the app's full one.
+    """Chooses the rest of the stack per request: the proxy path's short one, or the app's full one.
 
-    Proxied requests get the server-error guard (the app's own 500 handler), CORS, the front door
-    (span, request id, body size, metrics, access log) and the proxy; everything else (logins,
-    JWKS, OpenAPI, health) gets FastAPI's whole stack with its instrumentation, as before.
+    The outermost of the app's own middleware, inside Starlette's server-error guard (the app's 500
+    handler). Proxied requests then get CORS, the front door (span, request id, body size, metrics,
+    access log) and the proxy; everything else (logins, JWKS, OpenAPI, health) gets the rest of the
+    stack: CORS, the front door, the kit's metrics, FastAPI's routing.
     """
 
-    def __init__(self, proxied: ASGIApp, full: ASGIApp):
+    def __init__(self, app: ASGIApp, proxied: ASGIApp):
+        self.app = app
         self.proxied = proxied
-        self.full = full
-        # The middleware convention: `app` is the stack below. FastAPI's native telemetry looks down
-        # that chain for the OpenTelemetry ASGI middleware (in the full stack) and stands down when
-        # it finds it; without the link it opened a second server span around every request.
-        self.app = full
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if is_proxied(scope):
             await self.proxied(scope, receive, send)
         else:
-            await self.full(scope, receive, send)
+            await self.app(scope, receive, send)
 
 
-def upstream_check(client: httpx.AsyncClient, name: str, base_url: str) -> Any:
-    async def check() -> str | None:
+class UpstreamCheck:
+    """A service's readiness as the gateway sees it: None when its /readyz answers 200, else why not."""
+
+    def __init__(self, client: httpx.AsyncClient, name: str, base_url: str):
+        self.client = client
+        self.name = name
+        self.url = base_url.rstrip("/") + "/readyz"
+
+    async def __call__(self) -> str | None:
         try:
-            response = await client.get(base_url.rstrip("/") + "/readyz", timeout=2.0)
+            response = await self.client.get(self.url, timeout=2.0)
         except httpx.HTTPError as exc:
-            return f"{name} unreachable: {exc.__class__.__name__}"
-        return None if response.status_code == 200 else f"{name} not ready ({response.status_code})"
-
-    return check
-
-
-async def refresh_openapi(state: Any) -> dict[str, Any]:
-    proxy: Proxy = state.proxy
-    docs = await openapi.fetch_documents(state.http_client, state.settings.upstreams)
-    merged = openapi.merge(state.own_openapi, docs)
-    state.merged_openapi = merged
-    proxy.routes = RouteTable.from_paths(openapi.paths_by_service(merged, list(state.settings.upstreams)))
-    return merged
-
-
-async def _refresh_openapi_forever(state: Any, every_s: float) -> None:
-    while True:
-        with contextlib.suppress(Exception):
-            await refresh_openapi(state)
-        await asyncio.sleep(every_s)
+            return f"{self.name} unreachable: {exc.__class__.__name__}"
+        return None if response.status_code == 200 else f"{self.name} not ready ({response.status_code})"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -278,6 +266,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
     app.include_router(api.operations)
     app.router.routes.insert(0, app.router.routes.pop())
+    # No slash redirects: Starlette's would build an absolute Location from the caller's Host header.
+    app.router.redirect_slashes = False
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -314,8 +304,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 per_ip=settings.rate_limit_ip,
                 login=settings.rate_limit_login,
             )
-            client = make_client(settings)
-            engine = make_engine(settings, client)
+            # Readiness checks and OpenAPI documents go over httpx; the proxy path has its own client.
+            client = httpx.AsyncClient(trust_env=False)
+            engine = HttptoolsEngine(settings.upstream_max_connections)
             state.http_client = client
             state.proxy = Proxy(
                 settings,
@@ -326,8 +317,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             state.own_openapi = own_openapi
             state.merged_openapi = None
-            state.upstream_checks = {name: upstream_check(client, name, url) for name, url in settings.upstreams.items()}
-            refresher = asyncio.create_task(_refresh_openapi_forever(state, settings.openapi_cache_s))
+            state.upstream_checks = {name: UpstreamCheck(client, name, url) for name, url in settings.upstreams.items()}
+            refresher = asyncio.create_task(openapi.refresh_forever(state, settings.openapi_cache_s))
             # Everything built so far (modules, the app, its routes and clients) lives as long as the
             # process: out of the collector's generations, each full collection walks only what
             # requests leave behind instead of the whole heap (shorter pauses, fewer slow requests).
@@ -344,12 +335,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.router.lifespan_context = lifespan
 
-    # The FastAPI instrumentation's server span covers the gateway's own routes; the kit's also adds
-    # a span for every ASGI receive and send, which costs more than it tells. Proxied requests are
-    # traced by the front door on their own short stack (`ProxyFastPath`).
+    # The FastAPI instrumentation's server span covers the gateway's own routes; proxied requests
+    # are traced by the front door on their own short stack (`ProxyFastPath`), so the
+    # instrumentation (outside every middleware) skips them. The kit also adds a span for every
+    # ASGI receive and send, which costs more than it tells.
     FastAPIInstrumentor.uninstrument_app(app)
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
-    app.middleware_stack = None  # uninstrument_app built it early; it is built again on first call
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=f"healthz,readyz,metrics,{PROXIED_URLS}", exclude_spans=["receive", "send"]
+    )
+    # uninstrument_app builds the middleware stack at once; left unset, the first request builds it
+    # again with the instrumentation and the middleware added below.
+    app.middleware_stack = None
     cors: dict[str, Any] = {
         "allow_origins": settings.cors_origins,
         "allow_credentials": False,
@@ -366,18 +362,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         "expose_headers": ["x-request-id", "retry-after", "idempotency-replayed", "location"],
     }
-    app.add_middleware(FrontDoor, max_body_bytes=settings.max_body_bytes)
+    # Added innermost first: the last is the outermost.
+    app.add_middleware(FrontDoor, max_body_bytes=settings.max_body_bytes, count_chunked=True)
+    app.add_exception_handler(BodyOverLimit, on_body_over_limit)
     app.add_middleware(CORSMiddleware, **cors)
-    build_full_stack = app.build_middleware_stack
-
-    def build_middleware_stack() -> ASGIApp:
-        handler = app.exception_handlers.get(Exception) or app.exception_handlers.get(500)
-        proxied = ServerErrorMiddleware(
-            CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors),
-            handler=handler,
-            debug=app.debug,
-        )
-        return ProxyFastPath(proxied, build_full_stack())
-
-    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+    proxied = CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors)
+    app.add_middleware(ProxyFastPath, proxied=proxied)
     return app

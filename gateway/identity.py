@@ -1,6 +1,6 @@
 """Signing keys, token checks, password hashes, one-time codes and the revocation deny-list.
 
-Access tokens are EdDSA JWTs from `deploy.local.keys` (the same shape every service verifies);
+Access tokens are EdDSA JWTs from `gateway.keys` (the same shape every service verifies);
 the JWKS lists every live key, and a rotation keeps the previous key live so tokens signed just
 before it still verify. Revocation is a Redis deny-list keyed by the token's SHA-256, checked on
 every request, so a logged-out token stops working at once, on every gateway replica.
@@ -23,7 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
-from deploy.local.keys import SigningKey, ensure_keys, load_keys, mint_token, new_key, write_jwks
+from gateway.keys import SigningKey, ensure_keys, load_keys, mint_token, new_key, write_jwks
 from gateway.problems import CommunityNotServed, TokenRevoked
 from services.kit.auth import Principal, TokenVerifier
 

@@ -9,11 +9,16 @@ service the same way (Problem, validation errors) are kept once under their own 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from typing import Any
 
 import httpx
+from starlette.datastructures import State
+
+from gateway.proxy import Proxy
+from gateway.routes import RouteTable
 
 log = logging.getLogger("gateway.openapi")
 
@@ -124,3 +129,21 @@ async def fetch_documents(
 
     results = await asyncio.gather(*(fetch(n, u) for n, u in upstreams.items()))
     return {name: doc for name, doc in results if doc is not None}
+
+
+async def refresh_openapi(state: State) -> dict[str, Any]:
+    """Fetch the services' documents again, merge them with the gateway's, and label routes by them."""
+    proxy: Proxy = state.proxy
+    docs = await fetch_documents(state.http_client, state.settings.upstreams)
+    merged = merge(state.own_openapi, docs)
+    state.merged_openapi = merged
+    proxy.routes = RouteTable.from_paths(paths_by_service(merged, list(state.settings.upstreams)))
+    return merged
+
+
+async def refresh_forever(state: State, every_s: float) -> None:
+    """Keep the merged document current; a service that is down is picked up when it is back."""
+    while True:
+        with contextlib.suppress(Exception):
+            await refresh_openapi(state)
+        await asyncio.sleep(every_s)

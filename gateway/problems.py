@@ -51,6 +51,15 @@ class UpstreamUnavailable(Problem):
     title_en = "The service is unavailable"
 
 
+class BadUpstreamAnswer(Problem):
+    """The service's answer broke HTTP/1.1's framing or ended early; nothing of it is passed on."""
+
+    slug = "gateway/bad-upstream-answer"
+    status = 502
+    title_zh = "服务的响应无效"
+    title_en = "The service's answer was not valid HTTP"
+
+
 class CircuitOpen(Problem):
     """The upstream failed repeatedly; the gateway fails fast until it has had time to recover."""
 
@@ -72,6 +81,24 @@ class BodyTooLarge(Problem):
     status = 413
     title_zh = "请求体过大"
     title_en = "Request body too large"
+
+
+class HeadTooLarge(Problem):
+    """A request line, header count or header size past the gateway's limits (gateway/limits.py)."""
+
+    slug = "gateway/head-too-large"
+    status = 431
+    title_zh = "请求头过大"
+    title_en = "Request header fields too large"
+
+
+class HeadTimedOut(Problem):
+    """A request head that did not arrive whole in time (gateway/limits.py)."""
+
+    slug = "gateway/head-timeout"
+    status = 408
+    title_zh = "请求头超时"
+    title_en = "The request head did not arrive in time"
 
 
 class TooManyRequests(Problem):

@@ -44,8 +44,8 @@ class AdmissionBatcher:
     wait for it to come back and then go together in the next, so the busier the gateway, the
     fewer calls per request (Nagle's rule, applied to the admission round trip). Every request
     still gets its own deny-list check and its own counter increments, applied atomically, before
-    it is forwarded; it only shares the round trip (and the client's per-command work, which cost
-    more than the forwarding itself). Under light load a batch is one request, as before.
+    it is forwarded; it only shares the round trip (and the client's per-command work, which costs
+    more than the forwarding itself). Under light load a batch is one request.
     """
 
     def __init__(self, redis: Redis, *, user_expiry: int, ip_expiry: int):

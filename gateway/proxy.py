@@ -1,4 +1,4 @@
-"""Routing `/api/<service>/<path>` to the services over one pooled HTTP client.
+"""Routing `/api/<service>/<path>` to the services over the gateway's pooled upstream client.
 
 Per request: find the upstream, verify the token (passed on untouched: the services verify it
 again and read identity only from it), apply the rate limits, check the body size, honour an
@@ -10,58 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 
-import aiohttp
-import httpx
 from opentelemetry import propagate
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.breaker import CircuitBreaker
+from gateway.headers import NOT_FORWARDED, NOT_FORWARDED_BUFFERED, answer_headers
 from gateway.identity import GatewayVerifier
-from gateway.problems import BodyTooLarge, CircuitOpen, UnknownService, UpstreamTimedOut, UpstreamUnavailable
-from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
-from gateway.settings import Settings
-from gateway.upstream_client import HttptoolsEngine, InvalidUpstreamURL, UpstreamConnectionError
-from services.kit.problems import BadRequest, Unauthorized
-
-log = logging.getLogger("gateway.proxy")
-
-# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
-    }
+from gateway.limits import body_too_large
+from gateway.problems import (
+    BadUpstreamAnswer,
+    UnknownService,
+    UpstreamTimedOut,
+    UpstreamUnavailable,
 )
-HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
-# Never passed on as they came: hop-by-hop headers, and those the gateway sets itself.
-NOT_FORWARDED = HOP_BY_HOP | {
-    "host",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-prefix",
-    "x-request-id",
-    "traceparent",
-    "tracestate",
-}
-# A body read whole is sent with its own length by the client.
-NOT_FORWARDED_BUFFERED = NOT_FORWARDED | {"content-length"}
+from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
+from gateway.routes import RouteTable
+from gateway.settings import Settings
+from gateway.upstream import (
+    InvalidUpstreamURL,
+    UpstreamConnectionError,
+    UpstreamEngine,
+    UpstreamProtocolError,
+    UpstreamReply,
+)
+from services.kit.problems import BadRequest, Problem, Unauthorized
+
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Bodies up to this size are read whole (so they can be retried or fingerprinted); larger ones stream.
 BUFFER_LIMIT = 64 * 1024
@@ -74,63 +55,6 @@ UPSTREAM_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 UPSTREAM_FAILURES = Counter("gateway_upstream_failures_total", "Upstream connection failures and timeouts", ["upstream", "kind"])
-BREAKER_OPEN = Gauge("gateway_circuit_open", "1 while the upstream's circuit breaker is open", ["upstream"])
-
-
-class BreakerState:
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half-open"
-
-
-@dataclass
-class CircuitBreaker:
-    """Opens after `threshold` failures in a row; after `open_s` lets one trial request through.
-
-    Kept per process, like Envoy's outlier detection: each replica learns an upstream's health
-    from its own traffic, which needs no coordination and costs nothing on the request path.
-    """
-
-    name: str
-    threshold: int
-    open_s: float
-    failures: int = 0
-    state: str = BreakerState.CLOSED
-    opened_at: float = 0.0
-    trial_running: bool = False
-
-    def before(self) -> None:
-        if self.state == BreakerState.CLOSED:
-            return
-        if self.state == BreakerState.OPEN and time.monotonic() - self.opened_at >= self.open_s:
-            self.state = BreakerState.HALF_OPEN
-            self.trial_running = False
-        if self.state == BreakerState.HALF_OPEN and not self.trial_running:
-            self.trial_running = True
-            return
-        retry_after = max(1, round(self.open_s - (time.monotonic() - self.opened_at)))
-        raise CircuitOpen(
-            (f"{self.name} 服务暂时熔断", f"{self.name} is cut off after repeated failures"),
-            headers={"Retry-After": str(retry_after)},
-            upstream=self.name,
-        )
-
-    def abandon_trial(self) -> None:
-        self.trial_running = False
-
-    def success(self) -> None:
-        if self.state != BreakerState.CLOSED:
-            log.info("circuit for %s closed again", self.name)
-            BREAKER_OPEN.labels(self.name).set(0)
-        self.state, self.failures, self.trial_running = BreakerState.CLOSED, 0, False
-
-    def failure(self) -> None:
-        self.failures += 1
-        if self.state == BreakerState.HALF_OPEN or self.failures >= self.threshold:
-            if self.state != BreakerState.OPEN:
-                log.warning("circuit for %s opened after %d failures", self.name, self.failures)
-            self.state, self.opened_at, self.trial_running = BreakerState.OPEN, time.monotonic(), False
-            BREAKER_OPEN.labels(self.name).set(1)
 
 
 @dataclass
@@ -140,158 +64,11 @@ class Upstream:
     breaker: CircuitBreaker
 
 
-@dataclass
-class RouteTable:
-    """Path templates from the services' OpenAPI documents, for metrics and logs by route."""
-
-    by_service: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict)
-
-    @classmethod
-    def from_paths(cls, paths: dict[str, list[str]]) -> RouteTable:
-        table: dict[str, list[tuple[re.Pattern[str], str]]] = {}
-        for service, templates in paths.items():
-            entries = []
-            # Literal segments first, so /tickets/mine wins over /tickets/{ticket_id}.
-            for template in sorted(templates, key=lambda t: (t.count("{"), -len(t))):
-                pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-                entries.append((re.compile(f"^{pattern}$"), f"/api/{service}{template}"))
-            table[service] = entries
-        return cls(table)
-
-    def template(self, service: str, path: str) -> str:
-        for pattern, template in self.by_service.get(service, ()):
-            if pattern.match(path):
-                return template
-        return f"/api/{service}/unmatched"
-
-
-@dataclass
-class UpstreamReply:
-    """An upstream's answer with its body still to be read, whichever client engine fetched it."""
-
-    status: int
-    # As they came over the wire (bytes, the upstream's case): relayed without decoding.
-    headers: list[tuple[bytes, bytes]]
-    chunks: Callable[[], AsyncIterator[bytes]]
-    close: Callable[[], Awaitable[None]]
-
-    def header(self, name: bytes) -> bytes | None:
-        return next((v for k, v in self.headers if k.lower() == name), None)
-
-    async def read(self) -> bytes:
-        try:
-            return b"".join([chunk async for chunk in self.chunks()])
-        finally:
-            await self.close()
-
-
-class UpstreamEngine(Protocol):
-    async def send(
-        self,
-        method: str,
-        url: str,
-        headers: list[tuple[str, str]],
-        body: bytes | BodyStream,
-        timeout_s: float,
-    ) -> UpstreamReply: ...
-
-    async def aclose(self) -> None: ...
-
-
-class HttpxEngine:
-    """The proxy path on the gateway's one pooled httpx.AsyncClient (also used for readiness checks
-    and OpenAPI documents)."""
-
-    def __init__(self, client: httpx.AsyncClient):
-        self.client = client
-
-    async def send(
-        self,
-        method: str,
-        url: str,
-        headers: list[tuple[str, str]],
-        body: bytes | BodyStream,
-        timeout_s: float,
-    ) -> UpstreamReply:
-        request = self.client.build_request(method, url, headers=headers, content=body, timeout=httpx.Timeout(timeout_s))
-        response = await self.client.send(request, stream=True)
-        return UpstreamReply(response.status_code, response.headers.raw, response.aiter_raw, response.aclose)
-
-    async def aclose(self) -> None:
-        """The client is shared and closed by its owner."""
-
-
-class AiohttpEngine:
-    """The proxy path on aiohttp's client directly (the default before `HttptoolsEngine`, which
-    spends less CPU per request; see docs/gateway.md). Sequential GETs cost 0.39 ms here against
-    1.01 ms for httpx over the httpx-aiohttp transport, and on a quiet machine bench/gateway_get.py
-    measured 1,048 against 796 req/s through the gateway."""
-
-    def __init__(self, max_connections: int):
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30, ttl_dns_cache=300),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            trust_env=False,
-        )
-
-    async def send(
-        self,
-        method: str,
-        url: str,
-        headers: list[tuple[str, str]],
-        body: bytes | BodyStream,
-        timeout_s: float,
-    ) -> UpstreamReply:
-        response = await self.session.request(
-            method,
-            url,
-            headers=headers,
-            data=body if body else None,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s),
-        )
-
-        async def close() -> None:
-            response.release()
-
-        return UpstreamReply(
-            response.status,
-            list(response.raw_headers),
-            response.content.iter_any,
-            close,
-        )
-
-    async def aclose(self) -> None:
-        await self.session.close()
-
-
-def make_engine(settings: Settings, client: httpx.AsyncClient) -> UpstreamEngine:
-    if settings.upstream_transport == "httptools":
-        return HttptoolsEngine(settings.upstream_max_connections)
-    if settings.upstream_transport == "aiohttp":
-        return AiohttpEngine(settings.upstream_max_connections)
-    return HttpxEngine(client)
-
-
-def make_client(settings: Settings) -> httpx.AsyncClient:
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_connections,
-        keepalive_expiry=30,
-    )
-    if settings.upstream_transport != "httpx":
-        from httpx_aiohttp import AiohttpTransport
-
-        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False), trust_env=False)
-    return httpx.AsyncClient(limits=limits, trust_env=False)
-
-
 class BodyStream:
     """A request body passed on as it arrives, refused once it grows past the limit.
 
-    The HTTP client reports the abort as a transport error; `overflowed` tells the two apart, so
-    an oversized body is a 413 for the caller and not a failure counted against the upstream.
+    The upstream client reports the abort as a broken connection; `overflowed` tells the two apart,
+    so an oversized body is a 413 for the caller and not a failure counted against the upstream.
     """
 
     def __init__(self, request: Request, limit: int):
@@ -308,26 +85,6 @@ class BodyStream:
                 raise body_too_large(self.limit)
             if chunk:
                 yield chunk
-
-
-def body_too_large(limit: int) -> BodyTooLarge:
-    return BodyTooLarge((f"请求体不得超过 {limit} 字节", f"The body may not exceed {limit} bytes"))
-
-
-def is_timeout(exc: BaseException) -> bool:
-    """True for a timeout, False for a refused or broken connection.
-
-    httpx-aiohttp 0.2.0 maps aiohttp's "connection refused" to httpx.ConnectTimeout, so look at the
-    aiohttp error underneath when there is one.
-    """
-    if isinstance(exc, TimeoutError):  # aiohttp's ServerTimeoutError is one too
-        return True
-    if isinstance(exc, UpstreamConnectionError):
-        return False
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientError | TimeoutError):
-        return isinstance(cause, TimeoutError)
-    return isinstance(exc, httpx.TimeoutException)
 
 
 def bearer_token(request: Request) -> str:
@@ -391,12 +148,7 @@ class Proxy:
 
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
-            raise BodyTooLarge(
-                (
-                    f"请求体不得超过 {self.settings.max_body_bytes} 字节",
-                    f"The body may not exceed {self.settings.max_body_bytes} bytes",
-                )
-            )
+            raise body_too_large(self.settings.max_body_bytes)
         method = request.method
         idem_key = request.headers.get("idempotency-key") if method == "POST" else None
         body: bytes | BodyStream
@@ -421,7 +173,7 @@ class Proxy:
 
         if idem_key is None:
             reply = await self._send(upstream, method, url, headers, body, timeout, retryable, request.state.route)
-            return await self._relay(reply)
+            return await self._relay(upstream, reply, timeout, prefix)
 
         assert isinstance(body, bytes)
         scope = f"{principal.community}:{principal.subject}:{service}/{path}"
@@ -436,14 +188,14 @@ class Proxy:
             return response
         try:
             reply = await self._send(upstream, method, url, headers, body, timeout, False, request.state.route)
-            content = await reply.read()
+            content = await read_whole(upstream, reply, timeout)
         except BaseException:
             await self.idempotency.abandon(scope, idem_key)
             raise
         kept = [
             (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in reply.headers
-            if k.lower() not in HOP_BY_HOP_BYTES and k.lower() != b"content-length"
+            for k, v in answer_headers(reply.headers, upstream.base_url, prefix)
+            if k != b"content-length"
         ]
         if reply.status >= 500:
             await self.idempotency.abandon(scope, idem_key)
@@ -461,12 +213,7 @@ class Proxy:
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.settings.max_body_bytes:
-                raise BodyTooLarge(
-                    (
-                        f"请求体不得超过 {self.settings.max_body_bytes} 字节",
-                        f"The body may not exceed {self.settings.max_body_bytes} bytes",
-                    )
-                )
+                raise body_too_large(self.settings.max_body_bytes)
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -526,30 +273,17 @@ class Proxy:
             try:
                 async with asyncio.timeout(timeout_s):
                     response = await self.engine.send(method, url, headers, body, timeout_s)
-            except (httpx.TransportError, aiohttp.ClientError, TimeoutError, UpstreamConnectionError) as exc:
+            except (TimeoutError, UpstreamConnectionError) as exc:
                 if isinstance(body, BodyStream) and body.overflowed:
                     upstream.breaker.abandon_trial()
                     raise body_too_large(body.limit) from None
-                timed_out = is_timeout(exc)
-                kind = "timeout" if timed_out else "connect"
-                UPSTREAM_FAILURES.labels(upstream.name, kind).inc()
-                upstream.breaker.failure()
-                if attempt + 1 < attempts:
+                problem = upstream_failure(upstream, exc, timeout_s)
+                # A malformed answer means the upstream took the request: it is not sent again.
+                if attempt + 1 < attempts and not isinstance(exc, UpstreamProtocolError):
                     await asyncio.sleep(self.settings.retry_backoff_s * 2**attempt)
                     continue
-                if timed_out:
-                    raise UpstreamTimedOut(
-                        (
-                            f"{upstream.name} 服务未在 {timeout_s} 秒内响应",
-                            f"{upstream.name} did not answer within {timeout_s} s",
-                        ),
-                        upstream=upstream.name,
-                    ) from None
-                raise UpstreamUnavailable(
-                    (f"无法连接 {upstream.name} 服务", f"Cannot reach {upstream.name}"),
-                    upstream=upstream.name,
-                ) from None
-            except (httpx.InvalidURL, aiohttp.InvalidURL, InvalidUpstreamURL) as exc:
+                raise problem from None
+            except InvalidUpstreamURL as exc:
                 upstream.breaker.abandon_trial()
                 raise BadRequest(("请求地址无效", "The request URL is not valid")) from exc
             except BaseException:
@@ -567,14 +301,71 @@ class Proxy:
             return response
         raise AssertionError("unreachable")
 
-    async def _relay(self, reply: UpstreamReply) -> Response:
-        headers = [(name, v) for k, v in reply.headers if (name := k.lower()) not in HOP_BY_HOP_BYTES]
-        length = reply.header(b"content-length")
-        if length is not None and length.isdigit() and int(length) <= BUFFER_LIMIT:
-            # Small answers are read whole: one write back is cheaper than a streaming response.
-            response = Response(await reply.read(), status_code=reply.status)
-            response.raw_headers = headers
-            return response
-        streamed = StreamingResponse(reply.chunks(), status_code=reply.status, background=BackgroundTask(reply.close))
+    async def _relay(self, upstream: Upstream, reply: UpstreamReply, timeout_s: float, prefix: str) -> Response:
+        headers = answer_headers(reply.headers, upstream.base_url, prefix)
+        # The status goes out only once the answer is whole or more than BUFFER_LIMIT of it is in:
+        # an answer whose framing fails, or that ends early, within that is a 502 for the caller,
+        # and a small answer goes back in one write. A break later in a long answer can only cut
+        # the caller's connection.
+        pieces = reply.chunks()
+        held: list[bytes] = []
+        size = 0
+        try:
+            async for piece in pieces:
+                held.append(piece)
+                size += len(piece)
+                if size > BUFFER_LIMIT:
+                    break
+            else:
+                response = Response(b"".join(held), status_code=reply.status)
+                response.raw_headers = headers
+                return response
+        except (TimeoutError, UpstreamConnectionError) as exc:
+            await reply.close()
+            raise upstream_failure(upstream, exc, timeout_s) from None
+        streamed = StreamingResponse(
+            prepend(b"".join(held), pieces), status_code=reply.status, background=BackgroundTask(reply.close)
+        )
         streamed.raw_headers = headers
         return streamed
+
+
+async def read_whole(upstream: Upstream, reply: UpstreamReply, timeout_s: float) -> bytes:
+    """The answer's whole body; a body that breaks off is the upstream's failure, not a short body."""
+    try:
+        return await reply.read()
+    except (TimeoutError, UpstreamConnectionError) as exc:
+        raise upstream_failure(upstream, exc, timeout_s) from None
+
+
+async def prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for piece in rest:
+            yield piece
+    finally:
+        # The caller left mid-answer: the upstream client gives the connection back (or closes it).
+        await rest.aclose()
+
+
+def upstream_failure(upstream: Upstream, exc: TimeoutError | UpstreamConnectionError, timeout_s: float) -> Problem:
+    """The caller's problem for an upstream that failed, counted against its breaker."""
+    if isinstance(exc, TimeoutError):
+        kind = "timeout"
+        problem: Problem = UpstreamTimedOut(
+            (f"{upstream.name} 服务未在 {timeout_s} 秒内响应", f"{upstream.name} did not answer within {timeout_s} s"),
+            upstream=upstream.name,
+        )
+    elif isinstance(exc, UpstreamProtocolError):
+        kind = "protocol"
+        problem = BadUpstreamAnswer(
+            (f"{upstream.name} 服务的响应无效", f"{upstream.name} sent an answer that is not valid HTTP"),
+            upstream=upstream.name,
+        )
+    else:
+        kind = "connect"
+        problem = UpstreamUnavailable((f"无法连接 {upstream.name} 服务", f"Cannot reach {upstream.name}"), upstream=upstream.name)
+    UPSTREAM_FAILURES.labels(upstream.name, kind).inc()
+    upstream.breaker.failure()
+    return problem

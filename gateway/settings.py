@@ -25,11 +25,7 @@ class Settings(ServiceSettings):
     governance_url: str = "http://127.0.0.1:8004"
     citysync_url: str = "http://127.0.0.1:8005"
     upstreams: dict[str, str] = Field(default_factory=dict)
-    # The proxy path's client: the gateway's own lean client on asyncio + httptools (default:
-    # gateway/upstream_client.py, the least CPU per request in bench/gateway_get.py), aiohttp's
-    # client directly, httpx on the httpx-aiohttp transport, or httpx's own transport (the slowest).
-    # Control-plane calls (readiness, OpenAPI documents) use one pooled httpx client either way.
-    upstream_transport: Literal["httptools", "aiohttp", "httpx-aiohttp", "httpx"] = "httptools"
+    # Connections the proxy's upstream client (gateway/upstream_client.py) keeps in use at once.
     upstream_max_connections: int = 200
     default_timeout_s: float = 10.0
     # Per-route timeouts: the longest matching prefix of "<service>/<path>" wins.

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 
 from deploy.local import demo_community as demo
-from deploy.local.keys import ensure_keys, mint_token
 from deploy.local.servers import EmbeddedPostgres, EmbeddedRedis, TansuBroker, port_is_free
+from gateway.keys import ensure_keys, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Path(os.environ.get("LOCAL_STATE_DIR", ROOT / ".local"))
@@ -175,13 +175,13 @@ class Stack:
 
     def spawn(self, name: str, app: str, port: int) -> None:
         log = open(LOCAL / f"{name}.log", "ab")
+        # The gateway runs under its own entry point, which adds the request-head limits to uvicorn.
+        server = ["gateway.serve"] if app == "gateway.app:create_app" else ["uvicorn", "--factory", app]
         popen = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "--factory",
-                app,
+                *server,
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -10,8 +10,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from deploy.local.keys import ensure_keys, mint_token, new_key
 from gateway.identity import KeyRing
+from gateway.keys import ensure_keys, mint_token, new_key
 from tests.gateway.conftest import (
     COMMUNITY,
     bearer,

@@ -10,14 +10,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from deploy.local.servers import free_port
-from gateway.proxy import AiohttpEngine, HttpxEngine
 from tests.gateway.conftest import COMMUNITY, Upstream, client_from, running_gateway
 from tests.gateway.upstream import create_upstream, serve
 from tests.support.harness import RunningService
@@ -290,25 +288,6 @@ async def test_readyz_reports_each_service(stack: TestStack, gateway_template: s
         assert body["services"]["timebank"] == "ok"
         assert body["services"]["parking"].startswith("parking unreachable")
         assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
-
-
-@pytest.mark.parametrize(
-    ("transport", "engine"), [("aiohttp", AiohttpEngine), ("httpx", HttpxEngine), ("httpx-aiohttp", HttpxEngine)]
-)
-async def test_the_other_engines_route_stream_and_replay_too(
-    stack: TestStack, gateway_template: str, upstream: Upstream, transport: str, engine: type
-) -> None:
-    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}, upstream_transport=transport) as gw:
-        assert isinstance(gw.state.proxy.engine, engine)
-        headers = resident(stack)
-        r = await gw.client.get("/api/timebank/echo?x=1", headers=headers)
-        assert r.status_code == 200 and r.json()["query"] == "x=1"
-        r = await gw.client.get("/api/timebank/stream?chunks=8", headers=headers)
-        assert len(r.content) == 8 * 16384
-        r = await gw.client.post(
-            "/api/timebank/notes", json={"text": "t"}, headers={**headers, "Idempotency-Key": str(uuid.uuid4())}
-        )
-        assert r.status_code == 201
 
 
 async def test_the_path_reaches_the_upstream_as_the_caller_encoded_it(stack: TestStack, gateway: RunningService) -> None:

@@ -2,7 +2,8 @@
 
 It behaves the way the platform's services do (kit tokens, problem+json, 404 for another
 resident's object, 403 for a staff route) and has a few knobs for the proxy's edge cases:
-echoing headers and bodies, streaming, answering slowly, failing on purpose.
+echoing headers and bodies, streaming, answering slowly, failing on purpose. `raw_server` is
+a bare asyncio server for answers no well-behaved framework would write.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -123,10 +124,13 @@ def create_upstream(jwks_url: str) -> tuple[FastAPI, UpstreamState]:
 
 
 @asynccontextmanager
-async def serve(app: FastAPI, port: int | None = None, *, lifespan: bool = True) -> AsyncIterator[str]:
+async def serve(
+    app: FastAPI, port: int | None = None, *, lifespan: bool = True, http: type[asyncio.Protocol] | str = "auto"
+) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a loopback port inside the running event loop; yields its URL.
 
-    `lifespan=False` serves an app whose lifespan is already running (e.g. under run_service).
+    `lifespan=False` serves an app whose lifespan is already running (e.g. under run_service);
+    `http` is uvicorn's HTTP protocol (the gateway's own: `gateway.limits.LimitedHttpToolsProtocol`).
     """
     port = port or free_port()
     server = uvicorn.Server(
@@ -138,6 +142,7 @@ async def serve(app: FastAPI, port: int | None = None, *, lifespan: bool = True)
             lifespan="on" if lifespan else "off",
             log_config=None,
             access_log=False,
+            http=http,
         )
     )
     task = asyncio.create_task(server.serve())
@@ -151,3 +156,52 @@ async def serve(app: FastAPI, port: int | None = None, *, lifespan: bool = True)
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+Answer = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]  # returns: keep the connection open
+
+
+@dataclass
+class RawServer:
+    url: str
+    connections: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def raw_server(answer: Answer) -> AsyncIterator[RawServer]:
+    """Reads requests (Content-Length bodies only) and lets `answer` write whatever it likes."""
+    port = free_port()
+    server_state = RawServer(f"http://127.0.0.1:{port}")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_state.connections += 1
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                server_state.heads.append(head)
+                server_state.bodies.append(await reader.readexactly(length) if length else b"")
+                if not await answer(head, writer):
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    try:
+        yield server_state
+    finally:
+        server.close()
+        # Handlers still running (a silent answer) are cancelled with the server's connections.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 2)

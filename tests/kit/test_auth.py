@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.keys import mint_token, new_key, write_jwks
+from gateway.keys import mint_token, new_key, write_jwks
 from services.kit.auth import TokenVerifier
 from services.kit.problems import Unauthorized
 

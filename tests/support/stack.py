@@ -17,8 +17,8 @@ from pathlib import Path
 
 import asyncpg
 
-from deploy.local.keys import SigningKey, ensure_keys, mint_token
 from deploy.local.servers import EmbeddedPostgres, EmbeddedRedis, TansuBroker, free_port
+from gateway.keys import SigningKey, ensure_keys, mint_token
 from services.kit.db import plain_url
 from services.kit.migrations import upgrade_database
 from services.kit.settings import with_database

@@ -1,8 +1,9 @@
-"""Signing keys for the local stack and the tests: Ed25519 key pairs and a JWKS beside them.
+"""The gateway's signing keys and access tokens: Ed25519 key pairs, a JWKS beside them, minting.
 
 The gateway signs access tokens with the newest key and publishes every live key in its JWKS, so
-a rotation keeps two keys live. In the local stack the keys live in `.local/keys/`; services read
-the JWKS file (JWKS_URL=file://...) so they can verify tokens even before the gateway is up.
+a rotation keeps two keys live. The local stack and the tests use the same keys and tokens from
+here: in `make run` the keys live in `.local/keys/`, and services read the JWKS file
+(JWKS_URL=file://...) so they can verify tokens even before the gateway is up.
 """
 
 from __future__ import annotations

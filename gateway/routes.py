@@ -1,0 +1,31 @@
+"""Route templates of the services' paths, for metrics and access logs by route, never by raw path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RouteTable:
+    """Path templates from the services' OpenAPI documents, for metrics and logs by route."""
+
+    by_service: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_paths(cls, paths: dict[str, list[str]]) -> RouteTable:
+        table: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+        for service, templates in paths.items():
+            entries = []
+            # Literal segments first, so /tickets/mine wins over /tickets/{ticket_id}.
+            for template in sorted(templates, key=lambda t: (t.count("{"), -len(t))):
+                pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+                entries.append((re.compile(f"^{pattern}$"), f"/api/{service}{template}"))
+            table[service] = entries
+        return cls(table)
+
+    def template(self, service: str, path: str) -> str:
+        for pattern, template in self.by_service.get(service, ()):
+            if pattern.match(path):
+                return template
+        return f"/api/{service}/unmatched"
