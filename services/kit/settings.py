@@ -43,6 +43,9 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 1.0
     outbox_retention_days: int = 7
+    # How often the relay asks the broker whether it still holds what it acknowledged (it also
+    # asks on every reconnect).
+    outbox_loss_check_s: float = 5.0
     consumer_max_attempts: int = 5
     consumer_backoff_s: float = 0.2
     db_pool_size: int = 10
