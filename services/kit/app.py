@@ -154,6 +154,7 @@ def create_service_app(
             retention=timedelta(days=settings.outbox_retention_days),
             namespace=settings.kafka_namespace,
             loss_check_interval_s=settings.outbox_loss_check_s,
+            max_event_bytes=settings.outbox_max_event_bytes,
         )
         app.state.relay = relay
         notifier = OutboxNotifier(engine, relay)

@@ -220,9 +220,10 @@ class OutboxNotifier:
 
 
 async def republish_since(engine: AsyncEngine, since: datetime) -> int:
-    """Mark every event that occurred since `since` unsent, so the relay sends it again."""
+    """Mark every event that occurred since `since` unsent, so the relay sends it again; events set
+    aside are tried again too (the operator has fixed the cause)."""
     async with engine.begin() as conn:
-        result = await conn.execute(update(outbox).where(outbox.c.occurred_at >= since).values(sent_at=None))
+        result = await conn.execute(update(outbox).where(outbox.c.occurred_at >= since).values(sent_at=None, set_aside_at=None))
         await conn.execute(text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')"))
     return int(result.rowcount or 0)
 

@@ -9,7 +9,8 @@ transaction. A broker outage leaves the rows unsent; they go out when it returns
 Order per key holds under partial failure: a partition's batches are handed to the producer one
 after another, each only once the one before it was acknowledged, so after a refused batch nothing
 later for that partition is sent until the refused events go again, in order. An event the broker
-can never accept (larger than a batch) is set aside with its reason; the rest keep flowing.
+can never accept (larger than `max_event_bytes`, or refused as too large when sent alone) is set
+aside with its reason; the rest keep flowing.
 
 On reconnecting, and every `loss_check_interval_s`, the relay asks the broker what it still holds
 (`broker_loss`) and sends again what it lost.
@@ -21,14 +22,12 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from sqlalchemy import Text, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,17 +42,14 @@ from services.kit.broker_loss import (
     resend_lost,
 )
 from services.kit.db import plain_url
-from services.kit.envelope import kafka_headers
 from services.kit.outbox import NOTIFY_CHANNEL, register_waker
+from services.kit.partition_batches import NEVER_ACCEPTED, HeldBack, PartitionChains, RowFate, Slot
 from services.kit.tables import outbox
 from services.kit.telemetry import OUTBOX_LOSSES, OUTBOX_RESENT, OUTBOX_SENT, OUTBOX_SET_ASIDE, context_from, tracer
 
 log = logging.getLogger("kit.outbox")
 
-_PARTITIONER = DefaultPartitioner()
 _MAX_LINKS = 128  # the SDK's default span limit
-# Refusals that sending again cannot cure: the event is too large for the broker.
-_NEVER_ACCEPTED = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 
 _RELAY_COLUMNS = (
     outbox.c.id,
@@ -69,21 +65,6 @@ _RELAY_COLUMNS = (
     outbox.c.tracestate,
 )
 
-Slot = tuple[str, int]  # (outbox topic, partition)
-
-
-class HeldBack(ConnectionError):
-    """A batch not sent because an earlier batch for its partition was not acknowledged."""
-
-
-@dataclass
-class RowFate:
-    """What became of one claimed row: acknowledged in a batch (at `position` in it), or set aside."""
-
-    batch: asyncio.Task[Any] | None = None
-    position: int = 0
-    set_aside: str | None = None
-
 
 class OutboxRelay:
     def __init__(
@@ -97,6 +78,7 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=7),
         namespace: str = "",
         loss_check_interval_s: float = 5.0,
+        max_event_bytes: int = 1_000_000,
     ):
         self.service = service
         self.namespace = namespace
@@ -106,6 +88,7 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.retention = retention
         self.loss_check_interval_s = loss_check_interval_s
+        self.max_event_bytes = max_event_bytes
         self.producer: AIOKafkaProducer | None = None
         self._wake = asyncio.Event()
         self._listen_conn: asyncpg.Connection | None = None
@@ -117,12 +100,7 @@ class OutboxRelay:
         self._acked: dict[Slot, int] | None = None
         self._cluster_id: str | None = None
         self._checked_at: float | None = None  # None: check before the next send
-        # Within one drain, each partition's last batch task; the next one waits for it.
-        self._tails: dict[Slot, asyncio.Task[Any]] = {}
-        self._senders: list[asyncio.Task[Any]] = []
-        # Rows of a batch the broker refused as too large: each is sent alone next time, so the one
-        # at fault is found and set aside.
-        self._send_alone: set[int] = set()
+        self._chains = PartitionChains(namespace, max_event_bytes, self._load_acked)
 
     # --- the broker connection ---------------------------------------------------------------
 
@@ -241,14 +219,17 @@ class OutboxRelay:
             for task in pending:
                 total += await task
             pending.clear()
-        finally:
-            # Nothing handed on in this drain may reach the broker after it: a later drain starts
-            # each partition's chain afresh.
-            for task in [*pending, *self._senders]:
+        except asyncio.CancelledError:
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, *self._senders, return_exceptions=True)
-            self._senders.clear()
-            self._tails.clear()
+            self._chains.cancel()
+            raise
+        finally:
+            # After a failure, the confirms under way still record what the broker acknowledged
+            # (else it is sent twice); then nothing handed on in this drain may reach the broker
+            # after it: a later drain starts each partition's chain afresh.
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._chains.close()
         return total
 
     async def _claim_and_send(self) -> tuple[Any, list[Any], list[RowFate]]:
@@ -267,96 +248,12 @@ class OutboxRelay:
                     )
                 ).all()
             )
-            fates = await self._send_rows(producer, rows)
+            fates, links = await self._chains.hand_on(producer, rows)
+            self._record_publish_span(len(rows), links)
         except BaseException:
             await conn.close()
             raise
         return conn, rows, fates
-
-    async def _send_rows(self, producer: AIOKafkaProducer, rows: list[Any]) -> list[RowFate]:
-        """Hand rows on as explicit per-partition batches; returns each row's fate.
-
-        Each row goes to the partition the default partitioner picks for its key (so a key's
-        events share a partition, as with `send`), in id order within it. Building the batches
-        directly skips the per-message future and partition lookup that `send` costs.
-        """
-        links: list[str] = []
-        fates: list[RowFate] = []
-        open_batches: dict[Slot, tuple[Any, list[int]]] = {}
-        partitions: dict[str, tuple[list[int], list[int]]] = {}
-
-        def flush(slot: Slot) -> None:
-            batch, members = open_batches.pop(slot)
-            task = asyncio.create_task(self._send_in_order(producer, self._tails.get(slot), batch, slot, len(members)))
-            self._tails[slot] = task
-            self._senders.append(task)
-            for position, index in enumerate(members):
-                fates[index].batch, fates[index].position = task, position
-
-        for index, row in enumerate(rows):
-            row_id, event_id, topic, key, type_, source, subject, occurred_at, data_json, traceparent, tracestate = row
-            fates.append(RowFate())
-            broker_topic = self.namespace + topic
-            if broker_topic not in partitions:
-                all_parts = sorted(await producer.partitions_for(broker_topic))
-                available = sorted(producer.client.cluster.available_partitions_for_topic(broker_topic) or all_parts)
-                partitions[broker_topic] = (all_parts, available)
-            key_bytes = key.encode()
-            slot = (topic, _PARTITIONER(key_bytes, *partitions[broker_topic]))
-            # Each message carries its creation context (the request that wrote it): the consumer's
-            # span continues that trace. The batch's one publish span links to all of them.
-            headers = kafka_headers(
-                id=event_id,
-                source=source,
-                type=type_,
-                time=occurred_at,
-                subject=subject,
-                traceparent=traceparent,
-                tracestate=tracestate,
-            )
-            if traceparent:
-                links.append(traceparent)
-            value = data_json.encode()
-            alone = row_id in self._send_alone
-            if alone and slot in open_batches:
-                flush(slot)
-            for _attempt in range(2):
-                if slot not in open_batches:
-                    open_batches[slot] = (producer.create_batch(), [])
-                batch, members = open_batches[slot]
-                if batch.append(timestamp=None, key=key_bytes, value=value, headers=headers) is not None:
-                    members.append(index)
-                    break
-                if not members:
-                    break
-                flush(slot)  # full: send it, then start the next batch for this partition
-            if not open_batches[slot][1]:
-                del open_batches[slot]
-                fates[index].set_aside = f"event {event_id} does not fit in an empty batch ({len(value)} bytes of data)"
-            elif alone:
-                flush(slot)
-        for slot in list(open_batches):
-            flush(slot)
-        self._record_publish_span(len(rows), links)
-        return fates
-
-    async def _send_in_order(
-        self, producer: AIOKafkaProducer, before: asyncio.Task[Any] | None, batch: Any, slot: Slot, count: int
-    ) -> Any:
-        """Send `batch` once the partition's previous batch is acknowledged; check its offset."""
-        if before is not None:
-            await asyncio.wait([before])
-            if before.cancelled() or before.exception() is not None:
-                raise HeldBack(f"an earlier batch for {slot[0]}[{slot[1]}] was not acknowledged")
-        topic, partition = slot
-        ack = await (await producer.send_batch(batch, self.namespace + topic, partition=partition))
-        acked = await self._load_acked()
-        last = acked.get(slot, -1)
-        if ack.offset <= last:
-            reason = f"acknowledged a batch at offset {ack.offset}, not above the acknowledged offset {last}"
-            raise BrokerLostEvents(PartitionLoss(topic, partition, ack.offset, reason))
-        acked[slot] = ack.offset + count - 1
-        return ack
 
     def _record_publish_span(self, count: int, traceparents: list[str]) -> None:
         """One PRODUCER span per batch handed to the producer, linked to each message's creator
@@ -390,12 +287,12 @@ class OutboxRelay:
                     set_aside[row.id] = fate.set_aside or "not sent"
                     continue
                 outcome = outcomes[id(fate.batch)]
-                if isinstance(outcome, _NEVER_ACCEPTED) and row.id in self._send_alone:
+                if isinstance(outcome, NEVER_ACCEPTED) and row.id in self._chains.send_alone:
                     set_aside[row.id] = f"the broker refused it: {outcome!r}"
                 elif isinstance(outcome, BaseException):
                     failed.append(row.id)
-                    if isinstance(outcome, _NEVER_ACCEPTED):
-                        self._send_alone.add(row.id)
+                    if isinstance(outcome, NEVER_ACCEPTED):
+                        self._chains.send_alone.add(row.id)
                     elif error is None or isinstance(error, HeldBack):
                         error = outcome
                 else:
@@ -419,7 +316,7 @@ class OutboxRelay:
             await conn.commit()
         finally:
             await conn.close()
-        self._send_alone.difference_update(set_aside)
+        self._chains.send_alone.difference_update(set_aside)
         OUTBOX_SENT.labels(self.service).inc(len(sent))
         for row_id, reason in set_aside.items():
             OUTBOX_SET_ASIDE.labels(self.service).inc()
