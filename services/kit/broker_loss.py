@@ -1,12 +1,15 @@
 """Noticing that the broker lost events it had acknowledged, and sending them again.
 
-The relay keeps each sent row's partition and offset, and per partition the last offset the
-broker acknowledged (`kit_outbox_partitions`). The broker has lost events when:
+The relay keeps each sent row's partition and offset, and per partition the offset of the last
+batch the broker acknowledged, that is of the batch's first event (`kit_outbox_partitions`): a
+broker that still holds the batch reports a high watermark above it. (The batch's first event,
+not its last: Tansu answers ListOffsets with the last batch's first offset + 1.) The broker has
+lost events when:
 
-- its high watermark for a partition is at or below the acknowledged offset (a memory-only broker
-  restarted; a topic deleted and created again), or the topic is gone;
+- its high watermark for a partition is at or below that offset (a memory-only broker restarted;
+  a topic deleted and created again), or the topic is gone;
 - its cluster id is not the one that acknowledged them (another cluster behind the same address);
-- it acknowledges a batch at an offset not above the last acknowledged one (the log went back while
+- it acknowledges a batch at an offset not above the last acknowledged batch (the log went back while
   the relay was sending).
 
 The relay then marks unsent the rows at the offsets the broker no longer holds; they go out again
@@ -89,6 +92,8 @@ async def find_losses(
     to_ask: dict[int, list[tuple[str, int]]] = {}
     for (topic, partition), acked in sorted(known.items()):
         name = namespace + topic
+        if acked.offset < 0:  # nothing acknowledged there since the last loss
+            continue
         if acked.cluster_id and cluster_id and acked.cluster_id != cluster_id:
             losses.append(PartitionLoss(topic, partition, 0, f"cluster id {cluster_id} is not {acked.cluster_id}"))
         elif name in gone or (name, partition) not in leaders:
@@ -100,7 +105,7 @@ async def find_losses(
         for topic, partition in wanted:
             high, acked_offset = watermarks[topic, partition], known[topic, partition].offset
             if high <= acked_offset:
-                reason = f"high watermark {high} is not above the acknowledged offset {acked_offset}"
+                reason = f"high watermark {high} is not above the last acknowledged batch, at {acked_offset}"
                 losses.append(PartitionLoss(topic, partition, max(high, 0), reason))
     return cluster_id, losses
 
@@ -128,7 +133,8 @@ async def _high_watermarks(client: Any, leader: int, namespace: str, wanted: lis
 
 
 async def record_acknowledged(conn: AsyncConnection, last_offsets: dict[tuple[str, int], int], cluster_id: str | None) -> None:
-    """Remember each partition's last acknowledged offset, in the transaction that marks rows sent."""
+    """Remember each partition's last acknowledged batch offset, in the transaction that marks rows
+    sent."""
     if not last_offsets:
         return
     keys = sorted(last_offsets)

@@ -98,15 +98,13 @@ class PartitionChains:
             claim.flush(slot)
         return claim.fates, links
 
-    def chain(self, producer: AIOKafkaProducer, batch: Any, slot: Slot, count: int) -> asyncio.Task[Any]:
-        task = asyncio.create_task(self._send_in_order(producer, self._tails.get(slot), batch, slot, count))
+    def chain(self, producer: AIOKafkaProducer, batch: Any, slot: Slot) -> asyncio.Task[Any]:
+        task = asyncio.create_task(self._send_in_order(producer, self._tails.get(slot), batch, slot))
         self._tails[slot] = task
         self._senders.append(task)
         return task
 
-    async def _send_in_order(
-        self, producer: AIOKafkaProducer, before: asyncio.Task[Any] | None, batch: Any, slot: Slot, count: int
-    ) -> Any:
+    async def _send_in_order(self, producer: AIOKafkaProducer, before: asyncio.Task[Any] | None, batch: Any, slot: Slot) -> Any:
         """Send `batch` once the partition's previous batch is acknowledged; check its offset."""
         if before is not None:
             await asyncio.wait([before])
@@ -117,9 +115,9 @@ class PartitionChains:
         acked = await self._acked()
         last = acked.get(slot, -1)
         if ack.offset <= last:
-            reason = f"acknowledged a batch at offset {ack.offset}, not above the acknowledged offset {last}"
+            reason = f"acknowledged a batch at offset {ack.offset}, not above the last acknowledged batch, at {last}"
             raise BrokerLostEvents(PartitionLoss(topic, partition, ack.offset, reason))
-        acked[slot] = ack.offset + count - 1
+        acked[slot] = ack.offset
         return ack
 
     async def close(self) -> None:
@@ -160,6 +158,6 @@ class _ClaimBatches:
 
     def flush(self, slot: Slot) -> None:
         batch, members = self.open.pop(slot)
-        task = self.chains.chain(self.producer, batch, slot, len(members))
+        task = self.chains.chain(self.producer, batch, slot)
         for position, index in enumerate(members):
             self.fates[index].batch, self.fates[index].position = task, position

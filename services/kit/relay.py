@@ -149,6 +149,8 @@ class OutboxRelay:
     async def recover(self, losses: list[PartitionLoss]) -> None:
         async with self.engine.begin() as conn:
             counts = [await resend_lost(conn, loss, self._cluster_id) for loss in losses]
+        # A new producer reads the topics afresh (a re-created topic may have other partitions).
+        await self._reset_producer()
         for loss, count in zip(losses, counts, strict=True):
             OUTBOX_LOSSES.labels(self.service).inc()
             OUTBOX_RESENT.labels(self.service).inc(count)
@@ -298,7 +300,7 @@ class OutboxRelay:
                 else:
                     sent[row.id] = (outcome.partition, outcome.offset + fate.position)
                     slot = (row.topic, outcome.partition)
-                    last_offsets[slot] = max(last_offsets.get(slot, -1), outcome.offset + fate.position)
+                    last_offsets[slot] = max(last_offsets.get(slot, -1), outcome.offset)
             if sent:
                 ids = list(sent)
                 await conn.execute(

@@ -53,8 +53,9 @@ Index("ix_kit_outbox_occurred_at", outbox.c.occurred_at)
 Index("ix_kit_outbox_partition_offset", outbox.c.topic, outbox.c.kafka_partition, outbox.c.kafka_offset)
 
 # The relay's memory of what the broker acknowledged, per partition of each of its topics (named
-# without the deployment's namespace): a broker whose high watermark falls below `acked_offset`,
-# or whose cluster id changes, has lost events, which the relay then sends again.
+# without the deployment's namespace): `acked_offset` is the offset of the last acknowledged batch
+# (its first event). A broker whose high watermark is not above it, or whose cluster id changes,
+# has lost events, which the relay then sends again.
 outbox_partitions = Table(
     "kit_outbox_partitions",
     kit_metadata,

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 
 from services.kit.kafka import make_consumer
 from services.kit.operator import outbox_report
@@ -124,18 +125,93 @@ async def test_an_idle_relay_notices_the_loss_and_refills_the_broker(stack: Test
 
     await wait_until(repaired, timeout=30, interval=0.2)
     # A reader that starts now, from the beginning, finds all 20 events on the broker, once each.
+    ids = await event_ids_on_broker(svc, at_least=20)
+    assert len(ids) == len(set(ids)) == 20
+
+
+async def event_ids_on_broker(svc: RunningService, at_least: int) -> list[str]:
+    """The ids of the events on the probe's topic, read from the beginning by a new reader."""
     consumer = make_consumer(svc.settings, svc.settings.kafka_namespace + probe.TOPIC, group_id=None)
     await consumer.start()
+    ids: list[str] = []
     try:
-        ids: list[str] = []
 
         async def read_all() -> bool:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 ids.extend(dict(r.headers)["ce_id"].decode() for r in records)
-            return len(ids) >= 20
+            return len(ids) >= at_least
 
         await wait_until(read_all, timeout=30, interval=0)
+        await asyncio.sleep(0.5)
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            ids.extend(dict(r.headers)["ce_id"].decode() for r in records)
     finally:
         await consumer.stop()
-    assert len(ids) == len(set(ids)) == 20
+    return ids
+
+
+async def outbox_event_ids(svc: RunningService) -> set[str]:
+    async with svc.state.engine.connect() as conn:
+        return set((await conn.execute(text("SELECT event_id FROM kit_outbox"))).scalars())
+
+
+async def sent_and_applied(svc: RunningService, stack: TestStack, key: str, count: int) -> None:
+    for seq in range(1, count + 1):
+        assert (
+            await svc.client.post("/notes", json={"key": key, "seq": seq}, headers=stack.auth("w", "resident"))
+        ).status_code == 201
+
+    async def done() -> bool:
+        t = await tallies(svc)
+        return key in t and t[key].applied == count and await unsent_count(svc.state.engine) == 0
+
+    await wait_until(done, timeout=30)
+
+
+async def wait_for_loss(svc: RunningService, before: int, reason_part: str) -> None:
+    async def found() -> bool:
+        report = await outbox_report(svc.state.engine, "probe")
+        return report["broker_losses"] > before and reason_part in (report["last_broker_loss"] or "") and report["unsent"] == 0
+
+    await wait_until(found, timeout=30, interval=0.2)
+
+
+async def test_a_deleted_topic_is_refilled(stack: TestStack, probe_service: RunningService) -> None:
+    svc = probe_service
+    await wait_consumer_ready(svc)
+    await sent_and_applied(svc, stack, "deleted", 10)
+    before = (await outbox_report(svc.state.engine, "probe"))["broker_losses"]
+    assert stack.broker is not None
+    deleting = await asyncio.create_subprocess_exec(
+        str(stack.broker.binary()),
+        "topic",
+        "delete",
+        svc.settings.kafka_namespace + probe.TOPIC,
+        "--broker",
+        f"tcp://{stack.kafka_bootstrap}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await deleting.communicate()
+    assert deleting.returncode == 0, err
+    await wait_for_loss(svc, before, "")
+    # Every event is on the broker again (Tansu may keep some records of a deleted topic, so some
+    # may be there twice); consumers applied each once.
+    assert set(await event_ids_on_broker(svc, at_least=10)) == await outbox_event_ids(svc)
+    assert (await tallies(svc))["deleted"].applied == 10
+
+
+async def test_another_cluster_behind_the_address_gets_everything_again(stack: TestStack, probe_service: RunningService) -> None:
+    """Tansu's cluster id never changes, so the relay is told the events went to another one."""
+    svc = probe_service
+    await wait_consumer_ready(svc)
+    await sent_and_applied(svc, stack, "moved", 10)
+    before = (await outbox_report(svc.state.engine, "probe"))["broker_losses"]
+    async with svc.state.engine.begin() as conn:
+        await conn.execute(text("UPDATE kit_outbox_partitions SET cluster_id = 'an-earlier-cluster'"))
+    await wait_for_loss(svc, before, "is not an-earlier-cluster")
+    ids = await event_ids_on_broker(svc, at_least=20)
+    assert len(ids) == 20 and set(ids) == await outbox_event_ids(svc)  # each once more: consumers drop the copies
+    await asyncio.sleep(0.5)
+    assert (await tallies(svc))["moved"].applied == 10
