@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
+from services.kit.db import transaction
 from services.kit.kafka import make_consumer
 from services.kit.operator import outbox_report
 from services.kit.outbox import unsent_count
@@ -215,3 +216,19 @@ async def test_another_cluster_behind_the_address_gets_everything_again(stack: T
     assert len(ids) == 20 and set(ids) == await outbox_event_ids(svc)  # each once more: consumers drop the copies
     await asyncio.sleep(0.5)
     assert (await tallies(svc))["moved"].applied == 10
+
+
+async def test_a_broker_that_holds_everything_shows_no_loss(stack: TestStack, probe_service: RunningService) -> None:
+    """Batches of many events, acknowledged and kept: the check finds nothing to send again."""
+    svc = probe_service
+    async with svc.state.sessionmaker() as session, transaction(session):
+        for seq in range(1, 31):
+            await probe.publisher.publish(session, probe.NoteWritten(key=f"kept{seq % 3}", seq=seq), key=f"kept{seq % 3}")
+
+    async def all_sent() -> bool:
+        return await unsent_count(svc.state.engine) == 0
+
+    await wait_until(all_sent, timeout=30)
+    assert await svc.state.relay.check_broker() == []
+    report = await outbox_report(svc.state.engine, "probe")
+    assert report["broker_losses"] == 0 and report["acknowledged_offsets"]
