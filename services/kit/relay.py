@@ -285,17 +285,18 @@ class OutboxRelay:
             batches = list({id(f.batch): f.batch for f in fates if f.batch is not None}.values())
             outcomes = dict(zip(map(id, batches), await asyncio.gather(*batches, return_exceptions=True), strict=True))
             for row, fate in zip(rows, fates, strict=True):
-                if fate.set_aside is not None or fate.batch is None:
-                    set_aside[row.id] = fate.set_aside or "not sent"
+                if fate.set_aside is not None:
+                    set_aside[row.id] = fate.set_aside
                     continue
-                outcome = outcomes[id(fate.batch)]
+                outcome = outcomes[id(fate.batch)] if fate.batch is not None else HeldBack("not handed on")
                 if isinstance(outcome, NEVER_ACCEPTED) and row.id in self._chains.send_alone:
                     set_aside[row.id] = f"the broker refused it: {outcome!r}"
                 elif isinstance(outcome, BaseException):
                     failed.append(row.id)
                     if isinstance(outcome, NEVER_ACCEPTED):
                         self._chains.send_alone.add(row.id)
-                    elif error is None or isinstance(error, HeldBack):
+                    # A loss wins (the relay repairs it); a batch held back only echoes another's failure.
+                    if error is None or isinstance(error, HeldBack) or isinstance(outcome, BrokerLostEvents):
                         error = outcome
                 else:
                     sent[row.id] = (outcome.partition, outcome.offset + fate.position)
