@@ -18,7 +18,8 @@ from services.kit.db import make_engine, make_sessionmaker
 from services.kit.envelope import CloudEvent, EventData
 from services.kit.inbox import ConsumerSpec, EventConsumer
 from services.kit.kafka import make_consumer, make_producer
-from services.kit.outbox import EventPublisher, OutboxRelay
+from services.kit.outbox import EventPublisher
+from services.kit.relay import OutboxRelay
 from services.kit.settings import ServiceSettings
 from services.kit.tables import kit_metadata
 from tests.support.stack import new_namespace

@@ -19,7 +19,8 @@ from bench.harness import bench_stack, record
 from services.kit.db import make_engine
 from services.kit.envelope import CloudEvent
 from services.kit.kafka import make_producer
-from services.kit.outbox import OutboxRelay, unsent_count
+from services.kit.outbox import unsent_count
+from services.kit.relay import OutboxRelay
 from services.kit.settings import ServiceSettings
 from services.kit.tables import kit_metadata, outbox
 from services.kit.telemetry import setup_tracing

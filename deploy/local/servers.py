@@ -229,6 +229,9 @@ class EmbeddedRedis:
         )
         wait_for_port(self.port, 10, self.host, self.proc)
 
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self) -> None:
         _stop_process(self.proc)
         self.proc = None
@@ -280,6 +283,9 @@ class TansuBroker:
             env=env,
         )
         wait_for_port(self.port, 15, self.host, self.proc)
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
         _stop_process(self.proc)

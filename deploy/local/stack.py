@@ -3,7 +3,9 @@
 Starts PostgreSQL, Valkey and Tansu from the virtual environment (unless DATABASE_URL, REDIS_URL
 or KAFKA_BOOTSTRAP_SERVERS point at external servers), migrates each service's database, starts
 every service that exists and the gateway with uvicorn on loopback, seeds the demo community once,
-prints the URLs and ready-made tokens, and stops everything it started on Ctrl-C or `make stop`.
+prints the URLs and ready-made tokens. A process that crashes is started again with backoff
+(`deploy/local/supervisor.py`); the stack stops everything it started on Ctrl-C, `make stop`, or
+when a process cannot be restarted.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import httpx
 
 from deploy.local import demo_community as demo
 from deploy.local.servers import EmbeddedPostgres, EmbeddedRedis, TansuBroker, port_is_free
+from deploy.local.supervisor import ProcessChild, ServerChild, Supervisor
 from gateway.keys import ensure_keys, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +50,12 @@ GATEWAY_PORT = 8000
 class Proc:
     name: str
     port: int
-    popen: subprocess.Popen[bytes]
+    child: ProcessChild
+
+    @property
+    def popen(self) -> subprocess.Popen[bytes]:
+        assert self.child.popen is not None
+        return self.child.popen
 
 
 def say(msg: str) -> None:
@@ -78,6 +86,7 @@ class Stack:
         self.redis_url = os.environ.get("REDIS_URL")
         self.kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.keys_dir = LOCAL / "keys"
+        self.supervisor = Supervisor(say)
 
     # --- preflight ---------------------------------------------------------------------------------
 
@@ -116,6 +125,7 @@ class Stack:
             self.pg.start()
             self.database_url = self.pg.url + "/postgres"
             say(f"PostgreSQL 18 (embedded) on 127.0.0.1:{self.pg.port}, data in {self.pg.data_dir} ({time.monotonic() - t:.1f}s)")
+            self.supervisor.add(ServerChild("postgres", self.pg.is_running, self.pg.start))
         else:
             say("PostgreSQL: external (DATABASE_URL)")
         if self.redis_url is None:
@@ -123,18 +133,29 @@ class Stack:
             self.redis.start()
             self.redis_url = self.redis.url
             say(f"Valkey (Redis protocol) on 127.0.0.1:{self.redis.port}")
+            self.supervisor.add(ServerChild("valkey", self.redis.is_running, self.redis.start))
         else:
             say("Redis: external (REDIS_URL)")
         if self.kafka is None:
             self.broker = TansuBroker(LOCAL / "tansu", int(os.environ.get("LOCAL_KAFKA_PORT", 19092)))
             self.broker.start()
             self.kafka = self.broker.bootstrap
-            topics = [f"{name}.events" for name, _ in SERVICES]
-            self.broker.create_topics(topics)
-            say(f"Tansu (Kafka protocol, in memory) on {self.kafka}; topics {', '.join(topics)}")
+            self.broker.create_topics(self.topics())
+            say(f"Tansu (Kafka protocol, in memory) on {self.kafka}; topics {', '.join(self.topics())}")
+            self.supervisor.add(ServerChild("tansu", self.broker.is_running, self.restart_broker))
         else:
             say("Kafka: external (KAFKA_BOOTSTRAP_SERVERS)")
         ensure_keys(self.keys_dir)
+
+    @staticmethod
+    def topics() -> list[str]:
+        return [f"{name}.events" for name, _ in SERVICES]
+
+    def restart_broker(self) -> None:
+        """Tansu comes back empty: the topics again; the relays re-send what it lost."""
+        assert self.broker is not None
+        self.broker.start()
+        self.broker.create_topics(self.topics())
 
     def child_env(self) -> dict[str, str]:
         assert self.database_url and self.redis_url and self.kafka
@@ -174,10 +195,10 @@ class Stack:
     # --- processes ---------------------------------------------------------------------------------
 
     def spawn(self, name: str, app: str, port: int) -> None:
-        log = open(LOCAL / f"{name}.log", "ab")
         # The gateway runs under its own entry point, which adds the request-head limits to uvicorn.
         server = ["gateway.serve"] if app == "gateway.app:create_app" else ["uvicorn", "--factory", app]
-        popen = subprocess.Popen(
+        child = ProcessChild(
+            name,
             [
                 sys.executable,
                 "-m",
@@ -190,13 +211,13 @@ class Stack:
                 "--timeout-graceful-shutdown",
                 "5",
             ],
+            LOCAL / f"{name}.log",
             env=self.child_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
             cwd=ROOT,
         )
-        self.procs.append(Proc(name, port, popen))
+        child.start()
+        self.supervisor.add(child)
+        self.procs.append(Proc(name, port, child))
 
     def start_services(self) -> None:
         for name, port in self.services:
@@ -226,13 +247,9 @@ class Stack:
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
+            proc.child.terminate()
         for proc in reversed(self.procs):
-            try:
-                proc.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
+            proc.child.stop()
         self.procs.clear()
         if self.broker:
             self.broker.stop()
@@ -337,15 +354,9 @@ async def run(args: argparse.Namespace) -> None:
         stack.print_welcome()
         if args.exit_when_ready:
             return
-        while not stop.is_set():
-            for proc in stack.procs:
-                if proc.popen.poll() is not None:
-                    say(f"{proc.name} exited with code {proc.popen.returncode}; see {LOCAL / (proc.name + '.log')}")
-                    stop.set()
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except TimeoutError:
-                pass
+        reason = await stack.supervisor.watch(stop)
+        if reason is not None:
+            say(f"{reason}; stopping (logs in {LOCAL})")
     finally:
         stack.stop()
 

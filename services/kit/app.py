@@ -28,8 +28,9 @@ from services.kit.health import router as health_router
 from services.kit.inbox import ConsumerSpec, EventConsumer
 from services.kit.kafka import make_producer
 from services.kit.openapi import DocumentedApp, describe_from_docstrings
-from services.kit.outbox import OutboxNotifier, OutboxRelay
+from services.kit.outbox import OutboxNotifier
 from services.kit.problems import install_problem_handlers
+from services.kit.relay import OutboxRelay
 from services.kit.settings import ServiceSettings
 from services.kit.telemetry import (
     JOB_DURATION,
@@ -148,6 +149,8 @@ def create_service_app(
             poll_interval_s=settings.outbox_poll_interval_s,
             retention=timedelta(days=settings.outbox_retention_days),
             namespace=settings.kafka_namespace,
+            loss_check_interval_s=settings.outbox_loss_check_s,
+            max_event_bytes=settings.outbox_max_event_bytes,
         )
         app.state.relay = relay
         notifier = OutboxNotifier(engine, relay)

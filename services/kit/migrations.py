@@ -2,7 +2,8 @@
 
 `services/<svc>/migrations/env.py` is two lines (`run_env(target_metadata)`); the first revision
 of each chain calls `create_kit_tables()` so the outbox, inbox and idempotency tables exist in
-every service's database. `upgrade_database(...)` runs a chain programmatically (the local stack
+every service's database; when the kit's tables change, each chain gets a revision that calls
+`upgrade_kit_tables()`. `upgrade_database(...)` runs a chain programmatically (the local stack
 and the tests use it); `python -m services.kit.migrations <svc> [revision]` from the shell.
 """
 
@@ -14,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, inspect, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.schema import CreateColumn
 
 from services.kit.db import asyncpg_url, plain_url
 from services.kit.settings import with_database
@@ -38,6 +40,26 @@ def alembic_config(service: str, database_url: str) -> Config:
 def create_kit_tables() -> None:
     """Create the kit's tables; call from the first revision of a service's chain."""
     kit_metadata.create_all(context.get_bind())
+
+
+def upgrade_kit_tables() -> None:
+    """Bring an existing database's kit tables to what `services/kit/tables.py` declares now.
+
+    Creates the kit tables it lacks, adds the columns and indexes added since (columns the kit adds
+    are nullable or have defaults). Idempotent: after a change to the kit's tables, every service
+    gets a migration that calls this, and a database made after the change finds nothing to do.
+    """
+    bind = context.get_bind()
+    kit_metadata.create_all(bind)
+    inspector = inspect(bind)
+    for table in kit_metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                spec = CreateColumn(column).compile(dialect=bind.dialect)
+                op.execute(f"ALTER TABLE {table.name} ADD COLUMN {spec}")
+        for index in table.indexes:
+            index.create(bind, checkfirst=True)
 
 
 def drop_kit_tables() -> None:

@@ -4,8 +4,11 @@
     python -m services.kit.operator republish <service> --since 2026-11-01T00:00:00+08:00
     python -m services.kit.operator replay-dead-letters <service> <consumer-group>
 
-`republish` marks every outbox event since a time unsent, so the running relay sends it again
-(consumers dedupe by event id): it refills a broker that lost its data. `replay-dead-letters`
+`outbox-status` shows what waits to be sent, what is set aside (events the broker can never
+accept), each partition's last acknowledged offset and the broker losses the relay found and
+repaired by itself. `republish` marks every outbox event since a time unsent, so the running relay
+sends it again (consumers dedupe by event id): the relay re-sends what a broker lost on its own,
+so this is for a broker that lost data the relay could not see (another writer, a pruned row). `replay-dead-letters`
 sends a group's dead letters back to the group once the cause is fixed.
 """
 
@@ -18,12 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import make_engine
 from services.kit.inbox import replay_dead_letters
 from services.kit.outbox import republish_since
 from services.kit.settings import ServiceSettings
-from services.kit.tables import outbox
+from services.kit.tables import outbox, outbox_partitions
 
 
 def load_settings(service: str) -> ServiceSettings:
@@ -42,24 +46,41 @@ def aware(value: str) -> datetime:
 async def outbox_status(service: str) -> dict[str, Any]:
     engine = make_engine(load_settings(service).database_url, pool_size=1)
     try:
-        async with engine.connect() as conn:
-            unsent, oldest = (
-                await conn.execute(select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None)))
-            ).one()
-            last_error = (
-                await conn.execute(
-                    select(outbox.c.last_error).where(outbox.c.last_error.is_not(None)).order_by(outbox.c.id.desc()).limit(1)
-                )
-            ).scalar_one_or_none()
-            total = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+        return await outbox_report(engine, service)
     finally:
         await engine.dispose()
+
+
+async def outbox_report(engine: AsyncEngine, service: str) -> dict[str, Any]:
+    """What `outbox-status` prints, read from the service's database."""
+    async with engine.connect() as conn:
+        waiting = outbox.c.sent_at.is_(None) & outbox.c.set_aside_at.is_(None)
+        unsent, oldest = (await conn.execute(select(func.count(), func.min(outbox.c.created_at)).where(waiting))).one()
+        last_error = (
+            await conn.execute(
+                select(outbox.c.last_error).where(outbox.c.last_error.is_not(None)).order_by(outbox.c.id.desc()).limit(1)
+            )
+        ).scalar_one_or_none()
+        total = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+        set_aside = (await conn.execute(select(outbox.c.id, outbox.c.last_error).where(outbox.c.set_aside_at.is_not(None)))).all()
+        partitions = (await conn.execute(select(outbox_partitions).order_by("topic", "partition"))).all()
+    losses = [p for p in partitions if p.losses]
+    last_loss = max(losses, key=lambda p: p.last_loss_at, default=None)
     return {
         "service": service,
         "unsent": unsent,
         "oldest_unsent": oldest.isoformat() if oldest else None,
         "kept_rows": total,
         "last_error": last_error,
+        # Events the broker can never accept: they wait for the operator (fix, then re-send or delete).
+        "set_aside": {row.id: row.last_error for row in set_aside},
+        "acknowledged_offsets": {f"{p.topic}[{p.partition}]": p.acked_offset for p in partitions},
+        "broker_losses": sum(p.losses for p in partitions),
+        "last_broker_loss": (
+            f"{last_loss.last_loss_at.isoformat()} {last_loss.topic}[{last_loss.partition}]: {last_loss.last_loss}"
+            if last_loss
+            else None
+        ),
     }
 
 
@@ -74,7 +95,7 @@ async def republish(service: str, since: datetime) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.kit.operator")
     sub = parser.add_subparsers(dest="command", required=True)
-    status_p = sub.add_parser("outbox-status", help="unsent events, the oldest one, the last broker error")
+    status_p = sub.add_parser("outbox-status", help="unsent and set-aside events, acknowledged offsets, broker losses")
     status_p.add_argument("service")
     rep_p = sub.add_parser("republish", help="send every event since a time again")
     rep_p.add_argument("service")

@@ -27,6 +27,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:community:problem:"
@@ -287,6 +289,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(unavailable, request)
         return await on_unexpected(request, exc)
 
+    async def on_disconnect(request: Request, exc: Exception) -> Response:
+        # The client went away while sending its request: nothing failed here, and no one is left
+        # to answer. 499 ("client closed request") is what the metrics record.
+        log.info("client disconnected at %s %s", request.method, request.url.path)
+        return Response(status_code=499)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error at %s %s", request.method, request.url.path)
         return problem_response(Problem(), request)
@@ -294,6 +302,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     # Outages map to 503 with Retry-After: the request did nothing and may be retried as it is.
     from sqlalchemy.exc import DBAPIError
 

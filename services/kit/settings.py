@@ -43,6 +43,12 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 1.0
     outbox_retention_days: int = 7
+    # How often the relay asks the broker whether it still holds what it acknowledged (it also
+    # asks on every reconnect).
+    outbox_loss_check_s: float = 5.0
+    # The largest event (key, data and headers) the broker accepts: Kafka's message.max.bytes is
+    # about 1 MB by default. A larger event is set aside rather than retried forever.
+    outbox_max_event_bytes: int = 1_000_000
     consumer_max_attempts: int = 5
     consumer_backoff_s: float = 0.2
     db_pool_size: int = 10

@@ -39,10 +39,36 @@ outbox = Table(
     Column("sent_at", DateTime(timezone=True)),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
+    # Where the broker acknowledged the row: a lost partition is re-sent from the first offset it
+    # no longer holds.
+    Column("kafka_partition", Integer),
+    Column("kafka_offset", BigInteger),
+    # An event the broker can never accept (too large) is set aside, its reason in `last_error`,
+    # so the events behind it flow; the operator sees it in `outbox-status`.
+    Column("set_aside_at", DateTime(timezone=True)),
 )
 # The relay's claim query reads only unsent rows in id order; keep that index small.
 Index("ix_kit_outbox_unsent", outbox.c.id, postgresql_where=outbox.c.sent_at.is_(None))
 Index("ix_kit_outbox_occurred_at", outbox.c.occurred_at)
+Index("ix_kit_outbox_partition_offset", outbox.c.topic, outbox.c.kafka_partition, outbox.c.kafka_offset)
+
+# The relay's memory of what the broker acknowledged, per partition of each of its topics (named
+# without the deployment's namespace): `acked_offset` is the offset of the last acknowledged batch
+# (its first event). A broker whose high watermark is not above it, or whose cluster id changes,
+# has lost events, which the relay then sends again.
+outbox_partitions = Table(
+    "kit_outbox_partitions",
+    kit_metadata,
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("acked_offset", BigInteger, nullable=False),
+    Column("cluster_id", Text),
+    Column("acked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("losses", Integer, nullable=False, server_default=text("0")),
+    Column("last_loss_at", DateTime(timezone=True)),
+    Column("last_loss", Text),
+    PrimaryKeyConstraint("topic", "partition", name="pk_kit_outbox_partitions"),
+)
 
 inbox = Table(
     "kit_inbox",

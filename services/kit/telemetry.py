@@ -38,6 +38,12 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 OUTBOX_SENT = Counter("outbox_events_sent_total", "Events the outbox relay delivered to the broker", ["service"])
+# A broker that lost acknowledged events (a memory-only broker restarted, a topic re-created): the
+# relay sends them again by itself; an alert on the rate tells the operator it happened.
+OUTBOX_LOSSES = Counter("outbox_broker_losses_total", "Partitions found to have lost acknowledged events", ["service"])
+OUTBOX_RESENT = Counter("outbox_events_resent_total", "Events sent again because the broker lost them", ["service"])
+# Alert on any increase: an event the broker can never accept waits for the operator.
+OUTBOX_SET_ASIDE = Counter("outbox_events_set_aside_total", "Events set aside as never acceptable by the broker", ["service"])
 CONSUMER_APPLIED = Counter("consumer_events_applied_total", "Events applied by a consumer group", ["group", "type"])
 CONSUMER_DEAD = Counter("consumer_events_dead_lettered_total", "Events sent to the dead-letter topic", ["group"])
 # Scheduled jobs: an alert on `time() - scheduled_job_last_success_timestamp_seconds` above a few

@@ -6,6 +6,7 @@ tallies them per key, recording whether each note arrived in the order it was wr
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI
@@ -85,12 +86,16 @@ async def post_note(body: NoteIn, who: CurrentPrincipal, session: SessionDep, id
     return await idem.run(session, body, lambda: write_note(session, body), NoteOut)
 
 
-# The consumer's behaviour for poison events is switchable, to test the dead-letter replay.
+# The consumer's behaviour for poison events is switchable, to test the dead-letter replay; its
+# pace too, so a drill can have it lag behind what the broker acknowledged.
 POISON = {"enabled": True}
+APPLY_DELAY_S = {"value": 0.0}
 
 
 async def on_note_written(session: AsyncSession, event: CloudEvent) -> None:
     data = event.parse(NoteWritten)
+    if APPLY_DELAY_S["value"]:
+        await asyncio.sleep(APPLY_DELAY_S["value"])
     if data.poison and POISON["enabled"]:
         raise ValueError("poison note")
     current = (await session.execute(select(Tally).where(Tally.key == data.key).with_for_update())).scalar_one_or_none()
