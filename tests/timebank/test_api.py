@@ -190,6 +190,27 @@ async def test_priority_elder_is_served_from_the_pool(community: Community) -> N
     assert (await c.client.get("/pool", headers=c.h("vol"))).status_code == 403
 
 
+async def test_an_elder_served_from_the_pool_reads_the_pending_transfer_and_its_posting(community: Community) -> None:
+    c = community
+    await c.enrol("elder", elder=True, birth=date(1940, 1, 1), priority=True)
+    await c.enrol("vol", volunteer=True)
+    await c.enrol("son", volunteer=True)
+    await c.enrol("stranger", volunteer=True)
+    await c.relatives("elder", "son")
+    await c.fund_pool(100)
+    _, pending = await c.serve("elder", "vol", 50)
+    posting = str(uuid.uuid4())
+    r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": posting}, headers=c.h("elder"))
+    assert r.status_code == 201, r.text
+    for transfer_id in (pending, posting):
+        for reader in ("elder", "son", "vol"):
+            r = await c.client.get(f"/transfers/{transfer_id}", headers=c.h(reader))
+            assert r.status_code == 200, (reader, r.text)
+            assert r.json()["debit_account_id"] == str(c.pool_id)
+        r = await c.client.get(f"/transfers/{transfer_id}", headers=c.h("stranger"))
+        assert r.status_code == 404
+
+
 async def test_idempotent_ids_replay_conflict_and_failures_stay_failed(community: Community) -> None:
     c = community
     await c.enrol("elder", elder=True, birth=OLD)
