@@ -327,9 +327,11 @@ class Stack:
                 f'    curl -X POST {base}/auth/token -H \'Content-Type: application/json\' -d \'{{"grant_type":"otp",'
                 f'"community":"{demo.COMMUNITY}","phone":"{demo.RESIDENTS[0].phone}","code":"<code>"}}\''
             )
+            wu = demo.staff("steward.wu")
+            print("  Staff log in with a password and their community (all demo logins are in README.md):")
             print(
-                f"  Staff log in with a password, e.g. steward.wu / {demo.staff('steward.wu').password} "
-                "(grant_type password, fields username and password)."
+                f'    curl -X POST {base}/auth/token -H \'Content-Type: application/json\' -d \'{{"grant_type":"password",'
+                f'"community":"{demo.COMMUNITY}","username":"{wu.username}","password":"{wu.password}"}}\''
             )
         print("  Stop with Ctrl-C, or `make stop` from another terminal.")
         print("=" * 78, flush=True)

@@ -182,10 +182,10 @@ async def ticket_steps(ticket_id: TicketId, who: CurrentPrincipal, session: Sess
     return await tickets.ticket_steps(session, who, ticket_id)
 
 
-ACTION_PROBLEMS = problem_responses(p.TicketNotFound, p.TransitionNotAllowed, p.NotAssignee)
+ACTION_PROBLEMS = problem_responses(p.TicketNotFound, p.ActionNotPermitted, p.TransitionNotAllowed, p.NotAssignee)
 ACTION_RULE = (
-    "The transition table decides whether the caller's role may do this in the ticket's status "
-    "(409 otherwise); a steward acts only on tickets assigned to them."
+    "The transition table decides: a role that may never do this is refused with 403, a role that may "
+    "but not in the ticket's status with 409; a steward acts only on tickets assigned to them (403)."
 )
 
 

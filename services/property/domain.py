@@ -132,11 +132,30 @@ def _table() -> dict[tuple[Status, Action, Role], Status]:
 TRANSITIONS: dict[tuple[Status, Action, Role], Status] = _table()
 
 
+def _actions_by_role() -> dict[Role, frozenset[Action]]:
+    held: dict[Role, set[Action]] = {role: set() for role in Role}
+    for _source, action, role in TRANSITIONS:
+        held[role].add(action)
+    return {role: frozenset(actions) for role, actions in held.items()}
+
+
+# What each role may do in some status: an action outside its set is a missing right (403), an
+# action inside it refused in the ticket's status is a state conflict (409).
+ROLE_ACTIONS: dict[Role, frozenset[Action]] = _actions_by_role()
+
+
 class TransitionNotAllowed(Problem):
     slug = "property/transition-not-allowed"
     status = 409
     title_zh = "当前状态下不允许该操作"
     title_en = "This action is not allowed in the ticket's status"
+
+
+class ActionNotPermitted(Problem):
+    slug = "property/action-not-permitted"
+    status = 403
+    title_zh = "您的角色无权执行该操作"
+    title_en = "Your role may not do this to a ticket"
 
 
 class BasicServiceIsFree(Problem):
@@ -154,11 +173,16 @@ class QuoteNotApproved(Problem):
 
 
 def next_status(current: Status, action: Action, role: Role) -> Status:
-    """The status after `role` does `action`; refuses anything the table does not hold."""
+    """The status after `role` does `action`; refuses anything the table does not hold.
+
+    A role that may never do the action lacks the right (`ActionNotPermitted`, 403); a role that may
+    do it, only not in this status, meets a state conflict (`TransitionNotAllowed`, 409).
+    """
     try:
         return TRANSITIONS[current, action, role]
     except KeyError:
-        raise TransitionNotAllowed(
+        refusal = ActionNotPermitted if action not in ROLE_ACTIONS[role] else TransitionNotAllowed
+        raise refusal(
             (
                 f"状态 {current} 下角色 {role} 不能执行 {action}",
                 f"Role {role} may not {action} a ticket that is {current}",
@@ -187,10 +211,14 @@ def check_start(category: Category, quote_approved: bool) -> None:
 
 
 def choose_role(held: Iterable[str], current: Status, action: Action) -> Role:
-    """Which of the caller's roles acts: the one the table lets do this, else the caller's first."""
+    """Which of the caller's roles acts: the one the table lets do this now, else one that may do it in
+    another status (so the refusal is the state's, 409), else the caller's first (the right's, 403)."""
     ticket_roles = [r for r in (R.property_admin, R.steward, R.resident) if r.value in set(held)]
     for role in ticket_roles:
         if (current, action, role) in TRANSITIONS:
+            return role
+    for role in ticket_roles:
+        if action in ROLE_ACTIONS[role]:
             return role
     return ticket_roles[0] if ticket_roles else R.resident
 

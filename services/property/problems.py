@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from services.kit.problems import Problem
-from services.property.domain import BasicServiceIsFree, QuoteNotApproved, TransitionNotAllowed
+from services.property.domain import ActionNotPermitted, BasicServiceIsFree, QuoteNotApproved, TransitionNotAllowed
 
-__all__ = ["BasicServiceIsFree", "QuoteNotApproved", "TransitionNotAllowed"]
+__all__ = ["ActionNotPermitted", "BasicServiceIsFree", "QuoteNotApproved", "TransitionNotAllowed"]
 
 
 class TicketNotFound(Problem):

@@ -4,7 +4,7 @@ minutes become a pending transfer that the resolution use cases post or void."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -30,13 +30,9 @@ from services.timebank.problems import (
     NotAMember,
     NotAnElder,
     NotAVolunteer,
-    TimeInFuture,
 )
 from services.timebank.schemas import CareRequestIn, CheckIn, CheckOut
 from services.timebank.transfer_ids import once
-
-# How far ahead of this server's clock a phone's check-in or check-out time may be.
-CLOCK_SKEW = timedelta(minutes=2)
 
 
 async def _care(session: AsyncSession, community: str, request_id: uuid.UUID, *, lock: bool = False) -> Row[Any]:
@@ -193,23 +189,14 @@ async def _my_assignment(session: AsyncSession, principal: Principal, request_id
     return row
 
 
-def _at(given: datetime | None, now: datetime) -> datetime:
-    if given is None:
-        return now
-    if given > now + CLOCK_SKEW:
-        raise TimeInFuture()
-    return given.astimezone(UTC)
-
-
 async def check_in(session: AsyncSession, principal: Principal, request_id: uuid.UUID, data: CheckIn) -> Row[Any]:
     async with transaction(session):
         row = await _my_assignment(session, principal, request_id)
         if row.status == domain.CareStatus.IN_PROGRESS.value:
             return row  # a retried check-in: the first one's time stands
         status = domain.next_care_status(row.status, CareAction.CHECK_IN)
-        await session.execute(
-            update(CARE).where(CARE.c.id == request_id).values(status=status.value, checked_in_at=_at(data.at, now_utc()))
-        )
+        at = domain.check_in_time(data.at, row.accepted_at, now_utc())
+        await session.execute(update(CARE).where(CARE.c.id == request_id).values(status=status.value, checked_in_at=at))
         return await _care(session, principal.community, request_id)
 
 
@@ -225,7 +212,7 @@ async def _log_service(session: AsyncSession, principal: Principal, request_id: 
     now = now_utc()
     row = await _my_assignment(session, principal, request_id)
     domain.next_care_status(row.status, CareAction.CHECK_OUT)
-    out_at = _at(data.at, now)
+    out_at = domain.check_out_time(data.at, row.checked_in_at, now)
     minutes = domain.served_minutes(row.checked_in_at, out_at)
     settings = await community_settings(session, community)
     elder = await get_member(session, community, row.elder_id)

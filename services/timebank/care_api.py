@@ -25,6 +25,7 @@ from services.timebank.problems import (
     CannotServeSelf,
     CareRequestNotFound,
     CareRequestTaken,
+    CheckinBeforeAcceptance,
     CheckoutBeforeCheckin,
     InsufficientBalance,
     NotAMember,
@@ -131,13 +132,14 @@ async def cancel_care_request(request_id: uuid.UUID, principal: CurrentPrincipal
 @care_routes.post(
     "/care-requests/{request_id}/check-in",
     response_model=CareRequestOut,
-    responses=problem_responses(WrongCareRequestState, CareRequestNotFound, TimeInFuture, Forbidden),
+    responses=problem_responses(WrongCareRequestState, CareRequestNotFound, CheckinBeforeAcceptance, TimeInFuture, Forbidden),
 )
 async def check_in(request_id: uuid.UUID, body: CheckIn, principal: CurrentPrincipal, session: SessionDep) -> CareRequestOut:
     """Check in at the start of the service.
 
-    Only the volunteer who accepted the request; `at` defaults to now and may not be in the future.
-    A retry answers the request again, the first check-in time standing.
+    Only the volunteer who accepted the request; `at` defaults to now, may not be before the
+    acceptance nor more than two minutes ahead of the server's clock. A retry answers the request
+    again, the first check-in time standing.
     """
     return care_out(await care.check_in(session, principal, request_id, body))
 
@@ -162,7 +164,8 @@ async def check_in(request_id: uuid.UUID, body: CheckIn, principal: CurrentPrinc
 async def check_out(request_id: uuid.UUID, body: CheckOut, principal: CurrentPrincipal, session: SessionDep) -> TransferOut:
     """Check out: the served minutes become a pending transfer.
 
-    Only the volunteer who accepted the request. The payer is the elder, or the pool for a priority
+    Only the volunteer who accepted the request; `at` defaults to now, must be after the check-in
+    and not more than two minutes ahead of the server's clock. The payer is the elder, or the pool for a priority
     elder; the elder's own hours need the withdrawal age and the first-withdrawal minimum.
     `transfer_id` makes a retry safe.
     """

@@ -1,7 +1,8 @@
 """Demo data for `make run`: a living time bank in the demo community, made through the HTTP API.
 
-Elders and volunteers enrolled and verified, a funded pool (公益池), a history of confirmed
-services, one service awaiting confirmation, open care requests, a donation and a withdrawal.
+Elders and volunteers enrolled and verified, a funded pool (公益池), a history of services the
+worker entered from paper records, one service under way, open care requests, a donation and a
+withdrawal.
 Transfer ids are derived from stable names, so running the seed twice changes nothing.
 """
 
@@ -75,50 +76,54 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
         )
     )
 
-    # Request bodies hang on the day, not the second, so a second run the same day replays them.
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    services = [
-        ("王秀英", "陈志强", "companionship", 90, 6, "confirm"),
-        ("王秀英", "刘晓燕", "shopping", 45, 5, "confirm"),
-        ("李桂兰", "张建国", "meal", 60, 4, "confirm"),
-        ("李桂兰", "赵磊", "cleaning", 120, 3, "confirm"),
-        ("王秀英", "周杰", "medical_escort", 150, 2, "confirm"),
-        ("李桂兰", "刘晓燕", "companionship", 60, 1, "pending"),
+    # The history: services done before the app, entered by the worker from the paper records in one
+    # linked batch (a volunteer's check-in is never before the app saw the request accepted).
+    history = [
+        ("王秀英", "陈志强", "companionship", 90),
+        ("王秀英", "刘晓燕", "shopping", 45),
+        ("李桂兰", "张建国", "meal", 60),
+        ("李桂兰", "赵磊", "cleaning", 120),
+        ("王秀英", "周杰", "medical_escort", 150),
     ]
-    for n, (elder_name, volunteer_name, kind, minutes, days_ago, outcome) in enumerate(services):
-        elder, volunteer = resident(elder_name), resident(volunteer_name)
-        ve = as_(volunteer.id, list(volunteer.roles))
-        key = f"demo-service-{n}"
-        r = _ok(
-            await client.post(
-                "/care-requests",
-                json={
-                    "elder_id": elder.id,
-                    "service_type": kind,
-                    "starts_at": (day - timedelta(days=days_ago)).isoformat(),
-                    "place": f"{elder.building} {elder.unit}",
-                    "minutes_estimated": minutes,
-                },
-                headers={**w, "Idempotency-Key": key},
-            )
+    pool = _ok(await client.get("/pool", headers=w)).json()["pool"]["id"]
+    batch = []
+    for n, (elder_name, volunteer_name, kind, minutes) in enumerate(history):
+        account = _ok(await client.get(f"/members/{resident(volunteer_name).id}", headers=w)).json()["account_id"]
+        batch.append(
+            {
+                "id": _id(f"demo-service-{n}"),
+                "kind": "service",
+                "debit_account_id": pool,
+                "credit_account_id": account,
+                "minutes": minutes,
+                "service_type": kind,
+                "elder_id": resident(elder_name).id,
+            }
         )
-        rid = r.json()["id"]
-        request = _ok(await client.get(f"/care-requests/{rid}", headers=w)).json()
-        if request["status"] != "open":
-            continue  # seeded before
-        start = day - timedelta(days=days_ago) + timedelta(hours=1)
+    _ok(await client.post("/transfers/batch", json={"transfers": batch}, headers=w))
+
+    # One service under way: 刘晓燕 is with 李桂兰 now; she checks out in the app, and 李桂兰 or her
+    # daughter confirms. Request bodies hang on the day, not the second, so a second run replays them.
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    elder, volunteer = resident("李桂兰"), resident("刘晓燕")
+    ve = as_(volunteer.id, list(volunteer.roles))
+    r = _ok(
+        await client.post(
+            "/care-requests",
+            json={
+                "elder_id": elder.id,
+                "service_type": "companionship",
+                "starts_at": day.isoformat(),
+                "place": f"{elder.building} {elder.unit}",
+                "minutes_estimated": 60,
+            },
+            headers={**w, "Idempotency-Key": "demo-service-under-way"},
+        )
+    )
+    rid = r.json()["id"]
+    if _ok(await client.get(f"/care-requests/{rid}", headers=w)).json()["status"] == "open":
         _ok(await client.post(f"/care-requests/{rid}/accept", headers=ve))
-        _ok(await client.post(f"/care-requests/{rid}/check-in", json={"at": start.isoformat()}, headers=ve))
-        pending = _id(f"{key}-pending")
-        _ok(
-            await client.post(
-                f"/care-requests/{rid}/check-out",
-                json={"transfer_id": pending, "at": (start + timedelta(minutes=minutes)).isoformat()},
-                headers=ve,
-            )
-        )
-        if outcome == "confirm":
-            _ok(await client.post(f"/transfers/{pending}/confirm", json={"id": _id(f"{key}-posted")}, headers=w))
+        _ok(await client.post(f"/care-requests/{rid}/check-in", json={}, headers=ve))
 
     for n, (elder_name, kind, place) in enumerate([("王秀英", "bathing", "1幢101"), ("李桂兰", "meal", "1幢102")]):
         elder = resident(elder_name)

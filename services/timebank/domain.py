@@ -18,9 +18,11 @@ from services.timebank.problems import (
     AgeNotVerified,
     BelowFirstWithdrawalMinimum,
     BelowWithdrawalAge,
+    CheckinBeforeAcceptance,
     CheckoutBeforeCheckin,
     InsufficientBalance,
     ServiceTooShort,
+    TimeInFuture,
     WrongCareRequestState,
 )
 
@@ -110,6 +112,42 @@ def check_first_withdrawal(available: int, first_withdrawal_done: bool, minimum:
             minimum_minutes=minimum,
             available_minutes=available,
         )
+
+
+# How far ahead of the server's clock a phone's check-in or check-out time may be.
+CLOCK_TOLERANCE = timedelta(minutes=2)
+
+
+def check_in_time(given: datetime | None, accepted_at: datetime, now: datetime) -> datetime:
+    """When the service started: the volunteer's time (now if none), never before the request was
+    accepted and never ahead of now beyond the clock tolerance. A backdated check-in would bank
+    minutes nobody served. Each refusal names the field `at`."""
+    if given is None:
+        return max(now, accepted_at)  # the database stamped the acceptance; its clock may run ahead
+    at = given.astimezone(UTC)
+    if at < accepted_at:
+        raise CheckinBeforeAcceptance(
+            (
+                f"签到时间不能早于接单时间 {accepted_at.isoformat()}",
+                f"Check-in cannot be before the acceptance at {accepted_at.isoformat()}",
+            ),
+            field="at",
+            accepted_at=accepted_at.isoformat(),
+        )
+    if at > now + CLOCK_TOLERANCE:
+        raise TimeInFuture(field="at")
+    return at
+
+
+def check_out_time(given: datetime | None, checked_in_at: datetime, now: datetime) -> datetime:
+    """When the service ended: the volunteer's time (now if none), after the check-in and never ahead
+    of now beyond the clock tolerance."""
+    at = now if given is None else given.astimezone(UTC)
+    if at > now + CLOCK_TOLERANCE:
+        raise TimeInFuture(field="at")
+    if at <= checked_in_at:
+        raise CheckoutBeforeCheckin(field="at", checked_in_at=checked_in_at.isoformat())
+    return at
 
 
 def served_minutes(checked_in_at: datetime, checked_out_at: datetime) -> int:

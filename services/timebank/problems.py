@@ -147,6 +147,13 @@ class TimeInFuture(Problem):
     title_en = "The time is in the future"
 
 
+class CheckinBeforeAcceptance(Problem):
+    slug = "timebank/check-in-before-acceptance"
+    status = 422
+    title_zh = "签到时间早于接单时间"
+    title_en = "Check-in is before the request was accepted"
+
+
 class CareRequestTaken(Problem):
     slug = "timebank/care-request-taken"
     status = 409

@@ -18,7 +18,7 @@ from services.timebank.domain import now_utc
 from services.timebank.events import TransferReversed, publisher
 from services.timebank.ledger import Leg
 from services.timebank.members import DELEGATE_STAFF_ROLES, get_member, is_verified_relative
-from services.timebank.models import ACCOUNTS, MEMBERS, TRANSFERS
+from services.timebank.models import ACCOUNTS, CARE, MEMBERS, TRANSFERS
 from services.timebank.problems import AlreadyReversed, NotAVerifiedRelative, NotReversible, TransferNotFound
 from services.timebank.schemas import DonationIn, FundingIn, GiftIn, ReversalIn, SpendIn
 from services.timebank.transfer_ids import get_transfer_row, once
@@ -203,21 +203,30 @@ async def _reverse_transfer(
 
 
 async def read_transfer(session: AsyncSession, principal: Principal, transfer_id: uuid.UUID) -> Row[Any]:
-    """A transfer, for the owners of its accounts, their verified relatives and staff; 404 otherwise."""
+    """A transfer, for its parties, their verified relatives and staff; 404 otherwise."""
     async with transaction(session):
         row = await get_transfer_row(session, principal.community, transfer_id)
         if principal.has(*DELEGATE_STAFF_ROLES):
             return row
-        owners = set(
-            (
-                await session.execute(
-                    select(ACCOUNTS.c.owner_id).where(ACCOUNTS.c.id.in_([row.debit_account_id, row.credit_account_id]))
-                )
-            ).scalars()
-        )
-        if principal.subject in owners:
+        parties = await transfer_parties(session, row)
+        if principal.subject in parties:
             return row
-        for owner in owners:
-            if owner and await is_verified_relative(session, principal.community, principal.subject, owner):
+        for party in parties:
+            if await is_verified_relative(session, principal.community, principal.subject, party):
                 return row
         raise TransferNotFound()
+
+
+async def transfer_parties(session: AsyncSession, row: Row[Any]) -> set[str]:
+    """The members a transfer concerns: its accounts' owners and, for care, the elder it served.
+
+    An elder served from the community pool (公益池) owns neither account, yet confirms the transfer
+    and may read it and its posting.
+    """
+    accounts = [row.debit_account_id, row.credit_account_id]
+    owners = select(ACCOUNTS.c.owner_id).where(ACCOUNTS.c.id.in_(accounts), ACCOUNTS.c.owner_id.is_not(None))
+    parties = set((await session.execute(owners)).scalars())
+    if row.care_request_id is not None:
+        elder = select(CARE.c.elder_id).where(CARE.c.id == row.care_request_id)
+        parties.add((await session.execute(elder)).scalar_one())
+    return parties

@@ -6,6 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+
+from services.timebank.models import CARE
 from tests.e2e.conftest import Community, Person, wait_until
 
 
@@ -72,6 +75,9 @@ async def test_confirmed_care_grants_points_and_a_reversal_claws_them_back(commu
     rid = request["id"]
     accepted = await community.call("POST", f"/api/timebank/care-requests/{rid}/accept", volunteer.auth)
     assert (accepted["status"], accepted["volunteer_id"]) == ("accepted", volunteer.id)
+    # As if accepted 90 minutes ago: a check-in is never before the acceptance.
+    async with community.platform.services["timebank"].state.sessionmaker() as session, session.begin():
+        await session.execute(update(CARE).where(CARE.c.id == uuid.UUID(rid)).values(accepted_at=now - timedelta(minutes=90)))
     await community.call(
         "POST", f"/api/timebank/care-requests/{rid}/check-in", volunteer.auth, {"at": (now - timedelta(minutes=90)).isoformat()}
     )

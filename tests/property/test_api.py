@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from services.kit.tables import outbox
 from services.property.domain import Action, Role, Status, Step, replay
 from tests.property.conftest import COMMUNITY, World
+from tests.property.transition_table import DECISIONS
 from tests.support.harness import RunningService
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
@@ -155,8 +156,48 @@ async def test_refused_transition_names_status_action_and_role(world: World) -> 
     body = await world.act(t["id"], "complete", world.as_steward("wu"), status=409)
     assert body["type"] == "urn:community:problem:property/transition-not-allowed"
     assert (body["ticket_status"], body["action"], body["role"]) == ("assigned", "complete", "steward")
-    body = await world.act(t["id"], "accept", world.as_resident("wang"), status=409)
+    body = await world.act(t["id"], "accept", world.as_resident("wang"), status=403)
+    assert body["type"] == "urn:community:problem:property/action-not-permitted"
     assert (body["ticket_status"], body["action"], body["role"]) == ("assigned", "accept", "resident")
+
+
+ACTION_BODIES: dict[Action, dict[str, Any]] = {
+    Action.quote: {"amount_fen": 1000},
+    Action.pause: {"waiting_on": "parts"},
+    Action.rate: {"overall": 4, "speed": 4},
+    Action.follow_up: {"note": "ok"},
+    Action.hand_over: {"to_staff_id": "00000000-0000-0000-0000-000000000000", "reason": "r"},
+    Action.reassign: {"to_staff_id": "00000000-0000-0000-0000-000000000000", "reason": "r"},
+}
+REFUSAL_TYPES = {403: "action-not-permitted", 409: "transition-not-allowed"}
+
+
+async def test_refusals_over_http_answer_the_documented_table(world: World, svc: RunningService) -> None:
+    """Every refused (action, role) on an assigned and an in-progress ticket: 403 or 409 as docs/property.md says."""
+    callers = {
+        Role.resident: world.as_resident("wang"),
+        Role.steward: world.as_steward("wu"),
+        Role.property_admin: world.as_admin(),
+    }
+    assigned = await world.submit("wang")
+    working = await world.submit("wang")
+    await world.act(working["id"], "accept", callers[Role.steward])
+    await world.act(working["id"], "start", callers[Role.steward])
+    routed = [a for a in Action if a not in (Action.submit, Action.escalate)]
+    for ticket, status in ((assigned, Status.assigned), (working, Status.in_progress)):
+        for action in routed:
+            for role, headers in callers.items():
+                expected = DECISIONS.get((status, action, role), "403")
+                if expected not in ("403", "409"):
+                    continue
+                path = f"/tickets/{ticket['id']}/{action.value.replace('_', '-')}"
+                r = await world.client.post(path, json=ACTION_BODIES.get(action, {}), headers=headers)
+                assert r.status_code == int(expected), (status, action, role, r.text)
+                assert r.json()["type"] == f"urn:community:problem:property/{REFUSAL_TYPES[r.status_code]}"
+        assert (await world.client.get(f"/tickets/{ticket['id']}", headers=callers[Role.resident])).json()["status"] == status
+    # A resident of another household learns nothing: 404 whatever the action.
+    r = await world.client.post(f"/tickets/{assigned['id']}/accept", json={}, headers=world.as_resident("li"))
+    assert r.status_code == 404
 
 
 async def test_another_steward_cannot_work_a_ticket_not_theirs(world: World) -> None:

@@ -12,25 +12,56 @@ from services.property import domain
 from services.property.domain import (
     TRANSITIONS,
     Action,
+    ActionNotPermitted,
     Category,
     Role,
     Status,
     Step,
     TransitionNotAllowed,
 )
+from tests.property.transition_table import DECISIONS
 
 NOON_MONDAY_LOCAL = datetime(2025, 3, 3, 4, 0, tzinfo=UTC)  # 12:00 in Asia/Shanghai, a Monday
 
 
 def test_residents_cannot_do_steward_work() -> None:
-    with pytest.raises(TransitionNotAllowed) as info:
+    with pytest.raises(ActionNotPermitted) as info:
         domain.next_status(Status.assigned, Action.accept, Role.resident)
+    assert info.value.status == 403
     assert info.value.extensions == {"ticket_status": "assigned", "action": "accept", "role": "resident"}
 
 
 def test_stewards_cannot_confirm_their_own_work() -> None:
-    with pytest.raises(TransitionNotAllowed):
+    with pytest.raises(ActionNotPermitted):
         domain.next_status(Status.completed, Action.confirm, Role.steward)
+
+
+def test_a_right_held_in_the_wrong_status_is_a_state_conflict() -> None:
+    with pytest.raises(TransitionNotAllowed) as info:
+        domain.next_status(Status.in_progress, Action.confirm, Role.resident)
+    assert info.value.status == 409
+    assert info.value.extensions == {"ticket_status": "in_progress", "action": "confirm", "role": "resident"}
+
+
+def test_a_caller_with_several_roles_acts_in_the_one_that_holds_the_right() -> None:
+    assert domain.choose_role(["steward", "resident"], Status.in_progress, Action.confirm) == Role.resident
+    assert domain.choose_role(["steward", "resident"], Status.completed, Action.confirm) == Role.resident
+    assert domain.choose_role(["steward", "resident"], Status.completed, Action.accept) == Role.steward
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize("action", list(Action))
+@pytest.mark.parametrize("status", list(Status))
+def test_every_status_action_and_role_gets_the_documented_answer(status: Status, action: Action, role: Role) -> None:
+    """A row's cell is the next status (`=` unchanged) or 409; a (role, action) with no row is 403."""
+    expected = DECISIONS.get((status, action, role), "403")
+    try:
+        after = domain.next_status(status, action, role)
+    except (ActionNotPermitted, TransitionNotAllowed) as refused:
+        assert str(refused.status) == expected
+        assert refused.extensions == {"ticket_status": status, "action": action, "role": role}
+        return
+    assert expected == ("=" if after == status else f"→ {after}")
 
 
 def test_queue_ticket_accepted_once() -> None:
@@ -160,7 +191,7 @@ def test_random_sequences_only_follow_the_table(start: Status, attempts: list[tu
     for action, role in attempts:
         try:
             after = domain.next_status(status, action, role)
-        except TransitionNotAllowed as refused:
+        except (ActionNotPermitted, TransitionNotAllowed) as refused:
             assert (status, action, role) not in TRANSITIONS
             assert refused.extensions["ticket_status"] == status
             continue

@@ -111,12 +111,21 @@ class Community:
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 
+    async def accept(self, rid: str, volunteer: str, *, at: datetime | None = None) -> None:
+        """The volunteer accepts; `at` moves the acceptance back, as if the request had been
+        accepted then, so a test can check in and out in the past (a check-in is never before it)."""
+        r = await self.client.post(f"/care-requests/{rid}/accept", headers=self.h(volunteer))
+        assert r.status_code == 200, r.text
+        if at is not None:
+            async with self.svc.state.sessionmaker() as session, session.begin():
+                update = "UPDATE tb_care_requests SET accepted_at = :at WHERE id = :id"
+                await session.execute(text(update), {"at": at, "id": uuid.UUID(rid)})
+
     async def serve(self, elder: str, volunteer: str, minutes: int) -> tuple[str, str]:
         """Post, accept, check in and out: returns (care request id, pending transfer id)."""
         rid = await self.care_request(elder)
-        r = await self.client.post(f"/care-requests/{rid}/accept", headers=self.h(volunteer))
-        assert r.status_code == 200, r.text
         start = datetime.now(UTC) - timedelta(minutes=minutes + 5)
+        await self.accept(rid, volunteer, at=start)
         r = await self.client.post(f"/care-requests/{rid}/check-in", json={"at": start.isoformat()}, headers=self.h(volunteer))
         assert r.status_code == 200, r.text
         pending = str(uuid.uuid4())

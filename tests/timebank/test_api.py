@@ -190,6 +190,27 @@ async def test_priority_elder_is_served_from_the_pool(community: Community) -> N
     assert (await c.client.get("/pool", headers=c.h("vol"))).status_code == 403
 
 
+async def test_an_elder_served_from_the_pool_reads_the_pending_transfer_and_its_posting(community: Community) -> None:
+    c = community
+    await c.enrol("elder", elder=True, birth=date(1940, 1, 1), priority=True)
+    await c.enrol("vol", volunteer=True)
+    await c.enrol("son", volunteer=True)
+    await c.enrol("stranger", volunteer=True)
+    await c.relatives("elder", "son")
+    await c.fund_pool(100)
+    _, pending = await c.serve("elder", "vol", 50)
+    posting = str(uuid.uuid4())
+    r = await c.client.post(f"/transfers/{pending}/confirm", json={"id": posting}, headers=c.h("elder"))
+    assert r.status_code == 201, r.text
+    for transfer_id in (pending, posting):
+        for reader in ("elder", "son", "vol"):
+            r = await c.client.get(f"/transfers/{transfer_id}", headers=c.h(reader))
+            assert r.status_code == 200, (reader, r.text)
+            assert r.json()["debit_account_id"] == str(c.pool_id)
+        r = await c.client.get(f"/transfers/{transfer_id}", headers=c.h("stranger"))
+        assert r.status_code == 404
+
+
 async def test_idempotent_ids_replay_conflict_and_failures_stay_failed(community: Community) -> None:
     c = community
     await c.enrol("elder", elder=True, birth=OLD)
@@ -261,8 +282,8 @@ async def test_bad_input_is_a_problem_and_writes_nothing(community: Community) -
     )
     # Check-out before check-in.
     rid = await c.care_request("elder")
-    assert (await c.client.post(f"/care-requests/{rid}/accept", headers=c.h("vol"))).status_code == 200
     t0 = datetime.now(UTC) - timedelta(hours=1)
+    await c.accept(rid, "vol", at=t0)
     r = await c.client.post(f"/care-requests/{rid}/check-in", json={"at": t0.isoformat()}, headers=c.h("vol"))
     assert r.status_code == 200
     # A retried check-in answers the same request, and the first check-in's time stands.
@@ -287,13 +308,39 @@ async def test_bad_input_is_a_problem_and_writes_nothing(community: Community) -
     )
     # The young member's own care request is paid by the young member: the age rule bites at check-out.
     rid2 = await c.care_request("young")
-    assert (await c.client.post(f"/care-requests/{rid2}/accept", headers=c.h("vol"))).status_code == 200
+    await c.accept(rid2, "vol", at=t0)
     r = await c.client.post(f"/care-requests/{rid2}/check-in", json={"at": t0.isoformat()}, headers=c.h("vol"))
     await refused(f"/care-requests/{rid2}/check-out", {"transfer_id": new()}, "vol", 409, "timebank/below-withdrawal-age")
     assert await c.sql("SELECT count(*) FROM tb_transfers") == before
     assert (await c.balance("vol"))["posted_minutes"] == 100
     assert (await c.client.get(f"/care-requests/{rid2}", headers=c.h("vol"))).json()["status"] == "in_progress"
     await assert_ledger_invariants(c.svc.state.sessionmaker)
+
+
+async def test_a_check_in_backdated_before_the_acceptance_is_refused_and_nothing_logged(community: Community) -> None:
+    c = community
+    await c.enrol("elder", elder=True, birth=date(1940, 1, 1), priority=True)
+    await c.enrol("vol", volunteer=True)
+    await c.fund_pool(100)
+    rid = await c.care_request("elder")
+    await c.accept(rid, "vol")
+    backdated = datetime.now(UTC) - timedelta(minutes=61)
+    r = await c.client.post(f"/care-requests/{rid}/check-in", json={"at": backdated.isoformat()}, headers=c.h("vol"))
+    assert r.status_code == 422 and problem_type(r) == "timebank/check-in-before-acceptance", r.text
+    assert r.json()["field"] == "at"
+    ahead = datetime.now(UTC) + timedelta(minutes=10)
+    r = await c.client.post(f"/care-requests/{rid}/check-in", json={"at": ahead.isoformat()}, headers=c.h("vol"))
+    assert r.status_code == 422 and problem_type(r) == "timebank/time-in-future" and r.json()["field"] == "at"
+    request = (await c.client.get(f"/care-requests/{rid}", headers=c.h("vol"))).json()
+    assert (request["status"], request["checked_in_at"]) == ("accepted", None)
+    # Checked in now, a check-out an hour on is in the future: no minutes are logged ahead of time.
+    assert (await c.client.post(f"/care-requests/{rid}/check-in", json={}, headers=c.h("vol"))).status_code == 200
+    later = datetime.now(UTC) + timedelta(minutes=61)
+    r = await c.client.post(
+        f"/care-requests/{rid}/check-out", json={"transfer_id": str(uuid.uuid4()), "at": later.isoformat()}, headers=c.h("vol")
+    )
+    assert r.status_code == 422 and problem_type(r) == "timebank/time-in-future" and r.json()["field"] == "at"
+    assert await c.sql("SELECT count(*) FROM tb_transfers WHERE kind = 'service'") == [(0,)]
 
 
 async def test_gift_to_verified_relative_and_storage_cap_overflow(community: Community) -> None:

@@ -8,15 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.kit.problems import Problem
 from services.timebank import domain
 from services.timebank.domain import Balances, CareAction, CareStatus
 from services.timebank.problems import (
     AgeNotVerified,
     BelowFirstWithdrawalMinimum,
     BelowWithdrawalAge,
+    CheckinBeforeAcceptance,
     CheckoutBeforeCheckin,
     InsufficientBalance,
     ServiceTooShort,
+    TimeInFuture,
     WrongCareRequestState,
 )
 
@@ -69,6 +72,60 @@ def test_served_minutes_counts_whole_minutes() -> None:
         domain.served_minutes(t0, t0)
     with pytest.raises(ServiceTooShort):
         domain.served_minutes(t0, t0 + timedelta(seconds=59))
+
+
+NOW = datetime(2025, 1, 1, 10, 0, tzinfo=UTC)
+ACCEPTED = NOW - timedelta(hours=2)
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("given", "answer"),
+    [
+        (None, NOW),
+        (ACCEPTED, ACCEPTED),
+        (ACCEPTED + MINUTE, ACCEPTED + MINUTE),
+        (NOW + domain.CLOCK_TOLERANCE, NOW + domain.CLOCK_TOLERANCE),
+        (ACCEPTED - timedelta(seconds=1), CheckinBeforeAcceptance),
+        (NOW - timedelta(days=3), CheckinBeforeAcceptance),
+        (NOW + domain.CLOCK_TOLERANCE + timedelta(seconds=1), TimeInFuture),
+        (datetime(2025, 1, 1, 18, 0, tzinfo=domain.LOCAL_TZ), NOW),  # the same instant at +08:00
+    ],
+)
+def test_a_check_in_lies_between_the_acceptance_and_now(given: datetime | None, answer: datetime | type[Problem]) -> None:
+    if isinstance(answer, datetime):
+        assert domain.check_in_time(given, ACCEPTED, NOW) == answer
+    else:
+        with pytest.raises(answer) as refused:
+            domain.check_in_time(given, ACCEPTED, NOW)
+        assert refused.value.extensions["field"] == "at"
+
+
+def test_a_check_in_at_now_is_never_before_an_acceptance_stamped_by_a_clock_ahead() -> None:
+    assert domain.check_in_time(None, NOW + timedelta(seconds=3), NOW) == NOW + timedelta(seconds=3)
+
+
+@pytest.mark.parametrize(
+    ("given", "answer"),
+    [
+        (None, NOW),
+        (ACCEPTED + MINUTE, ACCEPTED + MINUTE),
+        (NOW + domain.CLOCK_TOLERANCE, NOW + domain.CLOCK_TOLERANCE),
+        (ACCEPTED, CheckoutBeforeCheckin),
+        (ACCEPTED - MINUTE, CheckoutBeforeCheckin),
+        (NOW + domain.CLOCK_TOLERANCE + timedelta(seconds=1), TimeInFuture),
+    ],
+)
+def test_a_check_out_lies_after_the_check_in_and_not_ahead_of_now(
+    given: datetime | None, answer: datetime | type[Problem]
+) -> None:
+    checked_in = ACCEPTED
+    if isinstance(answer, datetime):
+        assert domain.check_out_time(given, checked_in, NOW) == answer
+    else:
+        with pytest.raises(answer) as refused:
+            domain.check_out_time(given, checked_in, NOW)
+        assert refused.value.extensions["field"] == "at"
 
 
 def test_care_request_transitions() -> None:

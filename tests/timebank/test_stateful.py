@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +25,7 @@ from services.kit.auth import Principal
 from services.kit.db import make_engine, make_sessionmaker
 from services.kit.problems import Problem
 from services.timebank import batches, care, community, hours_expiry, ledger, members, reports, resolution, transfers
+from services.timebank.models import CARE
 from services.timebank.problems import AlreadyResolved, InsufficientBalance, NotAVerifiedRelative
 from services.timebank.schemas import (
     AgeVerification,
@@ -84,6 +85,11 @@ class TimebankMachine(RuleBasedStateMachine):
         async with ENV.maker() as session:
             return await fn(session, *args)
 
+    async def accepted_at(self, request_id: uuid.UUID, at: datetime) -> None:
+        """Move an acceptance back, as if it had been made then: a check-in is never before it."""
+        async with ENV.maker() as session, session.begin():
+            await session.execute(update(CARE).where(CARE.c.id == request_id).values(accepted_at=at))
+
     async def available(self, member: str) -> int:
         async with ENV.maker() as session, session.begin():
             row = (
@@ -139,6 +145,7 @@ class TimebankMachine(RuleBasedStateMachine):
             )
             await self.call(care.accept_care_request, self.who(volunteer), req.id)
             start = datetime.now(UTC) - timedelta(minutes=minutes + 1)
+            await self.accepted_at(req.id, start)
             await self.call(care.check_in, self.who(volunteer), req.id, CheckIn(at=start))
             payer_available = (await self.pool_available()) if elder == "e2" else await self.available(elder)
             tid = uuid.uuid4()
