@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from services.kit.settings import ServiceSettings, service_config
 
-SERVICES = ("timebank", "parking", "property", "governance", "citysync")
+SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
 
 
 class Settings(ServiceSettings):
@@ -24,6 +24,7 @@ class Settings(ServiceSettings):
     property_url: str = "http://127.0.0.1:8003"
     governance_url: str = "http://127.0.0.1:8004"
     citysync_url: str = "http://127.0.0.1:8005"
+    notify_url: str = "http://127.0.0.1:8006"
     upstreams: dict[str, str] = Field(default_factory=dict)
     # The proxy path's client: the gateway's own lean client on asyncio + httptools (default:
     # gateway/upstream_client.py, the least CPU per request in bench/gateway_get.py), aiohttp's
