@@ -95,7 +95,7 @@ LABELS: dict[Language, dict[str, str]] = {
 }
 
 # Personal data no message may show in full (the templates never name it; this catches a slip).
-PHONE = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
+PHONE = re.compile(r"(?<!\d)(?:\+?86)?(1\d{2})\d{4}(\d{4})(?!\d)")
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10,13}(\d{3}[\dXx])(?![0-9A-Za-z])")
 PLATE = re.compile(r"([\u4e00-\u9fa5][A-Z])[A-Z0-9]{3,4}([A-Z0-9]{2})")
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from services.kit.app import ScheduledJob
-from services.notify import inbox
+from services.notify import deliveries, inbox
 from services.notify.settings import Settings
 
 log = logging.getLogger("notify.jobs")
@@ -24,5 +24,14 @@ async def trim_inbox(state: Any) -> None:
             return
 
 
+async def deliver_sms(state: Any) -> None:
+    """Send every SMS that is due, in rounds, until a round finds less than a full batch."""
+    while await deliveries.deliver_round(state) >= deliveries.ROUND_SIZE:
+        pass
+
+
 def jobs(settings: Settings) -> list[ScheduledJob]:
-    return [ScheduledJob("trim-inbox", settings.trim_every_s, trim_inbox)]
+    return [
+        ScheduledJob("trim-inbox", settings.trim_every_s, trim_inbox),
+        ScheduledJob("deliver-sms", settings.deliver_every_s, deliver_sms),
+    ]
