@@ -10,6 +10,7 @@ from services.notify.channels import sms_sender_for
 from services.notify.consumers import make_consumers
 from services.notify.jobs import jobs
 from services.notify.settings import Settings
+from services.notify.stream import start_wakes, stop_wakes, stream_routes
 
 DESCRIPTION = """Notifications: residents and staff are told, in the app and by SMS when it matters.
 
@@ -28,10 +29,11 @@ async def install_sms_sender(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     parts = ServiceParts(
-        routers=[router],
+        routers=[router, stream_routes],
         consumers=make_consumers(settings),
         jobs=jobs(settings),
-        on_startup=[install_sms_sender],
+        on_startup=[install_sms_sender, start_wakes],
+        on_shutdown=[stop_wakes],
         tags_metadata=[{"name": "notify", "description": "My notifications, my live stream and my settings"}],
     )
     return create_service_app(settings, parts, title="notify", description=DESCRIPTION)
