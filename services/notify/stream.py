@@ -170,6 +170,8 @@ async def stream_events(state: Any, who: Principal, after: int, stream_id: str) 
                 after = row.seq
             if rows:
                 continue
+            if who.expires_at and time.time() >= who.expires_at:
+                return  # a stream does not outlive its token: the client reconnects with a fresh one
             try:
                 await asyncio.wait_for(wake.wait(), settings.heartbeat_s)
             except TimeoutError:
@@ -201,8 +203,9 @@ async def stream(
 
     Each event is `event: notification` with the notification as JSON and its `seq` as the `id`;
     reconnect with `Last-Event-ID` and every notification after it arrives, once and in order,
-    from any replica. A comment line is sent every heartbeat interval (15 s). A person may hold
-    a few streams at once (several devices); one more is refused with 429.
+    from any replica. A comment line is sent every heartbeat interval (15 s). The stream ends
+    when the access token expires (reconnect with a fresh one). A person may hold a few streams at
+    once (several devices); one more is refused with 429.
     """
     after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
     stream_id = uuid.uuid4().hex

@@ -204,3 +204,16 @@ async def test_a_stream_sends_heartbeats_and_a_person_may_hold_only_a_few(stack:
                 return again.status_code == 200
 
         await wait_until(opens)
+
+
+async def test_a_stream_ends_when_its_token_expires(stack: TestStack, quick: Replica) -> None:
+    community = f"c-{uuid.uuid4().hex[:8]}"
+    short = {"Authorization": f"Bearer {stack.token('res-1', 'resident', community=community, ttl_s=1)}"}
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as http:
+        async with http.stream("GET", quick.url + "/stream", headers=short) as response:
+            assert response.status_code == 200
+
+            async def drain() -> int:
+                return len([frame async for frame in frames(response)])
+
+            assert await asyncio.wait_for(drain(), 15) >= 1  # heartbeats, then the end of the stream
