@@ -17,10 +17,11 @@ from pathlib import Path
 import asyncpg
 from alembic.script import ScriptDirectory
 
+from gateway.settings import SERVICES as ROUTED_SERVICES
 from services.kit.db import plain_url
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("property", "timebank", "parking", "governance", "citysync", "gateway")
+SERVICES = (*ROUTED_SERVICES, "gateway")
 
 
 def chain_dir(service: str) -> Path:

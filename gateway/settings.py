@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from services.kit.settings import ServiceSettings, service_config
 
-SERVICES = ("timebank", "parking", "property", "governance", "citysync")
+SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
 
 
 class Settings(ServiceSettings):
@@ -24,6 +24,7 @@ class Settings(ServiceSettings):
     property_url: str = "http://127.0.0.1:8003"
     governance_url: str = "http://127.0.0.1:8004"
     citysync_url: str = "http://127.0.0.1:8005"
+    notify_url: str = "http://127.0.0.1:8006"
     upstreams: dict[str, str] = Field(default_factory=dict)
     # Connections the proxy's upstream client (gateway/upstream_client.py) keeps in use at once.
     upstream_max_connections: int = 200

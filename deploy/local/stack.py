@@ -42,6 +42,7 @@ SERVICES: list[tuple[str, int]] = [
     ("parking", 8002),
     ("governance", 8004),
     ("citysync", 8005),
+    ("notify", 8006),
 ]
 GATEWAY_PORT = 8000
 
@@ -309,6 +310,8 @@ class Stack:
             if proc.name != "gateway":
                 print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/docs, /readyz, /metrics)")
         print(f"  Logs         {LOCAL}/<service>.log")
+        if any(proc.name == "notify" for proc in self.procs):
+            print(f"  SMS (local)  {LOCAL}/notify-sms.log   (notify's local SMS channel appends each message here)")
         print(f"  Demo tokens (valid 1 h) are in {LOCAL / 'demo-tokens.json'}. For example, as 王秀英 (an elder):")
         tokens_path = LOCAL / "demo-tokens.json"
         pick = f"import json;print(json.load(open('{tokens_path}'))['resident (王秀英, elder)'])"

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.settings import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 TOOLS = ROOT / ".venv" / "deploy-check" / "bin"
 NAMESPACE = "community"
-COMPONENTS = ("gateway", "timebank", "parking", "property", "governance", "citysync")
+COMPONENTS = ("gateway", *SERVICES)
 
 
 def manifests() -> list[dict[str, Any]]:

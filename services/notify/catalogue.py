@@ -1,0 +1,224 @@
+"""The declared table: which event tells whom what, on which channels, how urgently. One row per kind.
+
+A published event type is either a row's `event_type` here or in `LEFT_OUT` with the reason no one
+is told; `tests/test_contracts.py` holds every published type to that. Templates name only fields
+of the event's data (and the derived `{<x>_ref}`, `{hours}`, `{<x>_yuan}` of `domain.render`);
+none names a person, a phone number or a plate, and `domain.redact` masks any that slips in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.kit.envelope import EventData
+from services.notify import events as ev
+from services.notify.domain import Category, Channel, Template, Urgency
+
+
+@dataclass(frozen=True)
+class Named:
+    """The person whose id is the event's `field`."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class TicketResident:
+    """The resident who filed the event's ticket (notify's directory, from `ticket.submitted`)."""
+
+
+@dataclass(frozen=True)
+class BuildingBackup:
+    """The backup steward of the building of the event's ticket (from `building.registered`)."""
+
+
+@dataclass(frozen=True)
+class StaffInRole:
+    """Every staff member of the community holding the role the event's `field` names."""
+
+    field: str
+
+
+Recipient = Named | TicketResident | BuildingBackup | StaffInRole
+
+IN_APP = frozenset({Channel.in_app})
+WITH_SMS = frozenset({Channel.in_app, Channel.sms})
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    event: type[EventData]
+    recipients: tuple[Recipient, ...]
+    title: Template
+    body: Template
+    category: Category
+    channels: frozenset[Channel] = IN_APP
+    urgency: Urgency = Urgency.normal
+    # The id of whoever caused the event: they are not told of their own act.
+    actor: str | None = None
+
+    @property
+    def event_type(self) -> str:
+        return self.event.event_type
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        "care.cancelled",
+        ev.CareRequestCancelled,
+        (Named("volunteer_id"),),
+        Template("护理预约已取消", "Care visit cancelled"),
+        Template(
+            "{starts_at} 的 {service_type} 服务已取消，请不要前往。",
+            "The {service_type} visit at {starts_at} is cancelled: please do not go.",
+        ),
+        Category.timebank,
+        WITH_SMS,
+        Urgency.urgent,
+        actor="cancelled_by",
+    ),
+    Kind(
+        "care.confirmed",
+        ev.ServiceConfirmed,
+        (Named("volunteer_id"),),
+        Template("服务时长已确认", "Service hours confirmed"),
+        Template("{hours} 小时已存入您的时间银行账户。", "{hours} h were added to your time-bank account."),
+        Category.timebank,
+    ),
+    Kind(
+        "hours.reversed",
+        ev.TransferReversed,
+        (Named("volunteer_id"),),
+        Template("服务时长已更正", "Service hours corrected"),
+        Template("一笔 {hours} 小时的服务记录已被更正冲回。", "A record of {hours} h of service was corrected and reversed."),
+        Category.timebank,
+    ),
+    Kind(
+        "hours.expired",
+        ev.HoursExpired,
+        (Named("member_id"),),
+        Template("时间银行时长已到期", "Time-bank hours expired"),
+        Template(
+            "您有 {hours} 小时超过 {valid_months} 个月有效期，已转入公益池。",
+            "{hours} h held longer than {valid_months} months expired to the community pool.",
+        ),
+        Category.timebank,
+        WITH_SMS,
+    ),
+    Kind(
+        "ticket.filed",
+        ev.TicketSubmitted,
+        (Named("assignee_id"),),
+        Template("新工单", "New ticket"),
+        Template(
+            "{category}工单 #{ticket_ref} 已派给您（{priority}）。", "A {category} ticket #{ticket_ref} ({priority}) is yours."
+        ),
+        Category.property,
+    ),
+    Kind(
+        "ticket.status_changed",
+        ev.TicketStatusChanged,
+        (TicketResident(),),
+        Template("工单状态更新", "Ticket update"),
+        Template("您的{category}工单 #{ticket_ref}：{status}。", "Your {category} ticket #{ticket_ref}: {status}."),
+        Category.property,
+        actor="actor_id",
+    ),
+    Kind(
+        "ticket.completed",
+        ev.TicketCompleted,
+        (Named("resident_id"),),
+        Template("工单已完成，请确认", "Ticket done: please confirm"),
+        Template(
+            "您的{category}工单 #{ticket_ref} 已完成，请确认或退回。",
+            "Your {category} ticket #{ticket_ref} is done: confirm or return it.",
+        ),
+        Category.property,
+    ),
+    Kind(
+        "ticket.sla_breached",
+        ev.TicketSlaBreached,
+        (Named("assignee_id"), BuildingBackup(), StaffInRole("escalated_to")),
+        Template("工单超时", "Ticket overdue"),
+        Template(
+            "{category}工单 #{ticket_ref} 已超过{kind}时限。", "{category} ticket #{ticket_ref} missed its {kind} deadline."
+        ),
+        Category.property,
+        WITH_SMS,
+        Urgency.urgent,
+    ),
+    Kind(
+        "ticket.payment_settled",
+        ev.PaymentSettled,
+        (TicketResident(),),
+        Template("工单付款结果", "Ticket payment"),
+        Template(
+            "工单 #{ticket_ref} 的付款 {amount_yuan} 元：{status}。",
+            "Payment of ¥{amount_yuan} for ticket #{ticket_ref}: {status}.",
+        ),
+        Category.property,
+    ),
+    Kind(
+        "parking.completed",
+        ev.BookingCompleted,
+        (Named("booker_id"),),
+        Template("停车已结束", "Parking ended"),
+        Template("预约 #{booking_ref} 已结束，费用 {fee_yuan} 元。", "Booking #{booking_ref} has ended; the fee is ¥{fee_yuan}."),
+        Category.parking,
+    ),
+    Kind(
+        "parking.shared",
+        ev.BookingCompleted,
+        (Named("owner_id"),),
+        Template("车位共享收益", "Your spot was used"),
+        Template(
+            "您的车位被预约使用一次，收益 {owner_share_yuan} 元。",
+            "Your spot was booked and used; your share is ¥{owner_share_yuan}.",
+        ),
+        Category.parking,
+    ),
+    Kind(
+        "points.granted",
+        ev.PointsGranted,
+        (Named("resident_id"),),
+        Template("获得积分", "Points earned"),
+        Template("您获得 {points} 积分。", "You earned {points} points."),
+        Category.points,
+    ),
+    Kind(
+        "redemption.fulfilled",
+        ev.RedemptionCaptured,
+        (Named("resident_id"),),
+        Template("兑换已完成", "Redemption fulfilled"),
+        Template("您的兑换已完成，使用 {points} 积分。", "Your redemption is fulfilled; {points} points were spent."),
+        Category.points,
+    ),
+    Kind(
+        "redemption.released",
+        ev.RedemptionReleased,
+        (Named("resident_id"),),
+        Template("兑换未完成", "Redemption released"),
+        Template("兑换未能完成，{points} 积分已退回。", "The redemption could not be fulfilled; {points} points were returned."),
+        Category.points,
+    ),
+)
+
+# Published types no one is told of, and why.
+LEFT_OUT: dict[str, str] = {
+    "property.building.registered.v1": "kept in notify's directory (a ticket's backup steward); tells no one",
+    "property.resident.registered.v1": "kept in notify's directory (the phone an SMS goes to); tells no one",
+    "property.staff.registered.v1": "kept in notify's directory (who holds the role a breach escalates to); tells no one",
+    "property.household.registered.v1": "registry bookkeeping",
+    "property.points_payment.requested.v1": "a saga step; property.payment.settled tells the resident the outcome",
+    "governance.points_payment.settled.v1": "a saga step; property.payment.settled tells the resident the outcome",
+    "governance.redemption.reserved.v1": "the resident's own request; captured or released tells the outcome",
+    "property.redemption.fulfilled.v1": "governance.redemption.captured tells the resident",
+    "property.redemption.failed.v1": "governance.redemption.released tells the resident",
+    "citysync.consumer.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
+    "citysync.grant.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
+}
+
+KINDS_BY_TYPE: dict[str, tuple[Kind, ...]] = {}
+for _kind in KINDS:
+    KINDS_BY_TYPE[_kind.event_type] = (*KINDS_BY_TYPE.get(_kind.event_type, ()), _kind)

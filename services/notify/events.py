@@ -1,0 +1,157 @@
+"""The events notify reads, as notify's own models: only the fields it uses (a consumer ignores the rest).
+
+Notify publishes nothing: a notification is the end of the line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.kit.envelope import EventData
+
+TIMEBANK_TOPIC = "timebank.events"
+PARKING_TOPIC = "parking.events"
+PROPERTY_TOPIC = "property.events"
+GOVERNANCE_TOPIC = "governance.events"
+
+
+class CareRequestCancelled(EventData):
+    event_type = "timebank.care_request.cancelled.v1"
+    request_id: str
+    community: str
+    elder_id: str
+    volunteer_id: str | None
+    service_type: str
+    starts_at: datetime
+    cancelled_by: str
+
+
+class ServiceConfirmed(EventData):
+    event_type = "timebank.service.confirmed.v1"
+    transfer_id: str
+    community: str
+    volunteer_id: str
+    minutes: int
+
+
+class TransferReversed(EventData):
+    event_type = "timebank.transfer.reversed.v1"
+    transfer_id: str
+    community: str
+    volunteer_id: str
+    minutes: int
+
+
+class HoursExpired(EventData):
+    event_type = "timebank.hours.expired.v1"
+    transfer_id: str
+    community: str
+    member_id: str
+    minutes: int
+    valid_months: int
+
+
+class BookingCompleted(EventData):
+    event_type = "parking.booking.completed.v1"
+    booking_id: str
+    community: str
+    owner_id: str | None
+    booker_id: str | None
+    fee_fen: int
+    owner_share_fen: int
+
+
+class BuildingRegistered(EventData):
+    event_type = "property.building.registered.v1"
+    building_id: str
+    community: str
+    steward_id: str | None
+    backup_steward_id: str | None
+
+
+class ResidentRegistered(EventData):
+    """Carries the phone an SMS goes to; notify keeps it and never shows it."""
+
+    event_type = "property.resident.registered.v1"
+    resident_id: str
+    community: str
+    phone: str
+
+
+class StaffRegistered(EventData):
+    event_type = "property.staff.registered.v1"
+    staff_id: str
+    community: str
+    roles: list[str]
+
+
+class TicketSubmitted(EventData):
+    event_type = "property.ticket.submitted.v1"
+    ticket_id: str
+    community: str
+    category: str
+    priority: str
+    building_id: str
+    resident_id: str
+    assignee_id: str | None
+
+
+class TicketStatusChanged(EventData):
+    event_type = "property.ticket.status_changed.v1"
+    ticket_id: str
+    community: str
+    category: str
+    status: str
+    actor_id: str
+    assignee_id: str | None
+
+
+class TicketCompleted(EventData):
+    event_type = "property.ticket.completed.v1"
+    ticket_id: str
+    community: str
+    category: str
+    resident_id: str
+
+
+class TicketSlaBreached(EventData):
+    event_type = "property.ticket.sla_breached.v1"
+    ticket_id: str
+    community: str
+    category: str
+    kind: str
+    assignee_id: str | None
+    escalated_to: str = "property_admin"
+
+
+class PaymentSettled(EventData):
+    event_type = "property.payment.settled.v1"
+    payment_id: str
+    ticket_id: str
+    community: str
+    amount_fen: int
+    status: str
+
+
+class PointsGranted(EventData):
+    event_type = "governance.points.granted.v1"
+    grant_id: str
+    community: str
+    resident_id: str
+    points: int
+
+
+class RedemptionCaptured(EventData):
+    event_type = "governance.redemption.captured.v1"
+    redemption_id: str
+    community: str
+    resident_id: str
+    points: int
+
+
+class RedemptionReleased(EventData):
+    event_type = "governance.redemption.released.v1"
+    redemption_id: str
+    community: str
+    resident_id: str
+    points: int
