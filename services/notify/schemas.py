@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.kit.inputs import ClockTime, FromText, RequestBody
 from services.notify.domain import Category, Channel, Language, Urgency
 
 
@@ -43,13 +45,17 @@ class SettingsPublic(BaseModel):
     switched_off: list[PreferencePublic] = Field(description="Channels turned off per category; everything else is on")
 
 
-class SettingsUpdate(BaseModel):
-    language: Language | None = None
-    quiet_start: time | None = None
-    quiet_end: time | None = None
+class SettingsUpdate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"language": "zh-CN", "quiet_start": "22:00", "quiet_end": "07:00"}]}
+    )
+    language: Annotated[Language, FromText] | None = None
+    quiet_start: ClockTime | None = None
+    quiet_end: ClockTime | None = None
 
 
-class PreferenceUpdate(BaseModel):
-    category: Category
-    channel: Channel = Field(description="`sms`; in-app notifications cannot be switched off")
+class PreferenceUpdate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"category": "parking", "channel": "sms", "enabled": False}]})
+    category: Annotated[Category, FromText]
+    channel: Annotated[Channel, FromText] = Field(description="`sms`; in-app notifications cannot be switched off")
     enabled: bool
