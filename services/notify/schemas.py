@@ -47,7 +47,7 @@ class SettingsPublic(BaseModel):
 
 class SettingsUpdate(RequestBody):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"language": "zh-CN", "quiet_start": "22:00", "quiet_end": "07:00"}]}
+        json_schema_extra={"examples": [{"language": "zh-CN", "quiet_start": "22:00:00", "quiet_end": "07:00:00"}]}
     )
     language: Annotated[Language, FromText] | None = None
     quiet_start: ClockTime | None = None

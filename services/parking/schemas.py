@@ -108,8 +108,8 @@ class WindowCreate(RequestBody):
                 {
                     "kind": "weekly",
                     "weekdays": [1, 2, 3, 4, 5],
-                    "local_start": "08:00",
-                    "local_end": "18:00",
+                    "local_start": "08:00:00",
+                    "local_end": "18:00:00",
                     "price_fen_per_30min": 300,
                     "buffer_minutes": 10,
                 },
