@@ -106,6 +106,25 @@ class ResidentRegistered(EventData):
     resident_id: str
     community: str
     household_id: str | None = None
+    owner: bool = False
+
+
+class HouseholdRegistered(EventData):
+    event_type = "property.household.registered.v1"
+    household_id: str
+    community: str
+    exclusive_area: int = 0
+    sold: bool = True
+    buyer_key: str | None = None
+
+
+class HouseholdRollChanged(EventData):
+    event_type = "property.household.roll_changed.v1"
+    household_id: str
+    community: str
+    exclusive_area: int
+    sold: bool
+    buyer_key: str | None = None
 
 
 class RedemptionFulfilled(EventData):

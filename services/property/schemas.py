@@ -43,16 +43,37 @@ class BuildingPublic(Public):
     backup_steward_id: str | None
 
 
+Area = Annotated[int, Field(ge=0, le=100_000_000, description="Exclusive area (专有部分面积) in hundredths of a square metre")]
+BuyerKey = Annotated[
+    str | None, Field(min_length=1, max_length=64, description="Units with the same buyer key count as one owner in votes")
+]
+
+
 class HouseholdCreate(BaseModel):
     id: Id | None = None
     building_id: Id
     unit: Annotated[str, Field(min_length=1, max_length=20)]
+    exclusive_area: Area = 0
+    sold: Annotated[bool, Field(description="False while the developer has not sold or delivered the unit")] = True
+    buyer_key: BuyerKey = None
+
+
+class HouseholdRollUpdate(BaseModel):
+    """What an owners' vote counts of a unit; fields left out keep their values."""
+
+    model_config = ConfigDict(extra="forbid")
+    exclusive_area: Area | None = None
+    sold: bool | None = None
+    buyer_key: BuyerKey = None
 
 
 class HouseholdPublic(Public):
     id: str
     building_id: str
     unit: str
+    exclusive_area: int
+    sold: bool
+    buyer_key: str | None
 
 
 class ResidentCreate(BaseModel):
@@ -61,6 +82,7 @@ class ResidentCreate(BaseModel):
     name: Name
     phone: Phone
     roles: Annotated[list[ResidentRole], Field(min_length=1, max_length=3)] = ["resident"]
+    owner: Annotated[bool, Field(description="An owner (业主) of the household; tenants are not")] = False
 
     @model_validator(mode="after")
     def _is_resident(self) -> ResidentCreate:
@@ -75,6 +97,7 @@ class ResidentPublic(Public):
     name: str
     phone: str
     roles: list[str]
+    owner: bool
 
 
 class StaffCreate(BaseModel):

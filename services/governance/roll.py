@@ -1,0 +1,23 @@
+"""The voting roll: governance's projection of property's registry, and the copy a decision freezes."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.governance.decision_models import ROLL_UNITS
+from services.kit.db import transaction
+
+
+async def record_unit(
+    session: AsyncSession, community: str, household_id: str, *, area: int, sold: bool, buyer_key: str | None
+) -> None:
+    """Keep a unit's area, sale and buyer key as the registry last published them (events of one
+    household arrive in order: they share its key)."""
+    values = {"area": area, "sold": sold, "buyer_key": buyer_key}
+    async with transaction(session):
+        await session.execute(
+            insert(ROLL_UNITS)
+            .values(community=community, household_id=household_id, **values)
+            .on_conflict_do_update(index_elements=[ROLL_UNITS.c.community, ROLL_UNITS.c.household_id], set_=values)
+        )
