@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.governance import decisions_api
 from services.governance.api import router
 from services.governance.consumers import make_consumers
 from services.governance.jobs import make_jobs
@@ -14,10 +15,16 @@ from services.kit.app import ServiceParts, create_service_app
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     parts = ServiceParts(
-        routers=[router],
+        routers=[router, decisions_api.router],
         consumers=make_consumers(settings),
         jobs=make_jobs(settings),
-        tags_metadata=[{"name": "governance", "description": "Resident points: earn by taking part, spend on services"}],
+        tags_metadata=[
+            {"name": "governance", "description": "Resident points: earn by taking part, spend on services"},
+            {
+                "name": "decisions",
+                "description": "Collective choice: owners' decisions by the Civil Code's thresholds, household polls",
+            },
+        ],
     )
     return create_service_app(
         settings,

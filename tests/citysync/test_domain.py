@@ -182,6 +182,8 @@ def test_every_event_type_of_the_contracts_is_decided() -> None:
         "property.points_payment.requested.v1",
         "timebank.care_request.cancelled.v1",
         "property.household.roll_changed.v1",
+        "governance.ballot.cast.v1",
+        "governance.decision.closed.v1",
     }
     # citysync's own events (about the sharing register) are not domain data for the feeds.
     published = {
