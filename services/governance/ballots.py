@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -137,3 +138,13 @@ async def _record(
         key=str(decision.id),
     )
     return ballot
+
+
+async def named_ballots(session: AsyncSession, worker: Principal, decision_id: uuid.UUID) -> Sequence[Ballot]:
+    """The ballots by name, for the committee, only when the decision was drafted to show them."""
+    async with transaction(session):
+        decision = await decision_in(session, worker.community, decision_id)
+        if not decision.ballots_by_name:
+            raise problems.BallotsSecret()
+        query = select(Ballot).where(BALLOTS.c.decision_id == decision_id).order_by(BALLOTS.c.household_id)
+        return (await session.scalars(query)).all()

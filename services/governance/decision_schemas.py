@@ -93,3 +93,15 @@ class ProxyPublic(BaseModel):
     proxy_id: str
     recorded_by: str
     recorded_at: datetime
+
+
+class NamedBallot(BaseModel):
+    """A ballot as the committee sees it when the decision shows ballots by name."""
+
+    model_config = ConfigDict(from_attributes=True)
+    household_id: str
+    option: str
+    channel: str
+    cast_by: str
+    on_behalf_of: str | None
+    cast_at: datetime

@@ -16,6 +16,7 @@ from services.governance.decision_schemas import (
     DecisionCreate,
     DecisionPublic,
     MyDecision,
+    NamedBallot,
     PaperBallotCreate,
     ProxyCreate,
     ProxyPublic,
@@ -114,6 +115,17 @@ async def cast_ballot(decision_id: uuid.UUID, body: BallotCreate, voter: Residen
 async def cast_paper_ballot(decision_id: uuid.UUID, body: PaperBallotCreate, worker: Worker, session: SessionDep) -> Ballot:
     """Enter a paper ballot (纸质表决票) for a unit on the roll, recorded with the worker; the same one-ballot rule."""
     return await ballots.cast_paper(session, worker, decision_id, body)
+
+
+@router.get(
+    "/decisions/{decision_id}/ballots",
+    response_model=list[NamedBallot],
+    responses=problem_responses(problems.DecisionNotFound, problems.BallotsSecret),
+)
+async def list_named_ballots(decision_id: uuid.UUID, worker: Worker, session: SessionDep) -> Sequence[Ballot]:
+    """The ballots by name (household, option, who cast it), for the committee, only when the
+    decision was drafted with `ballots_by_name`; otherwise `ballots-secret`."""
+    return await ballots.named_ballots(session, worker, decision_id)
 
 
 @router.post("/proxies", status_code=201, response_model=ProxyPublic)

@@ -178,3 +178,10 @@ class UnknownOption(Problem):
     status = 422
     title_zh = "选项不存在"
     title_en = "The option is not one of the decision's"
+
+
+class BallotsSecret(Problem):
+    slug = "governance/ballots-secret"
+    status = 403
+    title_zh = "本次表决不公开投票人"
+    title_en = "This decision's ballots are not shown by name"

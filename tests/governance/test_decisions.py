@@ -258,3 +258,19 @@ async def test_drafting_checks_the_options_and_times(community: Community) -> No
     assert again.status_code == 200
     again = await community.client.post(f"/decisions/{r.json()['id']}/open", headers=community.worker)
     assert again.status_code == 409 and problem_type(again) == "governance/decision-already-opened"
+
+
+async def test_the_committee_sees_ballots_by_name_only_when_the_decision_says_so(community: Community) -> None:
+    await small_estate(community)
+    named = await opened(community, ballots_by_name=True)
+    secret = await opened(community)
+    for d in (named, secret):
+        assert (await vote(community, d, "o1", "yes")).status_code == 201
+    r = await community.client.get(f"/decisions/{named}/ballots", headers=community.worker)
+    assert r.status_code == 200, r.text
+    assert [(b["household_id"], b["option"], b["cast_by"]) for b in r.json()] == [("h1", "yes", "o1")]
+    r = await community.client.get(f"/decisions/{secret}/ballots", headers=community.worker)
+    assert r.status_code == 403 and problem_type(r) == "governance/ballots-secret"
+    assert (await community.client.get(f"/decisions/{named}/ballots", headers=community.resident("o1"))).status_code == 403
+    other = Community(stack=community.stack, svc=community.svc, id=f"c-{uuid.uuid4().hex[:10]}")
+    assert (await community.client.get(f"/decisions/{named}/ballots", headers=other.worker)).status_code == 404
