@@ -105,3 +105,9 @@ class NamedBallot(BaseModel):
     cast_by: str
     on_behalf_of: str | None
     cast_at: datetime
+
+
+class RollSummary(BaseModel):
+    units: int = Field(description="Exclusive units (households) on the roll")
+    owners: int = Field(description="Owners as counted (the developer's unsold units once, a buyer's units once)")
+    area: int = Field(description="Exclusive area in hundredths of a square metre")

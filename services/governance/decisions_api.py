@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
-from services.governance import ballots, decisions, problems
+from services.governance import ballots, decisions, problems, roll
 from services.governance.decision_models import Ballot, Decision, ProxyAuthorisation
 from services.governance.decision_schemas import (
     BallotCreate,
@@ -20,6 +20,7 @@ from services.governance.decision_schemas import (
     PaperBallotCreate,
     ProxyCreate,
     ProxyPublic,
+    RollSummary,
 )
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
@@ -30,6 +31,12 @@ router = APIRouter(tags=["decisions"])
 Worker = Annotated[Principal, require_roles("community_worker")]
 Staff = Annotated[Principal, require_roles("steward", "property_admin", "community_worker")]
 Resident = Annotated[Principal, require_roles("resident")]
+
+
+@router.get("/roll", response_model=RollSummary)
+async def roll_summary(staff: Staff, session: SessionDep) -> RollSummary:
+    """What a decision opened now would freeze: units, owners as the law counts them, exclusive area (staff)."""
+    return RollSummary(**await roll.summary(session, staff.community))
 
 
 @router.post("/decisions", status_code=201, response_model=DecisionPublic)
