@@ -274,3 +274,14 @@ async def test_the_committee_sees_ballots_by_name_only_when_the_decision_says_so
     assert (await community.client.get(f"/decisions/{named}/ballots", headers=community.resident("o1"))).status_code == 403
     other = Community(stack=community.stack, svc=community.svc, id=f"c-{uuid.uuid4().hex[:10]}")
     assert (await community.client.get(f"/decisions/{named}/ballots", headers=other.worker)).status_code == 404
+
+
+async def test_the_roll_summary_counts_owners_as_the_law_does_for_staff_only(community: Community) -> None:
+    await small_estate(community)
+    await unit(community, "h5", 5000, buyer="zhang")
+    await unit(community, "h6", 6000, buyer="zhang")
+    r = await community.client.get("/roll", headers=community.worker)
+    assert r.status_code == 200 and r.json() == {"units": 6, "owners": 4, "area": 42000}
+    assert (await community.client.get("/roll", headers=community.resident("o1"))).status_code == 403
+    other = Community(stack=community.stack, svc=community.svc, id=f"c-{uuid.uuid4().hex[:10]}")
+    assert (await community.client.get("/roll", headers=other.worker)).json() == {"units": 0, "owners": 0, "area": 0}
