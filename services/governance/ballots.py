@@ -67,7 +67,7 @@ async def cast_paper(session: AsyncSession, worker: Principal, decision_id: uuid
 
 
 async def _open_for_ballots(session: AsyncSession, community: str, decision_id: uuid.UUID, option: str) -> Decision:
-    # FOR SHARE: ballots go in concurrently, and the closing job's UPDATE waits for them (and they for it).
+    # FOR KEY SHARE: ballots go in concurrently, and the closing job's FOR UPDATE waits for them (and they for it).
     decision = await decision_in(session, community, decision_id, lock="share")
     now = now_utc()
     if decision.status != "open" or not decision.opens_at <= now < decision.closes_at:

@@ -47,12 +47,13 @@ async def draft(session: AsyncSession, worker: Principal, data: DecisionCreate) 
 
 
 async def decision_in(session: AsyncSession, community: str, decision_id: uuid.UUID, *, lock: str | None = None) -> Decision:
-    """The community's decision, or `DecisionNotFound`; `lock` is "update" or "share"."""
+    """The community's decision, or `DecisionNotFound`; `lock` is "update", or "share" (FOR KEY SHARE:
+    it conflicts with the closing job's FOR UPDATE, and it is the lock each ballot's foreign key takes anyway)."""
     query = select(Decision).where(DECISIONS.c.id == decision_id, DECISIONS.c.community == community)
     if lock == "update":
         query = query.with_for_update()
     elif lock == "share":
-        query = query.with_for_update(read=True)
+        query = query.with_for_update(read=True, key_share=True)
     decision = await session.scalar(query)
     if decision is None:
         raise problems.DecisionNotFound()
