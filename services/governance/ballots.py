@@ -44,16 +44,29 @@ async def cast(session: AsyncSession, voter: Principal, decision_id: uuid.UUID, 
             if await session.scalar(proxy) is None:
                 raise problems.NotAProxy()
             resident_id = data.on_behalf_of
-        household_id = await session.scalar(
-            select(DECISION_VOTERS.c.household_id).where(
-                DECISION_VOTERS.c.decision_id == decision_id, DECISION_VOTERS.c.resident_id == resident_id
+        on_roll = (
+            await session.execute(
+                select(DECISION_VOTERS.c.household_id, DECISION_UNITS.c.owner_key)
+                .join(
+                    DECISION_UNITS,
+                    (DECISION_UNITS.c.decision_id == DECISION_VOTERS.c.decision_id)
+                    & (DECISION_UNITS.c.household_id == DECISION_VOTERS.c.household_id),
+                )
+                .where(DECISION_VOTERS.c.decision_id == decision_id, DECISION_VOTERS.c.resident_id == resident_id)
             )
-        )
-        if household_id is None:
+        ).first()
+        if on_roll is None:
             raise problems.NotOnRoll()
         channel = "app" if resident_id == voter.subject else "proxy"
         return await _record(
-            session, decision, household_id, data.option, channel=channel, cast_by=voter.subject, resident_id=resident_id
+            session,
+            decision,
+            on_roll.household_id,
+            data.option,
+            channel=channel,
+            cast_by=voter.subject,
+            resident_id=resident_id,
+            voter_key=on_roll.owner_key,
         )
 
 
@@ -86,13 +99,16 @@ async def _record(
     channel: str,
     cast_by: str,
     resident_id: str | None,
+    voter_key: str | None = None,
 ) -> Ballot:
+    """Insert the ballot under the one-ballot key; `voter_key` is looked up from the roll when not given."""
     assert decision.id is not None
-    voter_key = await session.scalar(
-        select(DECISION_UNITS.c.owner_key).where(
-            DECISION_UNITS.c.decision_id == decision.id, DECISION_UNITS.c.household_id == household_id
+    if voter_key is None:
+        voter_key = await session.scalar(
+            select(DECISION_UNITS.c.owner_key).where(
+                DECISION_UNITS.c.decision_id == decision.id, DECISION_UNITS.c.household_id == household_id
+            )
         )
-    )
     if voter_key is None:
         raise problems.NotOnRoll(("该户不在本次表决名册中", "The household is not on this decision's roll"))
     values = {
@@ -106,15 +122,15 @@ async def _record(
         "on_behalf_of": resident_id if channel == "proxy" else None,
         "receipt": receipt_for(decision.id, option),
     }
-    inserted = (
+    row = (
         await session.execute(
             insert(BALLOTS)
             .values(**values)
             .on_conflict_do_nothing(constraint="uq_gov_ballots_one_per_voter")
-            .returning(BALLOTS.c.id)
+            .returning(*BALLOTS.c)
         )
-    ).scalar_one_or_none()
-    if inserted is None:
+    ).first()
+    if row is None:
         existing = await session.scalar(
             select(Ballot).where(BALLOTS.c.decision_id == decision.id, BALLOTS.c.voter_key == voter_key)
         )
@@ -122,12 +138,12 @@ async def _record(
         if existing.option == option and existing.cast_by == cast_by:
             return existing
         raise problems.BallotAlreadyCast()
-    ballot = await session.get(Ballot, inserted)
-    assert ballot is not None and ballot.cast_at is not None
+    ballot = Ballot(**row._mapping)
+    assert ballot.id is not None and ballot.cast_at is not None
     await publisher.publish(
         session,
         BallotCast(
-            ballot_id=str(inserted),
+            ballot_id=str(ballot.id),
             decision_id=str(decision.id),
             community=decision.community,
             kind=decision.kind,
