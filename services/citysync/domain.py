@@ -55,6 +55,7 @@ RECORD_KINDS: Mapping[str, RecordKind] = {
     "governance.redemption.captured.v1": RecordKind(Scene.governance, "redemption_captured", "redemption_id", None),
     "governance.redemption.released.v1": RecordKind(Scene.governance, "redemption_released", "redemption_id", None),
     "governance.points_payment.settled.v1": RecordKind(Scene.governance, "points_payment_settled", "payment_id", None),
+    "governance.decision.closed.v1": RecordKind(Scene.governance, "decision_closed", "decision_id", "closed_at"),
 }
 DAILY_STATISTICS = "daily_statistics"
 STATS_SCHEMA_VERSION = 1

@@ -107,6 +107,15 @@ FIELD_RULES: Mapping[str, Rule] = {
     "fulfilment": Rule.keep,
     "points": Rule.keep,
     "quantity": Rule.keep,
+    # A decision's result: its kind, outcome and participation counts; never the options' wording,
+    # the winner (a worker's free text) or the receipts.
+    "decision_id": Rule.keep,
+    "outcome": Rule.keep,
+    "roll_voters": Rule.keep,
+    "roll_area": Rule.keep,
+    "participating_voters": Rule.keep,
+    "participating_area": Rule.keep,
+    "closed_at": Rule.keep,
 }
 
 HASHED_FIELDS: frozenset[str] = frozenset(f for f, r in FIELD_RULES.items() if r is Rule.keyed_hash)

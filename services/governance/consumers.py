@@ -7,10 +7,12 @@ from functools import partial
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.governance import earning, payments, redemptions, statements
+from services.governance import earning, payments, redemptions, roll, statements
 from services.governance.domain import Trigger
 from services.governance.events import (
     BookingCompleted,
+    HouseholdRegistered,
+    HouseholdRollChanged,
     PointsPaymentRequested,
     RedemptionFailed,
     RedemptionFulfilled,
@@ -74,7 +76,21 @@ async def on_transfer_reversed(session: AsyncSession, event: CloudEvent) -> None
 
 async def on_resident_registered(session: AsyncSession, event: CloudEvent) -> None:
     data = event.parse(ResidentRegistered)
-    await statements.register_resident(session, data.community, data.resident_id, data.household_id)
+    await statements.register_resident(session, data.community, data.resident_id, data.household_id, owner=data.owner)
+
+
+async def on_household_registered(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(HouseholdRegistered)
+    await roll.record_unit(
+        session, data.community, data.household_id, area=data.exclusive_area, sold=data.sold, buyer_key=data.buyer_key
+    )
+
+
+async def on_household_roll_changed(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(HouseholdRollChanged)
+    await roll.record_unit(
+        session, data.community, data.household_id, area=data.exclusive_area, sold=data.sold, buyer_key=data.buyer_key
+    )
 
 
 async def on_redemption_fulfilled(session: AsyncSession, event: CloudEvent) -> None:
@@ -107,6 +123,8 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
     }
     from_property: dict[str, Handler] = {
         ResidentRegistered.event_type: on_resident_registered,
+        HouseholdRegistered.event_type: on_household_registered,
+        HouseholdRollChanged.event_type: on_household_roll_changed,
         RedemptionFulfilled.event_type: on_redemption_fulfilled,
         RedemptionFailed.event_type: on_redemption_failed,
         PointsPaymentRequested.event_type: on_points_payment_requested,

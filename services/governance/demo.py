@@ -1,18 +1,22 @@
 """Demo data for `make run`: earning rules, a funded budget, a catalogue, and residents with
-statements, redemptions and a leaderboard. Everything goes through the HTTP API, as the community's
+statements, redemptions and a leaderboard; an open household poll and an owners' decision that
+closes a few seconds after seeding (the closing job counts it). Everything goes through the HTTP API, as the community's
 workers, stewards and residents would do it. Service rewards use property's demo catalogue codes,
 so with property running the redemption saga completes end to end.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import httpx
 
 from deploy.local.demo_community import RESIDENTS, resident, staff
+from services.governance.tally import OWNER_OPTIONS
 
 RULES: list[dict[str, Any]] = [
     {
@@ -145,3 +149,64 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
     bag = await call("POST", "/redemptions", as_resident("周杰"), {"reward_id": rewards["eco-bag"]["id"]})
     await call("POST", f"/redemptions/{bag['id']}/fulfil", as_feng)
     await call("POST", "/redemptions", as_resident("刘晓燕"), {"reward_id": rewards["eco-bag"]["id"], "quantity": 2})
+    await seed_decisions(client, token_for)
+
+
+# The owners' decision closes this soon after seeding; the poll stays open two weeks.
+OWNERS_DECISION_OPEN_S = 5
+ROLL_WAIT_S = 60.0
+POLL_OPTIONS = ["绿禾配餐 (午餐 15 元)", "邻里厨房 (午餐 13 元)", "暂不引入"]
+# Owners' ballots (yes / no / abstain); the tenant 周杰 votes only in the poll.
+OWNER_BALLOTS = {"王秀英": "yes", "李桂兰": "yes", "张建国": "yes", "陈志强": "no", "刘晓燕": "yes", "赵磊": "abstain"}
+POLL_BALLOTS = {"王秀英": 0, "张建国": 0, "刘晓燕": 1, "周杰": 0}
+
+
+async def wait_for_roll(client: httpx.AsyncClient, headers: dict[str, str], units: int) -> None:
+    """Property's registry reaches governance by events; a decision must not open on half a roll."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ROLL_WAIT_S
+    while (await _call(client, "GET", "/roll", headers))["units"] < units:
+        if loop.time() > deadline:
+            raise RuntimeError("demo seed: property's households have not reached governance's roll")
+        await asyncio.sleep(0.5)
+
+
+async def seed_decisions(client: httpx.AsyncClient, token_for: Callable[[str, list[str]], str]) -> None:
+    """An owners' decision (选聘物业服务企业, an ordinary matter) that closes in a few seconds, and an
+    open household poll on a meal-delivery provider."""
+    feng = staff("worker.feng")
+    as_feng = {"Authorization": f"Bearer {token_for(feng.id, ['community_worker'])}"}
+    as_resident = partial(_as_resident, token_for)
+    call = partial(_call, client)
+    await wait_for_roll(client, as_feng, len({(p.building, p.unit) for p in RESIDENTS}))
+    now = datetime.now(UTC)
+    owners = await call(
+        "POST",
+        "/decisions",
+        as_feng,
+        {
+            "kind": "owners_ordinary",
+            "question": "是否同意续聘现物业服务企业三年？",
+            "opens_at": now.isoformat(),
+            "closes_at": (now + timedelta(seconds=OWNERS_DECISION_OPEN_S)).isoformat(),
+        },
+    )
+    poll = await call(
+        "POST",
+        "/decisions",
+        as_feng,
+        {
+            "kind": "household_poll",
+            "question": "社区长者食堂配餐由哪家供应？",
+            "options": POLL_OPTIONS,
+            "opens_at": now.isoformat(),
+            "closes_at": (now + timedelta(days=14)).isoformat(),
+        },
+    )
+    for decision in (owners, poll):
+        await call("POST", f"/decisions/{decision['id']}/open", as_feng)
+    for name, option in OWNER_BALLOTS.items():
+        assert option in OWNER_OPTIONS
+        await call("POST", f"/decisions/{owners['id']}/ballots", as_resident(name), {"option": option})
+    for name, index in POLL_BALLOTS.items():
+        await call("POST", f"/decisions/{poll['id']}/ballots", as_resident(name), {"option": POLL_OPTIONS[index]})

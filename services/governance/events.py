@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from services.kit.envelope import EventData
 from services.kit.outbox import EventPublisher
 
@@ -73,6 +75,47 @@ class PointsPaymentSettled(EventData):
     reason: str | None = None
 
 
+class BallotCast(EventData):
+    """A final ballot was cast (key: decision_id). Never the option or a name: the ballot is secret.
+    `resident_id` is the voter (for a proxy: the owner), null for a worker's paper ballot."""
+
+    event_type = "governance.ballot.cast.v1"
+    ballot_id: str
+    decision_id: str
+    community: str
+    kind: str
+    channel: Literal["app", "proxy", "paper"]
+    resident_id: str | None
+    cast_at: datetime
+
+
+class OptionCount(BaseModel):
+    """One option's count in a closed decision: ballots, and for owners' decisions their area."""
+
+    model_config = ConfigDict(frozen=True)
+    option: str
+    ballots: int
+    area: int | None = None
+
+
+class DecisionClosed(EventData):
+    """A decision closed at its closing time (key: decision_id): the counts and the outcome, never
+    names or receipts. Areas are hundredths of a square metre; null for household polls."""
+
+    event_type = "governance.decision.closed.v1"
+    decision_id: str
+    community: str
+    kind: str
+    outcome: str
+    winner: str | None = None
+    roll_voters: int
+    roll_area: int | None = None
+    participating_voters: int
+    participating_area: int | None = None
+    options: list[OptionCount]
+    closed_at: datetime
+
+
 # --- consumed (only the fields governance needs; the rest is ignored) ----------------------------
 
 
@@ -106,6 +149,25 @@ class ResidentRegistered(EventData):
     resident_id: str
     community: str
     household_id: str | None = None
+    owner: bool = False
+
+
+class HouseholdRegistered(EventData):
+    event_type = "property.household.registered.v1"
+    household_id: str
+    community: str
+    exclusive_area: int = 0
+    sold: bool = True
+    buyer_key: str | None = None
+
+
+class HouseholdRollChanged(EventData):
+    event_type = "property.household.roll_changed.v1"
+    household_id: str
+    community: str
+    exclusive_area: int
+    sold: bool
+    buyer_key: str | None = None
 
 
 class RedemptionFulfilled(EventData):

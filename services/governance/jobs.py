@@ -1,11 +1,11 @@
-"""Scheduled jobs: the lot-expiry sweep and the redemption saga's timeout."""
+"""Scheduled jobs: the lot-expiry sweep, the redemption saga's timeout and the closing of decisions."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from services.governance import accounts, redemptions
+from services.governance import accounts, closing, redemptions
 from services.governance.settings import Settings
 from services.kit.app import ScheduledJob
 
@@ -32,8 +32,20 @@ async def release_overdue_redemptions(state: Any) -> None:
             return
 
 
+async def close_decisions(state: Any) -> None:
+    """Close every decision past its closing time; each replica runs this, each decision closes once."""
+    while True:
+        async with state.sessionmaker() as session:
+            closed = await closing.close_due(session)
+        if closed:
+            log.info("closed %d decisions", closed)
+        if closed < closing.BATCH:
+            return
+
+
 def make_jobs(settings: Settings) -> list[ScheduledJob]:
     return [
         ScheduledJob("expire-lots", settings.expiry_job_every_s, expire_lots),
         ScheduledJob("release-overdue-redemptions", settings.redemption_timeout_job_every_s, release_overdue_redemptions),
+        ScheduledJob("close-decisions", settings.decision_close_job_every_s, close_decisions),
     ]

@@ -65,6 +65,8 @@ class Resident(Base, table=True):
     community: str = Field(sa_column=Column(Text, primary_key=True))
     resident_id: str = Field(sa_column=Column(Text, primary_key=True))
     household_id: str | None = Field(default=None, sa_column=Column(Text, index=True))
+    # An owner (业主) votes in owners' decisions; a tenant only in household polls.
+    owner: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))
 
 
 class Account(Base, table=True):

@@ -129,3 +129,59 @@ class SelfApproval(Problem):
     status = 403
     title_zh = "不能审批自己提交的奖惩"
     title_en = "A second community worker must approve"
+
+
+class DecisionNotFound(Problem):
+    slug = "governance/decision-not-found"
+    status = 404
+    title_zh = "表决事项不存在"
+    title_en = "Decision not found"
+
+
+class DecisionNotOpen(Problem):
+    slug = "governance/decision-not-open"
+    status = 409
+    title_zh = "表决未开始或已结束"
+    title_en = "The decision is not open for ballots now"
+
+
+class DecisionAlreadyOpened(Problem):
+    slug = "governance/decision-already-opened"
+    status = 409
+    title_zh = "表决事项已开启"
+    title_en = "The decision was already opened"
+
+
+class NotOnRoll(Problem):
+    slug = "governance/not-on-roll"
+    status = 403
+    title_zh = "不在本次表决名册中"
+    title_en = "Not on this decision's roll (owners' decisions are for owners)"
+
+
+class NotAProxy(Problem):
+    slug = "governance/not-a-proxy"
+    status = 403
+    title_zh = "未登记授权委托"
+    title_en = "No recorded authorisation to vote for this owner"
+
+
+class BallotAlreadyCast(Problem):
+    slug = "governance/ballot-already-cast"
+    status = 409
+    title_zh = "已投票，不能更改"
+    title_en = "A ballot was already cast for this voter; it is final"
+
+
+class UnknownOption(Problem):
+    slug = "governance/unknown-option"
+    status = 422
+    title_zh = "选项不存在"
+    title_en = "The option is not one of the decision's"
+
+
+class BallotsSecret(Problem):
+    slug = "governance/ballots-secret"
+    status = 403
+    title_zh = "本次表决不公开投票人"
+    title_en = "This decision's ballots are not shown by name"

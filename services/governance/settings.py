@@ -20,6 +20,8 @@ class Settings(ServiceSettings):
     # How often the scheduled jobs look for due lots and overdue redemptions.
     expiry_job_every_s: float = 3600.0
     redemption_timeout_job_every_s: float = 30.0
+    # How often the closing job looks for decisions past their closing time.
+    decision_close_job_every_s: float = 15.0
     # The Redis leaderboard is a cache of the database; it is rebuilt when missing or this old.
     leaderboard_cache_s: int = 30
     # Local time for days, weeks and months (caps, QR-code days, leaderboard months).

@@ -72,14 +72,18 @@ async def lots_of(session: AsyncSession, community: str, resident_id: str) -> Se
         return (await session.exec(query.order_by(col(Lot.expires_at).asc().nulls_last(), col(Lot.id)))).all()
 
 
-async def register_resident(session: AsyncSession, community: str, resident_id: str, household_id: str | None) -> None:
-    """Remember a resident's household (from property), so its members' points add up."""
+async def register_resident(
+    session: AsyncSession, community: str, resident_id: str, household_id: str | None, *, owner: bool = False
+) -> None:
+    """Remember a resident's household (from property), so its members' points add up, and whether
+    they own it (owners vote in owners' decisions)."""
     async with transaction(session):
         await session.execute(
             insert(RESIDENTS)
-            .values(community=community, resident_id=resident_id, household_id=household_id)
+            .values(community=community, resident_id=resident_id, household_id=household_id, owner=owner)
             .on_conflict_do_update(
-                index_elements=[RESIDENTS.c.community, RESIDENTS.c.resident_id], set_={"household_id": household_id}
+                index_elements=[RESIDENTS.c.community, RESIDENTS.c.resident_id],
+                set_={"household_id": household_id, "owner": owner},
             )
         )
 

@@ -25,6 +25,11 @@ def household_id(building_code: str, unit: str) -> str:
     return demo_id("household", f"{building_code}-{unit}")
 
 
+# Exclusive areas (专有部分面积) in hundredths of a square metre, and the one tenant among the residents.
+EXCLUSIVE_AREAS = (8950, 12020, 9480, 10360)
+TENANTS = frozenset({"周杰"})
+
+
 async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[str]], str]) -> None:
     admin = next(s for s in STAFF if "property_admin" in s.roles)
     as_admin = {"Authorization": f"Bearer {token_for(admin.id, ['property_admin'])}"}
@@ -38,8 +43,10 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
     codes = {b.code: b.id for b in BUILDINGS}
     for b in BUILDINGS:
         await call("POST", "/buildings", as_admin, {"id": b.id, "code": b.code, "name": b.name})
-    for unit in sorted({(p.building, p.unit) for p in RESIDENTS}):
-        await call("POST", "/households", as_admin, {"id": household_id(*unit), "building_id": codes[unit[0]], "unit": unit[1]})
+    for i, unit in enumerate(sorted({(p.building, p.unit) for p in RESIDENTS})):
+        area = EXCLUSIVE_AREAS[i % len(EXCLUSIVE_AREAS)]
+        household = {"id": household_id(*unit), "building_id": codes[unit[0]], "unit": unit[1], "exclusive_area": area}
+        await call("POST", "/households", as_admin, household)
     for p in RESIDENTS:
         await call(
             "POST",
@@ -51,6 +58,7 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
                 "name": p.name,
                 "phone": p.phone,
                 "roles": list(p.roles),
+                "owner": p.name not in TENANTS,
             },
         )
     for s in STAFF:

@@ -28,6 +28,21 @@ class HouseholdRegistered(EventData):
     community: str
     building_id: str
     unit: str
+    exclusive_area: int = 0
+    sold: bool = True
+    buyer_key: str | None = None
+
+
+class HouseholdRollChanged(EventData):
+    """What an owners' vote counts of a unit changed: its exclusive area (hundredths of a m²), whether
+    it is sold, its buyer key. Decisions already open keep the roll they froze."""
+
+    event_type = "property.household.roll_changed.v1"
+    household_id: str
+    community: str
+    exclusive_area: int
+    sold: bool
+    buyer_key: str | None
 
 
 class ResidentRegistered(EventData):
@@ -41,6 +56,7 @@ class ResidentRegistered(EventData):
     name: str
     phone: str
     roles: list[str]
+    owner: bool = False
 
 
 class StaffRegistered(EventData):

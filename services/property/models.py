@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -84,12 +85,22 @@ class Building(PropertyModel, table=True):
 
 
 class Household(PropertyModel, table=True):
+    """A unit (专有部分). What an owners' vote counts lives here (法释〔2009〕7号 第八、九条): the exclusive
+    area in hundredths of a square metre, whether the developer has sold it, and the buyer key that
+    ties several units of one buyer together."""
+
     __tablename__ = "households"
-    __table_args__ = (UniqueConstraint("community", "building_id", "unit"),)
+    __table_args__ = (
+        UniqueConstraint("community", "building_id", "unit"),
+        CheckConstraint("exclusive_area >= 0", name="exclusive_area_not_negative"),
+    )
     id: str = Field(primary_key=True)
     community: str
     building_id: str = Field(foreign_key="buildings.id")
     unit: str
+    exclusive_area: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default=text("0")))
+    sold: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=text("true")))
+    buyer_key: str | None = None
 
 
 class Resident(PropertyModel, table=True):
@@ -101,6 +112,8 @@ class Resident(PropertyModel, table=True):
     name: str
     phone: str
     roles: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    # An owner (业主) of the household votes in owners' decisions; a tenant only in household polls.
+    owner: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))
 
 
 class Staff(PropertyModel, table=True):

@@ -19,6 +19,7 @@ from services.kit.pagination import PageParams, make_page
 from services.property.events import (
     BuildingRegistered,
     HouseholdRegistered,
+    HouseholdRollChanged,
     ResidentRegistered,
     StaffRegistered,
     publisher,
@@ -37,7 +38,15 @@ from services.property.models import (
     new_id,
 )
 from services.property.problems import AlreadyRegistered, RecordNotFound, UnknownBuilding, UnknownHousehold, UnknownStaff
-from services.property.schemas import BuildingCreate, HouseholdCreate, ResidentCreate, RosterIn, ShiftIn, StaffCreate
+from services.property.schemas import (
+    BuildingCreate,
+    HouseholdCreate,
+    HouseholdRollUpdate,
+    ResidentCreate,
+    RosterIn,
+    ShiftIn,
+    StaffCreate,
+)
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -87,7 +96,15 @@ async def building_in(session: AsyncSession, community: str, building_id: str) -
 async def register_household(session: AsyncSession, who: Principal, data: HouseholdCreate) -> Household:
     async with transaction(session):
         await building_in(session, who.community, data.building_id)
-        household = Household(id=data.id or new_id(), community=who.community, building_id=data.building_id, unit=data.unit)
+        household = Household(
+            id=data.id or new_id(),
+            community=who.community,
+            building_id=data.building_id,
+            unit=data.unit,
+            exclusive_area=data.exclusive_area,
+            sold=data.sold,
+            buyer_key=data.buyer_key,
+        )
         session.add(household)
         await flush_unique(session, "household")
         await publisher.publish(
@@ -97,6 +114,39 @@ async def register_household(session: AsyncSession, who: Principal, data: Househ
                 community=who.community,
                 building_id=household.building_id,
                 unit=household.unit,
+                exclusive_area=household.exclusive_area,
+                sold=household.sold,
+                buyer_key=household.buyer_key,
+            ),
+            key=household.id,
+        )
+        return household
+
+
+async def update_household_roll(session: AsyncSession, who: Principal, household_id: str, data: HouseholdRollUpdate) -> Household:
+    """Change what an owners' vote counts of a unit; publishes the unit's whole roll entry."""
+    async with transaction(session):
+        query = (
+            select(Household).where(HOUSEHOLDS.c.id == household_id, HOUSEHOLDS.c.community == who.community).with_for_update()
+        )
+        household = await session.scalar(query)
+        if household is None:
+            raise RecordNotFound()
+        if data.exclusive_area is not None:
+            household.exclusive_area = data.exclusive_area
+        if data.sold is not None:
+            household.sold = data.sold
+        if "buyer_key" in data.model_fields_set:
+            household.buyer_key = data.buyer_key
+        await session.flush()
+        await publisher.publish(
+            session,
+            HouseholdRollChanged(
+                household_id=household.id,
+                community=who.community,
+                exclusive_area=household.exclusive_area,
+                sold=household.sold,
+                buyer_key=household.buyer_key,
             ),
             key=household.id,
         )
@@ -116,6 +166,7 @@ async def register_resident(session: AsyncSession, who: Principal, data: Residen
             name=data.name,
             phone=data.phone,
             roles=list(dict.fromkeys(data.roles)),
+            owner=data.owner,
         )
         session.add(resident)
         await flush_unique(session, "resident")
@@ -129,6 +180,7 @@ async def register_resident(session: AsyncSession, who: Principal, data: Residen
                 name=resident.name,
                 phone=resident.phone,
                 roles=resident.roles,
+                owner=resident.owner,
             ),
             key=resident.id,
         )

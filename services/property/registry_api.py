@@ -29,6 +29,7 @@ from services.property.schemas import (
     CatalogueItemPublic,
     HouseholdCreate,
     HouseholdPublic,
+    HouseholdRollUpdate,
     Id,
     ResidentCreate,
     ResidentPublic,
@@ -86,6 +87,21 @@ async def register_household(body: HouseholdCreate, who: Admin, session: Session
     Publishes `property.household.registered.v1`.
     """
     return await idem.run(session, body, lambda: registry.register_household(session, who, body), HouseholdPublic)
+
+
+@registry_routes.patch(
+    "/households/{household_id}",
+    response_model=HouseholdPublic,
+    responses=problem_responses(p.RecordNotFound),
+)
+async def update_household_roll(household_id: Id, body: HouseholdRollUpdate, who: Admin, session: SessionDep) -> Any:
+    """Change what an owners' vote counts of a unit.
+
+    A property admin sets the exclusive area (hundredths of a m²), whether the developer has sold the
+    unit and the buyer key (units of one buyer count once). Publishes
+    `property.household.roll_changed.v1`; decisions already open keep the roll they froze.
+    """
+    return await registry.update_household_roll(session, who, household_id, body)
 
 
 @registry_routes.get("/households", response_model=Page[HouseholdPublic])

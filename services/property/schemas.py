@@ -45,6 +45,12 @@ class BuildingPublic(Public):
     backup_steward_id: str | None
 
 
+Area = Annotated[int, Field(ge=0, le=100_000_000, description="Exclusive area (专有部分面积) in hundredths of a square metre")]
+BuyerKey = Annotated[
+    str | None, Field(min_length=1, max_length=64, description="Units with the same buyer key count as one owner in votes")
+]
+
+
 class HouseholdCreate(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"building_id": "4b8f2d1e-6c3a-4e5f-9a7b-1c2d3e4f5a6b", "unit": "2-501"}]}
@@ -52,12 +58,27 @@ class HouseholdCreate(RequestBody):
     id: Id | None = None
     building_id: Id
     unit: Annotated[str, Field(min_length=1, max_length=20)]
+    exclusive_area: Area = 0
+    sold: Annotated[bool, Field(description="False while the developer has not sold or delivered the unit")] = True
+    buyer_key: BuyerKey = None
+
+
+class HouseholdRollUpdate(RequestBody):
+    """What an owners' vote counts of a unit; fields left out keep their values."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"exclusive_area": 8950, "sold": True, "buyer_key": "buyer-0042"}]})
+    exclusive_area: Area | None = None
+    sold: bool | None = None
+    buyer_key: BuyerKey = None
 
 
 class HouseholdPublic(Public):
     id: str
     building_id: str
     unit: str
+    exclusive_area: int
+    sold: bool
+    buyer_key: str | None
 
 
 def _resident_only() -> list[ResidentRole]:
@@ -82,6 +103,7 @@ class ResidentCreate(RequestBody):
     name: Name
     phone: Phone
     roles: Annotated[list[ResidentRole], Field(min_length=1, max_length=3)] = Field(default_factory=_resident_only)
+    owner: Annotated[bool, Field(description="An owner (业主) of the household; tenants are not")] = False
 
     @model_validator(mode="after")
     def _is_resident(self) -> ResidentCreate:
@@ -96,6 +118,7 @@ class ResidentPublic(Public):
     name: str
     phone: str
     roles: list[str]
+    owner: bool
 
 
 class StaffCreate(RequestBody):

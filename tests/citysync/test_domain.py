@@ -48,6 +48,25 @@ def test_a_field_without_a_rule_is_not_exported() -> None:
     assert "emergency_contact" not in FIELD_RULES
 
 
+def test_a_decision_result_leaves_with_its_outcome_and_counts_and_without_its_options() -> None:
+    closed = {
+        "decision_id": "d-1",
+        "community": "c",
+        "kind": "owners_major",
+        "outcome": "passed",
+        "winner": None,
+        "roll_voters": 300,
+        "roll_area": 2_700_000,
+        "participating_voters": 210,
+        "participating_area": 1_900_000,
+        "options": [{"option": "yes", "ballots": 170, "area": 1_500_000}],
+        "closed_at": "2026-12-05T12:00:00+00:00",
+    }
+    out = privacy.deidentify(closed, platform_key=KEY, on=ON)
+    assert out == {k: v for k, v in closed.items() if k not in ("winner", "options")}
+    assert RECORD_KINDS["governance.decision.closed.v1"].record_type == "decision_closed"
+
+
 def test_phones_plates_and_people_are_stored_as_platform_hashes() -> None:
     data = {"phone": "17000000001", "plate": "浙K12345", "resident_id": "r-1", "owner_id": None}
     out = privacy.deidentify(data, platform_key=KEY, on=ON)
@@ -181,6 +200,8 @@ def test_every_event_type_of_the_contracts_is_decided() -> None:
         "property.redemption.failed.v1",
         "property.points_payment.requested.v1",
         "timebank.care_request.cancelled.v1",
+        "property.household.roll_changed.v1",
+        "governance.ballot.cast.v1",
     }
     # citysync's own events (about the sharing register) are not domain data for the feeds.
     published = {

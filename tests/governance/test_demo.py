@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
-from deploy.local.demo_community import COMMUNITY, resident, staff
+from datetime import UTC, datetime
+
+from deploy.local.demo_community import COMMUNITY, RESIDENTS, resident, staff
+from services.governance import closing
 from services.governance.app import create_app
 from services.governance.demo import REWARDS, RULES, seed_demo
 from services.governance.settings import Settings
-from tests.support.harness import run_service
+from services.kit.envelope import CloudEvent
+from services.kit.inbox import publish_raw
+from services.property.demo import EXCLUSIVE_AREAS, TENANTS, household_id
+from tests.governance.conftest import wait_until
+from tests.support.harness import RunningService, run_service
 from tests.support.stack import TestStack
+
+
+async def registry_events(svc: RunningService) -> None:
+    """What property's demo seed publishes about the households and residents, as property would."""
+    topic = svc.settings.kafka_namespace + "property.events"
+    units = sorted({(p.building, p.unit) for p in RESIDENTS})
+    for i, unit in enumerate(units):
+        data = {"household_id": household_id(*unit), "community": COMMUNITY, "building_id": unit[0], "unit": unit[1]}
+        data["exclusive_area"] = EXCLUSIVE_AREAS[i % len(EXCLUSIVE_AREAS)]
+        event = CloudEvent(
+            type="property.household.registered.v1", source="/services/property", key=data["household_id"], data=data
+        )
+        await publish_raw(svc.settings, topic, event)
+    for p in RESIDENTS:
+        data = {
+            "resident_id": p.id,
+            "community": COMMUNITY,
+            "household_id": household_id(p.building, p.unit),
+            "owner": p.name not in TENANTS,
+        }
+        await publish_raw(
+            svc.settings,
+            topic,
+            CloudEvent(type="property.resident.registered.v1", source="/services/property", key=p.id, data=data),
+        )
 
 
 async def test_demo_seed_creates_rules_budget_catalogue_statements_and_leaderboard(stack: TestStack) -> None:
     async with run_service(stack, "governance", create_app, Settings) as svc:
+        await registry_events(svc)
         await seed_demo(svc.client, lambda subject, roles: stack.token(subject, *roles, community=COMMUNITY))
         worker = stack.auth(staff("worker.feng").id, "community_worker", community=COMMUNITY)
         rules = (await svc.client.get("/rules", headers=worker)).json()
@@ -32,3 +65,23 @@ async def test_demo_seed_creates_rules_budget_catalogue_statements_and_leaderboa
         assert len(board["rows"]) == 8
         reserved = (await svc.client.get("/redemptions", params={"status": "reserved"}, headers=worker)).json()
         assert len(reserved["items"]) == 2
+
+        decisions = {d["kind"]: d for d in (await svc.client.get("/decisions", headers=worker)).json()}
+        assert decisions["household_poll"]["status"] == "open"
+        owners = decisions["owners_ordinary"]
+        closes_at = datetime.fromisoformat(owners["closes_at"])
+
+        async def closed() -> bool:
+            if datetime.now(UTC) >= closes_at:
+                async with svc.state.sessionmaker() as session:
+                    await closing.close_due(session)
+            r = await svc.client.get(f"/decisions/{owners['id']}", headers=worker)
+            return bool(r.json()["status"] == "closed")
+
+        await wait_until(closed)
+        result = (await svc.client.get(f"/decisions/{owners['id']}", headers=as_zhang)).json()["result"]
+        # Eight units, eight owners (the tenant's unit counts: its owner could vote on paper); six take
+        # part (three quarters, over the two-thirds quorum) and four of them approve.
+        assert (result["outcome"], result["roll_voters"], result["participating_voters"]) == ("passed", 8, 6)
+        yes = next(o for o in result["options"] if o["option"] == "yes")
+        assert (yes["ballots"], len(yes["receipts"])) == (4, 4)

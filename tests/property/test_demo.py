@@ -17,6 +17,9 @@ async def test_seed_demo_creates_registry_and_tickets_in_every_status(stack: Tes
     assert all(b["steward_id"] and b["backup_steward_id"] for b in buildings)
     residents = (await svc.client.get("/residents", params={"limit": 50}, headers=admin)).json()["items"]
     assert {r["id"] for r in residents} == {p.id for p in RESIDENTS}
+    assert {r["owner"] for r in residents} == {True, False}
+    households = (await svc.client.get("/households", params={"limit": 50}, headers=admin)).json()["items"]
+    assert all(h["exclusive_area"] > 0 and h["sold"] for h in households)
     tickets = (await svc.client.get("/tickets", params={"limit": 50}, headers=admin)).json()["items"]
     assert {t["status"] for t in tickets} == {s.value for s in Status}
     wu = stack.auth(staff("steward.wu").id, "steward", community=COMMUNITY)

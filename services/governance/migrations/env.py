@@ -1,3 +1,4 @@
+import services.governance.decision_models  # noqa: F401  (registers the decision tables on the metadata)
 from services.governance.models import Base
 from services.kit.migrations import run_env
 

@@ -1,0 +1,171 @@
+"""Ballots per second in a burst, and the cost of the tally, for a 10,000-unit owners' decision.
+
+10,000 units (areas 60-150 m², some buyers with two units, 200 unsold units of the developer), one
+owner each, an owners' decision opened on that roll. Baselines, same run, same database server:
+- for ballots: raw asyncpg single-row INSERTs of the same ballots into a table with the same
+  one-ballot unique key, the same number in flight;
+- for the tally: one bare grouped sum (option, count, area) over the same ballots joined to the roll.
+
+Two figures:
+- `governance_vote` (target >= 0.5 x raw): `ballots.cast` called directly, 40 sessions in flight,
+  with every check it makes (decision open, option, voter on the frozen roll) and every write
+  (ballot with receipt, `ballot.cast.v1` outbox row);
+- `governance_vote_tally` (target <= 3 x the grouped sum): closing the decision (`closing.close_due`:
+  the rows, the integer tally, the result with receipts, the event).
+
+    .venv/bin/python -m bench.governance_vote
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from bench.harness import bench_stack, record, summary_ms
+from services.governance import ballots, closing, decisions
+from services.governance.app import create_app
+from services.governance.decision_schemas import BallotCreate, DecisionCreate
+from services.governance.settings import Settings
+from services.governance.tally import Kind
+from services.kit.auth import Principal
+from services.kit.db import make_engine, make_sessionmaker, plain_url
+from tests.support.harness import run_service
+
+UNITS = 10_000
+IN_FLIGHT = 40
+COMMUNITY = "bench-community"
+OPTIONS = ("yes", "no", "abstain")
+
+
+async def seed_roll(conn: asyncpg.Connection) -> None:
+    rng = random.Random(7)
+    units = []
+    for i in range(UNITS):
+        sold = i >= 200
+        buyer = f"buyer-{i // 2}" if sold and i % 10 == 0 else None
+        units.append((COMMUNITY, f"h{i}", rng.randrange(6000, 15000), sold, buyer))
+    await conn.copy_records_to_table(
+        "gov_roll_units", records=units, columns=["community", "household_id", "area", "sold", "buyer_key"]
+    )
+    residents = [(COMMUNITY, f"o{i}", f"h{i}", True) for i in range(UNITS)]
+    await conn.copy_records_to_table(
+        "gov_residents", records=residents, columns=["community", "resident_id", "household_id", "owner"]
+    )
+
+
+async def raw_ballots(conn_url: str, picks: list[tuple[int, str]]) -> float:
+    pool = await asyncpg.create_pool(conn_url, min_size=IN_FLIGHT, max_size=IN_FLIGHT)
+    assert pool is not None
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE raw_ballots (id bigserial PRIMARY KEY, decision_id int, voter_key text, option text, receipt text,"
+            " UNIQUE (decision_id, voter_key))"
+        )
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def insert(i: int, option: str) -> None:
+        async with gate, pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO raw_ballots (decision_id, voter_key, option, receipt) VALUES (1, $1, $2, md5($1))",
+                f"unit:h{i}",
+                option,
+            )
+
+    start = time.perf_counter()
+    await asyncio.gather(*(insert(i, o) for i, o in picks))
+    rate = len(picks) / (time.perf_counter() - start)
+    await pool.close()
+    return rate
+
+
+async def grouped_sum(conn: asyncpg.Connection, decision_id: str) -> float:
+    start = time.perf_counter()
+    await conn.fetch(
+        "SELECT b.option, count(*), sum(u.area) FROM gov_ballots b JOIN gov_decision_units u"
+        " ON u.decision_id = b.decision_id AND u.household_id = b.household_id WHERE b.decision_id = $1 GROUP BY b.option",
+        decision_id,
+    )
+    return time.perf_counter() - start
+
+
+async def main() -> None:
+    rng = random.Random(4)
+    picks = [(i, rng.choice(OPTIONS)) for i in range(200, UNITS)]  # every owner but the developer
+    async with bench_stack() as stack:
+        async with run_service(stack, "governance", create_app, Settings, log_level="WARNING", db_pool_size=IN_FLIGHT) as svc:
+            url = plain_url(svc.database_url)
+            conn = await asyncpg.connect(url)
+            await seed_roll(conn)
+            raw_rate = await raw_ballots(url, picks)
+
+            engine = make_engine(svc.database_url, pool_size=IN_FLIGHT)
+            maker = make_sessionmaker(engine)
+            worker = Principal("bench-worker", frozenset({"community_worker"}), COMMUNITY)
+            now = datetime.now(UTC)
+            draft = DecisionCreate(
+                kind=Kind.owners_ordinary,
+                question="bench",
+                opens_at=now - timedelta(minutes=1),
+                closes_at=now + timedelta(hours=1),
+            )
+            async with maker() as session:
+                decision = await decisions.draft(session, worker, draft)
+            assert decision.id is not None
+            async with maker() as session:
+                await decisions.open_decision(session, worker, decision.id)
+            gate = asyncio.Semaphore(IN_FLIGHT)
+            latencies: list[float] = []
+
+            async def cast(i: int, option: str) -> None:
+                voter = Principal(f"o{i}", frozenset({"resident"}), COMMUNITY)
+                async with gate, maker() as session:
+                    t0 = time.perf_counter()
+                    await ballots.cast(session, voter, decision.id, BallotCreate(option=option))  # type: ignore[arg-type]
+                    latencies.append(time.perf_counter() - t0)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(cast(i, o) for i, o in picks))
+            vote_rate = len(picks) / (time.perf_counter() - start)
+
+            bare_s = min([await grouped_sum(conn, str(decision.id)) for _ in range(3)])
+            await conn.execute(
+                "UPDATE gov_decisions SET closes_at = now() - interval '1 second', opens_at = now() - interval '2 seconds'"
+                " WHERE id = $1",
+                decision.id,
+            )
+            async with maker() as session:
+                t0 = time.perf_counter()
+                closed = await closing.close_due(session)
+                tally_s = time.perf_counter() - t0
+            assert closed == 1
+            await conn.close()
+            await engine.dispose()
+        shape = {"units": UNITS, "ballots": len(picks), "in_flight": IN_FLIGHT}
+        record(
+            "governance_vote",
+            vote_rate,
+            "ballots/s",
+            "raw asyncpg insert",
+            raw_rate,
+            higher_is_better=True,
+            target=">= 0.5 x raw",
+            extra={**shape, **summary_ms(latencies)},
+        )
+        record(
+            "governance_vote_tally",
+            tally_s * 1000,
+            "ms",
+            "bare grouped sum",
+            bare_s * 1000,
+            higher_is_better=False,
+            target="<= 3 x the grouped sum",
+            extra=shape,
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

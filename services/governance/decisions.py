@@ -1,0 +1,166 @@
+"""Decisions (表决事项): a worker drafts one and opens it, which freezes its roll; voters list theirs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import and_, insert, select
+from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.governance import problems
+from services.governance.accounts import now_utc
+from services.governance.decision_models import (
+    BALLOTS,
+    DECISION_UNITS,
+    DECISION_VOTERS,
+    DECISIONS,
+    PROXIES,
+    ROLL_UNITS,
+    Decision,
+    ProxyAuthorisation,
+)
+from services.governance.decision_schemas import DecisionCreate, ProxyCreate
+from services.governance.statements import RESIDENTS
+from services.governance.tally import Kind, owner_key
+from services.kit.auth import Principal
+from services.kit.db import transaction
+
+
+async def draft(session: AsyncSession, worker: Principal, data: DecisionCreate) -> Decision:
+    async with transaction(session):
+        decision = Decision(
+            community=worker.community,
+            kind=data.kind.value,
+            question=data.question,
+            options=list(data.options),
+            opens_at=data.opens_at,
+            closes_at=data.closes_at,
+            ballots_by_name=data.ballots_by_name,
+            created_by=worker.subject,
+        )
+        session.add(decision)
+        await session.flush()
+        await session.refresh(decision)
+        return decision
+
+
+async def decision_in(session: AsyncSession, community: str, decision_id: uuid.UUID, *, lock: str | None = None) -> Decision:
+    """The community's decision, or `DecisionNotFound`; `lock` is "update", or "share" (FOR KEY SHARE:
+    it conflicts with the closing job's FOR UPDATE, and it is the lock each ballot's foreign key takes anyway)."""
+    query = select(Decision).where(DECISIONS.c.id == decision_id, DECISIONS.c.community == community)
+    if lock == "update":
+        query = query.with_for_update()
+    elif lock == "share":
+        query = query.with_for_update(read=True, key_share=True)
+    decision = await session.scalar(query)
+    if decision is None:
+        raise problems.DecisionNotFound()
+    return decision
+
+
+async def open_decision(session: AsyncSession, worker: Principal, decision_id: uuid.UUID) -> Decision:
+    """Open a draft and freeze its roll: the units (area, owner key) and who may vote, copied now."""
+    async with transaction(session):
+        decision = await decision_in(session, worker.community, decision_id, lock="update")
+        if decision.status != "draft":
+            raise problems.DecisionAlreadyOpened()
+        if decision.closes_at <= now_utc():
+            raise problems.DecisionNotOpen(("截止时间已过", "The closing time has passed"))
+        await _freeze_roll(session, decision)
+        decision.status = "open"
+        decision.opened_at = now_utc()
+        await session.flush()
+        return decision
+
+
+async def _freeze_roll(session: AsyncSession, decision: Decision) -> None:
+    kind = Kind(decision.kind)
+    units = (await session.execute(select(ROLL_UNITS).where(ROLL_UNITS.c.community == decision.community))).all()
+    if units:
+        rows = [
+            {
+                "decision_id": decision.id,
+                "household_id": u.household_id,
+                "area": u.area,
+                # A poll gives each household one vote; owners count by 法释〔2009〕7号 第九条.
+                "owner_key": owner_key(u.household_id, sold=u.sold, buyer_key=u.buyer_key) if kind.by_owners else u.household_id,
+            }
+            for u in units
+        ]
+        await session.execute(insert(DECISION_UNITS), rows)
+    voters = (
+        select(DECISION_UNITS.c.decision_id, RESIDENTS.c.resident_id, RESIDENTS.c.household_id)
+        .join(
+            RESIDENTS,
+            and_(RESIDENTS.c.community == decision.community, RESIDENTS.c.household_id == DECISION_UNITS.c.household_id),
+        )
+        .where(DECISION_UNITS.c.decision_id == decision.id)
+    )
+    if kind.by_owners:
+        voters = voters.where(RESIDENTS.c.owner)
+    await session.execute(insert(DECISION_VOTERS).from_select(["decision_id", "resident_id", "household_id"], voters))
+
+
+async def visible_decision(session: AsyncSession, who: Principal, decision_id: uuid.UUID) -> Decision:
+    """Staff see every decision of their community; a resident only those whose roll they are on
+    (or hold a recorded proxy for someone on); anything else is `DecisionNotFound`."""
+    async with transaction(session):
+        decision = await decision_in(session, who.community, decision_id)
+        if who.is_staff or await _may_see(session, who, decision_id):
+            return decision
+        raise problems.DecisionNotFound()
+
+
+async def _may_see(session: AsyncSession, who: Principal, decision_id: uuid.UUID) -> bool:
+    proxied = select(PROXIES.c.owner_id).where(PROXIES.c.community == who.community, PROXIES.c.proxy_id == who.subject)
+    query = select(DECISION_VOTERS.c.resident_id).where(
+        DECISION_VOTERS.c.decision_id == decision_id,
+        (DECISION_VOTERS.c.resident_id == who.subject) | DECISION_VOTERS.c.resident_id.in_(proxied),
+    )
+    return (await session.scalar(query.limit(1))) is not None
+
+
+async def my_open_decisions(session: AsyncSession, me: Principal) -> list[tuple[Decision, str | None]]:
+    """The open decisions I may vote on, each with the receipt of the ballot cast for my voter key."""
+    async with transaction(session):
+        mine = (
+            select(DECISION_VOTERS.c.decision_id, DECISION_VOTERS.c.household_id)
+            .where(DECISION_VOTERS.c.resident_id == me.subject)
+            .subquery()
+        )
+        query = (
+            select(Decision, mine.c.household_id)
+            .join(mine, mine.c.decision_id == DECISIONS.c.id)
+            .where(DECISIONS.c.community == me.community, DECISIONS.c.status == "open")
+            .order_by(DECISIONS.c.closes_at, DECISIONS.c.id)
+        )
+        out: list[tuple[Decision, str | None]] = []
+        for decision, household_id in (await session.execute(query)).all():
+            key = select(DECISION_UNITS.c.owner_key).where(
+                DECISION_UNITS.c.decision_id == decision.id, DECISION_UNITS.c.household_id == household_id
+            )
+            receipt = await session.scalar(
+                select(BALLOTS.c.receipt).where(
+                    BALLOTS.c.decision_id == decision.id, BALLOTS.c.voter_key == key.scalar_subquery()
+                )
+            )
+            out.append((decision, receipt))
+        return out
+
+
+async def list_decisions(session: AsyncSession, staff: Principal) -> Sequence[Decision]:
+    async with transaction(session):
+        query = select(Decision).where(DECISIONS.c.community == staff.community).order_by(DECISIONS.c.created_at.desc())
+        return (await session.scalars(query.limit(200))).all()
+
+
+async def record_proxy(session: AsyncSession, worker: Principal, data: ProxyCreate) -> ProxyAuthorisation:
+    """Record a written authorisation the worker has seen; recording it twice keeps the first."""
+    async with transaction(session):
+        key = {"community": worker.community, "owner_id": data.owner_id, "proxy_id": data.proxy_id}
+        await session.execute(upsert(PROXIES).values(**key, recorded_by=worker.subject).on_conflict_do_nothing())
+        proxy = await session.get(ProxyAuthorisation, tuple(key.values()))
+        assert proxy is not None
+        return proxy
