@@ -1,19 +1,21 @@
 """The everyday routes, each against a lean FastAPI route doing the same work, under wrk.
 
 For each route, the service's real app (its own factory, its own migrated database, one uvicorn
-worker) is measured beside a lean baseline written here (`create_lean_app`: FastAPI, an asyncpg
-pool, the same SQL, the same response model, the kit's cached token check; one uvicorn worker too),
-both under `wrk` (Debian package `wrk`, the benches' one system tool) with the same connections
-and the same token, in alternated turns for `BENCH_ROUNDS` rounds. The figure is the median of the
-per-round ratios (service ÷ lean req/s); beside it, each side's CPU time per request (user +
-system of the serving process, from /proc/<pid>/stat, over the timed run): on a shared machine
-the steadier figure.
+worker) is measured beside a lean baseline (`bench/lean_routes.py`: FastAPI, an asyncpg pool, the
+same SQL, the same response model, the kit's cached token check; one uvicorn worker too, on the
+same database), both under `wrk` (Debian package `wrk`, the benches' one system tool) with the same
+connections and token, in alternated turns for `BENCH_ROUNDS` rounds. The figure is the median of
+the per-round ratios (service ÷ lean req/s); beside it, each side's CPU time per request (user +
+system of the serving process, from /proc/<pid>/stat, over the timed run): on a machine shared
+with other work, the steadier figure.
 
 Routes (result `http_<key>`):
 - `timebank_members_me`: a resident's own membership and balance (`GET /members/me`);
 - `timebank_passbook`: their passbook's first page (`GET /members/me/passbook`, 60 posted transfers);
+- `property_tickets`: a steward's `GET /tickets` (the community's, newest first, with photo ids),
+  50,000 tickets in the database;
 - `gateway_members_me`: the same `GET /members/me` through the gateway (its real lifespan), against
-  the lean route direct (target ≥ 0.36 ×, i.e. 0.6 × the gateway's own target over direct).
+  the lean route direct (target ≥ 0.36 ×: 0.6 × the gateway's own target over direct).
 
 `BENCH_ROUTES=timebank_members_me,...` measures only those; `BENCH_DURATION_S` (default 4),
 `BENCH_ROUNDS` (default 3), `BENCH_CONNECTIONS` (default 16).
@@ -31,24 +33,19 @@ import shutil
 import statistics
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
 
 from bench.gateway_get import Server, cpu_seconds, gateway_env, gateway_settled, uvicorn_process
 from bench.harness import bench_stack, record
-from services.kit.auth import CurrentPrincipal, TokenVerifier
 from services.kit.db import plain_url
-from services.kit.pagination import Page
-from services.kit.problems import NotFound
-from services.timebank.schemas import Balance, MemberOut, PassbookEntry
 from tests.support.stack import TestStack
 
 COMMUNITY = "bench-community"  # the gateway's bench settings admit this community
@@ -58,91 +55,9 @@ DURATION_S = float(os.environ.get("BENCH_DURATION_S", 4))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 WARM_UP_S = 1
 PASSBOOK_TRANSFERS = 60
+TICKETS = 50_000
+STEWARDS = 50
 SERVICE_TARGET = "≥ 0.6 × lean"
-
-
-# --- the lean baseline ----------------------------------------------------------------------------
-
-lean = APIRouter()
-
-
-def pool_of(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
-
-
-@lean.get("/timebank/members/me", response_model=MemberOut)
-async def lean_members_me(request: Request, principal: CurrentPrincipal) -> MemberOut:
-    row = await pool_of(request).fetchrow(
-        "SELECT m.*, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted FROM tb_members m "
-        "JOIN tb_accounts a ON a.id = m.account_id WHERE m.community = $1 AND m.member_id = $2",
-        principal.community,
-        principal.subject,
-    )
-    if row is None:
-        raise NotFound(("不是成员", "Not a member"))
-    balance = Balance(
-        posted_minutes=row["credits_posted"] - row["debits_posted"],
-        available_minutes=row["credits_posted"] - row["debits_posted"] - row["debits_pending"],
-        pending_in_minutes=row["credits_pending"],
-        pending_out_minutes=row["debits_pending"],
-    )
-    return MemberOut(**{k: row[k] for k in MemberOut.model_fields if k != "balance"}, balance=balance)
-
-
-@lean.get("/timebank/members/me/passbook", response_model=Page[PassbookEntry])
-async def lean_passbook(request: Request, principal: CurrentPrincipal) -> Page[PassbookEntry]:
-    async with pool_of(request).acquire() as conn, conn.transaction():
-        member = await conn.fetchrow(
-            "SELECT account_id FROM tb_members WHERE community = $1 AND member_id = $2", principal.community, principal.subject
-        )
-        if member is None:
-            raise NotFound(("不是成员", "Not a member"))
-        account = member["account_id"]
-        rows = await conn.fetch(
-            "SELECT * FROM tb_transfers WHERE phase = 'posted' AND (debit_account_id = $1 OR credit_account_id = $1) "
-            "ORDER BY seq DESC LIMIT 21",
-            account,
-        )
-    items = []
-    for r in rows[:20]:
-        credited = r["credit_account_id"] == account
-        items.append(
-            PassbookEntry(
-                transfer_id=r["id"],
-                seq=r["seq"],
-                kind=r["kind"],
-                minutes=r["amount_minutes"] if credited else -r["amount_minutes"],
-                balance_after=r["credit_balance_after"] if credited else r["debit_balance_after"],
-                counterparty_account_id=r["debit_account_id"] if credited else r["credit_account_id"],
-                service_type=r["service_type"],
-                reason=r["reason"],
-                pending_id=r["pending_id"],
-                reverses_id=r["reverses_id"],
-                created_at=r["created_at"],
-            )
-        )
-    return Page[PassbookEntry](items=items, next_cursor="next" if len(rows) > 20 else None)
-
-
-@asynccontextmanager
-async def lean_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.token_verifier = TokenVerifier(
-        os.environ["LEAN_JWKS_URL"], issuer="community-gateway", audience="community-platform"
-    )
-    async with asyncpg.create_pool(plain_url(os.environ["LEAN_DATABASE_URL"]), min_size=4, max_size=10) as pool:
-        app.state.pool = pool
-        yield
-
-
-def create_lean_app() -> FastAPI:
-    """The baseline: what a lean FastAPI service doing the same work would be."""
-    from services.kit.problems import install_problem_handlers
-
-    app = FastAPI(lifespan=lean_lifespan, openapi_url=None)
-    install_problem_handlers(app)
-    app.include_router(lean)
-    return app
 
 
 # --- load -----------------------------------------------------------------------------------------
@@ -276,27 +191,61 @@ async def seed_timebank(url: str, token: str) -> None:
 ServerStarter = Callable[[Running, AsyncExitStack], Awaitable[None]]
 
 
-async def start_timebank(run: Running, servers: AsyncExitStack) -> None:
+async def start_service(run: Running, servers: AsyncExitStack, service: str, **settings: str) -> str:
+    """The service (its app factory, a freshly migrated database) and its lean twin on the same
+    database, each one uvicorn worker; returns the database's URL."""
     stack = run.stack
-    db = await stack.fresh_database("timebank")
+    db = await stack.fresh_database(service)
     servers.push_async_callback(stack.drop_database, db)
+    prefix = service.upper() + "_"
     env = {
-        "TIMEBANK_DATABASE_URL": db,
-        "TIMEBANK_REDIS_URL": stack.redis_url,
-        "TIMEBANK_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-        "TIMEBANK_KAFKA_NAMESPACE": "bench.",
-        "TIMEBANK_JWKS_URL": stack.jwks_url,
-        "TIMEBANK_EXPIRY_JOB_EVERY_S": "3600",
+        prefix + "DATABASE_URL": db,
+        prefix + "REDIS_URL": stack.redis_url,
+        prefix + "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        prefix + "KAFKA_NAMESPACE": "bench.",
+        prefix + "JWKS_URL": stack.jwks_url,
+        **{prefix + name.upper(): value for name, value in settings.items()},
     }
-    run.servers["timebank"] = await servers.enter_async_context(
-        uvicorn_process("timebank", "services.timebank.app:create_app", env, run.work / "timebank.log")
+    run.servers[service] = await servers.enter_async_context(
+        uvicorn_process(service, f"services.{service}.app:create_app", env, run.work / f"{service}.log")
     )
+    lean_env = {"LEAN_DATABASE_URL": db, "LEAN_JWKS_URL": stack.jwks_url}
+    run.servers["lean-" + service] = await servers.enter_async_context(
+        uvicorn_process("lean-" + service, "bench.lean_routes:create_lean_app", lean_env, run.work / f"lean-{service}.log")
+    )
+    return db
+
+
+async def start_timebank(run: Running, servers: AsyncExitStack) -> None:
+    db = await start_service(run, servers, "timebank", expiry_job_every_s="3600")
     os.environ["BENCH_TIMEBANK_URL"] = run.servers["timebank"].url
     await seed_timebank(db, run.tokens["resident"])
-    lean_env = {"LEAN_DATABASE_URL": db, "LEAN_JWKS_URL": stack.jwks_url}
-    run.servers["lean-timebank"] = await servers.enter_async_context(
-        uvicorn_process("lean-timebank", "bench.http_paths:create_lean_app", lean_env, run.work / "lean-timebank.log")
-    )
+
+
+async def start_property(run: Running, servers: AsyncExitStack) -> None:
+    """TICKETS tickets over STEWARDS stewards, loaded by SQL as bench/property_queue.py does."""
+    db = await start_service(run, servers, "property")
+    conn = await asyncpg.connect(plain_url(db))
+    try:
+        await conn.execute(
+            """
+            INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, quantity,
+                description, priority, status, assignee_id, payment_status, created_at, response_due_at,
+                resolution_due_at, due_at, paused_minutes, hurry_count)
+            SELECT gen_random_uuid()::text, $1, 'r', 'h', 'b', 'repair', 1, 'x', 'normal',
+                (ARRAY['assigned','accepted','in_progress','completed','closed'])[1 + (g / $2) % 5],
+                'steward-' || (g % $2), 'none', now() - (g || ' minutes')::interval,
+                now() + ((g * 7919) % 100000 || ' minutes')::interval,
+                now() + ((g * 7919) % 100000 + 600 || ' minutes')::interval,
+                now() + ((g * 7919) % 100000 || ' minutes')::interval, 0, 0
+            FROM generate_series(1, $3) AS g""",
+            COMMUNITY,
+            STEWARDS,
+            TICKETS,
+        )
+        await conn.execute("ANALYZE tickets")
+    finally:
+        await conn.close()
 
 
 async def start_gateway(run: Running, servers: AsyncExitStack) -> None:
@@ -321,6 +270,11 @@ ROUTES = [
         Side(("lean-timebank",), "/timebank/members/me/passbook"),
     ),
     Route(
+        "property_tickets",
+        Side(("property",), "/tickets", caller="steward"),
+        Side(("lean-property",), "/property/tickets", caller="steward"),
+    ),
+    Route(
         "gateway_members_me",
         Side(("gateway", "timebank"), "/api/timebank/members/me"),
         Side(("lean-timebank",), "/timebank/members/me"),
@@ -332,6 +286,7 @@ ROUTES = [
 STARTERS: dict[str, list[ServerStarter]] = {
     "timebank_members_me": [start_timebank],
     "timebank_passbook": [start_timebank],
+    "property_tickets": [start_property],
     "gateway_members_me": [start_timebank, start_gateway],
 }
 
@@ -405,6 +360,7 @@ async def main() -> None:
     async with bench_stack() as stack, AsyncExitStack() as servers:
         tokens = {
             "resident": stack.token(RESIDENT, "resident", community=COMMUNITY, ttl_s=3600),
+            "steward": stack.token("steward-7", "steward", community=COMMUNITY, ttl_s=3600),
         }
         run = Running(stack, Path(tempfile.mkdtemp(prefix="bench-http-")), tokens)
         started: list[ServerStarter] = []
