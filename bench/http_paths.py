@@ -224,7 +224,7 @@ async def start_timebank(run: Running, servers: AsyncExitStack) -> None:
 
 async def start_property(run: Running, servers: AsyncExitStack) -> None:
     """TICKETS tickets over STEWARDS stewards, loaded by SQL as bench/property_queue.py does."""
-    db = await start_service(run, servers, "property")
+    db = await start_service(run, servers, "property", sla_check_interval_s="3600")  # its sweep is not the request path
     conn = await asyncpg.connect(plain_url(db))
     try:
         await conn.execute(
