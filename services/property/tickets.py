@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import Row, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,7 +43,7 @@ from services.property.sla import sla_policy
 from services.property.visibility import is_staff, resident_of, visible_ticket
 
 
-def public(ticket: Ticket, photos: list[str] | None = None) -> TicketPublic:
+def public(ticket: Ticket | Row[Any], photos: list[str] | None = None) -> TicketPublic:
     out = TicketPublic.model_validate(ticket)
     out.photo_ids = photos or []
     return out
@@ -234,7 +234,8 @@ async def list_tickets(
     """A resident sees their household's tickets; staff see the community's. Newest first."""
     t = TICKETS.c
     async with transaction(session):
-        query = select(Ticket).where(t.community == who.community)
+        # Core rows, not ORM objects: a page is only read and shaped, never changed.
+        query = select(TICKETS).where(t.community == who.community)
         if not is_staff(who):
             resident = await resident_of(session, who)
             query = query.where(t.household_id == resident.household_id)
@@ -247,7 +248,7 @@ async def list_tickets(
         if after:
             query = query.where(tuple_(t.created_at, t.id) < tuple_(literal(datetime.fromisoformat(after[0])), literal(after[1])))
         query = query.order_by(t.created_at.desc(), t.id.desc()).limit(page.limit + 1)
-        rows = list(await session.scalars(query))
+        rows = list((await session.execute(query)).all())
         items, cursor = make_page(rows, page.limit, lambda r: [r.created_at.isoformat(), r.id])
         photos = await photo_ids(session, [r.id for r in items])
         return [public(r, photos[r.id]) for r in items], cursor
