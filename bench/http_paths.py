@@ -14,6 +14,8 @@ Routes (result `http_<key>`):
 - `timebank_passbook`: their passbook's first page (`GET /members/me/passbook`, 60 posted transfers);
 - `property_tickets`: a steward's `GET /tickets` (the community's, newest first, with photo ids),
   50,000 tickets in the database;
+- `governance_points`: a resident's points (`GET /me/points`: the account, the points expiring
+  within 30 days);
 - `gateway_members_me`: the same `GET /members/me` through the gateway (its real lifespan), against
   the lean route direct (target ≥ 0.36 ×: 0.6 × the gateway's own target over direct).
 
@@ -248,6 +250,22 @@ async def start_property(run: Running, servers: AsyncExitStack) -> None:
         await conn.close()
 
 
+async def start_governance(run: Running, servers: AsyncExitStack) -> None:
+    """The resident's points account and a few lots, one expiring within 30 days."""
+    db = await start_service(run, servers, "governance")
+    conn = await asyncpg.connect(plain_url(db))
+    try:
+        await conn.execute("INSERT INTO gov_accounts (community, resident_id, balance) VALUES ($1, $2, 300)", COMMUNITY, RESIDENT)
+        await conn.execute(
+            "INSERT INTO gov_lots (community, resident_id, points, remaining, expires_at) "
+            "SELECT $1, $2, 100, 100, now() + (g * 20 || ' days')::interval FROM generate_series(1, 3) AS g",
+            COMMUNITY,
+            RESIDENT,
+        )
+    finally:
+        await conn.close()
+
+
 async def start_gateway(run: Running, servers: AsyncExitStack) -> None:
     from gateway.migrate import upgrade_gateway_database
 
@@ -274,6 +292,7 @@ ROUTES = [
         Side(("property",), "/tickets", caller="steward"),
         Side(("lean-property",), "/property/tickets", caller="steward"),
     ),
+    Route("governance_points", Side(("governance",), "/me/points"), Side(("lean-governance",), "/governance/me/points")),
     Route(
         "gateway_members_me",
         Side(("gateway", "timebank"), "/api/timebank/members/me"),
@@ -287,6 +306,7 @@ STARTERS: dict[str, list[ServerStarter]] = {
     "timebank_members_me": [start_timebank],
     "timebank_passbook": [start_timebank],
     "property_tickets": [start_property],
+    "governance_points": [start_governance],
     "gateway_members_me": [start_timebank, start_gateway],
 }
 

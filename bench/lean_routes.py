@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 
+from services.governance.schemas import PointsPublic
 from services.kit.auth import CurrentPrincipal, TokenVerifier
 from services.kit.db import plain_url
 from services.kit.pagination import Page
@@ -99,6 +100,25 @@ async def lean_tickets(request: Request, principal: CurrentPrincipal) -> Page[Ti
             photos[p["ticket_id"]].append(p["id"])
     items = [TicketPublic.model_validate({**r, "photo_ids": photos[r["id"]]}) for r in rows[:20]]
     return Page[TicketPublic](items=items, next_cursor="next" if len(rows) > 20 else None)
+
+
+@lean.get("/governance/me/points", response_model=PointsPublic)
+async def lean_points(request: Request, principal: CurrentPrincipal) -> PointsPublic:
+    async with pool_of(request).acquire() as conn, conn.transaction():
+        account = await conn.fetchrow(
+            "SELECT balance, reserved, debt FROM gov_accounts WHERE community = $1 AND resident_id = $2",
+            principal.community,
+            principal.subject,
+        )
+        expiring = await conn.fetchval(
+            "SELECT coalesce(sum(remaining), 0) FROM gov_lots WHERE community = $1 AND resident_id = $2 AND remaining > 0 "
+            "AND expires_at IS NOT NULL AND expires_at <= now() + interval '30 days'",
+            principal.community,
+            principal.subject,
+        )
+    if account is None:
+        return PointsPublic(resident_id=principal.subject, balance=0, reserved=0, debt=0, expiring_within_30_days=0)
+    return PointsPublic(resident_id=principal.subject, **account, expiring_within_30_days=expiring)
 
 
 @asynccontextmanager
