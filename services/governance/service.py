@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -60,7 +60,7 @@ from services.governance.schemas import (
 )
 from services.governance.settings import Settings
 from services.kit.auth import Principal
-from services.kit.db import fetch_alone, transaction
+from services.kit.db import DriverStatement, driver_statement, fetch_alone, table_of, transaction
 from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, make_page
 from services.kit.telemetry import current_traceparent
@@ -736,26 +736,38 @@ class PointsView:
     expiring_within_30_days: int
 
 
+def _points_statement() -> DriverStatement:
+    """The resident's account with the points expiring by `soon`, as one statement (no row: no account yet)."""
+    lots = table_of(Lot).c
+    expiring = (
+        select(func.coalesce(func.sum(lots.remaining), 0))
+        .where(
+            lots.community == bindparam("community"),
+            lots.resident_id == bindparam("resident_id"),
+            lots.remaining > 0,
+            lots.expires_at.is_not(None),
+            lots.expires_at <= bindparam("soon"),
+        )
+        .scalar_subquery()
+    )
+    accounts = table_of(Account).c
+    return driver_statement(
+        select(accounts.balance, accounts.reserved, accounts.debt, expiring.label("expiring")).where(
+            accounts.community == bindparam("community"), accounts.resident_id == bindparam("resident_id")
+        )
+    )
+
+
+_POINTS = _points_statement()
+
+
 async def points_of(session: AsyncSession, community: str, resident_id: str) -> PointsView:
-    async with transaction(session):
-        acct = (
-            await session.execute(select(Account).where(Account.community == community, Account.resident_id == resident_id))
-        ).scalar_one_or_none()
-        soon = now_utc() + timedelta(days=30)
-        expiring = (
-            await session.execute(
-                select(func.coalesce(func.sum(Lot.remaining), 0)).where(
-                    Lot.community == community,
-                    Lot.resident_id == resident_id,
-                    Lot.remaining > 0,
-                    Lot.expires_at.is_not(None),
-                    Lot.expires_at <= soon,
-                )
-            )
-        ).scalar_one()
-        if acct is None:
-            return PointsView(resident_id, 0, 0, 0, 0)
-        return PointsView(resident_id, acct.balance, acct.reserved, acct.debt, int(expiring))
+    soon = now_utc() + timedelta(days=30)
+    args = _POINTS.args(community=community, resident_id=resident_id, soon=soon)
+    acct = await fetch_alone(session, _POINTS.sql, *args)  # one statement: no transaction to open
+    if acct is None:
+        return PointsView(resident_id, 0, 0, 0, 0)
+    return PointsView(resident_id, acct.balance, acct.reserved, acct.debt, int(acct.expiring))
 
 
 async def statement(session: AsyncSession, community: str, resident_id: str, page: PageParams) -> tuple[list[Entry], str | None]:
