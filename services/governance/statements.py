@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel import select as select_models
@@ -17,7 +17,7 @@ from services.governance import problems
 from services.governance.accounts import LOTS, now_utc
 from services.governance.models import Account, Entry, Lot, Resident
 from services.kit.auth import Principal
-from services.kit.db import table_of, transaction
+from services.kit.db import DriverStatement, driver_statement, fetch_alone, table_of, transaction
 from services.kit.pagination import PageParams, make_page
 
 ACCOUNTS = table_of(Account)
@@ -33,25 +33,37 @@ class PointsView:
     expiring_within_30_days: int
 
 
+def _points_statement() -> DriverStatement:
+    """The resident's account with the points expiring by `soon`, as one statement (no row: no account yet)."""
+    expiring = (
+        select(func.coalesce(func.sum(LOTS.c.remaining), 0))
+        .where(
+            LOTS.c.community == bindparam("community"),
+            LOTS.c.resident_id == bindparam("resident_id"),
+            LOTS.c.remaining > 0,
+            LOTS.c.expires_at.is_not(None),
+            LOTS.c.expires_at <= bindparam("soon"),
+        )
+        .scalar_subquery()
+    )
+    accounts = table_of(Account).c
+    return driver_statement(
+        select(accounts.balance, accounts.reserved, accounts.debt, expiring.label("expiring")).where(
+            accounts.community == bindparam("community"), accounts.resident_id == bindparam("resident_id")
+        )
+    )
+
+
+_POINTS = _points_statement()
+
+
 async def points_of(session: AsyncSession, community: str, resident_id: str) -> PointsView:
-    async with transaction(session):
-        query = select_models(Account).where(col(Account.community) == community, col(Account.resident_id) == resident_id)
-        acct = (await session.exec(query)).one_or_none()
-        soon = now_utc() + timedelta(days=30)
-        expiring = (
-            await session.execute(
-                select(func.coalesce(func.sum(LOTS.c.remaining), 0)).where(
-                    LOTS.c.community == community,
-                    LOTS.c.resident_id == resident_id,
-                    LOTS.c.remaining > 0,
-                    LOTS.c.expires_at.is_not(None),
-                    LOTS.c.expires_at <= soon,
-                )
-            )
-        ).scalar_one()
-        if acct is None:
-            return PointsView(resident_id, 0, 0, 0, 0)
-        return PointsView(resident_id, acct.balance, acct.reserved, acct.debt, int(expiring))
+    soon = now_utc() + timedelta(days=30)
+    args = _POINTS.args(community=community, resident_id=resident_id, soon=soon)
+    acct = await fetch_alone(session, _POINTS.sql, *args)  # one statement: no transaction to open
+    if acct is None:
+        return PointsView(resident_id, 0, 0, 0, 0)
+    return PointsView(resident_id, acct.balance, acct.reserved, acct.debt, int(acct.expiring))
 
 
 async def statement(session: AsyncSession, community: str, resident_id: str, page: PageParams) -> tuple[list[Entry], str | None]:

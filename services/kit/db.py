@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, Result, Table
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -139,6 +143,20 @@ async def fetch_alone(session: AsyncSession, sql: str, *args: Any) -> Any:
     if session.in_transaction():
         conn = await session.connection()
         return (await conn.exec_driver_sql(sql, tuple(args))).first()
+    record = await _on_pooled_connection(session, "fetchrow", sql, args)
+    return None if record is None else SimpleNamespace(**record)
+
+
+async def fetch_all_alone(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+    """`fetch_alone` for a statement returning many rows: all of them, in order."""
+    if session.in_transaction():
+        conn = await session.connection()
+        return list((await conn.exec_driver_sql(sql, tuple(args))).all())
+    records = await _on_pooled_connection(session, "fetch", sql, args)
+    return [SimpleNamespace(**record) for record in records]
+
+
+async def _on_pooled_connection(session: AsyncSession, method: str, sql: str, args: tuple[Any, ...]) -> Any:
     bind = session.bind
     if not isinstance(bind, AsyncEngine):
         raise RuntimeError("fetch_alone needs a session bound to an AsyncEngine")
@@ -146,14 +164,38 @@ async def fetch_alone(session: AsyncSession, sql: str, *args: Any) -> Any:
     try:
         driver = pooled.driver_connection
         assert driver is not None  # an open pooled connection
-        record = await driver.fetchrow(sql, *args)
+        return await getattr(driver, method)(sql, *args)
     except Exception as error:
         raise await _as_sqlalchemy_error(bind, pooled, sql, args, error) from error
     finally:
         # Under greenlet_spawn, as SQLAlchemy's AsyncConnection returns its own: giving an overflow
         # connection back to a full pool (or dropping a broken one) closes it, an await in the driver.
         await greenlet_spawn(pooled.close)
-    return None if record is None else SimpleNamespace(**record)
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A Core statement compiled once, at import, to the driver's SQL (`$1`, `$2`, ...) for
+    `fetch_alone`: the tables stay declared on the models, and no request pays for compiling."""
+
+    sql: str
+    names: tuple[str, ...]
+    fixed: Mapping[str, Any]  # the values written into the statement (`phase == "posted"`)
+
+    def args(self, **params: Any) -> tuple[Any, ...]:
+        """The statement's parameters, by their `bindparam` names, in the driver's order."""
+        return tuple(params[name] if name in params else self.fixed[name] for name in self.names)
+
+
+def driver_statement(statement: ClauseElement) -> DriverStatement:
+    compiled = statement.compile(dialect=_DRIVER_DIALECT)
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError(f"not a SQL statement: {statement!r}")
+    fixed = {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
+    return DriverStatement(str(compiled), tuple(compiled.positiontup or ()), fixed)
+
+
+_DRIVER_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
 
 async def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args: tuple[Any, ...], error: Exception) -> Exception:

@@ -63,7 +63,9 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
-def page_params(
+# A coroutine: FastAPI runs a plain-function dependency in a worker thread, a thread hand-off
+# per request for two query parameters.
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 20,
     cursor: Annotated[str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`")] = None,
 ) -> PageParams:

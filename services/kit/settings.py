@@ -51,7 +51,10 @@ class ServiceSettings(BaseSettings):
     outbox_max_event_bytes: int = 1_000_000
     consumer_max_attempts: int = 5
     consumer_backoff_s: float = 0.2
-    db_pool_size: int = 10
+    # Connections the pool may hold; each is opened when a burst first needs it and then kept (no
+    # overflow connections, which the pool would close on return and reopen, TLS attempt and SCRAM
+    # included, on the next burst).
+    db_pool_size: int = 30
     log_level: str = "INFO"
     log_json: bool = True
 

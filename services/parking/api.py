@@ -30,12 +30,12 @@ PropertyAdmin = Annotated[Principal, require_roles("property_admin")]
 GateDevice = Annotated[Principal, require_roles("gate_device")]
 
 
-def payment_provider(request: Request) -> PaymentProvider:
+async def payment_provider(request: Request) -> PaymentProvider:
     provider: PaymentProvider = request.app.state.payments
     return provider
 
 
-def weekly_horizon_days(request: Request) -> int:
+async def weekly_horizon_days(request: Request) -> int:
     settings: Settings = request.app.state.settings
     return settings.weekly_horizon_days
 

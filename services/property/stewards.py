@@ -12,7 +12,7 @@ from services.kit.db import transaction
 from services.kit.pagination import PageParams, make_page
 from services.property import domain
 from services.property.domain import Status
-from services.property.models import OPEN_SQL, TICKETS, Ticket
+from services.property.models import OPEN_SQL, TICKETS
 from services.property.registry import steward_in
 from services.property.schemas import StewardFigures, TicketPublic
 from services.property.tickets import public
@@ -24,7 +24,7 @@ async def steward_queue(
     """Open tickets sorted by the deadline they race: mine, the community queue, or (admins) all."""
     t = TICKETS.c
     async with transaction(session):
-        query = select(Ticket).where(t.community == who.community)
+        query = select(TICKETS).where(t.community == who.community)  # Core rows: read and shaped only
         # Each scope's condition is a partial index's own predicate, so the planner may use that index.
         if scope == "mine":
             query = query.where(t.assignee_id == who.subject, text(OPEN_SQL))
@@ -35,7 +35,7 @@ async def steward_queue(
         after = page.after()
         if after:
             query = query.where(tuple_(t.due_at, t.id) > tuple_(literal(datetime.fromisoformat(after[0])), literal(after[1])))
-        rows = list(await session.scalars(query.order_by(t.due_at, t.id).limit(page.limit + 1)))
+        rows = list((await session.execute(query.order_by(t.due_at, t.id).limit(page.limit + 1))).all())
         items, cursor = make_page(rows, page.limit, lambda r: [r.due_at.isoformat(), r.id])
         return [public(r) for r in items], cursor
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.db import transaction
+from services.kit.db import DriverStatement, driver_statement, fetch_all_alone, fetch_alone, transaction
 from services.kit.pagination import PageParams, make_page
 from services.kit.problems import Forbidden
 from services.timebank import ledger
@@ -45,26 +45,22 @@ async def is_verified_relative(session: AsyncSession, community: str, a: str, b:
     ).first() is not None
 
 
-async def member_view(session: AsyncSession, community: str, member_id: str) -> Row[Any]:
-    row = (
-        await session.execute(
-            select(
-                MEMBERS,
-                ACCOUNTS.c.debits_pending,
-                ACCOUNTS.c.debits_posted,
-                ACCOUNTS.c.credits_pending,
-                ACCOUNTS.c.credits_posted,
-            )
-            .join(ACCOUNTS, ACCOUNTS.c.id == MEMBERS.c.account_id)
-            .where(MEMBERS.c.community == community, MEMBERS.c.member_id == member_id)
-        )
-    ).first()
+_MEMBER_VIEW = driver_statement(
+    select(MEMBERS, ACCOUNTS.c.debits_pending, ACCOUNTS.c.debits_posted, ACCOUNTS.c.credits_pending, ACCOUNTS.c.credits_posted)
+    .join(ACCOUNTS, ACCOUNTS.c.id == MEMBERS.c.account_id)
+    .where(MEMBERS.c.community == bindparam("community"), MEMBERS.c.member_id == bindparam("member_id"))
+)
+
+
+async def member_view(session: AsyncSession, community: str, member_id: str) -> Any:
+    """The member with its account's totals: one statement, alone or in the caller's transaction."""
+    row = await fetch_alone(session, _MEMBER_VIEW.sql, *_MEMBER_VIEW.args(community=community, member_id=member_id))
     if row is None:
         raise NotAMember(member_id=member_id)
     return row
 
 
-async def enrol(session: AsyncSession, principal: Principal, data: MemberEnrol) -> tuple[Row[Any], bool]:
+async def enrol(session: AsyncSession, principal: Principal, data: MemberEnrol) -> tuple[Any, bool]:
     """Enrol the caller (or, for a worker, anyone) as volunteer and/or elder; adds roles if enrolled."""
     member_id = data.member_id or principal.subject
     if member_id != principal.subject and not is_worker(principal):
@@ -101,7 +97,7 @@ async def enrol(session: AsyncSession, principal: Principal, data: MemberEnrol) 
         return await member_view(session, community, member_id), created
 
 
-async def verify_age(session: AsyncSession, worker: Principal, member_id: str, data: AgeVerification) -> Row[Any]:
+async def verify_age(session: AsyncSession, worker: Principal, member_id: str, data: AgeVerification) -> Any:
     async with transaction(session):
         await get_member(session, worker.community, member_id, lock=True)
         await session.execute(
@@ -154,44 +150,72 @@ async def list_relatives(session: AsyncSession, community: str, member_id: str) 
         )
 
 
+def may_see_member_by_role(principal: Principal, member_id: str) -> bool:
+    """The member themself and delegate staff see a member without a look-up."""
+    return member_id == principal.subject or principal.has(*DELEGATE_STAFF_ROLES)
+
+
 async def may_see_member(session: AsyncSession, principal: Principal, member_id: str) -> bool:
-    return (
-        member_id == principal.subject
-        or principal.has(*DELEGATE_STAFF_ROLES)
-        or await is_verified_relative(session, principal.community, principal.subject, member_id)
+    return may_see_member_by_role(principal, member_id) or await is_verified_relative(
+        session, principal.community, principal.subject, member_id
     )
 
 
-async def read_member(session: AsyncSession, principal: Principal, member_id: str) -> Row[Any]:
+async def read_member(session: AsyncSession, principal: Principal, member_id: str) -> Any:
+    if may_see_member_by_role(principal, member_id):
+        return await member_view(session, principal.community, member_id)  # one statement: no transaction to open
     async with transaction(session):
         if not await may_see_member(session, principal, member_id):
             raise NotAMember(member_id=member_id)  # 404: another resident's membership is not disclosed
         return await member_view(session, principal.community, member_id)
 
 
+def _passbook_statement() -> DriverStatement:
+    """The member's account and a page of its posted transfers, newest first, in one statement: no
+    row when there is no such member, one row without a transfer when it has none."""
+    t, account = TRANSFERS.c, MEMBERS.c.account_id
+    page = (
+        select(TRANSFERS)
+        .where(
+            t.phase == "posted", or_(t.debit_account_id == account, t.credit_account_id == account), t.seq < bindparam("before")
+        )
+        .order_by(t.seq.desc())
+        .limit(bindparam("limit"))
+        .lateral("page")
+    )
+    return driver_statement(
+        select(account.label("member_account_id"), page)
+        .select_from(MEMBERS.outerjoin(page, true()))
+        .where(MEMBERS.c.community == bindparam("community"), MEMBERS.c.member_id == bindparam("member_id"))
+    )
+
+
+_PASSBOOK = _passbook_statement()
+_NO_CURSOR = 2**63 - 1  # above every seq
+
+
 async def passbook(
     session: AsyncSession, principal: Principal, member_id: str, page: PageParams
 ) -> tuple[list[PassbookEntry], str | None]:
     """The member's posted transfers, newest first, each with the balance after it (存折)."""
-    community = principal.community
-    async with transaction(session):
-        if not await may_see_member(session, principal, member_id):
-            raise NotAMember(member_id=member_id)
-        member = await get_member(session, community, member_id)
-        account = member.account_id
-        q = (
-            select(TRANSFERS)
-            .where(
-                TRANSFERS.c.phase == "posted",
-                or_(TRANSFERS.c.debit_account_id == account, TRANSFERS.c.credit_account_id == account),
-            )
-            .order_by(TRANSFERS.c.seq.desc())
-            .limit(page.limit + 1)
-        )
-        after = page.after()
-        if after:
-            q = q.where(TRANSFERS.c.seq < int(after[0]))
-        rows = list((await session.execute(q)).all())
+    after = page.after()
+    args = _PASSBOOK.args(
+        community=principal.community,
+        member_id=member_id,
+        before=int(after[0]) if after else _NO_CURSOR,
+        limit=page.limit + 1,
+    )
+    if may_see_member_by_role(principal, member_id):
+        found = await fetch_all_alone(session, _PASSBOOK.sql, *args)  # one statement: no transaction to open
+    else:
+        async with transaction(session):
+            if not await may_see_member(session, principal, member_id):
+                raise NotAMember(member_id=member_id)
+            found = await fetch_all_alone(session, _PASSBOOK.sql, *args)
+    if not found:
+        raise NotAMember(member_id=member_id)
+    account = found[0].member_account_id
+    rows = [r for r in found if r.id is not None]
     items, cursor = make_page(rows, page.limit, lambda r: [r.seq])
     entries = []
     for r in items:

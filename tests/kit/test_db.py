@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from services.kit.db import execute_alone, fetch_alone, make_engine, make_sessionmaker, transaction
+from services.kit.db import driver_statement, execute_alone, fetch_alone, make_engine, make_sessionmaker, transaction
 from tests.support.stack import TestStack
 
 _WRITE = text("INSERT INTO notes (body) VALUES (:body) RETURNING pg_current_xact_id()::text AS xact")
@@ -129,6 +129,28 @@ async def test_fetch_alone_closes_overflow_connections_it_returns_to_a_full_pool
                 )
             ).scalar_one()
         assert open_now == 1  # only the pool's one kept connection (this one)
+    finally:
+        await engine.dispose()
+        await stack.drop_database(url)
+
+
+async def test_a_core_statement_compiled_once_runs_through_fetch_alone_with_its_parameters_by_name(stack: TestStack) -> None:
+    notes = Table("notes", MetaData(), Column("body", String, primary_key=True), Column("author", String))
+    statement = driver_statement(
+        select(notes.c.body).where(notes.c.author == bindparam("author"), notes.c.body > bindparam("after"), notes.c.body != "x")
+    )
+    assert statement.args(after="b", author="wang") == ("wang", "b", "x")  # the value written in the statement too
+    url = await stack.empty_database("kit_db_driver")
+    engine = make_engine(url, pool_size=1)
+    maker = make_sessionmaker(engine)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY, author text)"))
+            await conn.execute(text("INSERT INTO notes VALUES ('a', 'wang'), ('c', 'wang'), ('d', 'li')"))
+        async with maker() as session:
+            row = await fetch_alone(session, statement.sql, *statement.args(author="wang", after="b"))
+            assert row.body == "c"
+            assert await fetch_alone(session, statement.sql, *statement.args(author="li", after="d")) is None
     finally:
         await engine.dispose()
         await stack.drop_database(url)

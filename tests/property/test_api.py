@@ -352,6 +352,30 @@ async def test_photos_checked_by_content_and_size(world: World, svc: RunningServ
     assert r.status_code == 404
 
 
+async def test_ticket_lists_page_by_cursor_newest_first_with_each_tickets_photos(world: World) -> None:
+    wang = world.as_resident("wang")
+    photo = (await world.client.post("/photos", content=PNG, headers={**wang, "Content-Type": "image/png"})).json()
+    first = await world.submit("wang", photo_ids=[photo["id"]])
+    second = await world.submit("wang-son")
+    third = await world.submit("li")
+    staff_pages, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await world.client.get("/tickets", params=params, headers=world.as_admin())).json()
+        staff_pages.append([t["id"] for t in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert staff_pages == [[third["id"], second["id"]], [first["id"]]]
+    household = (await world.client.get("/tickets", params={"limit": 1}, headers=wang)).json()
+    assert [t["id"] for t in household["items"]] == [second["id"]]
+    rest = (await world.client.get("/tickets", params={"cursor": household["next_cursor"]}, headers=wang)).json()
+    assert [(t["id"], t["photo_ids"]) for t in rest["items"]] == [(first["id"], [photo["id"]])]
+    assert rest["next_cursor"] is None
+    by_status = (await world.client.get("/tickets", params={"status": "cancelled"}, headers=world.as_admin())).json()
+    assert by_status["items"] == []
+
+
 # --- races -------------------------------------------------------------------------------------------------------
 
 
