@@ -272,7 +272,7 @@ async def start_gateway(run: Running, servers: AsyncExitStack) -> None:
     db = await run.stack.empty_database("gateway_bench")
     servers.push_async_callback(run.stack.drop_database, db)
     await upgrade_gateway_database(db)
-    env = gateway_env(run.stack, db, {"timebank": run.servers["timebank"].url}, "httptools")
+    env = gateway_env(run.stack, db, {"timebank": run.servers["timebank"].url})
     gateway = await servers.enter_async_context(
         uvicorn_process("gateway", "gateway.app:create_app", env, run.work / "gateway.log")
     )
