@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "service"
+    # "local" is `make run` and the tests (embedded servers, demo secrets, keys made on the spot);
+    # "cluster" is any real deployment, which refuses the local defaults. PLATFORM_MODE sets it for all.
+    mode: Literal["local", "cluster"] = "local"
     database_url: str = ""
     redis_url: str | None = None
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -69,6 +72,7 @@ class ServiceSettings(BaseSettings):
             ("kafka_profile", "KAFKA_PROFILE"),
             ("jwks_url", "JWKS_URL"),
             ("kafka_namespace", "KAFKA_NAMESPACE"),
+            ("mode", "PLATFORM_MODE"),
         ):
             if not values.get(field) and os.environ.get(env):
                 values[field] = os.environ[env]
