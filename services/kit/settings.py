@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -77,6 +77,33 @@ class ServiceSettings(BaseSettings):
             if not values.get(field) and os.environ.get(env):
                 values[field] = os.environ[env]
         return values
+
+    @model_validator(mode="after")
+    def _no_local_secrets_outside_local_mode(self) -> ServiceSettings:
+        # A secret whose value is the one written in the code is public: the local stack may use it,
+        # a real deployment may not. Every secret setting is a SecretStr, so this finds them all.
+        if self.mode == "local":
+            return self
+        prefix = str(self.model_config.get("env_prefix") or "")
+        public = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and isinstance(field.default, SecretStr):
+                if (
+                    value.get_secret_value() == field.default.get_secret_value()
+                    or "not-for-production" in value.get_secret_value()
+                ):
+                    public.append(f"{prefix}{name}".upper())
+        if public:
+            raise LocalSecretOutsideLocalMode(
+                f"PLATFORM_MODE=cluster refuses the local default of {', '.join(public)}: set each to a long random "
+                "value (from a Secret), or run with PLATFORM_MODE=local on a laptop"
+            )
+        return self
+
+
+class LocalSecretOutsideLocalMode(ValueError):
+    """A secret still has the value written in the code, outside local mode."""
 
 
 def service_config(prefix: str) -> SettingsConfigDict:
