@@ -22,6 +22,17 @@ def with_database(server_url: str, database: str) -> str:
     return f"{head}://{hostpart}/{database}" + (f"?{query}" if query else "")
 
 
+KAFKA_CONNECTION_SETTINGS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+)
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclass with `model_config = service_config("TIMEBANK_")`."""
 
@@ -40,6 +51,16 @@ class ServiceSettings(BaseSettings):
     # Prepended to every topic and consumer group name: separates environments (and test runs)
     # sharing one broker. Outbox rows store the plain topic; the relay adds the namespace.
     kafka_namespace: str = ""
+    # A managed Kafka: SASL (PLAIN or SCRAM) and TLS, for every producer, consumer and admin client
+    # the kit makes (services/kit/kafka.py). Platform-wide as KAFKA_SECURITY_PROTOCOL and so on.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # The CA that signed the brokers' certificates (else the system's), and a client certificate for mTLS.
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
     jwks_url: str | None = None
     token_issuer: str = "community-gateway"
     token_audience: str = "community-platform"
@@ -73,6 +94,7 @@ class ServiceSettings(BaseSettings):
             ("jwks_url", "JWKS_URL"),
             ("kafka_namespace", "KAFKA_NAMESPACE"),
             ("mode", "PLATFORM_MODE"),
+            *((name, name.upper()) for name in KAFKA_CONNECTION_SETTINGS),
         ):
             if not values.get(field) and os.environ.get(env):
                 values[field] = os.environ[env]
