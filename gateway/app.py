@@ -32,7 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import api, openapi
 from gateway.accesslog import install_access_log
 from gateway.consumers import registry_consumer
-from gateway.identity import DenyList, GatewayVerifier, KeyRing, LogCodeSender, OneTimeCodes, Passwords
+from gateway.identity import DenyList, GatewayVerifier, LogCodeSender, OneTimeCodes, Passwords
+from gateway.keys import KeyRing, KeyRingVerifier, ensure_keys
 from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
 from gateway.protection import IdempotencyStore, RateLimits
 from gateway.proxy import REQUEST_ID_RE, Proxy
@@ -274,7 +275,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner(app):
             state = app.state
-            keys = KeyRing(settings.keys_dir)
+            if settings.mode == "local":
+                # Only the local stack makes its first key; a cluster mounts the Secret read-only.
+                ensure_keys(settings.keys_dir)
+            keys = KeyRing(settings.keys_dir, reload_every_s=settings.keys_reload_s)
+            kit_verifier: TokenVerifier
             if settings.oidc_jwks_url:
                 kit_verifier = TokenVerifier(
                     settings.oidc_jwks_url,
@@ -282,11 +287,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     audience=settings.oidc_audience or settings.token_audience,
                 )
             else:
-                kit_verifier = TokenVerifier(
-                    f"file://{(settings.keys_dir / 'jwks.json').resolve()}",
-                    issuer=settings.token_issuer,
-                    audience=settings.token_audience,
-                )
+                kit_verifier = KeyRingVerifier(keys, issuer=settings.token_issuer, audience=settings.token_audience)
             deny = DenyList(state.redis)
             state.verifier = GatewayVerifier(kit_verifier, deny, frozenset(settings.communities))
             state.identity = Identity(

@@ -49,7 +49,7 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
 
 def resident_token(name: str = "王秀英", ttl_s: int = 3600) -> str:
     """An access token for a demo resident, as the gateway would issue after a code login."""
-    from gateway.identity import KeyRing
+    from gateway.keys import KeyRing
     from gateway.settings import Settings
 
     person = resident(name)

@@ -1,9 +1,9 @@
-"""Signing keys, token checks, password hashes, one-time codes and the revocation deny-list.
+"""Token checks, password hashes, one-time codes and the revocation deny-list.
 
-Access tokens are EdDSA JWTs from `gateway.keys` (the same shape every service verifies);
-the JWKS lists every live key, and a rotation keeps the previous key live so tokens signed just
-before it still verify. Revocation is a Redis deny-list keyed by the token's SHA-256, checked on
-every request, so a logged-out token stops working at once, on every gateway replica.
+Access tokens are EdDSA JWTs signed with `gateway.keys` (the same shape every service verifies;
+`python -m gateway.identity rotate` is `python -m gateway.keys rotate`). Revocation is a Redis
+deny-list keyed by the token's SHA-256, checked on every request, so a logged-out token stops
+working at once, on every gateway replica.
 """
 
 from __future__ import annotations
@@ -16,76 +16,21 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
-from gateway.keys import SigningKey, ensure_keys, load_keys, mint_token, new_key, write_jwks
+from gateway.keys import main
 from gateway.problems import CommunityNotServed, TokenRevoked
 from services.kit.auth import Principal, TokenVerifier
 
 log = logging.getLogger("gateway.identity")
 
-LIVE_KEYS = 2
-
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-class KeyRing:
-    """The gateway's signing keys in a directory: `signing-<kid>.pem` files and `jwks.json`."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.keys: list[SigningKey] = ensure_keys(directory)
-        self._seen = self._jwks_mtime()
-
-    def _jwks_mtime(self) -> int:
-        try:
-            return (self.directory / "jwks.json").stat().st_mtime_ns
-        except FileNotFoundError:
-            return 0
-
-    def _follow_rotation(self) -> None:
-        """Pick up a rotation made by `python -m gateway.identity rotate` in another process."""
-        mtime = self._jwks_mtime()
-        if mtime != self._seen:
-            self._seen = mtime
-            self.reload()
-
-    @property
-    def signing_key(self) -> SigningKey:
-        self._follow_rotation()
-        return self.keys[0]
-
-    def jwks(self) -> dict[str, Any]:
-        self._follow_rotation()
-        return {"keys": [k.public_jwk() for k in self.keys[:LIVE_KEYS]]}
-
-    def reload(self) -> None:
-        self.keys = load_keys(self.directory) or ensure_keys(self.directory)
-
-    def rotate(self) -> SigningKey:
-        """Add a new signing key; keep the previous one live; retire any older one."""
-        key = new_key()
-        path = self.directory / f"signing-{key.kid}.pem"
-        path.write_bytes(key.pem())
-        path.chmod(0o600)
-        keys = [key] + [k for k in load_keys(self.directory) if k.kid != key.kid]
-        live, retired = keys[:LIVE_KEYS], keys[LIVE_KEYS:]
-        write_jwks(self.directory, live)
-        for old in retired:
-            (self.directory / f"signing-{old.kid}.pem").unlink(missing_ok=True)
-        self.keys = live
-        self._seen = self._jwks_mtime()
-        return key
-
-    def mint(self, *, subject: str, roles: list[str], community: str, ttl_s: int) -> str:
-        return mint_token(self.signing_key, subject=subject, roles=roles, community=community, ttl_s=ttl_s)
 
 
 class DenyList:
@@ -203,18 +148,6 @@ class OneTimeCodes:
             return False
         # Only the request that deletes the code gets in: two racing redemptions cannot both succeed.
         return bool(await self.redis.delete(key))
-
-
-def main(argv: list[str]) -> None:
-    """`python -m gateway.identity rotate`: add a signing key, keeping the previous one live."""
-    from gateway.settings import Settings
-
-    if argv[:1] != ["rotate"]:
-        print("usage: python -m gateway.identity rotate", file=sys.stderr)
-        raise SystemExit(2)
-    ring = KeyRing(Settings().keys_dir)
-    key = ring.rotate()
-    print(f"new signing key {key.kid}; live: {', '.join(k.kid for k in ring.keys)}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gateway.identity import CodeSender, DenyList, KeyRing, OneTimeCodes, Passwords, token_digest
+from gateway.identity import CodeSender, DenyList, OneTimeCodes, Passwords, token_digest
+from gateway.keys import KeyRing
 from gateway.models import ApiClient, RefreshToken, Resident, StaffMember
 from gateway.problems import InvalidGrant, NotRegistered
 from gateway.schemas import (

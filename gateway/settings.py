@@ -39,7 +39,10 @@ class Settings(ServiceSettings):
     openapi_cache_s: float = 30.0
 
     # --- identity ---------------------------------------------------------------------------------
+    # The key set every replica shares (gateway/keys.py): a read-only Secret mount in a cluster.
     keys_dir: Path = Path(".local/keys")
+    # How often each replica looks at keys_dir again, so a rotation reaches it within seconds.
+    keys_reload_s: float = 2.0
     # Communities this gateway serves; a token for any other is refused (empty: any community).
     communities: list[str] = Field(default_factory=lambda: ["lishui-baiyun"])
     access_ttl_s: int = 900

@@ -3,13 +3,16 @@
     python -m services.kit.operator outbox-status <service>
     python -m services.kit.operator republish <service> --since 2026-11-01T00:00:00+08:00
     python -m services.kit.operator replay-dead-letters <service> <consumer-group>
+    python -m services.kit.operator topics [--check]
 
 `outbox-status` shows what waits to be sent, what is set aside (events the broker can never
 accept), each partition's last acknowledged offset and the broker losses the relay found and
 repaired by itself. `republish` marks every outbox event since a time unsent, so the running relay
 sends it again (consumers dedupe by event id): the relay re-sends what a broker lost on its own,
 so this is for a broker that lost data the relay could not see (another writer, a pruned row). `replay-dead-letters`
-sends a group's dead letters back to the group once the cause is fixed.
+sends a group's dead letters back to the group once the cause is fixed. `topics` creates the
+Kafka topics of `deploy/kafka/topics.toml` that are missing (run it before the first release and
+after adding a topic); `topics --check` only reports how the cluster differs, and fails if it does.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import importlib
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,9 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import make_engine
 from services.kit.inbox import replay_dead_letters
+from services.kit.kafka import make_admin
 from services.kit.outbox import republish_since
 from services.kit.settings import ServiceSettings
 from services.kit.tables import outbox, outbox_partitions
+from services.kit.topics import DECLARED, create_missing_topics, declared_topics, topic_differences
 
 
 def load_settings(service: str) -> ServiceSettings:
@@ -92,6 +98,18 @@ async def republish(service: str, since: datetime) -> int:
         await engine.dispose()
 
 
+async def topics(settings: ServiceSettings, *, check: bool, declaration: Path = DECLARED) -> tuple[list[str], list[str]]:
+    """(topics created, differences left): `check` creates nothing."""
+    specs = declared_topics(settings, declaration)
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        created = [] if check else await create_missing_topics(admin, specs)
+        return created, await topic_differences(admin, specs)
+    finally:
+        await admin.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.kit.operator")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     dlq_p = sub.add_parser("replay-dead-letters", help="send a consumer group's dead letters back to it")
     dlq_p.add_argument("service")
     dlq_p.add_argument("group")
+    topics_p = sub.add_parser("topics", help="create the declared Kafka topics that are missing, or --check them")
+    topics_p.add_argument("--check", action="store_true", help="create nothing; fail if the cluster differs")
+    topics_p.add_argument("--file", type=Path, default=DECLARED, help="the topic declaration (deploy/kafka/topics.toml)")
     args = parser.parse_args(argv)
     if args.command == "outbox-status":
         for key, value in asyncio.run(outbox_status(args.service)).items():
@@ -110,6 +131,15 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "republish":
         count = asyncio.run(republish(args.service, args.since))
         print(f"{count} events marked for re-publishing; the relay sends them shortly")
+    elif args.command == "topics":
+        created, differences = asyncio.run(topics(ServiceSettings(), check=args.check, declaration=args.file))
+        for name in created:
+            print(f"created {name}")
+        for line in differences:
+            print(f"differs: {line}")
+        print(f"{len(created)} created, {len(differences)} differences")
+        if differences:
+            raise SystemExit(1)
     else:
         count = asyncio.run(replay_dead_letters(load_settings(args.service), args.group))
         print(f"{count} dead letters sent back to {args.group}")

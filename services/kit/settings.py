@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,12 +22,26 @@ def with_database(server_url: str, database: str) -> str:
     return f"{head}://{hostpart}/{database}" + (f"?{query}" if query else "")
 
 
+KAFKA_CONNECTION_SETTINGS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+)
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclass with `model_config = service_config("TIMEBANK_")`."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
     service_name: str = "service"
+    # "local" is `make run` and the tests (embedded servers, demo secrets, keys made on the spot);
+    # "cluster" is any real deployment, which refuses the local defaults. PLATFORM_MODE sets it for all.
+    mode: Literal["local", "cluster"] = "local"
     database_url: str = ""
     redis_url: str | None = None
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
@@ -37,6 +51,16 @@ class ServiceSettings(BaseSettings):
     # Prepended to every topic and consumer group name: separates environments (and test runs)
     # sharing one broker. Outbox rows store the plain topic; the relay adds the namespace.
     kafka_namespace: str = ""
+    # A managed Kafka: SASL (PLAIN or SCRAM) and TLS, for every producer, consumer and admin client
+    # the kit makes (services/kit/kafka.py). Platform-wide as KAFKA_SECURITY_PROTOCOL and so on.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # The CA that signed the brokers' certificates (else the system's), and a client certificate for mTLS.
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
     jwks_url: str | None = None
     token_issuer: str = "community-gateway"
     token_audience: str = "community-platform"
@@ -72,10 +96,39 @@ class ServiceSettings(BaseSettings):
             ("kafka_profile", "KAFKA_PROFILE"),
             ("jwks_url", "JWKS_URL"),
             ("kafka_namespace", "KAFKA_NAMESPACE"),
+            ("mode", "PLATFORM_MODE"),
+            *((name, name.upper()) for name in KAFKA_CONNECTION_SETTINGS),
         ):
             if not values.get(field) and os.environ.get(env):
                 values[field] = os.environ[env]
         return values
+
+    @model_validator(mode="after")
+    def _no_local_secrets_outside_local_mode(self) -> ServiceSettings:
+        # A secret whose value is the one written in the code is public: the local stack may use it,
+        # a real deployment may not. Every secret setting is a SecretStr, so this finds them all.
+        if self.mode == "local":
+            return self
+        prefix = str(self.model_config.get("env_prefix") or "")
+        public = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and isinstance(field.default, SecretStr):
+                if (
+                    value.get_secret_value() == field.default.get_secret_value()
+                    or "not-for-production" in value.get_secret_value()
+                ):
+                    public.append(f"{prefix}{name}".upper())
+        if public:
+            raise LocalSecretOutsideLocalMode(
+                f"PLATFORM_MODE=cluster refuses the local default of {', '.join(public)}: set each to a long random "
+                "value (from a Secret), or run with PLATFORM_MODE=local on a laptop"
+            )
+        return self
+
+
+class LocalSecretOutsideLocalMode(ValueError):
+    """A secret still has the value written in the code, outside local mode."""
 
 
 def service_config(prefix: str) -> SettingsConfigDict:

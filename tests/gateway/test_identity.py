@@ -10,8 +10,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.identity import KeyRing
-from gateway.keys import ensure_keys, mint_token, new_key
+from gateway.keys import KeyRing, ensure_keys, mint_token, new_key
 from tests.gateway.conftest import (
     COMMUNITY,
     bearer,
@@ -21,6 +20,7 @@ from tests.gateway.conftest import (
     resident_login,
     running_gateway,
     sender,
+    wait_until,
 )
 from tests.support.harness import RunningService
 from tests.support.stack import TestStack
@@ -225,7 +225,11 @@ async def test_jwks_keeps_two_keys_live_across_a_rotation(stack: TestStack, gate
         # A rotation by the CLI (another process) is followed without a restart.
         KeyRing(keys_dir).rotate()
         fourth = KeyRing(keys_dir).keys[0]
-        assert ring.signing_key.kid == fourth.kid
+
+        async def followed() -> bool:
+            return ring.signing_key.kid == fourth.kid
+
+        await wait_until(followed, timeout=10)
         r = await gw.client.get("/.well-known/jwks.json")
         assert [k["kid"] for k in r.json()["keys"]] == [fourth.kid, third.kid]
         # A retired key signs nothing that verifies (tokens verified before stay cached until they expire).
