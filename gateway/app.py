@@ -34,6 +34,7 @@ from gateway.accesslog import install_access_log
 from gateway.consumers import registry_consumer
 from gateway.identity import DenyList, GatewayVerifier, KeyRing, LogCodeSender, OneTimeCodes, Passwords
 from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
+from gateway.pages import install_pages
 from gateway.protection import IdempotencyStore, RateLimits
 from gateway.proxy import REQUEST_ID_RE, Proxy
 from gateway.service import Identity
@@ -268,6 +269,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.insert(0, app.router.routes.pop())
     # No slash redirects: Starlette's would build an absolute Location from the caller's Host header.
     app.router.redirect_slashes = False
+    # The documentation pages and the staff console, from the repository's own assets.
+    install_pages(app)
     inner = app.router.lifespan_context
 
     @asynccontextmanager
