@@ -27,13 +27,15 @@ def references(html: str) -> list[str]:
     return parser.found
 
 
-@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/console/"])
 async def test_a_page_names_only_the_gateways_own_assets_and_each_one_is_served(gateway: RunningService, page: str) -> None:
     r = await gateway.client.get(page)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     found = references(r.text)
     assert found, "a page with no script or stylesheet tells nothing"
     assert [ref for ref in found if re.match(r"^([a-z]+:)?//", ref)] == []
+    # And the browser is told to refuse any other host, whatever a library's script asks for.
+    assert r.headers["content-security-policy"].startswith("default-src 'self';")
     for ref in found:
         asset = await gateway.client.get(ref if ref.startswith("/") else page.rstrip("/") + "/" + ref)
         assert asset.status_code == 200, ref
