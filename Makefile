@@ -25,21 +25,21 @@ $(STAMP): requirements.lock pyproject.toml
 	@$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 
-# Spectral comes from the npm registry; install scripts are not needed (and only report usage).
+# Spectral, and Swagger UI and ReDoc that the gateway serves, come from the npm registry; install scripts are not needed (and only report usage).
 $(NODE_STAMP): package.json package-lock.json
-	@command -v npm >/dev/null || { echo "make: npm not found; Node.js and npm are needed for make check"; exit 1; }
+	@command -v npm >/dev/null || { echo "make: npm not found; Node.js and npm are needed (the gateway's pages, make check)"; exit 1; }
 	@npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) $(NODE_STAMP)
 	@$(PY) -m deploy.local.stack run
 
 stop:
 	@test -x $(PY) && $(PY) -m deploy.local.stack stop || echo "nothing to stop"
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

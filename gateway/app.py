@@ -35,6 +35,7 @@ from gateway.consumers import registry_consumer
 from gateway.identity import DenyList, GatewayVerifier, LogCodeSender, OneTimeCodes, Passwords
 from gateway.keys import KeyRing, KeyRingVerifier, ensure_keys
 from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
+from gateway.pages import install_pages
 from gateway.protection import IdempotencyStore, RateLimits
 from gateway.proxy import REQUEST_ID_RE, Proxy
 from gateway.service import Identity
@@ -269,6 +270,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.insert(0, app.router.routes.pop())
     # No slash redirects: Starlette's would build an absolute Location from the caller's Host header.
     app.router.redirect_slashes = False
+    # The documentation pages and the staff console, from the repository's own assets.
+    install_pages(app)
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -305,7 +305,8 @@ class Stack:
         print("=" * 78)
         print(f"  {demo.COMMUNITY_NAME} is up.")
         if gateway_exists():
-            print(f"  Gateway      http://127.0.0.1:{self.gateway_port}   (OpenAPI: /docs, /openapi.json)")
+            print(f"  Gateway      http://127.0.0.1:{self.gateway_port}   (OpenAPI: /docs, /redoc, /openapi.json)")
+            print(f"  Console      http://127.0.0.1:{self.gateway_port}/console/   (steward.wu / demo-steward-1)")
         for proc in self.procs:
             if proc.name != "gateway":
                 print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/docs, /readyz, /metrics)")

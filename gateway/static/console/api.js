@@ -1,0 +1,110 @@
+// The console's one door to the platform: the public API through the gateway, like any other client.
+// Tokens live in memory only (a reload logs out); the access token is refreshed before it expires.
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+let session = null; // {access, refresh, roles, subject, community, timer}
+let onExpired = () => {};
+
+export function whenExpired(callback) {
+  onExpired = callback;
+}
+
+export function current() {
+  return session;
+}
+
+async function post(path, body, headers = {}) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Accept-Language": acceptLanguage(), ...headers },
+    body: JSON.stringify(body ?? {}),
+  });
+  return answer(response);
+}
+
+function acceptLanguage() {
+  return document.documentElement.lang === "en" ? "en" : "zh-CN";
+}
+
+async function answer(response) {
+  const text = await response.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new ApiError(response.status, body || {});
+  return body;
+}
+
+function keep(tokens) {
+  if (session?.timer) clearTimeout(session.timer);
+  session = {
+    access: tokens.access_token,
+    refresh: tokens.refresh_token ?? null,
+    roles: tokens.roles,
+    subject: tokens.subject,
+    community: tokens.community,
+    timer: null,
+  };
+  if (session.refresh) {
+    // A minute before expiry (or halfway, for short-lived tokens).
+    const lead = Math.max(tokens.expires_in - 60, tokens.expires_in / 2);
+    session.timer = setTimeout(() => refresh().catch(() => expire()), lead * 1000);
+  }
+  return session;
+}
+
+function expire() {
+  if (session?.timer) clearTimeout(session.timer);
+  session = null;
+  onExpired();
+}
+
+export async function refresh() {
+  if (!session?.refresh) throw new ApiError(401, {});
+  return keep(await post("/auth/token", { grant_type: "refresh_token", refresh_token: session.refresh }));
+}
+
+export async function loginWithPassword(community, username, password) {
+  return keep(await post("/auth/token", { grant_type: "password", community, username, password }));
+}
+
+export async function sendCode(community, phone) {
+  await post("/auth/otp", { community, phone });
+}
+
+export async function loginWithCode(community, phone, code) {
+  return keep(await post("/auth/token", { grant_type: "otp", community, phone, code }));
+}
+
+export async function logout() {
+  if (!session) return;
+  const { access, refresh: refreshToken } = session;
+  expire();
+  await post("/auth/logout", { refresh_token: refreshToken }, { Authorization: `Bearer ${access}` }).catch(() => {});
+}
+
+// A call to a service (`/api/<service>/...`); one retry after a refresh when the token is refused.
+export async function api(method, path, body, retried = false) {
+  if (!session) throw new ApiError(401, {});
+  const headers = { Authorization: `Bearer ${session.access}`, "Accept-Language": acceptLanguage() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(`/api/${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 401 && !retried && session.refresh) {
+    await refresh();
+    return api(method, path, body, true);
+  }
+  if (response.status === 401) expire();
+  return answer(response);
+}
+
+// The bytes of a photo behind the bearer token, as an object URL an <img> can show.
+export async function blobUrl(path) {
+  const response = await fetch(`/api/${path}`, { headers: { Authorization: `Bearer ${session.access}` } });
+  if (!response.ok) throw new ApiError(response.status, {});
+  return URL.createObjectURL(await response.blob());
+}
