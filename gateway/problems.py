@@ -101,6 +101,15 @@ class HeadTimedOut(Problem):
     title_en = "The request head did not arrive in time"
 
 
+class BodyTimedOut(Problem):
+    """A request body that stopped arriving: the caller's slowness, never counted against a service."""
+
+    slug = "gateway/body-timeout"
+    status = 408
+    title_zh = "请求体超时"
+    title_en = "The request body did not arrive in time"
+
+
 class TooManyRequests(Problem):
     slug = "gateway/rate-limited"
     status = 429

@@ -24,9 +24,10 @@ from starlette.responses import Response, StreamingResponse
 from gateway.breaker import CircuitBreaker
 from gateway.headers import NOT_FORWARDED, NOT_FORWARDED_BUFFERED, answer_headers
 from gateway.identity import GatewayVerifier
-from gateway.limits import body_too_large
+from gateway.limits import BODY_READ_TIMEOUT_S, body_too_large
 from gateway.problems import (
     BadUpstreamAnswer,
+    BodyTimedOut,
     UnknownService,
     UpstreamTimedOut,
     UpstreamUnavailable,
@@ -69,22 +70,55 @@ class BodyStream:
 
     The upstream client reports the abort as a broken connection; `overflowed` tells the two apart,
     so an oversized body is a 413 for the caller and not a failure counted against the upstream.
+    While the next piece is awaited from the caller, the upstream's clock (`upstream_clock`) is
+    stopped and the caller's own (`read_timeout_s`) runs: a body that stops arriving is the caller's
+    408, never an upstream timeout that would count against the service's circuit breaker.
     """
 
-    def __init__(self, request: Request, limit: int):
+    def __init__(self, request: Request, limit: int, read_timeout_s: float = BODY_READ_TIMEOUT_S):
         self.request = request
         self.limit = limit
+        self.read_timeout_s = read_timeout_s
         self.overflowed = False
+        self.upstream_clock: asyncio.Timeout | None = None
+        self.upstream_timeout_s = 0.0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         size = 0
-        async for chunk in self.request.stream():
+        pieces = self.request.stream()
+        while True:
+            self.stop_upstream_clock()
+            try:
+                chunk = await read_piece(pieces, self.read_timeout_s)
+            except StopAsyncIteration:
+                break
+            finally:
+                self.restart_upstream_clock()
             size += len(chunk)
             if size > self.limit:
                 self.overflowed = True
                 raise body_too_large(self.limit)
             if chunk:
                 yield chunk
+
+    def stop_upstream_clock(self) -> None:
+        if self.upstream_clock is not None:
+            self.upstream_clock.reschedule(None)
+
+    def restart_upstream_clock(self) -> None:
+        if self.upstream_clock is not None:
+            self.upstream_clock.reschedule(asyncio.get_running_loop().time() + self.upstream_timeout_s)
+
+
+async def read_piece(pieces: AsyncIterator[bytes], timeout_s: float) -> bytes:
+    """The caller's next piece of body, or `BodyTimedOut` when none comes within `timeout_s`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await anext(pieces)
+    except TimeoutError:
+        raise BodyTimedOut(
+            (f"请求体 {timeout_s} 秒内没有新的数据", f"No part of the request body arrived within {timeout_s} s")
+        ) from None
 
 
 def bearer_token(request: Request) -> str:
@@ -210,7 +244,12 @@ class Proxy:
     async def _read_body(self, request: Request) -> bytes:
         chunks = []
         size = 0
-        async for chunk in request.stream():
+        pieces = request.stream()
+        while True:
+            try:
+                chunk = await read_piece(pieces, self.settings.body_read_timeout_s)
+            except StopAsyncIteration:
+                break
             size += len(chunk)
             if size > self.settings.max_body_bytes:
                 raise body_too_large(self.settings.max_body_bytes)
@@ -218,7 +257,7 @@ class Proxy:
         return b"".join(chunks)
 
     def _stream_body(self, request: Request) -> BodyStream:
-        return BodyStream(request, self.settings.max_body_bytes)
+        return BodyStream(request, self.settings.max_body_bytes, self.settings.body_read_timeout_s)
 
     def _forward_headers(self, request: Request, *, streaming: bool, prefix: str = "") -> list[tuple[str, str]]:
         # One pass over the raw header list (lower-case bytes names, as the server hands them over),
@@ -271,7 +310,9 @@ class Proxy:
             upstream.breaker.before()
             start = time.perf_counter()
             try:
-                async with asyncio.timeout(timeout_s):
+                async with asyncio.timeout(timeout_s) as clock:
+                    if isinstance(body, BodyStream):
+                        body.upstream_clock, body.upstream_timeout_s = clock, timeout_s
                     response = await self.engine.send(method, url, headers, body, timeout_s)
             except (TimeoutError, UpstreamConnectionError) as exc:
                 if isinstance(body, BodyStream) and body.overflowed:

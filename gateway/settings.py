@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from gateway.limits import BODY_READ_TIMEOUT_S
 from services.kit.settings import ServiceSettings, service_config
 
 SERVICES = ("timebank", "parking", "property", "governance", "citysync")
@@ -31,6 +32,9 @@ class Settings(ServiceSettings):
     # Per-route timeouts: the longest matching prefix of "<service>/<path>" wins.
     route_timeouts_s: dict[str, float] = Field(default_factory=dict)
     # Extra attempts after a connection failure or timeout, for GET/HEAD/OPTIONS/PUT/DELETE only.
+    # The longest wait for the next piece of a request body: past it the caller is answered 408.
+    # The upstream's timeout runs only while the gateway waits on the upstream, never on the caller.
+    body_read_timeout_s: float = BODY_READ_TIMEOUT_S
     idempotent_retries: int = 2
     retry_backoff_s: float = 0.05
     breaker_failure_threshold: int = 5
