@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import api, openapi
 from gateway.accesslog import install_access_log
+from gateway.clients import RealClient
 from gateway.consumers import registry_consumer
 from gateway.identity import DenyList, GatewayVerifier, KeyRing, LogCodeSender, OneTimeCodes, Passwords
 from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
@@ -368,4 +369,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, **cors)
     proxied = CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors)
     app.add_middleware(ProxyFastPath, proxied=proxied)
+    app.add_middleware(RealClient, trusted_proxies=settings.trusted_proxies)
     return app

@@ -64,6 +64,9 @@ class Settings(ServiceSettings):
     max_body_bytes: int = 1024 * 1024
     idempotency_ttl_s: int = 24 * 3600
     idempotency_lock_s: int = 60
+    # Networks of the proxies in front of the gateway (CIDRs, e.g. the ingress's pods): only from
+    # these is X-Forwarded-For believed (gateway/clients.py). Empty: the peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"])
 
     @model_validator(mode="after")

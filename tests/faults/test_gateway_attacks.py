@@ -7,14 +7,18 @@ now holds against it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from gateway.limits import LimitedHttpToolsProtocol
+import uvicorn
+
+from deploy.local.servers import free_port
+from gateway.serve import SERVER_OPTIONS
 from tests.gateway.conftest import COMMUNITY, gateway_template, running_gateway, upstream
 from tests.gateway.conftest import Upstream as UpstreamFixture
-from tests.gateway.upstream import serve
 from tests.support.harness import RunningService
 from tests.support.stack import TestStack
 
@@ -27,15 +31,45 @@ def resident(stack: TestStack) -> str:
 
 @asynccontextmanager
 async def served(gw: RunningService) -> AsyncIterator[tuple[str, int]]:
-    """The gateway on a real loopback port, on its own HTTP protocol."""
-    async with serve(gw.app, lifespan=False, http=LimitedHttpToolsProtocol) as url:
-        host, port = url.removeprefix("http://").split(":")
-        yield host, int(port)
+    """The gateway on a real loopback port, served as `python -m gateway.serve` serves it."""
+    port = free_port()
+    config = uvicorn.Config(gw.app, host="127.0.0.1", port=port, lifespan="off", log_config=None, **SERVER_OPTIONS)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield "127.0.0.1", port
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def answer_status(reader: asyncio.StreamReader) -> int:
     line = await asyncio.wait_for(reader.readline(), 30)
     return int(line.split(b" ", 2)[1])
+
+
+async def exchange(address: tuple[str, int], head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """One request on its own connection (closed after): the answer's status and body."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(head + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    head_part, _, rest = answer.partition(b"\r\n\r\n")
+    return int(head_part.split(b" ", 2)[1]), rest
+
+
+def post_json(path: str, payload: dict[str, object], extra: bytes = b"") -> tuple[bytes, bytes]:
+    body = json.dumps(payload).encode()
+    head = b"POST %b HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%bconnection: close\r\n\r\n"
+    return head % (path.encode(), len(body), extra), body
 
 
 async def stalled_body(address: tuple[str, int], token: str) -> int:
@@ -89,3 +123,36 @@ async def test_a_residents_slow_bodies_never_open_a_breaker_while_the_service_an
             breaker = gw.state.proxy.upstreams["timebank"].breaker
             assert (breaker.state, breaker.failures) == ("closed", 0)
             assert await get_notes(address, other) == 200
+
+
+async def test_spoofed_forwarded_for_from_an_untrusted_peer_changes_no_limit(stack: TestStack, gateway_template: str) -> None:
+    async with running_gateway(stack, gateway_template, rate_limit_login="20/day") as gw, served(gw) as address:
+        statuses = []
+        for attempt in range(24):
+            head, body = post_json(
+                "/auth/token",
+                {"grant_type": "password", "community": COMMUNITY, "username": f"nobody-{attempt}", "password": "guess"},
+                b"x-forwarded-for: 198.51.100.%d\r\nforwarded: for=198.51.100.%d\r\n" % (attempt, attempt),
+            )
+            statuses.append((await exchange(address, head, body))[0])
+        assert statuses == [401] * 20 + [429] * 4
+
+
+async def test_forwarding_headers_reach_a_service_only_as_the_gateway_writes_them(
+    stack: TestStack, gateway_template: str, upstream: UpstreamFixture
+) -> None:
+    spoofed = (
+        b"x-forwarded-for: 198.51.100.7, 203.0.113.9\r\nx-forwarded-proto: https\r\n"
+        b"x-forwarded-host: evil.example\r\nforwarded: for=198.51.100.7;proto=https\r\n"
+    )
+    head = b"GET /api/timebank/echo HTTP/1.1\r\nhost: gw.example\r\nauthorization: %b\r\n%bconnection: close\r\n\r\n"
+    for trusted, client, proto in (([], "127.0.0.1", "http"), (["127.0.0.0/8"], "203.0.113.9", "https")):
+        async with (
+            running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}, trusted_proxies=trusted) as gw,
+            served(gw) as address,
+        ):
+            status, body = await exchange(address, head % (resident(stack).encode(), spoofed))
+            assert status == 200, body
+            seen = json.loads(body)["headers"]
+            assert (seen["x-forwarded-for"], seen["x-forwarded-proto"], seen["x-forwarded-host"]) == (client, proto, "gw.example")
+            assert "forwarded" not in seen
