@@ -39,6 +39,7 @@ from gateway.protection import IdempotencyStore, RateLimits
 from gateway.proxy import REQUEST_ID_RE, Proxy
 from gateway.service import Identity
 from gateway.settings import Settings
+from gateway.throttle import LoginThrottle
 from gateway.upstream_client import HttptoolsEngine
 from services.kit.app import ServiceParts, create_service_app
 from services.kit.auth import TokenVerifier
@@ -304,6 +305,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 per_user=settings.rate_limit_user,
                 per_ip=settings.rate_limit_ip,
                 login=settings.rate_limit_login,
+                code_sends_per_phone=settings.otp_sends_per_phone,
+                code_sends_per_ip=settings.otp_sends_per_ip,
+            )
+            state.login_throttle = LoginThrottle(
+                state.redis,
+                free_failures=settings.login_free_failures,
+                max_delay_s=settings.login_max_delay_s,
+                forget_after_s=settings.login_failures_kept_s,
             )
             # Readiness checks and OpenAPI documents go over httpx; the proxy path has its own client.
             client = httpx.AsyncClient(trust_env=False)

@@ -118,13 +118,25 @@ class RateLimits:
 
     KEY_PREFIX = "gw:rl"
 
-    def __init__(self, redis_url: str, redis: Redis, *, per_user: str, per_ip: str, login: str):
+    def __init__(
+        self,
+        redis_url: str,
+        redis: Redis,
+        *,
+        per_user: str,
+        per_ip: str,
+        login: str,
+        code_sends_per_phone: str,
+        code_sends_per_ip: str,
+    ):
         self.redis = redis
         self.storage = RedisStorage("async+" + redis_url, implementation="redispy", key_prefix=self.KEY_PREFIX)
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.per_user = parse(per_user)
         self.per_ip = parse(per_ip)
         self.login = parse(login)
+        self.code_sends_per_phone = parse(code_sends_per_phone)
+        self.code_sends_per_ip = parse(code_sends_per_ip)
         self.admissions = AdmissionBatcher(redis, user_expiry=self.per_user.get_expiry(), ip_expiry=self.per_ip.get_expiry())
 
     @staticmethod
@@ -153,10 +165,18 @@ class RateLimits:
             if count > item.amount:
                 raise self._refused(item, int(await self.redis.ttl(key)))
 
-    async def check_login(self, *, ip: str, account: str) -> None:
-        """Logins are limited per IP and per account (a phone's or username's hash), against guessing."""
+    async def check_login(self, *, ip: str) -> None:
+        """Login attempts are limited per client address, whatever account they try.
+
+        Nothing here counts per account: a guesser's failures slow down the guesser only
+        (`gateway.throttle.LoginThrottle`), so the account's owner can still log in.
+        """
         await self._hit(self.login, "login-ip", ip)
-        await self._hit(self.login, "login-account", account)
+
+    async def check_code_send(self, *, ip: str, phone: str) -> None:
+        """One-time codes sent per phone (its hash) and per client address are capped per day: each is an SMS."""
+        await self._hit(self.code_sends_per_ip, "code-sends-ip", ip)
+        await self._hit(self.code_sends_per_phone, "code-sends-phone", phone)
 
 
 @dataclass(frozen=True)

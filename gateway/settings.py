@@ -60,7 +60,16 @@ class Settings(ServiceSettings):
     # --- protection -------------------------------------------------------------------------------
     rate_limit_user: str = "600/minute"
     rate_limit_ip: str = "1200/minute"
+    # Login attempts per client address, whatever the account.
     rate_limit_login: str = "20/minute"
+    # Per account and client address together: wrong guesses before the waits start, the longest
+    # wait (doubling from 1 s), and how long a pair's failures are remembered (gateway/throttle.py).
+    login_free_failures: int = 10
+    login_max_delay_s: float = 900.0
+    login_failures_kept_s: int = 24 * 3600
+    # One-time codes sent (each an SMS) per phone number and per client address, per day.
+    otp_sends_per_phone: str = "10/day"
+    otp_sends_per_ip: str = "200/day"
     max_body_bytes: int = 1024 * 1024
     idempotency_ttl_s: int = 24 * 3600
     idempotency_lock_s: int = 60

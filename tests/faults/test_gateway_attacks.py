@@ -17,7 +17,14 @@ import uvicorn
 
 from deploy.local.servers import free_port
 from gateway.serve import SERVER_OPTIONS
-from tests.gateway.conftest import COMMUNITY, gateway_template, running_gateway, upstream
+from tests.gateway.conftest import (
+    COMMUNITY,
+    gateway_template,
+    random_phone,
+    register_staff,
+    running_gateway,
+    upstream,
+)
 from tests.gateway.conftest import Upstream as UpstreamFixture
 from tests.support.harness import RunningService
 from tests.support.stack import TestStack
@@ -156,3 +163,51 @@ async def test_forwarding_headers_reach_a_service_only_as_the_gateway_writes_the
             seen = json.loads(body)["headers"]
             assert (seen["x-forwarded-for"], seen["x-forwarded-proto"], seen["x-forwarded-host"]) == (client, proto, "gw.example")
             assert "forwarded" not in seen
+
+
+async def test_the_right_password_works_after_another_clients_100_wrong_ones(stack: TestStack, gateway_template: str) -> None:
+    async with (
+        running_gateway(
+            stack, gateway_template, rate_limit_login="20/minute", login_free_failures=5, trusted_proxies=["127.0.0.0/8"]
+        ) as gw,
+        served(gw) as address,
+    ):
+        username = f"steward-{uuid.uuid4().hex[:8]}"
+        staff_id = await register_staff(gw, username, ["steward"])
+        admin = stack.auth("an-admin", "property_admin", community=COMMUNITY)
+        r = await gw.client.put(f"/auth/staff/{staff_id}/password", json={"password": "correct horse battery"}, headers=admin)
+        assert r.status_code == 204, r.text
+        grant = {"grant_type": "password", "community": COMMUNITY, "username": username}
+
+        attacker = []
+        for _ in range(100):
+            head, body = post_json("/auth/token", {**grant, "password": "wrong horse"}, b"x-forwarded-for: 198.51.100.66\r\n")
+            attacker.append(await exchange(address, head, body))
+        statuses = [status for status, _ in attacker]
+        # A few guesses, then ever longer waits (and the per-address window) for that client.
+        assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}, statuses
+
+        head, body = post_json("/auth/token", {**grant, "password": "correct horse battery"}, b"x-forwarded-for: 203.0.113.7\r\n")
+        status, answer = await exchange(address, head, body)
+        assert status == 200, answer
+        assert json.loads(answer)["subject"] == staff_id
+
+
+async def send_code(address: tuple[str, int], phone: str, client: str) -> int:
+    head, body = post_json("/auth/otp", {"community": COMMUNITY, "phone": phone}, b"x-forwarded-for: %b\r\n" % client.encode())
+    return (await exchange(address, head, body))[0]
+
+
+async def test_one_time_code_sends_are_capped_per_day_per_phone_and_per_client(stack: TestStack, gateway_template: str) -> None:
+    async with (
+        running_gateway(
+            stack, gateway_template, otp_sends_per_phone="3/day", otp_sends_per_ip="5/day", trusted_proxies=["127.0.0.0/8"]
+        ) as gw,
+        served(gw) as address,
+    ):
+        phone, other_phone, third_phone = random_phone(), random_phone(), random_phone()
+        assert [await send_code(address, phone, "198.51.100.1") for _ in range(4)] == [202, 202, 202, 429]
+        assert await send_code(address, phone, "198.51.100.2") == 429  # the phone's cap holds from anywhere
+        assert await send_code(address, other_phone, "198.51.100.1") == 202
+        assert await send_code(address, third_phone, "198.51.100.1") == 429  # the client's cap: its sixth send today
+        assert await send_code(address, third_phone, "198.51.100.3") == 202
