@@ -44,6 +44,15 @@ class UnknownService(Problem):
     title_en = "No such service"
 
 
+class NotRouted(Problem):
+    """A service's own operational or documentation route, served on its port, never through the door."""
+
+    slug = "gateway/not-routed"
+    status = 404
+    title_zh = "该路径不经网关开放"
+    title_en = "This path is not served through the gateway"
+
+
 class UpstreamUnavailable(Problem):
     slug = "gateway/upstream-unavailable"
     status = 503

@@ -21,19 +21,20 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.bodies import BodyStream, read_piece
 from gateway.breaker import CircuitBreaker
 from gateway.headers import NOT_FORWARDED, NOT_FORWARDED_BUFFERED, answer_headers
 from gateway.identity import GatewayVerifier
-from gateway.limits import BODY_READ_TIMEOUT_S, body_too_large
+from gateway.limits import body_too_large
 from gateway.problems import (
     BadUpstreamAnswer,
-    BodyTimedOut,
+    NotRouted,
     UnknownService,
     UpstreamTimedOut,
     UpstreamUnavailable,
 )
 from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
-from gateway.routes import RouteTable
+from gateway.routes import RouteTable, service_own_route
 from gateway.settings import Settings
 from gateway.upstream import (
     InvalidUpstreamURL,
@@ -63,62 +64,6 @@ class Upstream:
     name: str
     base_url: str
     breaker: CircuitBreaker
-
-
-class BodyStream:
-    """A request body passed on as it arrives, refused once it grows past the limit.
-
-    The upstream client reports the abort as a broken connection; `overflowed` tells the two apart,
-    so an oversized body is a 413 for the caller and not a failure counted against the upstream.
-    While the next piece is awaited from the caller, the upstream's clock (`upstream_clock`) is
-    stopped and the caller's own (`read_timeout_s`) runs: a body that stops arriving is the caller's
-    408, never an upstream timeout that would count against the service's circuit breaker.
-    """
-
-    def __init__(self, request: Request, limit: int, read_timeout_s: float = BODY_READ_TIMEOUT_S):
-        self.request = request
-        self.limit = limit
-        self.read_timeout_s = read_timeout_s
-        self.overflowed = False
-        self.upstream_clock: asyncio.Timeout | None = None
-        self.upstream_timeout_s = 0.0
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        size = 0
-        pieces = self.request.stream()
-        while True:
-            self.stop_upstream_clock()
-            try:
-                chunk = await read_piece(pieces, self.read_timeout_s)
-            except StopAsyncIteration:
-                break
-            finally:
-                self.restart_upstream_clock()
-            size += len(chunk)
-            if size > self.limit:
-                self.overflowed = True
-                raise body_too_large(self.limit)
-            if chunk:
-                yield chunk
-
-    def stop_upstream_clock(self) -> None:
-        if self.upstream_clock is not None:
-            self.upstream_clock.reschedule(None)
-
-    def restart_upstream_clock(self) -> None:
-        if self.upstream_clock is not None:
-            self.upstream_clock.reschedule(asyncio.get_running_loop().time() + self.upstream_timeout_s)
-
-
-async def read_piece(pieces: AsyncIterator[bytes], timeout_s: float) -> bytes:
-    """The caller's next piece of body, or `BodyTimedOut` when none comes within `timeout_s`."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await anext(pieces)
-    except TimeoutError:
-        raise BodyTimedOut(
-            (f"请求体 {timeout_s} 秒内没有新的数据", f"No part of the request body arrived within {timeout_s} s")
-        ) from None
 
 
 def bearer_token(request: Request) -> str:
@@ -171,13 +116,15 @@ class Proxy:
         upstream = self.upstreams.get(service)
         if upstream is None:
             raise UnknownService((f"没有名为 {service} 的服务", f"There is no service called {service}"))
+        path = request.path_params["path"]
+        if service_own_route(path):
+            raise NotRouted((f"{service} 服务的 /{path} 不经网关开放", f"{service}'s /{path} is not served through the gateway"))
         token = bearer_token(request)
         # The admission's Redis call runs without the request's context and its spans (see
         # `AdmissionBatcher`); nothing else here touches Redis or the network on the usual path.
         principal = await self.verifier.verify_signature(token)
         request.state.principal = principal
         await self.limits.admit_call(deny_key=self.verifier.deny.key(token), subject=principal.subject, ip=client_ip(request))
-        path = request.path_params["path"]
         request.state.route = self.routes.template(service, "/" + path)
 
         length = request.headers.get("content-length")

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 import uvicorn
 
 from deploy.local.servers import free_port
@@ -211,3 +212,25 @@ async def test_one_time_code_sends_are_capped_per_day_per_phone_and_per_client(s
         assert await send_code(address, other_phone, "198.51.100.1") == 202
         assert await send_code(address, third_phone, "198.51.100.1") == 429  # the client's cap: its sixth send today
         assert await send_code(address, third_phone, "198.51.100.3") == 202
+
+
+@pytest.mark.parametrize(
+    "path", ["metrics", "openapi.json", "docs", "redoc", "%6detrics", "metrics/", "./openapi.json", "echo/../metrics", "/metrics"]
+)
+async def test_a_services_metrics_and_documents_are_not_reachable_through_the_gateway(
+    stack: TestStack, gateway_template: str, upstream: UpstreamFixture, path: str
+) -> None:
+    async with (
+        running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}) as gw,
+        served(gw) as address,
+    ):
+        head = b"GET /api/timebank/%b HTTP/1.1\r\nhost: gw\r\nauthorization: %b\r\nconnection: close\r\n\r\n"
+        status, body = await exchange(address, head % (path.encode(), resident(stack).encode()))
+        assert status == 404, body
+        assert json.loads(body)["type"] == "urn:community:problem:gateway/not-routed"
+        # The service's own port still serves them.
+        status, body = await exchange(
+            ("127.0.0.1", int(upstream.url.rsplit(":", 1)[1])),
+            b"GET /openapi.json HTTP/1.1\r\nhost: s\r\nconnection: close\r\n\r\n",
+        )
+        assert status == 200
