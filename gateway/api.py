@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway import service
-from gateway.identity import GatewayVerifier, token_digest
+from gateway.identity import GatewayVerifier
 from gateway.openapi import refresh_openapi
 from gateway.problems import (
     CommunityNotServed,
@@ -22,6 +22,7 @@ from gateway.problems import (
 )
 from gateway.protection import RateLimits
 from gateway.proxy import bearer_token, client_ip
+from gateway.revocations import token_digest
 from gateway.schemas import (
     ApiClientPublic,
     ApiClientPut,

@@ -69,6 +69,24 @@ class BadUpstreamAnswer(Problem):
     title_en = "The service's answer was not valid HTTP"
 
 
+class StoreUnavailable(Problem):
+    """Redis, which holds one-time codes, login throttles and idempotency keys, cannot be reached.
+
+    The checks that must not run without it fail closed with this answer (docs/gateway.md).
+    """
+
+    slug = "gateway/store-unavailable"
+    status = 503
+    title_zh = "网关暂时无法处理该请求"
+    title_en = "The gateway cannot serve this request for a moment"
+
+
+def store_unavailable() -> StoreUnavailable:
+    return StoreUnavailable(
+        ("网关的缓存暂时不可用, 请稍后重试", "The gateway's store is unavailable: retry shortly"), headers={"Retry-After": "5"}
+    )
+
+
 class CircuitOpen(Problem):
     """The upstream failed repeatedly; the gateway fails fast until it has had time to recover."""
 

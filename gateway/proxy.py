@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from opentelemetry import propagate
 from prometheus_client import Counter, Histogram
+from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -29,11 +30,13 @@ from gateway.limits import body_too_large
 from gateway.problems import (
     BadUpstreamAnswer,
     NotRouted,
+    TokenRevoked,
     UnknownService,
     UpstreamTimedOut,
     UpstreamUnavailable,
 )
 from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
+from gateway.revocations import token_digest
 from gateway.routes import RouteTable, service_own_route
 from gateway.settings import Settings
 from gateway.upstream import (
@@ -55,6 +58,9 @@ UPSTREAM_LATENCY = Histogram(
     "Time to the upstream's response headers, by route",
     ["upstream", "method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+REDIS_UNAVAILABLE = Counter(
+    "gateway_redis_unavailable_total", "Checks answered without Redis (fail-open or fail-closed, docs/gateway.md)", ["check"]
 )
 UPSTREAM_FAILURES = Counter("gateway_upstream_failures_total", "Upstream connection failures and timeouts", ["upstream", "kind"])
 
@@ -124,7 +130,18 @@ class Proxy:
         # `AdmissionBatcher`); nothing else here touches Redis or the network on the usual path.
         principal = await self.verifier.verify_signature(token)
         request.state.principal = principal
-        await self.limits.admit_call(deny_key=self.verifier.deny.key(token), subject=principal.subject, ip=client_ip(request))
+        deny, digest = self.verifier.deny, token_digest(token)
+        try:
+            deny_list_whole = await self.limits.admit_call(
+                deny_key=deny.PREFIX + digest, subject=principal.subject, ip=client_ip(request)
+            )
+        except RedisError:
+            # Redis is down: the rate limits fail open (the services still hold their own rules);
+            # the deny-list fails closed, answered by the database.
+            REDIS_UNAVAILABLE.labels("admission").inc()
+            deny_list_whole = False
+        if not deny_list_whole and await deny.revoked_durably(digest):
+            raise TokenRevoked()
         request.state.route = self.routes.template(service, "/" + path)
 
         length = request.headers.get("content-length")

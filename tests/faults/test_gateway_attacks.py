@@ -22,9 +22,12 @@ from tests.gateway.conftest import (
     COMMUNITY,
     gateway_template,
     random_phone,
+    register_resident,
     register_staff,
+    resident_login,
     running_gateway,
     upstream,
+    wait_until,
 )
 from tests.gateway.conftest import Upstream as UpstreamFixture
 from tests.support.harness import RunningService
@@ -72,6 +75,11 @@ async def exchange(address: tuple[str, int], head: bytes, body: bytes = b"") -> 
         writer.close()
     head_part, _, rest = answer.partition(b"\r\n\r\n")
     return int(head_part.split(b" ", 2)[1]), rest
+
+
+def authorized(request_line: bytes, token: str) -> bytes:
+    """A request head without a body, bearing `token`."""
+    return request_line + b" HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer %b\r\nconnection: close\r\n\r\n" % token.encode()
 
 
 def post_json(path: str, payload: dict[str, object], extra: bytes = b"") -> tuple[bytes, bytes]:
@@ -212,6 +220,50 @@ async def test_one_time_code_sends_are_capped_per_day_per_phone_and_per_client(s
         assert await send_code(address, other_phone, "198.51.100.1") == 202
         assert await send_code(address, third_phone, "198.51.100.1") == 429  # the client's cap: its sixth send today
         assert await send_code(address, third_phone, "198.51.100.3") == 202
+
+
+async def test_a_revoked_token_stays_revoked_across_a_redis_restart_and_nothing_answers_500(
+    stack: TestStack, gateway_template: str, upstream: UpstreamFixture
+) -> None:
+    if stack.redis is None:
+        pytest.skip("needs the embedded Redis, to restart it")
+    async with (
+        running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}) as gw,
+        served(gw) as address,
+    ):
+        phone = random_phone()
+        await register_resident(gw, phone)
+        logged_out, other = (await resident_login(gw, phone))["access_token"], resident(stack).removeprefix("Bearer ")
+        status, _ = await exchange(address, authorized(b"POST /auth/logout", logged_out))
+        assert status == 204
+        assert (await exchange(address, authorized(b"GET /api/timebank/notes", logged_out)))[0] == 401
+
+        stack.redis.stop()
+        try:
+            # Without Redis: the deny-list is answered by the database (fail-closed), the rate
+            # limits let calls through (fail-open), and what cannot run without Redis is a 503.
+            assert (await exchange(address, authorized(b"GET /api/timebank/notes", logged_out)))[0] == 401
+            assert (await exchange(address, authorized(b"GET /auth/me", logged_out)))[0] == 401
+            assert (await exchange(address, authorized(b"GET /api/timebank/notes", other)))[0] == 200
+            head, body = post_json("/auth/otp", {"community": COMMUNITY, "phone": phone})
+            status, answer = await exchange(address, head, body)
+            assert status == 503, answer
+            assert json.loads(answer)["type"] == "urn:community:problem:gateway/store-unavailable"
+        finally:
+            stack.redis.start()
+
+        # Redis is back, empty: the token is still refused, and the deny-list's copy refills by itself.
+        assert (await exchange(address, authorized(b"GET /api/timebank/notes", logged_out)))[0] == 401
+        deny = gw.state.verifier.deny
+
+        async def refilled() -> bool:
+            return bool(await gw.state.redis.exists(deny.FILLED)) and bool(await gw.state.redis.exists(deny.key(logged_out)))
+
+        await wait_until(refilled)
+        assert (await exchange(address, authorized(b"GET /api/timebank/notes", logged_out)))[0] == 401
+        assert (await exchange(address, authorized(b"GET /api/timebank/notes", other)))[0] == 200
+        head, body = post_json("/auth/otp", {"community": COMMUNITY, "phone": phone})
+        assert (await exchange(address, head, body))[0] == 202
 
 
 @pytest.mark.parametrize(
