@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway import service
-from gateway.identity import GatewayVerifier, token_digest
+from gateway.identity import GatewayVerifier
 from gateway.openapi import refresh_openapi
 from gateway.problems import (
     CommunityNotServed,
@@ -18,7 +20,9 @@ from gateway.problems import (
     TokenRevoked,
     TooManyRequests,
 )
+from gateway.protection import RateLimits
 from gateway.proxy import bearer_token, client_ip
+from gateway.revocations import token_digest
 from gateway.schemas import (
     ApiClientPublic,
     ApiClientPut,
@@ -34,6 +38,7 @@ from gateway.schemas import (
     TokenRequest,
     TokenResponse,
 )
+from gateway.throttle import LoginThrottle
 from services.kit.auth import Principal
 from services.kit.db import SessionDep
 from services.kit.health import ReadinessCheck, assess, assess_app
@@ -74,7 +79,9 @@ async def send_code(body: CodeRequest, request: Request, session: SessionDep) ->
     The answer is the same whether or not the number is registered, so it reveals nothing; an
     unknown number gets no code. Attempts are limited per client address and per phone number.
     """
-    await request.app.state.limits.check_login(ip=client_ip(request), account=token_digest(body.phone))
+    limits: RateLimits = request.app.state.limits
+    await limits.check_login(ip=client_ip(request))
+    await limits.check_code_send(ip=client_ip(request), phone=token_digest(body.phone))
     await service.send_login_code(session, identity(request), body.community, body.phone)
     return CodeSent(sent=True, expires_in=identity(request).settings.otp_ttl_s)
 
@@ -95,15 +102,30 @@ async def issue_token(body: Annotated[TokenRequest, Body()], request: Request, s
     """
     ident = identity(request)
     if isinstance(body, OtpGrant):
-        await request.app.state.limits.check_login(ip=client_ip(request), account=token_digest(body.phone))
-        return await service.login_with_code(session, ident, body)
+        return await login_attempt(request, token_digest(body.phone), partial(service.login_with_code, session, ident, body))
     if isinstance(body, PasswordGrant):
-        await request.app.state.limits.check_login(ip=client_ip(request), account=f"{body.community}:{body.username}")
-        return await service.login_with_password(session, ident, body)
+        account = f"{body.community}:{body.username}"
+        return await login_attempt(request, account, partial(service.login_with_password, session, ident, body))
     if isinstance(body, RefreshGrant):
         return await service.refresh(session, ident, body)
-    await request.app.state.limits.check_login(ip=client_ip(request), account=f"{body.community}:{body.client_id}")
-    return await service.login_with_client_secret(session, ident, body)
+    account = f"{body.community}:{body.client_id}"
+    return await login_attempt(request, account, partial(service.login_with_client_secret, session, ident, body))
+
+
+async def login_attempt(request: Request, account: str, log_in: Callable[[], Awaitable[TokenResponse]]) -> TokenResponse:
+    """One attempt at `account` by this client: within the client's window and its wait at the account."""
+    client = client_ip(request)
+    limits: RateLimits = request.app.state.limits
+    throttle: LoginThrottle = request.app.state.login_throttle
+    await limits.check_login(ip=client)
+    await throttle.before(account=account, client=client)
+    try:
+        tokens = await log_in()
+    except InvalidGrant:
+        await throttle.failed(account=account, client=client)
+        raise
+    await throttle.succeeded(account=account, client=client)
+    return tokens
 
 
 @router.post(

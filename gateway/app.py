@@ -25,21 +25,27 @@ from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Histogram
+from redis.exceptions import RedisError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import api, openapi
 from gateway.accesslog import install_access_log
+from gateway.clients import RealClient
 from gateway.consumers import registry_consumer
-from gateway.identity import DenyList, GatewayVerifier, LogCodeSender, OneTimeCodes, Passwords
+from gateway.identity import GatewayVerifier, LogCodeSender, OneTimeCodes, Passwords
 from gateway.keys import KeyRing, KeyRingVerifier, ensure_keys
 from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
 from gateway.pages import install_pages
+from gateway.problems import store_unavailable
 from gateway.protection import IdempotencyStore, RateLimits
 from gateway.proxy import REQUEST_ID_RE, Proxy
+from gateway.revocations import DenyList
 from gateway.service import Identity
 from gateway.settings import Settings
+from gateway.throttle import LoginThrottle
 from gateway.upstream_client import HttptoolsEngine
 from services.kit.app import ServiceParts, create_service_app
 from services.kit.auth import TokenVerifier
@@ -59,6 +65,12 @@ PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 # Trace context headers a proxied request may carry (W3C trace context and baggage).
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+    """The gateway's own routes that need Redis (codes, login throttles) fail closed: 503, never 500."""
+    logging.getLogger("gateway.store").warning("Redis unavailable on %s: %s", request.url.path, exc)
+    return problem_response(store_unavailable(), request)
 
 
 class FrontDoor:
@@ -203,6 +215,9 @@ class ProxyDispatch:
             response = await scope["app"].state.proxy.handle(request)
         except Problem as problem:
             response = problem_response(problem, request)
+        except RedisError:
+            # What needs Redis and cannot do without it (an Idempotency-Key's claim) fails closed.
+            response = problem_response(store_unavailable(), request)
         await response(scope, receive, send)
 
 
@@ -291,7 +306,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             else:
                 kit_verifier = KeyRingVerifier(keys, issuer=settings.token_issuer, audience=settings.token_audience)
-            deny = DenyList(state.redis)
+            deny = DenyList(state.redis, state.sessionmaker)
+            deny.start_refill()
             state.verifier = GatewayVerifier(kit_verifier, deny, frozenset(settings.communities))
             state.identity = Identity(
                 settings=settings,
@@ -307,6 +323,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 per_user=settings.rate_limit_user,
                 per_ip=settings.rate_limit_ip,
                 login=settings.rate_limit_login,
+                code_sends_per_phone=settings.otp_sends_per_phone,
+                code_sends_per_ip=settings.otp_sends_per_ip,
+            )
+            state.login_throttle = LoginThrottle(
+                state.redis,
+                free_failures=settings.login_free_failures,
+                max_delay_s=settings.login_max_delay_s,
+                forget_after_s=settings.login_failures_kept_s,
             )
             # Readiness checks and OpenAPI documents go over httpx; the proxy path has its own client.
             client = httpx.AsyncClient(trust_env=False)
@@ -334,6 +358,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 refresher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await refresher
+                await deny.stop_refill()
                 await engine.aclose()
                 await client.aclose()
 
@@ -369,7 +394,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first: the last is the outermost.
     app.add_middleware(FrontDoor, max_body_bytes=settings.max_body_bytes, count_chunked=True)
     app.add_exception_handler(BodyOverLimit, on_body_over_limit)
+    app.add_exception_handler(RedisError, on_store_unavailable)
     app.add_middleware(CORSMiddleware, **cors)
     proxied = CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors)
     app.add_middleware(ProxyFastPath, proxied=proxied)
+    app.add_middleware(RealClient, trusted_proxies=settings.trusted_proxies)
     return app

@@ -21,6 +21,7 @@ HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 # Never passed on as they came: hop-by-hop headers, and those the gateway sets itself.
 NOT_FORWARDED = HOP_BY_HOP | {
     "host",
+    "forwarded",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",

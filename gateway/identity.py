@@ -1,20 +1,19 @@
 """Token checks, password hashes, one-time codes and the revocation deny-list.
 
 Access tokens are EdDSA JWTs signed with `gateway.keys` (the same shape every service verifies;
-`python -m gateway.identity rotate` is `python -m gateway.keys rotate`). Revocation is a Redis
-deny-list keyed by the token's SHA-256, checked on every request, so a logged-out token stops
-working at once, on every gateway replica.
+`python -m gateway.identity rotate` is `python -m gateway.keys rotate`). Revocation is a deny-list
+keyed by the token's SHA-256 (gateway/revocations.py: durable in the database, copied into Redis),
+checked on every request, so a logged-out token stops working at once, on every gateway replica,
+and stays refused when Redis loses its copy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import secrets
 import sys
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,32 +23,10 @@ from redis.asyncio import Redis
 
 from gateway.keys import main
 from gateway.problems import CommunityNotServed, TokenRevoked
+from gateway.revocations import DenyList, token_digest
 from services.kit.auth import Principal, TokenVerifier
 
 log = logging.getLogger("gateway.identity")
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-class DenyList:
-    """Revoked access tokens, by digest, kept in Redis until the token would have expired anyway."""
-
-    PREFIX = "gw:deny:"
-
-    def __init__(self, redis: Redis):
-        self.redis = redis
-
-    async def revoke(self, token: str, expires_at: int) -> None:
-        ttl = max(1, expires_at - int(time.time()) + 60)
-        await self.redis.set(self.PREFIX + token_digest(token), b"1", ex=ttl)
-
-    def key(self, token: str) -> str:
-        return self.PREFIX + token_digest(token)
-
-    async def is_revoked(self, digest: str) -> bool:
-        return bool(await self.redis.exists(self.PREFIX + digest))
 
 
 @dataclass

@@ -40,6 +40,8 @@ HEAD_SLICE = 8 * 1024
 LINGER_S = 2.0
 # A head that trickles in slower than this ties up a connection for nothing: 408.
 HEAD_TIMEOUT_S = 10.0
+# The longest wait for the next piece of a proxied request body (the setting's default).
+BODY_READ_TIMEOUT_S = 10.0
 
 
 def body_too_large(limit: int) -> BodyTooLarge:

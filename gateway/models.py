@@ -1,4 +1,4 @@
-"""The gateway's own small database: who may log in, and the refresh tokens it issued.
+"""The gateway's own small database: who may log in, the refresh tokens it issued, the tokens revoked.
 
 Residents and staff are learned from property's registry events; the gateway never invents them.
 Passwords and client secrets are stored only as argon2 hashes, refresh tokens only as SHA-256.
@@ -70,3 +70,11 @@ class RefreshToken(GatewayModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class RevokedToken(GatewayModel, table=True):
+    """A logged-out access token, until it would have expired: the durable deny-list (gateway/revocations.py)."""
+
+    __tablename__ = "revoked_tokens"
+    token_digest: str = Field(primary_key=True)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

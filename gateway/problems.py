@@ -44,6 +44,15 @@ class UnknownService(Problem):
     title_en = "No such service"
 
 
+class NotRouted(Problem):
+    """A service's own operational or documentation route, served on its port, never through the door."""
+
+    slug = "gateway/not-routed"
+    status = 404
+    title_zh = "该路径不经网关开放"
+    title_en = "This path is not served through the gateway"
+
+
 class UpstreamUnavailable(Problem):
     slug = "gateway/upstream-unavailable"
     status = 503
@@ -58,6 +67,24 @@ class BadUpstreamAnswer(Problem):
     status = 502
     title_zh = "服务的响应无效"
     title_en = "The service's answer was not valid HTTP"
+
+
+class StoreUnavailable(Problem):
+    """Redis, which holds one-time codes, login throttles and idempotency keys, cannot be reached.
+
+    The checks that must not run without it fail closed with this answer (docs/gateway.md).
+    """
+
+    slug = "gateway/store-unavailable"
+    status = 503
+    title_zh = "网关暂时无法处理该请求"
+    title_en = "The gateway cannot serve this request for a moment"
+
+
+def store_unavailable() -> StoreUnavailable:
+    return StoreUnavailable(
+        ("网关的缓存暂时不可用, 请稍后重试", "The gateway's store is unavailable: retry shortly"), headers={"Retry-After": "5"}
+    )
 
 
 class CircuitOpen(Problem):
@@ -99,6 +126,15 @@ class HeadTimedOut(Problem):
     status = 408
     title_zh = "请求头超时"
     title_en = "The request head did not arrive in time"
+
+
+class BodyTimedOut(Problem):
+    """A request body that stopped arriving: the caller's slowness, never counted against a service."""
+
+    slug = "gateway/body-timeout"
+    status = 408
+    title_zh = "请求体超时"
+    title_en = "The request body did not arrive in time"
 
 
 class TooManyRequests(Problem):

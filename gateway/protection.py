@@ -17,22 +17,28 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import Redis
 
 from gateway.problems import IdempotencyInProgress, IdempotencyKeyReused, TokenRevoked, TooManyRequests
+from gateway.revocations import DenyList
 
 # Per request: is the token deny-listed, and both fixed windows' INCR plus their expiry when the key has
-# none (`EXPIRE ... NX`, the `limits` fixed-window rule), for every request of a batch (3 keys each).
+# none (`EXPIRE ... NX`, the `limits` fixed-window rule), for every request of a batch (3 keys each);
+# then, once, whether Redis's copy of the deny-list is whole (the last key: its marker).
 ADMIT_SCRIPT = """
 local out = {}
-for i = 1, #KEYS, 3 do
+for i = 1, #KEYS - 1, 3 do
   out[#out + 1] = redis.call('EXISTS', KEYS[i])
   out[#out + 1] = redis.call('INCR', KEYS[i + 1])
   redis.call('EXPIRE', KEYS[i + 1], ARGV[1], 'NX')
   out[#out + 1] = redis.call('INCR', KEYS[i + 2])
   redis.call('EXPIRE', KEYS[i + 2], ARGV[2], 'NX')
 end
+out[#out + 1] = redis.call('EXISTS', KEYS[#KEYS])
 return out
 """
 
+# Deny-listed, the user's count, the address's count.
 Admission = tuple[int, int, int]
+# With it, whether Redis's deny-list copy was whole when the batch was checked.
+CheckedAdmission = tuple[Admission, bool]
 
 
 class AdmissionBatcher:
@@ -48,10 +54,11 @@ class AdmissionBatcher:
     more than the forwarding itself). Under light load a batch is one request.
     """
 
-    def __init__(self, redis: Redis, *, user_expiry: int, ip_expiry: int):
+    def __init__(self, redis: Redis, *, user_expiry: int, ip_expiry: int, deny_list_filled: str = DenyList.FILLED):
         self.script = redis.register_script(ADMIT_SCRIPT)
+        self.deny_list_filled = deny_list_filled
         self.args = (user_expiry, ip_expiry)
-        self._pending: list[tuple[str, str, str, asyncio.Future[Admission]]] = []
+        self._pending: list[tuple[str, str, str, asyncio.Future[CheckedAdmission]]] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._in_flight = False
         # Flushes run outside any request's context: no request's span parents the batch, and
@@ -59,8 +66,11 @@ class AdmissionBatcher:
         self._context = contextvars.Context()
 
     async def admit(self, deny_key: str, user_key: str, ip_key: str) -> Admission:
+        return (await self.admit_checked(deny_key, user_key, ip_key))[0]
+
+    async def admit_checked(self, deny_key: str, user_key: str, ip_key: str) -> CheckedAdmission:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Admission] = loop.create_future()
+        future: asyncio.Future[CheckedAdmission] = loop.create_future()
         if not self._pending and not self._in_flight:
             loop.call_soon(self._flush, context=self._context)
         # Otherwise a flush is scheduled already, or the call in flight schedules one when it is back.
@@ -81,14 +91,15 @@ class AdmissionBatcher:
         if self._pending:
             asyncio.get_running_loop().call_soon(self._flush, context=self._context)
 
-    async def _send(self, batch: list[tuple[str, str, str, asyncio.Future[Admission]]]) -> None:
+    async def _send(self, batch: list[tuple[str, str, str, asyncio.Future[CheckedAdmission]]]) -> None:
         try:
             await self._call(batch)
         finally:
             self._sent()
 
-    async def _call(self, batch: list[tuple[str, str, str, asyncio.Future[Admission]]]) -> None:
+    async def _call(self, batch: list[tuple[str, str, str, asyncio.Future[CheckedAdmission]]]) -> None:
         keys = [key for deny_key, user_key, ip_key, _ in batch for key in (deny_key, user_key, ip_key)]
+        keys.append(self.deny_list_filled)
         try:
             with suppress_instrumentation():
                 counts = await self.script(keys=keys, args=self.args)
@@ -103,7 +114,7 @@ class AdmissionBatcher:
             raise
         for n, (*_, future) in enumerate(batch):
             if not future.done():  # the caller may have gone away meanwhile
-                future.set_result((int(counts[3 * n]), int(counts[3 * n + 1]), int(counts[3 * n + 2])))
+                future.set_result(((int(counts[3 * n]), int(counts[3 * n + 1]), int(counts[3 * n + 2])), bool(counts[-1])))
 
 
 class RateLimits:
@@ -118,13 +129,25 @@ class RateLimits:
 
     KEY_PREFIX = "gw:rl"
 
-    def __init__(self, redis_url: str, redis: Redis, *, per_user: str, per_ip: str, login: str):
+    def __init__(
+        self,
+        redis_url: str,
+        redis: Redis,
+        *,
+        per_user: str,
+        per_ip: str,
+        login: str,
+        code_sends_per_phone: str,
+        code_sends_per_ip: str,
+    ):
         self.redis = redis
         self.storage = RedisStorage("async+" + redis_url, implementation="redispy", key_prefix=self.KEY_PREFIX)
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.per_user = parse(per_user)
         self.per_ip = parse(per_ip)
         self.login = parse(login)
+        self.code_sends_per_phone = parse(code_sends_per_phone)
+        self.code_sends_per_ip = parse(code_sends_per_ip)
         self.admissions = AdmissionBatcher(redis, user_expiry=self.per_user.get_expiry(), ip_expiry=self.per_ip.get_expiry())
 
     @staticmethod
@@ -142,21 +165,33 @@ class RateLimits:
         stats = await self.limiter.get_window_stats(item, *identifiers)
         raise self._refused(item, math.ceil(stats.reset_time - time.time()))
 
-    async def admit_call(self, *, deny_key: str, subject: str, ip: str) -> None:
-        """Refuse a revoked token (401) or a caller over a limit (429), in one (shared) Redis round trip."""
+    async def admit_call(self, *, deny_key: str, subject: str, ip: str) -> bool:
+        """Refuse a revoked token (401) or a caller over a limit (429), in one (shared) Redis round trip.
+
+        Returns whether Redis's deny-list copy is whole: when not, the caller asks the database.
+        """
         user_key = f"{self.KEY_PREFIX}:{self.per_user.key_for('user', subject)}"
         ip_key = f"{self.KEY_PREFIX}:{self.per_ip.key_for('ip', ip)}"
-        revoked, user_count, ip_count = await self.admissions.admit(deny_key, user_key, ip_key)
+        (revoked, user_count, ip_count), filled = await self.admissions.admit_checked(deny_key, user_key, ip_key)
         if revoked:
             raise TokenRevoked()
         for item, key, count in ((self.per_user, user_key, user_count), (self.per_ip, ip_key, ip_count)):
             if count > item.amount:
                 raise self._refused(item, int(await self.redis.ttl(key)))
+        return bool(filled)
 
-    async def check_login(self, *, ip: str, account: str) -> None:
-        """Logins are limited per IP and per account (a phone's or username's hash), against guessing."""
+    async def check_login(self, *, ip: str) -> None:
+        """Login attempts are limited per client address, whatever account they try.
+
+        Nothing here counts per account: a guesser's failures slow down the guesser only
+        (`gateway.throttle.LoginThrottle`), so the account's owner can still log in.
+        """
         await self._hit(self.login, "login-ip", ip)
-        await self._hit(self.login, "login-account", account)
+
+    async def check_code_send(self, *, ip: str, phone: str) -> None:
+        """One-time codes sent per phone (its hash) and per client address are capped per day: each is an SMS."""
+        await self._hit(self.code_sends_per_ip, "code-sends-ip", ip)
+        await self._hit(self.code_sends_per_phone, "code-sends-phone", phone)
 
 
 @dataclass(frozen=True)

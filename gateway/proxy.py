@@ -17,22 +17,27 @@ from dataclasses import dataclass
 
 from opentelemetry import propagate
 from prometheus_client import Counter, Histogram
+from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from gateway.bodies import BodyStream, read_piece
 from gateway.breaker import CircuitBreaker
 from gateway.headers import NOT_FORWARDED, NOT_FORWARDED_BUFFERED, answer_headers
 from gateway.identity import GatewayVerifier
 from gateway.limits import body_too_large
 from gateway.problems import (
     BadUpstreamAnswer,
+    NotRouted,
+    TokenRevoked,
     UnknownService,
     UpstreamTimedOut,
     UpstreamUnavailable,
 )
 from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
-from gateway.routes import RouteTable
+from gateway.revocations import token_digest
+from gateway.routes import RouteTable, service_own_route
 from gateway.settings import Settings
 from gateway.upstream import (
     InvalidUpstreamURL,
@@ -54,6 +59,9 @@ UPSTREAM_LATENCY = Histogram(
     ["upstream", "method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+REDIS_UNAVAILABLE = Counter(
+    "gateway_redis_unavailable_total", "Checks answered without Redis (fail-open or fail-closed, docs/gateway.md)", ["check"]
+)
 UPSTREAM_FAILURES = Counter("gateway_upstream_failures_total", "Upstream connection failures and timeouts", ["upstream", "kind"])
 
 
@@ -62,29 +70,6 @@ class Upstream:
     name: str
     base_url: str
     breaker: CircuitBreaker
-
-
-class BodyStream:
-    """A request body passed on as it arrives, refused once it grows past the limit.
-
-    The upstream client reports the abort as a broken connection; `overflowed` tells the two apart,
-    so an oversized body is a 413 for the caller and not a failure counted against the upstream.
-    """
-
-    def __init__(self, request: Request, limit: int):
-        self.request = request
-        self.limit = limit
-        self.overflowed = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        size = 0
-        async for chunk in self.request.stream():
-            size += len(chunk)
-            if size > self.limit:
-                self.overflowed = True
-                raise body_too_large(self.limit)
-            if chunk:
-                yield chunk
 
 
 def bearer_token(request: Request) -> str:
@@ -137,13 +122,26 @@ class Proxy:
         upstream = self.upstreams.get(service)
         if upstream is None:
             raise UnknownService((f"没有名为 {service} 的服务", f"There is no service called {service}"))
+        path = request.path_params["path"]
+        if service_own_route(path):
+            raise NotRouted((f"{service} 服务的 /{path} 不经网关开放", f"{service}'s /{path} is not served through the gateway"))
         token = bearer_token(request)
         # The admission's Redis call runs without the request's context and its spans (see
         # `AdmissionBatcher`); nothing else here touches Redis or the network on the usual path.
         principal = await self.verifier.verify_signature(token)
         request.state.principal = principal
-        await self.limits.admit_call(deny_key=self.verifier.deny.key(token), subject=principal.subject, ip=client_ip(request))
-        path = request.path_params["path"]
+        deny, digest = self.verifier.deny, token_digest(token)
+        try:
+            deny_list_whole = await self.limits.admit_call(
+                deny_key=deny.PREFIX + digest, subject=principal.subject, ip=client_ip(request)
+            )
+        except RedisError:
+            # Redis is down: the rate limits fail open (the services still hold their own rules);
+            # the deny-list fails closed, answered by the database.
+            REDIS_UNAVAILABLE.labels("admission").inc()
+            deny_list_whole = False
+        if not deny_list_whole and await deny.revoked_durably(digest):
+            raise TokenRevoked()
         request.state.route = self.routes.template(service, "/" + path)
 
         length = request.headers.get("content-length")
@@ -210,7 +208,12 @@ class Proxy:
     async def _read_body(self, request: Request) -> bytes:
         chunks = []
         size = 0
-        async for chunk in request.stream():
+        pieces = request.stream()
+        while True:
+            try:
+                chunk = await read_piece(pieces, self.settings.body_read_timeout_s)
+            except StopAsyncIteration:
+                break
             size += len(chunk)
             if size > self.settings.max_body_bytes:
                 raise body_too_large(self.settings.max_body_bytes)
@@ -218,7 +221,7 @@ class Proxy:
         return b"".join(chunks)
 
     def _stream_body(self, request: Request) -> BodyStream:
-        return BodyStream(request, self.settings.max_body_bytes)
+        return BodyStream(request, self.settings.max_body_bytes, self.settings.body_read_timeout_s)
 
     def _forward_headers(self, request: Request, *, streaming: bool, prefix: str = "") -> list[tuple[str, str]]:
         # One pass over the raw header list (lower-case bytes names, as the server hands them over),
@@ -271,7 +274,9 @@ class Proxy:
             upstream.breaker.before()
             start = time.perf_counter()
             try:
-                async with asyncio.timeout(timeout_s):
+                async with asyncio.timeout(timeout_s) as clock:
+                    if isinstance(body, BodyStream):
+                        body.upstream_clock, body.upstream_timeout_s = clock, timeout_s
                     response = await self.engine.send(method, url, headers, body, timeout_s)
             except (TimeoutError, UpstreamConnectionError) as exc:
                 if isinstance(body, BodyStream) and body.overflowed:

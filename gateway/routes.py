@@ -1,9 +1,16 @@
-"""Route templates of the services' paths, for metrics and access logs by route, never by raw path."""
+"""Route templates of the services' paths, for metrics and access logs by route, never by raw path;
+and the services' own routes that never go through the door."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+# A service's own metrics and documents: scraped and read on the service's port (the gateway serves
+# the merged document), never through the door, whatever the caller's token.
+SERVICE_OWN_ROUTES = frozenset({"metrics", "openapi.json", "docs", "redoc"})
 
 
 @dataclass
@@ -29,3 +36,9 @@ class RouteTable:
             if pattern.match(path):
                 return template
         return f"/api/{service}/unmatched"
+
+
+def service_own_route(path: str) -> bool:
+    """Whether `path` (as the caller encoded it) names a service's own metrics or documents, however spelt."""
+    normal = posixpath.normpath("/" + unquote(path)).lstrip("/")
+    return normal.partition("/")[0] in SERVICE_OWN_ROUTES

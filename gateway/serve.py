@@ -9,10 +9,15 @@ the app factory (`gateway.app:create_app`) on `LimitedHttpToolsProtocol` (gatewa
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import uvicorn
 
 from gateway.limits import LimitedHttpToolsProtocol
+
+# uvicorn as the gateway runs it: its own HTTP protocol, and no belief in forwarding headers
+# (uvicorn would trust X-Forwarded-For from loopback; the gateway decides, in gateway/clients.py).
+SERVER_OPTIONS: dict[str, Any] = {"http": LimitedHttpToolsProtocol, "proxy_headers": False}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,10 +33,10 @@ def main(argv: list[str] | None = None) -> None:
         factory=True,
         host=args.host,
         port=args.port,
-        http=LimitedHttpToolsProtocol,
         access_log=not args.no_access_log,
         log_level=args.log_level,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+        **SERVER_OPTIONS,
     )
 
 

@@ -16,10 +16,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gateway.identity import CodeSender, DenyList, OneTimeCodes, Passwords, token_digest
+from gateway.identity import CodeSender, OneTimeCodes, Passwords
 from gateway.keys import KeyRing
 from gateway.models import ApiClient, RefreshToken, Resident, StaffMember
 from gateway.problems import InvalidGrant, NotRegistered
+from gateway.revocations import DenyList, token_digest
 from gateway.schemas import (
     ApiClientPublic,
     ApiClientPut,

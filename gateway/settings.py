@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from gateway.limits import BODY_READ_TIMEOUT_S
 from services.kit.settings import ServiceSettings, service_config
 
 SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
@@ -32,6 +33,9 @@ class Settings(ServiceSettings):
     # Per-route timeouts: the longest matching prefix of "<service>/<path>" wins.
     route_timeouts_s: dict[str, float] = Field(default_factory=dict)
     # Extra attempts after a connection failure or timeout, for GET/HEAD/OPTIONS/PUT/DELETE only.
+    # The longest wait for the next piece of a request body: past it the caller is answered 408.
+    # The upstream's timeout runs only while the gateway waits on the upstream, never on the caller.
+    body_read_timeout_s: float = BODY_READ_TIMEOUT_S
     idempotent_retries: int = 2
     retry_backoff_s: float = 0.05
     breaker_failure_threshold: int = 5
@@ -60,10 +64,22 @@ class Settings(ServiceSettings):
     # --- protection -------------------------------------------------------------------------------
     rate_limit_user: str = "600/minute"
     rate_limit_ip: str = "1200/minute"
+    # Login attempts per client address, whatever the account.
     rate_limit_login: str = "20/minute"
+    # Per account and client address together: wrong guesses before the waits start, the longest
+    # wait (doubling from 1 s), and how long a pair's failures are remembered (gateway/throttle.py).
+    login_free_failures: int = 10
+    login_max_delay_s: float = 900.0
+    login_failures_kept_s: int = 24 * 3600
+    # One-time codes sent (each an SMS) per phone number and per client address, per day.
+    otp_sends_per_phone: str = "10/day"
+    otp_sends_per_ip: str = "200/day"
     max_body_bytes: int = 1024 * 1024
     idempotency_ttl_s: int = 24 * 3600
     idempotency_lock_s: int = 60
+    # Networks of the proxies in front of the gateway (CIDRs, e.g. the ingress's pods): only from
+    # these is X-Forwarded-For believed (gateway/clients.py). Empty: the peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"])
 
     @model_validator(mode="after")

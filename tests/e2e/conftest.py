@@ -91,6 +91,7 @@ async def platform(
                 rate_limit_user="100000/minute",
                 rate_limit_ip="100000/minute",
                 rate_limit_login="100000/minute",
+                otp_sends_per_ip="100000/day",
             )
         )
         # Served by uvicorn like the services (uvicorn gives each request its own scope state; the

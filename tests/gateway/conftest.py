@@ -65,6 +65,8 @@ def gateway_settings(**overrides: Any) -> dict[str, Any]:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "rate_limit_login": "1000/minute",
+        "otp_sends_per_phone": "1000/day",
+        "otp_sends_per_ip": "100000/day",
         "openapi_cache_s": 0.5,
         "breaker_open_s": 0.5,
     }

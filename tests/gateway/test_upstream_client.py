@@ -17,7 +17,7 @@ import pytest
 import uvloop
 
 from deploy.local.servers import free_port
-from gateway.proxy import BodyStream
+from gateway.bodies import BodyStream
 from gateway.upstream import InvalidUpstreamURL, UpstreamConnectionError, UpstreamReply
 from gateway.upstream_client import HttptoolsEngine
 from tests.gateway.conftest import COMMUNITY, Upstream, running_gateway
