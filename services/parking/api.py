@@ -16,11 +16,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.inputs import Day
+from services.kit.payments import PaymentProvider
 from services.kit.problems import Forbidden, problem_responses
 from services.parking import policy, reports
 from services.parking import problems as p
 from services.parking.domain import SPOT_ADMINS
-from services.parking.payments import PaymentProvider
 from services.parking.schemas import CommunitySettingsBody, CommunitySettingsPublic, Earnings, Occupancy
 from services.parking.settings import Settings
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.kit.app import ServiceParts, create_service_app
+from services.kit.payments import provider_for
 from services.parking.api import report_routes, settings_routes
 from services.parking.bookings_api import booking_routes
 from services.parking.gate_api import gate_routes
 from services.parking.jobs import jobs
-from services.parking.payments import provider_for
 from services.parking.settings import Settings
 from services.parking.spots_api import spot_routes, window_routes
 

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.kit.auth import Principal
 from services.kit.db import transaction
 from services.kit.pagination import PageParams, make_page
+from services.kit.payments import PaymentProvider
 from services.parking import domain, problems
 from services.parking.domain import BookingStatus, CancelledBy, SpotSize
 from services.parking.models import (
@@ -29,7 +30,6 @@ from services.parking.models import (
     WindowOccurrence,
     changed_rows,
 )
-from services.parking.payments import PaymentProvider
 from services.parking.policy import policy_for
 from services.parking.schemas import BookingCreate, BookingPay, BookingsOf, FreeSpot
 

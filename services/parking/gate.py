@@ -15,11 +15,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.kit.auth import Principal
 from services.kit.db import transaction
 from services.kit.pagination import PageParams, make_page
+from services.kit.payments import PaymentProvider
 from services.parking import domain, problems
 from services.parking.domain import BarrierDecision, BookingStatus, GateDirection
 from services.parking.events import BookingCompleted, publisher
 from services.parking.models import B_BLOCKING, BOOKINGS, GATE_DEVICES, GATE_EVENTS, Booking, GateDevice, GateEvent, Payment
-from services.parking.payments import PaymentProvider
 from services.parking.policy import Policy, policy_for
 from services.parking.schemas import GateDecision, GateDeviceCreate
 
