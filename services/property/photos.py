@@ -1,24 +1,34 @@
-"""Ticket photos: stored as files under the community, attached once to a ticket by their uploader."""
+"""Ticket photos: bytes in the kit's file store (shared by every replica), a row each here, attached
+once to a ticket by their uploader."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from pathlib import Path
+import logging
 
 from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.storage import FileMissing, FileStore, StoredFile
 from services.property import domain
 from services.property.models import PHOTOS, Photo, new_id
 from services.property.problems import PhotoNotImage, PhotoTooLarge, PhotoUnavailable, RecordNotFound
 from services.property.settings import Settings
 from services.property.visibility import is_staff, visible_ticket
 
+log = logging.getLogger("property.photos")
 
-async def store_photo(session: AsyncSession, who: Principal, content: bytes, settings: Settings) -> Photo:
+
+def file_key(photo: Photo) -> str:
+    """Where the photo's bytes are in the file store: one namespace per community."""
+    return f"photos/{photo.community}/{photo.id}"
+
+
+async def store_photo(
+    session: AsyncSession, store: FileStore, who: Principal, content: bytes, settings: Settings
+) -> Photo:
     if len(content) > settings.photo_max_bytes:
         raise PhotoTooLarge(
             (
@@ -29,32 +39,29 @@ async def store_photo(session: AsyncSession, who: Principal, content: bytes, set
     media_type = domain.sniff_image(content[:16])
     if media_type is None or not content:
         raise PhotoNotImage()
+    photo = Photo(
+        id=new_id(),
+        community=who.community,
+        uploader_id=who.subject,
+        media_type=media_type,
+        size_bytes=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
+    # Stored before the row, outside its transaction: a failed commit leaves an unreferenced file
+    # (harmless), never a row without its bytes; a failed store (`storage-unavailable`) leaves nothing.
+    await store.put(file_key(photo), content, media_type)
     async with transaction(session):
-        photo = Photo(
-            id=new_id(),
-            community=who.community,
-            uploader_id=who.subject,
-            media_type=media_type,
-            size_bytes=len(content),
-            sha256=hashlib.sha256(content).hexdigest(),
-        )
         session.add(photo)
-        await session.flush()
-        # Written before commit: a failed commit leaves an orphan file (harmless), never a row without one.
-        path = photo_path(settings, photo)
-        await asyncio.to_thread(_write_file, path, content)
         return photo
 
 
-def photo_path(settings: Settings, photo: Photo) -> Path:
-    return Path(settings.photo_store_dir) / photo.community / photo.id
-
-
-def _write_file(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(content)
-    tmp.replace(path)
+async def open_photo(store: FileStore, photo: Photo) -> StoredFile:
+    """The photo's bytes, streamed from the store; a row whose file is gone is a 404, and logged."""
+    try:
+        return await store.open(file_key(photo))
+    except FileMissing:
+        log.error("photo %s has a row but no file in the %s store", photo.id, store.name)
+        raise RecordNotFound() from None
 
 
 async def get_photo(session: AsyncSession, who: Principal, photo_id: str) -> Photo:

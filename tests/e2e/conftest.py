@@ -18,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,14 +59,12 @@ class Platform:
 async def platform(
     stack: TestStack,
     gateway_template: str,  # noqa: F811 (the imported fixture)
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Platform]:
     namespace = new_namespace()
-    photos: Path = tmp_path_factory.mktemp("property-photos")
     specs: list[tuple[str, Callable[[Any], Any], type[Any], dict[str, Any]]] = [
         ("timebank", create_timebank, TimebankSettings, {}),
         ("parking", create_parking, ParkingSettings, {"expire_holds_every_s": 3600.0}),
-        ("property", create_property, PropertySettings, {"photo_store_dir": str(photos), "sla_check_interval_s": 3600}),
+        ("property", create_property, PropertySettings, {"sla_check_interval_s": 3600}),
         ("governance", create_governance, GovernanceSettings, {}),
         ("citysync", create_citysync, CitysyncSettings, {"stats_every_s": 3600.0}),
     ]
