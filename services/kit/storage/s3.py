@@ -94,19 +94,31 @@ class S3FileStore:
             raise _unavailable("put", exc) from exc
 
     async def info(self, key: str, head_bytes: int = 16) -> FileInfo:
+        # A ranged GET, not a HEAD: a HEAD's error has no body, so a missing bucket (the store is
+        # misconfigured) would look like a missing object. The total size is in Content-Range.
+        try:
+            part = await self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{max(head_bytes, 1) - 1}")
+            async with part["Body"] as body:
+                head = (await body.read())[:head_bytes]
+            total = part.get("ContentRange", "").rpartition("/")[2]
+            size = int(total) if total.isdigit() else int(part["ContentLength"])
+            media_type = part.get("ContentType") or "application/octet-stream"
+        except ClientError as exc:
+            if _code(exc) != "InvalidRange":
+                raise _missing_or_unavailable("info", key, exc) from exc
+            return await self._empty_info(key)  # an empty object has no byte 0 to range over
+        except TRANSPORT_ERRORS as exc:
+            raise _unavailable("info", exc) from exc
+        return FileInfo(size_bytes=size, media_type=media_type, head=head)
+
+    async def _empty_info(self, key: str) -> FileInfo:
         try:
             found = await self.client.head_object(Bucket=self.bucket, Key=key)
-            size = int(found["ContentLength"])
-            head = b""
-            if head_bytes > 0 and size > 0:
-                part = await self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{head_bytes - 1}")
-                async with part["Body"] as body:
-                    head = await body.read()
         except ClientError as exc:
             raise _missing_or_unavailable("info", key, exc) from exc
         except TRANSPORT_ERRORS as exc:
             raise _unavailable("info", exc) from exc
-        return FileInfo(size_bytes=size, media_type=found.get("ContentType") or "application/octet-stream", head=head)
+        return FileInfo(size_bytes=0, media_type=found.get("ContentType") or "application/octet-stream", head=b"")
 
     async def open(self, key: str) -> StoredFile:
         try:
