@@ -169,7 +169,6 @@ class Stack:
             JWKS_URL=os.environ.get("JWKS_URL", f"file://{self.keys_dir / 'jwks.json'}"),
             GATEWAY_KEYS_DIR=str(self.keys_dir),
             PYTHONPATH=str(ROOT),
-            PROPERTY_PHOTO_DIR=str(LOCAL / "photos"),
         )
         for name, port in self.services:
             env.setdefault(f"GATEWAY_{name.upper()}_URL", f"http://127.0.0.1:{port}")
