@@ -31,12 +31,15 @@ from services.property.schemas import (
     PaymentIn,
     PaymentPublic,
     PhotoPublic,
+    PhotoUploadCreate,
+    PhotoUploadPublic,
     QuoteIn,
     RateIn,
     Reason,
     StepPublic,
     TicketCreate,
     TicketPublic,
+    UploadTarget,
 )
 from services.property.settings import Settings
 
@@ -93,6 +96,41 @@ async def upload_photo(request: Request, who: ResidentOnly, session: SessionDep)
             raise p.PhotoTooLarge()
         chunks.append(chunk)
     return await photos.store_photo(session, file_store_of(request), who, b"".join(chunks), settings)
+
+
+@ticket_routes.post(
+    "/photos/uploads",
+    status_code=201,
+    response_model=PhotoUploadPublic,
+    responses=problem_responses(p.PhotoTooLarge, p.DirectUploadUnavailable, StorageUnavailable),
+)
+async def begin_photo_upload(body: PhotoUploadCreate, request: Request, who: ResidentOnly, session: SessionDep) -> Any:
+    """Get a URL to upload a photo straight to the object store.
+
+    A resident declares the photo's type and exact size (at most `photo_max_bytes`) and receives a
+    pending photo and a presigned URL, valid for a few minutes, that accepts exactly that type and
+    size; the bytes go to the store, not through the service. Then `POST /photos/{id}/uploaded`.
+    Where the service keeps photos itself (no object store) it is 409
+    `property/direct-upload-unavailable`: use `POST /photos`.
+    """
+    photo, upload = await photos.begin_upload(session, file_store_of(request), who, body, settings_of(request))
+    target = UploadTarget(method=upload.method, url=upload.url, headers=upload.headers, expires_at=upload.expires_at)
+    return PhotoUploadPublic(photo=PhotoPublic.model_validate(photo), upload=target)
+
+
+@ticket_routes.post(
+    "/photos/{photo_id}/uploaded",
+    response_model=PhotoPublic,
+    responses=problem_responses(p.RecordNotFound, p.PhotoNotUploaded, p.PhotoTooLarge, p.PhotoNotImage, StorageUnavailable),
+)
+async def finish_photo_upload(photo_id: Id, request: Request, who: ResidentOnly, session: SessionDep) -> Any:
+    """Report a direct upload done.
+
+    Its uploader calls it after sending the bytes to the presigned URL. The service checks the
+    stored photo as `POST /photos` does (size, and JPEG, PNG or WebP by content, matching the
+    declared type); a photo that fails is deleted. Then the photo may be named in `photo_ids`.
+    """
+    return await photos.finish_upload(session, file_store_of(request), who, photo_id, settings_of(request))
 
 
 PHOTO_CONTENT = {m: {"schema": {"type": "string", "format": "binary"}} for m in ("image/jpeg", "image/png", "image/webp")}

@@ -11,10 +11,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
-from services.kit.storage import FileMissing, FileStore, StoredFile
+from services.kit.problems import Problem
+from services.kit.storage import FileMissing, FileStore, PresignedUpload, StoredFile
 from services.property import domain
 from services.property.models import PHOTOS, Photo, new_id
-from services.property.problems import PhotoNotImage, PhotoTooLarge, PhotoUnavailable, RecordNotFound
+from services.property.problems import (
+    DirectUploadUnavailable,
+    PhotoNotImage,
+    PhotoNotUploaded,
+    PhotoTooLarge,
+    PhotoUnavailable,
+    RecordNotFound,
+)
+from services.property.schemas import PhotoUploadCreate
 from services.property.settings import Settings
 from services.property.visibility import is_staff, visible_ticket
 
@@ -26,16 +35,9 @@ def file_key(photo: Photo) -> str:
     return f"photos/{photo.community}/{photo.id}"
 
 
-async def store_photo(
-    session: AsyncSession, store: FileStore, who: Principal, content: bytes, settings: Settings
-) -> Photo:
+async def store_photo(session: AsyncSession, store: FileStore, who: Principal, content: bytes, settings: Settings) -> Photo:
     if len(content) > settings.photo_max_bytes:
-        raise PhotoTooLarge(
-            (
-                f"照片不能超过 {settings.photo_max_bytes} 字节",
-                f"A photo may be at most {settings.photo_max_bytes} bytes",
-            )
-        )
+        raise _too_large(settings)
     media_type = domain.sniff_image(content[:16])
     if media_type is None or not content:
         raise PhotoNotImage()
@@ -55,6 +57,78 @@ async def store_photo(
         return photo
 
 
+async def begin_upload(
+    session: AsyncSession, store: FileStore, who: Principal, data: PhotoUploadCreate, settings: Settings
+) -> tuple[Photo, PresignedUpload]:
+    """A pending photo and the presigned URL its bytes go to, past the service; `DirectUploadUnavailable`
+    when the store takes files only through the service (PostgreSQL, a directory)."""
+    if data.size_bytes > settings.photo_max_bytes:
+        raise _too_large(settings)
+    photo = Photo(
+        id=new_id(),
+        community=who.community,
+        uploader_id=who.subject,
+        media_type=data.media_type,
+        size_bytes=data.size_bytes,
+        pending=True,
+    )
+    upload = await store.upload_url(file_key(photo), data.media_type, data.size_bytes, settings.storage_url_expires_s)
+    if upload is None:
+        raise DirectUploadUnavailable(("请将照片发送到 POST /photos", "Send the photo to POST /photos instead"))
+    async with transaction(session):
+        session.add(photo)
+    return photo, upload
+
+
+async def finish_upload(session: AsyncSession, store: FileStore, who: Principal, photo_id: str, settings: Settings) -> Photo:
+    """The uploader says the bytes are in the store: the service checks their size and type as it
+    does for `POST /photos` (from the store's own record and the first bytes), then the photo may
+    be attached. Bytes that fail the check are deleted with the photo."""
+    key = ""
+    refused: Problem | None = None
+    async with transaction(session):
+        query = (
+            select(Photo)
+            .where(
+                PHOTOS.c.id == photo_id,
+                PHOTOS.c.community == who.community,
+                PHOTOS.c.uploader_id == who.subject,
+                PHOTOS.c.pending.is_(True),
+            )
+            .with_for_update()
+        )
+        photo = await session.scalar(query)
+        if photo is None:
+            raise RecordNotFound()
+        key = file_key(photo)
+        try:
+            found = await store.info(key, head_bytes=16)
+        except FileMissing:
+            raise PhotoNotUploaded() from None
+        if found.size_bytes > settings.photo_max_bytes:
+            refused = _too_large(settings)
+        elif domain.sniff_image(found.head) != photo.media_type:
+            refused = PhotoNotImage()
+        if refused is not None:
+            await session.delete(photo)
+        else:
+            photo.pending = False
+            photo.size_bytes = found.size_bytes
+    if refused is not None:
+        await store.delete(key)
+        raise refused
+    return photo
+
+
+def _too_large(settings: Settings) -> PhotoTooLarge:
+    return PhotoTooLarge(
+        (
+            f"照片不能超过 {settings.photo_max_bytes} 字节",
+            f"A photo may be at most {settings.photo_max_bytes} bytes",
+        )
+    )
+
+
 async def open_photo(store: FileStore, photo: Photo) -> StoredFile:
     """The photo's bytes, streamed from the store; a row whose file is gone is a 404, and logged."""
     try:
@@ -67,7 +141,7 @@ async def open_photo(store: FileStore, photo: Photo) -> StoredFile:
 async def get_photo(session: AsyncSession, who: Principal, photo_id: str) -> Photo:
     """The photo for its uploader, staff, or anyone who may see the ticket it is attached to; else 404."""
     async with transaction(session):
-        query = select(Photo).where(PHOTOS.c.id == photo_id, PHOTOS.c.community == who.community)
+        query = select(Photo).where(PHOTOS.c.id == photo_id, PHOTOS.c.community == who.community, PHOTOS.c.pending.is_(False))
         photo = await session.scalar(query)
         if photo is None:
             raise RecordNotFound()
@@ -90,6 +164,7 @@ async def unattached_photos(session: AsyncSession, who: Principal, photo_ids: li
             PHOTOS.c.community == who.community,
             PHOTOS.c.uploader_id == who.subject,
             PHOTOS.c.ticket_id.is_(None),
+            PHOTOS.c.pending.is_(False),
         )
         .with_for_update()
     )

@@ -109,11 +109,14 @@ async def test_presigned_urls_carry_the_bytes_past_the_service_and_the_server_ch
 ) -> None:
     store = await s3_store(object_store, await object_store.new_bucket())
     try:
-        upload = await store.upload_url("photos/c1/up", "image/png", expires_s=60)
+        upload = await store.upload_url("photos/c1/up", "image/png", size_bytes=8, expires_s=60)
+        assert "content-length" in upload.url and "content-type" in upload.url  # X-Amz-SignedHeaders
         async with httpx.AsyncClient() as client:
-            # The signed content type is part of the signature: another one is refused by the server.
+            # The type and size are part of the signature: another one is refused by the server.
             wrong = await client.put(upload.url, content=b"\x89PNGdata", headers={"Content-Type": "image/jpeg"})
             assert wrong.status_code == 403
+            larger = await client.put(upload.url, content=b"\x89PNGdata and more", headers={"Content-Type": "image/png"})
+            assert larger.status_code == 403
             with pytest.raises(FileMissing):
                 await store.info("photos/c1/up")
             r = await client.put(upload.url, content=b"\x89PNGdata", headers=upload.headers)
@@ -148,7 +151,7 @@ async def test_presigned_urls_name_the_public_endpoint_when_clients_reach_the_st
     try:
         url = await store.download_url("photos/c1/x", "image/png", expires_s=60)
         assert url.startswith(f"https://files.example.org/{bucket}/photos/c1/x?")
-        upload = await store.upload_url("photos/c1/x", "image/png", expires_s=60)
+        upload = await store.upload_url("photos/c1/x", "image/png", size_bytes=1, expires_s=60)
         assert upload.url.startswith("https://files.example.org/")
         await store.put("photos/c1/x", b"x", "image/png")  # while the service itself uses the internal one
         assert await read_all(store, "photos/c1/x") == b"x"

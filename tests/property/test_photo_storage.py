@@ -14,9 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from services.kit.storage import FileMissing
 from services.property.app import create_app
 from services.property.settings import Settings
-from tests.property.conftest import World
+from tests.property.conftest import COMMUNITY, World
 from tests.support.harness import RunningService, run_service
 from tests.support.objectstore import ObjectStore, object_store  # noqa: F401 (the fixture)
 from tests.support.stack import TestStack
@@ -124,3 +125,68 @@ async def test_a_service_without_urls_streams_the_photo_itself(stack: TestStack,
         photo_id = await upload(world, "wang", PHOTO[:5000])
         r = await a.client.get(f"/photos/{photo_id}", headers=world.as_resident("wang"))
         assert r.status_code == 200 and r.content == PHOTO[:5000]
+
+
+async def test_a_photo_goes_straight_to_the_object_store_and_is_checked_before_it_can_be_attached(
+    stack: TestStack,
+    object_store: ObjectStore,  # noqa: F811
+) -> None:
+    async with two_replicas(stack, **object_store.settings(await object_store.new_bucket())) as (a, b):
+        world = await small_world(stack, a.client)
+        wang = world.as_resident("wang")
+        declared = {"media_type": "image/png", "size_bytes": len(PHOTO)}
+        r = await a.client.post("/photos/uploads", json=declared, headers=wang)
+        assert r.status_code == 201, r.text
+        photo_id, upload = r.json()["photo"]["id"], r.json()["upload"]
+        assert upload["method"] == "PUT" and upload["headers"]["Content-Type"] == "image/png"
+
+        # Pending: not yet uploaded, so it can be neither confirmed, seen nor attached.
+        r = await b.client.post(f"/photos/{photo_id}/uploaded", headers=wang)
+        assert r.status_code == 409 and r.json()["type"] == "urn:community:problem:property/photo-not-uploaded"
+        assert (await b.client.get(f"/photos/{photo_id}", headers=wang)).status_code == 404
+        await world.submit("wang", photo_ids=[photo_id], status=422)
+
+        async with httpx.AsyncClient() as client:
+            sent = await client.request(upload["method"], upload["url"], content=PHOTO, headers=upload["headers"])
+            assert sent.status_code == 200
+            # Only its uploader reports it done (anyone else: 404), through either replica.
+            r = await b.client.post(f"/photos/{photo_id}/uploaded", headers=world.as_resident("zhao"))
+            assert r.status_code == 404
+            r = await b.client.post(f"/photos/{photo_id}/uploaded", headers=wang)
+            assert r.status_code == 200 and r.json() == {"id": photo_id, "media_type": "image/png", "size_bytes": len(PHOTO)}
+            ticket = await world.submit("wang", photo_ids=[photo_id])
+            assert ticket["photo_ids"] == [photo_id]
+            r = await a.client.get(f"/photos/{photo_id}", headers=world.as_steward("wu"))
+            assert r.status_code == 307
+            assert (await client.get(r.headers["location"])).content == PHOTO
+
+
+async def test_bytes_sent_straight_to_the_store_that_are_no_image_are_refused_and_deleted(
+    stack: TestStack,
+    object_store: ObjectStore,  # noqa: F811
+) -> None:
+    async with two_replicas(stack, **object_store.settings(await object_store.new_bucket())) as (a, _):
+        world = await small_world(stack, a.client)
+        wang = world.as_resident("wang")
+        r = await a.client.post("/photos/uploads", json={"media_type": "image/png", "size_bytes": 3 * 1024 * 1024}, headers=wang)
+        assert r.status_code == 413
+        gif = b"GIF89a" + b"\x00" * 100
+        r = await a.client.post("/photos/uploads", json={"media_type": "image/png", "size_bytes": len(gif)}, headers=wang)
+        photo_id, upload = r.json()["photo"]["id"], r.json()["upload"]
+        async with httpx.AsyncClient() as client:
+            assert (await client.put(upload["url"], content=gif, headers=upload["headers"])).status_code == 200
+        r = await a.client.post(f"/photos/{photo_id}/uploaded", headers=wang)
+        assert r.status_code == 415 and r.json()["type"] == "urn:community:problem:property/photo-not-image"
+        with pytest.raises(FileMissing):
+            await a.app.state.file_store.info(f"photos/{COMMUNITY}/{photo_id}")
+        assert (await a.client.post(f"/photos/{photo_id}/uploaded", headers=wang)).status_code == 404
+
+
+async def test_a_store_without_urls_sends_direct_uploads_to_post_photos(stack: TestStack) -> None:
+    async with two_replicas(stack) as (a, _):
+        world = await small_world(stack, a.client)
+        body = {"media_type": "image/png", "size_bytes": 100}
+        r = await a.client.post("/photos/uploads", json=body, headers=world.as_resident("wang"))
+        assert r.status_code == 409 and r.json()["type"] == "urn:community:problem:property/direct-upload-unavailable"
+        async with a.app.state.engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM photos")) == 0

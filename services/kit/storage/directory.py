@@ -82,7 +82,7 @@ class DirectoryFileStore:
         except OSError as exc:
             raise StorageUnavailable(f"directory delete: {exc.__class__.__name__}") from exc
 
-    async def upload_url(self, key: str, media_type: str, expires_s: int) -> PresignedUpload | None:
+    async def upload_url(self, key: str, media_type: str, size_bytes: int, expires_s: int) -> PresignedUpload | None:
         return None
 
     async def download_url(self, key: str, media_type: str, expires_s: int) -> str | None:

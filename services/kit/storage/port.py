@@ -84,8 +84,9 @@ class FileStore(Protocol):
     async def delete(self, key: str) -> None:
         """Remove the file under `key`; nothing happens if there is none."""
 
-    async def upload_url(self, key: str, media_type: str, expires_s: int) -> PresignedUpload | None:
-        """A URL the client may send the file to directly, or None if this store takes files only through `put`."""
+    async def upload_url(self, key: str, media_type: str, size_bytes: int, expires_s: int) -> PresignedUpload | None:
+        """A URL the client may send exactly `size_bytes` of `media_type` to, or None if this store
+        takes files only through `put`."""
 
     async def download_url(self, key: str, media_type: str, expires_s: int) -> str | None:
         """A URL the client may fetch the file from directly, or None if the service must stream it."""

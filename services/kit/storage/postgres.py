@@ -127,7 +127,7 @@ class PostgresFileStore:
         except (DBAPIError, OSError, TimeoutError) as exc:
             raise _unavailable("delete", exc) from exc
 
-    async def upload_url(self, key: str, media_type: str, expires_s: int) -> PresignedUpload | None:
+    async def upload_url(self, key: str, media_type: str, size_bytes: int, expires_s: int) -> PresignedUpload | None:
         return None  # the bytes come through the service's own upload route
 
     async def download_url(self, key: str, media_type: str, expires_s: int) -> str | None:

@@ -150,14 +150,15 @@ class S3FileStore:
         except TRANSPORT_ERRORS as exc:
             raise _unavailable("delete", exc) from exc
 
-    async def upload_url(self, key: str, media_type: str, expires_s: int) -> PresignedUpload:
+    async def upload_url(self, key: str, media_type: str, size_bytes: int, expires_s: int) -> PresignedUpload:
         assert self._presigner is not None
-        # The content type is signed: the store refuses the upload with any other.
-        url = await self._presigner.generate_presigned_url(
-            "put_object", Params={"Bucket": self.bucket, "Key": key, "ContentType": media_type}, ExpiresIn=expires_s
-        )
+        # The content type and length are signed headers: the store refuses an upload of any other
+        # type or size, so a client cannot park a larger file than it declared.
+        params = {"Bucket": self.bucket, "Key": key, "ContentType": media_type, "ContentLength": size_bytes}
+        url = await self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s)
         expires_at = datetime.now(UTC) + timedelta(seconds=expires_s)
-        return PresignedUpload(method="PUT", url=url, headers={"Content-Type": media_type}, expires_at=expires_at)
+        headers = {"Content-Type": media_type, "Content-Length": str(size_bytes)}
+        return PresignedUpload(method="PUT", url=url, headers=headers, expires_at=expires_at)
 
     async def download_url(self, key: str, media_type: str, expires_s: int) -> str:
         assert self._presigner is not None
