@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
@@ -182,3 +183,21 @@ async def photo_ids(session: AsyncSession, ticket_ids: list[str]) -> dict[str, l
         for ticket_id, photo_id in await session.execute(query):
             out[ticket_id].append(photo_id)
     return out
+
+
+async def forget_abandoned_uploads(session: AsyncSession, store: FileStore, older_than_s: float, limit: int = 100) -> int:
+    """Delete direct uploads begun more than `older_than_s` ago and never reported done: their URL
+    has expired, so nothing more can arrive. Rows are claimed with SKIP LOCKED, so replicas running
+    this at once split the work. Returns how many were deleted."""
+    async with transaction(session):
+        query = (
+            select(Photo)
+            .where(PHOTOS.c.pending.is_(True), PHOTOS.c.created_at < func.now() - timedelta(seconds=older_than_s))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        abandoned = list(await session.scalars(query))
+        for photo in abandoned:
+            await store.delete(file_key(photo))  # a failure keeps the row, to try again next time
+            await session.delete(photo)
+        return len(abandoned)

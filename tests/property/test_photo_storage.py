@@ -4,6 +4,7 @@ and a store failure is `storage-unavailable` while the service stays ready."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from services.kit.storage import FileMissing
+from services.property import photos
 from services.property.app import create_app
 from services.property.settings import Settings
 from tests.property.conftest import COMMUNITY, World
@@ -190,3 +192,41 @@ async def test_a_store_without_urls_sends_direct_uploads_to_post_photos(stack: T
         assert r.status_code == 409 and r.json()["type"] == "urn:community:problem:property/direct-upload-unavailable"
         async with a.app.state.engine.connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM photos")) == 0
+
+
+async def test_direct_uploads_never_reported_done_are_forgotten_once_their_url_has_expired(
+    stack: TestStack,
+    object_store: ObjectStore,  # noqa: F811
+) -> None:
+    async with two_replicas(stack, **object_store.settings(await object_store.new_bucket())) as (a, b):
+        world = await small_world(stack, a.client)
+        wang = world.as_resident("wang")
+        ids = []
+        async with httpx.AsyncClient() as client:
+            for _ in range(3):
+                r = await a.client.post("/photos/uploads", json={"media_type": "image/png", "size_bytes": 10}, headers=wang)
+                ids.append(r.json()["photo"]["id"])
+                upload = r.json()["upload"]
+                assert (await client.put(upload["url"], content=PHOTO[:10], headers=upload["headers"])).status_code == 200
+        old, fresh, reported = ids
+        assert (await a.client.post(f"/photos/{reported}/uploaded", headers=wang)).status_code == 200
+        async with a.app.state.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE photos SET created_at = now() - interval '1 hour' WHERE id = ANY(:ids)"),
+                {"ids": [old, reported]},
+            )
+
+        async def run_job(replica: RunningService) -> int:
+            async with replica.app.state.sessionmaker() as session:
+                return await photos.forget_abandoned_uploads(session, replica.app.state.file_store, older_than_s=600)
+
+        # Both replicas run the job at once; each abandoned upload goes once.
+        assert sum(await asyncio.gather(run_job(a), run_job(b))) == 1
+        async with a.app.state.engine.connect() as conn:
+            left = set(await conn.scalars(text("SELECT id FROM photos")))
+        assert left == {fresh, reported}
+        store = a.app.state.file_store
+        with pytest.raises(FileMissing):
+            await store.info(f"photos/{COMMUNITY}/{old}")
+        for kept in (fresh, reported):
+            assert (await store.info(f"photos/{COMMUNITY}/{kept}")).size_bytes == 10
