@@ -41,6 +41,14 @@ class Settings(ServiceSettings):
     breaker_failure_threshold: int = 5
     breaker_open_s: float = 10.0
     openapi_cache_s: float = 30.0
+    # Event streams (gateway/streams.py): "<service>/<path>" whose GET answers stream as they
+    # arrive, without the route's timeout once the headers are in. The longest silence between two
+    # pieces is `stream_idle_timeout_s` (notify sends a heartbeat every 15 s). Per replica: streams
+    # per person (notify bounds them across replicas too) and in all (each holds a connection).
+    stream_routes: list[str] = Field(default_factory=lambda: ["notify/stream"])
+    stream_idle_timeout_s: float = 60.0
+    stream_max_per_user: int = 3
+    stream_max_open: int = 10_000
 
     # --- identity ---------------------------------------------------------------------------------
     # The key set every replica shares (gateway/keys.py): a read-only Secret mount in a cluster.
