@@ -35,7 +35,7 @@ from gateway import api, openapi
 from gateway.accesslog import install_access_log
 from gateway.clients import RealClient
 from gateway.consumers import registry_consumer
-from gateway.identity import GatewayVerifier, LogCodeSender, OneTimeCodes, Passwords
+from gateway.identity import GatewayVerifier, OneTimeCodes, Passwords, SmsCodeSender
 from gateway.keys import KeyRing, KeyRingVerifier, ensure_keys
 from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
 from gateway.pages import install_pages
@@ -314,7 +314,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 keys=keys,
                 passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
                 codes=OneTimeCodes(state.redis, settings.otp_ttl_s, settings.otp_max_attempts),
-                sender=LogCodeSender(),
+                sender=SmsCodeSender(settings.sms_sender(), settings.otp_ttl_s, settings.sms_timeout_s),
                 deny=deny,
             )
             state.limits = RateLimits(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, model_validator
 
 from gateway.limits import BODY_READ_TIMEOUT_S
 from services.kit.settings import ServiceSettings, service_config
+from services.kit.sms import SmsSettings
 
 SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
 
 
-class Settings(ServiceSettings):
+# The SMS port's settings (SmsSettings: GATEWAY_SMS_PROVIDER, GATEWAY_TENCENT_*...) are notify's
+# too: login codes leave by the same port (gateway/identity.py's SmsCodeSender).
+class Settings(ServiceSettings, SmsSettings):
     model_config = service_config("GATEWAY_")
 
     service_name: str = "gateway"
@@ -61,7 +63,6 @@ class Settings(ServiceSettings):
     refresh_ttl_s: int = 30 * 24 * 3600
     otp_ttl_s: int = 300
     otp_max_attempts: int = 5
-    otp_sender: Literal["log"] = "log"
     # Production may trust an external OIDC issuer instead of the gateway's own keys.
     oidc_jwks_url: str | None = None
     oidc_issuer: str | None = None
