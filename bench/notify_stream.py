@@ -24,11 +24,13 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
+
 from bench.e2e_latency import raw_latency
 from bench.gateway_get import COMMUNITY, gateway_env, gateway_settled, uvicorn_process
 from bench.harness import bench_stack, percentile, record, summary_ms
 from services.governance.events import PointsGranted
-from services.kit.db import make_engine, make_sessionmaker
+from services.kit.db import make_engine, make_sessionmaker, plain_url
 from services.kit.kafka import make_producer
 from services.kit.outbox import EventPublisher
 from services.kit.relay import OutboxRelay
@@ -101,6 +103,25 @@ async def open_all(listeners: list[Listener], host: str, port: int) -> None:
     await asyncio.gather(*(one(listener) for listener in listeners))
 
 
+async def split_by_hop(notify_db: str, walls: list[tuple[str, float, float]]) -> tuple[list[float], list[float]]:
+    """Each sample's two legs, from the time notify's transaction for it started (`created_at`)."""
+    conn = await asyncpg.connect(plain_url(notify_db))
+    try:
+        rows = await conn.fetch("SELECT recipient_id, created_at FROM notifications ORDER BY recipient_id, seq")
+    finally:
+        await conn.close()
+    made: dict[str, list[float]] = {}
+    for row in rows:
+        made.setdefault(row["recipient_id"], []).append(row["created_at"].timestamp())
+    to_notify: list[float] = []
+    to_client: list[float] = []
+    for subject, committed, arrived in walls:
+        at = made[subject].pop(0)
+        to_notify.append(at - committed)
+        to_client.append(arrived - at)
+    return to_notify, to_client
+
+
 async def main() -> None:
     async with bench_stack() as stack, AsyncExitStack() as servers:
         from gateway.migrate import upgrade_gateway_database
@@ -165,10 +186,15 @@ async def main() -> None:
                 await publisher.publish(session, event, key=event.grant_id)
             return time.perf_counter()
 
+        # Per sample: (resident, wall-clock time of the domain commit, and of the arrival).
+        walls: list[tuple[str, float, float]] = []
+
         async def sample(listener: Listener, points: int) -> float:
             listener.arrived.clear()
             committed = await commit(listener, points)
+            committed_wall = time.time()
             await asyncio.wait_for(listener.arrived.wait(), 30)
+            walls.append((listener.subject, committed_wall, committed_wall + listener.at - committed))
             return listener.at - committed
 
         def listener() -> Listener:
@@ -192,7 +218,9 @@ async def main() -> None:
         after_kb = rss_kb(gateway.pids[0])
         per_stream_kb = (after_kb - before_kb) / STREAMS
 
+        walls.clear()  # the warm-up's
         samples = [await sample(listeners[i % STREAMS], 1 + i % 20) for i in range(SAMPLES)]
+        to_notify, to_client = await split_by_hop(notify_db, walls)
         for one in listeners:
             await one.close()
         relay_task.cancel()
@@ -214,6 +242,11 @@ async def main() -> None:
             "streams": STREAMS,
             "commit_to_client": summary_ms(samples),
             "raw": summary_ms(raw),
+            # Where the time goes: the domain commit to notify's transaction (relay, broker, consumer),
+            # then to the client (the wake-up, the stream's read, the gateway). Wall clocks of one
+            # machine; notify's time is its transaction's start, so the split is approximate.
+            "commit_to_notify_transaction": summary_ms(to_notify),
+            "notify_transaction_to_client": summary_ms(to_client),
             "samples": SAMPLES,
             "gateway_rss_kb_before": before_kb,
             "gateway_rss_kb_with_streams": after_kb,
