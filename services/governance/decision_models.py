@@ -97,17 +97,22 @@ class Ballot(Base, table=True):
     channel: str = Field(sa_column=Column(Text, nullable=False))
     cast_by: str = Field(sa_column=Column(Text, nullable=False))
     on_behalf_of: str | None = Field(default=None, sa_column=Column(Text))
+    proxy_basis: str | None = Field(default=None, sa_column=Column(Text))
     receipt: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     cast_at: datetime | None = Field(default=None, sa_column=_ts(False, True))
 
 
 class ProxyAuthorisation(Base, table=True):
-    """A written authorisation (授权委托书) a worker has seen and recorded: `proxy_id` may vote for `owner_id`."""
+    """A proxy a worker has verified and recorded: `proxy_id` may vote for `owner_id`, on the basis of a
+    written authorisation (授权委托书, `written`) or as a registered relative of an elder (`relative`)."""
 
     __tablename__ = "gov_proxy_authorisations"
+    __table_args__ = (CheckConstraint("basis IN ('written','relative')", name="basis_known"),)
     community: str = Field(sa_column=Column(Text, primary_key=True))
     owner_id: str = Field(sa_column=Column(Text, primary_key=True))
     proxy_id: str = Field(sa_column=Column(Text, primary_key=True))
+    basis: str = Field(default="written", sa_column=Column(Text, nullable=False, server_default=text("'written'")))
+    relation: str | None = Field(default=None, sa_column=Column(Text))
     recorded_by: str = Field(sa_column=Column(Text, nullable=False))
     recorded_at: datetime | None = Field(default=None, sa_column=_ts(False, True))
 

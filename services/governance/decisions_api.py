@@ -70,7 +70,7 @@ async def open_decision(decision_id: uuid.UUID, worker: Worker, session: Session
 
 
 @router.get("/decisions/{decision_id}", response_model=DecisionPublic, responses=problem_responses(problems.DecisionNotFound))
-async def get_decision(decision_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep) -> Decision:
+async def get_decision(decision_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep) -> DecisionPublic:
     """Read a decision, with its result and receipts once closed.
 
     Staff of the community, or a resident on its roll (or their recorded proxy); anyone else gets 404.
@@ -137,5 +137,9 @@ async def list_named_ballots(decision_id: uuid.UUID, worker: Worker, session: Se
 
 @router.post("/proxies", status_code=201, response_model=ProxyPublic)
 async def record_proxy(body: ProxyCreate, worker: Worker, session: SessionDep) -> ProxyAuthorisation:
-    """Record a written authorisation (授权委托书): the proxy may vote for the owner in the app."""
+    """Record a verified proxy: the proxy may vote for the owner in the app.
+
+    The basis is a written authorisation (授权委托书) the worker has seen, or the proxy being a
+    registered relative of an elder (the relation named); the proxy's ballots keep the basis.
+    """
     return await decisions.record_proxy(session, worker, body)
