@@ -42,19 +42,17 @@ async def close_due(session: AsyncSession) -> int:
         return len(due)
 
 
-# The tally's sums in one grouped query, over the frozen roll joined with the ballots: the first row
-# (option NULL) is the roll, owners and area, where one owner key is one owner with all its units'
-# area (法释〔2009〕7号 第九条); the others are each option's owners and area. Integers throughout;
-# a ballot whose key is not on the roll matches nothing and counts for nothing. A poll's units each
-# carry their household as key, so the same query counts households.
+# The tally's sums in one grouped query over the frozen roll's owners (one row per owner key, with
+# the area of all its units, 法释〔2009〕7号 第九条, summed when the decision opened) joined with the
+# ballots by voter key: the first row (option NULL) is the roll, owners and area; the others each
+# option's owners and area. Integers throughout; a ballot whose key is not on the roll matches
+# nothing. A poll's units each carry their household as key, so the same query counts households.
 _COUNT_SQL = """
-WITH owners AS MATERIALIZED (
-    SELECT owner_key, sum(area)::bigint AS area FROM gov_decision_units WHERE decision_id = $1 GROUP BY owner_key
-)
-SELECT NULL::text AS option, count(*) AS voters, coalesce(sum(area), 0)::bigint AS area FROM owners
+SELECT NULL::text AS option, count(*) AS voters, coalesce(sum(area), 0)::bigint AS area
+  FROM gov_decision_owners WHERE decision_id = $1
 UNION ALL
 SELECT b.option, count(*), sum(o.area)::bigint
-  FROM gov_ballots AS b JOIN owners AS o ON o.owner_key = b.voter_key
+  FROM gov_ballots AS b JOIN gov_decision_owners AS o ON o.decision_id = b.decision_id AND o.owner_key = b.voter_key
  WHERE b.decision_id = $1
  GROUP BY b.option
 """

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.governance.tally import OWNER_OPTIONS, Kind
 from services.kit.inputs import FromText, RequestBody, Timestamp
 
+
 class ProxyBasis(enum.StrEnum):
     written = "written"
     relative = "relative"

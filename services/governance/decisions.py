@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +13,7 @@ from services.governance import problems
 from services.governance.accounts import now_utc
 from services.governance.decision_models import (
     BALLOTS,
+    DECISION_OWNERS,
     DECISION_UNITS,
     DECISION_VOTERS,
     DECISIONS,
@@ -90,6 +91,12 @@ async def _freeze_roll(session: AsyncSession, decision: Decision) -> None:
             for u in units
         ]
         await session.execute(insert(DECISION_UNITS), rows)
+        owners = (
+            select(DECISION_UNITS.c.decision_id, DECISION_UNITS.c.owner_key, func.sum(DECISION_UNITS.c.area))
+            .where(DECISION_UNITS.c.decision_id == decision.id)
+            .group_by(DECISION_UNITS.c.decision_id, DECISION_UNITS.c.owner_key)
+        )
+        await session.execute(insert(DECISION_OWNERS).from_select(["decision_id", "owner_key", "area"], owners))
     voters = (
         select(DECISION_UNITS.c.decision_id, RESIDENTS.c.resident_id, RESIDENTS.c.household_id)
         .join(

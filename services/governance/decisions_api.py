@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from services.governance import ballots, decisions, problems, roll
+from services.governance.ballots import CastBallot
 from services.governance.decision_models import Ballot, Decision, ProxyAuthorisation
 from services.governance.decision_schemas import (
     BallotCreate,
@@ -98,7 +99,7 @@ async def my_decisions(me: CurrentPrincipal, session: SessionDep) -> list[MyDeci
         problems.UnknownOption,
     ),
 )
-async def cast_ballot(decision_id: uuid.UUID, body: BallotCreate, voter: Resident, session: SessionDep) -> Ballot:
+async def cast_ballot(decision_id: uuid.UUID, body: BallotCreate, voter: Resident, session: SessionDep) -> CastBallot:
     """Cast my one final ballot (or, as a recorded proxy, an owner's).
 
     A retry of the same ballot returns it; a different second ballot for the same voter is refused.
@@ -119,7 +120,7 @@ async def cast_ballot(decision_id: uuid.UUID, body: BallotCreate, voter: Residen
         problems.UnknownOption,
     ),
 )
-async def cast_paper_ballot(decision_id: uuid.UUID, body: PaperBallotCreate, worker: Worker, session: SessionDep) -> Ballot:
+async def cast_paper_ballot(decision_id: uuid.UUID, body: PaperBallotCreate, worker: Worker, session: SessionDep) -> CastBallot:
     """Enter a paper ballot (纸质表决票) for a unit on the roll, recorded with the worker; the same one-ballot rule."""
     return await ballots.cast_paper(session, worker, decision_id, body)
 
