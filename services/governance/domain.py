@@ -217,3 +217,14 @@ def reward_is_active(enabled: bool, active_from: datetime | None, active_until: 
 def within_resident_limit(limit: int | None, already: int, quantity: int) -> bool:
     """A per-resident limit counts units in reserved or captured redemptions of the reward."""
     return limit is None or already + quantity <= limit
+
+
+def pledge_takes_part(status: str, deadline: datetime, at: datetime) -> bool:
+    """A pledge counts only before the offer's deadline and while it has not lapsed; an offer that
+    reached its minimum still takes pledges until the deadline (each gets its order)."""
+    return status != "lapsed" and at < deadline
+
+
+def pledge_minimum_met(households: int, minimum: int) -> bool:
+    """The offer opens when at least `minimum` households pledged."""
+    return households >= minimum
