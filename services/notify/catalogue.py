@@ -213,6 +213,8 @@ LEFT_OUT: dict[str, str] = {
     "property.household.roll_changed.v1": "registry bookkeeping (a unit's area and owners for votes)",
     "governance.ballot.cast.v1": "the voter's own act: the answer to the ballot carries its receipt",
     "governance.decision.closed.v1": "not yet: telling every eligible voter needs the decision's frozen roll in notify",
+    "governance.pledge.ordered.v1": "property opens the household's order (a ticket to pay) from it; no message yet",
+    "governance.pledge_offer.settled.v1": "not yet: telling every pledging household needs the pledges in notify",
     "property.points_payment.requested.v1": "a saga step; property.payment.settled tells the resident the outcome",
     "governance.points_payment.settled.v1": "a saga step; property.payment.settled tells the resident the outcome",
     "governance.redemption.reserved.v1": "the resident's own request; captured or released tells the outcome",
