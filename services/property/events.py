@@ -181,3 +181,16 @@ class PointsPaymentSettled(EventData):
     community: str
     status: str
     reason: str | None = None
+
+
+class PledgeOrdered(EventData):
+    event_type = "governance.pledge.ordered.v1"
+    pledge_id: str
+    offer_id: str
+    community: str
+    household_id: str
+    resident_id: str
+    service_code: str
+    title: str
+    provider: str
+    price_fen: int
