@@ -16,6 +16,7 @@ from services.governance.events import (
     PointsPaymentRequested,
     RedemptionFailed,
     RedemptionFulfilled,
+    ResidentOwnerChanged,
     ResidentRegistered,
     ServiceConfirmed,
     TransferReversed,
@@ -79,6 +80,11 @@ async def on_resident_registered(session: AsyncSession, event: CloudEvent) -> No
     await statements.register_resident(session, data.community, data.resident_id, data.household_id, owner=data.owner)
 
 
+async def on_resident_owner_changed(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(ResidentOwnerChanged)
+    await statements.register_resident(session, data.community, data.resident_id, data.household_id, owner=data.owner)
+
+
 async def on_household_registered(session: AsyncSession, event: CloudEvent) -> None:
     data = event.parse(HouseholdRegistered)
     await roll.record_unit(
@@ -123,6 +129,7 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
     }
     from_property: dict[str, Handler] = {
         ResidentRegistered.event_type: on_resident_registered,
+        ResidentOwnerChanged.event_type: on_resident_owner_changed,
         HouseholdRegistered.event_type: on_household_registered,
         HouseholdRollChanged.event_type: on_household_roll_changed,
         RedemptionFulfilled.event_type: on_redemption_fulfilled,

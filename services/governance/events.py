@@ -183,6 +183,14 @@ class ResidentRegistered(EventData):
     owner: bool = False
 
 
+class ResidentOwnerChanged(EventData):
+    event_type = "property.resident.owner_changed.v1"
+    resident_id: str
+    community: str
+    household_id: str
+    owner: bool
+
+
 class HouseholdRegistered(EventData):
     event_type = "property.household.registered.v1"
     household_id: str

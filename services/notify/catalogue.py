@@ -211,6 +211,7 @@ LEFT_OUT: dict[str, str] = {
     "property.staff.registered.v1": "kept in notify's directory (who holds the role a breach escalates to); tells no one",
     "property.household.registered.v1": "registry bookkeeping",
     "property.household.roll_changed.v1": "registry bookkeeping (a unit's area and owners for votes)",
+    "property.resident.owner_changed.v1": "registry bookkeeping (who votes in owners' decisions); the admin made it",
     "governance.ballot.cast.v1": "the voter's own act: the answer to the ballot carries its receipt",
     "governance.decision.closed.v1": "not yet: telling every eligible voter needs the decision's frozen roll in notify",
     "governance.pledge.ordered.v1": "property opens the household's order (a ticket to pay) from it; no message yet",
