@@ -71,7 +71,9 @@ class DecisionPublic(BaseModel):
     status: str
     opened_at: datetime | None
     closed_at: datetime | None
-    result: dict[str, Any] | None = Field(None, description="Counts, outcome and every receipt under its option, once closed")
+    result: dict[str, Any] | None = Field(
+        None, description="Counts and outcome once closed; reading one decision lists every receipt under its option"
+    )
 
 
 class MyDecision(DecisionPublic):
