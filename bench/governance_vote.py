@@ -4,14 +4,16 @@
 owner each, an owners' decision opened on that roll. Baselines, same run, same database server:
 - for ballots: raw asyncpg single-row INSERTs of the same ballots into a table with the same
   one-ballot unique key, the same number in flight;
-- for the tally: one bare grouped sum (option, count, area) over the same ballots joined to the roll.
+- for the tally: one bare grouped sum (option, count, area) over the same ballots joined to the roll;
+  each figure is the best of three decisions with the same roll and ballots.
 
 Two figures:
 - `governance_vote` (target >= 0.5 x raw): `ballots.cast` called directly, 40 sessions in flight,
   with every check it makes (decision open, option, voter on the frozen roll) and every write
-  (ballot with receipt, `ballot.cast.v1` outbox row);
+  (ballot with receipt, `ballot.cast.v1` outbox row), all in one `gov_cast_ballot` call;
 - `governance_vote_tally` (target <= 3 x the grouped sum): closing the decision (`closing.close_due`:
-  the rows, the integer tally, the result with receipts, the event).
+  the due decision locked, the grouped count over the frozen roll, the integer rules, the result,
+  the event, the commit).
 
     .venv/bin/python -m bench.governance_vote
 """
@@ -19,6 +21,7 @@ Two figures:
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,7 +38,8 @@ from services.kit.auth import Principal
 from services.kit.db import make_engine, make_sessionmaker, plain_url
 from tests.support.harness import run_service
 
-UNITS = 10_000
+# GOVERNANCE_BENCH_UNITS shrinks the run on a loaded machine (the issue's figure is for 10,000).
+UNITS = int(os.environ.get("GOVERNANCE_BENCH_UNITS", "10000"))
 IN_FLIGHT = 40
 COMMUNITY = "bench-community"
 OPTIONS = ("yes", "no", "abstain")
@@ -131,17 +135,39 @@ async def main() -> None:
             await asyncio.gather(*(cast(i, o) for i, o in picks))
             vote_rate = len(picks) / (time.perf_counter() - start)
 
-            bare_s = min([await grouped_sum(conn, str(decision.id)) for _ in range(3)])
-            await conn.execute(
-                "UPDATE gov_decisions SET closes_at = now() - interval '1 second', opens_at = now() - interval '2 seconds'"
-                " WHERE id = $1",
-                decision.id,
-            )
-            async with maker() as session:
-                t0 = time.perf_counter()
-                closed = await closing.close_due(session)
-                tally_s = time.perf_counter() - t0
-            assert closed == 1
+            # The close is timed as the grouped sum is, best of three, on three decisions with the same
+            # roll and ballots (the other two get copies of the burst's ballots), so both figures are
+            # taken with warm caches, as a closing job that runs every 15 s has them.
+            copies = []
+            for _ in range(2):
+                async with maker() as session:
+                    other = await decisions.draft(session, worker, draft)
+                assert other.id is not None
+                async with maker() as session:
+                    await decisions.open_decision(session, worker, other.id)
+                await conn.execute(
+                    "INSERT INTO gov_ballots (decision_id, community, voter_key, household_id, option, channel, cast_by,"
+                    " receipt) SELECT $1, community, voter_key, household_id, option, channel, cast_by, md5(random()::text)"
+                    " FROM gov_ballots WHERE decision_id = $2",
+                    other.id,
+                    decision.id,
+                )
+                copies.append(other.id)
+            bare: list[float] = []
+            closes: list[float] = []
+            for decision_id in (decision.id, *copies):
+                bare.append(await grouped_sum(conn, str(decision_id)))
+                await conn.execute(
+                    "UPDATE gov_decisions SET closes_at = now() - interval '1 second', opens_at = now() - interval '2 seconds'"
+                    " WHERE id = $1",
+                    decision_id,
+                )
+                async with maker() as session:
+                    t0 = time.perf_counter()
+                    closed = await closing.close_due(session)
+                    closes.append(time.perf_counter() - t0)
+                assert closed == 1
+            bare_s, tally_s = min(bare), min(closes)
             await conn.close()
             await engine.dispose()
         shape = {"units": UNITS, "ballots": len(picks), "in_flight": IN_FLIGHT}

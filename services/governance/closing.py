@@ -2,22 +2,25 @@
 
 Each replica's job takes due decisions FOR UPDATE SKIP LOCKED, so two jobs never close the same
 decision, and the status check in the same statement makes a decision closed once and only once.
-Ballots hold the decision FOR SHARE, so a ballot in flight is counted or refused, never lost.
+Ballots hold the decision FOR KEY SHARE, so a ballot in flight is counted or refused, never lost.
+The count is one grouped SQL query over the frozen roll and the ballots (`_COUNT_SQL`); the rules
+applied to its sums are tally.py's, and tests/governance/test_tally_sql.py holds the query and the
+Python tally to one reference model.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.governance.accounts import now_utc
-from services.governance.decision_models import BALLOTS, DECISION_UNITS, DECISIONS, Decision
+from services.governance.decision_models import DECISIONS, Decision
 from services.governance.events import DecisionClosed, OptionCount, publisher
-from services.governance.tally import Kind, Unit, tally_owners, tally_poll
-from services.kit.db import transaction
+from services.governance.tally import Count, Kind, owners_tally_of, poll_tally_of
+from services.kit.db import fetch_all_alone, transaction
 
 BATCH = 20
 
@@ -39,38 +42,46 @@ async def close_due(session: AsyncSession) -> int:
         return len(due)
 
 
+# The tally's sums in one grouped query over the frozen roll's owners (one row per owner key, with
+# the area of all its units, 法释〔2009〕7号 第九条, summed when the decision opened) joined with the
+# ballots by voter key: the first row (option NULL) is the roll, owners and area; the others each
+# option's owners and area. Integers throughout; a ballot whose key is not on the roll matches
+# nothing. A poll's units each carry their household as key, so the same query counts households.
+_COUNT_SQL = """
+SELECT NULL::text AS option, count(*) AS voters, coalesce(sum(area), 0)::bigint AS area
+  FROM gov_decision_owners WHERE decision_id = $1
+UNION ALL
+SELECT b.option, count(*), sum(o.area)::bigint
+  FROM gov_ballots AS b JOIN gov_decision_owners AS o ON o.decision_id = b.decision_id AND o.owner_key = b.voter_key
+ WHERE b.decision_id = $1
+ GROUP BY b.option
+"""
+
+
 async def _close(session: AsyncSession, decision: Decision) -> None:
-    units = [
-        Unit(r.household_id, r.area, r.owner_key)
-        for r in await session.execute(
-            select(DECISION_UNITS.c.household_id, DECISION_UNITS.c.area, DECISION_UNITS.c.owner_key).where(
-                DECISION_UNITS.c.decision_id == decision.id
-            )
-        )
-    ]
-    rows = (
-        await session.execute(
-            select(BALLOTS.c.voter_key, BALLOTS.c.option, BALLOTS.c.receipt).where(BALLOTS.c.decision_id == decision.id)
-        )
-    ).all()
-    choices = {r.voter_key: r.option for r in rows}
-    receipts: dict[str, list[str]] = defaultdict(list)
-    for r in sorted(rows, key=lambda r: r.receipt):
-        receipts[r.option].append(r.receipt)
-    event = counted(decision, units, choices)
+    assert decision.id is not None
+    rows = await fetch_all_alone(session, _COUNT_SQL, decision.id)
+    event = counted(decision, rows)
     decision.status = "closed"
     decision.closed_at = event.closed_at
-    decision.result = result_of(event, receipts)
+    decision.result = result_of(event)
     await session.flush()
     await publisher.publish(session, event, key=str(decision.id))
 
 
-def counted(decision: Decision, units: list[Unit], choices: dict[str, str]) -> DecisionClosed:
-    """The closed decision's counts and outcome (names and receipts never travel in the event)."""
+def counted(decision: Decision, rows: Sequence[Any]) -> DecisionClosed:
+    """The closed decision's counts and outcome from `_COUNT_SQL`'s rows (names and receipts never
+    travel in the event)."""
     kind = Kind(decision.kind)
     common = {"decision_id": str(decision.id), "community": decision.community, "kind": kind.value, "closed_at": now_utc()}
+    [roll] = [r for r in rows if r.option is None]
+    options = {r.option: r for r in rows if r.option is not None}
     if kind.by_owners:
-        owners = tally_owners(kind, units, choices)
+        owners = owners_tally_of(
+            kind,
+            Count(area=roll.area, owners=roll.voters),
+            {o: Count(area=r.area, owners=r.voters) for o, r in options.items()},
+        )
         return DecisionClosed(
             **common,
             outcome=owners.outcome.value,
@@ -80,7 +91,7 @@ def counted(decision: Decision, units: list[Unit], choices: dict[str, str]) -> D
             participating_area=owners.participating.area,
             options=[OptionCount(option=o, ballots=c.owners, area=c.area) for o, c in owners.by_option.items()],
         )
-    poll = tally_poll(decision.options, len(units), choices)
+    poll = poll_tally_of(decision.options, roll.voters, {o: r.voters for o, r in options.items()})
     return DecisionClosed(
         **common,
         outcome=poll.outcome.value,
@@ -91,9 +102,7 @@ def counted(decision: Decision, units: list[Unit], choices: dict[str, str]) -> D
     )
 
 
-def result_of(event: DecisionClosed, receipts: dict[str, list[str]]) -> dict[str, Any]:
-    """The result kept on the decision: the event's counts, and every receipt under its option."""
-    result = event.model_dump(mode="json", exclude={"decision_id", "community", "kind", "closed_at"})
-    for option in result["options"]:
-        option["receipts"] = receipts.get(option["option"], [])
-    return result
+def result_of(event: DecisionClosed) -> dict[str, Any]:
+    """The result kept on the decision: the event's counts. The receipts stay in the ballots and are
+    listed under their options when the decision is read (`decisions.receipts_by_option`)."""
+    return event.model_dump(mode="json", exclude={"decision_id", "community", "kind", "closed_at"})

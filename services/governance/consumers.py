@@ -1,4 +1,5 @@
-"""Events from other services: earning (time bank, parking) and the property side of the sagas."""
+"""Events from other services (and governance's own ballots): earning (time bank, parking, taking part
+in decisions) and the property side of the sagas."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from functools import partial
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.governance import earning, payments, redemptions, roll, statements
+from services.governance import domain, earning, payments, redemptions, roll, statements
 from services.governance.domain import Trigger
 from services.governance.events import (
+    BallotCast,
     BookingCompleted,
     HouseholdRegistered,
     HouseholdRollChanged,
     PointsPaymentRequested,
     RedemptionFailed,
     RedemptionFulfilled,
+    ResidentOwnerChanged,
     ResidentRegistered,
     ServiceConfirmed,
     TransferReversed,
@@ -66,6 +69,25 @@ async def on_booking_completed(settings: Settings, session: AsyncSession, event:
     )
 
 
+async def on_ballot_cast(settings: Settings, session: AsyncSession, event: CloudEvent) -> None:
+    """The voter (for a proxy's ballot, the owner) earns participation points by the community's
+    rules, once per decision. A worker's paper ballot names no resident and earns nothing."""
+    data = event.parse(BallotCast)
+    if data.resident_id is None:
+        return
+    await earning.grant_for_event(
+        session,
+        settings,
+        trigger=Trigger.ballot_cast,
+        community=data.community,
+        resident_id=data.resident_id,
+        source_event_id=domain.participation_source(data.decision_id, data.resident_id),
+        source_ref=data.decision_id,
+        minutes=None,
+        at=_aware(data.cast_at, event.time),
+    )
+
+
 async def on_transfer_reversed(session: AsyncSession, event: CloudEvent) -> None:
     data = event.parse(TransferReversed)
     reason = f"时间银行记录更正 / time-bank transfer {data.reverses_transfer_id} reversed"
@@ -76,6 +98,11 @@ async def on_transfer_reversed(session: AsyncSession, event: CloudEvent) -> None
 
 async def on_resident_registered(session: AsyncSession, event: CloudEvent) -> None:
     data = event.parse(ResidentRegistered)
+    await statements.register_resident(session, data.community, data.resident_id, data.household_id, owner=data.owner)
+
+
+async def on_resident_owner_changed(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(ResidentOwnerChanged)
     await statements.register_resident(session, data.community, data.resident_id, data.household_id, owner=data.owner)
 
 
@@ -120,9 +147,11 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
         ServiceConfirmed.event_type: partial(on_service_confirmed, settings),
         BookingCompleted.event_type: partial(on_booking_completed, settings),
         TransferReversed.event_type: on_transfer_reversed,
+        BallotCast.event_type: partial(on_ballot_cast, settings),
     }
     from_property: dict[str, Handler] = {
         ResidentRegistered.event_type: on_resident_registered,
+        ResidentOwnerChanged.event_type: on_resident_owner_changed,
         HouseholdRegistered.event_type: on_household_registered,
         HouseholdRollChanged.event_type: on_household_roll_changed,
         RedemptionFulfilled.event_type: on_redemption_fulfilled,
@@ -132,7 +161,10 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
     return [
         # Grants are one statement each (gov_grant); one commit per fetched batch instead of per event.
         ConsumerSpec(
-            group=EARNING_GROUP, topics=["timebank.events", "parking.events"], handlers=earning_handlers, apply_in_batches=True
+            group=EARNING_GROUP,
+            topics=["timebank.events", "parking.events", "governance.events"],
+            handlers=earning_handlers,
+            apply_in_batches=True,
         ),
         ConsumerSpec(group=PROPERTY_GROUP, topics=["property.events"], handlers=from_property),
     ]

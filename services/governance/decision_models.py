@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlmodel import Field
 
@@ -70,6 +70,17 @@ class DecisionUnit(Base, table=True):
     owner_key: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class DecisionOwner(Base, table=True):
+    """An owner on a decision's frozen roll (法释〔2009〕7号 第九条: the developer's unsold units as one, a
+    buyer's units as one), with the area of all their units, summed once when the decision opened:
+    the tally joins ballots to these rows by the ballot's voter key and sums, one grouped query."""
+
+    __tablename__ = "gov_decision_owners"
+    decision_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("gov_decisions.id"), primary_key=True))
+    owner_key: str = Field(sa_column=Column(Text, primary_key=True))
+    area: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class DecisionVoter(Base, table=True):
     """Who may vote on a decision (owners for owners' decisions, every resident for a poll), frozen with the roll."""
 
@@ -97,23 +108,29 @@ class Ballot(Base, table=True):
     channel: str = Field(sa_column=Column(Text, nullable=False))
     cast_by: str = Field(sa_column=Column(Text, nullable=False))
     on_behalf_of: str | None = Field(default=None, sa_column=Column(Text))
+    proxy_basis: str | None = Field(default=None, sa_column=Column(Text))
     receipt: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     cast_at: datetime | None = Field(default=None, sa_column=_ts(False, True))
 
 
 class ProxyAuthorisation(Base, table=True):
-    """A written authorisation (授权委托书) a worker has seen and recorded: `proxy_id` may vote for `owner_id`."""
+    """A proxy a worker has verified and recorded: `proxy_id` may vote for `owner_id`, on the basis of a
+    written authorisation (授权委托书, `written`) or as a registered relative of an elder (`relative`)."""
 
     __tablename__ = "gov_proxy_authorisations"
+    __table_args__ = (CheckConstraint("basis IN ('written','relative')", name="basis_known"),)
     community: str = Field(sa_column=Column(Text, primary_key=True))
     owner_id: str = Field(sa_column=Column(Text, primary_key=True))
     proxy_id: str = Field(sa_column=Column(Text, primary_key=True))
+    basis: str = Field(default="written", sa_column=Column(Text, nullable=False, server_default=text("'written'")))
+    relation: str | None = Field(default=None, sa_column=Column(Text))
     recorded_by: str = Field(sa_column=Column(Text, nullable=False))
     recorded_at: datetime | None = Field(default=None, sa_column=_ts(False, True))
 
 
 DECISIONS = table_of(Decision)
 DECISION_UNITS = table_of(DecisionUnit)
+DECISION_OWNERS = table_of(DecisionOwner)
 DECISION_VOTERS = table_of(DecisionVoter)
 BALLOTS = table_of(Ballot)
 PROXIES = table_of(ProxyAuthorisation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -10,6 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.governance.tally import OWNER_OPTIONS, Kind
 from services.kit.inputs import FromText, RequestBody, Timestamp
+
+
+class ProxyBasis(enum.StrEnum):
+    written = "written"
+    relative = "relative"
+
 
 PersonId = Annotated[str, Field(min_length=1, max_length=64)]
 Option = Annotated[str, Field(min_length=1, max_length=60)]
@@ -64,7 +71,9 @@ class DecisionPublic(BaseModel):
     status: str
     opened_at: datetime | None
     closed_at: datetime | None
-    result: dict[str, Any] | None = Field(None, description="Counts, outcome and every receipt under its option, once closed")
+    result: dict[str, Any] | None = Field(
+        None, description="Counts and outcome once closed; reading one decision lists every receipt under its option"
+    )
 
 
 class MyDecision(DecisionPublic):
@@ -96,15 +105,37 @@ class BallotPublic(BaseModel):
 
 
 class ProxyCreate(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"owner_id": "res-wang-xiuying", "proxy_id": "res-li-jun"}]})
+    """A proxy the worker has verified: a written authorisation (授权委托书) they have seen, or a registered
+    relative of an elder (the relation named)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"owner_id": "res-wang-xiuying", "proxy_id": "res-li-jun", "basis": "relative", "relation": "儿子"},
+                {"owner_id": "res-zhou-min", "proxy_id": "res-chen-gang", "basis": "written"},
+            ]
+        }
+    )
     owner_id: PersonId
     proxy_id: PersonId
+    basis: Annotated[ProxyBasis, FromText] = ProxyBasis.written
+    relation: Annotated[str, Field(min_length=1, max_length=30)] | None = None
+
+    @model_validator(mode="after")
+    def _relation_for_a_relative(self) -> ProxyCreate:
+        if (self.basis is ProxyBasis.relative) != (self.relation is not None):
+            raise ValueError("a relative's proxy names the relation, a written authorisation does not")
+        if self.owner_id == self.proxy_id:
+            raise ValueError("an owner is not their own proxy")
+        return self
 
 
 class ProxyPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     owner_id: str
     proxy_id: str
+    basis: str
+    relation: str | None
     recorded_by: str
     recorded_at: datetime
 
@@ -118,6 +149,7 @@ class NamedBallot(BaseModel):
     channel: str
     cast_by: str
     on_behalf_of: str | None
+    proxy_basis: str | None = Field(None, description="For a proxy's ballot: `written` authorisation or `relative` of an elder")
     cast_at: datetime
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as upsert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +13,7 @@ from services.governance import problems
 from services.governance.accounts import now_utc
 from services.governance.decision_models import (
     BALLOTS,
+    DECISION_OWNERS,
     DECISION_UNITS,
     DECISION_VOTERS,
     DECISIONS,
@@ -21,7 +22,7 @@ from services.governance.decision_models import (
     Decision,
     ProxyAuthorisation,
 )
-from services.governance.decision_schemas import DecisionCreate, ProxyCreate
+from services.governance.decision_schemas import DecisionCreate, DecisionPublic, ProxyCreate
 from services.governance.statements import RESIDENTS
 from services.governance.tally import Kind, owner_key
 from services.kit.auth import Principal
@@ -90,6 +91,12 @@ async def _freeze_roll(session: AsyncSession, decision: Decision) -> None:
             for u in units
         ]
         await session.execute(insert(DECISION_UNITS), rows)
+        owners = (
+            select(DECISION_UNITS.c.decision_id, DECISION_UNITS.c.owner_key, func.sum(DECISION_UNITS.c.area))
+            .where(DECISION_UNITS.c.decision_id == decision.id)
+            .group_by(DECISION_UNITS.c.decision_id, DECISION_UNITS.c.owner_key)
+        )
+        await session.execute(insert(DECISION_OWNERS).from_select(["decision_id", "owner_key", "area"], owners))
     voters = (
         select(DECISION_UNITS.c.decision_id, RESIDENTS.c.resident_id, RESIDENTS.c.household_id)
         .join(
@@ -103,14 +110,28 @@ async def _freeze_roll(session: AsyncSession, decision: Decision) -> None:
     await session.execute(insert(DECISION_VOTERS).from_select(["decision_id", "resident_id", "household_id"], voters))
 
 
-async def visible_decision(session: AsyncSession, who: Principal, decision_id: uuid.UUID) -> Decision:
+async def visible_decision(session: AsyncSession, who: Principal, decision_id: uuid.UUID) -> DecisionPublic:
     """Staff see every decision of their community; a resident only those whose roll they are on
-    (or hold a recorded proxy for someone on); anything else is `DecisionNotFound`."""
+    (or hold a recorded proxy for someone on); anything else is `DecisionNotFound`. A closed
+    decision's result lists every receipt under its option, read from the ballots."""
     async with transaction(session):
         decision = await decision_in(session, who.community, decision_id)
-        if who.is_staff or await _may_see(session, who, decision_id):
-            return decision
-        raise problems.DecisionNotFound()
+        if not (who.is_staff or await _may_see(session, who, decision_id)):
+            raise problems.DecisionNotFound()
+        public = DecisionPublic.model_validate(decision)
+        if decision.result is None:
+            return public
+        receipts: dict[str, list[str]] = {}
+        query = (
+            select(BALLOTS.c.option, BALLOTS.c.receipt)
+            .where(BALLOTS.c.decision_id == decision_id)
+            .order_by(BALLOTS.c.option, BALLOTS.c.receipt)
+        )
+        for option, receipt in (await session.execute(query)).all():
+            receipts.setdefault(option, []).append(receipt)
+        result = dict(decision.result)
+        result["options"] = [{**o, "receipts": receipts.get(o["option"], [])} for o in result["options"]]
+        return public.model_copy(update={"result": result})
 
 
 async def _may_see(session: AsyncSession, who: Principal, decision_id: uuid.UUID) -> bool:
@@ -157,10 +178,12 @@ async def list_decisions(session: AsyncSession, staff: Principal) -> Sequence[De
 
 
 async def record_proxy(session: AsyncSession, worker: Principal, data: ProxyCreate) -> ProxyAuthorisation:
-    """Record a written authorisation the worker has seen; recording it twice keeps the first."""
+    """Record a proxy the worker has verified (a written authorisation, or a registered relative of an
+    elder); recording it twice keeps the first."""
     async with transaction(session):
         key = {"community": worker.community, "owner_id": data.owner_id, "proxy_id": data.proxy_id}
-        await session.execute(upsert(PROXIES).values(**key, recorded_by=worker.subject).on_conflict_do_nothing())
+        values = {"basis": data.basis.value, "relation": data.relation, "recorded_by": worker.subject}
+        await session.execute(upsert(PROXIES).values(**key, **values).on_conflict_do_nothing())
         proxy = await session.get(ProxyAuthorisation, tuple(key.values()))
         assert proxy is not None
         return proxy

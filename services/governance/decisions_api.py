@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from services.governance import ballots, decisions, problems, roll
+from services.governance.ballots import CastBallot
 from services.governance.decision_models import Ballot, Decision, ProxyAuthorisation
 from services.governance.decision_schemas import (
     BallotCreate,
@@ -70,7 +71,7 @@ async def open_decision(decision_id: uuid.UUID, worker: Worker, session: Session
 
 
 @router.get("/decisions/{decision_id}", response_model=DecisionPublic, responses=problem_responses(problems.DecisionNotFound))
-async def get_decision(decision_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep) -> Decision:
+async def get_decision(decision_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep) -> DecisionPublic:
     """Read a decision, with its result and receipts once closed.
 
     Staff of the community, or a resident on its roll (or their recorded proxy); anyone else gets 404.
@@ -98,7 +99,7 @@ async def my_decisions(me: CurrentPrincipal, session: SessionDep) -> list[MyDeci
         problems.UnknownOption,
     ),
 )
-async def cast_ballot(decision_id: uuid.UUID, body: BallotCreate, voter: Resident, session: SessionDep) -> Ballot:
+async def cast_ballot(decision_id: uuid.UUID, body: BallotCreate, voter: Resident, session: SessionDep) -> CastBallot:
     """Cast my one final ballot (or, as a recorded proxy, an owner's).
 
     A retry of the same ballot returns it; a different second ballot for the same voter is refused.
@@ -119,7 +120,7 @@ async def cast_ballot(decision_id: uuid.UUID, body: BallotCreate, voter: Residen
         problems.UnknownOption,
     ),
 )
-async def cast_paper_ballot(decision_id: uuid.UUID, body: PaperBallotCreate, worker: Worker, session: SessionDep) -> Ballot:
+async def cast_paper_ballot(decision_id: uuid.UUID, body: PaperBallotCreate, worker: Worker, session: SessionDep) -> CastBallot:
     """Enter a paper ballot (纸质表决票) for a unit on the roll, recorded with the worker; the same one-ballot rule."""
     return await ballots.cast_paper(session, worker, decision_id, body)
 
@@ -137,5 +138,9 @@ async def list_named_ballots(decision_id: uuid.UUID, worker: Worker, session: Se
 
 @router.post("/proxies", status_code=201, response_model=ProxyPublic)
 async def record_proxy(body: ProxyCreate, worker: Worker, session: SessionDep) -> ProxyAuthorisation:
-    """Record a written authorisation (授权委托书): the proxy may vote for the owner in the app."""
+    """Record a verified proxy: the proxy may vote for the owner in the app.
+
+    The basis is a written authorisation (授权委托书) the worker has seen, or the proxy being a
+    registered relative of an elder (the relation named); the proxy's ballots keep the basis.
+    """
     return await decisions.record_proxy(session, worker, body)

@@ -22,6 +22,8 @@ class Trigger(enum.StrEnum):
 
     timebank_service_confirmed = "timebank.service.confirmed.v1"
     parking_booking_completed = "parking.booking.completed.v1"
+    # Taking part in a collective decision (the voter, or the owner a proxy voted for).
+    ballot_cast = "governance.ballot.cast.v1"
     garbage_sorting = "checkin.garbage_sorting"
     meeting_attendance = "checkin.meeting_attendance"
     community_activity = "checkin.community_activity"
@@ -29,6 +31,13 @@ class Trigger(enum.StrEnum):
     @property
     def is_checkin(self) -> bool:
         return self.value.startswith("checkin.")
+
+
+def participation_source(decision_id: str, resident_id: str) -> str:
+    """The grant's source for a ballot: one per decision and resident, so a rule on
+    `governance.ballot.cast.v1` grants participation points once per decision, whatever event
+    redelivery or second ballot event arrives."""
+    return f"ballot:{decision_id}:{resident_id}"
 
 
 class CapPeriod(enum.StrEnum):
@@ -217,3 +226,14 @@ def reward_is_active(enabled: bool, active_from: datetime | None, active_until: 
 def within_resident_limit(limit: int | None, already: int, quantity: int) -> bool:
     """A per-resident limit counts units in reserved or captured redemptions of the reward."""
     return limit is None or already + quantity <= limit
+
+
+def pledge_takes_part(status: str, deadline: datetime, at: datetime) -> bool:
+    """A pledge counts only before the offer's deadline and while it has not lapsed; an offer that
+    reached its minimum still takes pledges until the deadline (each gets its order)."""
+    return status != "lapsed" and at < deadline
+
+
+def pledge_minimum_met(households: int, minimum: int) -> bool:
+    """The offer opens when at least `minimum` households pledged."""
+    return households >= minimum

@@ -116,6 +116,37 @@ class DecisionClosed(EventData):
     closed_at: datetime
 
 
+class PledgeOrdered(EventData):
+    """A household's pledge to an offer that reached its minimum: property adds the offer to its
+    catalogue (once, by `service_code`) and opens one order for the household, paid through the
+    paid-service path (money or points); key: `pledge_id` (offer:household), one order per key."""
+
+    event_type = "governance.pledge.ordered.v1"
+    pledge_id: str
+    offer_id: str
+    community: str
+    household_id: str
+    resident_id: str
+    service_code: str
+    title: str
+    provider: str
+    price_fen: int
+
+
+class PledgeOfferSettled(EventData):
+    """An offer's outcome (key: offer_id): `reached` (the minimum met before the deadline; each
+    pledge became an order) or `lapsed` (the deadline passed short of it; nothing is charged)."""
+
+    event_type = "governance.pledge_offer.settled.v1"
+    offer_id: str
+    community: str
+    outcome: Literal["reached", "lapsed"]
+    service_code: str
+    min_households: int
+    households: int
+    settled_at: datetime
+
+
 # --- consumed (only the fields governance needs; the rest is ignored) ----------------------------
 
 
@@ -150,6 +181,14 @@ class ResidentRegistered(EventData):
     community: str
     household_id: str | None = None
     owner: bool = False
+
+
+class ResidentOwnerChanged(EventData):
+    event_type = "property.resident.owner_changed.v1"
+    resident_id: str
+    community: str
+    household_id: str
+    owner: bool
 
 
 class HouseholdRegistered(EventData):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from services.governance import accounts, closing, redemptions
+from services.governance import accounts, closing, pledges, redemptions
 from services.governance.settings import Settings
 from services.kit.app import ScheduledJob
 
@@ -43,9 +43,21 @@ async def close_decisions(state: Any) -> None:
             return
 
 
+async def lapse_pledge_offers(state: Any) -> None:
+    """Lapse every open offer past its deadline; each replica runs this, each offer lapses once."""
+    while True:
+        async with state.sessionmaker() as session:
+            lapsed = await pledges.lapse_due(session)
+        if lapsed:
+            log.info("lapsed %d pledge offers", lapsed)
+        if lapsed < pledges.BATCH:
+            return
+
+
 def make_jobs(settings: Settings) -> list[ScheduledJob]:
     return [
         ScheduledJob("expire-lots", settings.expiry_job_every_s, expire_lots),
         ScheduledJob("release-overdue-redemptions", settings.redemption_timeout_job_every_s, release_overdue_redemptions),
         ScheduledJob("close-decisions", settings.decision_close_job_every_s, close_decisions),
+        ScheduledJob("lapse-pledge-offers", settings.pledge_lapse_job_every_s, lapse_pledge_offers),
     ]

@@ -185,3 +185,24 @@ class BallotsSecret(Problem):
     status = 403
     title_zh = "本次表决不公开投票人"
     title_en = "This decision's ballots are not shown by name"
+
+
+class PledgeOfferNotFound(Problem):
+    slug = "governance/pledge-offer-not-found"
+    status = 404
+    title_zh = "集体选购项目不存在"
+    title_en = "Pledge offer not found"
+
+
+class PledgeOfferClosed(Problem):
+    slug = "governance/pledge-offer-closed"
+    status = 409
+    title_zh = "认购已截止"
+    title_en = "The offer takes no more pledges (its deadline passed or it lapsed)"
+
+
+class NoHousehold(Problem):
+    slug = "governance/no-household"
+    status = 403
+    title_zh = "未登记住户，不能认购"
+    title_en = "Only a resident registered in a household may pledge"

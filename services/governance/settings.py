@@ -22,6 +22,8 @@ class Settings(ServiceSettings):
     redemption_timeout_job_every_s: float = 30.0
     # How often the closing job looks for decisions past their closing time.
     decision_close_job_every_s: float = 15.0
+    # How often the lapsing job looks for pledge offers past their deadline.
+    pledge_lapse_job_every_s: float = 30.0
     # The Redis leaderboard is a cache of the database; it is rebuilt when missing or this old.
     leaderboard_cache_s: int = 30
     # Local time for days, weeks and months (caps, QR-code days, leaderboard months).

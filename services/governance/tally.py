@@ -115,7 +115,8 @@ class _Sums:
 
 def tally_owners(kind: Kind, roll: Iterable[Unit], ballots: Mapping[str, str]) -> OwnersTally:
     """Count an owners' decision. `ballots` maps an owner key to its option; keys not on the roll
-    count for nothing (the roll is frozen when the decision opens)."""
+    count for nothing (the roll is frozen when the decision opens). The closing job sums the same way
+    in one SQL query (closing.py) and calls `owners_tally_of`; tests hold the two to one reference."""
     sums = _Sums()
     for unit in roll:
         sums.add(unit.owner_key, unit.area)
@@ -125,10 +126,15 @@ def tally_owners(kind: Kind, roll: Iterable[Unit], ballots: Mapping[str, str]) -
         if key in sums.area:
             per_option[option][0] += sums.area[key]
             per_option[option][1] += 1
-    by_option = {option: Count(area=a, owners=o) for option, (a, o) in per_option.items()}
+    return owners_tally_of(kind, total, {option: Count(area=a, owners=o) for option, (a, o) in per_option.items()})
+
+
+def owners_tally_of(kind: Kind, roll: Count, counted: Mapping[str, Count]) -> OwnersTally:
+    """The tally from sums already made: the roll's owners and area, each option's owners and area."""
+    by_option = {option: counted.get(option, Count()) for option in OWNER_OPTIONS}
     part = Count(area=sum(c.area for c in by_option.values()), owners=sum(c.owners for c in by_option.values()))
     return OwnersTally(
-        roll=total, participating=part, by_option=by_option, outcome=owners_outcome(kind, total, part, by_option[APPROVE])
+        roll=roll, participating=part, by_option=by_option, outcome=owners_outcome(kind, roll, part, by_option[APPROVE])
     )
 
 
@@ -146,11 +152,17 @@ def owners_outcome(kind: Kind, roll: Count, part: Count, approving: Count) -> Ou
 
 def tally_poll(options: Iterable[str], households: int, ballots: Mapping[str, str]) -> PollTally:
     """Count a household poll: one vote per household; the most votes win, an equal top is a tie."""
-    by_option = dict.fromkeys(options, 0)
+    votes: dict[str, int] = {}
     for option in ballots.values():
-        by_option[option] += 1
+        votes[option] = votes.get(option, 0) + 1
+    return poll_tally_of(options, households, votes)
+
+
+def poll_tally_of(options: Iterable[str], households: int, votes: Mapping[str, int]) -> PollTally:
+    """The poll's tally from the votes per option already counted."""
+    by_option = {option: votes.get(option, 0) for option in options}
     top = max(by_option.values(), default=0)
-    leaders = [option for option, votes in by_option.items() if votes == top]
+    leaders = [option for option, n in by_option.items() if n == top]
     participating = sum(by_option.values())
     if participating and len(leaders) == 1:
         return PollTally(households, participating, by_option, Outcome.winner, leaders[0])

@@ -59,6 +59,17 @@ class ResidentRegistered(EventData):
     owner: bool = False
 
 
+class ResidentOwnerChanged(EventData):
+    """A resident became an owner (业主) of their household or stopped being one (e.g. a sale, or a
+    tenant recorded by mistake). Decisions already open keep the voters they froze."""
+
+    event_type = "property.resident.owner_changed.v1"
+    resident_id: str
+    community: str
+    household_id: str
+    owner: bool
+
+
 class StaffRegistered(EventData):
     event_type = "property.staff.registered.v1"
     staff_id: str
@@ -181,3 +192,16 @@ class PointsPaymentSettled(EventData):
     community: str
     status: str
     reason: str | None = None
+
+
+class PledgeOrdered(EventData):
+    event_type = "governance.pledge.ordered.v1"
+    pledge_id: str
+    offer_id: str
+    community: str
+    household_id: str
+    resident_id: str
+    service_code: str
+    title: str
+    provider: str
+    price_fen: int

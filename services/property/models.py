@@ -182,6 +182,7 @@ class Ticket(PropertyModel, table=True):
         CheckConstraint("rating_speed IS NULL OR rating_speed BETWEEN 1 AND 5", name="rating_speed"),
         UniqueConstraint("id", "category", name="uq_tickets_id_category"),
         UniqueConstraint("redemption_id"),
+        UniqueConstraint("pledge_id"),
         Index(
             "ix_tickets_steward_queue",
             "community",
@@ -242,6 +243,8 @@ class Ticket(PropertyModel, table=True):
     last_hurried_at: datetime | None = _ts()
     follow_up_note: str | None = None
     redemption_id: str | None = None
+    # The governance pledge (offer:household) this order was opened for; one ticket per pledge.
+    pledge_id: str | None = None
 
 
 class TicketStep(PropertyModel, table=True):

@@ -20,6 +20,7 @@ from services.property.events import (
     BuildingRegistered,
     HouseholdRegistered,
     HouseholdRollChanged,
+    ResidentOwnerChanged,
     ResidentRegistered,
     StaffRegistered,
     publisher,
@@ -43,6 +44,7 @@ from services.property.schemas import (
     HouseholdCreate,
     HouseholdRollUpdate,
     ResidentCreate,
+    ResidentOwnerUpdate,
     RosterIn,
     ShiftIn,
     StaffCreate,
@@ -181,6 +183,27 @@ async def register_resident(session: AsyncSession, who: Principal, data: Residen
                 phone=resident.phone,
                 roles=resident.roles,
                 owner=resident.owner,
+            ),
+            key=resident.id,
+        )
+        return resident
+
+
+async def set_resident_owner(session: AsyncSession, who: Principal, resident_id: str, data: ResidentOwnerUpdate) -> Resident:
+    """Mark a resident an owner of their household or not; publishes the change when there is one."""
+    async with transaction(session):
+        query = select(Resident).where(RESIDENTS.c.id == resident_id, RESIDENTS.c.community == who.community).with_for_update()
+        resident = await session.scalar(query)
+        if resident is None:
+            raise RecordNotFound()
+        if resident.owner == data.owner:
+            return resident
+        resident.owner = data.owner
+        await session.flush()
+        await publisher.publish(
+            session,
+            ResidentOwnerChanged(
+                resident_id=resident.id, community=who.community, household_id=resident.household_id, owner=resident.owner
             ),
             key=resident.id,
         )

@@ -32,6 +32,7 @@ from services.property.schemas import (
     HouseholdRollUpdate,
     Id,
     ResidentCreate,
+    ResidentOwnerUpdate,
     ResidentPublic,
     RosterIn,
     RosterPublic,
@@ -142,6 +143,21 @@ async def list_residents(
     """
     items, cursor = await registry.list_rows(session, who, Resident, page, household_id=household_id)
     return Page[ResidentPublic](items=items, next_cursor=cursor)
+
+
+@registry_routes.patch(
+    "/residents/{resident_id}",
+    response_model=ResidentPublic,
+    responses=problem_responses(p.RecordNotFound),
+)
+async def set_resident_owner(resident_id: Id, body: ResidentOwnerUpdate, who: Admin, session: SessionDep) -> Any:
+    """Mark a resident an owner (业主) of their household, or not.
+
+    A property admin records a sale, or corrects a tenant recorded as an owner. Publishes
+    `property.resident.owner_changed.v1` when the flag changes; decisions already open keep the
+    voters they froze.
+    """
+    return await registry.set_resident_owner(session, who, resident_id, body)
 
 
 @registry_routes.get("/residents/{resident_id}", response_model=ResidentPublic, responses=problem_responses(p.RecordNotFound))

@@ -72,6 +72,13 @@ class HouseholdRollUpdate(RequestBody):
     buyer_key: BuyerKey = None
 
 
+class ResidentOwnerUpdate(RequestBody):
+    """Whether the resident owns their household (业主) or not (a tenant)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"owner": True}]})
+    owner: bool
+
+
 class HouseholdPublic(Public):
     id: str
     building_id: str

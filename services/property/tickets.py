@@ -107,6 +107,7 @@ class NewTicket:
     quote_approved: bool = False
     payment_status: str = NO_PAYMENT
     redemption_id: str | None = None
+    pledge_id: str | None = None
     actor: str = ""
     role: Role = Role.resident
 
@@ -156,6 +157,7 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
         resolution_due_at=resolution_due,
         due_at=response_due,
         redemption_id=new.redemption_id,
+        pledge_id=new.pledge_id,
     )
     session.add(ticket)
     await session.flush()

@@ -150,3 +150,18 @@ def test_reward_activity_and_resident_limits() -> None:
 def test_due_lots_are_those_past_expiry_with_points_left() -> None:
     lots = [lot(1, 5, -1), lot(2, 0, -1), lot(3, 5, 1), lot(4, 5, None)]
     assert [x.id for x in domain.due_lots(lots, NOW)] == [1]
+
+
+def test_a_pledge_counts_before_the_deadline_only_and_the_minimum_is_met_at_exactly_it() -> None:
+    deadline = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
+    before = deadline - timedelta(microseconds=1)
+    assert domain.pledge_takes_part("open", deadline, before)
+    assert domain.pledge_takes_part("reached", deadline, before)
+    assert not domain.pledge_takes_part("open", deadline, deadline)
+    assert not domain.pledge_takes_part("lapsed", deadline, before)
+    assert (domain.pledge_minimum_met(4, 5), domain.pledge_minimum_met(5, 5), domain.pledge_minimum_met(6, 5)) == (
+        False,
+        True,
+        True,
+    )
+    assert domain.participation_source("d1", "r1") == "ballot:d1:r1" != domain.participation_source("d2", "r1")

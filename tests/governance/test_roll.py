@@ -61,3 +61,23 @@ async def test_registered_and_changed_units_and_owners_reach_the_projection(comm
         return resident is not None and resident.owner
 
     await wait_until(owner_known)
+
+
+async def test_an_owner_flag_change_reaches_the_projection(community: Community) -> None:
+    await consumers_ready(community.svc)
+    resident = str(uuid.uuid4())
+    data = {"resident_id": resident, "household_id": "h1", "building_id": "b", "name": "x", "phone": "1", "roles": []}
+    await community.publish("property.events", "property.resident.registered.v1", resident, {**data, "owner": False})
+    await community.publish(
+        "property.events",
+        "property.resident.owner_changed.v1",
+        resident,
+        {"resident_id": resident, "household_id": "h1", "owner": True},
+    )
+
+    async def owner_now() -> bool:
+        async with community.svc.state.sessionmaker() as session, session.begin():
+            row = await session.get(Resident, (community.id, resident))
+        return row is not None and row.owner and row.household_id == "h1"
+
+    await wait_until(owner_now)

@@ -45,3 +45,23 @@ async def test_a_resident_registers_as_owner_or_tenant_and_the_event_says_which(
     assert (tenant["owner"], owner["owner"]) == (False, True)
     published = {e["resident_id"]: e["owner"] for e in await events(svc, "property.resident.registered.v1")}
     assert (published[tenant["id"]], published[owner["id"]]) == (False, True)
+
+
+async def test_an_owner_flag_change_publishes_once_and_stays_in_its_community(world: World, svc: RunningService) -> None:
+    body = {"household_id": world.households["201"], "name": "租客", "phone": "17000000011"}
+    tenant = await world.post("/residents", body, world.as_admin())
+    path = f"/residents/{tenant['id']}"
+    r = await world.client.patch(path, json={"owner": True}, headers=world.as_admin())
+    assert r.status_code == 200 and r.json()["owner"] is True
+    # Setting what is already set publishes nothing.
+    assert (await world.client.patch(path, json={"owner": True}, headers=world.as_admin())).status_code == 200
+    assert (await world.client.patch(path, json={"owner": False}, headers=world.as_admin())).json()["owner"] is False
+    changed = [e for e in await events(svc, "property.resident.owner_changed.v1") if e["resident_id"] == tenant["id"]]
+    assert [(e["household_id"], e["owner"]) for e in changed] == [
+        (world.households["201"], True),
+        (world.households["201"], False),
+    ]
+    elsewhere = world.stack.auth(world.admin, "property_admin", community=COMMUNITY + "-other")
+    assert (await world.client.patch(path, json={"owner": True}, headers=elsewhere)).status_code == 404
+    assert (await world.client.patch(path, json={"owner": True}, headers=world.as_resident("wang"))).status_code == 403
+    assert (await world.client.patch(path, json={"owner": "yes"}, headers=world.as_admin())).status_code == 422
