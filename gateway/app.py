@@ -43,6 +43,7 @@ from gateway.problems import store_unavailable
 from gateway.protection import IdempotencyStore, RateLimits
 from gateway.proxy import REQUEST_ID_RE, Proxy
 from gateway.revocations import DenyList
+from gateway.routes import CITY_DOOR, CITY_PREFIX
 from gateway.service import Identity
 from gateway.settings import Settings
 from gateway.throttle import LoginThrottle
@@ -171,7 +172,7 @@ class FrontDoor:
                 otel_context.detach(token)
 
 
-CITY_PREFIX = "/city/v1/"
+CITY_DOOR_PREFIX = CITY_PREFIX + "/"
 # The proxied paths as the OpenTelemetry instrumentation's excluded-URL pattern (searched in the
 # full URL; a comma separates patterns).
 PROXIED_URLS = r"^[a-z]+://[^/]*/(api|city/v1)/"
@@ -179,7 +180,7 @@ PROXIED_URLS = r"^[a-z]+://[^/]*/(api|city/v1)/"
 
 def is_proxied(scope: Scope) -> bool:
     path: str = scope.get("path", "")
-    return scope["type"] == "http" and path.startswith(("/api/", CITY_PREFIX))
+    return scope["type"] == "http" and path.startswith(("/api/", CITY_DOOR_PREFIX))
 
 
 class ProxyDispatch:
@@ -204,12 +205,13 @@ class ProxyDispatch:
         # (%1A, %2F...) that must not reach the upstream unescaped.
         raw = scope.get("raw_path")
         encoded = raw.decode("latin-1") if raw else path
-        if encoded.startswith(CITY_PREFIX):
+        city_door = encoded.startswith(CITY_DOOR_PREFIX)
+        if city_door:
             # The city's versioned door: /city/v1/feeds/{scene} is citysync's /feeds/{scene}.
-            service, rest = "citysync", encoded.removeprefix(CITY_PREFIX)
+            service, rest = CITY_DOOR[0], encoded.removeprefix(CITY_DOOR_PREFIX)
         else:
             service, _, rest = encoded.removeprefix("/api/").partition("/")
-        scope["path_params"] = {"service": service, "path": rest}
+        scope["path_params"] = {"service": service, "path": rest, "city_door": city_door}
         request = Request(scope, receive, send)
         try:
             response = await scope["app"].state.proxy.handle(request)

@@ -107,6 +107,29 @@ ClockTime = Annotated[time, FromText]
 Uuid = Annotated[uuid.UUID, FromText]
 
 
+def _not_uuid_shaped(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return value
+    raise ValueError("a client id may not be a UUID: residents and staff are known by UUIDs")
+
+
+ClientId = Annotated[
+    str,
+    AfterValidator(_not_uuid_shaped),
+    Field(
+        min_length=3,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        description="A machine client's id (3-64 of a-z, 0-9, '.', '_', '-'; not UUID-shaped): its token subject",
+        examples=["lishui-data"],
+    ),
+]
+"""A machine client's id: the gateway registers it, and the service it calls (a city consumer, a gate
+device) knows it by the same id, so both accept exactly the same ids."""
+
+
 def _strings_in(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]

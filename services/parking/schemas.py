@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.kit.inputs import ClockTime, Day, RequestBody, Timestamp, Uuid
+from services.kit.inputs import ClientId, ClockTime, Day, RequestBody, Timestamp, Uuid
 from services.parking import domain
 from services.parking.domain import BarrierDecision, SpotKind, SpotSize, WindowKind
 
@@ -249,15 +249,7 @@ class BookingPublic(BaseModel):
 
 class GateDeviceCreate(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"id": "gate-north-1", "name": "北门道闸"}]})
-    id: Annotated[
-        str,
-        Field(
-            min_length=3,
-            max_length=64,
-            pattern=r"^[a-z0-9][a-z0-9-]*$",
-            description="The device's token subject",
-        ),
-    ]
+    id: Annotated[ClientId, Field(description="The device's gateway client id: its token subject")]
     name: Annotated[str, Field(min_length=1, max_length=100)]
 
 
