@@ -50,6 +50,7 @@ from gateway.throttle import LoginThrottle
 from gateway.upstream_client import HttptoolsEngine
 from services.kit.app import ServiceParts, create_service_app
 from services.kit.auth import TokenVerifier
+from services.kit.health import file_check
 from services.kit.problems import Problem, problem_response
 
 log = logging.getLogger("gateway.access")
@@ -348,6 +349,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.own_openapi = own_openapi
             state.merged_openapi = None
             state.upstream_checks = {name: UpstreamCheck(client, name, url) for name, url in settings.upstreams.items()}
+            if settings.ready_after_file is not None:
+                state.readiness_checks["startup"] = file_check(settings.ready_after_file)
+                state.cannot_serve_without = state.cannot_serve_without | {"startup"}
             refresher = asyncio.create_task(openapi.refresh_forever(state, settings.openapi_cache_s))
             # Everything built so far (modules, the app, its routes and clients) lives as long as the
             # process: out of the collector's generations, each full collection walks only what

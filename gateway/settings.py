@@ -41,6 +41,9 @@ class Settings(ServiceSettings):
     breaker_failure_threshold: int = 5
     breaker_open_s: float = 10.0
     openapi_cache_s: float = 30.0
+    # Readiness waits for this file too, when set: `make run` sets it to the file it writes once the
+    # demo data is in, so /readyz (and the banner) turn ready only then. Unset in a cluster.
+    ready_after_file: Path | None = None
 
     # --- identity ---------------------------------------------------------------------------------
     # The key set every replica shares (gateway/keys.py): a read-only Secret mount in a cluster.
