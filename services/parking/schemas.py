@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -144,8 +144,8 @@ class WindowPublic(BaseModel):
     spot_id: uuid.UUID
     kind: str
     weekdays: list[int] | None
-    local_start: time | None
-    local_end: time | None
+    local_start: ClockTime | None
+    local_end: ClockTime | None
     valid_from: date | None
     valid_until: date | None
     starts_at: datetime | None
