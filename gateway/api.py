@@ -42,7 +42,7 @@ from gateway.throttle import LoginThrottle
 from services.kit.auth import Principal
 from services.kit.db import SessionDep
 from services.kit.health import ReadinessCheck, assess, assess_app
-from services.kit.inputs import Text
+from services.kit.inputs import ClientId, Text
 from services.kit.problems import Forbidden, Unauthorized, ValidationFailed, problem_responses
 
 router = APIRouter(tags=["auth"])
@@ -189,7 +189,7 @@ async def set_staff_password(
     responses=problem_responses(*AUTH_PROBLEMS, Forbidden, ValidationFailed),
 )
 async def put_client(
-    client_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")],
+    client_id: Annotated[ClientId, Path()],
     body: ApiClientPut,
     request: Request,
     session: SessionDep,

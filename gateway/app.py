@@ -43,12 +43,14 @@ from gateway.problems import store_unavailable
 from gateway.protection import IdempotencyStore, RateLimits
 from gateway.proxy import REQUEST_ID_RE, Proxy
 from gateway.revocations import DenyList
+from gateway.routes import CITY_DOOR, CITY_PREFIX
 from gateway.service import Identity
 from gateway.settings import Settings
 from gateway.throttle import LoginThrottle
 from gateway.upstream_client import HttptoolsEngine
 from services.kit.app import ServiceParts, create_service_app
 from services.kit.auth import TokenVerifier
+from services.kit.health import file_check
 from services.kit.problems import Problem, problem_response
 
 log = logging.getLogger("gateway.access")
@@ -171,7 +173,7 @@ class FrontDoor:
                 otel_context.detach(token)
 
 
-CITY_PREFIX = "/city/v1/"
+CITY_DOOR_PREFIX = CITY_PREFIX + "/"
 # The proxied paths as the OpenTelemetry instrumentation's excluded-URL pattern (searched in the
 # full URL; a comma separates patterns).
 PROXIED_URLS = r"^[a-z]+://[^/]*/(api|city/v1)/"
@@ -179,7 +181,7 @@ PROXIED_URLS = r"^[a-z]+://[^/]*/(api|city/v1)/"
 
 def is_proxied(scope: Scope) -> bool:
     path: str = scope.get("path", "")
-    return scope["type"] == "http" and path.startswith(("/api/", CITY_PREFIX))
+    return scope["type"] == "http" and path.startswith(("/api/", CITY_DOOR_PREFIX))
 
 
 class ProxyDispatch:
@@ -204,12 +206,13 @@ class ProxyDispatch:
         # (%1A, %2F...) that must not reach the upstream unescaped.
         raw = scope.get("raw_path")
         encoded = raw.decode("latin-1") if raw else path
-        if encoded.startswith(CITY_PREFIX):
+        city_door = encoded.startswith(CITY_DOOR_PREFIX)
+        if city_door:
             # The city's versioned door: /city/v1/feeds/{scene} is citysync's /feeds/{scene}.
-            service, rest = "citysync", encoded.removeprefix(CITY_PREFIX)
+            service, rest = CITY_DOOR[0], encoded.removeprefix(CITY_DOOR_PREFIX)
         else:
             service, _, rest = encoded.removeprefix("/api/").partition("/")
-        scope["path_params"] = {"service": service, "path": rest}
+        scope["path_params"] = {"service": service, "path": rest, "city_door": city_door}
         request = Request(scope, receive, send)
         try:
             response = await scope["app"].state.proxy.handle(request)
@@ -348,6 +351,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.own_openapi = own_openapi
             state.merged_openapi = None
             state.upstream_checks = {name: UpstreamCheck(client, name, url) for name, url in settings.upstreams.items()}
+            if settings.ready_after_file is not None:
+                state.readiness_checks["startup"] = file_check(settings.ready_after_file)
+                state.cannot_serve_without = state.cannot_serve_without | {"startup"}
             refresher = asyncio.create_task(openapi.refresh_forever(state, settings.openapi_cache_s))
             # Everything built so far (modules, the app, its routes and clients) lives as long as the
             # process: out of the collector's generations, each full collection walks only what

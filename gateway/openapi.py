@@ -18,7 +18,7 @@ import httpx
 from starlette.datastructures import State
 
 from gateway.proxy import Proxy
-from gateway.routes import RouteTable
+from gateway.routes import CITY_DOOR, CITY_PREFIX, RouteTable, public_path
 
 log = logging.getLogger("gateway.openapi")
 
@@ -97,7 +97,7 @@ def merge(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str,
                     value["operationId"] = op_id if op_id.startswith(f"{service}-") else f"{service}-{op_id}"
                     value["tags"] = [_tag_name(service, t) for t in value.get("tags", [])] or [service]
                 new_item[key] = value
-            paths[f"/api/{service}{path}"] = new_item
+            paths[public_path(service, path)] = new_item
     # Only the tags some operation carries: a service's `operations` probes are not merged.
     used = {tag for item in paths.values() for key, op in item.items() if key in HTTP_METHODS for tag in op.get("tags", [])}
     merged["tags"] = [tag for name, tag in tags.items() if name in used]
@@ -106,7 +106,11 @@ def merge(own: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str,
 
 def paths_by_service(merged: dict[str, Any], services: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {s: [] for s in services}
+    door_service = CITY_DOOR[0]
     for path in merged.get("paths", {}):
+        if path.startswith(CITY_PREFIX + "/") and door_service in out:
+            out[door_service].append(path.removeprefix(CITY_PREFIX))
+            continue
         for service in services:
             if path.startswith(f"/api/{service}/"):
                 out[service].append(path.removeprefix(f"/api/{service}"))

@@ -45,7 +45,8 @@ class UnknownService(Problem):
 
 
 class NotRouted(Problem):
-    """A service's own operational or documentation route, served on its port, never through the door."""
+    """A service's own operational or documentation route (served on its port), or a route under the
+    other door than its public one (the city's feeds are served only at /city/v1/)."""
 
     slug = "gateway/not-routed"
     status = 404

@@ -38,7 +38,7 @@ from gateway.problems import (
 )
 from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
 from gateway.revocations import token_digest
-from gateway.routes import RouteTable, service_own_route
+from gateway.routes import RouteTable, public_path, service_own_route, through_city_door
 from gateway.settings import Settings
 from gateway.streams import StreamSlots, is_event_stream, relay_stream
 from gateway.upstream import (
@@ -134,6 +134,10 @@ class Proxy:
         path = request.path_params["path"]
         if service_own_route(path):
             raise NotRouted((f"{service} 服务的 /{path} 不经网关开放", f"{service}'s /{path} is not served through the gateway"))
+        if through_city_door(service, path) != request.path_params.get("city_door", False):
+            # One public path per route: the city's feeds only at /city/v1/, the rest only at /api/.
+            where = public_path(service, "/" + path.partition("?")[0])
+            raise NotRouted((f"该路径不存在，请使用 {where}", f"No such path; this route is served at {where}"))
         token = bearer_token(request)
         # The admission's Redis call runs without the request's context and its spans (see
         # `AdmissionBatcher`); nothing else here touches Redis or the network on the usual path.

@@ -12,6 +12,22 @@ from urllib.parse import unquote
 # the merged document), never through the door, whatever the caller's token.
 SERVICE_OWN_ROUTES = frozenset({"metrics", "openapi.json", "docs", "redoc"})
 
+# The city's versioned door: citysync's feed routes are public only as /city/v1/<route>, one path
+# each, so a city client's integration survives a change of the services behind it.
+CITY_PREFIX = "/city/v1"
+CITY_DOOR = ("citysync", frozenset({"feeds"}))
+
+
+def through_city_door(service: str, path: str) -> bool:
+    """Whether the service's `path` ("/feeds/x" or "feeds/x") is one of the city door's routes."""
+    door_service, first_segments = CITY_DOOR
+    return service == door_service and path.lstrip("/").partition("/")[0] in first_segments
+
+
+def public_path(service: str, path: str) -> str:
+    """Where a service's route (`/feeds/{scene}`) is served through the gateway."""
+    return f"{CITY_PREFIX}{path}" if through_city_door(service, path) else f"/api/{service}{path}"
+
 
 @dataclass
 class RouteTable:
@@ -27,7 +43,7 @@ class RouteTable:
             # Literal segments first, so /tickets/mine wins over /tickets/{ticket_id}.
             for template in sorted(templates, key=lambda t: (t.count("{"), -len(t))):
                 pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-                entries.append((re.compile(f"^{pattern}$"), f"/api/{service}{template}"))
+                entries.append((re.compile(f"^{pattern}$"), public_path(service, template)))
             table[service] = entries
         return cls(table)
 

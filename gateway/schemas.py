@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.kit.inputs import RequestBody
+from services.kit.inputs import ClientId, RequestBody
 
 Community = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 Phone = Annotated[str, Field(min_length=5, max_length=20, pattern=r"^\+?[0-9]+$")]
@@ -65,7 +65,7 @@ class ClientCredentialsGrant(RequestBody):
     )
     grant_type: Literal["client_credentials"]
     community: Community
-    client_id: Annotated[str, Field(min_length=1, max_length=64)]
+    client_id: ClientId
     client_secret: Annotated[str, Field(min_length=1, max_length=200)]
 
 

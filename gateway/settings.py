@@ -51,6 +51,9 @@ class Settings(ServiceSettings, SmsSettings):
     stream_idle_timeout_s: float = 60.0
     stream_max_per_user: int = 3
     stream_max_open: int = 10_000
+    # Readiness waits for this file too, when set: `make run` sets it to the file it writes once the
+    # demo data is in, so /readyz (and the banner) turn ready only then. Unset in a cluster.
+    ready_after_file: Path | None = None
 
     # --- identity ---------------------------------------------------------------------------------
     # The key set every replica shares (gateway/keys.py): a read-only Secret mount in a cluster.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local import stack
+from deploy.local import stack, welcome
 from deploy.local.demo_community import CITY_SYNC_CLIENTS, COMMUNITY, GATE_DEVICES, STAFF, Staff
 from gateway.demo import client_secret
 
@@ -63,7 +63,7 @@ def test_the_banner_shows_a_staff_password_login_with_its_community(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(stack, "LOCAL", tmp_path)
-    stack.Stack().print_welcome()
+    welcome.print_welcome(stack.Stack(), tmp_path, has_gateway=True)
     banner = capsys.readouterr().out
     login = next(line for line in banner.splitlines() if '"grant_type":"password"' in line)
     assert f'"community":"{COMMUNITY}"' in login and '"username":"steward.wu"' in login

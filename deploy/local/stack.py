@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import httpx
 from deploy.local import demo_community as demo
 from deploy.local.servers import EmbeddedPostgres, EmbeddedRedis, TansuBroker, port_is_free
 from deploy.local.supervisor import ProcessChild, ServerChild, Supervisor
+from deploy.local.welcome import print_welcome
 from gateway.keys import ensure_keys, mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +59,16 @@ class Proc:
     def popen(self) -> subprocess.Popen[bytes]:
         assert self.child.popen is not None
         return self.child.popen
+
+
+def only_seeding_awaited(answer: httpx.Response) -> bool:
+    """A 503 from the gateway whose one unmet check is the start-up file (the demo data to come)."""
+    try:
+        checks = answer.json().get("checks", {})
+    except ValueError:
+        return False
+    unmet = {name for name, state in checks.items() if state != "ok"}
+    return answer.status_code == 503 and unmet == {"startup"}
 
 
 def say(msg: str) -> None:
@@ -88,6 +100,9 @@ class Stack:
         self.kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.keys_dir = LOCAL / "keys"
         self.supervisor = Supervisor(say)
+        # Written once the demo data is in; the gateway's /readyz waits for it (`ready_after_file`).
+        self.with_demo = True
+        self.demo_ready = LOCAL / "demo-data-ready"
 
     # --- preflight ---------------------------------------------------------------------------------
 
@@ -170,6 +185,8 @@ class Stack:
             GATEWAY_KEYS_DIR=str(self.keys_dir),
             PYTHONPATH=str(ROOT),
         )
+        if self.with_demo:
+            env["GATEWAY_READY_AFTER_FILE"] = str(self.demo_ready)
         for name, port in self.services:
             env.setdefault(f"GATEWAY_{name.upper()}_URL", f"http://127.0.0.1:{port}")
         return env
@@ -225,9 +242,11 @@ class Stack:
         if gateway_exists():
             self.spawn("gateway", "gateway.app:create_app", self.gateway_port)
 
-    async def wait_ready(self, timeout: float = 90) -> None:
+    async def wait_ready(self, timeout: float = 90, seeded: bool = False, only: str | None = None) -> None:
+        """Every process answering; before the demo data is in (`seeded` false), the gateway's
+        readiness may still wait for that alone, which the seeding itself is about to end."""
         async with httpx.AsyncClient(timeout=3) as client:
-            for proc in self.procs:
+            for proc in [p for p in self.procs if only in (None, p.name)]:
                 deadline = time.monotonic() + timeout
                 last = "no answer"
                 while True:
@@ -235,7 +254,7 @@ class Stack:
                         raise SystemExit(f"{proc.name} exited (code {proc.popen.returncode}); see {LOCAL / (proc.name + '.log')}")
                     try:
                         r = await client.get(f"http://127.0.0.1:{proc.port}/readyz")
-                        if r.status_code == 200:
+                        if r.status_code == 200 or (not seeded and only_seeding_awaited(r)):
                             break
                         last = r.text
                     except httpx.HTTPError as exc:
@@ -244,6 +263,11 @@ class Stack:
                         raise SystemExit(f"{proc.name} not ready after {timeout}s: {last}; see {LOCAL / (proc.name + '.log')}")
                     await asyncio.sleep(0.3)
                 say(f"{proc.name}: ready on http://127.0.0.1:{proc.port}")
+
+    async def mark_demo_ready(self) -> None:
+        """The demo data is in: the gateway's /readyz may turn 200, and only then is the stack up."""
+        self.demo_ready.write_text(datetime.now(UTC).isoformat())
+        await self.wait_ready(seeded=True, only="gateway")
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -291,54 +315,6 @@ class Stack:
         if not targets:
             say("no services yet")
 
-    def print_welcome(self) -> None:
-        tokens = {
-            "resident (王秀英, elder)": self.token_for(demo.resident("王秀英").id, list(demo.resident("王秀英").roles)),
-            "resident (刘晓燕, volunteer)": self.token_for(demo.resident("刘晓燕").id, list(demo.resident("刘晓燕").roles)),
-            "steward (吴管家)": self.token_for(demo.staff("steward.wu").id, ["steward"]),
-            "community worker (冯社工)": self.token_for(demo.staff("worker.feng").id, ["community_worker"]),
-            "property admin (钱经理)": self.token_for(demo.staff("admin.qian").id, ["property_admin"]),
-        }
-        (LOCAL / "demo-tokens.json").write_text(json.dumps(tokens, ensure_ascii=False, indent=2))
-        print()
-        print("=" * 78)
-        print(f"  {demo.COMMUNITY_NAME} is up.")
-        if gateway_exists():
-            print(f"  Gateway      http://127.0.0.1:{self.gateway_port}   (OpenAPI: /docs, /redoc, /openapi.json)")
-            print(f"  Console      http://127.0.0.1:{self.gateway_port}/console/   (steward.wu / demo-steward-1)")
-        for proc in self.procs:
-            if proc.name != "gateway":
-                print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/docs, /readyz, /metrics)")
-        print(f"  Logs         {LOCAL}/<service>.log")
-        if any(proc.name == "notify" for proc in self.procs):
-            print(f"  SMS (local)  {LOCAL}/notify-sms.log   (the local SMS port: notify's messages, login codes)")
-        print(f"  Demo tokens (valid 1 h) are in {LOCAL / 'demo-tokens.json'}. For example, as 王秀英 (an elder):")
-        tokens_path = LOCAL / "demo-tokens.json"
-        pick = f"import json;print(json.load(open('{tokens_path}'))['resident (王秀英, elder)'])"
-        print(f'    export TOKEN=$(python3 -c "{pick}")')
-        base = f"http://127.0.0.1:{self.gateway_port}" if gateway_exists() else "http://127.0.0.1:8001"
-        prefix = "/api/timebank" if gateway_exists() else ""
-        print(f'    curl -H "Authorization: Bearer $TOKEN" {base}{prefix}/members/me')
-        if gateway_exists():
-            print(f'    curl -H "Authorization: Bearer $TOKEN" {base}/api/property/tickets')
-            print("  Or log in as a resident app does (the one-time code is written to .local/notify-sms.log):")
-            print(
-                f"    curl -X POST {base}/auth/otp -H 'Content-Type: application/json' "
-                f'-d \'{{"community":"{demo.COMMUNITY}","phone":"{demo.RESIDENTS[0].phone}"}}\''
-            )
-            print(
-                f'    curl -X POST {base}/auth/token -H \'Content-Type: application/json\' -d \'{{"grant_type":"otp",'
-                f'"community":"{demo.COMMUNITY}","phone":"{demo.RESIDENTS[0].phone}","code":"<code>"}}\''
-            )
-            wu = demo.staff("steward.wu")
-            print("  Staff log in with a password and their community (all demo logins are in README.md):")
-            print(
-                f'    curl -X POST {base}/auth/token -H \'Content-Type: application/json\' -d \'{{"grant_type":"password",'
-                f'"community":"{demo.COMMUNITY}","username":"{wu.username}","password":"{wu.password}"}}\''
-            )
-        print("  Stop with Ctrl-C, or `make stop` from another terminal.")
-        print("=" * 78, flush=True)
-
 
 async def run(args: argparse.Namespace) -> None:
     stack = Stack()
@@ -350,13 +326,16 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        stack.with_demo = not args.no_demo
+        stack.demo_ready.unlink(missing_ok=True)
         stack.start_servers()
         await stack.migrate()
         stack.start_services()
         await stack.wait_ready()
-        if not args.no_demo:
+        if stack.with_demo:
             await stack.seed_demo()
-        stack.print_welcome()
+            await stack.mark_demo_ready()
+        print_welcome(stack, LOCAL, gateway_exists())
         if args.exit_when_ready:
             return
         reason = await stack.supervisor.watch(stop)

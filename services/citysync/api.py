@@ -41,7 +41,7 @@ from services.citysync.schemas import (
 from services.kit.auth import Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
-from services.kit.inputs import Text
+from services.kit.inputs import ClientId, Text
 from services.kit.pagination import InvalidCursor, PageDep, encode_cursor
 from services.kit.problems import Forbidden, problem_responses
 
@@ -49,7 +49,7 @@ router = APIRouter()
 
 CitySync = Annotated[Principal, require_roles("city_sync")]
 Worker = Annotated[Principal, require_roles("community_worker")]
-ConsumerPath = Annotated[Text, Path(min_length=1, max_length=64)]
+ConsumerPath = Annotated[ClientId, Path()]
 
 MAX_FEED_PAGE = 1000
 

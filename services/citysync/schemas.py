@@ -8,12 +8,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.citysync.domain import Scene
-from services.kit.inputs import FromText, RequestBody
+from services.kit.inputs import ClientId, FromText, RequestBody
 
-ConsumerId = Annotated[
-    str,
-    Field(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$", description="The client id; the subject of the consumer's city_sync tokens"),
-]
+ConsumerId = ClientId
+"""The gateway client id; the subject of the consumer's city_sync tokens."""
 
 
 class ConsumerCreate(RequestBody):

@@ -69,6 +69,7 @@ class RuleCreate(RequestBody):
 
 class RuleUpdate(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"points": 8}, {"enabled": False}]})
+    never_null = frozenset({"name", "points", "enabled"})
     name: Name | None = None
     points: Points | None = None
     enabled: bool | None = None
@@ -275,6 +276,7 @@ class RewardCreate(RequestBody):
 
 class RewardUpdate(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"add_stock": 100}, {"active_until": "2026-12-31T23:59:59+08:00"}]})
+    never_null = frozenset({"name", "points", "enabled"})
     name: Name | None = None
     points: Points | None = None
     add_stock: Annotated[int, Field(ge=1, le=1_000_000)] | None = None

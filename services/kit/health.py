@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -62,6 +63,15 @@ def database_check(engine: AsyncEngine, timeout: float = 2.0) -> ReadinessCheck:
         except Exception as exc:
             return f"database unreachable: {exc.__class__.__name__}"
         return None
+
+    return check
+
+
+def file_check(path: Path) -> ReadinessCheck:
+    """Ready once `path` exists: a start-up step outside the process (seeding) says it is done."""
+
+    async def check() -> str | None:
+        return None if await asyncio.to_thread(path.exists) else f"waiting for {path.name} (start-up not finished)"
 
     return check
 

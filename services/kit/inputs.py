@@ -17,7 +17,11 @@ explicit offset or outside 2000-01-01..2100-01-01, and dates and months outside 
 any of them reaches a query.
 
 Strict types take JSON's own types only, so the types JSON carries as strings (UUIDs, dates,
-times, enumerations) are annotated `FromText`, or use the aliases here.
+times, enumerations) are annotated `FromText`, or use the aliases here. A whole number written with
+a zero fraction (`178.0`) is the integer JSON Schema says it is, and is taken as one.
+
+The document says what the policy refuses, so a client generated from it, or a fuzzer, knows: every
+free-text string of a body (and `Text` parameters) carries `PRINTABLE_PATTERN`.
 """
 
 from __future__ import annotations
@@ -26,9 +30,23 @@ import re
 import unicodedata
 import uuid
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    Strict,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -39,6 +57,10 @@ FromText = Strict(False)
 """For a strict model's field whose value JSON carries as a string (a UUID, a date, an enumeration)."""
 
 _ALLOWED_CONTROLS = frozenset("\n\t")
+
+PRINTABLE_PATTERN = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$"
+"""`printable_text`'s rule as a JSON Schema pattern (lone surrogates, which JSON text cannot carry
+as characters, are refused too but cannot be written in one)."""
 
 
 def printable_text(value: str) -> str:
@@ -75,7 +97,7 @@ def _month_within_window(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(printable_text)]
+Text = Annotated[str, AfterValidator(printable_text), Field(json_schema_extra={"pattern": PRINTABLE_PATTERN})]
 """Free text in a query or path parameter; a `RequestBody` checks every string it carries anyway."""
 
 Timestamp = Annotated[
@@ -101,10 +123,55 @@ Month = Annotated[
 ]
 """A calendar month, YYYY-MM, within 2000..2099."""
 
-ClockTime = Annotated[time, FromText]
-"""A time of day, HH:MM[:SS]."""
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
+
+
+def _clock_text(value: Any) -> Any:
+    if isinstance(value, time) or (isinstance(value, str) and _CLOCK.match(value)):
+        return value
+    raise ValueError("must be a local clock time, HH:MM or HH:MM:SS, without an offset")
+
+
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_clock_text),
+    FromText,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _CLOCK.pattern,
+            "description": "A local clock time (Asia/Shanghai), HH:MM or HH:MM:SS, without an offset",
+            "examples": ["07:00"],
+        }
+    ),
+]
+"""A time of day on the community's clock, HH:MM[:SS]; also the type of such a time in an answer
+(JSON Schema's `time` format would demand an offset, which a clock time has not)."""
 
 Uuid = Annotated[uuid.UUID, FromText]
+
+
+def _not_uuid_shaped(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return value
+    raise ValueError("a client id may not be a UUID: residents and staff are known by UUIDs")
+
+
+ClientId = Annotated[
+    str,
+    AfterValidator(_not_uuid_shaped),
+    Field(
+        min_length=3,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        description="A machine client's id (3-64 of a-z, 0-9, '.', '_', '-'; not UUID-shaped): its token subject",
+        examples=["lishui-data"],
+    ),
+]
+"""A machine client's id: the gateway registers it, and the service it calls (a city consumer, a gate
+device) knows it by the same id, so both accept exactly the same ids."""
 
 
 def _strings_in(value: Any) -> list[str]:
@@ -130,3 +197,51 @@ class RequestBody(BaseModel):
         for text in _strings_in(value):
             printable_text(text)
         return value
+
+    # A partial update's fields that may be left out but never set to null (their column has no
+    # "none"); the others' null clears the value.
+    never_null: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _not_nulled(self) -> Self:
+        nulled = sorted(f for f in self.never_null & self.model_fields_set if getattr(self, f) is None)
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} may be left out but not set to null")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: _whole_number(value) for key, value in data.items()}
+        return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        document = handler(schema)
+        resolved = handler.resolve_ref_schema(document)
+        for field_schema in resolved.get("properties", {}).values():
+            _declare_printable(field_schema)
+        return document
+
+
+def _whole_number(value: Any) -> Any:
+    """178.0 as 178 (JSON Schema's integer); a float field takes an int too, so nothing else changes."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_number(item) for item in value]
+    return value
+
+
+def _declare_printable(field_schema: dict[str, Any]) -> None:
+    """Puts the printable-text pattern on each free-text string of a field's schema (not on formats,
+    enumerations or strings with a pattern of their own, which are narrower already)."""
+    if field_schema.get("type") == "string" and not {"format", "pattern", "enum", "const"} & set(field_schema):
+        field_schema["pattern"] = PRINTABLE_PATTERN
+    for key in ("anyOf", "oneOf"):
+        for option in field_schema.get(key, []):
+            _declare_printable(option)
+    items = field_schema.get("items")
+    if isinstance(items, dict):
+        _declare_printable(items)

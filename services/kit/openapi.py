@@ -25,8 +25,10 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute
 
+from services.kit.pagination import InvalidCursor
 from services.kit.problems import (
     PROBLEM_MEDIA_TYPE,
+    BadRequest,
     Conflict,
     Forbidden,
     IdempotencyInProgress,
@@ -129,6 +131,10 @@ def expected_problems(path: str, method: str, operation: dict[str, Any]) -> list
         found.append(Conflict)
     if any(p.get("in") == "header" and p.get("name", "").lower() == "idempotency-key" for p in parameters):
         found += [IdempotencyInProgress, IdempotencyKeyReused]
+    if "requestBody" in operation:
+        found.append(BadRequest)  # a body that is not UTF-8 JSON at all
+    if any(p.get("in") == "query" and p.get("name") == "cursor" for p in parameters):
+        found.append(InvalidCursor)
     if parameters or "requestBody" in operation:
         found.append(ValidationFailed)
     if path not in PROBE_PATHS:

@@ -289,6 +289,15 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(unavailable, request)
         return await on_unexpected(request, exc)
 
+    async def on_pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+        # Every connection of the pool stayed in use past its timeout: the request did nothing.
+        log.warning("database pool exhausted at %s %s", request.method, request.url.path)
+        busy = ServiceUnavailable(
+            ("服务繁忙，请稍后重试", "The service is busy (every database connection is in use); retry shortly"),
+            headers={"Retry-After": "2"},
+        )
+        return problem_response(busy, request)
+
     async def on_disconnect(request: Request, exc: Exception) -> Response:
         # The client went away while sending its request: nothing failed here, and no one is left
         # to answer. 499 ("client closed request") is what the metrics record.
@@ -305,9 +314,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClientDisconnect, on_disconnect)
     # Outages map to 503 with Retry-After: the request did nothing and may be retried as it is.
     from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     for outage in (OSError, TimeoutError, DBAPIError):
         app.add_exception_handler(outage, on_outage)
+    app.add_exception_handler(PoolTimeout, on_pool_exhausted)
     app.add_exception_handler(Exception, on_unexpected)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,8 +40,8 @@ class PreferencePublic(BaseModel):
 
 class SettingsPublic(BaseModel):
     language: Language
-    quiet_start: time = Field(description="Local time non-urgent SMS starts waiting (Asia/Shanghai)")
-    quiet_end: time
+    quiet_start: Annotated[ClockTime, Field(description="Local time non-urgent SMS starts waiting (Asia/Shanghai)")]
+    quiet_end: ClockTime
     switched_off: list[PreferencePublic] = Field(description="Channels turned off per category; everything else is on")
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.kit.inputs import ClockTime, Day, RequestBody, Timestamp, Uuid
+from services.kit.inputs import ClientId, ClockTime, Day, RequestBody, Timestamp, Uuid
 from services.parking import domain
 from services.parking.domain import BarrierDecision, SpotKind, SpotSize, WindowKind
 
@@ -144,8 +144,8 @@ class WindowPublic(BaseModel):
     spot_id: uuid.UUID
     kind: str
     weekdays: list[int] | None
-    local_start: time | None
-    local_end: time | None
+    local_start: ClockTime | None
+    local_end: ClockTime | None
     valid_from: date | None
     valid_until: date | None
     starts_at: datetime | None
@@ -249,15 +249,7 @@ class BookingPublic(BaseModel):
 
 class GateDeviceCreate(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"id": "gate-north-1", "name": "北门道闸"}]})
-    id: Annotated[
-        str,
-        Field(
-            min_length=3,
-            max_length=64,
-            pattern=r"^[a-z0-9][a-z0-9-]*$",
-            description="The device's token subject",
-        ),
-    ]
+    id: Annotated[ClientId, Field(description="The device's gateway client id: its token subject")]
     name: Annotated[str, Field(min_length=1, max_length=100)]
 
 

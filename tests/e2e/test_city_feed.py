@@ -134,6 +134,14 @@ async def test_the_city_pulls_de_identified_records_in_order_with_a_cursor(commu
     resident = await community.login(first)
     r = await community.client.get("/city/v1/feeds/timebank", headers=resident.auth)
     assert r.status_code == 403, r.text
+    # One public path per route: the feeds are not also served under /api/, nor the rest under /city/v1/.
+    for path, caller in (
+        ("/api/citysync/feeds/timebank", city),
+        ("/api/citysync/feeds", city),
+        ("/city/v1/consumers", worker.auth),
+    ):
+        r = await community.client.get(path, headers=caller)
+        assert r.status_code == 404 and r.json()["type"].endswith("gateway/not-routed"), (path, r.text)
     # Every pull was recorded in the data-sharing register.
     pulls = await community.call("GET", "/api/citysync/pulls", worker.auth, params={"consumer_id": subject, "scene": "timebank"})
     assert len(pulls["items"]) >= 4 and {p["consumer_id"] for p in pulls["items"]} == {subject}

@@ -74,7 +74,7 @@ async def test_a_machine_logs_in_as_its_client_id_and_may_not_take_a_persons_id(
         "/auth/token",
         json={"grant_type": "client_credentials", "community": community.id, "client_id": person.id, "client_secret": "s" * 20},
     )
-    assert r.status_code == 401
+    assert r.status_code == 422 and r.json()["type"].endswith("validation-error"), r.text
     # A gate camera's subject is its client id: the id parking knows it by.
     subject, _ = await community.machine("gate-west", "gate_device")
     assert subject == "gate-west"

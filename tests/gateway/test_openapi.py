@@ -70,12 +70,21 @@ def test_merging_the_real_services_keeps_every_operation_unique_and_every_refere
     ids = [op["operationId"] for _, _, op in operations]
     assert len(ids) == len(set(ids)), "operation ids must be unique"
     for path, _, op in operations:
-        service = path.split("/")[2]
-        assert path.startswith(f"/api/{service}/") and op["operationId"].startswith(f"{service}-")
+        service = op["operationId"].partition("-")[0]
+        assert path.startswith(f"/api/{service}/") or (service, path.split("/")[1:4]) == ("citysync", ["city", "v1", "feeds"])
     schemas = merged["components"]["schemas"]
     missing = {r for r in refs(merged) if r.removeprefix("#/components/schemas/") not in schemas}
     assert not missing
     assert merged["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_the_city_feed_is_documented_at_its_one_public_path() -> None:
+    paths = set(merged()["paths"])
+    assert {"/city/v1/feeds", "/city/v1/feeds/{scene}"} <= paths
+    assert not {p for p in paths if p.startswith("/api/citysync/feeds")}
+    # The route table for metrics and logs names the same public path.
+    table = openapi.paths_by_service(merged(), ["citysync"])
+    assert "/feeds/{scene}" in table["citysync"] and "/consumers" in table["citysync"]
 
 
 def test_every_operation_has_a_summary_and_a_description() -> None:

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from deploy.local.servers import free_port
+from deploy.local.stack import only_seeding_awaited
 from tests.gateway.conftest import COMMUNITY, Upstream, client_from, running_gateway
 from tests.gateway.upstream import create_upstream, serve
 from tests.support.harness import RunningService
@@ -288,6 +290,25 @@ async def test_readyz_reports_each_service(stack: TestStack, gateway_template: s
         assert body["services"]["timebank"] == "ok"
         assert body["services"]["parking"].startswith("parking unreachable")
         assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
+
+
+async def test_readyz_waits_for_the_start_up_file_when_one_is_set(
+    stack: TestStack, gateway_template: str, upstream: Upstream, tmp_path: Path
+) -> None:
+    # `make run` sets it to the file it writes once the demo data is in.
+    marker = tmp_path / "demo-data-ready"
+    async with running_gateway(stack, gateway_template, upstreams={"timebank": upstream.url}, ready_after_file=marker) as gw:
+        assert (await gw.client.get("/healthz")).status_code == 200
+        r = await gw.client.get("/readyz")
+        assert r.status_code == 503, r.text
+        assert r.json()["status"] == "not ready" and r.json()["checks"]["startup"].startswith("waiting for demo-data-ready")
+        assert only_seeding_awaited(r)  # what `make run` waits for before it seeds
+        # Logins and the door already work: the seeding goes through them.
+        assert (await gw.client.get("/api/timebank/notes", headers=resident(stack))).status_code == 200
+        marker.write_text("seeded")
+        r = await gw.client.get("/readyz")
+        assert r.status_code == 200 and r.json()["checks"]["startup"] == "ok", r.text
+        assert not only_seeding_awaited(r)
 
 
 async def test_the_path_reaches_the_upstream_as_the_caller_encoded_it(stack: TestStack, gateway: RunningService) -> None:

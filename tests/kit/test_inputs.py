@@ -68,12 +68,17 @@ def test_text_is_bounded_even_where_the_field_names_no_bound() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("count", True), ("count", 1.0), ("count", "1"), ("urgent", 1), ("urgent", "true"), ("text", 5), ("text", True)],
+    [("count", True), ("count", 1.5), ("count", "1"), ("urgent", 1), ("urgent", "true"), ("text", 5), ("text", True)],
 )
 def test_types_are_strict(field: str, value: Any) -> None:
     with pytest.raises(ValidationError) as caught:
         Note.model_validate({"text": "ok", field: value})
     assert caught.value.errors()[0]["loc"] == (field,)
+
+
+def test_a_whole_number_with_a_zero_fraction_is_the_integer_json_schema_says_it_is() -> None:
+    note = Note.model_validate_json('{"text": "ok", "count": 178.0}')
+    assert note.count == 178 and isinstance(note.count, int)
 
 
 def test_unknown_fields_are_refused() -> None:
