@@ -6,8 +6,9 @@ one aggregate's events reach the broker in the order they were written. It claim
 acks=all, and marks them sent, with the partition and offset the broker gave each, in the same
 transaction. A broker outage leaves the rows unsent; they go out when it returns.
 
-Order per key holds under partial failure: a partition's batches are handed to the producer one
-after another, each only once the one before it was acknowledged, so after a refused batch nothing
+Order per key holds under partial failure: a partition's batches are pipelined (each handed to the
+producer once the one before it was), and a gate on the producer fails the batches queued behind a
+refused one before they can be sent (`partition_batches.py`), so after a refused batch nothing
 later for that partition is sent until the refused events go again, in order. An event the broker
 can never accept (larger than `max_event_bytes`, or refused as too large when sent alone) is set
 aside with its reason; the rest keep flowing.
