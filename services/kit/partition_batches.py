@@ -31,6 +31,7 @@ from aiokafka.structs import TopicPartition
 
 from services.kit.broker_loss import BrokerLostEvents, PartitionLoss
 from services.kit.envelope import kafka_headers
+from services.kit.held_keys import Held
 
 _PARTITIONER = DefaultPartitioner()
 # Refusals that sending again cannot cure: the event is too large for the broker.
@@ -45,11 +46,13 @@ class HeldBack(ConnectionError):
 
 @dataclass
 class RowFate:
-    """What became of one claimed row: handed on in a batch (at `position` in it), or set aside."""
+    """What became of one claimed row: handed on in a batch (at `position` in it), set aside, or
+    held (behind a set-aside event of its key: it waits, unsent, for the operator)."""
 
     batch: asyncio.Task[Any] | None = None
     position: int = 0
     set_aside: str | None = None
+    held: bool = False
 
 
 class PartitionChains:
@@ -67,15 +70,20 @@ class PartitionChains:
         # fault is found and set aside.
         self.send_alone: set[int] = set()
 
-    async def hand_on(self, producer: AIOKafkaProducer, rows: list[Any]) -> tuple[list[RowFate], list[str]]:
+    async def hand_on(self, producer: AIOKafkaProducer, rows: list[Any], held: Held) -> tuple[list[RowFate], list[str]]:
         """Batch `rows` per partition and chain each batch; returns each row's fate and the
-        traceparents of the rows (for the publish span's links)."""
+        traceparents of the rows (for the publish span's links). `held` maps (topic, key) to the
+        id of that key's first set-aside event: the key's later events are held, never sent ahead
+        of it; one set aside here is added."""
         claim = _ClaimBatches(self, producer)
         links: list[str] = []
         partitions: dict[str, tuple[list[int], list[int]]] = {}
         for index, row in enumerate(rows):
             row_id, event_id, topic, key, type_, source, subject, occurred_at, data_json, traceparent, tracestate = row
             claim.fates.append(RowFate())
+            if row_id > held.get((topic, key), row_id):
+                claim.fates[index].held = True
+                continue
             broker_topic = self.namespace + topic
             if broker_topic not in partitions:
                 all_parts = sorted(await producer.partitions_for(broker_topic))
@@ -100,6 +108,7 @@ class PartitionChains:
             size = len(key_bytes) + len(value) + sum(len(k) + len(v) for k, v in headers)
             if size > self.max_event_bytes:
                 claim.fates[index].set_aside = f"{size} bytes, more than the broker accepts ({self.max_event_bytes})"
+                held.setdefault((topic, key), row_id)
                 continue
             claim.add(slot, index, (key_bytes, value, headers), alone=row_id in self.send_alone)
         for slot in list(claim.open):

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.structs import TopicPartition
+from sqlalchemy import text
 
 from services.kit.db import transaction
 from services.kit.envelope import CloudEvent
@@ -158,7 +159,7 @@ def _producer_options(svc: RunningService) -> dict[str, Any]:
     return producer_options(svc.settings)
 
 
-async def test_an_event_too_large_for_the_broker_is_set_aside_and_the_rest_flow(
+async def test_an_event_too_large_for_the_broker_is_set_aside_its_keys_later_events_held_and_the_rest_flow(
     stack: TestStack, probe_service: RunningService, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="kit.outbox")
@@ -171,6 +172,8 @@ async def test_an_event_too_large_for_the_broker_is_set_aside_and_the_rest_flow(
     )
     async with svc.state.sessionmaker() as session, transaction(session):
         await write_outbox(session, probe.TOPIC, huge)
+        for seq in range(2, 5):  # the same key, behind it: never sent ahead of it
+            await probe.publisher.publish(session, probe.NoteWritten(key="huge", seq=seq), key="huge")
         for seq in range(1, 11):
             await probe.publisher.publish(session, probe.NoteWritten(key="behind", seq=seq), key="behind")
     await write_notes(svc, "later", range(1, 6))
@@ -184,12 +187,28 @@ async def test_an_event_too_large_for_the_broker_is_set_aside_and_the_rest_flow(
     assert "huge" not in t
     assert (t["behind"].applied, t["behind"].out_of_order, t["later"].applied) == (10, 0, 5)
     report = await outbox_report(svc.state.engine, "probe")
-    assert report["unsent"] == 0
+    assert (report["unsent"], report["held_behind_set_aside"]) == (3, 3)  # huge's seq 2-4 wait behind it
     assert len(report["set_aside"]) == 1
     assert "more than the broker accepts" in next(iter(report["set_aside"].values()))
     samples = metric_samples((await svc.client.get("/metrics")).text)
     assert samples[("outbox_events_set_aside_total", frozenset({("service", "probe")}))] == set_aside_before + 1
     assert any(r.levelno == logging.ERROR and "set aside" in r.getMessage() for r in caplog.records)
+
+    # The operator gives up on the set-aside event (deletes it): the key's held events go out, in order.
+    async with svc.state.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM kit_outbox WHERE id = ANY(:ids)"), {"ids": list(report["set_aside"])})
+    await write_notes(svc, "wake", range(1, 2))  # any write wakes the relay
+
+    async def held_applied() -> bool:
+        t = await tallies(svc)
+        return "huge" in t and t["huge"].applied >= 3
+
+    await wait_until(held_applied, timeout=30)
+    t = await tallies(svc)
+    # In order: 2, 3, 4; the one gap is the deleted seq 1.
+    assert (t["huge"].applied, t["huge"].last_seq, t["huge"].out_of_order) == (3, 4, 1)
+    report = await outbox_report(svc.state.engine, "probe")
+    assert (report["unsent"], report["held_behind_set_aside"], report["set_aside"]) == (0, 0, {})
 
 
 class SmallMessagesOnly(RefusingBroker):
@@ -202,7 +221,7 @@ class SmallMessagesOnly(RefusingBroker):
         return len(data) > self.limit
 
 
-async def test_an_event_the_broker_refuses_as_too_large_is_found_and_set_aside(
+async def test_an_event_the_broker_refuses_as_too_large_is_found_and_set_aside_and_its_key_held(
     stack: TestStack, probe_service: RunningService
 ) -> None:
     svc = probe_service
@@ -218,6 +237,7 @@ async def test_an_event_the_broker_refuses_as_too_large_is_found_and_set_aside(
         await write_outbox(session, probe.TOPIC, big)
         for seq in range(2, 6):
             await probe.publisher.publish(session, probe.NoteWritten(key="near", seq=seq), key="near")
+        await probe.publisher.publish(session, probe.NoteWritten(key="big", seq=2), key="big")  # held behind it
 
     async def near_applied() -> bool:
         t = await tallies(svc)
@@ -229,7 +249,7 @@ async def test_an_event_the_broker_refuses_as_too_large_is_found_and_set_aside(
     async def big_set_aside() -> bool:
         nonlocal report
         report = await outbox_report(svc.state.engine, "probe")
-        return report["unsent"] == 0 and bool(report["set_aside"])
+        return report["unsent"] == report["held_behind_set_aside"] == 1 and bool(report["set_aside"])
 
     await wait_until(big_set_aside, timeout=30)
     t = await tallies(svc)
