@@ -7,6 +7,7 @@ same broker in the same run. Target: relay >= 0.5 x raw.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -26,8 +27,8 @@ from services.kit.tables import kit_metadata, outbox
 from services.kit.telemetry import setup_tracing
 from tests.support.stack import new_namespace
 
-N = 20_000
-ROUNDS = 3
+N = int(os.environ.get("RELAY_BENCH_EVENTS", "20000"))  # smaller for a quick check under load
+ROUNDS = int(os.environ.get("RELAY_BENCH_ROUNDS", "3"))
 PAYLOAD = {"note": "x" * 200, "minutes": 45, "service_type": "陪伴聊天"}
 
 

@@ -37,7 +37,15 @@ from gateway.clients import RealClient
 from gateway.consumers import registry_consumer
 from gateway.identity import GatewayVerifier, OneTimeCodes, Passwords, SmsCodeSender
 from gateway.keys import KeyRing, KeyRingVerifier, ensure_keys
-from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
+from gateway.limits import (
+    BODY_READ_TIMEOUT_S,
+    BodyOverLimit,
+    BodyReadTimedOut,
+    LimitedReceive,
+    body_too_large,
+    on_body_over_limit,
+    on_body_read_timed_out,
+)
 from gateway.pages import install_pages
 from gateway.problems import store_unavailable
 from gateway.protection import IdempotencyStore, RateLimits
@@ -84,13 +92,21 @@ class FrontDoor:
     before anything else, so the sampler decides at once, and given its attributes only if recorded.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, traced: bool = False, count_chunked: bool = False):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        traced: bool = False,
+        own_routes: bool = False,
+        body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.tracer = trace.get_tracer("gateway") if traced else None
-        # The gateway's own routes: a body without Content-Length is counted as it arrives (the
-        # proxy counts the bodies it forwards itself).
-        self.count_chunked = count_chunked
+        # The gateway's own routes: a body is counted as it arrives and must keep arriving (the
+        # proxy counts and times the bodies it forwards itself).
+        self.own_routes = own_routes
+        self.body_read_timeout_s = body_read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,8 +147,8 @@ class FrontDoor:
                 response = problem_response(body_too_large(self.max_body_bytes), Request(scope))
                 await response(scope, receive, send_with_id)
                 return
-            if not length and self.count_chunked:
-                receive = LimitedReceive(receive, self.max_body_bytes)
+            if self.own_routes:
+                receive = LimitedReceive(receive, self.max_body_bytes, self.body_read_timeout_s)
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if span is not None and span.is_recording():
@@ -403,8 +419,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "expose_headers": ["x-request-id", "retry-after", "idempotency-replayed", "location"],
     }
     # Added innermost first: the last is the outermost.
-    app.add_middleware(FrontDoor, max_body_bytes=settings.max_body_bytes, count_chunked=True)
+    app.add_middleware(
+        FrontDoor, max_body_bytes=settings.max_body_bytes, own_routes=True, body_read_timeout_s=settings.body_read_timeout_s
+    )
     app.add_exception_handler(BodyOverLimit, on_body_over_limit)
+    app.add_exception_handler(BodyReadTimedOut, on_body_read_timed_out)
     app.add_exception_handler(RedisError, on_store_unavailable)
     app.add_middleware(CORSMiddleware, **cors)
     proxied = CORSMiddleware(FrontDoor(ProxyDispatch(), settings.max_body_bytes, traced=True), **cors)

@@ -7,7 +7,9 @@ slices, so a head past a limit is answered `431 gateway/head-too-large` before i
 
 Bodies: a declared `Content-Length` over the limit is refused before anything is read (the front
 door); a chunked body on the gateway's own routes is counted as it is received and refused the
-moment it passes the limit (`LimitedReceive`), so FastAPI never holds more than the limit of it.
+moment it passes the limit (`LimitedReceive`), so FastAPI never holds more than the limit of it;
+and every body on them (chunked or not) must keep arriving: no piece within `body_read_timeout_s`
+is `408 gateway/body-timeout`, so a slowloris on `/auth/token` holds no request open.
 The proxy path counts its bodies itself (`gateway.proxy.BodyStream`).
 """
 
@@ -25,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Message, Receive
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.problems import BodyTooLarge, HeadTimedOut, HeadTooLarge
+from gateway.problems import BodyTimedOut, BodyTooLarge, HeadTimedOut, HeadTooLarge
 from services.kit.problems import PROBLEM_MEDIA_TYPE, Problem, preferred_language, problem_response
 
 log = logging.getLogger("gateway.limits")
@@ -65,22 +67,57 @@ async def on_body_over_limit(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(body_too_large(exc.limit), request)
 
 
+class BodyReadTimedOut(HTTPException):
+    """A body on the gateway's own routes that stopped arriving (a slowloris on `/auth/token`).
+
+    An HTTPException for the same reason as `BodyOverLimit`; `on_body_read_timed_out` answers it
+    with the proxy path's 408 problem, `gateway/body-timeout`.
+    """
+
+    def __init__(self, timeout_s: float):
+        super().__init__(408)
+        self.timeout_s = timeout_s
+
+
+async def on_body_read_timed_out(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyReadTimedOut)
+    seconds = exc.timeout_s
+    problem = BodyTimedOut((f"请求体 {seconds} 秒内没有新的数据", f"No part of the request body arrived within {seconds} s"))
+    response = problem_response(problem, request)
+    # The rest of that body is not read: the connection cannot carry another request.
+    response.headers["connection"] = "close"
+    return response
+
+
 class LimitedReceive:
-    """The ASGI `receive` of one request, refusing its body once more than `limit` bytes came in."""
+    """The ASGI `receive` of one request to the gateway's own routes: its body is refused once more
+    than `limit` bytes came in, or when no piece of it arrives within `read_timeout_s`. Once the
+    body is complete, `receive` is not timed (it then waits for the client to leave)."""
 
-    __slots__ = ("limit", "receive", "size")
+    __slots__ = ("body_done", "limit", "read_timeout_s", "receive", "size")
 
-    def __init__(self, receive: Receive, limit: int):
+    def __init__(self, receive: Receive, limit: int, read_timeout_s: float = BODY_READ_TIMEOUT_S):
         self.receive = receive
         self.limit = limit
+        self.read_timeout_s = read_timeout_s
         self.size = 0
+        self.body_done = False
 
     async def __call__(self) -> Message:
-        message = await self.receive()
+        if self.body_done:
+            return await self.receive()
+        try:
+            async with asyncio.timeout(self.read_timeout_s):
+                message = await self.receive()
+        except TimeoutError:
+            raise BodyReadTimedOut(self.read_timeout_s) from None
         if message["type"] == "http.request":
             self.size += len(message.get("body", b""))
             if self.size > self.limit:
                 raise BodyOverLimit(self.limit)
+            self.body_done = not message.get("more_body", False)
+        else:
+            self.body_done = True
         return message
 
 

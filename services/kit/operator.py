@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import make_engine
+from services.kit.held_keys import held_count
 from services.kit.inbox import replay_dead_letters
 from services.kit.kafka import make_admin
 from services.kit.outbox import republish_since
@@ -69,6 +70,7 @@ async def outbox_report(engine: AsyncEngine, service: str) -> dict[str, Any]:
         ).scalar_one_or_none()
         total = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
         set_aside = (await conn.execute(select(outbox.c.id, outbox.c.last_error).where(outbox.c.set_aside_at.is_not(None)))).all()
+        held = await held_count(conn) if set_aside else 0
         partitions = (await conn.execute(select(outbox_partitions).order_by("topic", "partition"))).all()
     losses = [p for p in partitions if p.losses]
     last_loss = max(losses, key=lambda p: p.last_loss_at, default=None)
@@ -80,6 +82,8 @@ async def outbox_report(engine: AsyncEngine, service: str) -> dict[str, Any]:
         "last_error": last_error,
         # Events the broker can never accept: they wait for the operator (fix, then re-send or delete).
         "set_aside": {row.id: row.last_error for row in set_aside},
+        # Of the unsent, those waiting behind a set-aside event of their key (they go out after it).
+        "held_behind_set_aside": held,
         "acknowledged_offsets": {f"{p.topic}[{p.partition}]": p.acked_offset for p in partitions},
         "broker_losses": sum(p.losses for p in partitions),
         "last_broker_loss": (

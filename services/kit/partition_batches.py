@@ -4,11 +4,17 @@ Each row goes to the partition the default partitioner picks for its key (so a k
 a partition, as with `send`), in id order within it. Building the batches directly skips the
 per-message future and partition lookup that `send` costs.
 
-A partition's batches go to the producer one after another, each once the one before it was
-acknowledged: after a refused batch nothing later for that partition is sent (`HeldBack`), and the
-relay's next drain sends the refused events again first. That is the idempotent producer's
-guarantee, kept on brokers without it. Each acknowledgement must come at an offset above the
-partition's last acknowledged one; if not, the broker lost events (`BrokerLostEvents`).
+A partition's batches are pipelined: each is handed to the producer as soon as the one before it is
+(aiokafka keeps one queued behind the one in flight, and sends a partition's batches one request at
+a time), so the broker is never left waiting for the relay. Order per key still holds when the
+broker refuses a batch and would accept the next: the `PartitionGate` installed on the producer
+looks, each time its sender takes batches to send, for a refused batch of the relay's, and fails
+every batch queued behind it for that partition (`HeldBack`) before the sender can take it; a
+batch not yet handed on is not. So after a refused batch nothing later for that partition reaches
+the broker, and the relay's next drain sends the refused events again first: the idempotent
+producer's guarantee, kept on brokers without it (Tansu). Each acknowledgement must come at an
+offset above the partition's last acknowledged one; if not, the broker lost events
+(`BrokerLostEvents`).
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import TopicPartition
 
 from services.kit.broker_loss import BrokerLostEvents, PartitionLoss
 from services.kit.envelope import kafka_headers
+from services.kit.held_keys import Held
 
 _PARTITIONER = DefaultPartitioner()
 # Refusals that sending again cannot cure: the event is too large for the broker.
@@ -38,11 +46,13 @@ class HeldBack(ConnectionError):
 
 @dataclass
 class RowFate:
-    """What became of one claimed row: handed on in a batch (at `position` in it), or set aside."""
+    """What became of one claimed row: handed on in a batch (at `position` in it), set aside, or
+    held (behind a set-aside event of its key: it waits, unsent, for the operator)."""
 
     batch: asyncio.Task[Any] | None = None
     position: int = 0
     set_aside: str | None = None
+    held: bool = False
 
 
 class PartitionChains:
@@ -53,21 +63,27 @@ class PartitionChains:
         self.namespace = namespace
         self.max_event_bytes = max_event_bytes
         self._acked = acked
-        self._tails: dict[Slot, asyncio.Task[Any]] = {}
+        self._tails: dict[Slot, asyncio.Future[bool]] = {}  # whether the last batch was handed on
+        self._gates: set[PartitionGate] = set()
         self._senders: list[asyncio.Task[Any]] = []
         # Rows of a batch the broker refused as too large: each goes alone next time, so the one at
         # fault is found and set aside.
         self.send_alone: set[int] = set()
 
-    async def hand_on(self, producer: AIOKafkaProducer, rows: list[Any]) -> tuple[list[RowFate], list[str]]:
+    async def hand_on(self, producer: AIOKafkaProducer, rows: list[Any], held: Held) -> tuple[list[RowFate], list[str]]:
         """Batch `rows` per partition and chain each batch; returns each row's fate and the
-        traceparents of the rows (for the publish span's links)."""
+        traceparents of the rows (for the publish span's links). `held` maps (topic, key) to the
+        id of that key's first set-aside event: the key's later events are held, never sent ahead
+        of it; one set aside here is added."""
         claim = _ClaimBatches(self, producer)
         links: list[str] = []
         partitions: dict[str, tuple[list[int], list[int]]] = {}
         for index, row in enumerate(rows):
             row_id, event_id, topic, key, type_, source, subject, occurred_at, data_json, traceparent, tracestate = row
             claim.fates.append(RowFate())
+            if row_id > held.get((topic, key), row_id):
+                claim.fates[index].held = True
+                continue
             broker_topic = self.namespace + topic
             if broker_topic not in partitions:
                 all_parts = sorted(await producer.partitions_for(broker_topic))
@@ -92,6 +108,7 @@ class PartitionChains:
             size = len(key_bytes) + len(value) + sum(len(k) + len(v) for k, v in headers)
             if size > self.max_event_bytes:
                 claim.fates[index].set_aside = f"{size} bytes, more than the broker accepts ({self.max_event_bytes})"
+                held.setdefault((topic, key), row_id)
                 continue
             claim.add(slot, index, (key_bytes, value, headers), alone=row_id in self.send_alone)
         for slot in list(claim.open):
@@ -99,19 +116,40 @@ class PartitionChains:
         return claim.fates, links
 
     def chain(self, producer: AIOKafkaProducer, batch: Any, slot: Slot) -> asyncio.Task[Any]:
-        task = asyncio.create_task(self._send_in_order(producer, self._tails.get(slot), batch, slot))
-        self._tails[slot] = task
+        handed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._send_in_order(producer, self._tails.get(slot), handed, batch, slot))
+        self._tails[slot] = handed
         self._senders.append(task)
+        self._gates.add(PartitionGate.of(producer))
         return task
 
-    async def _send_in_order(self, producer: AIOKafkaProducer, before: asyncio.Task[Any] | None, batch: Any, slot: Slot) -> Any:
-        """Send `batch` once the partition's previous batch is acknowledged; check its offset."""
-        if before is not None:
-            await asyncio.wait([before])
-            if before.cancelled() or before.exception() is not None:
-                raise HeldBack(f"an earlier batch for {slot[0]}[{slot[1]}] was not acknowledged")
+    async def _send_in_order(
+        self,
+        producer: AIOKafkaProducer,
+        before: asyncio.Future[bool] | None,
+        handed: asyncio.Future[bool],
+        batch: Any,
+        slot: Slot,
+    ) -> Any:
+        """Hand `batch` to the producer once the partition's previous batch was handed on; await
+        its acknowledgement and check its offset."""
         topic, partition = slot
-        ack = await (await producer.send_batch(batch, self.namespace + topic, partition=partition))
+        tp = TopicPartition(self.namespace + topic, partition)
+        gate = PartitionGate.of(producer)
+        try:
+            if before is not None and not await before:
+                raise HeldBack(f"an earlier batch for {topic}[{partition}] was not handed on")
+            acknowledged = await producer.send_batch(batch, tp.topic, partition=partition)
+            gate.handed(tp, batch)
+        except BaseException:
+            handed.set_result(False)
+            raise
+        handed.set_result(True)
+        try:
+            ack = await acknowledged
+        except BaseException:
+            gate.refused(tp)  # the gate sees refusals in the sender itself; this covers any other
+            raise
         acked = await self._acked()
         last = acked.get(slot, -1)
         if ack.offset <= last:
@@ -126,10 +164,78 @@ class PartitionChains:
         await asyncio.gather(*self._senders, return_exceptions=True)
         self._senders.clear()
         self._tails.clear()
+        # Every batch of this drain is settled: the next drain starts with the refused ones.
+        for gate in self._gates:
+            gate.reopen()
+        self._gates.clear()
 
     def cancel(self) -> None:
         for task in self._senders:
             task.cancel()
+
+
+class PartitionGate:
+    """Installed once on a producer: once one of the relay's batches for a partition was refused,
+    the batches queued behind it for that partition are failed (`HeldBack`) before the sender can
+    take them, until the relay's next drain (`reopen`).
+
+    aiokafka sends a partition's batches one request at a time and, when a request fails, only then
+    takes the next queued batch (in `MessageAccumulator.drain_by_nodes`); a refusal marks the
+    batch's future at once. So checking the futures of the batches handed on, first thing in each
+    drain by the sender, is exact: no batch behind a refused one is ever taken. This reads
+    aiokafka's accumulator (pinned version; `tests/faults/test_relay_order.py` fails if it
+    changes): the public API has no way to withdraw a queued batch.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer):
+        self._accumulator: Any = producer._message_accumulator
+        self._drain_by_nodes = self._accumulator.drain_by_nodes
+        self._accumulator.drain_by_nodes = self._drain_by_nodes_held_back
+        self._handed: dict[TopicPartition, list[Any]] = {}  # aiokafka's batches not yet settled
+        self._stopped: set[TopicPartition] = set()
+
+    @classmethod
+    def of(cls, producer: AIOKafkaProducer) -> PartitionGate:
+        gate: PartitionGate | None = getattr(producer, "_kit_partition_gate", None)
+        if gate is None:
+            gate = cls(producer)
+            producer._kit_partition_gate = gate
+        return gate
+
+    def handed(self, tp: TopicPartition, builder: Any) -> None:
+        """Note the batch just handed on: the tail of its partition's queue, built by `builder`."""
+        for batch in reversed(self._accumulator._batches.get(tp, ())):
+            if batch._builder is builder:
+                self._handed.setdefault(tp, []).append(batch)
+                return
+
+    def refused(self, tp: TopicPartition) -> None:
+        self._stopped.add(tp)
+
+    def reopen(self) -> None:
+        self._stopped.clear()
+        self._handed.clear()
+
+    def _drain_by_nodes_held_back(self, *args: Any, **kwargs: Any) -> Any:
+        for tp, batches in list(self._handed.items()):
+            unsettled = []
+            for batch in batches:
+                if not batch.future.done():
+                    unsettled.append(batch)
+                elif batch.future.cancelled() or batch.future.exception() is not None:
+                    self._stopped.add(tp)
+            if unsettled:
+                self._handed[tp] = unsettled
+            else:
+                del self._handed[tp]
+        for tp in self._stopped:
+            queued = self._accumulator._batches.pop(tp, None)
+            while queued:
+                batch = queued.popleft()
+                batch.failure(exception=HeldBack(f"an earlier batch for {tp.topic}[{tp.partition}] was refused"))
+                # Nothing awaits the drain of a batch never sent: mark its failure seen.
+                batch._drain_waiter.exception()
+        return self._drain_by_nodes(*args, **kwargs)
 
 
 class _ClaimBatches:

@@ -6,11 +6,13 @@ one aggregate's events reach the broker in the order they were written. It claim
 acks=all, and marks them sent, with the partition and offset the broker gave each, in the same
 transaction. A broker outage leaves the rows unsent; they go out when it returns.
 
-Order per key holds under partial failure: a partition's batches are handed to the producer one
-after another, each only once the one before it was acknowledged, so after a refused batch nothing
+Order per key holds under partial failure: a partition's batches are pipelined (each handed to the
+producer once the one before it was), and a gate on the producer fails the batches queued behind a
+refused one before they can be sent (`partition_batches.py`), so after a refused batch nothing
 later for that partition is sent until the refused events go again, in order. An event the broker
 can never accept (larger than `max_event_bytes`, or refused as too large when sent alone) is set
-aside with its reason; the rest keep flowing.
+aside with its reason; the later events of its key are held behind it (never sent ahead of it) until
+the operator re-sends or deletes it, and every other key keeps flowing.
 
 On reconnecting, and every `loss_check_interval_s`, the relay asks the broker what it still holds
 (`broker_loss`) and sends again what it lost.
@@ -42,6 +44,7 @@ from services.kit.broker_loss import (
     resend_lost,
 )
 from services.kit.db import plain_url
+from services.kit.held_keys import Held, held_keys, not_held
 from services.kit.outbox import NOTIFY_CHANNEL, register_waker
 from services.kit.partition_batches import NEVER_ACCEPTED, HeldBack, PartitionChains, RowFate, Slot
 from services.kit.tables import outbox
@@ -101,6 +104,8 @@ class OutboxRelay:
         self._cluster_id: str | None = None
         self._checked_at: float | None = None  # None: check before the next send
         self._chains = PartitionChains(namespace, max_event_bytes, self._load_acked)
+        # Keys with a set-aside event: their later events are held behind it (`held_keys`).
+        self._held: Held = {}
 
     # --- the broker connection ---------------------------------------------------------------
 
@@ -205,6 +210,8 @@ class OutboxRelay:
         """Send everything unsent. While one batch waits for the broker's acks, the next is claimed
         and handed on: claims are serialized, so rows enter each partition's chain in id order."""
         await self._load_acked()
+        async with self.engine.connect() as conn:
+            self._held = await held_keys(conn)
         pending: list[asyncio.Task[int]] = []
         total = 0
         try:
@@ -239,18 +246,12 @@ class OutboxRelay:
         conn = await self.engine.connect()
         try:
             await conn.begin()
-            rows = list(
-                (
-                    await conn.execute(
-                        select(*_RELAY_COLUMNS)
-                        .where(outbox.c.sent_at.is_(None), outbox.c.set_aside_at.is_(None))
-                        .order_by(outbox.c.id)
-                        .limit(self.batch_size)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
-            )
-            fates, links = await self._chains.hand_on(producer, rows)
+            claim = select(*_RELAY_COLUMNS).where(outbox.c.sent_at.is_(None), outbox.c.set_aside_at.is_(None))
+            if self._held:  # left out of the claim, else held rows at its head would block it
+                claim = claim.where(not_held(self._held))
+            claim = claim.order_by(outbox.c.id).limit(self.batch_size).with_for_update(skip_locked=True)
+            rows = list((await conn.execute(claim)).all())
+            fates, links = await self._chains.hand_on(producer, rows, self._held)
             self._record_publish_span(len(rows), links)
         except BaseException:
             await conn.close()
@@ -285,12 +286,15 @@ class OutboxRelay:
             batches = list({id(f.batch): f.batch for f in fates if f.batch is not None}.values())
             outcomes = dict(zip(map(id, batches), await asyncio.gather(*batches, return_exceptions=True), strict=True))
             for row, fate in zip(rows, fates, strict=True):
+                if fate.held:
+                    continue  # unsent, untouched: it waits behind its key's set-aside event
                 if fate.set_aside is not None:
                     set_aside[row.id] = fate.set_aside
                     continue
                 outcome = outcomes[id(fate.batch)] if fate.batch is not None else HeldBack("not handed on")
                 if isinstance(outcome, NEVER_ACCEPTED) and row.id in self._chains.send_alone:
                     set_aside[row.id] = f"the broker refused it: {outcome!r}"
+                    self._held.setdefault((row.topic, row.key), row.id)
                 elif isinstance(outcome, BaseException):
                     failed.append(row.id)
                     if isinstance(outcome, NEVER_ACCEPTED):

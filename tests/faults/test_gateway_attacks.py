@@ -286,3 +286,43 @@ async def test_a_services_metrics_and_documents_are_not_reachable_through_the_ga
             b"GET /openapi.json HTTP/1.1\r\nhost: s\r\nconnection: close\r\n\r\n",
         )
         assert status == 200
+
+
+async def stalled_login(address: tuple[str, int], path: bytes, *, chunked: bool) -> tuple[int, dict[str, object], float]:
+    """A POST to one of the gateway's own routes whose body starts and then stops coming (a
+    slowloris): the status, the problem and how long the gateway held the request."""
+    body = json.dumps({"grant_type": "password", "community": COMMUNITY, "username": "someone", "password": "guess"}).encode()
+    framing = b"transfer-encoding: chunked" if chunked else b"content-length: %d" % len(body)
+    first = body[: len(body) // 2]
+    reader, writer = await asyncio.open_connection(*address)
+    started = asyncio.get_running_loop().time()
+    try:
+        writer.write(b"POST %b HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n%b\r\n\r\n" % (path, framing))
+        writer.write(b"%x\r\n%b\r\n" % (len(first), first) if chunked else first)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)  # the gateway answers and closes
+    finally:
+        writer.close()
+    held = asyncio.get_running_loop().time() - started
+    head, _, problem = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(problem), held
+
+
+async def test_a_slowloris_on_the_gateways_own_routes_meets_408_and_others_are_served(
+    stack: TestStack, gateway_template: str
+) -> None:
+    async with running_gateway(stack, gateway_template, body_read_timeout_s=1.0) as gw, served(gw) as address:
+        stalled = [
+            asyncio.create_task(stalled_login(address, path, chunked=chunked))
+            for path in (b"/auth/token", b"/auth/otp", b"/auth/logout")
+            for chunked in (True, False)
+            for _ in range(2)
+        ]
+        # While they hang, an honest login attempt is answered at once.
+        head, body = post_json(
+            "/auth/token", {"grant_type": "password", "community": COMMUNITY, "username": "nobody", "password": "guess"}
+        )
+        assert (await exchange(address, head, body))[0] == 401
+        for status, problem, held in await asyncio.gather(*stalled):
+            assert (status, problem["type"], problem["status"]) == (408, "urn:community:problem:gateway/body-timeout", 408)
+            assert 1.0 <= held < 10.0  # the body's own clock, not the head's or anything longer
