@@ -159,7 +159,7 @@ async def my_watches(session: AsyncSession, who: Principal) -> list[Watch]:
 
 _SILENT = text("""
     SELECT id, community, household_id, building_id, relative_id, last_activity_at FROM watches
-     WHERE consented_at IS NOT NULL AND last_activity_at <= :now - make_interval(hours => hours)
+     WHERE consented_at IS NOT NULL AND last_activity_at <= CAST(:now AS timestamptz) - make_interval(hours => hours)
        AND NOT EXISTS (SELECT 1 FROM alarms a WHERE a.watch_id = watches.id AND a.cleared_at IS NULL)
      ORDER BY last_activity_at LIMIT :batch""")
 

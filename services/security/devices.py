@@ -94,7 +94,7 @@ _SWEEP = text("""
     UPDATE devices d SET offline_since = :now
       FROM (SELECT id FROM devices
              WHERE offline_since IS NULL
-               AND last_seen_at < :now - make_interval(secs => heartbeat_s * :missed)
+               AND last_seen_at < CAST(:now AS timestamptz) - make_interval(secs => heartbeat_s * :missed)
              ORDER BY last_seen_at LIMIT :batch FOR UPDATE SKIP LOCKED) silent
      WHERE d.id = silent.id AND d.offline_since IS NULL
     RETURNING d.id, d.community, d.building_id, d.kind, d.last_seen_at""")

@@ -90,7 +90,9 @@ class Community:
         )
 
         async def known() -> bool:
-            return bool(await self.rows("SELECT 1 FROM residents WHERE community = :community AND resident_id = :r", r=resident_id))
+            return bool(
+                await self.rows("SELECT 1 FROM residents WHERE community = :community AND resident_id = :r", r=resident_id)
+            )
 
         await wait_until(known)
         return self.auth(resident_id, "resident")
@@ -133,5 +135,10 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 
 
 
 def access(event_id: str, at: datetime | None = None, **extra: Any) -> dict[str, Any]:
-    body = {"event_id": event_id, "direction": "in", "credential_kind": "card", "occurred_at": (at or datetime.now(UTC)).isoformat()}
+    body = {
+        "event_id": event_id,
+        "direction": "in",
+        "credential_kind": "card",
+        "occurred_at": (at or datetime.now(UTC)).isoformat(),
+    }
     return {**body, **extra}

@@ -29,7 +29,11 @@ async def test_online_checks_count_entries_and_refuse_the_one_too_many(community
     door = await c.device("door-1")
     issued = await c.issue(resident, max_entries=2)
     decisions = [(await c.client.post("/passes/check", json={"token": issued["token"]}, headers=door)).json() for _ in range(3)]
-    assert [(d["admit"], d["reason"], d["entries_left"]) for d in decisions] == [(True, "ok", 1), (True, "ok", 0), (False, "used-up", None)]
+    assert [(d["admit"], d["reason"], d["entries_left"]) for d in decisions] == [
+        (True, "ok", 1),
+        (True, "ok", 0),
+        (False, "used-up", None),
+    ]
 
 
 async def test_concurrent_scans_of_a_single_entry_pass_admit_one(community: Community) -> None:
@@ -37,7 +41,9 @@ async def test_concurrent_scans_of_a_single_entry_pass_admit_one(community: Comm
     resident = await c.resident("r1")
     door = await c.device("door-1")
     issued = await c.issue(resident, max_entries=1)
-    answers = await asyncio.gather(*(c.client.post("/passes/check", json={"code": issued["code"]}, headers=door) for _ in range(10)))
+    answers = await asyncio.gather(
+        *(c.client.post("/passes/check", json={"code": issued["code"]}, headers=door) for _ in range(10))
+    )
     assert sorted(r.json()["admit"] for r in answers) == [False] * 9 + [True]
 
 
