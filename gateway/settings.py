@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from gateway.limits import BODY_READ_TIMEOUT_S
 from services.kit.settings import ServiceSettings, service_config
 
-SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
+SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify", "security")
 
 
 class Settings(ServiceSettings):
@@ -26,6 +26,7 @@ class Settings(ServiceSettings):
     governance_url: str = "http://127.0.0.1:8004"
     citysync_url: str = "http://127.0.0.1:8005"
     notify_url: str = "http://127.0.0.1:8006"
+    security_url: str = "http://127.0.0.1:8007"
     upstreams: dict[str, str] = Field(default_factory=dict)
     # Connections the proxy's upstream client (gateway/upstream_client.py) keeps in use at once.
     upstream_max_connections: int = 200

@@ -202,6 +202,19 @@ KINDS: tuple[Kind, ...] = (
         Template("兑换未能完成，{points} 积分已退回。", "The redemption could not be fulfilled; {points} points were returned."),
         Category.points,
     ),
+    Kind(
+        "security.alarm",
+        ev.AlarmRaised,
+        (Named("steward_id"), Named("relative_id")),
+        Template("安防报警", "Security alarm"),
+        Template(
+            "{building_id} 幢发生 {kind} 报警（#{alarm_ref}），请立即查看。",
+            "A {kind} alarm (#{alarm_ref}) in building {building_id}: please check now.",
+        ),
+        Category.property,
+        WITH_SMS,
+        Urgency.urgent,
+    ),
 )
 
 # Published types no one is told of, and why.
@@ -220,6 +233,12 @@ LEFT_OUT: dict[str, str] = {
     "property.redemption.failed.v1": "governance.redemption.released tells the resident",
     "citysync.consumer.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
     "citysync.grant.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
+    "security.device.offline.v1": "becomes a repair ticket in property (not yet: docs/security.md), which tells its steward",
+    "security.device.back_online.v1": "the end of an outage; no one needs telling",
+    "security.pass.issued.v1": "the resident's own act: the answer carries the pass",
+    "security.pass.revoked.v1": "the resident's own act; devices read it, no person needs telling",
+    "security.access.recorded.v1": "every door opening: far too many to tell anyone, and the household reads them in the app",
+    "security.alarm.cleared.v1": "not yet: the steward sees it on the alarm list; a row needs the alarm's recipients kept in notify",
 }
 
 KINDS_BY_TYPE: dict[str, tuple[Kind, ...]] = {}

@@ -8,7 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from services.security import alarms, devices
-from tests.security.conftest import Community, access, community_on
+from tests.security.conftest import Community, access, community_on, wait_until
 from tests.support.harness import RunningService
 from tests.support.stack import TestStack
 
@@ -59,8 +59,6 @@ async def test_an_alarm_seen_by_two_replicas_at_once_is_raised_once(
 
     async def steward_known() -> bool:
         return bool(await c.rows("SELECT 1 FROM buildings WHERE community = :community AND steward_id = 'st-1'"))
-
-    from tests.security.conftest import wait_until
 
     await wait_until(steward_known)
     smoke = await c.device("smoke-1", kind="smoke")

@@ -85,7 +85,7 @@ async def test_another_communitys_pass_and_a_forged_one_fail_online(community: C
     ours = await c.issue(await c.resident("r1"))
     decision = (await c.client.post("/passes/check", json={"token": theirs["token"]}, headers=door)).json()
     assert (decision["admit"], decision["reason"]) == (False, "unknown-key")
-    body, signature = ours["token"].split(".")
+    body = ours["token"].split(".")[0]
     forged = f"{body}.{theirs['token'].split('.')[1]}"
     assert (await c.client.post("/passes/check", json={"token": forged}, headers=door)).json()["reason"] == "bad-signature"
 
