@@ -238,7 +238,7 @@ LEFT_OUT: dict[str, str] = {
     "security.pass.issued.v1": "the resident's own act: the answer carries the pass",
     "security.pass.revoked.v1": "the resident's own act; devices read it, no person needs telling",
     "security.access.recorded.v1": "every door opening: far too many to tell anyone, and the household reads them in the app",
-    "security.alarm.cleared.v1": "not yet: the steward sees it on the alarm list; a row needs the alarm's recipients kept in notify",
+    "security.alarm.cleared.v1": "not yet: staff see it on the alarm list; a row needs the alarm's recipients in notify",
 }
 
 KINDS_BY_TYPE: dict[str, tuple[Kind, ...]] = {}
