@@ -1,10 +1,10 @@
 """Access events (出入记录): doors and gates report entries, exits and in-home activity in batches.
 
-A batch is one transaction: the rows (a device's retry of an event it sent before inserts nothing,
-by the unique (device, device event id) and ON CONFLICT DO NOTHING), one published event per new
-row (no credential id, plate or household in it), and the activity that moves inactivity watches
-on and clears their open alarms. Rows older than the retention are purged by a job that one
-replica at a time runs.
+A batch is one statement (`sql/security_ingest.sql`), so one transaction: the rows (a device's
+retry of an event it sent before inserts nothing, by the unique (device, device event id) and ON
+CONFLICT DO NOTHING), one published event listing the new rows (no credential id, plate or
+household in it), and the activity that moves inactivity watches on and clears their open alarms.
+Rows older than the retention are purged by a job that one replica at a time runs.
 """
 
 from __future__ import annotations
@@ -17,76 +17,51 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.db import transaction
+from services.kit.db import fetch_alone, transaction
+from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, make_page
-from services.security import alarms, problems
-from services.security.devices import calling_device
-from services.security.domain import CredentialKind, Direction
-from services.security.events import AccessRecorded, publisher
+from services.kit.telemetry import current_traceparent
+from services.security import problems
+from services.security.events import publisher
 from services.security.models import ACCESS_EVENTS, CREDENTIALS, DEVICES, RESIDENTS, AccessEvent
 from services.security.schemas import AccessAccepted, AccessBatch, AccessEventPublic, CredentialCreate
 
-# Which household an event belongs to: a card's or face's enrolment, the inviting household for a
-# pass, the device's own household for an in-home sensor.
-_INGEST = text("""
-    INSERT INTO access_events (community, device_id, device_event_id, building_id, direction, credential_kind,
-                               credential_id, pass_id, plate, household_id, occurred_at)
-    SELECT :community, :device_id, b.event_id, :building_id, b.direction, b.credential_kind, b.credential_id,
-           b.pass_id, b.plate, COALESCE(c.household_id, p.household_id, CAST(:device_household AS text)), b.occurred_at
-      FROM unnest(CAST(:event_ids AS text[]), CAST(:directions AS text[]), CAST(:kinds AS text[]),
-                  CAST(:credentials AS text[]), CAST(:pass_ids AS text[]), CAST(:plates AS text[]),
-                  CAST(:ats AS timestamptz[])) WITH ORDINALITY
-           AS b(event_id, direction, credential_kind, credential_id, pass_id, plate, occurred_at, n)
-      LEFT JOIN credentials c ON c.community = :community AND c.credential_id = b.credential_id
-      LEFT JOIN passes p ON p.community = :community AND p.id = b.pass_id
-     ORDER BY b.n
-    ON CONFLICT (device_id, device_event_id) DO NOTHING
-    RETURNING direction, credential_kind, household_id, occurred_at""")
-
-# What counts as a sign of life for a household's watch: its own card or face, or its in-home sensor.
-_LIFE_SIGNS = frozenset({CredentialKind.card.value, CredentialKind.face.value})
+# The whole batch in one statement, alone in its own transaction (no BEGIN/COMMIT round trips):
+# sql/security_ingest.sql checks the device, inserts, publishes and moves the watches.
+_INGEST = (
+    "SELECT security_ingest($1, $2, $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],"
+    " $9::timestamptz[], $10, $11, $12, $13, $14) AS stored"
+)
 
 
 async def ingest(session: AsyncSession, who: Principal, batch: AccessBatch, max_batch: int) -> AccessAccepted:
     if len(batch.events) > max_batch:
         raise problems.BatchTooLarge((f"每批最多 {max_batch} 条", f"At most {max_batch} events per batch"))
     events = batch.events
-    async with transaction(session):
-        device = await calling_device(session, who)
-        params: dict[str, Any] = {
-            "community": device.community,
-            "device_id": device.id,
-            "building_id": device.building_id,
-            "device_household": device.household_id,
-            "event_ids": [e.event_id for e in events],
-            "directions": [e.direction.value for e in events],
-            "kinds": [e.credential_kind.value for e in events],
-            "credentials": [e.credential_id for e in events],
-            "pass_ids": [e.pass_id for e in events],
-            "plates": [e.plate for e in events],
-            "ats": [e.occurred_at for e in events],
-        }
-        rows = (await session.execute(_INGEST, params)).all()
-        if rows:
-            data = [
-                {
-                    "community": device.community,
-                    "device_id": device.id,
-                    "building_id": device.building_id,
-                    "direction": r.direction,
-                    "credential_kind": r.credential_kind,
-                    "occurred_at": r.occurred_at.isoformat(),
-                }
-                for r in rows
-            ]
-            await publisher.publish_many(session, AccessRecorded.event_type, data, [device.id] * len(rows))
-        latest: dict[str, datetime] = {}
-        for r in rows:
-            if r.household_id and (r.credential_kind in _LIFE_SIGNS or r.direction == Direction.activity.value):
-                latest[r.household_id] = max(r.occurred_at, latest.get(r.household_id, r.occurred_at))
-        if latest:
-            await alarms.record_activity(session, device.community, latest)
-    return AccessAccepted(received=len(events), stored=len(rows))
+    traceparent, tracestate = current_traceparent()
+    row = await fetch_alone(
+        session,
+        _INGEST,
+        who.community,
+        who.subject,
+        [e.event_id for e in events],
+        [e.direction.value for e in events],
+        [e.credential_kind.value for e in events],
+        [e.credential_id for e in events],
+        [e.pass_id for e in events],
+        [e.plate for e in events],
+        [e.occurred_at for e in events],
+        datetime.now(UTC),
+        publisher.topic,
+        publisher.source,
+        traceparent,
+        tracestate,
+    )
+    if row is None or row.stored is None:
+        raise problems.UnknownDevice()
+    if row.stored:
+        outbox_written(session)
+    return AccessAccepted(received=len(events), stored=row.stored)
 
 
 async def enrol_credential(session: AsyncSession, who: Principal, body: CredentialCreate) -> None:

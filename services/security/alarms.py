@@ -24,7 +24,7 @@ from services.kit.db import transaction
 from services.security import domain, problems
 from services.security.devices import calling_device
 from services.security.domain import AlarmKind
-from services.security.events import AlarmCleared, AlarmRaised, publisher
+from services.security.events import AlarmRaised, publisher
 from services.security.models import ALARMS, RESIDENTS, WATCHES, Alarm, Watch
 from services.security.schemas import AlarmReport, WatchCreate
 
@@ -183,27 +183,3 @@ async def sweep_inactivity(session: AsyncSession, now: datetime | None = None, b
             }
             raised += await _raise(session, values, w.relative_id)
     return raised
-
-
-_MOVE_ON = text("""
-    UPDATE watches w SET last_activity_at = x.at
-      FROM unnest(CAST(:households AS text[]), CAST(:ats AS timestamptz[])) AS x(household_id, at)
-     WHERE w.community = :community AND w.household_id = x.household_id AND x.at > w.last_activity_at
-    RETURNING w.id""")
-
-_CLEAR = text("""
-    UPDATE alarms SET cleared_at = :now
-     WHERE community = :community AND watch_id = ANY(CAST(:watch_ids AS text[])) AND cleared_at IS NULL
-    RETURNING id, kind, building_id""")
-
-
-async def record_activity(session: AsyncSession, community: str, latest: dict[str, datetime]) -> None:
-    """Households showed signs of life: their watches restart, their open inactivity alarms clear."""
-    params = {"community": community, "households": list(latest), "ats": list(latest.values())}
-    moved = [r.id for r in (await session.execute(_MOVE_ON, params)).all()]
-    if not moved:
-        return
-    now = datetime.now(UTC)
-    for row in (await session.execute(_CLEAR, {"community": community, "watch_ids": moved, "now": now})).all():
-        event = AlarmCleared(alarm_id=row.id, community=community, kind=row.kind, building_id=row.building_id, cleared_at=now)
-        await publisher.publish(session, event, key=row.id)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
+
 from services.kit.envelope import EventData
 from services.kit.outbox import EventPublisher
 
@@ -67,17 +69,25 @@ class PassRevoked(EventData):
     valid_until: datetime
 
 
+class AccessEntry(BaseModel):
+    """One access: which way, by what kind of credential, when. Never who."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    direction: str
+    credential_kind: str
+    occurred_at: datetime
+
+
 class AccessRecorded(EventData):
-    """A door or gate let someone in or out, or an in-home sensor saw activity. Which door, which
-    way, what kind of credential, when: never who."""
+    """A device's batch of new accesses (entries, exits, in-home activity), one event per stored
+    batch: which door and, for each access, which way, what kind of credential and when. Never who:
+    no credential id, plate, household or person. A retried batch publishes only what was new."""
 
     event_type = "security.access.recorded.v1"
     community: str
     device_id: str
     building_id: str
-    direction: str
-    credential_kind: str
-    occurred_at: datetime
+    entries: list[AccessEntry]
 
 
 class AlarmRaised(EventData):

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from services.kit.migrations import create_kit_tables, drop_kit_tables
+from services.kit.sqlfiles import create_function, create_kit_functions
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -22,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     create_kit_tables()
     op.execute(sa.schema.CreateSequence(sa.Sequence("pass_revocation_seq")))
+    create_kit_functions()
     op.create_table(
         "access_events",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -176,6 +178,8 @@ def upgrade() -> None:
         "ix_watches_due", "watches", ["last_activity_at"], unique=False, postgresql_where=sa.text("consented_at IS NOT NULL")
     )
 
+    create_function("security", "security_ingest")
+
 
 def downgrade() -> None:
     op.drop_table("watches")
@@ -199,5 +203,6 @@ def downgrade() -> None:
     op.drop_index("ix_access_events_household", table_name="access_events")
     op.drop_index("ix_access_events_door", table_name="access_events")
     op.drop_table("access_events")
+    op.execute("DROP FUNCTION IF EXISTS security_ingest")
     op.execute(sa.schema.DropSequence(sa.Sequence("pass_revocation_seq")))
     drop_kit_tables()
