@@ -208,8 +208,8 @@ KINDS: tuple[Kind, ...] = (
         (Named("steward_id"), Named("relative_id")),
         Template("安防报警", "Security alarm"),
         Template(
-            "{building_id} 幢发生 {kind} 报警（#{alarm_ref}），请立即查看。",
-            "A {kind} alarm (#{alarm_ref}) in building {building_id}: please check now.",
+            "社区安防报警：{kind}（#{alarm_ref}），请立即查看。",
+            "Security alarm: {kind} (#{alarm_ref}); please check now.",
         ),
         Category.property,
         WITH_SMS,
