@@ -134,6 +134,19 @@ class CredentialCreate(RequestBody):
 
 
 class AccessReport(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "e-1",
+                    "direction": "in",
+                    "credential_kind": "card",
+                    "credential_id": "card-7f3a",
+                    "occurred_at": "2026-12-06T09:00:00+08:00",
+                }
+            ]
+        }
+    )
     event_id: Id = Field(description="The device's own id for the event; a retry with the same id is stored once")
     direction: Annotated[Direction, FromText]
     credential_kind: Annotated[CredentialKind, FromText]
