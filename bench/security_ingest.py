@@ -84,7 +84,8 @@ async def main() -> None:
         conn = await asyncpg.connect(plain_url(db))
         device = f"door-{uuid.uuid4().hex[:6]}"
         await conn.execute(
-            "INSERT INTO devices (id, community, building_id, kind, name, heartbeat_s) VALUES ($1, $2, 'b1', 'door', 'bench', 60)",
+            "INSERT INTO devices (id, community, building_id, kind, name, heartbeat_s)"
+            " VALUES ($1, $2, 'b1', 'door', 'bench', 60)",
             device,
             COMMUNITY,
         )

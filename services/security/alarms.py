@@ -48,7 +48,6 @@ async def _raise(session: AsyncSession, values: dict[str, Any], relative_id: str
         community=values["community"],
         kind=values["kind"],
         building_id=values["building_id"],
-        household_id=values["household_id"],
         device_id=values["device_id"],
         steward_id=steward,
         relative_id=relative_id,

@@ -45,13 +45,13 @@ class DeviceCameBack(EventData):
 
 
 class PassIssued(EventData):
-    """A resident invited a visitor (no visitor name, no plate)."""
+    """A resident invited a visitor: the building, the window and the entries; no visitor name, no
+    plate, not even which resident (the city counts visitors; nobody else needs who invited)."""
 
     event_type = "security.pass.issued.v1"
     pass_id: str
     community: str
     building_id: str
-    resident_id: str
     valid_from: datetime
     valid_until: datetime
     max_entries: int | None
@@ -88,6 +88,10 @@ class AccessRecorded(EventData):
     device_id: str
     building_id: str
     entries: list[AccessEntry]
+    # The batch's counts, for consumers that count (the city's daily figures) without the times.
+    in_count: int
+    out_count: int
+    activity_count: int
 
 
 class AlarmRaised(EventData):
@@ -99,7 +103,6 @@ class AlarmRaised(EventData):
     community: str
     kind: str
     building_id: str
-    household_id: str | None
     device_id: str | None
     steward_id: str | None
     relative_id: str | None

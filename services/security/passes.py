@@ -71,7 +71,6 @@ async def issue_pass(session: AsyncSession, who: Principal, body: PassCreate, ma
             pass_id=pass_id,
             community=who.community,
             building_id=resident.building_id,
-            resident_id=who.subject,
             valid_from=body.valid_from,
             valid_until=body.valid_until,
             max_entries=body.max_entries,

@@ -50,7 +50,8 @@ async def test_published_access_events_carry_no_credential_plate_or_household(co
     rows = await c.rows("SELECT data FROM kit_outbox WHERE type = 'security.access.recorded.v1' AND key = :k", k=c.dev("gate-1"))
     text = json.dumps([r.data for r in rows], ensure_ascii=False)
     assert len(rows) == 1 and "face-77" not in text and "浙K12345" not in text and "h1" not in text
-    assert set(rows[0].data) == {"community", "device_id", "building_id", "entries"}
+    assert set(rows[0].data) == {"community", "device_id", "building_id", "entries", "in_count", "out_count", "activity_count"}
+    assert (rows[0].data["in_count"], rows[0].data["out_count"], rows[0].data["activity_count"]) == (2, 0, 0)
     assert [set(e) for e in rows[0].data["entries"]] == [{"direction", "credential_kind", "occurred_at"}] * 2
 
 

@@ -101,7 +101,9 @@ async def test_inactivity_fires_once_per_silence_and_clears_on_the_next_activity
     assert sum(await asyncio.gather(*(sweep_at(svc, silent) for svc in (one, two, one, two)))) == 1
     assert await sweep_at(one, silent + timedelta(hours=30)) == 0  # the same silence, later: still one alarm
     raised = await outbox(c, "security.alarm.raised.v1")
-    assert [(a["kind"], a["relative_id"], a["household_id"]) for a in raised] == [("inactivity", "son-1", "h-elder")]
+    assert [(a["kind"], a["relative_id"]) for a in raised] == [("inactivity", "son-1")]
+    alarm = await c.rows("SELECT household_id FROM alarms WHERE id = :id", id=raised[0]["alarm_id"])
+    assert alarm[0].household_id == "h-elder"  # kept inside the service, not published
     sensor = await c.device("pir-1", kind="sensor", household_id="h-elder")
     await c.client.post(
         "/access-events", json={"events": [access("m1", direction="activity", credential_kind="card")]}, headers=sensor

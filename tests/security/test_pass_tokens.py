@@ -141,3 +141,9 @@ def test_a_window_must_end_after_it_starts_be_not_over_and_not_too_long() -> Non
 
 def test_codes_are_six_digits() -> None:
     assert all(len(c) == 6 and c.isdigit() for c in (domain.new_code() for _ in range(200)))
+
+
+def test_the_city_feed_counts_every_alarm_kind_security_declares() -> None:
+    from services.citysync.domain import ALARM_KINDS as COUNTED
+
+    assert set(COUNTED) == {k.value for k in domain.AlarmKind}

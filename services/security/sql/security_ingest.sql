@@ -26,6 +26,9 @@ DECLARE
     v_building text;
     v_household text;
     v_stored integer;
+    v_in integer;
+    v_out integer;
+    v_activity integer;
     v_entries jsonb;
 BEGIN
     SELECT building_id, household_id INTO v_building, v_household
@@ -70,16 +73,20 @@ BEGIN
           FROM cleared
     )
     SELECT count(*),
+           count(*) FILTER (WHERE new.direction = 'in'),
+           count(*) FILTER (WHERE new.direction = 'out'),
+           count(*) FILTER (WHERE new.direction = 'activity'),
            jsonb_agg(jsonb_build_object('direction', new.direction, 'credential_kind', new.credential_kind,
                                         'occurred_at', new.occurred_at))
-      INTO v_stored, v_entries
+      INTO v_stored, v_in, v_out, v_activity, v_entries
       FROM new
      WHERE (SELECT count(*) FROM told) >= 0;
     IF v_stored > 0 THEN
         PERFORM kit_write_outbox(
             gen_random_uuid()::text, p_topic, p_device_id, 'security.access.recorded.v1', p_source, NULL, p_now,
             jsonb_build_object('community', p_community, 'device_id', p_device_id, 'building_id', v_building,
-                               'entries', v_entries),
+                               'entries', v_entries, 'in_count', v_in, 'out_count', v_out,
+                               'activity_count', v_activity),
             p_traceparent, p_tracestate);
     END IF;
     RETURN v_stored;
