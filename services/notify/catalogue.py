@@ -215,6 +215,27 @@ KINDS: tuple[Kind, ...] = (
         WITH_SMS,
         Urgency.urgent,
     ),
+    Kind(
+        "security.device_offline",
+        ev.DeviceWentOffline,
+        (Named("steward_id"),),
+        Template("设备离线", "Device offline"),
+        Template(
+            "{kind} 设备 {device_id} 自 {offline_since} 起离线。",
+            "The {kind} device {device_id} has been offline since {offline_since}.",
+        ),
+        Category.property,
+    ),
+    Kind(
+        "security.device_back",
+        ev.DeviceCameBack,
+        (Named("steward_id"),),
+        Template("设备恢复在线", "Device back online"),
+        Template(
+            "{kind} 设备 {device_id} 已于 {back_at} 恢复在线。", "The {kind} device {device_id} is back online since {back_at}."
+        ),
+        Category.property,
+    ),
 )
 
 # Published types no one is told of, and why.
@@ -233,8 +254,6 @@ LEFT_OUT: dict[str, str] = {
     "property.redemption.failed.v1": "governance.redemption.released tells the resident",
     "citysync.consumer.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
     "citysync.grant.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
-    "security.device.offline.v1": "becomes a repair ticket in property (not yet: docs/security.md), which tells its steward",
-    "security.device.back_online.v1": "the end of an outage; no one needs telling",
     "security.pass.issued.v1": "the resident's own act: the answer carries the pass",
     "security.pass.revoked.v1": "the resident's own act; devices read it, no person needs telling",
     "security.access.recorded.v1": "every door opening: far too many to tell anyone, and the household reads them in the app",

@@ -169,3 +169,23 @@ class AlarmRaised(EventData):
     steward_id: str | None = None
     relative_id: str | None = None
     raised_at: datetime
+
+
+class DeviceWentOffline(EventData):
+    event_type = "security.device.offline.v1"
+    device_id: str
+    community: str
+    building_id: str
+    kind: str
+    steward_id: str | None = None
+    offline_since: datetime
+
+
+class DeviceCameBack(EventData):
+    event_type = "security.device.back_online.v1"
+    device_id: str
+    community: str
+    building_id: str
+    kind: str
+    steward_id: str | None = None
+    back_at: datetime

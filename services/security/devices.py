@@ -64,7 +64,8 @@ _HEARTBEAT = text("""
     UPDATE devices d SET last_seen_at = :now, offline_since = NULL
       FROM (SELECT id, offline_since FROM devices WHERE id = :id AND community = :community FOR UPDATE) old
      WHERE d.id = old.id
-    RETURNING d.id, d.community, d.building_id, d.kind, old.offline_since""")
+    RETURNING d.id, d.community, d.building_id, d.kind, old.offline_since,
+              (SELECT b.steward_id FROM buildings b WHERE b.community = d.community AND b.building_id = d.building_id)""")
 
 
 async def heartbeat(session: AsyncSession, who: Principal) -> Heartbeat:
@@ -80,6 +81,7 @@ async def heartbeat(session: AsyncSession, who: Principal) -> Heartbeat:
                 community=row.community,
                 building_id=row.building_id,
                 kind=row.kind,
+                steward_id=row.steward_id,
                 offline_since=row.offline_since,
                 back_at=now,
             )
@@ -97,7 +99,8 @@ _SWEEP = text("""
                AND last_seen_at < CAST(:now AS timestamptz) - make_interval(secs => heartbeat_s * :missed)
              ORDER BY last_seen_at LIMIT :batch FOR UPDATE SKIP LOCKED) silent
      WHERE d.id = silent.id AND d.offline_since IS NULL
-    RETURNING d.id, d.community, d.building_id, d.kind, d.last_seen_at""")
+    RETURNING d.id, d.community, d.building_id, d.kind, d.last_seen_at,
+              (SELECT b.steward_id FROM buildings b WHERE b.community = d.community AND b.building_id = d.building_id)""")
 
 
 async def sweep_offline(session: AsyncSession, missed_beats: int, now: datetime | None = None, batch: int = 500) -> int:
@@ -111,6 +114,7 @@ async def sweep_offline(session: AsyncSession, missed_beats: int, now: datetime 
                 community=row.community,
                 building_id=row.building_id,
                 kind=row.kind,
+                steward_id=row.steward_id,
                 last_seen_at=row.last_seen_at,
                 offline_since=at,
             )

@@ -21,25 +21,27 @@ publisher = EventPublisher(source="/services/security", topic=TOPIC)
 
 
 class DeviceWentOffline(EventData):
-    """A device stayed silent past its heartbeat allowance: property opens one repair ticket for it."""
+    """A device stayed silent past its heartbeat allowance, once per outage: the building's steward is told."""
 
     event_type = "security.device.offline.v1"
     device_id: str
     community: str
     building_id: str
     kind: str
+    steward_id: str | None
     last_seen_at: datetime
     offline_since: datetime
 
 
 class DeviceCameBack(EventData):
-    """A device that was offline sent a heartbeat again: its outage is over."""
+    """A device that was offline sent a heartbeat again, once per outage: its outage is over."""
 
     event_type = "security.device.back_online.v1"
     device_id: str
     community: str
     building_id: str
     kind: str
+    steward_id: str | None
     offline_since: datetime
     back_at: datetime
 

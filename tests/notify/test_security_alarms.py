@@ -50,3 +50,15 @@ async def test_a_device_alarm_without_a_relative_tells_the_steward_only(communit
     assert [n["kind"] for n in notes] == ["security.alarm"]
     rows = await c.rows("SELECT recipient_id FROM notifications WHERE community = :community")
     assert [r.recipient_id for r in rows] == ["st-2"]
+
+
+async def test_a_device_outage_and_its_end_tell_the_buildings_steward_once_each(community: Community) -> None:
+    c = community
+    device = {"device_id": "door-b1-east", "building_id": "b1", "kind": "door", "steward_id": "st-3"}
+    offline = c.event("security.device.offline.v1", "door-b1-east", last_seen_at=now(), offline_since=now(), **device)
+    await c.publish(offline)
+    await c.publish(offline)  # redelivered
+    await c.publish(c.event("security.device.back_online.v1", "door-b1-east", offline_since=now(), back_at=now(), **device))
+    notes = await c.wait_for_inbox("st-3", 2, "steward")
+    assert sorted(n["kind"] for n in notes) == ["security.device_back", "security.device_offline"]
+    assert all("door-b1-east" in n["body"] for n in notes)

@@ -143,3 +143,20 @@ async def test_a_watch_is_visible_only_to_the_elder_and_the_relative(community: 
     assert (await c.client.get("/watches", headers=c.auth("someone", "resident"))).json() == []
     assert (await c.client.delete(f"/watches/{watch_id}", headers=c.auth("someone", "resident"))).status_code == 404
     assert (await c.client.delete(f"/watches/{watch_id}", headers=c.auth("elder-1", "elder"))).status_code == 204
+
+
+async def test_an_outage_names_the_buildings_steward_for_notify(community: Community) -> None:
+    c = community
+    building = {"building_id": "b9", "code": "9", "name": "9幢", "steward_id": "st-9", "backup_steward_id": None}
+    await c.publish_property("property.building.registered.v1", "b9", **building)
+
+    async def known() -> bool:
+        return bool(await c.rows("SELECT 1 FROM buildings WHERE community = :community AND building_id = 'b9'"))
+
+    await wait_until(known)
+    door = await c.device("door-9", building_id="b9", heartbeat_s=10)
+    async with c.svc.state.sessionmaker() as session:
+        assert await devices.sweep_offline(session, 3, now=datetime.now(UTC) + timedelta(seconds=31)) >= 1
+    assert [e["steward_id"] for e in await outbox(c, "security.device.offline.v1")] == ["st-9"]
+    assert (await c.client.post("/devices/me/heartbeat", headers=door)).json()["was_offline"] is True
+    assert [e["steward_id"] for e in await outbox(c, "security.device.back_online.v1")] == ["st-9"]
