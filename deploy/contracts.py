@@ -22,7 +22,7 @@ from services.kit.inbox import ConsumerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-SERVICES = ["timebank", "parking", "property", "governance", "citysync", "notify"]
+SERVICES = ["timebank", "parking", "property", "governance", "citysync", "notify", "security"]
 
 
 def _module(name: str) -> Any:

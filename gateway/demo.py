@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import httpx
 
-from deploy.local.demo_community import CITY_SYNC_CLIENTS, COMMUNITY, GATE_DEVICES, RESIDENTS, STAFF, resident
+from deploy.local.demo_community import CITY_SYNC_CLIENTS, COMMUNITY, GATE_DEVICES, RESIDENTS, SECURITY_DEVICES, STAFF, resident
 
 REGISTRY_WAIT_S = 60.0
 
@@ -37,6 +37,7 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
                 raise RuntimeError(f"demo seed: password for {member.username} answered {r.status_code}: {r.text[:200]}")
             await asyncio.sleep(0.5)  # property's registry event has not reached the gateway yet
     machines = [(cid, "gate_device") for cid, _ in GATE_DEVICES] + [(cid, "city_sync") for cid, _ in CITY_SYNC_CLIENTS]
+    machines += [(device[0], "gate_device") for device in SECURITY_DEVICES]
     for client_id, role in machines:
         r = await client.put(
             f"/auth/clients/{client_id}",

@@ -10,7 +10,7 @@ from gateway.limits import BODY_READ_TIMEOUT_S
 from services.kit.settings import ServiceSettings, service_config
 from services.kit.sms import SmsSettings
 
-SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
+SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify", "security")
 
 
 # The SMS port's settings (SmsSettings: GATEWAY_SMS_PROVIDER, GATEWAY_TENCENT_*...) are notify's
@@ -28,6 +28,7 @@ class Settings(ServiceSettings, SmsSettings):
     governance_url: str = "http://127.0.0.1:8004"
     citysync_url: str = "http://127.0.0.1:8005"
     notify_url: str = "http://127.0.0.1:8006"
+    security_url: str = "http://127.0.0.1:8007"
     upstreams: dict[str, str] = Field(default_factory=dict)
     # Connections the proxy's upstream client (gateway/upstream_client.py) keeps in use at once.
     upstream_max_connections: int = 200

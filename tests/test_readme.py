@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local import stack, welcome
-from deploy.local.demo_community import CITY_SYNC_CLIENTS, COMMUNITY, GATE_DEVICES, STAFF, Staff
+from deploy.local.demo_community import CITY_SYNC_CLIENTS, COMMUNITY, GATE_DEVICES, SECURITY_DEVICES, STAFF, Staff
 from gateway.demo import client_secret
 
 ROOT = Path(__file__).parents[1]
@@ -37,7 +37,7 @@ def test_every_demo_staff_password_is_in_the_readme(member: Staff) -> None:
     assert re.search(rf"`{re.escape(username)}`\s*/\s*`{re.escape(password)}`", README), username
 
 
-@pytest.mark.parametrize("client_id", [c for c, _ in GATE_DEVICES + CITY_SYNC_CLIENTS])
+@pytest.mark.parametrize("client_id", [c for c, _ in GATE_DEVICES + CITY_SYNC_CLIENTS] + [d[0] for d in SECURITY_DEVICES])
 def test_every_demo_client_id_and_secret_is_in_the_readme(client_id: str) -> None:
     assert re.search(rf"`{re.escape(client_id)}`\s*/\s*`{re.escape(client_secret(client_id))}`", README), client_id
 

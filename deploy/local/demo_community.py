@@ -79,6 +79,15 @@ STAFF = [
 
 GATE_DEVICES = [("gate-north", "北门道闸"), ("gate-south", "南门道闸")]
 CITY_SYNC_CLIENTS = [("city-lishui-dsp", "丽水市公共数据平台")]
+# The security service's devices (machine clients of the gateway too): id, building code, kind, name, household unit.
+SECURITY_DEVICES = [
+    ("door-b1-east", "B1", "door", "1幢东门门禁", None),
+    ("door-b2-east", "B2", "door", "2幢东门门禁", None),
+    ("smoke-b1-stair", "B1", "smoke", "1幢楼梯间烟感", None),
+    ("pir-b1-101", "B1", "sensor", "1幢101室人体感应", "101"),
+]
+# 王秀英's son, the relative who consented to her inactivity watch (he lives elsewhere: no household here).
+RELATIVE_OF_WANG = demo_id("relative", "王秀英-son")
 
 
 def resident(name: str) -> Person:

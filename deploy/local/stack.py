@@ -45,6 +45,7 @@ SERVICES: list[tuple[str, int]] = [
     ("governance", 8004),
     ("citysync", 8005),
     ("notify", 8006),
+    ("security", 8007),
 ]
 GATEWAY_PORT = 8000
 

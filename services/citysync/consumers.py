@@ -13,7 +13,7 @@ from services.citysync.feeds import Keys
 from services.kit.envelope import CloudEvent
 from services.kit.inbox import ConsumerSpec, Handler
 
-DOMAIN_TOPICS = ["timebank.events", "parking.events", "property.events", "governance.events"]
+DOMAIN_TOPICS = ["timebank.events", "parking.events", "property.events", "governance.events", "security.events"]
 GROUP = "citysync-feeds"
 
 

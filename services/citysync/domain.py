@@ -20,6 +20,7 @@ class Scene(StrEnum):
     parking = "parking"
     property = "property"
     governance = "governance"
+    security = "security"
     stats = "stats"  # the daily statistics feed, built by the job rather than from one event
 
 
@@ -56,6 +57,12 @@ RECORD_KINDS: Mapping[str, RecordKind] = {
     "governance.redemption.released.v1": RecordKind(Scene.governance, "redemption_released", "redemption_id", None),
     "governance.points_payment.settled.v1": RecordKind(Scene.governance, "points_payment_settled", "payment_id", None),
     "governance.decision.closed.v1": RecordKind(Scene.governance, "decision_closed", "decision_id", "closed_at"),
+    # 智慧安防: visitors, doors' batches of accesses (counts only) and alarms; nothing names a person
+    # or a household (the security events carry no resident, no credential, no household).
+    "security.pass.issued.v1": RecordKind(Scene.security, "visitor_pass_issued", "pass_id", None),
+    "security.access.recorded.v1": RecordKind(Scene.security, "accesses_recorded", "device_id", None),
+    "security.alarm.raised.v1": RecordKind(Scene.security, "alarm_raised", "alarm_id", "raised_at"),
+    "security.alarm.cleared.v1": RecordKind(Scene.security, "alarm_cleared", "alarm_id", "cleared_at"),
 }
 DAILY_STATISTICS = "daily_statistics"
 STATS_SCHEMA_VERSION = 1
@@ -89,6 +96,10 @@ def day_closed(day: date, now: datetime, grace: timedelta) -> bool:
 
 # --- daily statistics ----------------------------------------------------------------------------
 
+# One counter per kind of security alarm (the kinds services/security/domain.py declares).
+ALARM_KINDS: tuple[str, ...] = ("fire", "smoke", "door_forced", "door_held_open", "inactivity")
+ALARM_COUNTERS: tuple[str, ...] = tuple(f"alarms_{kind}" for kind in ALARM_KINDS)
+
 STAT_COUNTERS: tuple[str, ...] = (
     "services_confirmed",
     "minutes_served",
@@ -105,6 +116,10 @@ STAT_COUNTERS: tuple[str, ...] = (
     "redemptions_released",
     "points_redeemed",
     "points_granted",
+    "visitor_passes",
+    "entries",
+    "alarms_raised",
+    *ALARM_COUNTERS,
 )
 
 
@@ -171,6 +186,14 @@ def stats_delta(record_type: str, payload: Mapping[str, Any], reversed_service_t
         return StatsDelta({"redemptions_captured": 1, "points_redeemed": _int(payload, "points")}, {})
     if record_type == "redemption_released":
         return StatsDelta({"redemptions_released": 1}, {})
+    if record_type == "visitor_pass_issued":
+        return StatsDelta({"visitor_passes": 1}, {})
+    if record_type == "accesses_recorded":
+        return StatsDelta({"entries": _int(payload, "in_count")}, {})
+    if record_type == "alarm_raised":
+        kind = payload.get("kind")
+        by_kind = {f"alarms_{kind}": 1} if kind in ALARM_KINDS else {}
+        return StatsDelta({"alarms_raised": 1, **by_kind}, {})
     return None
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 else:
     Base = model_base("CitysyncModel")
 
-SCENE_CHECK = "scene IN ('timebank', 'parking', 'property', 'governance', 'stats')"
+SCENE_CHECK = "scene IN ('timebank', 'parking', 'property', 'governance', 'security', 'stats')"
 
 
 def _tz(nullable: bool = False, **kw: Any) -> Any:
@@ -95,6 +95,14 @@ class DailyStats(Base, table=True):
     redemptions_released: int = 0
     points_redeemed: int = Field(default=0, sa_type=BigInteger)
     points_granted: int = Field(default=0, sa_type=BigInteger)
+    visitor_passes: int = 0
+    entries: int = Field(default=0, sa_type=BigInteger)
+    alarms_raised: int = 0
+    alarms_fire: int = 0
+    alarms_smoke: int = 0
+    alarms_door_forced: int = 0
+    alarms_door_held_open: int = 0
+    alarms_inactivity: int = 0
     minutes_by_type: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")))
     spots_used: int = 0
 

@@ -116,6 +116,20 @@ FIELD_RULES: Mapping[str, Rule] = {
     "participating_voters": Rule.keep,
     "participating_area": Rule.keep,
     "closed_at": Rule.keep,
+    # Security: passes, doors and alarms are things; the counts are counts. `entries` (each access's
+    # time) and `relative_id` have no rule, so they are not exported.
+    "pass_id": Rule.keep,
+    "valid_from": Rule.keep,
+    "valid_until": Rule.keep,
+    "max_entries": Rule.keep,
+    "has_plate": Rule.keep,
+    "device_id": Rule.keep,
+    "in_count": Rule.keep,
+    "out_count": Rule.keep,
+    "activity_count": Rule.keep,
+    "alarm_id": Rule.keep,
+    "raised_at": Rule.keep,
+    "cleared_at": Rule.keep,
 }
 
 HASHED_FIELDS: frozenset[str] = frozenset(f for f, r in FIELD_RULES.items() if r is Rule.keyed_hash)

@@ -202,6 +202,40 @@ KINDS: tuple[Kind, ...] = (
         Template("兑换未能完成，{points} 积分已退回。", "The redemption could not be fulfilled; {points} points were returned."),
         Category.points,
     ),
+    Kind(
+        "security.alarm",
+        ev.AlarmRaised,
+        (Named("steward_id"), Named("relative_id")),
+        Template("安防报警", "Security alarm"),
+        Template(
+            "社区安防报警：{kind}（#{alarm_ref}），请立即查看。",
+            "Security alarm: {kind} (#{alarm_ref}); please check now.",
+        ),
+        Category.property,
+        WITH_SMS,
+        Urgency.urgent,
+    ),
+    Kind(
+        "security.device_offline",
+        ev.DeviceWentOffline,
+        (Named("steward_id"),),
+        Template("设备离线", "Device offline"),
+        Template(
+            "{kind} 设备 {device_id} 自 {offline_since} 起离线。",
+            "The {kind} device {device_id} has been offline since {offline_since}.",
+        ),
+        Category.property,
+    ),
+    Kind(
+        "security.device_back",
+        ev.DeviceCameBack,
+        (Named("steward_id"),),
+        Template("设备恢复在线", "Device back online"),
+        Template(
+            "{kind} 设备 {device_id} 已于 {back_at} 恢复在线。", "The {kind} device {device_id} is back online since {back_at}."
+        ),
+        Category.property,
+    ),
 )
 
 # Published types no one is told of, and why.
@@ -223,6 +257,10 @@ LEFT_OUT: dict[str, str] = {
     "property.redemption.failed.v1": "governance.redemption.released tells the resident",
     "citysync.consumer.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
     "citysync.grant.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
+    "security.pass.issued.v1": "the resident's own act: the answer carries the pass",
+    "security.pass.revoked.v1": "the resident's own act; devices read it, no person needs telling",
+    "security.access.recorded.v1": "every door opening: far too many to tell anyone, and the household reads them in the app",
+    "security.alarm.cleared.v1": "not yet: staff see it on the alarm list; a row needs the alarm's recipients in notify",
 }
 
 KINDS_BY_TYPE: dict[str, tuple[Kind, ...]] = {}

@@ -11,7 +11,7 @@ from services.kit.inbox import ConsumerSpec, Handler
 from services.notify import notifications
 from services.notify.catalogue import KINDS_BY_TYPE
 from services.notify.directory import DIRECTORY
-from services.notify.events import GOVERNANCE_TOPIC, PARKING_TOPIC, PROPERTY_TOPIC, TIMEBANK_TOPIC
+from services.notify.events import GOVERNANCE_TOPIC, PARKING_TOPIC, PROPERTY_TOPIC, SECURITY_TOPIC, TIMEBANK_TOPIC
 from services.notify.settings import Settings
 
 GROUP = "notify"
@@ -29,7 +29,7 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
     return [
         ConsumerSpec(
             group=GROUP,
-            topics=[TIMEBANK_TOPIC, PARKING_TOPIC, PROPERTY_TOPIC, GOVERNANCE_TOPIC],
+            topics=[TIMEBANK_TOPIC, PARKING_TOPIC, PROPERTY_TOPIC, GOVERNANCE_TOPIC, SECURITY_TOPIC],
             handlers={event_type: handler for event_type in sorted({*DIRECTORY, *KINDS_BY_TYPE})},
             # A backlog (after a deploy, an outage) is applied a fetched batch per transaction: one
             # commit for up to 500 events instead of one each. The rules hold as before: the inbox

@@ -13,6 +13,7 @@ TIMEBANK_TOPIC = "timebank.events"
 PARKING_TOPIC = "parking.events"
 PROPERTY_TOPIC = "property.events"
 GOVERNANCE_TOPIC = "governance.events"
+SECURITY_TOPIC = "security.events"
 
 
 class CareRequestCancelled(EventData):
@@ -155,3 +156,36 @@ class RedemptionReleased(EventData):
     community: str
     resident_id: str
     points: int
+
+
+class AlarmRaised(EventData):
+    """A security alarm: the building's steward and, for an inactivity watch, the consenting relative are told."""
+
+    event_type = "security.alarm.raised.v1"
+    alarm_id: str
+    community: str
+    kind: str
+    building_id: str
+    steward_id: str | None = None
+    relative_id: str | None = None
+    raised_at: datetime
+
+
+class DeviceWentOffline(EventData):
+    event_type = "security.device.offline.v1"
+    device_id: str
+    community: str
+    building_id: str
+    kind: str
+    steward_id: str | None = None
+    offline_since: datetime
+
+
+class DeviceCameBack(EventData):
+    event_type = "security.device.back_online.v1"
+    device_id: str
+    community: str
+    building_id: str
+    kind: str
+    steward_id: str | None = None
+    back_at: datetime

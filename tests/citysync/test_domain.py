@@ -202,6 +202,10 @@ def test_every_event_type_of_the_contracts_is_decided() -> None:
         "timebank.care_request.cancelled.v1",
         "property.household.roll_changed.v1",
         "governance.ballot.cast.v1",
+        # A device's outages and a pass's revocation are operations, not the city's figures.
+        "security.device.offline.v1",
+        "security.device.back_online.v1",
+        "security.pass.revoked.v1",
     }
     # citysync's own events (about the sharing register) are not domain data for the feeds.
     published = {

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from services.kit.inputs import Day, Month, RequestBody, Timestamp, Uuid
 from services.kit.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 
-SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
+SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify", "security")
 
 
 class Note(RequestBody):

@@ -26,13 +26,16 @@ from services.kit.topics import declared_topics
 from services.parking.events import TOPIC as PARKING_TOPIC
 from services.property.consumers import governance_consumer
 from services.property.events import TOPIC as PROPERTY_TOPIC
+from services.security.consumers import property_consumer as security_property_consumer
+from services.security.events import TOPIC as SECURITY_TOPIC
 from services.timebank.events import TOPIC as TIMEBANK_TOPIC
 from tests.support.stack import TestStack, new_namespace
 
 
 def test_the_declaration_lists_every_topic_the_code_uses_and_no_other() -> None:
     groups = [registry_consumer.group, governance_consumer.group, CITYSYNC_GROUP, *(spec.group for spec in DECLARED_CONSUMERS)]
-    used = {TIMEBANK_TOPIC, PARKING_TOPIC, PROPERTY_TOPIC, GOVERNANCE_TOPIC, CITYSYNC_TOPIC, *DOMAIN_TOPICS}
+    groups.append(security_property_consumer.group)
+    used = {TIMEBANK_TOPIC, PARKING_TOPIC, PROPERTY_TOPIC, GOVERNANCE_TOPIC, CITYSYNC_TOPIC, SECURITY_TOPIC, *DOMAIN_TOPICS}
     used |= {city_topic(scene) for scene in SCENES}
     used |= {topic for group in groups for topic in (retry_topic(group), dlq_topic(group))}
     for spec in [registry_consumer, governance_consumer, *DECLARED_CONSUMERS]:

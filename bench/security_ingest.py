@@ -1,0 +1,136 @@
+"""Access events ingested per second through the gateway in batches of 100, beside raw inserts of
+the same rows (the same multi-row INSERT ... ON CONFLICT DO NOTHING, straight to PostgreSQL) on the
+same database in the same run. Target: ≥ 0.5 × raw.
+
+The service and the gateway run as real server processes (one uvicorn worker each), as deployed;
+the gateway checks the device's token, counts its rate and proxies the batch; the service checks
+the device, inserts, writes one outbox row per new event and moves inactivity watches.
+
+    make bench NAME=security_ingest      # BENCH_BATCHES (default 200), BENCH_CONCURRENCY (default 8)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.gateway_get import COMMUNITY, gateway_env, gateway_settled, uvicorn_process
+from bench.harness import bench_stack, record
+from gateway.migrate import upgrade_gateway_database
+from services.kit.db import plain_url
+
+BATCH = 100
+BATCHES = int(os.environ.get("BENCH_BATCHES", 200))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", 8))
+
+_RAW = """
+    INSERT INTO access_events (community, device_id, device_event_id, building_id, direction, credential_kind,
+                               credential_id, occurred_at)
+    SELECT $1, $2, e, 'b1', 'in', 'card', 'card-1', now() FROM unnest($3::text[]) AS e
+    ON CONFLICT (device_id, device_event_id) DO NOTHING"""
+
+
+def batch(prefix: str, n: int) -> list[dict[str, str]]:
+    at = datetime.now(UTC).isoformat()
+    return [
+        {
+            "event_id": f"{prefix}-{n}-{i}",
+            "direction": "in",
+            "credential_kind": "card",
+            "credential_id": "card-1",
+            "occurred_at": at,
+        }
+        for i in range(BATCH)
+    ]
+
+
+async def main() -> None:
+    async with bench_stack() as stack, AsyncExitStack() as servers:
+        work = Path(tempfile.mkdtemp(prefix="bench-security-"))
+        db = await stack.fresh_database("security")
+        servers.push_async_callback(stack.drop_database, db)
+        env = {
+            "SECURITY_DATABASE_URL": db,
+            "SECURITY_REDIS_URL": stack.redis_url,
+            "SECURITY_KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+            "SECURITY_KAFKA_NAMESPACE": "bench.",
+            "SECURITY_JWKS_URL": stack.jwks_url,
+            "SECURITY_MAX_BATCH": str(BATCH),
+        }
+        service = await servers.enter_async_context(
+            uvicorn_process("security", "services.security.app:create_app", env, work / "security.log")
+        )
+        gateway_db = await stack.empty_database("gateway_bench")
+        servers.push_async_callback(stack.drop_database, gateway_db)
+        await upgrade_gateway_database(gateway_db)
+        gateway = await servers.enter_async_context(
+            uvicorn_process(
+                "gateway",
+                "gateway.app:create_app",
+                gateway_env(stack, gateway_db, {"security": service.url}),
+                work / "gateway.log",
+            )
+        )
+        await gateway_settled(gateway.url)
+        conn = await asyncpg.connect(plain_url(db))
+        device = f"door-{uuid.uuid4().hex[:6]}"
+        await conn.execute(
+            "INSERT INTO devices (id, community, building_id, kind, name, heartbeat_s)"
+            " VALUES ($1, $2, 'b1', 'door', 'bench', 60)",
+            device,
+            COMMUNITY,
+        )
+        await conn.close()
+        token = stack.token(device, "gate_device", community=COMMUNITY, ttl_s=3600)
+        async with httpx.AsyncClient(base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+            warm = await client.post("/api/security/access-events", json={"events": batch("warm", 0)})
+            assert warm.status_code == 200, warm.text
+
+            async def http_worker(w: int) -> None:
+                for n in range(w, BATCHES, CONCURRENCY):
+                    r = await client.post("/api/security/access-events", json={"events": batch(f"h{w}", n)})
+                    assert r.status_code == 200 and r.json()["stored"] == BATCH, r.text
+
+            start = time.perf_counter()
+            await asyncio.gather(*(http_worker(w) for w in range(CONCURRENCY)))
+            http_rate = BATCHES * BATCH / (time.perf_counter() - start)
+
+        pool = await asyncpg.create_pool(plain_url(db), min_size=CONCURRENCY, max_size=CONCURRENCY)
+
+        async def raw_worker(w: int) -> None:
+            async with pool.acquire() as c:
+                for n in range(w, BATCHES, CONCURRENCY):
+                    await c.execute(_RAW, COMMUNITY, "raw-" + device, [f"r{w}-{n}-{i}" for i in range(BATCH)])
+
+        start = time.perf_counter()
+        await asyncio.gather(*(raw_worker(w) for w in range(CONCURRENCY)))
+        raw_rate = BATCHES * BATCH / (time.perf_counter() - start)
+        await pool.close()
+    record(
+        "security_ingest_gateway",
+        http_rate,
+        "events/s",
+        "raw_insert",
+        raw_rate,
+        higher_is_better=True,
+        target="≥ 0.5 × raw",
+        extra={
+            "batch": BATCH,
+            "batches": BATCHES,
+            "concurrency": CONCURRENCY,
+            "path": "client → gateway process → security process",
+        },
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

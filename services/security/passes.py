@@ -1,0 +1,243 @@
+"""Visitor passes (访客通行证): a resident invites a visitor; doors check the signed pass offline, or
+online here, where the entry count and revocations are the authority.
+
+A resident sees and revokes only their own passes (anyone else's is 404, as is another community's);
+staff see today's expected visitors per building, with no visitor details.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy import func, select, text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.kit.auth import Principal
+from services.kit.db import transaction
+from services.security import domain, pass_keys, problems
+from services.security.devices import calling_device
+from services.security.events import PassIssued, PassRevoked, publisher
+from services.security.models import PASSES, RESIDENTS, REVOCATION_SEQ, VisitorPass
+from services.security.pass_tokens import PassClaims, PassRefused, check_claims, sign_pass, verify_signature
+from services.security.schemas import DevicePass, ExpectedVisitor, IssuedPass, PassCheck, PassCreate, PassDecision, Revocation
+
+
+async def issue_pass(session: AsyncSession, who: Principal, body: PassCreate, max_hours: int) -> IssuedPass:
+    now = datetime.now(UTC)
+    problem = domain.window_problem(body.valid_from, body.valid_until, now, max_hours)
+    if problem:
+        raise problems.InvalidPassWindow(problem)
+    async with transaction(session):
+        resident = (
+            await session.execute(
+                select(RESIDENTS).where(RESIDENTS.c.community == who.community, RESIDENTS.c.resident_id == who.subject)
+            )
+        ).first()
+        if resident is None:
+            raise problems.NotAResident()
+        # One community's issuing is serialised while a code is picked, so two live passes never
+        # share a keypad code.
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("security.code:" + who.community, 0))))
+        code = await _free_code(session, who.community, now)
+        key_id, key = await pass_keys.signing_key(session, who.community)
+        pass_id = f"vp-{uuid.uuid4().hex[:16]}"
+        claims = PassClaims(
+            pass_id=pass_id,
+            community=who.community,
+            building_id=resident.building_id,
+            key_id=key_id,
+            valid_from=int(body.valid_from.timestamp()),
+            valid_until=int(body.valid_until.timestamp()),
+            max_entries=body.max_entries or 0,
+        )
+        visitor_pass = VisitorPass(
+            id=pass_id,
+            community=who.community,
+            resident_id=who.subject,
+            household_id=resident.household_id,
+            building_id=resident.building_id,
+            code=code,
+            plate=body.plate,
+            valid_from=body.valid_from,
+            valid_until=body.valid_until,
+            max_entries=body.max_entries,
+            token=sign_pass(claims, key),
+            created_at=now,
+        )
+        session.add(visitor_pass)
+        await session.flush()
+        event = PassIssued(
+            pass_id=pass_id,
+            community=who.community,
+            building_id=resident.building_id,
+            valid_from=body.valid_from,
+            valid_until=body.valid_until,
+            max_entries=body.max_entries,
+            has_plate=body.plate is not None,
+        )
+        await publisher.publish(session, event, key=pass_id)
+    return IssuedPass.model_validate(visitor_pass, from_attributes=True)
+
+
+async def _free_code(session: AsyncSession, community: str, now: datetime) -> str:
+    while True:
+        code = domain.new_code()
+        taken = await session.scalar(
+            select(PASSES.c.id).where(PASSES.c.community == community, PASSES.c.code == code, PASSES.c.valid_until > now).limit(1)
+        )
+        if taken is None:
+            return code
+
+
+async def my_passes(session: AsyncSession, who: Principal) -> list[VisitorPass]:
+    query = (
+        select(VisitorPass)
+        .where(PASSES.c.community == who.community, PASSES.c.resident_id == who.subject)
+        .order_by(PASSES.c.created_at.desc())
+        .limit(200)
+    )
+    async with transaction(session):
+        return list(await session.scalars(query))
+
+
+async def my_pass(session: AsyncSession, who: Principal, pass_id: str) -> IssuedPass:
+    async with transaction(session):
+        found = await _own(session, who, pass_id)
+        return IssuedPass.model_validate(found, from_attributes=True)
+
+
+async def _own(session: AsyncSession, who: Principal, pass_id: str) -> VisitorPass:
+    found = await session.scalar(
+        select(VisitorPass).where(
+            PASSES.c.id == pass_id, PASSES.c.community == who.community, PASSES.c.resident_id == who.subject
+        )
+    )
+    if found is None:
+        raise problems.PassNotFound()
+    return found
+
+
+async def revoke_pass(session: AsyncSession, who: Principal, pass_id: str) -> VisitorPass:
+    """Revoke one's own pass; revoking again changes nothing (and publishes nothing)."""
+    async with transaction(session):
+        found = await _own(session, who, pass_id)
+        if found.revoked_at is None:
+            seq = await session.scalar(select(REVOCATION_SEQ.next_value()))
+            found.revoked_at = datetime.now(UTC)
+            found.revoked_seq = seq
+            await session.flush()
+            event = PassRevoked(
+                pass_id=found.id,
+                community=found.community,
+                building_id=found.building_id,
+                revoked_seq=int(seq or 0),
+                valid_until=found.valid_until,
+            )
+            await publisher.publish(session, event, key=found.id)
+        return found
+
+
+async def expected_visitors(
+    session: AsyncSession, who: Principal, day: date, building_id: str | None, tz: str
+) -> list[ExpectedVisitor]:
+    start, end = domain.local_day_bounds(day, tz)
+    query = select(VisitorPass).where(
+        PASSES.c.community == who.community,
+        PASSES.c.revoked_at.is_(None),
+        PASSES.c.valid_from < end,
+        PASSES.c.valid_until > start,
+    )
+    if building_id:
+        query = query.where(PASSES.c.building_id == building_id)
+    async with transaction(session):
+        rows = list(await session.scalars(query.order_by(PASSES.c.building_id, PASSES.c.valid_from).limit(1000)))
+    return [
+        ExpectedVisitor(
+            pass_id=p.id,
+            building_id=p.building_id,
+            valid_from=p.valid_from,
+            valid_until=p.valid_until,
+            max_entries=p.max_entries,
+            entries_used=p.entries_used,
+            has_plate=p.plate is not None,
+        )
+        for p in rows
+    ]
+
+
+# The online check's one write: count the entry if the pass is still good now. The conditions are
+# the rule; the UPDATE's row lock makes concurrent scans of a single-entry pass admit one.
+_COUNT_ENTRY = text("""
+    UPDATE passes SET entries_used = entries_used + 1
+     WHERE id = :id AND community = :community AND revoked_at IS NULL
+       AND valid_from <= :now AND valid_until > :now
+       AND (max_entries IS NULL OR entries_used < max_entries)
+    RETURNING entries_used, max_entries""")
+
+
+async def check_pass(session: AsyncSession, who: Principal, body: PassCheck) -> PassDecision:
+    """A connected door asks: the signature and window as offline, then revocation and the entry count here."""
+    now = datetime.now(UTC)
+    async with transaction(session):
+        device = await calling_device(session, who)
+        token = body.token
+        if token is None and body.code is not None:
+            token = await session.scalar(
+                select(PASSES.c.token).where(
+                    PASSES.c.community == device.community,
+                    PASSES.c.code == body.code,
+                    PASSES.c.valid_from <= now,
+                    PASSES.c.valid_until > now,
+                )
+            )
+            if token is None:
+                return PassDecision(admit=False, reason="unknown-code")
+        if token is None:
+            return PassDecision(admit=False, reason="malformed")
+        try:
+            claims = verify_signature(token, await pass_keys.public_keys(session, device.community))
+            check_claims(claims, device.community, now)
+        except PassRefused as refused:
+            return PassDecision(admit=False, reason=refused.reason)
+        row = (await session.execute(_COUNT_ENTRY, {"id": claims.pass_id, "community": device.community, "now": now})).first()
+        if row is None:
+            revoked = await session.scalar(select(PASSES.c.revoked_at).where(PASSES.c.id == claims.pass_id))
+            return PassDecision(admit=False, reason="revoked" if revoked else "used-up", pass_id=claims.pass_id)
+        left = None if row.max_entries is None else row.max_entries - row.entries_used
+        return PassDecision(admit=True, reason="ok", pass_id=claims.pass_id, entries_left=left)
+
+
+async def revocations(session: AsyncSession, who: Principal, after: int) -> list[Revocation]:
+    """Revocations after the number a device last saw, of passes still in their window."""
+    now = datetime.now(UTC)
+    query = (
+        select(PASSES.c.id, PASSES.c.revoked_seq, PASSES.c.valid_until)
+        .where(PASSES.c.community == who.community, PASSES.c.revoked_seq > after, PASSES.c.valid_until > now)
+        .order_by(PASSES.c.revoked_seq)
+        .limit(1000)
+    )
+    async with transaction(session):
+        await calling_device(session, who)
+        rows = (await session.execute(query)).all()
+    return [Revocation(pass_id=r.id, revoked_seq=r.revoked_seq, valid_until=r.valid_until) for r in rows]
+
+
+async def device_passes(session: AsyncSession, who: Principal) -> list[DevicePass]:
+    """The live passes of the calling device's building, so a keypad code works offline too."""
+    now = datetime.now(UTC)
+    async with transaction(session):
+        device = await calling_device(session, who)
+        query = (
+            select(PASSES.c.id, PASSES.c.code, PASSES.c.token, PASSES.c.valid_until)
+            .where(
+                PASSES.c.community == device.community,
+                PASSES.c.building_id == device.building_id,
+                PASSES.c.revoked_at.is_(None),
+                PASSES.c.valid_until > now,
+            )
+            .order_by(PASSES.c.valid_from)
+            .limit(1000)
+        )
+        rows = (await session.execute(query)).all()
+    return [DevicePass(pass_id=r.id, code=r.code, token=r.token, valid_until=r.valid_until) for r in rows]

@@ -1,0 +1,228 @@
+"""Security's API models: request bodies follow the kit's input policy; responses never carry a
+name, a phone number or face data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.kit.inputs import FromText, RequestBody, Timestamp
+from services.security.domain import AlarmKind, CredentialKind, DeviceKind, Direction
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class DeviceCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"id": "door-b1-east", "building_id": "b1", "kind": "door", "name": "1幢东门", "heartbeat_s": 60}]
+        }
+    )
+    id: Id = Field(description="The machine client's id: the subject of the tokens the device calls with")
+    building_id: Id
+    household_id: Id | None = Field(None, description="For an in-home sensor: the household whose watch its activity feeds")
+    kind: Annotated[DeviceKind, FromText]
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    heartbeat_s: Annotated[int, Field(ge=10, le=86400)] = 60
+
+
+class DevicePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    building_id: str
+    household_id: str | None
+    kind: str
+    name: str
+    heartbeat_s: int
+    last_seen_at: datetime
+    offline_since: datetime | None
+
+
+class Heartbeat(BaseModel):
+    device_id: str
+    was_offline: bool
+    seen_at: datetime
+
+
+class PassCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"valid_from": "2026-12-06T09:00:00+08:00", "valid_until": "2026-12-06T18:00:00+08:00", "max_entries": 2}
+            ]
+        }
+    )
+    valid_from: Timestamp
+    valid_until: Timestamp
+    max_entries: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        None, description="Entries allowed; none: any within the window"
+    )
+    plate: Annotated[str, Field(min_length=5, max_length=10, pattern=r"^[0-9A-Z\u4e00-\u9fff]+$")] | None = Field(
+        None, description="The visitor's car; parking's gate does not read passes yet (docs/security.md)"
+    )
+
+
+class PassPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    building_id: str
+    valid_from: datetime
+    valid_until: datetime
+    max_entries: int | None
+    entries_used: int
+    plate: str | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+class IssuedPass(PassPublic):
+    token: str = Field(description="The signed pass: the QR code's content (docs/security.md)")
+    code: str = Field(description="6-digit keypad code, checked online or against the device's pulled pass list")
+
+
+class ExpectedVisitor(BaseModel):
+    """A staff view: when and how many times, never who."""
+
+    pass_id: str
+    building_id: str
+    valid_from: datetime
+    valid_until: datetime
+    max_entries: int | None
+    entries_used: int
+    has_plate: bool
+
+
+class PassCheck(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "042917"}]})
+    token: Annotated[str, Field(min_length=10, max_length=512)] | None = None
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None = None
+
+
+class PassDecision(BaseModel):
+    admit: bool
+    reason: str = Field(description="ok, or the rule that refused: malformed, bad-signature, unknown-key, other-community, ...")
+    pass_id: str | None = None
+    entries_left: int | None = None
+
+
+class PublishedKeys(BaseModel):
+    community: str
+    keys: list[dict[str, str]] = Field(description="JWK (RFC 8037, OKP Ed25519), current key first")
+
+
+class Revocation(BaseModel):
+    pass_id: str
+    revoked_seq: int
+    valid_until: datetime
+
+
+class DevicePass(BaseModel):
+    """What a door keeps to check a keypad code offline: the code and the signed pass it stands for."""
+
+    pass_id: str
+    code: str
+    token: str
+    valid_until: datetime
+
+
+class CredentialCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"credential_id": "card-7f3a", "household_id": "h-101"}]})
+    credential_id: Id
+    household_id: Id
+
+
+class AccessReport(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "e-1",
+                    "direction": "in",
+                    "credential_kind": "card",
+                    "credential_id": "card-7f3a",
+                    "occurred_at": "2026-12-06T09:00:00+08:00",
+                }
+            ]
+        }
+    )
+    event_id: Id = Field(description="The device's own id for the event; a retry with the same id is stored once")
+    direction: Annotated[Direction, FromText]
+    credential_kind: Annotated[CredentialKind, FromText]
+    credential_id: Id | None = Field(None, description="Opaque card or face id the controller assigns; never face data")
+    pass_id: Id | None = None
+    plate: Annotated[str, Field(min_length=5, max_length=10)] | None = None
+    occurred_at: Timestamp
+
+
+class AccessBatch(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "event_id": "e-1",
+                            "direction": "in",
+                            "credential_kind": "card",
+                            "credential_id": "card-7f3a",
+                            "occurred_at": "2026-12-06T09:00:00+08:00",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+    events: Annotated[list[AccessReport], Field(min_length=1, max_length=1000)]
+
+
+class AccessAccepted(BaseModel):
+    received: int
+    stored: int = Field(description="New events; the rest were already stored (retries)")
+
+
+class AccessEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    device_id: str
+    building_id: str
+    direction: str
+    credential_kind: str
+    pass_id: str | None
+    occurred_at: datetime
+
+
+class AlarmReport(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"incident_id": "smoke-2026-12-06-0912", "kind": "smoke"}]})
+    incident_id: Id = Field(description="The device's id for this incident: repeats are the same alarm")
+    kind: Annotated[AlarmKind, FromText]
+    at: Timestamp | None = None
+
+
+class AlarmPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    kind: str
+    building_id: str
+    household_id: str | None
+    device_id: str | None
+    raised_at: datetime
+    cleared_at: datetime | None
+
+
+class WatchCreate(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"relative_id": "r-son", "hours": 24}]})
+    relative_id: Id = Field(description="The relative who must consent and who is told")
+    hours: Annotated[int, Field(ge=1, le=168)] = 24
+
+
+class WatchPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    elder_id: str
+    relative_id: str
+    household_id: str
+    hours: int
+    consented_at: datetime | None
+    last_activity_at: datetime
