@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.kit.inputs import FromText, RequestBody, Timestamp
+from services.kit.inputs import ClientId, FromText, RequestBody, Timestamp
 from services.security.domain import AlarmKind, CredentialKind, DeviceKind, Direction
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -20,7 +20,7 @@ class DeviceCreate(RequestBody):
             "examples": [{"id": "door-b1-east", "building_id": "b1", "kind": "door", "name": "1幢东门", "heartbeat_s": 60}]
         }
     )
-    id: Id = Field(description="The machine client's id: the subject of the tokens the device calls with")
+    id: ClientId = Field(description="The machine client's id: the subject of the tokens the device calls with")
     building_id: Id
     household_id: Id | None = Field(None, description="For an in-home sensor: the household whose watch its activity feeds")
     kind: Annotated[DeviceKind, FromText]
