@@ -88,7 +88,7 @@ def conditions(present: frozenset[str], breached: bool | None) -> list[ColumnEle
     if "assignee_id" in present:
         found.append(t.assignee_id == bindparam("f_assignee"))
     if "unit" in present:
-        h = HOUSEHOLDS.c
+        h = HOUSEHOLDS.alias("unit_search").c  # aliased: a query that joins households (the export) must not correlate
         units = select(h.id).where(h.community == t.community, h.unit.like(bindparam("f_unit"), escape="!"))
         found.append(t.household_id.in_(units))
     if breached is not None:
