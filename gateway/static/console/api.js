@@ -108,3 +108,14 @@ export async function blobUrl(path) {
   if (!response.ok) throw new ApiError(response.status, {});
   return URL.createObjectURL(await response.blob());
 }
+
+// A file behind the bearer token (a CSV export), saved through a temporary link.
+export async function download(path, filename) {
+  const response = await fetch(`/api/${path}`, { headers: { Authorization: `Bearer ${session.access}`, "Accept-Language": acceptLanguage() } });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = filename;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}

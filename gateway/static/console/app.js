@@ -1,14 +1,14 @@
 // The staff console: screens over the public API. Each screen asks the API and shows what it answers;
 // a refusal (403) is shown as such, never hidden, so a role sees exactly what the platform lets it see.
-import { ApiError, api, blobUrl, current, loginWithCode, loginWithPassword, logout, sendCode, whenExpired } from "./api.js";
+import { ApiError, api, blobUrl, current, download, loginWithCode, loginWithPassword, logout, sendCode, whenExpired } from "./api.js";
 import { lang, switchLanguage, t, term, translatePage } from "./i18n.js";
 
 // The queue has no event stream to follow, so the open screen asks again every few seconds.
 const POLL_MS = 2000;
 const SCREENS = ["login", "home", "queue", "ticket"];
 const $ = (id) => document.getElementById(id);
-// The property service's ticket rules for staff: its open statuses and each role's actions by status.
-let transitions = { open_statuses: [], actions: {} };
+// The property service's ticket rules (GET /property/transitions): open statuses and each role's actions by status.
+let transitions = null;
 let poller = null;
 let queue = []; // [{ticket, scope}]
 
@@ -64,6 +64,7 @@ async function route() {
   const [, screen, id] = location.hash.split("/");
   say("");
   try {
+    transitions ??= await api("GET", "property/transitions");
     if (screen === "queue") await openQueue();
     else if (screen === "ticket" && id) await openTicket(id);
     else await openHome();
@@ -97,7 +98,7 @@ async function openHome() {
     api("GET", "property/queue?scope=mine&limit=200"),
     api("GET", "property/queue?scope=community&limit=200"),
   ]);
-  const [open, overdue] = await Promise.all([allTickets(""), allTickets("&breached=true")]);
+  const [open, overdue, week] = await Promise.all([allTickets(""), allTickets("&breached=true"), weekFigures()]);
   const byStatus = {};
   for (const ticket of open) byStatus[ticket.status] = (byStatus[ticket.status] ?? 0) + 1;
   const openStatuses = transitions.open_statuses;
@@ -105,16 +106,42 @@ async function openHome() {
     figure(t("fig.mine"), mine.items.length, "#/queue"),
     figure(t("fig.community"), community.items.length, "#/queue"),
     figure(t("fig.overdue"), overdue.filter((x) => openStatuses.includes(x.status)).length, "#/queue"),
+    figure(t("fig.weekOnTime"), percent(week.on_time, week.completed), "#/queue"),
     ...openStatuses.filter((s) => byStatus[s]).map((s) => figure(`${t("fig.open")} · ${term(s)}`, byStatus[s], `#/queue/status=${s}`)),
   ];
   if (current().roles.includes("steward")) {
-    const month = new Date().toISOString().slice(0, 7);
+    const month = localDay().slice(0, 7);
     const mine = await api("GET", `property/staff/${current().subject}/figures?month=${month}`);
-    const rate = mine.on_time_rate == null ? "—" : `${Math.round(mine.on_time_rate * 100)}%`;
+    const rate = mine.on_time_rate == null ? "—" : percent(mine.on_time, mine.completed);
     items.push(figure(t("fig.onTime"), rate, "#/queue"), figure(t("fig.rating"), mine.average_rating ?? "—", "#/queue"));
   }
   $("figures").replaceChildren(...items);
   poller = setInterval(() => refreshHome().catch(explain), POLL_MS * 5);
+}
+
+function percent(part, whole) {
+  return whole ? `${Math.round((part / whole) * 100)}%` : "—";
+}
+
+// Days and months are the community's (Asia/Shanghai), as the service counts them, whatever this machine's zone.
+const COMMUNITY_DAY = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" });
+
+function localDay(date = new Date()) {
+  return COMMUNITY_DAY.format(date); // YYYY-MM-DD
+}
+
+function daysBefore(day, days) {
+  const date = new Date(`${day}T12:00:00Z`);
+  date.setUTCDate(date.getUTCDate() - days);
+  return date.toISOString().slice(0, 10);
+}
+
+// This week (Monday to today) in the service's SLA statistics, summed over the categories.
+async function weekFigures() {
+  const today = localDay();
+  const monday = daysBefore(today, (new Date(`${today}T12:00:00Z`).getUTCDay() + 6) % 7);
+  const stats = await api("GET", `property/reports/sla?by=category&since=${monday}&until=${today}`);
+  return stats.groups.reduce((sum, g) => ({ on_time: sum.on_time + g.on_time, completed: sum.completed + g.completed }), { on_time: 0, completed: 0 });
 }
 
 async function refreshHome() {
@@ -125,7 +152,10 @@ async function refreshHome() {
 
 async function loadQueue() {
   const scopes = ["mine", "community"];
-  const pages = await Promise.all(scopes.map((scope) => api("GET", `property/queue?scope=${scope}&limit=200`)));
+  // The unit search is the server's (a ticket carries its household, not its unit); the other filters narrow what is loaded.
+  const unit = $("filters").unit.value.trim();
+  const search = unit ? `&unit=${encodeURIComponent(unit)}` : "";
+  const pages = await Promise.all(scopes.map((scope) => api("GET", `property/queue?scope=${scope}&limit=200${search}`)));
   queue = pages.flatMap((page, i) => page.items.map((ticket) => ({ ticket, scope: scopes[i] })));
   // Overdue first, then by the deadline each ticket races.
   queue.sort((a, b) => new Date(a.ticket.due_at) - new Date(b.ticket.due_at));
@@ -307,7 +337,9 @@ function start() {
     const f = event.target;
     loggedIn(loginWithCode(f.community.value, f.phone.value, f.code.value));
   });
-  $("filters").addEventListener("change", renderQueue);
+  $("filters").addEventListener("change", (event) => (event.target.name === "unit" ? loadQueue().then(renderQueue).catch(explain) : renderQueue()));
+  $("filters").addEventListener("submit", (event) => event.preventDefault());
+  for (const [id, what] of [["export-tickets", "tickets"], ["export-sla", "sla"]]) $(id).addEventListener("click", () => exportCsv(what).catch(explain));
   $("logout").addEventListener("click", () => logout().then(() => (location.hash = "#/")));
   whenExpired(() => {
     $("nav").hidden = true;
@@ -320,10 +352,15 @@ function start() {
   setInterval(() => {
     for (const cell of document.querySelectorAll("td[data-due]")) cell.textContent = countdown(cell.dataset.due);
   }, 1000);
-  fetch("transitions.json")
-    .then((r) => r.json())
-    .then((table) => (transitions = table))
-    .finally(route);
+  route();
+}
+
+// This month's tickets, or the stewards' SLA figures this month, as the service's CSV (UTF-8 with a BOM).
+async function exportCsv(what) {
+  const until = localDay();
+  const since = `${until.slice(0, 8)}01`;
+  const path = what === "tickets" ? "property/reports/tickets.csv" : "property/reports/sla.csv";
+  await download(`${path}?since=${since}&until=${until}${what === "sla" ? "&by=steward" : ""}`, `${what}-${since}-${until}.csv`);
 }
 
 start();
