@@ -218,6 +218,10 @@ def create_service_app(
         license_info=LICENSE,
         # Applies to every route included below: an undeclared query parameter is a 422, never ignored.
         dependencies=[Depends(refuse_unknown_query)],
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN an intranet cannot reach; the gateway
+        # serves the merged document's pages from the project's own assets, so a service has none.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)
