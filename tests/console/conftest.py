@@ -20,6 +20,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
+from services.governance.app import create_app as create_governance
+from services.governance.settings import Settings as GovernanceSettings
 from services.property.app import create_app as create_property
 from services.property.settings import Settings as PropertySettings
 from tests.e2e.conftest import Community, Platform
@@ -42,7 +44,7 @@ async def platform(
     gateway_template: str,  # noqa: F811 (the imported fixture)
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Platform]:
-    """The gateway in front of the property service: all the console's screens need today."""
+    """The gateway in front of the property service (tickets) and governance (a worker's points screen)."""
     namespace = new_namespace()
     photos = tmp_path_factory.mktemp("property-photos")
     async with AsyncExitStack() as exits:
@@ -58,12 +60,18 @@ async def platform(
             )
         )
         url = await exits.enter_async_context(serve(prop.app, lifespan=False))
+        gov = await exits.enter_async_context(
+            run_service(
+                stack, "governance", create_governance, GovernanceSettings, namespace=namespace, award_approval_threshold=50
+            )
+        )
+        gov_url = await exits.enter_async_context(serve(gov.app, lifespan=False))
         gateway = await exits.enter_async_context(
             running_gateway(
                 stack,
                 gateway_template,
                 namespace=namespace,
-                upstreams={"property": url},
+                upstreams={"property": url, "governance": gov_url},
                 communities=[],
                 rate_limit_user="100000/minute",
                 rate_limit_ip="100000/minute",
@@ -72,8 +80,9 @@ async def platform(
         )
         gateway_url = await exits.enter_async_context(serve(gateway.app, lifespan=False))
         client = await exits.enter_async_context(httpx.AsyncClient(base_url=gateway_url, timeout=30))
-        await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for s in (prop, gateway) for c in s.state.consumers))
-        yield Platform(stack=stack, services={"property": prop}, gateway=gateway, namespace=namespace, client=client)
+        await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for s in (prop, gov, gateway) for c in s.state.consumers))
+        services = {"property": prop, "governance": gov}
+        yield Platform(stack=stack, services=services, gateway=gateway, namespace=namespace, client=client)
 
 
 @pytest.fixture

@@ -120,3 +120,50 @@ async def test_the_login_screen_switches_to_english_and_the_docs_load_only_from_
     await console.open("/redoc")
     await expect(page.locator("redoc h1").first).to_be_visible(timeout=WAIT_MS)
     await console.shot("redoc")
+
+
+async def test_a_workers_award_above_the_limit_is_refused_to_its_author_and_approved_by_a_second_worker(
+    console: Console, community: Community
+) -> None:
+    first = await community.staff("community_worker")
+    second = await community.staff("community_worker")
+    await community.call("POST", "/api/governance/budget/fundings", first.auth, {"points": 1000}, expected=(200,))
+    await log_in_as_staff(console, community, first)
+    page = console.page
+    await expect(page.locator("#figures li")).to_have_count(3, timeout=WAIT_MS)
+    await console.shot("worker-home")
+
+    await page.get_by_role("link", name="积分奖惩").click()
+    form = page.locator("#award-form")
+    await form.get_by_label("居民编号").fill("r-1001")
+    await form.get_by_label("积分（扣分为负数）").fill("80")  # above the approval limit of 50
+    await form.get_by_label("事由").fill("组织楼道清扫")
+    await form.get_by_role("button", name="提交").click()
+    await expect(page.locator("#alert")).to_contain_text("等待另一位社工审批", timeout=WAIT_MS)
+    row = page.locator("#award-rows tr").filter(has_text="组织楼道清扫")
+    await expect(row).to_contain_text("我", timeout=WAIT_MS)
+    award_id = await row.get_attribute("data-award")
+    assert award_id
+
+    # Its author may not approve it: the API refuses and the console says so; nothing moved.
+    await row.locator("button[data-decide='approve']").click()
+    await expect(page.locator("#alert")).to_contain_text("403", timeout=WAIT_MS)
+    await expect(page.locator("#alert")).to_contain_text("不能审批自己提交的奖惩")
+    await console.shot("award-refused")
+    pending = await community.call("GET", "/api/governance/awards?status=pending", second.auth)
+    assert [a["id"] for a in pending["items"]] == [award_id]
+    assert await console.serious_accessibility_violations() == []
+
+    await page.locator("#logout").click()
+    await log_in_as_staff(console, community, second)
+    await page.get_by_role("link", name="积分奖惩").click()
+    row = page.locator(f"#award-rows tr[data-award='{award_id}']")
+    await expect(row).to_be_visible(timeout=WAIT_MS)
+    await console.shot("points")
+    await row.locator("button[data-decide='approve']").click()
+    await expect(page.locator("#points")).to_have_attribute("data-decided", f"{award_id}:applied", timeout=WAIT_MS)
+    await expect(page.locator("#awards-empty")).to_be_visible(timeout=WAIT_MS)
+    decided = await community.call("GET", "/api/governance/awards?status=applied", second.auth)
+    assert [(a["id"], a["created_by"], a["decided_by"]) for a in decided["items"]] == [(award_id, first.id, second.id)]
+    budget = await community.call("GET", "/api/governance/budget", second.auth)
+    assert (budget["funded"], budget["granted"], budget["remaining"]) == (1000, 80, 920)

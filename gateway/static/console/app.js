@@ -5,7 +5,7 @@ import { lang, switchLanguage, t, term, translatePage } from "./i18n.js";
 
 // The queue has no event stream to follow, so the open screen asks again every few seconds.
 const POLL_MS = 2000;
-const SCREENS = ["login", "home", "queue", "ticket"];
+const SCREENS = ["login", "home", "queue", "ticket", "points"];
 const $ = (id) => document.getElementById(id);
 // The property service's ticket rules (GET /property/transitions): open statuses and each role's actions by status.
 let transitions = null;
@@ -21,9 +21,11 @@ function say(message) {
   $("alert").hidden = !message;
 }
 
-function explain(error) {
+function explain(error, { action = false } = {}) {
   if (!(error instanceof ApiError)) return say(t("offline"));
   const title = error.problem.detail || error.problem.title || "";
+  // An action refused (e.g. approving one's own award) is a rule of that action, not of the screen.
+  if (error.status === 403 && action) return say(t("refused", { status: 403, title }));
   if (error.status === 403) return say(`${t("refused", { status: 403, title })} ${t("refusedRole", { roles: current()?.roles?.join(", ") ?? "" })}`);
   if (error.status === 401) return say(t("expired"));
   say(t("failed", { status: error.status, title }));
@@ -67,6 +69,7 @@ async function route() {
     transitions ??= await api("GET", "property/transitions");
     if (screen === "queue") await openQueue();
     else if (screen === "ticket" && id) await openTicket(id);
+    else if (screen === "points") await openPoints();
     else await openHome();
   } catch (error) {
     explain(error);
@@ -91,8 +94,11 @@ function figure(label, value, href) {
   return element("li", {}, element("a", { href }, element("strong", { text: String(value) }), label));
 }
 
+const isWorker = () => current().roles.includes("community_worker") && !current().roles.some((r) => r === "steward" || r === "property_admin");
+
 async function openHome() {
   show("home");
+  if (isWorker()) return openWorkerHome();
   // The queue is the staff's screen: a role the property service does not let near it is refused here.
   const [mine, community] = await Promise.all([
     api("GET", "property/queue?scope=mine&limit=200"),
@@ -142,6 +148,22 @@ async function weekFigures() {
   const monday = daysBefore(today, (new Date(`${today}T12:00:00Z`).getUTCDay() + 6) % 7);
   const stats = await api("GET", `property/reports/sla?by=category&since=${monday}&until=${today}`);
   return stats.groups.reduce((sum, g) => ({ on_time: sum.on_time + g.on_time, completed: sum.completed + g.completed }), { on_time: 0, completed: 0 });
+}
+
+// A community worker's home: the community's SLA this week, and the points budget and awards awaiting a second worker.
+async function openWorkerHome() {
+  // Property lists tickets to its own staff and residents only; a worker sees the community's SLA figures.
+  const [week, budget, pending] = await Promise.all([
+    weekFigures(),
+    api("GET", "governance/budget"),
+    api("GET", "governance/awards?status=pending&limit=200"),
+  ]);
+  $("figures").replaceChildren(
+    figure(t("fig.weekOnTime"), percent(week.on_time, week.completed), "#/home"),
+    figure(t("fig.budget"), budget.remaining, "#/points"),
+    figure(t("fig.pendingAwards"), pending.items.length, "#/points"),
+  );
+  poller = setInterval(() => refreshHome().catch(explain), POLL_MS * 5);
 }
 
 async function refreshHome() {
@@ -296,6 +318,69 @@ async function openTicket(id) {
   $("ticket-photos").replaceChildren(...photos.filter(Boolean).map((src, i) => element("img", { src, alt: `${t("ticket.title")} ${i + 1}` })));
 }
 
+// --- points (积分): the budget, awards and deductions, a second worker's approval ----------------------
+
+async function openPoints() {
+  show("points");
+  const [budget, pending] = await Promise.all([api("GET", "governance/budget"), api("GET", "governance/awards?status=pending&limit=200")]);
+  $("budget").replaceChildren(
+    ...field("budget.funded", budget.funded),
+    ...field("budget.granted", budget.granted),
+    ...field("budget.clawedBack", budget.clawed_back),
+    ...field("budget.remaining", budget.remaining),
+  );
+  const me = current().subject;
+  const rows = pending.items.map((award) =>
+    element(
+      "tr",
+      { "data-award": award.id, "data-status": award.status },
+      element("td", { text: when(award.created_at) }),
+      element("td", { text: award.resident_id }),
+      element("td", { text: String(award.points) }),
+      element("td", { text: award.reason }),
+      element("td", { text: award.created_by === me ? t("award.byMe") : award.created_by.slice(0, 8) }),
+      element(
+        "td",
+        { class: "actions" },
+        element("button", { type: "button", "data-decide": "approve", text: t("award.approve"), onclick: () => decide(award, "approve") }),
+        element("button", { type: "button", "data-decide": "reject", text: t("award.reject"), onclick: () => decide(award, "reject") }),
+      ),
+    ),
+  );
+  $("award-rows").replaceChildren(...rows);
+  $("awards-empty").hidden = rows.length > 0;
+  poller = setInterval(() => (document.activeElement?.closest("#award-form") ? null : openPointsQuietly()), POLL_MS * 2);
+}
+
+async function openPointsQuietly() {
+  clearInterval(poller);
+  await openPoints().catch(explain);
+}
+
+// The API decides: the worker who made the award is refused (403), and the console says so.
+async function decide(award, how) {
+  try {
+    const decided = await api("POST", `governance/awards/${award.id}/${how}`);
+    say("");
+    $("points").dataset.decided = `${decided.id}:${decided.status}`;
+    await openPointsQuietly();
+  } catch (error) {
+    explain(error, { action: true });
+  }
+}
+
+async function createAward(form) {
+  const values = Object.fromEntries(new FormData(form));
+  try {
+    const award = await api("POST", "governance/awards", { resident_id: values.resident_id, points: Number(values.points), reason: values.reason });
+    form.reset();
+    say(award.status === "pending" ? t("award.pending") : "");
+    await openPointsQuietly();
+  } catch (error) {
+    explain(error, { action: true });
+  }
+}
+
 // --- login ---------------------------------------------------------------------------------------
 
 function chooseLogin(otp) {
@@ -340,6 +425,10 @@ function start() {
   $("filters").addEventListener("change", (event) => (event.target.name === "unit" ? loadQueue().then(renderQueue).catch(explain) : renderQueue()));
   $("filters").addEventListener("submit", (event) => event.preventDefault());
   for (const [id, what] of [["export-tickets", "tickets"], ["export-sla", "sla"]]) $(id).addEventListener("click", () => exportCsv(what).catch(explain));
+  $("award-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    createAward(event.target);
+  });
   $("logout").addEventListener("click", () => logout().then(() => (location.hash = "#/")));
   whenExpired(() => {
     $("nav").hidden = true;
