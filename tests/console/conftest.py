@@ -114,9 +114,9 @@ class Console:
     async def open(self, path: str = "/console/") -> None:
         await self.page.goto(self.base_url + path)
 
-    async def shot(self, name: str) -> Path:
+    async def shot(self, name: str, *, full_page: bool = True) -> Path:
         path = self.shots / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        await self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     async def serious_accessibility_violations(self) -> list[str]:

@@ -116,10 +116,10 @@ async def test_the_login_screen_switches_to_english_and_the_docs_load_only_from_
     await console.shot("login-en")
     await console.open("/docs")
     await expect(page.locator(".swagger-ui .info .title")).to_be_visible(timeout=WAIT_MS)
-    await console.shot("swagger")
+    await console.shot("swagger", full_page=False)  # the whole API reference is pages long: its first screen says enough
     await console.open("/redoc")
     await expect(page.locator("redoc h1").first).to_be_visible(timeout=WAIT_MS)
-    await console.shot("redoc")
+    await console.shot("redoc", full_page=False)  # the whole API reference is pages long: its first screen says enough
 
 
 async def test_a_workers_award_above_the_limit_is_refused_to_its_author_and_approved_by_a_second_worker(

@@ -1,10 +1,17 @@
 // The staff console: screens over the public API. Each screen asks the API and shows what it answers;
 // a refusal (403) is shown as such, never hidden, so a role sees exactly what the platform lets it see.
-import { ApiError, api, blobUrl, current, download, loginWithCode, loginWithPassword, logout, sendCode, whenExpired } from "./api.js";
+import { ApiError, api, blobUrl, current, download, loginWithCode, loginWithPassword, logout, sendCode, stream, whenExpired } from "./api.js";
 import { lang, switchLanguage, t, term, translatePage } from "./i18n.js";
 
-// The queue has no event stream to follow, so the open screen asks again every few seconds.
+// Live updates: the screens follow the notifications stream (GET /api/notify/stream) and reload what
+// is open when something happens to me; while the stream is down (notify unreachable, a proxy that
+// buffers), the open screen asks again every few seconds instead, and slowly as a safety net when it is up.
 const POLL_MS = 2000;
+const POLL_WHILE_LIVE_MS = 15000;
+const RECONNECT_MS = 5000;
+let live = false;
+let lastLoad = 0;
+let following = null;
 const SCREENS = ["login", "home", "queue", "ticket", "points"];
 const $ = (id) => document.getElementById(id);
 // The property service's ticket rules (GET /property/transitions): open statuses and each role's actions by status.
@@ -56,10 +63,51 @@ function countdown(iso, now = Date.now()) {
 
 // --- routing -------------------------------------------------------------------------------------
 
+// Polling that stands back while the stream is live.
+function poll(load, every) {
+  return setInterval(() => {
+    if (live && Date.now() - lastLoad < POLL_WHILE_LIVE_MS) return;
+    lastLoad = Date.now();
+    load();
+  }, every);
+}
+
+function reloadOpenScreen() {
+  lastLoad = Date.now();
+  if (!$("queue").hidden) loadQueue().then(renderQueue).catch(explain);
+  else if (!$("points").hidden) openPointsQuietly();
+  else if (!$("home").hidden) refreshHome().catch(explain);
+}
+
+async function follow() {
+  if (following) return;
+  following = new AbortController();
+  const { signal } = following;
+  while (current() && !signal.aborted) {
+    try {
+      await stream("notify/stream", { onOpen: () => (live = true), onEvent: reloadOpenScreen, signal });
+    } catch {
+      // Not reachable now: polling carries the screens until it is.
+    }
+    live = false;
+    await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+  }
+}
+
+function unfollow() {
+  following?.abort();
+  following = null;
+  live = false;
+}
+
 async function route() {
   clearInterval(poller);
   poller = null;
-  if (!current()) return show("login");
+  if (!current()) {
+    unfollow();
+    return show("login");
+  }
+  follow();
   $("nav").hidden = false;
   $("logout").hidden = false;
   $("who").textContent = current().roles.join(", ");
@@ -122,7 +170,7 @@ async function openHome() {
     items.push(figure(t("fig.onTime"), rate, "#/queue"), figure(t("fig.rating"), mine.average_rating ?? "—", "#/queue"));
   }
   $("figures").replaceChildren(...items);
-  poller = setInterval(() => refreshHome().catch(explain), POLL_MS * 5);
+  poller = poll(() => refreshHome().catch(explain), POLL_MS * 5);
 }
 
 function percent(part, whole) {
@@ -163,7 +211,7 @@ async function openWorkerHome() {
     figure(t("fig.budget"), budget.remaining, "#/points"),
     figure(t("fig.pendingAwards"), pending.items.length, "#/points"),
   );
-  poller = setInterval(() => refreshHome().catch(explain), POLL_MS * 5);
+  poller = poll(() => refreshHome().catch(explain), POLL_MS * 5);
 }
 
 async function refreshHome() {
@@ -227,7 +275,7 @@ async function openQueue() {
   if (preset?.startsWith("status=")) fillSelect($("filters").status, [preset.slice(7)], preset.slice(7));
   await loadQueue();
   renderQueue();
-  poller = setInterval(() => loadQueue().then(renderQueue).catch(explain), POLL_MS);
+  poller = poll(() => loadQueue().then(renderQueue).catch(explain), POLL_MS);
 }
 
 // --- ticket --------------------------------------------------------------------------------------
@@ -349,7 +397,7 @@ async function openPoints() {
   );
   $("award-rows").replaceChildren(...rows);
   $("awards-empty").hidden = rows.length > 0;
-  poller = setInterval(() => (document.activeElement?.closest("#award-form") ? null : openPointsQuietly()), POLL_MS * 2);
+  poller = poll(() => (document.activeElement?.closest("#award-form") ? null : openPointsQuietly()), POLL_MS * 2);
 }
 
 async function openPointsQuietly() {
