@@ -307,9 +307,10 @@ class Stack:
         if gateway_exists():
             print(f"  Gateway      http://127.0.0.1:{self.gateway_port}   (OpenAPI: /docs, /redoc, /openapi.json)")
             print(f"  Console      http://127.0.0.1:{self.gateway_port}/console/   (steward.wu / demo-steward-1)")
+            print("               (community workers: worker.feng / demo-worker, worker.he / demo-worker-2)")
         for proc in self.procs:
             if proc.name != "gateway":
-                print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/docs, /readyz, /metrics)")
+                print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/openapi.json, /readyz, /metrics)")
         print(f"  Logs         {LOCAL}/<service>.log")
         if any(proc.name == "notify" for proc in self.procs):
             print(f"  SMS (local)  {LOCAL}/notify-sms.log   (notify's local SMS channel appends each message here)")
