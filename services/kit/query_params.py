@@ -16,8 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-# Declared query names per route, read once: the dependant tree is fixed when the route is made.
-_declared: dict[int, frozenset[str]] = {}
+# Declared query names, read once per route and kept on it: the dependant tree is fixed when the
+# route is made. Not in a dict by id: a test process builds many apps, and a freed route's id may be
+# reused (and a route is unhashable, so no weak dict either).
+_CACHE_ATTRIBUTE = "_kit_declared_query_names"
 
 
 def _query_names(dependant: Dependant) -> set[str]:
@@ -35,10 +37,10 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 def declared_query_names(route: APIRoute) -> frozenset[str]:
-    names = _declared.get(id(route))
+    names: frozenset[str] | None = getattr(route, _CACHE_ATTRIBUTE, None)
     if names is None:
         names = frozenset(_query_names(route.dependant))
-        _declared[id(route)] = names
+        setattr(route, _CACHE_ATTRIBUTE, names)
     return names
 
 
