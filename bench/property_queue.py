@@ -4,6 +4,7 @@ bare indexed SELECT of the same page on the same database in the same run. Targe
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 
@@ -16,9 +17,9 @@ from services.property.settings import Settings
 from tests.support.harness import run_service
 
 COMMUNITY = "bench"
-TICKETS = 50_000
+TICKETS = int(os.environ.get("BENCH_QUEUE_TICKETS", 50_000))  # smaller only to prove the script runs
 STEWARDS = 50
-READS = 500
+READS = int(os.environ.get("BENCH_QUEUE_READS", 500))
 
 
 async def main() -> None:

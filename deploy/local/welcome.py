@@ -28,9 +28,10 @@ def print_welcome(stack: Stack, local: Path, has_gateway: bool) -> None:
     if has_gateway:
         print(f"  Gateway      http://127.0.0.1:{stack.gateway_port}   (OpenAPI: /docs, /redoc, /openapi.json)")
         print(f"  Console      http://127.0.0.1:{stack.gateway_port}/console/   (steward.wu / demo-steward-1)")
+        print("               (community workers: worker.feng / demo-worker, worker.he / demo-worker-2)")
     for proc in stack.procs:
         if proc.name != "gateway":
-            print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/docs, /readyz, /metrics)")
+            print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/openapi.json, /readyz, /metrics)")
     print(f"  Logs         {local}/<service>.log")
     if any(proc.name == "notify" for proc in stack.procs):
         print(f"  SMS (local)  {local}/notify-sms.log   (the local SMS port: notify's messages, login codes)")

@@ -19,7 +19,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from services.kit.auth import TokenVerifier
@@ -31,6 +31,7 @@ from services.kit.kafka import make_producer
 from services.kit.openapi import DocumentedApp, describe_from_docstrings
 from services.kit.outbox import OutboxNotifier
 from services.kit.problems import install_problem_handlers
+from services.kit.query_params import refuse_unknown_query
 from services.kit.relay import OutboxRelay
 from services.kit.settings import ServiceSettings
 from services.kit.telemetry import (
@@ -215,6 +216,12 @@ def create_service_app(
         generate_unique_id_function=operation_id,
         contact=CONTACT,
         license_info=LICENSE,
+        # Applies to every route included below: an undeclared query parameter is a 422, never ignored.
+        dependencies=[Depends(refuse_unknown_query)],
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN an intranet cannot reach; the gateway
+        # serves the merged document's pages from the project's own assets, so a service has none.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)

@@ -10,19 +10,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
-from services.kit.pagination import Page, PageDep
+from services.kit.pagination import InvalidCursor, Page, PageDep
 from services.kit.payments import PaymentProvider
 from services.kit.problems import Forbidden, problem_responses
 from services.kit.storage import StorageUnavailable, file_store_of
-from services.property import actions, payments, photos, stewards, tickets
+from services.property import actions, listing, payments, photos, tickets
 from services.property import problems as p
-from services.property.domain import Action, Status
+from services.property.domain import Action
+from services.property.listing import SORT_DESCRIPTION, TicketFilters, TicketSort
 from services.property.schemas import (
     FollowUpIn,
     HandOverIn,
@@ -48,6 +49,7 @@ StaffOnly = Annotated[Principal, require_roles("property_admin", "steward", "com
 Steward = Annotated[Principal, require_roles("steward", "property_admin")]
 ResidentOnly = Annotated[Principal, require_roles("resident")]
 TicketId = Annotated[Id, Path(description="Ticket id")]
+Filters = Annotated[TicketFilters, Query()]
 
 
 def settings_of(request: Request) -> Settings:
@@ -187,35 +189,44 @@ async def submit_ticket(
     return await idem.run(session, body, lambda: tickets.submit_ticket(session, who, body, settings), TicketPublic)
 
 
-@ticket_routes.get("/tickets", response_model=Page[TicketPublic], responses=problem_responses(p.ResidentNotRegistered))
+@ticket_routes.get(
+    "/tickets", response_model=Page[TicketPublic], responses=problem_responses(p.ResidentNotRegistered, InvalidCursor)
+)
 async def list_tickets(
     who: CurrentPrincipal,
     session: SessionDep,
     page: PageDep,
-    status: Status | None = None,
-    breached: bool | None = None,
+    filters: Filters,
+    sort: Annotated[TicketSort, Query(description=SORT_DESCRIPTION)] = "-created_at",
 ) -> Any:
-    """List tickets, newest first.
+    """List tickets, newest first unless sorted otherwise.
 
-    A resident sees their household's tickets, staff the community's; filter by status, or by
-    whether an SLA deadline was breached. Cursor-paginated.
+    A resident sees their household's tickets, staff the community's; filter by status, building,
+    category, assignee, whether an SLA deadline was breached, and search by unit. Cursor-paginated
+    (a cursor belongs to its sort).
     """
-    items, cursor = await tickets.list_tickets(session, who, page, status, breached)
+    items, cursor = await listing.list_tickets(session, who, page, filters, sort)
     return Page[TicketPublic](items=items, next_cursor=cursor)
 
 
-@ticket_routes.get("/queue", response_model=Page[TicketPublic])
+@ticket_routes.get("/queue", response_model=Page[TicketPublic], responses=problem_responses(InvalidCursor))
 async def steward_queue(
-    who: Steward, session: SessionDep, page: PageDep, scope: Literal["mine", "community", "all"] = "mine"
+    who: Steward,
+    session: SessionDep,
+    page: PageDep,
+    filters: Filters,
+    scope: Literal["mine", "community", "all"] = "mine",
+    sort: Annotated[TicketSort, Query(description=SORT_DESCRIPTION)] = "due_at",
 ) -> Any:
     """List open tickets by the deadline each one races.
 
     A steward sees their own open tickets (`mine`) or the community queue (`community`); a property
-    admin may also see every open ticket (`all`). Cursor-paginated.
+    admin may also see every open ticket (`all`). Earliest deadline first (so overdue first) unless
+    sorted otherwise; the same filters and unit search as `GET /tickets`. Cursor-paginated.
     """
     if scope == "all" and not who.has("property_admin"):
         raise Forbidden(("只有物业经理可以查看全部工单", "Only a property admin may see every open ticket"))
-    items, cursor = await stewards.steward_queue(session, who, page, scope)
+    items, cursor = await listing.steward_queue(session, who, page, scope, filters, sort)
     return Page[TicketPublic](items=items, next_cursor=cursor)
 
 

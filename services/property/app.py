@@ -9,6 +9,7 @@ from services.kit.payments import provider_for
 from services.kit.storage import close_file_store, install_file_store
 from services.property.api import ticket_routes
 from services.property.consumers import consumers
+from services.property.dashboard_api import dashboard_routes
 from services.property.jobs import jobs
 from services.property.registry_api import registry_routes, settings_routes
 from services.property.settings import Settings
@@ -30,7 +31,7 @@ async def install_payment_provider(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     parts = ServiceParts(
-        routers=[registry_routes, settings_routes, ticket_routes],
+        routers=[registry_routes, settings_routes, ticket_routes, dashboard_routes],
         consumers=consumers,
         jobs=jobs(settings.sla_check_interval_s),
         on_startup=[install_payment_provider, install_file_store],
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "registry", "description": "Buildings, households, residents, staff and duty rosters"},
             {"name": "tickets", "description": "Tickets, photos, the steward queue and payments"},
             {"name": "settings", "description": "The value-added catalogue and SLA policies"},
+            {"name": "reports", "description": "The transition table, SLA statistics and CSV exports"},
         ],
     )
     return create_service_app(settings, parts, title="property", description=DESCRIPTION)

@@ -380,3 +380,28 @@ class StewardFigures(BaseModel):
     on_time_rate: float | None = Field(description="on_time / completed; a ratio, not money or time")
     rated: int
     average_rating: float | None
+
+
+class SlaGroup(BaseModel):
+    key: str | None = Field(description="The building, steward or category id; null: tickets no steward holds")
+    label: str | None = Field(description="The building's or steward's name, or the category")
+    tickets: int = Field(description="Tickets submitted in the period")
+    completed: int
+    on_time: int = Field(description="Completed by the resolution deadline (pauses excluded)")
+    on_time_rate: float | None = Field(description="on_time / completed; null when none completed")
+    response_breached: int
+    resolution_breached: int
+    open: int = Field(description="Still open now")
+    average_rating: float | None
+
+
+class SlaStats(BaseModel):
+    by: Literal["building", "steward", "category"]
+    since: str = Field(description="First local day of the period")
+    until: str = Field(description="Last local day of the period (included)")
+    groups: list[SlaGroup]
+
+
+class TransitionTable(BaseModel):
+    open_statuses: list[str]
+    actions: dict[str, dict[str, list[str]]] = Field(description="role -> status -> the actions it may take")

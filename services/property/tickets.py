@@ -6,18 +6,16 @@ first step of their audit trail, and reads them within what the caller may see.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Row, Text, bindparam, func, literal, select, tuple_
-from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy import Row, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.db import DriverStatement, driver_statement, fetch_all_alone, transaction
-from services.kit.pagination import PageParams, make_page
+from services.kit.db import transaction
 from services.property import domain
 from services.property.catalogue import catalogue_item
 from services.property.domain import NO_PAYMENT, Action, Category, Priority, Role, Status
@@ -25,10 +23,8 @@ from services.property.events import TicketSubmitted, publisher
 from services.property.models import (
     DAILY_TICKET_COUNTS,
     HOUSEHOLDS,
-    PHOTOS,
     ROSTER_SHIFTS,
     TICKET_STEPS,
-    TICKETS,
     Household,
     Resident,
     RosterShift,
@@ -42,7 +38,7 @@ from services.property.registry import building_in
 from services.property.schemas import TicketCreate, TicketPublic
 from services.property.settings import Settings
 from services.property.sla import sla_policy
-from services.property.visibility import is_staff, resident_of, visible_ticket
+from services.property.visibility import resident_of, visible_ticket
 
 
 def public(ticket: Ticket | Row[Any], photos: list[str] | None = None) -> TicketPublic:
@@ -230,46 +226,3 @@ async def ticket_steps(session: AsyncSession, who: Principal, ticket_id: str) ->
         await visible_ticket(session, who, ticket_id)
         query = select(TicketStep).where(TICKET_STEPS.c.ticket_id == ticket_id).order_by(TICKET_STEPS.c.id)
         return list(await session.scalars(query))
-
-
-@functools.cache
-def _list_statement(household: bool, status: bool, breached: bool | None, cursor: bool) -> DriverStatement:
-    """A page of tickets, newest first, each with its photo ids, as one statement; compiled once
-    per combination of filters."""
-    t = TICKETS.c
-    photos = (
-        select(func.coalesce(func.array_agg(aggregate_order_by(PHOTOS.c.id, PHOTOS.c.created_at)), literal([], ARRAY(Text))))
-        .where(PHOTOS.c.ticket_id == t.id)
-        .scalar_subquery()
-    )
-    query = select(TICKETS, photos.label("photo_ids")).where(t.community == bindparam("community"))
-    if household:
-        query = query.where(t.household_id == bindparam("household_id"))
-    if status:
-        query = query.where(t.status == bindparam("status"))
-    if breached is not None:
-        either = t.response_breached_at.is_not(None) | t.resolution_breached_at.is_not(None)
-        query = query.where(either if breached else ~either)
-    if cursor:
-        after = tuple_(bindparam("after_at", type_=t.created_at.type), bindparam("after_id", type_=t.id.type))
-        query = query.where(tuple_(t.created_at, t.id) < after)
-    return driver_statement(query.order_by(t.created_at.desc(), t.id.desc()).limit(bindparam("limit")))
-
-
-async def list_tickets(
-    session: AsyncSession, who: Principal, page: PageParams, status: Status | None, breached: bool | None
-) -> tuple[list[TicketPublic], str | None]:
-    """A resident sees their household's tickets; staff see the community's. Newest first."""
-    after = page.after()
-    statement = _list_statement(not is_staff(who), status is not None, breached, bool(after))
-    params: dict[str, Any] = {"community": who.community, "status": status.value if status else None, "limit": page.limit + 1}
-    if after:
-        params.update(after_at=datetime.fromisoformat(after[0]), after_id=after[1])
-    if is_staff(who):
-        rows = await fetch_all_alone(session, statement.sql, *statement.args(**params))  # one statement: no transaction
-    else:
-        async with transaction(session):
-            resident = await resident_of(session, who)
-            rows = await fetch_all_alone(session, statement.sql, *statement.args(household_id=resident.household_id, **params))
-    items, cursor = make_page(rows, page.limit, lambda r: [r.created_at.isoformat(), r.id])
-    return [TicketPublic.model_validate(r) for r in items], cursor

@@ -20,6 +20,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
+from services.governance.app import create_app as create_governance
+from services.governance.settings import Settings as GovernanceSettings
 from services.property.app import create_app as create_property
 from services.property.settings import Settings as PropertySettings
 from tests.e2e.conftest import Community, Platform
@@ -41,7 +43,7 @@ async def platform(
     stack: TestStack,
     gateway_template: str,  # noqa: F811 (the imported fixture)
 ) -> AsyncIterator[Platform]:
-    """The gateway in front of the property service: all the console's screens need today."""
+    """The gateway in front of the property service (tickets) and governance (a worker's points screen)."""
     namespace = new_namespace()
     async with AsyncExitStack() as exits:
         prop = await exits.enter_async_context(
@@ -55,12 +57,18 @@ async def platform(
             )
         )
         url = await exits.enter_async_context(serve(prop.app, lifespan=False))
+        gov = await exits.enter_async_context(
+            run_service(
+                stack, "governance", create_governance, GovernanceSettings, namespace=namespace, award_approval_threshold=50
+            )
+        )
+        gov_url = await exits.enter_async_context(serve(gov.app, lifespan=False))
         gateway = await exits.enter_async_context(
             running_gateway(
                 stack,
                 gateway_template,
                 namespace=namespace,
-                upstreams={"property": url},
+                upstreams={"property": url, "governance": gov_url},
                 communities=[],
                 rate_limit_user="100000/minute",
                 rate_limit_ip="100000/minute",
@@ -69,8 +77,9 @@ async def platform(
         )
         gateway_url = await exits.enter_async_context(serve(gateway.app, lifespan=False))
         client = await exits.enter_async_context(httpx.AsyncClient(base_url=gateway_url, timeout=30))
-        await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for s in (prop, gateway) for c in s.state.consumers))
-        yield Platform(stack=stack, services={"property": prop}, gateway=gateway, namespace=namespace, client=client)
+        await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for s in (prop, gov, gateway) for c in s.state.consumers))
+        services = {"property": prop, "governance": gov}
+        yield Platform(stack=stack, services=services, gateway=gateway, namespace=namespace, client=client)
 
 
 @pytest.fixture
@@ -102,9 +111,9 @@ class Console:
     async def open(self, path: str = "/console/") -> None:
         await self.page.goto(self.base_url + path)
 
-    async def shot(self, name: str) -> Path:
+    async def shot(self, name: str, *, full_page: bool = True) -> Path:
         path = self.shots / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        await self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     async def serious_accessibility_violations(self) -> list[str]:

@@ -61,6 +61,7 @@ function keep(tokens) {
 function expire() {
   if (session?.timer) clearTimeout(session.timer);
   session = null;
+  lastEventId = null; // the next person's stream starts from their own notifications
   onExpired();
 }
 
@@ -107,4 +108,49 @@ export async function blobUrl(path) {
   const response = await fetch(`/api/${path}`, { headers: { Authorization: `Bearer ${session.access}` } });
   if (!response.ok) throw new ApiError(response.status, {});
   return URL.createObjectURL(await response.blob());
+}
+
+// A file behind the bearer token (a CSV export), saved through a temporary link.
+export async function download(path, filename) {
+  const response = await fetch(`/api/${path}`, { headers: { Authorization: `Bearer ${session.access}`, "Accept-Language": acceptLanguage() } });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = filename;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+// Server-Sent Events read with fetch (EventSource cannot send the bearer token). `onOpen` runs once
+// the stream answers 200, `onEvent` for each event; resolves when the stream ends (the token expired,
+// the server closed it), throws when it cannot be opened. Resumes after the last id it saw.
+let lastEventId = null;
+
+export async function stream(path, { onOpen, onEvent, signal }) {
+  if (!session) throw new ApiError(401, {});
+  const headers = { Authorization: `Bearer ${session.access}`, Accept: "text/event-stream" };
+  if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+  const response = await fetch(`/api/${path}`, { headers, signal });
+  if (!response.ok || !response.body) throw new ApiError(response.status, {});
+  onOpen();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer = (buffer + value).replaceAll("\r\n", "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const event = { type: "message", data: null };
+      for (const line of buffer.slice(0, end).split("\n")) {
+        const [name, ...rest] = line.split(":");
+        const text = rest.join(":").replace(/^ /, "");
+        if (name === "event") event.type = text;
+        else if (name === "data") event.data = event.data === null ? text : `${event.data}\n${text}`;
+        else if (name === "id") lastEventId = text;
+      }
+      buffer = buffer.slice(end + 2);
+      if (event.data !== null) onEvent(event); // a comment line (the heartbeat) carries no data
+    }
+  }
 }
