@@ -48,6 +48,8 @@ RUNS = [
     ("citysync", "city"),
     ("notify", "resident"),
     ("notify", "steward"),
+    ("security", "resident"),
+    ("security", "worker"),
 ]
 
 
