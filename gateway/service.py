@@ -6,6 +6,7 @@ identity (code, password, client secret, refresh token) into tokens, and revokes
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from gateway.schemas import (
     TokenResponse,
 )
 from gateway.settings import Settings
-from services.kit.auth import ROLES, Principal
+from services.kit.auth import PLATFORM_COMMUNITY, ROLES, Principal
 from services.kit.db import transaction
 from services.kit.problems import ValidationFailed
+
+log = logging.getLogger("gateway.service")
 
 
 @dataclass
@@ -72,7 +75,9 @@ def check_client_id(client_id: str) -> None:
 
 
 def _known_roles(roles: list[str]) -> list[str]:
-    return sorted(r for r in set(roles) if r in ROLES)
+    # A platform administrator is made only by the operator command (gateway/communities.py), never
+    # by a community's registry.
+    return sorted(r for r in set(roles) if r in ROLES and r != "platform_admin")
 
 
 # --- registry (fed by property's events) ----------------------------------------------------------
@@ -97,6 +102,10 @@ async def register_resident(
 
 
 async def register_staff(session: AsyncSession, *, staff_id: str, community: str, username: str, roles: list[str]) -> None:
+    if community == PLATFORM_COMMUNITY:
+        # The platform's administrators are the operator's, never a community registry's.
+        log.warning("ignored a staff registration in the reserved community %r", community)
+        return
     async with transaction(session):
         values = {"community": community, "username": username, "roles": _known_roles(roles)}
         # The password hash is the gateway's own: a re-registration never clears it.

@@ -263,9 +263,9 @@ class Stack:
 
     # --- demo data ---------------------------------------------------------------------------------
 
-    def token_for(self, subject: str, roles: list[str]) -> str:
+    def token_for(self, subject: str, roles: list[str], community: str = demo.COMMUNITY) -> str:
         key = ensure_keys(self.keys_dir)[0]
-        return mint_token(key, subject=subject, roles=roles, community=demo.COMMUNITY, ttl_s=3600)
+        return mint_token(key, subject=subject, roles=roles, community=community, ttl_s=3600)
 
     def seeded_marker(self) -> Path:
         # Kept beside the embedded database, so wiping .local/pg re-seeds; external servers get one per URL.
