@@ -43,13 +43,19 @@ class TokenFor(Protocol):
     def __call__(self, subject: str, roles: list[str], community: str = ...) -> str: ...
 
 
-async def seed_demo(client: httpx.AsyncClient, token_for: TokenFor) -> None:
-    platform = {"Authorization": f"Bearer {token_for(demo_id('platform-admin', 'demo'), ['platform_admin'], PLATFORM_COMMUNITY)}"}
+async def seed_community(client: httpx.AsyncClient, token_for: TokenFor) -> None:
+    """The demo community, created as a platform administrator would (a PUT: running it again is harmless)."""
+    subject = demo_id("platform-admin", "demo")
+    platform = {"Authorization": f"Bearer {token_for(subject, ['platform_admin'], PLATFORM_COMMUNITY)}"}
     r = await client.put(
         f"/platform/communities/{COMMUNITY}", json={"name": COMMUNITY_NAME, "region_code": REGION_CODE}, headers=platform
     )
     if r.status_code not in (200, 201):
         raise RuntimeError(f"demo seed: community {COMMUNITY} answered {r.status_code}: {r.text[:200]}")
+
+
+async def seed_demo(client: httpx.AsyncClient, token_for: TokenFor) -> None:
+    await seed_community(client, token_for)
     admin = next(s for s in STAFF if "property_admin" in s.roles)
     headers = {"Authorization": f"Bearer {token_for(admin.id, ['property_admin'])}"}
     loop = asyncio.get_running_loop()

@@ -1,11 +1,14 @@
 """The gateway's operator commands, run where the gateway's database can be reached (a Job, a shell).
 
     GATEWAY_ADMIN_PASSWORD=... python -m gateway.operator create-admin <username>
+    python -m gateway.operator put-community <id> --name <name> --region-code <6 digits>
 
 `create-admin` makes a platform administrator (role `platform_admin`), who logs in by password with
 the reserved community `platform` and then creates and configures communities through the API.
 Without the variable the password is asked for. Run again, it resets that administrator's password
-(the way back in when it is lost); its open sessions end at their refresh.
+(the way back in when it is lost); its open sessions end at their refresh. `put-community` is the
+API's `PUT /platform/communities/{id}` for a shell with database access (it keeps the settings and
+active flag at their defaults): the API is the way; this is for scripts that run before any admin exists.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from gateway.communities import put_community
 from gateway.identity import Passwords
 from gateway.models import RefreshToken, StaffMember
+from gateway.schemas import CommunityPut
 from gateway.settings import Settings
 from services.kit.auth import PLATFORM_COMMUNITY
 from services.kit.db import make_engine, make_sessionmaker
@@ -63,6 +68,17 @@ async def create_admin(sessionmaker: async_sessionmaker[AsyncSession], username:
         return admin_id
 
 
+async def put_community_at(database_url: str, community_id: str, name: str, region_code: str) -> bool:
+    """Create or rename a community straight in the gateway's database (the API's use case); True if created."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            _, created = await put_community(session, community_id, CommunityPut(name=name, region_code=region_code))
+            return created
+    finally:
+        await engine.dispose()
+
+
 async def create_admin_command(settings: Settings, username: str, password: str) -> str:
     engine = make_engine(settings.database_url, pool_size=1)
     try:
@@ -77,7 +93,15 @@ def main(argv: list[str]) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     admin_p = sub.add_parser("create-admin", help="create a platform administrator, or reset its password")
     admin_p.add_argument("username")
+    community_p = sub.add_parser("put-community", help="create or rename a community (the API's PUT, without a token)")
+    community_p.add_argument("community")
+    community_p.add_argument("--name", required=True)
+    community_p.add_argument("--region-code", required=True, help="6-digit administrative division code")
     args = parser.parse_args(argv)
+    if args.command == "put-community":
+        created = asyncio.run(put_community_at(Settings().database_url, args.community, args.name, args.region_code))
+        print(f"community {args.community} {'created' if created else 'updated'}; every gateway serves it within seconds")
+        return
     password = os.environ.get("GATEWAY_ADMIN_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise SystemExit(f"a platform administrator's password needs at least {MIN_PASSWORD_LENGTH} characters")

@@ -35,6 +35,7 @@ from gateway.settings import Settings
 from services.kit.auth import PLATFORM_COMMUNITY, ROLES, Principal
 from services.kit.db import transaction
 from services.kit.problems import ValidationFailed
+from services.kit.settings import is_local_secret
 
 log = logging.getLogger("gateway.service")
 
@@ -117,7 +118,20 @@ async def register_staff(session: AsyncSession, *, staff_id: str, community: str
 # --- credentials set by an administrator ----------------------------------------------------------
 
 
+def refuse_local_secret(settings: Settings, secret: str) -> None:
+    """Outside local mode, a secret in the shape of the demo's (public in this repository) is refused."""
+    if local_secret_in_cluster(settings, secret):
+        raise ValidationFailed(
+            ("集群模式不接受演示用的密码或密钥", "A cluster refuses the demo's passwords and secrets: choose your own")
+        )
+
+
+def local_secret_in_cluster(settings: Settings, secret: str) -> bool:
+    return settings.mode != "local" and is_local_secret(secret)
+
+
 async def set_staff_password(session: AsyncSession, identity: Identity, admin: Principal, staff_id: str, password: str) -> None:
+    refuse_local_secret(identity.settings, password)
     password_hash = await identity.passwords.hash(password)
     async with transaction(session):
         done = (
@@ -138,6 +152,7 @@ async def put_api_client(
     session: AsyncSession, identity: Identity, admin: Principal, client_id: str, data: ApiClientPut
 ) -> ApiClientPublic:
     check_client_id(client_id)
+    refuse_local_secret(identity.settings, data.secret)
     secret_hash = await identity.passwords.hash(data.secret)
     subject = client_subject(admin.community, client_id)
     roles = sorted(set(data.roles))
@@ -247,7 +262,9 @@ async def login_with_password(session: AsyncSession, identity: Identity, grant: 
                 )
             )
         ).scalar_one_or_none()
-    if not await identity.passwords.verify(staff.password_hash if staff else None, grant.password) or staff is None:
+    # A demo password still stored from a local run opens nothing in a cluster.
+    valid = await identity.passwords.verify(staff.password_hash if staff else None, grant.password)
+    if not valid or staff is None or local_secret_in_cluster(identity.settings, grant.password):
         raise InvalidGrant(("用户名或密码错误", "Wrong username or password"))
     async with transaction(session):
         return await _issue(
@@ -263,7 +280,8 @@ async def login_with_password(session: AsyncSession, identity: Identity, grant: 
 async def login_with_client_secret(session: AsyncSession, identity: Identity, grant: ClientCredentialsGrant) -> TokenResponse:
     async with transaction(session):
         client = await session.get(ApiClient, (grant.community, grant.client_id))
-    if not await identity.passwords.verify(client.secret_hash if client else None, grant.client_secret) or client is None:
+    valid = await identity.passwords.verify(client.secret_hash if client else None, grant.client_secret)
+    if not valid or client is None or local_secret_in_cluster(identity.settings, grant.client_secret):
         raise InvalidGrant(("客户端凭证错误", "Wrong client credentials"))
     async with transaction(session):
         return await _issue(

@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, Route, async_playwright
 
 from services.property.app import create_app as create_property
 from services.property.settings import Settings as PropertySettings
-from tests.e2e.conftest import Community, Platform
+from tests.e2e.conftest import Community, Platform, served_community
 from tests.gateway.conftest import gateway_template, running_gateway  # noqa: F401 (fixture)
 from tests.gateway.upstream import serve
 from tests.support.harness import run_service
@@ -64,7 +64,6 @@ async def platform(
                 gateway_template,
                 namespace=namespace,
                 upstreams={"property": url},
-                communities=[],
                 rate_limit_user="100000/minute",
                 rate_limit_ip="100000/minute",
                 rate_limit_login="100000/minute",
@@ -77,8 +76,8 @@ async def platform(
 
 
 @pytest.fixture
-def community(platform: Platform) -> Community:
-    return Community(platform)
+async def community(platform: Platform) -> Community:
+    return await served_community(platform)
 
 
 @pytest.fixture(scope="module")
