@@ -164,3 +164,41 @@ async def test_no_registry_event_makes_a_platform_administrator(stack: TestStack
         member = await known(kept)
         assert member is not None and member.roles == ["steward"], "a registry never grants platform_admin"
         assert await known(ignored) is None
+
+
+async def test_a_cluster_gateway_refuses_the_demos_secrets_even_those_stored_by_a_local_run(
+    stack: TestStack, gateway_template: str
+) -> None:
+    url = await stack.empty_database("gateway", template=gateway_template)
+    admin = bearer(stack.token(str(uuid.uuid4()), "property_admin", community=COMMUNITY))
+    demo_secret = {"roles": ["gate_device"], "secret": "demo-gate-east-secret"}
+    grant = {"grant_type": "client_credentials", "community": COMMUNITY, "client_id": "gate-east"}
+    try:
+        async with (
+            running_gateway(stack, gateway_template, database_url=url, upstreams={}) as local,
+            # The embedded broker wants the local Kafka profile, chosen explicitly (cluster mode's default is "kafka").
+            running_gateway(
+                stack, gateway_template, database_url=url, upstreams={}, mode="cluster", kafka_profile="local"
+            ) as cluster,
+        ):
+            assert cluster.settings.mode == "cluster"
+            # A local run stored the demo's secret; the local gateway lets it in, the cluster one does not.
+            assert (await local.client.put("/auth/clients/gate-east", json=demo_secret, headers=admin)).status_code == 200
+            r = await local.client.post("/auth/token", json=grant | {"client_secret": demo_secret["secret"]})
+            assert r.status_code == 200, r.text
+            r = await cluster.client.post("/auth/token", json=grant | {"client_secret": demo_secret["secret"]})
+            assert r.status_code == 401 and r.json()["type"] == "urn:community:problem:gateway/invalid-grant"
+
+            # The cluster gateway refuses to set one, and takes an operator's own.
+            r = await cluster.client.put("/auth/clients/gate-east", json=demo_secret, headers=admin)
+            assert r.status_code == 422, r.text
+            own = {"roles": ["gate_device"], "secret": "k7#Tq-our-own-long-secret"}
+            assert (await cluster.client.put("/auth/clients/gate-east", json=own, headers=admin)).status_code == 200
+            r = await cluster.client.post("/auth/token", json=grant | {"client_secret": own["secret"]})
+            assert r.status_code == 200, r.text
+            r = await cluster.client.put(
+                f"/auth/staff/{uuid.uuid4()}/password", json={"password": "demo-steward-1"}, headers=admin
+            )
+            assert r.status_code == 422, r.text
+    finally:
+        await stack.drop_database(url)
