@@ -32,8 +32,10 @@ CommunityId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-
     "/platform/communities/{community_id}",
     response_model=CommunityPublic,
     summary="Create or configure a community (platform administrators)",
-    responses={201: {"model": CommunityPublic, "description": "Created"}}
-    | problem_responses(*AUTH_PROBLEMS, Forbidden, ValidationFailed),
+    responses={
+        201: {"model": CommunityPublic, "description": "Created"},
+        **problem_responses(*AUTH_PROBLEMS, Forbidden, ValidationFailed),
+    },
 )
 async def put_community(
     community_id: CommunityId, body: CommunityPut, request: Request, session: SessionDep, response: Response

@@ -54,7 +54,7 @@ async def create_admin(sessionmaker: async_sessionmaker[AsyncSession], username:
                 .where(col(RefreshToken.subject) == found.id, col(RefreshToken.revoked_at).is_(None))
                 .values(revoked_at=datetime.now(UTC))
             )
-            return found.id
+            return str(found.id)
         admin_id = str(uuid.uuid4())
         session.add(
             StaffMember(
