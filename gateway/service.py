@@ -132,12 +132,17 @@ def local_secret_in_cluster(settings: Settings, secret: str) -> bool:
 
 async def set_staff_password(session: AsyncSession, identity: Identity, admin: Principal, staff_id: str, password: str) -> None:
     refuse_local_secret(identity.settings, password)
+    if admin.community == PLATFORM_COMMUNITY:
+        # A platform administrator sets any community's staff passwords, never another administrator's.
+        in_reach = col(StaffMember.community) != PLATFORM_COMMUNITY
+    else:
+        in_reach = col(StaffMember.community) == admin.community
     password_hash = await identity.passwords.hash(password)
     async with transaction(session):
         done = (
             await session.execute(
                 update(StaffMember)
-                .where(col(StaffMember.id) == staff_id, col(StaffMember.community) == admin.community)
+                .where(col(StaffMember.id) == staff_id, in_reach)
                 .values(password_hash=password_hash)
                 .returning(col(StaffMember.id))
             )

@@ -278,6 +278,12 @@ class Stack:
         done: list[str] = json.loads(marker.read_text()) if marker.exists() else []
         targets = [(p.name, p.port) for p in self.procs]
         for name, port in targets:
+            if name == "gateway" and name in done:
+                # Seeded before communities were data: the demo community is created (a PUT, harmless again).
+                from gateway.demo import seed_community
+
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                    await seed_community(client, self.token_for)
             if name in done:
                 continue
             module_name = "gateway.demo" if name == "gateway" else f"services.{name}.demo"

@@ -202,3 +202,36 @@ async def test_a_cluster_gateway_refuses_the_demos_secrets_even_those_stored_by_
             assert r.status_code == 422, r.text
     finally:
         await stack.drop_database(url)
+
+
+async def test_a_platform_administrator_gives_a_new_communitys_first_property_admin_a_password(
+    stack: TestStack, gateway_template: str
+) -> None:
+    async with running_gateway(stack, gateway_template, upstreams={}) as gw:
+        first = str(uuid.uuid4())
+        await publish_property_event(
+            gw,
+            "property.staff.registered.v1",
+            first,
+            {"staff_id": first, "community": COMMUNITY, "username": "admin.first", "roles": ["property_admin"]},
+        )
+
+        async def registered() -> bool:
+            async with gw.state.sessionmaker() as session, session.begin():
+                return await session.get(StaffMember, first) is not None
+
+        await wait_until(registered)
+        admin = bearer(stack.token(str(uuid.uuid4()), "platform_admin", community="platform"))
+        r = await gw.client.put(f"/auth/staff/{first}/password", json={"password": "first-admins-own"}, headers=admin)
+        assert r.status_code == 204, r.text
+        login = {"grant_type": "password", "community": COMMUNITY, "username": "admin.first", "password": "first-admins-own"}
+        r = await gw.client.post("/auth/token", json=login)
+        assert r.status_code == 200 and r.json()["roles"] == ["property_admin"], r.text
+
+        # Another platform administrator's password is the operator command's, not the API's.
+        async with gw.state.sessionmaker() as session, session.begin():
+            session.add(
+                StaffMember(id=(other := str(uuid.uuid4())), community="platform", username="ops.li", roles=["platform_admin"])
+            )
+        r = await gw.client.put(f"/auth/staff/{other}/password", json={"password": "taken-over-now"}, headers=admin)
+        assert r.status_code == 404, r.text
