@@ -69,7 +69,10 @@ class ServedCommunities:
             # One reload answers every request that waited on the lock meanwhile.
             if community not in self.active and time.monotonic() - self._missed_at >= MISS_RELOAD_S:
                 self._missed_at = time.monotonic()
-                await self.reload()
+                try:
+                    await self.reload()
+                except Exception as exc:  # the database away: what was last read still stands
+                    log.warning("communities not re-read on a miss: %s", exc)
         return community in self.active
 
     def region_code(self, community: str) -> str | None:
