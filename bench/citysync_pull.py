@@ -285,6 +285,7 @@ async def http_round(session: aiohttp.ClientSession, url: str, headers: dict[str
 
 async def main() -> None:
     from gateway.migrate import upgrade_gateway_database
+    from gateway.operator import put_community_at
 
     async with bench_stack() as stack:
         work = Path(tempfile.mkdtemp(prefix="bench-citysync-pull-"))
@@ -293,6 +294,7 @@ async def main() -> None:
         floor = await raw_select_decode_hash(url, b"k" * 32)
         gateway_db = await stack.empty_database("gateway_bench")
         await upgrade_gateway_database(gateway_db)
+        await put_community_at(gateway_db, COMMUNITY, "bench", "331102")
         namespace = new_namespace()
         citysync_env = {
             "CITYSYNC_DATABASE_URL": url,
@@ -311,7 +313,6 @@ async def main() -> None:
                 "GATEWAY_KAFKA_NAMESPACE": namespace,
                 "GATEWAY_KEYS_DIR": str(stack.keys_dir),
                 "GATEWAY_UPSTREAMS": json.dumps({"citysync": svc}),
-                "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]),
                 "GATEWAY_LOG_LEVEL": "WARNING",
                 "GATEWAY_RATE_LIMIT_USER": "10000000/minute",
                 "GATEWAY_RATE_LIMIT_IP": "10000000/minute",

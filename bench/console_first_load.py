@@ -34,7 +34,7 @@ from gateway.migrate import upgrade_gateway_database
 from services.kit.db import plain_url
 from services.property.app import create_app as create_property
 from services.property.settings import Settings as PropertySettings
-from tests.e2e.conftest import Community, Platform
+from tests.e2e.conftest import Community, Platform, served_community
 from tests.gateway.conftest import running_gateway
 from tests.gateway.upstream import serve
 from tests.support.harness import run_service
@@ -109,7 +109,6 @@ async def main() -> None:
                 template_url.rsplit("/", 1)[1],
                 namespace=namespace,
                 upstreams={"property": prop_url},
-                communities=[],
                 rate_limit_user="100000/minute",
                 rate_limit_ip="100000/minute",
                 rate_limit_login="100000/minute",
@@ -119,7 +118,7 @@ async def main() -> None:
         client = await exits.enter_async_context(httpx.AsyncClient(base_url=gateway_url, timeout=30))
         await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for s in (prop, gateway) for c in s.state.consumers))
         platform = Platform(stack=stack, services={"property": prop}, gateway=gateway, namespace=namespace, client=client)
-        community = Community(platform)
+        community = await served_community(platform)
         steward = await community.staff("steward")
         await open_tickets(prop.database_url, community.id, steward.id, TICKETS)
         found = await measure(gateway_url.rstrip("/"), community, steward.username, steward.password)

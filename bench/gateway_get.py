@@ -265,7 +265,6 @@ def gateway_env(stack: Any, db: str, upstreams: dict[str, str]) -> dict[str, str
         "GATEWAY_KAFKA_NAMESPACE": "bench.",
         "GATEWAY_KEYS_DIR": str(stack.keys_dir),
         "GATEWAY_UPSTREAMS": json.dumps(upstreams),
-        "GATEWAY_COMMUNITIES": json.dumps([COMMUNITY]),
         # Limits far above the load, so every request is admitted (and still counted in Valkey).
         "GATEWAY_RATE_LIMIT_USER": "10000000/minute",
         "GATEWAY_RATE_LIMIT_IP": "10000000/minute",
@@ -323,6 +322,7 @@ def comparison(figures: dict[str, dict[str, Any]], direct: str, proxied: str, pr
 
 async def main() -> None:
     from gateway.migrate import upgrade_gateway_database
+    from gateway.operator import put_community_at
 
     rounds: dict[str, list[dict[str, Any]]] = {}
     labels: dict[str, str] = {}
@@ -332,6 +332,7 @@ async def main() -> None:
         timebank_db = await stack.fresh_database("timebank")
         gateway_db = await stack.empty_database("gateway_bench")
         await upgrade_gateway_database(gateway_db)
+        await put_community_at(gateway_db, COMMUNITY, "bench", "331102")
         servers.push_async_callback(stack.drop_database, timebank_db)
         servers.push_async_callback(stack.drop_database, gateway_db)
         service_env = {

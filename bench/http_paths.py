@@ -50,7 +50,7 @@ from bench.harness import bench_stack, record
 from services.kit.db import plain_url
 from tests.support.stack import TestStack
 
-COMMUNITY = "bench-community"  # the gateway's bench settings admit this community
+COMMUNITY = "bench-community"  # created in the bench's gateway database before it starts
 RESIDENT = "00000000-0000-0000-0000-0000000000be"
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 16))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 4))
@@ -268,10 +268,12 @@ async def start_governance(run: Running, servers: AsyncExitStack) -> None:
 
 async def start_gateway(run: Running, servers: AsyncExitStack) -> None:
     from gateway.migrate import upgrade_gateway_database
+    from gateway.operator import put_community_at
 
     db = await run.stack.empty_database("gateway_bench")
     servers.push_async_callback(run.stack.drop_database, db)
     await upgrade_gateway_database(db)
+    await put_community_at(db, COMMUNITY, "bench", "331102")
     env = gateway_env(run.stack, db, {"timebank": run.servers["timebank"].url})
     gateway = await servers.enter_async_context(
         uvicorn_process("gateway", "gateway.app:create_app", env, run.work / "gateway.log")

@@ -173,11 +173,12 @@ async def set_staff_password(
     request: Request,
     session: SessionDep,
 ) -> Response:
-    """Set a registered staff member's password (property admins of the same community).
+    """Set a registered staff member's password (property admins of the same community; platform
+    administrators for any community, which is how a new community's first property admin gets one).
 
     The staff member's refresh sessions end; 404 when property's registry has no such staff.
     """
-    admin, _ = await caller(request, "property_admin")
+    admin, _ = await caller(request, "property_admin", "platform_admin")
     await service.set_staff_password(session, identity(request), admin, staff_id, body.password)
     return Response(status_code=204)
 

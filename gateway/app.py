@@ -31,9 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import api, openapi
+from gateway import api, community_api, openapi
 from gateway.accesslog import install_access_log
 from gateway.clients import RealClient
+from gateway.communities import ServedCommunities
 from gateway.consumers import registry_consumer
 from gateway.identity import GatewayVerifier, OneTimeCodes, Passwords, SmsCodeSender
 from gateway.keys import KeyRing, KeyRingVerifier, ensure_keys
@@ -69,7 +70,10 @@ REQUEST_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-TAGS = [{"name": "auth", "description": "Logging in, tokens, the keys that verify them, staff passwords and machine clients"}]
+TAGS = [
+    {"name": "auth", "description": "Logging in, tokens, the keys that verify them, staff passwords and machine clients"},
+    {"name": "platform", "description": "The communities the platform serves, created and configured by platform administrators"},
+]
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -285,7 +289,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         # Logins, the deny list, rate limits and idempotency all live in Redis.
         ServiceParts(
-            routers=[api.router],
+            routers=[api.router, community_api.router],
             consumers=[registry_consumer],
             tags_metadata=TAGS,
             cannot_serve_without=frozenset({"database", "redis"}),
@@ -327,7 +331,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 kit_verifier = KeyRingVerifier(keys, issuer=settings.token_issuer, audience=settings.token_audience)
             deny = DenyList(state.redis, state.sessionmaker)
             deny.start_refill()
-            state.verifier = GatewayVerifier(kit_verifier, deny, frozenset(settings.communities))
+            served = ServedCommunities(state.sessionmaker, reload_every_s=settings.communities_reload_s)
+            await served.start()
+            state.communities = served
+            state.verifier = GatewayVerifier(kit_verifier, deny, served)
             state.identity = Identity(
                 settings=settings,
                 keys=keys,
@@ -383,6 +390,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await refresher
                 await deny.stop_refill()
+                await served.stop()
                 await engine.aclose()
                 await stream_engine.aclose()
                 await client.aclose()

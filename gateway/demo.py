@@ -1,5 +1,8 @@
-"""Demo credentials for `make run`: staff passwords and machine clients, set through the gateway's API.
+"""Demo credentials for `make run`: the demo community, staff passwords and machine clients, set
+through the gateway's API.
 
+The community is created first, by a platform administrator's call (the gateway serves no community
+its database does not hold).
 Staff come from property's registry events, which may still be on their way when this runs, so
 each password is retried until the gateway knows the person. `python -m gateway.demo token [name]`
 prints a ready access token for a demo resident (for the README and curl), signed with the local keys.
@@ -9,11 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from typing import Protocol
 
 import httpx
 
-from deploy.local.demo_community import CITY_SYNC_CLIENTS, COMMUNITY, GATE_DEVICES, RESIDENTS, SECURITY_DEVICES, STAFF, resident
+from deploy.local.demo_community import (
+    CITY_SYNC_CLIENTS,
+    COMMUNITY,
+    COMMUNITY_NAME,
+    GATE_DEVICES,
+    REGION_CODE,
+    RESIDENTS,
+    SECURITY_DEVICES,
+    STAFF,
+    demo_id,
+    resident,
+)
+from services.kit.auth import PLATFORM_COMMUNITY
 
 REGISTRY_WAIT_S = 60.0
 
@@ -23,7 +38,25 @@ def client_secret(client_id: str) -> str:
     return f"demo-{client_id}-secret"
 
 
-async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[str]], str]) -> None:
+class TokenFor(Protocol):
+    """Mints a demo token (deploy/local/stack.py's `token_for`): the demo community's unless told."""
+
+    def __call__(self, subject: str, roles: list[str], community: str = ...) -> str: ...
+
+
+async def seed_community(client: httpx.AsyncClient, token_for: TokenFor) -> None:
+    """The demo community, created as a platform administrator would (a PUT: running it again is harmless)."""
+    subject = demo_id("platform-admin", "demo")
+    platform = {"Authorization": f"Bearer {token_for(subject, ['platform_admin'], PLATFORM_COMMUNITY)}"}
+    r = await client.put(
+        f"/platform/communities/{COMMUNITY}", json={"name": COMMUNITY_NAME, "region_code": REGION_CODE}, headers=platform
+    )
+    if r.status_code not in (200, 201):
+        raise RuntimeError(f"demo seed: community {COMMUNITY} answered {r.status_code}: {r.text[:200]}")
+
+
+async def seed_demo(client: httpx.AsyncClient, token_for: TokenFor) -> None:
+    await seed_community(client, token_for)
     admin = next(s for s in STAFF if "property_admin" in s.roles)
     headers = {"Authorization": f"Bearer {token_for(admin.id, ['property_admin'])}"}
     loop = asyncio.get_running_loop()

@@ -29,7 +29,11 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "x-request-id",
     "traceparent",
     "tracestate",
+    "x-community-region",
 }
+# The region code of the token's community (its record at the gateway), set on what citysync is asked:
+# the city files a community's feed under it. Never taken from the caller (it is in NOT_FORWARDED).
+REGION_HEADER = "x-community-region"
 # A body read whole is sent with its own length by the client.
 NOT_FORWARDED_BUFFERED = NOT_FORWARDED | {"content-length"}
 # Not relayed from an answer: hop-by-hop headers, and the two the gateway's own server sets.

@@ -21,8 +21,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
+from gateway.communities import ServedCommunities
 from gateway.keys import main
-from gateway.problems import CommunityNotServed, TokenRevoked
+from gateway.problems import TokenRevoked
 from gateway.revocations import DenyList, token_digest
 from services.kit.auth import Principal, TokenVerifier
 from services.kit.sms import SmsFailed, SmsMessage, SmsSender, mask_phones
@@ -36,7 +37,7 @@ class GatewayVerifier:
 
     verifier: TokenVerifier
     deny: DenyList
-    communities: frozenset[str]
+    communities: ServedCommunities
 
     async def verify(self, token: str) -> Principal:
         principal = await self.verify_signature(token)
@@ -46,8 +47,7 @@ class GatewayVerifier:
     async def verify_signature(self, token: str) -> Principal:
         """Signature, expiry, issuer, audience (the kit, cached per token) and the served community."""
         principal = await self.verifier.verify(token)
-        if self.communities and principal.community not in self.communities:
-            raise CommunityNotServed()
+        await self.communities.check(principal)
         return principal
 
     async def check_revoked(self, token: str) -> None:

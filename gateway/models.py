@@ -1,4 +1,4 @@
-"""The gateway's own small database: who may log in, the refresh tokens it issued, the tokens revoked.
+"""The gateway's own small database: the communities it serves, who may log in, the refresh tokens it issued, the tokens revoked.
 
 Residents and staff are learned from property's registry events; the gateway never invents them.
 Passwords and client secrets are stored only as argon2 hashes, refresh tokens only as SHA-256.
@@ -7,10 +7,10 @@ Passwords and client secrets are stored only as argon2 hashes, refresh tokens on
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, DateTime, Index, Text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Boolean, Column, DateTime, Index, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 from services.kit.db import model_base
@@ -78,3 +78,16 @@ class RevokedToken(GatewayModel, table=True):
     __tablename__ = "revoked_tokens"
     token_digest: str = Field(primary_key=True)
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CommunityRecord(GatewayModel, table=True):
+    """A community the gateway serves, created and configured by a platform administrator."""
+
+    __tablename__ = "communities"
+    id: str = Field(primary_key=True)
+    name: str
+    region_code: str
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -37,6 +37,13 @@ class CommunityNotServed(Problem):
         super().__init__(headers={"WWW-Authenticate": 'Bearer realm="community", error="invalid_token"'})
 
 
+class NoSuchCommunity(Problem):
+    slug = "gateway/no-such-community"
+    status = 404
+    title_zh = "没有该社区"
+    title_en = "No such community"
+
+
 class UnknownService(Problem):
     slug = "gateway/unknown-service"
     status = 404

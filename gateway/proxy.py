@@ -25,7 +25,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.bodies import BodyStream, read_piece
 from gateway.breaker import CircuitBreaker
-from gateway.headers import NOT_FORWARDED, NOT_FORWARDED_BUFFERED, answer_headers
+from gateway.headers import NOT_FORWARDED, NOT_FORWARDED_BUFFERED, REGION_HEADER, answer_headers
 from gateway.identity import GatewayVerifier
 from gateway.limits import body_too_large
 from gateway.problems import (
@@ -179,6 +179,10 @@ class Proxy:
         asked: str = request.scope["path"]
         prefix = asked[: len(asked) - len(path) - 1] if asked.endswith("/" + path) else ""
         headers = self._forward_headers(request, streaming=not isinstance(body, bytes), prefix=prefix)
+        if service == "citysync":
+            region = self.verifier.communities.region_code(principal.community)
+            if region is not None:
+                headers.append((REGION_HEADER, region))
         timeout = self.timeout_for(service, path)
         retryable = method in IDEMPOTENT_METHODS and isinstance(body, bytes)
 

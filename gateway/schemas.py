@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -122,3 +123,36 @@ class ApiClientPublic(BaseModel):
 
 class Jwks(BaseModel):
     keys: list[dict[str, str]]
+
+
+# --- communities (platform administrators) ------------------------------------------------------------
+
+# The administrative division code (行政区划代码) the city's data platform files a community under.
+RegionCode = Annotated[str, Field(pattern=r"^[0-9]{6}$", description="6-digit administrative division code", examples=["331102"])]
+SettingKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+SettingValue = Annotated[str, Field(max_length=200)] | bool | int
+
+
+class CommunityPut(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "白云未来社区", "region_code": "331102", "settings": {"timezone": "Asia/Shanghai"}, "active": True}
+            ]
+        }
+    )
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    region_code: RegionCode
+    settings: Annotated[dict[SettingKey, SettingValue], Field(max_length=50)] = Field(default_factory=dict)
+    # False keeps the community's data but refuses its tokens on every gateway replica.
+    active: bool = True
+
+
+class CommunityPublic(BaseModel):
+    id: str
+    name: str
+    region_code: str
+    settings: dict[str, str | bool | int]
+    active: bool
+    created_at: datetime
+    updated_at: datetime

@@ -6,6 +6,7 @@ identity (code, password, client secret, refresh token) into tokens, and revokes
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -31,8 +32,12 @@ from gateway.schemas import (
     TokenResponse,
 )
 from gateway.settings import Settings
-from services.kit.auth import ROLES, Principal
+from services.kit.auth import PLATFORM_COMMUNITY, ROLES, Principal
 from services.kit.db import transaction
+from services.kit.problems import ValidationFailed
+from services.kit.settings import is_local_secret
+
+log = logging.getLogger("gateway.service")
 
 
 @dataclass
@@ -58,7 +63,9 @@ def client_subject(community: str, client_id: str) -> str:
 
 
 def _known_roles(roles: list[str]) -> list[str]:
-    return sorted(r for r in set(roles) if r in ROLES)
+    # A platform administrator is made only by the operator command (gateway/communities.py), never
+    # by a community's registry.
+    return sorted(r for r in set(roles) if r in ROLES and r != "platform_admin")
 
 
 # --- registry (fed by property's events) ----------------------------------------------------------
@@ -83,6 +90,10 @@ async def register_resident(
 
 
 async def register_staff(session: AsyncSession, *, staff_id: str, community: str, username: str, roles: list[str]) -> None:
+    if community == PLATFORM_COMMUNITY:
+        # The platform's administrators are the operator's, never a community registry's.
+        log.warning("ignored a staff registration in the reserved community %r", community)
+        return
     async with transaction(session):
         values = {"community": community, "username": username, "roles": _known_roles(roles)}
         # The password hash is the gateway's own: a re-registration never clears it.
@@ -94,13 +105,31 @@ async def register_staff(session: AsyncSession, *, staff_id: str, community: str
 # --- credentials set by an administrator ----------------------------------------------------------
 
 
+def refuse_local_secret(settings: Settings, secret: str) -> None:
+    """Outside local mode, a secret in the shape of the demo's (public in this repository) is refused."""
+    if local_secret_in_cluster(settings, secret):
+        raise ValidationFailed(
+            ("集群模式不接受演示用的密码或密钥", "A cluster refuses the demo's passwords and secrets: choose your own")
+        )
+
+
+def local_secret_in_cluster(settings: Settings, secret: str) -> bool:
+    return settings.mode != "local" and is_local_secret(secret)
+
+
 async def set_staff_password(session: AsyncSession, identity: Identity, admin: Principal, staff_id: str, password: str) -> None:
+    refuse_local_secret(identity.settings, password)
+    if admin.community == PLATFORM_COMMUNITY:
+        # A platform administrator sets any community's staff passwords, never another administrator's.
+        in_reach = col(StaffMember.community) != PLATFORM_COMMUNITY
+    else:
+        in_reach = col(StaffMember.community) == admin.community
     password_hash = await identity.passwords.hash(password)
     async with transaction(session):
         done = (
             await session.execute(
                 update(StaffMember)
-                .where(col(StaffMember.id) == staff_id, col(StaffMember.community) == admin.community)
+                .where(col(StaffMember.id) == staff_id, in_reach)
                 .values(password_hash=password_hash)
                 .returning(col(StaffMember.id))
             )
@@ -114,6 +143,7 @@ async def set_staff_password(session: AsyncSession, identity: Identity, admin: P
 async def put_api_client(
     session: AsyncSession, identity: Identity, admin: Principal, client_id: str, data: ApiClientPut
 ) -> ApiClientPublic:
+    refuse_local_secret(identity.settings, data.secret)
     secret_hash = await identity.passwords.hash(data.secret)
     subject = client_subject(admin.community, client_id)
     roles = sorted(set(data.roles))
@@ -223,7 +253,9 @@ async def login_with_password(session: AsyncSession, identity: Identity, grant: 
                 )
             )
         ).scalar_one_or_none()
-    if not await identity.passwords.verify(staff.password_hash if staff else None, grant.password) or staff is None:
+    # A demo password still stored from a local run opens nothing in a cluster.
+    valid = await identity.passwords.verify(staff.password_hash if staff else None, grant.password)
+    if not valid or staff is None or local_secret_in_cluster(identity.settings, grant.password):
         raise InvalidGrant(("用户名或密码错误", "Wrong username or password"))
     async with transaction(session):
         return await _issue(
@@ -239,7 +271,8 @@ async def login_with_password(session: AsyncSession, identity: Identity, grant: 
 async def login_with_client_secret(session: AsyncSession, identity: Identity, grant: ClientCredentialsGrant) -> TokenResponse:
     async with transaction(session):
         client = await session.get(ApiClient, (grant.community, grant.client_id))
-    if not await identity.passwords.verify(client.secret_hash if client else None, grant.client_secret) or client is None:
+    valid = await identity.passwords.verify(client.secret_hash if client else None, grant.client_secret)
+    if not valid or client is None or local_secret_in_cluster(identity.settings, grant.client_secret):
         raise InvalidGrant(("客户端凭证错误", "Wrong client credentials"))
     async with transaction(session):
         return await _issue(

@@ -61,8 +61,9 @@ class Settings(ServiceSettings, SmsSettings):
     keys_dir: Path = Path(".local/keys")
     # How often each replica looks at keys_dir again, so a rotation reaches it within seconds.
     keys_reload_s: float = 2.0
-    # Communities this gateway serves; a token for any other is refused (empty: any community).
-    communities: list[str] = Field(default_factory=lambda: ["lishui-baiyun"])
+    # The communities served are rows of the gateway's database (gateway/communities.py), made by a
+    # platform administrator; each replica reads them again this often (and at once on a miss).
+    communities_reload_s: float = 2.0
     access_ttl_s: int = 900
     refresh_ttl_s: int = 30 * 24 * 3600
     otp_ttl_s: int = 300

@@ -14,6 +14,8 @@ from datetime import date
 
 COMMUNITY = "lishui-baiyun"
 COMMUNITY_NAME = "白云未来社区 (demo)"
+# 丽水市莲都区: the administrative division code the city's data platform files the demo's feed under.
+REGION_CODE = "331102"
 _NS = uuid.UUID("6f1c2a52-9a0e-4e55-8a0b-5d8f3b1f0c01")
 
 

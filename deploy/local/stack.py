@@ -287,9 +287,9 @@ class Stack:
 
     # --- demo data ---------------------------------------------------------------------------------
 
-    def token_for(self, subject: str, roles: list[str]) -> str:
+    def token_for(self, subject: str, roles: list[str], community: str = demo.COMMUNITY) -> str:
         key = ensure_keys(self.keys_dir)[0]
-        return mint_token(key, subject=subject, roles=roles, community=demo.COMMUNITY, ttl_s=3600)
+        return mint_token(key, subject=subject, roles=roles, community=community, ttl_s=3600)
 
     def seeded_marker(self) -> Path:
         # Kept beside the embedded database, so wiping .local/pg re-seeds; external servers get one per URL.
@@ -302,6 +302,12 @@ class Stack:
         done: list[str] = json.loads(marker.read_text()) if marker.exists() else []
         targets = [(p.name, p.port) for p in self.procs]
         for name, port in targets:
+            if name == "gateway" and name in done:
+                # Seeded before communities were data: the demo community is created (a PUT, harmless again).
+                from gateway.demo import seed_community
+
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                    await seed_community(client, self.token_for)
             if name in done:
                 continue
             module_name = "gateway.demo" if name == "gateway" else f"services.{name}.demo"

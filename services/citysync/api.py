@@ -9,7 +9,7 @@ from functools import partial
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -101,6 +101,8 @@ async def pull_feed(
         Query(max_length=18, description="The `next_cursor` of the last page you processed; omit to start from the beginning"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEED_PAGE)] = 100,
+    # Set by the gateway from the community's record (callers cannot send it through the gateway).
+    region: Annotated[str | None, Header(alias="x-community-region", include_in_schema=False, pattern=r"^[0-9]{6}$")] = None,
 ) -> Response:
     """Pull a page of a feed
 
@@ -113,7 +115,7 @@ async def pull_feed(
         after_seq = parse_cursor(after)
     except ValueError:
         raise InvalidFeedCursor(("游标应为非负整数", "The cursor must be a non-negative integer")) from None
-    page = await pulls.pull(session, caller, scene, after=after_seq, limit=limit)
+    page = await pulls.pull(session, caller, scene, after=after_seq, limit=limit, region_code=region)
     # Built with orjson straight from the rows: this is the hot path of every city sync job.
     return Response(orjson.dumps(page), media_type="application/json")
 

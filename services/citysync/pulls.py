@@ -67,6 +67,7 @@ class PulledRecord(TypedDict):
 class PulledPage(TypedDict):
     scene: str
     community: str
+    region_code: str | None
     records: list[PulledRecord]
     next_cursor: str
     has_more: bool
@@ -77,7 +78,9 @@ class FeedLatest(TypedDict):
     last_seq: int
 
 
-async def pull(session: AsyncSession, caller: Principal, scene: str, *, after: int, limit: int) -> PulledPage:
+async def pull(
+    session: AsyncSession, caller: Principal, scene: str, *, after: int, limit: int, region_code: str | None = None
+) -> PulledPage:
     """One page of a feed after `after`, in sequence order, in the caller's own hashes; recorded in
     the register in the same transaction (the same statement)."""
     async with transaction(session):
@@ -112,6 +115,7 @@ async def pull(session: AsyncSession, caller: Principal, scene: str, *, after: i
     return {
         "scene": scene,
         "community": community,
+        "region_code": region_code,
         "records": records,
         "next_cursor": str(page[-1][3] if page else after),
         "has_more": len(rows) > limit + 1,

@@ -86,6 +86,11 @@ class FeedRecordPublic(BaseModel):
 class FeedPage(BaseModel):
     scene: str
     community: str
+    region_code: str | None = Field(
+        None,
+        description="The community's administrative division code (行政区划代码), from its record at the gateway",
+        examples=["331102"],
+    )
     records: list[FeedRecordPublic]
     next_cursor: str = Field(description="Pass as `after` next time (store it with what you processed)")
     has_more: bool

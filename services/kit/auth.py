@@ -27,7 +27,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.kit.problems import Forbidden, Unauthorized
 
-ROLES = frozenset({"resident", "elder", "volunteer", "steward", "property_admin", "community_worker", "city_sync", "gate_device"})
+# `platform_admin` runs the platform (creates and configures communities at the gateway); its tokens
+# name the reserved community `PLATFORM_COMMUNITY`, so no community's data is in its reach.
+ROLES = frozenset(
+    {
+        "resident",
+        "elder",
+        "volunteer",
+        "steward",
+        "property_admin",
+        "community_worker",
+        "city_sync",
+        "gate_device",
+        "platform_admin",
+    }
+)
+PLATFORM_COMMUNITY = "platform"
 STAFF_ROLES = frozenset({"steward", "property_admin", "community_worker"})
 ALLOWED_ALGORITHMS = ["EdDSA", "ES256", "RS256"]
 MIN_REFETCH_S = 1.0

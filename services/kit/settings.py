@@ -46,7 +46,8 @@ class ServiceSettings(BaseSettings):
     redis_url: str | None = None
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # "local" tunes aiokafka for the in-memory Tansu broker (short session timeouts, no idempotent
-    # producer, which Tansu rejects); "kafka" keeps settings a real cluster accepts.
+    # producer, which Tansu rejects); "kafka" keeps settings a real cluster accepts. Unset, it is
+    # "local" in local mode and "kafka" in any other.
     kafka_profile: Literal["local", "kafka"] = "local"
     # Prepended to every topic and consumer group name: separates environments (and test runs)
     # sharing one broker. Outbox rows store the plain topic; the relay adds the namespace.
@@ -104,6 +105,14 @@ class ServiceSettings(BaseSettings):
         return values
 
     @model_validator(mode="after")
+    def _real_kafka_outside_local_mode(self) -> ServiceSettings:
+        # The local profile's short timeouts and no idempotent producer suit only the embedded broker:
+        # outside local mode the real-Kafka profile is the default (KAFKA_PROFILE=local still chooses it).
+        if self.mode != "local" and "kafka_profile" not in self.model_fields_set:
+            self.kafka_profile = "kafka"
+        return self
+
+    @model_validator(mode="after")
     def _no_local_secrets_outside_local_mode(self) -> ServiceSettings:
         # A secret whose value is the one written in the code is public: the local stack may use it,
         # a real deployment may not. Every secret setting is a SecretStr, so this finds them all.
@@ -113,18 +122,28 @@ class ServiceSettings(BaseSettings):
         public = []
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
-            if isinstance(value, SecretStr) and isinstance(field.default, SecretStr):
-                if (
-                    value.get_secret_value() == field.default.get_secret_value()
-                    or "not-for-production" in value.get_secret_value()
-                ):
-                    public.append(f"{prefix}{name}".upper())
+            # Any secret setting, optional ones too (a SASL password, a key-encryption key): the code's
+            # default, or a value in the shape of the local stack's secrets.
+            if isinstance(value, SecretStr) and (
+                (isinstance(field.default, SecretStr) and value.get_secret_value() == field.default.get_secret_value())
+                or is_local_secret(value.get_secret_value())
+            ):
+                public.append(f"{prefix}{name}".upper())
         if public:
             raise LocalSecretOutsideLocalMode(
                 f"PLATFORM_MODE=cluster refuses the local default of {', '.join(public)}: set each to a long random "
                 "value (from a Secret), or run with PLATFORM_MODE=local on a laptop"
             )
         return self
+
+
+def is_local_secret(value: str) -> bool:
+    """The shape of every secret the code and the local demo write down: public, so never for a cluster."""
+    return "not-for-production" in value or value.startswith(LOCAL_SECRET_PREFIXES)
+
+
+# The local stack's demo secrets (client secrets `demo-<client>-secret`, staff passwords `demo-…`).
+LOCAL_SECRET_PREFIXES = ("demo-",)
 
 
 class LocalSecretOutsideLocalMode(ValueError):

@@ -24,7 +24,7 @@ from services.governance.app import create_app as create_governance
 from services.governance.settings import Settings as GovernanceSettings
 from services.property.app import create_app as create_property
 from services.property.settings import Settings as PropertySettings
-from tests.e2e.conftest import Community, Platform
+from tests.e2e.conftest import Community, Platform, served_community
 from tests.gateway.conftest import gateway_template, running_gateway  # noqa: F401 (fixture)
 from tests.gateway.upstream import serve
 from tests.support.harness import run_service
@@ -69,7 +69,6 @@ async def platform(
                 gateway_template,
                 namespace=namespace,
                 upstreams={"property": url, "governance": gov_url},
-                communities=[],
                 rate_limit_user="100000/minute",
                 rate_limit_ip="100000/minute",
                 rate_limit_login="100000/minute",
@@ -83,8 +82,8 @@ async def platform(
 
 
 @pytest.fixture
-def community(platform: Platform) -> Community:
-    return Community(platform)
+async def community(platform: Platform) -> Community:
+    return await served_community(platform)
 
 
 @pytest.fixture(scope="module")

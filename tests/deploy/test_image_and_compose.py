@@ -26,8 +26,10 @@ def test_hadolint_passes_the_dockerfile() -> None:
 def test_the_image_builds_in_stages_and_runs_as_uid_10001() -> None:
     text = DOCKERFILE.read_text()
     stages = re.findall(r"^FROM (\S+) AS (\w+)$", text, flags=re.MULTILINE)
-    assert [stage for _, stage in stages] == ["build", "runtime"]
-    assert all(re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", image) for image, _ in stages)
+    assert [stage for _, stage in stages] == ["build", "docs", "runtime"]
+    images = dict((stage, image) for image, stage in stages)
+    assert all(re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", images[stage]) for stage in ("build", "runtime"))
+    assert re.fullmatch(r"node:\d+\.\d+\.\d+-\w+-slim", images["docs"]), "the docs stage's node is pinned"
     runtime = text.split("AS runtime", 1)[1]
     assert "COPY --from=build /opt/venv /opt/venv" in runtime
     assert re.search(r"^USER 10001:10001$", runtime, flags=re.MULTILINE)
@@ -77,3 +79,23 @@ def test_compose_refers_only_to_what_it_declares() -> None:
             assert source in spec.get("volumes", {}), (name, source)
         assert "image" in service, name
         assert not str(service["image"]).endswith(":latest") and ":" in service["image"], name
+
+
+def test_the_runtime_image_holds_every_documentation_asset_the_gateway_serves() -> None:
+    from gateway.pages import DOC_ASSETS
+
+    text = DOCKERFILE.read_text()
+    runtime = text.split("AS runtime", 1)[1]
+    copied: set[str] = set()
+    for line in re.findall(r"^COPY --from=docs (.+)$", runtime, flags=re.MULTILINE):
+        *sources, target = line.split()
+        assert target.startswith("./node_modules/") and target.endswith("/")
+        for source in sources:
+            name = source.rsplit("/", 1)[1]
+            # Each file lands where gateway/pages.py looks for it, beside gateway/ under /app.
+            copied.add(target.removeprefix("./") + name)
+            assert source == "/src/" + target.removeprefix("./") + name
+    wanted = {str(path.relative_to(ROOT)) for path in DOC_ASSETS.values() if "node_modules" in path.parts}
+    assert wanted and copied == wanted
+    # Built from the lock (integrity hashes), not from whatever node_modules the builder has.
+    assert "npm ci" in text.split("AS docs", 1)[1].split("AS runtime", 1)[0]

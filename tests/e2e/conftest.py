@@ -27,6 +27,7 @@ from services.citysync.app import create_app as create_citysync
 from services.citysync.settings import Settings as CitysyncSettings
 from services.governance.app import create_app as create_governance
 from services.governance.settings import Settings as GovernanceSettings
+from services.kit.auth import PLATFORM_COMMUNITY
 from services.parking.app import create_app as create_parking
 from services.parking.settings import Settings as ParkingSettings
 from services.property.app import create_app as create_property
@@ -84,7 +85,6 @@ async def platform(
                 gateway_template,
                 namespace=namespace,
                 upstreams=urls,
-                communities=[],
                 rate_limit_user="100000/minute",
                 rate_limit_ip="100000/minute",
                 rate_limit_login="100000/minute",
@@ -272,6 +272,14 @@ class Community:
         return str(created["subject"]), bearer(str(token["access_token"]))
 
 
+async def served_community(platform: Platform) -> Community:
+    """A new community, created through the gateway by a platform administrator, as an operator onboards one."""
+    made = Community(platform)
+    admin = platform.stack.auth("e2e-platform-admin", "platform_admin", community=PLATFORM_COMMUNITY)
+    await made.call("PUT", f"/platform/communities/{made.id}", admin, {"name": made.id, "region_code": "331102"}, (201,))
+    return made
+
+
 @pytest.fixture
-def community(platform: Platform) -> Community:
-    return Community(platform)
+async def community(platform: Platform) -> Community:
+    return await served_community(platform)

@@ -87,6 +87,11 @@ async def test_the_city_pulls_de_identified_records_in_order_with_a_cursor(commu
     three = await pull("timebank", after=two["next_cursor"], limit=2)
     assert (one["has_more"], two["has_more"], three["records"], three["has_more"]) == (True, False, [], False)
     assert one["next_cursor"] == "2" and two["next_cursor"] == "4"
+    # The region code is the community's, as its platform administrator set it at the gateway; a
+    # caller's own header never reaches citysync.
+    assert one["region_code"] == "331102"
+    forged = await community.client.get("/city/v1/feeds/timebank", headers=city | {"x-community-region": "110101"})
+    assert forged.status_code == 200 and forged.json()["region_code"] == "331102", forged.text
     records = one["records"] + two["records"]
     assert [r["seq"] for r in records] == [1, 2, 3, 4]
     assert {r["community"] for r in records} == {community.id}

@@ -16,9 +16,11 @@ SEED_ORDER = ("property", "timebank", "parking", "governance", "citysync")
 
 
 async def test_the_demo_community_is_seeded_and_usable_through_the_gateway(platform: Platform) -> None:
-    def token_for(subject: str, roles: list[str]) -> str:
-        return platform.stack.token(subject, *roles, community=COMMUNITY)
+    def token_for(subject: str, roles: list[str], community: str = COMMUNITY) -> str:
+        return platform.stack.token(subject, *roles, community=community)
 
+    # The gateway serves no community its database does not hold: the platform administrator's first.
+    await gateway_demo.seed_community(platform.client, token_for)
     base = str(platform.client.base_url).rstrip("/")
     for name in SEED_ORDER:
         module = importlib.import_module(f"services.{name}.demo")

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from deploy.local.servers import free_port
-from tests.gateway.conftest import COMMUNITY, gateway_template
+from tests.gateway.conftest import gateway_template
 from tests.support.stack import TestStack, new_namespace
 
 __all__ = ["gateway_template"]  # a fixture, used by name
@@ -89,7 +89,6 @@ async def gateway_process(stack: TestStack, database_url: str) -> AsyncIterator[
         "GATEWAY_KAFKA_NAMESPACE": new_namespace(),
         "GATEWAY_JWKS_URL": stack.jwks_url,
         "GATEWAY_KEYS_DIR": str(stack.keys_dir),
-        "GATEWAY_COMMUNITIES": f'["{COMMUNITY}"]',
         "GATEWAY_LOG_JSON": "false",
     }
     proc = await asyncio.create_subprocess_exec(

@@ -12,10 +12,15 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.app import create_app
+from gateway.communities import put_community
 from gateway.migrate import upgrade_gateway_database
+from gateway.schemas import CommunityPut
 from gateway.settings import Settings
+from services.kit.db import make_engine, make_sessionmaker
 from services.kit.envelope import CloudEvent
 from services.kit.inbox import publish_raw
 from tests.gateway.upstream import UpstreamState, create_upstream, serve
@@ -35,10 +40,22 @@ class RecordingSender:
         self.sent.setdefault(phone, []).append(code)
 
 
+async def serve_community(sessionmaker: async_sessionmaker[AsyncSession], community: str, region_code: str = "331102") -> None:
+    """Create a community as a platform administrator's call would (the use case behind the route)."""
+    async with sessionmaker() as session:
+        await put_community(session, community, CommunityPut(name=f"社区 {community}", region_code=region_code))
+
+
 @pytest.fixture(scope="session")
 async def gateway_template(stack: TestStack) -> str:
     url = await stack.empty_database("gwtmpl")
     await upgrade_gateway_database(url)
+    # Every gateway made from the template serves the tests' community, as a platform admin made it.
+    engine = make_engine(url, pool_size=1)
+    try:
+        await serve_community(make_sessionmaker(engine), COMMUNITY)
+    finally:
+        await engine.dispose()
     return url.rsplit("/", 1)[1]
 
 
@@ -61,7 +78,6 @@ GatewayFactory = Callable[..., Any]
 
 def gateway_settings(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "communities": [COMMUNITY],
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "rate_limit_login": "1000/minute",

@@ -12,7 +12,7 @@ from tests.support.stack import TestStack
 
 
 async def test_seed_demo_sets_staff_passwords_and_client_credentials(stack: TestStack, gateway_template: str) -> None:
-    async with running_gateway(stack, gateway_template, communities=[COMMUNITY], upstreams={}) as gw:
+    async with running_gateway(stack, gateway_template, upstreams={}) as gw:
         # Property's registry events, as property's own demo seed publishes them.
         for member in STAFF:
             await publish_property_event(
@@ -28,8 +28,8 @@ async def test_seed_demo_sets_staff_passwords_and_client_credentials(stack: Test
                 },
             )
 
-        def token_for(subject: str, roles: list[str]) -> str:
-            return stack.token(subject, *roles, community=COMMUNITY)
+        def token_for(subject: str, roles: list[str], community: str = COMMUNITY) -> str:
+            return stack.token(subject, *roles, community=community)
 
         await seed_demo(gw.client, token_for)
         for member in STAFF:
