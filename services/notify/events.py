@@ -51,6 +51,49 @@ class HoursExpired(EventData):
     valid_months: int
 
 
+class CareRequestAccepted(EventData):
+    event_type = "timebank.care_request.accepted.v1"
+    request_id: str
+    community: str
+    elder_id: str
+    requested_by: str
+    volunteer_id: str
+    service_type: str
+    starts_at: datetime
+
+
+class ServiceLogged(EventData):
+    event_type = "timebank.service.logged.v1"
+    transfer_id: str
+    community: str
+    elder_id: str
+    requested_by: str
+    minutes: int
+    service_type: str
+    confirm_by: datetime
+
+
+class ServiceDisputed(EventData):
+    """`reason` is the disputer's free text: notify neither keeps nor shows it."""
+
+    event_type = "timebank.service.disputed.v1"
+    transfer_id: str
+    community: str
+    volunteer_id: str
+    minutes: int
+    service_type: str
+    disputed_by: str
+
+
+class HoursGifted(EventData):
+    event_type = "timebank.hours.gifted.v1"
+    transfer_id: str
+    community: str
+    from_member_id: str
+    to_member_id: str
+    minutes: int
+
+
 class BookingCompleted(EventData):
     event_type = "parking.booking.completed.v1"
     booking_id: str

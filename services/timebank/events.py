@@ -63,3 +63,62 @@ class CareRequestCancelled(EventData):
     starts_at: datetime
     cancelled_by: str
     cancelled_at: datetime
+
+
+class CareRequestAccepted(EventData):
+    """A volunteer took an open care request: the elder (and whoever asked for them) learns it is
+    covered. Key: request_id, so it reaches consumers before the request's cancellation."""
+
+    event_type = "timebank.care_request.accepted.v1"
+    request_id: str
+    community: str
+    elder_id: str
+    requested_by: str
+    volunteer_id: str
+    service_type: str
+    starts_at: datetime
+    accepted_at: datetime
+
+
+class ServiceLogged(EventData):
+    """A volunteer checked out: the served minutes wait, as a pending transfer, for the elder's side
+    to confirm or dispute them before `confirm_by` (when the expiry job voids them). Key: request_id."""
+
+    event_type = "timebank.service.logged.v1"
+    transfer_id: str
+    request_id: str
+    community: str
+    elder_id: str
+    requested_by: str
+    volunteer_id: str
+    minutes: int
+    service_type: str
+    confirm_by: datetime
+
+
+class ServiceDisputed(EventData):
+    """The elder's side disputed a logged service: the pending transfer is void, nothing is paid.
+    `reason` is free text and is not shown to the volunteer by notify. Key: request_id."""
+
+    event_type = "timebank.service.disputed.v1"
+    transfer_id: str
+    pending_transfer_id: str
+    request_id: str
+    community: str
+    elder_id: str
+    volunteer_id: str
+    minutes: int
+    service_type: str
+    disputed_by: str
+    reason: str
+
+
+class HoursGifted(EventData):
+    """A member gave hours to a verified relative. Key: transfer_id."""
+
+    event_type = "timebank.hours.gifted.v1"
+    transfer_id: str
+    community: str
+    from_member_id: str
+    to_member_id: str
+    minutes: int
