@@ -104,6 +104,33 @@ class BookingCompleted(EventData):
     owner_share_fen: int
 
 
+class BookingConfirmed(EventData):
+    event_type = "parking.booking.confirmed.v1"
+    booking_id: str
+    community: str
+    booker_id: str | None
+    start: datetime
+    end: datetime
+    fee_fen: int
+
+
+class BookingStartingSoon(EventData):
+    event_type = "parking.booking.starting_soon.v1"
+    booking_id: str
+    community: str
+    booker_id: str | None
+    start: datetime
+
+
+class BookingOverstayed(EventData):
+    event_type = "parking.booking.overstayed.v1"
+    booking_id: str
+    community: str
+    owner_id: str | None
+    booker_id: str | None
+    end: datetime
+
+
 class BuildingRegistered(EventData):
     event_type = "property.building.registered.v1"
     building_id: str
