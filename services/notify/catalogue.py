@@ -169,6 +169,18 @@ KINDS: tuple[Kind, ...] = (
         actor="actor_id",
     ),
     Kind(
+        "ticket.assigned",
+        ev.TicketReassigned,
+        (Named("assignee_id"),),
+        Template("工单转派给您", "Ticket handed to you"),
+        Template(
+            "{category}工单 #{ticket_ref} 已转派给您（{priority}）。",
+            "A {category} ticket #{ticket_ref} ({priority}) was handed to you.",
+        ),
+        Category.property,
+        actor="actor_id",
+    ),
+    Kind(
         "ticket.completed",
         ev.TicketCompleted,
         (Named("resident_id"),),

@@ -176,6 +176,16 @@ class TicketStatusChanged(EventData):
     assignee_id: str | None
 
 
+class TicketReassigned(EventData):
+    event_type = "property.ticket.reassigned.v1"
+    ticket_id: str
+    community: str
+    category: str
+    priority: str
+    assignee_id: str
+    actor_id: str
+
+
 class TicketCompleted(EventData):
     event_type = "property.ticket.completed.v1"
     ticket_id: str
