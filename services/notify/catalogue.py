@@ -138,6 +138,18 @@ KINDS: tuple[Kind, ...] = (
         Category.timebank,
     ),
     Kind(
+        "hours.expiring",
+        ev.HoursExpiring,
+        (Named("member_id"),),
+        Template("时间银行时长即将到期", "Time-bank hours expiring"),
+        Template(
+            "您有 {hours} 小时将于 {expires_on} 到期转入公益池，可在此前使用或赠予亲属。",
+            "{hours} h will expire to the community pool on {expires_on}: use or give them before then.",
+        ),
+        Category.timebank,
+        WITH_SMS,
+    ),
+    Kind(
         "hours.expired",
         ev.HoursExpired,
         (Named("member_id"),),

@@ -5,7 +5,7 @@ Notify publishes nothing: a notification is the end of the line.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from services.kit.envelope import EventData
 
@@ -92,6 +92,15 @@ class HoursGifted(EventData):
     from_member_id: str
     to_member_id: str
     minutes: int
+
+
+class HoursExpiring(EventData):
+    event_type = "timebank.hours.expiring.v1"
+    community: str
+    member_id: str
+    minutes: int
+    expires_on: date
+    valid_months: int
 
 
 class BookingCompleted(EventData):

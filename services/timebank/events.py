@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from services.kit.envelope import EventData
 from services.kit.outbox import EventPublisher
@@ -122,3 +122,15 @@ class HoursGifted(EventData):
     from_member_id: str
     to_member_id: str
     minutes: int
+
+
+class HoursExpiring(EventData):
+    """Some of a member's hours will expire on `expires_on` (local date) unless they are spent first:
+    published once per (member, day) by the warning job, `WARN_DAYS` (30) ahead. Key: member_id."""
+
+    event_type = "timebank.hours.expiring.v1"
+    community: str
+    member_id: str
+    minutes: int
+    expires_on: date
+    valid_months: int

@@ -4,7 +4,7 @@ names (through the real broker), and not whoever caused them."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from services.kit.envelope import CloudEvent, EventData
 from services.timebank import events as tb
@@ -84,3 +84,15 @@ async def test_a_gift_tells_its_receiver_in_their_language_and_not_the_giver(com
     assert later["body"] == "A relative gave you 0.5 h."
     assert len(await c.inbox("mother-1")) == 2
     assert await c.inbox("daughter-1") == []
+
+
+async def test_hours_about_to_expire_are_told_to_their_member_with_the_day(community: Community) -> None:
+    c = community
+    await publish(
+        c,
+        tb.HoursExpiring(community=c.id, member_id="elder-2", minutes=90, expires_on=date(2027, 1, 4), valid_months=36),
+        "elder-2",
+    )
+    [note] = await c.wait_for_inbox("elder-2", 1)
+    assert note["kind"] == "hours.expiring"
+    assert note["body"] == "您有 1.5 小时将于 2027-01-04 到期转入公益池，可在此前使用或赠予亲属。"
