@@ -320,6 +320,7 @@ LEFT_OUT: dict[str, str] = {
     "property.resident.registered.v1": "kept in notify's directory (the phone an SMS goes to); tells no one",
     "property.staff.registered.v1": "kept in notify's directory (who holds the role a breach escalates to); tells no one",
     "property.household.registered.v1": "registry bookkeeping",
+    "timebank.relative.verified.v1": "kept in notify's directory (where an elder's copies go); tells no one",
     "property.household.roll_changed.v1": "registry bookkeeping (a unit's area and owners for votes)",
     "governance.ballot.cast.v1": "the voter's own act: the answer to the ballot carries its receipt",
     "governance.decision.closed.v1": "not yet: telling every eligible voter needs the decision's frozen roll in notify",

@@ -103,6 +103,13 @@ class HoursExpiring(EventData):
     valid_months: int
 
 
+class RelativeVerified(EventData):
+    event_type = "timebank.relative.verified.v1"
+    community: str
+    member_id: str
+    relative_id: str
+
+
 class BookingCompleted(EventData):
     event_type = "parking.booking.completed.v1"
     booking_id: str

@@ -43,6 +43,7 @@ class SettingsPublic(BaseModel):
     quiet_start: time = Field(description="Local time non-urgent SMS starts waiting (Asia/Shanghai)")
     quiet_end: time
     switched_off: list[PreferencePublic] = Field(description="Channels turned off per category; everything else is on")
+    copy_to_relatives: bool = Field(description="Copies of my time-bank messages go to my verified relatives")
 
 
 class SettingsUpdate(RequestBody):
@@ -52,6 +53,7 @@ class SettingsUpdate(RequestBody):
     language: Annotated[Language, FromText] | None = None
     quiet_start: ClockTime | None = None
     quiet_end: ClockTime | None = None
+    copy_to_relatives: bool | None = None
 
 
 class PreferenceUpdate(RequestBody):

@@ -134,3 +134,15 @@ class HoursExpiring(EventData):
     minutes: int
     expires_on: date
     valid_months: int
+
+
+class RelativeVerified(EventData):
+    """A community worker verified that two members are family (the link holds both ways). notify
+    keeps it, so an elder who asks for it has copies of their time-bank messages sent to their
+    verified relatives. Published once, when the link is new. Key: member_id."""
+
+    event_type = "timebank.relative.verified.v1"
+    community: str
+    member_id: str
+    relative_id: str
+    verified_at: datetime

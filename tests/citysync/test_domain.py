@@ -209,6 +209,7 @@ def test_every_event_type_of_the_contracts_is_decided() -> None:
         "timebank.service.disputed.v1",
         "timebank.hours.gifted.v1",
         "timebank.hours.expiring.v1",  # a warning; the feed has the expiry itself
+        "timebank.relative.verified.v1",  # a family link: personal, not the city's data
         # A booking's steps before it is used: the feeds carry parking as it was used (`completed`).
         "parking.booking.confirmed.v1",
         "parking.booking.starting_soon.v1",

@@ -7,7 +7,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from services.timebank.events import CareRequestAccepted, HoursGifted, ServiceDisputed, ServiceLogged
+from services.timebank.events import CareRequestAccepted, HoursGifted, RelativeVerified, ServiceDisputed, ServiceLogged
 from tests.timebank.community import WORKER, Community
 
 OLD = date(1950, 3, 1)
@@ -80,3 +80,15 @@ async def test_a_gift_tells_its_receiver_once(community: Community) -> None:
     event = HoursGifted.model_validate(data)
     assert key == event.transfer_id == gift["id"]
     assert (event.from_member_id, event.to_member_id, event.minutes) == ("daughter", "mother", 50)
+
+
+async def test_a_new_family_link_is_published_once(community: Community) -> None:
+    c = community
+    await c.enrol("mother", elder=True, birth=OLD)
+    await c.enrol("son", volunteer=True)
+    await c.relatives("mother", "son")
+    r = await c.client.post("/members/son/relatives", json={"relative_id": "mother", "relation": "母亲"}, headers=c.h(WORKER))
+    assert r.status_code == 201, r.text  # the same link, from the other side: nothing new
+    [(key, data)] = await outbox(c, RelativeVerified.event_type)
+    event = RelativeVerified.model_validate(data)
+    assert (key, event.member_id, event.relative_id, event.community) == ("mother", "mother", "son", c.name)
