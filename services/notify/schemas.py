@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from services.kit.inputs import ClockTime, FromText, RequestBody
 from services.notify.domain import Category, Channel, Language, Urgency
@@ -38,10 +38,19 @@ class PreferencePublic(BaseModel):
     channel: Channel
 
 
+# A local time of day in an answer, "HH:MM:SS". OpenAPI's `format: time` is RFC 3339's full-time,
+# which requires an offset that a quiet hour (local, Asia/Shanghai) does not have.
+LocalClock = Annotated[
+    time,
+    PlainSerializer(lambda t: t.isoformat(), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{2}:\d{2}:\d{2}(\.\d+)?$", "examples": ["22:00:00"]}),
+]
+
+
 class SettingsPublic(BaseModel):
     language: Language
-    quiet_start: time = Field(description="Local time non-urgent SMS starts waiting (Asia/Shanghai)")
-    quiet_end: time
+    quiet_start: LocalClock = Field(description="Local time non-urgent SMS starts waiting (Asia/Shanghai)")
+    quiet_end: LocalClock
     switched_off: list[PreferencePublic] = Field(description="Channels turned off per category; everything else is on")
     copy_to_relatives: bool = Field(description="Copies of my time-bank messages go to my verified relatives")
 

@@ -28,6 +28,8 @@ from services.citysync.app import create_app as create_citysync
 from services.citysync.settings import Settings as CitysyncSettings
 from services.governance.app import create_app as create_governance
 from services.governance.settings import Settings as GovernanceSettings
+from services.notify.app import create_app as create_notify
+from services.notify.settings import Settings as NotifySettings
 from services.parking.app import create_app as create_parking
 from services.parking.settings import Settings as ParkingSettings
 from services.property.app import create_app as create_property
@@ -39,7 +41,7 @@ from tests.gateway.upstream import serve
 from tests.support.harness import RunningService, run_service
 from tests.support.stack import TestStack, new_namespace
 
-SERVICES = ("timebank", "parking", "property", "governance", "citysync")
+SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
 
 
 @dataclass
@@ -70,6 +72,7 @@ async def platform(
         ("property", create_property, PropertySettings, {"photo_store_dir": str(photos), "sla_check_interval_s": 3600}),
         ("governance", create_governance, GovernanceSettings, {}),
         ("citysync", create_citysync, CitysyncSettings, {"stats_every_s": 3600.0}),
+        ("notify", create_notify, NotifySettings, {"sms_outbox_path": str(photos.parent / "notify-sms.log")}),
     ]
     async with AsyncExitStack() as exits:
         running: dict[str, RunningService] = {}

@@ -23,7 +23,9 @@ from tests.support.harness import settings_for
 from tests.support.stack import TestStack, new_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ["timebank", "parking", "property", "governance", "citysync"]
+SERVICES = ["timebank", "parking", "property", "governance", "citysync", "notify"]
+# Operations a generated request cannot finish: the live stream answers for as long as the token lives.
+EXCLUDED = {"notify": "^/api/notify/stream$"}
 
 
 @pytest.mark.parametrize("SERVICE", SERVICES)
@@ -58,6 +60,7 @@ async def test_schemathesis_finds_no_server_errors_through_the_gateway(
                 f"Authorization: Bearer {token}",
                 "--include-path-regex",
                 f"^/api/{SERVICE}/",
+                *(["--exclude-path-regex", EXCLUDED[SERVICE]] if SERVICE in EXCLUDED else []),
                 "--checks",
                 "not_a_server_error,response_schema_conformance",
                 "--max-examples",
