@@ -35,7 +35,7 @@ from gateway import api, openapi
 from gateway.accesslog import install_access_log
 from gateway.clients import RealClient
 from gateway.consumers import registry_consumer
-from gateway.identity import GatewayVerifier, LogCodeSender, OneTimeCodes, Passwords
+from gateway.identity import GatewayVerifier, OneTimeCodes, Passwords, SmsCodeSender
 from gateway.keys import KeyRing, KeyRingVerifier, ensure_keys
 from gateway.limits import BodyOverLimit, LimitedReceive, body_too_large, on_body_over_limit
 from gateway.pages import install_pages
@@ -314,7 +314,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 keys=keys,
                 passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
                 codes=OneTimeCodes(state.redis, settings.otp_ttl_s, settings.otp_max_attempts),
-                sender=LogCodeSender(),
+                sender=SmsCodeSender(settings.sms_sender(), settings.otp_ttl_s, settings.sms_timeout_s),
                 deny=deny,
             )
             state.limits = RateLimits(
@@ -335,6 +335,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Readiness checks and OpenAPI documents go over httpx; the proxy path has its own client.
             client = httpx.AsyncClient(trust_env=False)
             engine = HttptoolsEngine(settings.upstream_max_connections)
+            stream_engine = HttptoolsEngine(settings.stream_max_open)
             state.http_client = client
             state.proxy = Proxy(
                 settings,
@@ -342,6 +343,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 state.verifier,
                 state.limits,
                 IdempotencyStore(state.redis, ttl_s=settings.idempotency_ttl_s, lock_s=settings.idempotency_lock_s),
+                stream_engine,
             )
             state.own_openapi = own_openapi
             state.merged_openapi = None
@@ -360,6 +362,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await refresher
                 await deny.stop_refill()
                 await engine.aclose()
+                await stream_engine.aclose()
                 await client.aclose()
 
     app.router.lifespan_context = lifespan
@@ -388,6 +391,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "traceparent",
             "tracestate",
             "accept-language",
+            # An event stream's resume point (browsers' EventSource sends it on reconnect).
+            "last-event-id",
         ],
         "expose_headers": ["x-request-id", "retry-after", "idempotency-replayed", "location"],
     }

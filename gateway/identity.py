@@ -25,6 +25,7 @@ from gateway.keys import main
 from gateway.problems import CommunityNotServed, TokenRevoked
 from gateway.revocations import DenyList, token_digest
 from services.kit.auth import Principal, TokenVerifier
+from services.kit.sms import SmsFailed, SmsMessage, SmsSender, mask_phones
 
 log = logging.getLogger("gateway.identity")
 
@@ -81,11 +82,35 @@ class CodeSender(Protocol):
     async def send(self, *, resident_id: str, phone: str, code: str) -> None: ...
 
 
-class LogCodeSender:
-    """Local mode: the code goes to the log, against the resident's id, never the phone number."""
+class SmsCodeSender:
+    """Codes leave by the platform's SMS port (services/kit/sms.py), the one notify's messages use:
+    locally a line in `.local/notify-sms.log` (the phone masked), in a cluster the provider.
+
+    A code that cannot be sent is logged against the resident's id (never the number or the code)
+    and not retried here: the caller asks for a new one, within the per-phone daily cap.
+    """
+
+    def __init__(self, sms: SmsSender, ttl_s: int, timeout_s: float):
+        self.sms = sms
+        self.minutes = max(1, ttl_s // 60)
+        self.timeout_s = timeout_s
+
+    def message(self, resident_id: str, phone: str, code: str) -> SmsMessage:
+        return SmsMessage(
+            reference=f"login-{resident_id}",
+            phone=phone,
+            language="zh-CN",
+            title="登录验证码",
+            body=f"您的验证码是 {code}，{self.minutes} 分钟内有效。请勿告诉他人。",
+        )
 
     async def send(self, *, resident_id: str, phone: str, code: str) -> None:
-        log.info("one-time login code for resident %s: %s", resident_id, code)
+        try:
+            await asyncio.wait_for(self.sms.send(self.message(resident_id, phone, code)), self.timeout_s)
+        except SmsFailed as failed:
+            log.warning("login code for resident %s not sent: %s", resident_id, mask_phones(failed.reason))
+        except TimeoutError:
+            log.warning("login code for resident %s not sent: the SMS provider did not answer in time", resident_id)
 
 
 class OneTimeCodes:

@@ -163,3 +163,21 @@ class NotRegistered(Problem):
     status = 404
     title_zh = "登记簿中没有此人"
     title_en = "Not in the registry"
+
+
+class TooManyStreams(Problem):
+    """One person's open event streams on this gateway replica are at their bound."""
+
+    slug = "gateway/too-many-streams"
+    status = 429
+    title_zh = "实时连接过多"
+    title_en = "Too many open streams"
+
+
+class StreamsExhausted(Problem):
+    """The replica holds `stream_max_open` event streams: a bound on its memory, not the caller's fault."""
+
+    slug = "gateway/streams-exhausted"
+    status = 503
+    title_zh = "实时连接已满"
+    title_en = "No room for another stream"

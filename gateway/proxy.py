@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 from opentelemetry import propagate
 from prometheus_client import Counter, Histogram
@@ -39,6 +40,7 @@ from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
 from gateway.revocations import token_digest
 from gateway.routes import RouteTable, service_own_route
 from gateway.settings import Settings
+from gateway.streams import StreamSlots, is_event_stream, relay_stream
 from gateway.upstream import (
     InvalidUpstreamURL,
     UpstreamConnectionError,
@@ -46,6 +48,7 @@ from gateway.upstream import (
     UpstreamProtocolError,
     UpstreamReply,
 )
+from services.kit.auth import Principal
 from services.kit.problems import BadRequest, Problem, Unauthorized
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -92,9 +95,15 @@ class Proxy:
         verifier: GatewayVerifier,
         limits: RateLimits,
         idempotency: IdempotencyStore,
+        stream_engine: UpstreamEngine | None = None,
     ):
         self.settings = settings
         self.engine = engine
+        # Event streams hold their upstream connection as long as they last: their own engine, so
+        # they never take the pooled connections of ordinary requests (gateway/streams.py).
+        self.stream_engine = stream_engine or engine
+        self.stream_routes = frozenset(settings.stream_routes)
+        self.stream_slots = StreamSlots(settings.stream_max_per_user, settings.stream_max_open)
         self.verifier = verifier
         self.limits = limits
         self.idempotency = idempotency
@@ -169,6 +178,8 @@ class Proxy:
         timeout = self.timeout_for(service, path)
         retryable = method in IDEMPOTENT_METHODS and isinstance(body, bytes)
 
+        if method == "GET" and f"{service}/{path}" in self.stream_routes:
+            return await self._open_stream(upstream, url, headers, timeout, request.state.route, prefix, principal)
         if idem_key is None:
             reply = await self._send(upstream, method, url, headers, body, timeout, retryable, request.state.route)
             return await self._relay(upstream, reply, timeout, prefix)
@@ -204,6 +215,42 @@ class Proxy:
             (b"content-length", str(len(content)).encode())
         ]
         return response
+
+    async def _open_stream(
+        self,
+        upstream: Upstream,
+        url: str,
+        headers: list[tuple[str, str]],
+        timeout_s: float,
+        route: str,
+        prefix: str,
+        principal: Principal,
+    ) -> Response:
+        """A GET on a stream route: the route's timeout to the status, then the stream's idle timeout."""
+        owner = (principal.community, principal.subject)
+        self.stream_slots.take(owner)
+        try:
+            reply = await self._send(
+                upstream,
+                "GET",
+                url,
+                headers,
+                b"",
+                timeout_s,
+                True,
+                route,
+                engine=self.stream_engine,
+                read_timeout_s=self.settings.stream_idle_timeout_s,
+            )
+        except BaseException:
+            self.stream_slots.give_back(owner)
+            raise
+        if not is_event_stream(reply):
+            # A refusal (401, 429...) or any other answer: relayed like an ordinary one.
+            self.stream_slots.give_back(owner)
+            return await self._relay(upstream, reply, timeout_s, prefix)
+        headers_out = answer_headers(reply.headers, upstream.base_url, prefix)
+        return relay_stream(upstream.name, reply, headers_out, partial(self.stream_slots.give_back, owner))
 
     async def _read_body(self, request: Request) -> bytes:
         chunks = []
@@ -268,7 +315,11 @@ class Proxy:
         timeout_s: float,
         retryable: bool,
         route: str,
+        *,
+        engine: UpstreamEngine | None = None,
+        read_timeout_s: float | None = None,
     ) -> UpstreamReply:
+        engine = engine or self.engine
         attempts = 1 + (self.settings.idempotent_retries if retryable else 0)
         for attempt in range(attempts):
             upstream.breaker.before()
@@ -277,7 +328,7 @@ class Proxy:
                 async with asyncio.timeout(timeout_s) as clock:
                     if isinstance(body, BodyStream):
                         body.upstream_clock, body.upstream_timeout_s = clock, timeout_s
-                    response = await self.engine.send(method, url, headers, body, timeout_s)
+                    response = await engine.send(method, url, headers, body, timeout_s, read_timeout_s)
             except (TimeoutError, UpstreamConnectionError) as exc:
                 if isinstance(body, BodyStream) and body.overflowed:
                     upstream.breaker.abandon_trial()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, model_validator
 
 from gateway.limits import BODY_READ_TIMEOUT_S
 from services.kit.settings import ServiceSettings, service_config
+from services.kit.sms import SmsSettings
 
 SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
 
 
-class Settings(ServiceSettings):
+# The SMS port's settings (SmsSettings: GATEWAY_SMS_PROVIDER, GATEWAY_TENCENT_*...) are notify's
+# too: login codes leave by the same port (gateway/identity.py's SmsCodeSender).
+class Settings(ServiceSettings, SmsSettings):
     model_config = service_config("GATEWAY_")
 
     service_name: str = "gateway"
@@ -41,6 +43,14 @@ class Settings(ServiceSettings):
     breaker_failure_threshold: int = 5
     breaker_open_s: float = 10.0
     openapi_cache_s: float = 30.0
+    # Event streams (gateway/streams.py): "<service>/<path>" whose GET answers stream as they
+    # arrive, without the route's timeout once the headers are in. The longest silence between two
+    # pieces is `stream_idle_timeout_s` (notify sends a heartbeat every 15 s). Per replica: streams
+    # per person (notify bounds them across replicas too) and in all (each holds a connection).
+    stream_routes: list[str] = Field(default_factory=lambda: ["notify/stream"])
+    stream_idle_timeout_s: float = 60.0
+    stream_max_per_user: int = 3
+    stream_max_open: int = 10_000
 
     # --- identity ---------------------------------------------------------------------------------
     # The key set every replica shares (gateway/keys.py): a read-only Secret mount in a cluster.
@@ -53,7 +63,6 @@ class Settings(ServiceSettings):
     refresh_ttl_s: int = 30 * 24 * 3600
     otp_ttl_s: int = 300
     otp_max_attempts: int = 5
-    otp_sender: Literal["log"] = "log"
     # Production may trust an external OIDC issuer instead of the gateway's own keys.
     oidc_jwks_url: str | None = None
     oidc_issuer: str | None = None

@@ -57,7 +57,9 @@ class UpstreamEngine(Protocol):
 
     Raises `UpstreamConnectionError` (unreachable, or closed before answering),
     `UpstreamProtocolError` (an answer that is not valid HTTP/1.1 or is cut short), `TimeoutError`
-    (no answer within `timeout_s`), or `InvalidUpstreamURL` (nothing sent).
+    (no answer within `timeout_s`), or `InvalidUpstreamURL` (nothing sent). The answer's body
+    waits at most `read_timeout_s` (default: `timeout_s`) for each next piece: an event stream
+    sets it far above its heartbeat.
     """
 
     async def send(
@@ -67,6 +69,7 @@ class UpstreamEngine(Protocol):
         headers: list[tuple[str, str]],
         body: RequestBody,
         timeout_s: float,
+        read_timeout_s: float | None = None,
     ) -> UpstreamReply: ...
 
     async def aclose(self) -> None: ...

@@ -71,6 +71,7 @@ class HttptoolsEngine:
         headers: list[tuple[str, str]],
         body: RequestBody,
         timeout_s: float,
+        read_timeout_s: float | None = None,
     ) -> UpstreamReply:
         scheme_end = url.find("://")
         path_start = url.find("/", scheme_end + 3) if scheme_end >= 0 else -1
@@ -130,7 +131,7 @@ class HttptoolsEngine:
             except BaseException:
                 conn.close()
                 raise
-            reading = _Reading(conn, answer, timeout_s)
+            reading = _Reading(conn, answer, timeout_s if read_timeout_s is None else read_timeout_s)
             return UpstreamReply(answer.status, answer.headers, reading.chunks, reading.close)
         raise AssertionError("unreachable")
 

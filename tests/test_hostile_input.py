@@ -228,15 +228,12 @@ SERVICES: dict[str, tuple[Callable[[Any], Any], type[Any], dict[str, Any]]] = {
 async def targets(
     stack: TestStack,
     gateway_template: str,  # noqa: F811 (the imported fixture)
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[dict[str, Target]]:
     loop = asyncio.get_running_loop()
     headers = stack.auth(f"hostile-{uuid.uuid4().hex[:8]}", *ROLES)
     async with AsyncExitStack() as exits:
         found: dict[str, Target] = {}
         for name, (factory, settings_cls, overrides) in SERVICES.items():
-            if name == "property":
-                overrides = {**overrides, "photo_store_dir": str(tmp_path_factory.mktemp("photos"))}
             svc = await exits.enter_async_context(run_service(stack, name, factory, settings_cls, **overrides))
             found[name] = Target(name, svc, headers, loop)
         gateway = await exits.enter_async_context(running_gateway(stack, gateway_template, upstreams={}))

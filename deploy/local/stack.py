@@ -169,7 +169,6 @@ class Stack:
             JWKS_URL=os.environ.get("JWKS_URL", f"file://{self.keys_dir / 'jwks.json'}"),
             GATEWAY_KEYS_DIR=str(self.keys_dir),
             PYTHONPATH=str(ROOT),
-            PROPERTY_PHOTO_DIR=str(LOCAL / "photos"),
         )
         for name, port in self.services:
             env.setdefault(f"GATEWAY_{name.upper()}_URL", f"http://127.0.0.1:{port}")
@@ -312,7 +311,7 @@ class Stack:
                 print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/docs, /readyz, /metrics)")
         print(f"  Logs         {LOCAL}/<service>.log")
         if any(proc.name == "notify" for proc in self.procs):
-            print(f"  SMS (local)  {LOCAL}/notify-sms.log   (notify's local SMS channel appends each message here)")
+            print(f"  SMS (local)  {LOCAL}/notify-sms.log   (the local SMS port: notify's messages, login codes)")
         print(f"  Demo tokens (valid 1 h) are in {LOCAL / 'demo-tokens.json'}. For example, as 王秀英 (an elder):")
         tokens_path = LOCAL / "demo-tokens.json"
         pick = f"import json;print(json.load(open('{tokens_path}'))['resident (王秀英, elder)'])"
@@ -322,7 +321,7 @@ class Stack:
         print(f'    curl -H "Authorization: Bearer $TOKEN" {base}{prefix}/members/me')
         if gateway_exists():
             print(f'    curl -H "Authorization: Bearer $TOKEN" {base}/api/property/tickets')
-            print("  Or log in as a resident app does (the one-time code is written to .local/gateway.log):")
+            print("  Or log in as a resident app does (the one-time code is written to .local/notify-sms.log):")
             print(
                 f"    curl -X POST {base}/auth/otp -H 'Content-Type: application/json' "
                 f'-d \'{{"community":"{demo.COMMUNITY}","phone":"{demo.RESIDENTS[0].phone}"}}\''

@@ -6,7 +6,6 @@ from fastapi import FastAPI
 
 from services.kit.app import ServiceParts, create_service_app
 from services.notify.api import router
-from services.notify.channels import sms_sender_for
 from services.notify.consumers import make_consumers
 from services.notify.jobs import jobs
 from services.notify.settings import Settings
@@ -23,7 +22,7 @@ their own settings (language, quiet hours, channels per category).
 async def install_sms_sender(app: FastAPI) -> None:
     """The SMS adapter the settings name (locally, a file); tests may replace it on app.state."""
     settings: Settings = app.state.settings
-    app.state.sms_sender = sms_sender_for(settings)
+    app.state.sms_sender = settings.sms_sender()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

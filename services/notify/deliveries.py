@@ -92,7 +92,7 @@ async def claim_due(session: AsyncSession, settings: Settings, limit: int = ROUN
                         },
                     )
                     continue
-            message = SmsMessage(row.id, row.phone, Language(row.language), row.title, row.body)
+            message = SmsMessage(f"delivery-{row.id}", row.phone, Language(row.language), row.title, row.body)
             claims.append(Claim(row.id, row.attempts, message))
     return claims
 

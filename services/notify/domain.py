@@ -16,6 +16,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.kit.sms import mask_phones
+
 
 class Channel(StrEnum):
     in_app = "in_app"
@@ -95,7 +97,6 @@ LABELS: dict[Language, dict[str, str]] = {
 }
 
 # Personal data no message may show in full (the templates never name it; this catches a slip).
-PHONE = re.compile(r"(?<!\d)(?:\+?86)?(1\d{2})\d{4}(\d{4})(?!\d)")
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10,13}(\d{3}[\dXx])(?![0-9A-Za-z])")
 PLATE = re.compile(r"([\u4e00-\u9fa5][A-Z])[A-Z0-9]{3,4}([A-Z0-9]{2})")
 
@@ -103,7 +104,7 @@ PLATE = re.compile(r"([\u4e00-\u9fa5][A-Z])[A-Z0-9]{3,4}([A-Z0-9]{2})")
 def redact(text: str) -> str:
     """Mask phone numbers (138****5678), ID-card numbers (3301**********123X) and plates (浙A***45)."""
     text = ID_NUMBER.sub(lambda m: m[1] + "*" * (len(m[0]) - 8) + m[2], text)
-    text = PHONE.sub(r"\1****\2", text)
+    text = mask_phones(text)
     return PLATE.sub(lambda m: m[1] + "*" * (len(m[0]) - 4) + m[2], text)
 
 

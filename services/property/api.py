@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
@@ -19,6 +19,7 @@ from services.kit.idempotency import IdempotencyDep
 from services.kit.pagination import Page, PageDep
 from services.kit.payments import PaymentProvider
 from services.kit.problems import Forbidden, problem_responses
+from services.kit.storage import StorageUnavailable, file_store_of
 from services.property import actions, payments, photos, stewards, tickets
 from services.property import problems as p
 from services.property.domain import Action, Status
@@ -30,12 +31,15 @@ from services.property.schemas import (
     PaymentIn,
     PaymentPublic,
     PhotoPublic,
+    PhotoUploadCreate,
+    PhotoUploadPublic,
     QuoteIn,
     RateIn,
     Reason,
     StepPublic,
     TicketCreate,
     TicketPublic,
+    UploadTarget,
 )
 from services.property.settings import Settings
 
@@ -66,7 +70,7 @@ ticket_routes = APIRouter(tags=["tickets"])
     "/photos",
     status_code=201,
     response_model=PhotoPublic,
-    responses=problem_responses(p.PhotoTooLarge, p.PhotoNotImage),
+    responses=problem_responses(p.PhotoTooLarge, p.PhotoNotImage, StorageUnavailable),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -91,18 +95,74 @@ async def upload_photo(request: Request, who: ResidentOnly, session: SessionDep)
         if size > settings.photo_max_bytes:
             raise p.PhotoTooLarge()
         chunks.append(chunk)
-    return await photos.store_photo(session, who, b"".join(chunks), settings)
+    return await photos.store_photo(session, file_store_of(request), who, b"".join(chunks), settings)
 
 
-@ticket_routes.get("/photos/{photo_id}", response_class=FileResponse, responses=problem_responses(p.RecordNotFound))
+@ticket_routes.post(
+    "/photos/uploads",
+    status_code=201,
+    response_model=PhotoUploadPublic,
+    responses=problem_responses(p.PhotoTooLarge, p.DirectUploadUnavailable, StorageUnavailable),
+)
+async def begin_photo_upload(body: PhotoUploadCreate, request: Request, who: ResidentOnly, session: SessionDep) -> Any:
+    """Get a URL to upload a photo straight to the object store.
+
+    A resident declares the photo's type and exact size (at most `photo_max_bytes`) and receives a
+    pending photo and a presigned URL, valid for a few minutes, that accepts exactly that type and
+    size; the bytes go to the store, not through the service. Then `POST /photos/{id}/uploaded`.
+    Where the service keeps photos itself (no object store) it is 409
+    `property/direct-upload-unavailable`: use `POST /photos`.
+    """
+    photo, upload = await photos.begin_upload(session, file_store_of(request), who, body, settings_of(request))
+    target = UploadTarget(method=upload.method, url=upload.url, headers=upload.headers, expires_at=upload.expires_at)
+    return PhotoUploadPublic(photo=PhotoPublic.model_validate(photo), upload=target)
+
+
+@ticket_routes.post(
+    "/photos/{photo_id}/uploaded",
+    response_model=PhotoPublic,
+    responses=problem_responses(p.RecordNotFound, p.PhotoNotUploaded, p.PhotoTooLarge, p.PhotoNotImage, StorageUnavailable),
+)
+async def finish_photo_upload(photo_id: Id, request: Request, who: ResidentOnly, session: SessionDep) -> Any:
+    """Report a direct upload done.
+
+    Its uploader calls it after sending the bytes to the presigned URL. The service checks the
+    stored photo as `POST /photos` does (size, and JPEG, PNG or WebP by content, matching the
+    declared type); a photo that fails is deleted. Then the photo may be named in `photo_ids`.
+    """
+    return await photos.finish_upload(session, file_store_of(request), who, photo_id, settings_of(request))
+
+
+PHOTO_CONTENT = {m: {"schema": {"type": "string", "format": "binary"}} for m in ("image/jpeg", "image/png", "image/webp")}
+# A photo is the caller's to see, not anyone's: no shared cache keeps it or the URL to it.
+PRIVATE = {"Cache-Control": "private, no-store"}
+
+
+@ticket_routes.get(
+    "/photos/{photo_id}",
+    response_class=Response,
+    responses={
+        200: {"description": "The photo's bytes", "content": PHOTO_CONTENT},
+        307: {"description": "The photo is fetched from the object store, at a short-lived presigned URL in `Location`"},
+        **problem_responses(p.RecordNotFound, StorageUnavailable),
+    },
+)
 async def get_photo(photo_id: Id, request: Request, who: CurrentPrincipal, session: SessionDep) -> Any:
     """Download a photo.
 
     Its uploader, staff, and anyone who may see the ticket it is attached to may call it; for
-    anyone else it is 404.
+    anyone else it is 404. With an object store behind the service the answer is a redirect to a
+    presigned URL valid for a few minutes, so the bytes do not pass through the service; otherwise
+    the service streams them.
     """
     photo = await photos.get_photo(session, who, photo_id)
-    return FileResponse(photos.photo_path(settings_of(request), photo), media_type=photo.media_type)
+    store = file_store_of(request)
+    url = await store.download_url(photos.file_key(photo), photo.media_type, settings_of(request).storage_url_expires_s)
+    if url is not None:
+        return RedirectResponse(url, status_code=307, headers=PRIVATE)
+    opened = await photos.open_photo(store, photo)
+    headers = {**PRIVATE, "Content-Length": str(opened.size_bytes)}
+    return StreamingResponse(opened.chunks, media_type=photo.media_type, headers=headers)
 
 
 # --- tickets (工单) ---------------------------------------------------------------------------------------

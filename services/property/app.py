@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.kit.app import ServiceParts, create_service_app
 from services.kit.payments import provider_for
+from services.kit.storage import close_file_store, install_file_store
 from services.property.api import ticket_routes
 from services.property.consumers import consumers
 from services.property.jobs import jobs
@@ -32,7 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[registry_routes, settings_routes, ticket_routes],
         consumers=consumers,
         jobs=jobs(settings.sla_check_interval_s),
-        on_startup=[install_payment_provider],
+        on_startup=[install_payment_provider, install_file_store],
+        on_shutdown=[close_file_store],
         tags_metadata=[
             {"name": "registry", "description": "Buildings, households, residents, staff and duty rosters"},
             {"name": "tickets", "description": "Tickets, photos, the steward queue and payments"},

@@ -270,7 +270,11 @@ class Photo(PropertyModel, table=True):
     uploader_id: str
     media_type: str
     size_bytes: int
-    sha256: str
+    # None for a photo the client sent straight to the object store: the service never read it whole.
+    sha256: str | None = None
+    # From the moment an upload URL is handed out until the uploader reports the upload done and the
+    # service has checked the stored bytes; a pending photo can be neither seen nor attached.
+    pending: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))
     ticket_id: str | None = Field(default=None, foreign_key="tickets.id", index=True)
     created_at: datetime | None = _ts(nullable=False, default_now=True)
 

@@ -106,6 +106,20 @@ class PhotoNotImage(Problem):
     title_en = "Only JPEG, PNG or WebP images are accepted"
 
 
+class DirectUploadUnavailable(Problem):
+    slug = "property/direct-upload-unavailable"
+    status = 409
+    title_zh = "当前存储不支持直传"
+    title_en = "Direct upload not available"
+
+
+class PhotoNotUploaded(Problem):
+    slug = "property/photo-not-uploaded"
+    status = 409
+    title_zh = "照片尚未上传到存储"
+    title_en = "The photo has not been uploaded to the store yet"
+
+
 class PhotoUnavailable(Problem):
     slug = "property/photo-unavailable"
     status = 422

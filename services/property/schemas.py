@@ -344,6 +344,26 @@ class PhotoPublic(Public):
     size_bytes: int
 
 
+class PhotoUploadCreate(RequestBody):
+    """A photo the client will send straight to the object store: what it is and exactly how large."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"media_type": "image/jpeg", "size_bytes": 482133}]})
+    media_type: Literal["image/jpeg", "image/png", "image/webp"]
+    size_bytes: int = Field(gt=0, description="Exactly the bytes the client will send; at most photo_max_bytes")
+
+
+class UploadTarget(BaseModel):
+    method: str = Field(description="The HTTP method to send the bytes with (PUT)")
+    url: str = Field(description="The presigned URL; it works once per its signature, until expires_at")
+    headers: dict[str, str] = Field(description="Send exactly these headers (the store checks them against the signature)")
+    expires_at: datetime
+
+
+class PhotoUploadPublic(BaseModel):
+    photo: PhotoPublic
+    upload: UploadTarget
+
+
 class StewardFigures(BaseModel):
     steward_id: str
     month: str

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from services.kit.settings import ServiceSettings, service_config
+from services.kit.settings import service_config
+from services.kit.storage import StorageSettings
 
 
-class Settings(ServiceSettings):
+class Settings(StorageSettings):
     service_name: str = "property"
     model_config = service_config("PROPERTY_")
 
-    # Where photos go in local mode (an object store's bucket in production).
-    photo_store_dir: str = ".local/property-photos"
+    # Photos live in the kit's file store (`PROPERTY_STORAGE_BACKEND`: postgres by default, s3 in
+    # production); the directory adapter, local mode only, keeps them here.
+    storage_dir: str = ".local/property-files"
     photo_max_bytes: int = 2 * 1024 * 1024
     daily_ticket_limit: int = 10
     hurry_interval_minutes: int = 30

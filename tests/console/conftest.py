@@ -40,11 +40,9 @@ pytestmark = pytest.mark.skipif(
 async def platform(
     stack: TestStack,
     gateway_template: str,  # noqa: F811 (the imported fixture)
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Platform]:
     """The gateway in front of the property service: all the console's screens need today."""
     namespace = new_namespace()
-    photos = tmp_path_factory.mktemp("property-photos")
     async with AsyncExitStack() as exits:
         prop = await exits.enter_async_context(
             run_service(
@@ -53,7 +51,6 @@ async def platform(
                 create_property,
                 PropertySettings,
                 namespace=namespace,
-                photo_store_dir=str(photos),
                 sla_check_interval_s=3600,
             )
         )

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,14 +64,13 @@ async def platform(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Platform]:
     namespace = new_namespace()
-    photos: Path = tmp_path_factory.mktemp("property-photos")
     specs: list[tuple[str, Callable[[Any], Any], type[Any], dict[str, Any]]] = [
         ("timebank", create_timebank, TimebankSettings, {}),
         ("parking", create_parking, ParkingSettings, {"expire_holds_every_s": 3600.0}),
-        ("property", create_property, PropertySettings, {"photo_store_dir": str(photos), "sla_check_interval_s": 3600}),
+        ("property", create_property, PropertySettings, {"sla_check_interval_s": 3600}),
         ("governance", create_governance, GovernanceSettings, {}),
         ("citysync", create_citysync, CitysyncSettings, {"stats_every_s": 3600.0}),
-        ("notify", create_notify, NotifySettings, {"sms_outbox_path": str(photos.parent / "notify-sms.log")}),
+        ("notify", create_notify, NotifySettings, {"sms_outbox_path": str(tmp_path_factory.mktemp("notify") / "sms.log")}),
     ]
     async with AsyncExitStack() as exits:
         running: dict[str, RunningService] = {}

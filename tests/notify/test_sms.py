@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.kit.envelope import CloudEvent
+from services.kit.sms import TencentConfig
+from services.kit.tencent_sms import TencentSms
 from services.notify import deliveries, notifications
 from services.notify.app import create_app
 from services.notify.settings import Settings
-from services.notify.tencent_sms import TencentConfig, TencentSms
 from tests.notify.conftest import Community, now, wait_until
 from tests.notify.fake_tencent import SECRET_ID, SECRET_KEY, fake_tencent
 from tests.support.harness import RunningService, run_service
@@ -104,7 +105,7 @@ async def test_an_urgent_sms_goes_at_once_with_the_phone_masked_in_the_local_out
     assert await tell(c, cancelled(c, "vol-1")) == 1
     [delivery] = await settled(c, "vol-1", 1)
     assert delivery.status == "sent" and delivery.attempts == 1
-    [line] = [line for line in sms_lines(c) if line["delivery_id"] == delivery.id]
+    [line] = [line for line in sms_lines(c) if line["reference"] == f"delivery-{delivery.id}"]
     assert line["to"] == "138****5678" and "护理预约已取消" in line["text"]
     assert all("13812345678" not in json.dumps(line, ensure_ascii=False) for line in sms_lines(c))
 
@@ -149,8 +150,8 @@ async def test_the_hourly_cap_holds_under_50_concurrent_urgent_events_for_one_re
     assert statuses.count("sent") == sum(h.sent for h in hours) >= CAP
     assert statuses.count("sent") + statuses.count("capped") == 50
     sent_ids = {r.id for r in rows if r.status == "sent"}
-    lines = [line for line in sms_lines(c) if line["delivery_id"] in {r.id for r in rows}]
-    assert sorted(line["delivery_id"] for line in lines) == sorted(sent_ids)  # each sent exactly once
+    lines = [line for line in sms_lines(c) if line["reference"] in {f"delivery-{r.id}" for r in rows}]
+    assert sorted(line["reference"] for line in lines) == sorted(f"delivery-{i}" for i in sent_ids)  # each sent exactly once
     assert len(await c.inbox("vol-3")) == 50  # every in-app copy is there
 
 

@@ -208,7 +208,8 @@ async def test_a_stream_sends_heartbeats_and_a_person_may_hold_only_a_few(stack:
 
 async def test_a_stream_ends_when_its_token_expires(stack: TestStack, quick: Replica) -> None:
     community = f"c-{uuid.uuid4().hex[:8]}"
-    short = {"Authorization": f"Bearer {stack.token('res-1', 'resident', community=community, ttl_s=1)}"}
+    # A token's expiry is in whole seconds: 3 s leaves at least 2 for the stream to open on a loaded machine.
+    short = {"Authorization": f"Bearer {stack.token('res-1', 'resident', community=community, ttl_s=3)}"}
     async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as http:
         async with http.stream("GET", quick.url + "/stream", headers=short) as response:
             assert response.status_code == 200

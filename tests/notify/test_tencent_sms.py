@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.notify.channels import SmsFailed, SmsMessage
+from services.kit.sms import SmsFailed, SmsMessage, TencentConfig
+from services.kit.tencent_sms import TencentSms, is_retryable
 from services.notify.domain import Language
-from services.notify.tencent_sms import TencentConfig, TencentSms, is_retryable
 from tests.notify.fake_tencent import SECRET_ID, SECRET_KEY, FakeTencent, fake_tencent
 
-MESSAGE = SmsMessage(delivery_id=7, phone="13812345678", language=Language.zh, title="护理预约已取消", body="请不要前往。")
+MESSAGE = SmsMessage("delivery-7", "13812345678", Language.zh, "护理预约已取消", "请不要前往。")
 
 
 def adapter(fake: FakeTencent, *, secret_key: str = SECRET_KEY, timeout_s: float = 5.0) -> TencentSms:
@@ -32,7 +32,7 @@ def adapter(fake: FakeTencent, *, secret_key: str = SECRET_KEY, timeout_s: float
 async def test_a_message_is_sent_as_a_signed_sendsms_request_with_the_readers_template() -> None:
     with fake_tencent("ok") as fake:
         await adapter(fake).send(MESSAGE)
-        await adapter(fake).send(SmsMessage(8, "+8613900001111", Language.en, "Points earned", "You earned 5 points."))
+        await adapter(fake).send(SmsMessage("delivery-8", "+8613900001111", Language.en, "Points earned", "You earned 5 points."))
     first, second = fake.requests
     assert first["signed"] and second["signed"] and fake.bad_signatures == 0
     assert first["headers"]["X-TC-Action"] == "SendSms" and first["headers"]["X-TC-Version"] == "2021-01-11"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,13 +20,12 @@ ALL_WEEK = [{"weekday": d, "start_minute": 0, "end_minute": 1440} for d in range
 
 
 @pytest.fixture
-async def svc(stack: TestStack, tmp_path: Path) -> AsyncIterator[RunningService]:
+async def svc(stack: TestStack) -> AsyncIterator[RunningService]:
     async with run_service(
         stack,
         "property",
         create_app,
         Settings,
-        photo_store_dir=str(tmp_path / "photos"),
         sla_check_interval_s=3600,
         db_pool_size=30,
     ) as running:
