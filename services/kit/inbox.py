@@ -34,7 +34,7 @@ from services.kit.envelope import CloudEvent, InvalidEnvelope
 from services.kit.kafka import make_consumer, make_producer
 from services.kit.settings import ServiceSettings
 from services.kit.tables import inbox
-from services.kit.telemetry import CONSUMER_APPLIED, CONSUMER_DEAD, context_from, tracer
+from services.kit.telemetry import CONSUMER_APPLIED, CONSUMER_DEAD, context_from, safe_reason, tracer
 
 log = logging.getLogger("kit.inbox")
 
@@ -291,7 +291,8 @@ class EventConsumer:
         assert self.producer is not None
         headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")]
         headers += [
-            ("dlq_error", error[:2000].encode()),
+            # The error's text may quote the event's data: masked and bounded (`safe_reason`).
+            ("dlq_error", safe_reason(error).encode()),
             ("dlq_group", self.spec.group.encode()),
             ("dlq_original_topic", record.topic.encode()),
             ("dlq_original_partition", str(record.partition).encode()),

@@ -48,7 +48,7 @@ from services.kit.held_keys import Held, held_keys, not_held
 from services.kit.outbox import NOTIFY_CHANNEL, register_waker
 from services.kit.partition_batches import NEVER_ACCEPTED, HeldBack, PartitionChains, RowFate, Slot
 from services.kit.tables import outbox
-from services.kit.telemetry import OUTBOX_LOSSES, OUTBOX_RESENT, OUTBOX_SENT, OUTBOX_SET_ASIDE, context_from, tracer
+from services.kit.telemetry import OUTBOX_LOSSES, OUTBOX_RESENT, OUTBOX_SENT, OUTBOX_SET_ASIDE, context_from, safe_reason, tracer
 
 log = logging.getLogger("kit.outbox")
 
@@ -315,11 +315,11 @@ class OutboxRelay:
             if failed:
                 await conn.execute(
                     text("UPDATE kit_outbox SET attempts = attempts + 1, last_error = :err WHERE id = ANY(:ids)"),
-                    {"ids": failed, "err": repr(error)[:1000]},
+                    {"ids": failed, "err": safe_reason(repr(error))},
                 )
             if set_aside:
                 ids = list(set_aside)
-                await conn.execute(_SET_ASIDE, {"ids": ids, "reasons": [set_aside[i][:1000] for i in ids]})
+                await conn.execute(_SET_ASIDE, {"ids": ids, "reasons": [safe_reason(set_aside[i]) for i in ids]})
             await conn.commit()
         finally:
             await conn.close()

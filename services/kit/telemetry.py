@@ -118,6 +118,21 @@ def mask_personal_data(text: str) -> str:
     return text
 
 
+# Pydantic echoes the refused input in its messages (`input_value='13812345678'`): never kept.
+_INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]|$)", re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+REASON_LIMIT = 500
+
+
+def safe_reason(text: str, limit: int = REASON_LIMIT) -> str:
+    """An error's text fit to keep beside an event (a dead letter's header, an outbox row): the
+    inputs pydantic echoes dropped, personal data masked, control characters flattened, and at most
+    `limit` characters. Masking comes before the cut, so a number cut in half cannot slip through."""
+    text = _INPUT_VALUE.sub("input_value=[redacted]", text)
+    text = _CONTROL.sub(" ", mask_personal_data(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 _STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 

@@ -13,11 +13,12 @@ from services.kit.db import table_of
 from services.kit.envelope import CloudEvent
 from services.notify import events as ev
 from services.notify.catalogue import BuildingBackup, Named, Recipient, StaffInRole, TicketResident
-from services.notify.models import KnownBuilding, KnownTicket, Person
+from services.notify.models import KnownBuilding, KnownRelative, KnownTicket, Person
 
 buildings = table_of(KnownBuilding)
 tickets = table_of(KnownTicket)
 people = table_of(Person)
+relatives = table_of(KnownRelative)
 
 
 async def record_building(session: AsyncSession, event: CloudEvent) -> None:
@@ -47,7 +48,28 @@ async def record_ticket(session: AsyncSession, event: CloudEvent) -> None:
     await session.execute(stmt.on_conflict_do_nothing())
 
 
+async def record_relative(session: AsyncSession, event: CloudEvent) -> None:
+    data = event.parse(ev.RelativeVerified)
+    rows = [
+        {"community": data.community, "person_id": a, "relative_id": b}
+        for a, b in ((data.member_id, data.relative_id), (data.relative_id, data.member_id))
+    ]
+    await session.execute(insert(relatives).values(rows).on_conflict_do_nothing())
+
+
+async def relatives_copied(session: AsyncSession, community: str, person: str) -> list[str]:
+    """The verified relatives of `person`, if they asked for copies of their messages; else none."""
+    query = (
+        select(relatives.c.relative_id)
+        .join(people, (people.c.community == relatives.c.community) & (people.c.person_id == relatives.c.person_id))
+        .where(relatives.c.community == community, relatives.c.person_id == person, people.c.copy_to_relatives)
+        .order_by(relatives.c.relative_id)
+    )
+    return [str(v) for v in (await session.execute(query)).scalars().all()]
+
+
 DIRECTORY = {
+    ev.RelativeVerified.event_type: record_relative,
     ev.BuildingRegistered.event_type: record_building,
     ev.ResidentRegistered.event_type: record_resident,
     ev.StaffRegistered.event_type: record_staff,

@@ -5,7 +5,7 @@ Notify publishes nothing: a notification is the end of the line.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from services.kit.envelope import EventData
 
@@ -52,6 +52,65 @@ class HoursExpired(EventData):
     valid_months: int
 
 
+class CareRequestAccepted(EventData):
+    event_type = "timebank.care_request.accepted.v1"
+    request_id: str
+    community: str
+    elder_id: str
+    requested_by: str
+    volunteer_id: str
+    service_type: str
+    starts_at: datetime
+
+
+class ServiceLogged(EventData):
+    event_type = "timebank.service.logged.v1"
+    transfer_id: str
+    community: str
+    elder_id: str
+    requested_by: str
+    minutes: int
+    service_type: str
+    confirm_by: datetime
+
+
+class ServiceDisputed(EventData):
+    """`reason` is the disputer's free text: notify neither keeps nor shows it."""
+
+    event_type = "timebank.service.disputed.v1"
+    transfer_id: str
+    community: str
+    volunteer_id: str
+    minutes: int
+    service_type: str
+    disputed_by: str
+
+
+class HoursGifted(EventData):
+    event_type = "timebank.hours.gifted.v1"
+    transfer_id: str
+    community: str
+    from_member_id: str
+    to_member_id: str
+    minutes: int
+
+
+class HoursExpiring(EventData):
+    event_type = "timebank.hours.expiring.v1"
+    community: str
+    member_id: str
+    minutes: int
+    expires_on: date
+    valid_months: int
+
+
+class RelativeVerified(EventData):
+    event_type = "timebank.relative.verified.v1"
+    community: str
+    member_id: str
+    relative_id: str
+
+
 class BookingCompleted(EventData):
     event_type = "parking.booking.completed.v1"
     booking_id: str
@@ -60,6 +119,33 @@ class BookingCompleted(EventData):
     booker_id: str | None
     fee_fen: int
     owner_share_fen: int
+
+
+class BookingConfirmed(EventData):
+    event_type = "parking.booking.confirmed.v1"
+    booking_id: str
+    community: str
+    booker_id: str | None
+    start: datetime
+    end: datetime
+    fee_fen: int
+
+
+class BookingStartingSoon(EventData):
+    event_type = "parking.booking.starting_soon.v1"
+    booking_id: str
+    community: str
+    booker_id: str | None
+    start: datetime
+
+
+class BookingOverstayed(EventData):
+    event_type = "parking.booking.overstayed.v1"
+    booking_id: str
+    community: str
+    owner_id: str | None
+    booker_id: str | None
+    end: datetime
 
 
 class BuildingRegistered(EventData):
@@ -105,6 +191,16 @@ class TicketStatusChanged(EventData):
     status: str
     actor_id: str
     assignee_id: str | None
+
+
+class TicketReassigned(EventData):
+    event_type = "property.ticket.reassigned.v1"
+    ticket_id: str
+    community: str
+    category: str
+    priority: str
+    assignee_id: str
+    actor_id: str
 
 
 class TicketCompleted(EventData):

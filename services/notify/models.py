@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -129,6 +130,17 @@ class Person(NotifyModel, table=True):
     language: str = "zh-CN"
     quiet_start: time | None = Field(default=None, sa_column=Column(Time, nullable=True))
     quiet_end: time | None = Field(default=None, sa_column=Column(Time, nullable=True))
+    # The person asked that copies of their time-bank messages go to their verified relatives.
+    copy_to_relatives: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+
+
+class KnownRelative(NotifyModel, table=True):
+    """A verified family link from the time bank (`timebank.relative.verified`), kept both ways."""
+
+    __tablename__ = "relatives"
+    community: str = Field(primary_key=True)
+    person_id: str = Field(primary_key=True)
+    relative_id: str = Field(primary_key=True)
 
 
 class Preference(NotifyModel, table=True):

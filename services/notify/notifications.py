@@ -19,8 +19,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.kit.db import table_of
 from services.kit.envelope import CloudEvent
 from services.notify.catalogue import KINDS_BY_TYPE, Kind
-from services.notify.directory import recipients_of
-from services.notify.domain import Channel, DeliveryStatus, Language, QuietHours, render, sms_due_at
+from services.notify.directory import recipients_of, relatives_copied
+from services.notify.domain import Category, Channel, DeliveryStatus, Language, QuietHours, Template, render, sms_due_at
 from services.notify.models import Delivery, Person, Preference
 from services.notify.settings import Settings
 
@@ -60,6 +60,7 @@ async def notify_event(session: AsyncSession, settings: Settings, event: CloudEv
     data = event.parse(kinds[0].event).model_dump()
     community = str(data["community"])
     told: set[str] = set()
+    copies: list[tuple[Kind, str]] = []
     created = 0
     for kind in kinds:
         actor = data.get(kind.actor) if kind.actor else None
@@ -69,11 +70,34 @@ async def notify_event(session: AsyncSession, settings: Settings, event: CloudEv
                     continue
                 told.add(person)
                 created += await tell(session, settings, kind, event, data, community, person)
+                if kind.category is Category.timebank:
+                    copies += [(kind, relative) for relative in await relatives_copied(session, community, person)]
+    # Copies to the verified relatives of those who asked for them, after everyone told directly
+    # (who is told once, as themselves). Time-bank messages only: a verified relative may already
+    # see the member's time-bank records, and nothing else of theirs.
+    for kind, relative in copies:
+        actor = data.get(kind.actor) if kind.actor else None
+        if relative in told or relative == actor:
+            continue
+        told.add(relative)
+        created += await tell(session, settings, kind, event, data, community, relative, copy=True)
     return created
 
 
+# The title of a copy sent to a relative says it is one (the body still speaks to the member).
+COPY_TITLE = Template("【家人副本】{title}", "[Family copy] {title}")
+
+
 async def tell(
-    session: AsyncSession, settings: Settings, kind: Kind, event: CloudEvent, data: dict[str, Any], community: str, person: str
+    session: AsyncSession,
+    settings: Settings,
+    kind: Kind,
+    event: CloudEvent,
+    data: dict[str, Any],
+    community: str,
+    person: str,
+    *,
+    copy: bool = False,
 ) -> int:
     """One notification for one person (none if they had it already), and its SMS when due."""
     profile = (
@@ -97,7 +121,9 @@ async def tell(
                 "kind": kind.name,
                 "category": kind.category.value,
                 "urgency": kind.urgency.value,
-                "title": render(kind.title, data, language, tz),
+                "title": render(COPY_TITLE, {"title": render(kind.title, data, language, tz)}, language, tz)
+                if copy
+                else render(kind.title, data, language, tz),
                 "body": render(kind.body, data, language, tz),
             },
         )

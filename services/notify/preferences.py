@@ -20,7 +20,7 @@ async def settings_of(session: AsyncSession, who: Principal) -> SettingsPublic:
     async with transaction(session):
         person = (
             await session.execute(
-                select(people.c.language, people.c.quiet_start, people.c.quiet_end).where(
+                select(people.c.language, people.c.quiet_start, people.c.quiet_end, people.c.copy_to_relatives).where(
                     people.c.community == who.community, people.c.person_id == who.subject
                 )
             )
@@ -42,6 +42,7 @@ async def settings_of(session: AsyncSession, who: Principal) -> SettingsPublic:
         quiet_start=(person.quiet_start if person and person.quiet_start else default.start),
         quiet_end=(person.quiet_end if person and person.quiet_end else default.end),
         switched_off=[PreferencePublic(category=row.category, channel=row.channel) for row in off],
+        copy_to_relatives=bool(person.copy_to_relatives) if person else False,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from services.kit.inputs import ClockTime, FromText, RequestBody
 from services.notify.domain import Category, Channel, Language, Urgency
@@ -43,6 +43,7 @@ class SettingsPublic(BaseModel):
     quiet_start: Annotated[ClockTime, Field(description="Local time non-urgent SMS starts waiting (Asia/Shanghai)")]
     quiet_end: ClockTime
     switched_off: list[PreferencePublic] = Field(description="Channels turned off per category; everything else is on")
+    copy_to_relatives: bool = Field(description="Copies of my time-bank messages go to my verified relatives")
 
 
 class SettingsUpdate(RequestBody):
@@ -52,6 +53,7 @@ class SettingsUpdate(RequestBody):
     language: Annotated[Language, FromText] | None = None
     quiet_start: ClockTime | None = None
     quiet_end: ClockTime | None = None
+    copy_to_relatives: bool | None = None
 
 
 class PreferenceUpdate(RequestBody):

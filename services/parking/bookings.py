@@ -18,6 +18,7 @@ from services.kit.pagination import PageParams, make_page
 from services.kit.payments import PaymentProvider
 from services.parking import domain, problems
 from services.parking.domain import BookingStatus, CancelledBy, SpotSize
+from services.parking.events import BookingConfirmed, publisher
 from services.parking.models import (
     B_BLOCKING,
     BOOKINGS,
@@ -219,6 +220,22 @@ async def pay_booking(
         booking.paid_fen = booking.fee_fen
         booking.hold_expires_at = None
         booking.updated_at = now
+        await publisher.publish(
+            session,
+            BookingConfirmed(
+                booking_id=str(booking.id),
+                community=booking.community,
+                spot_id=str(booking.spot_id),
+                owner_id=booking.owner_id,
+                booker_id=booking.booker_id,
+                start=booking.starts_at,
+                end=booking.ends_at,
+                fee_fen=booking.fee_fen,
+                confirmed_at=now,
+            ),
+            key=str(booking.id),
+            occurred_at=now,
+        )
     return booking
 
 

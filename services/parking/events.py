@@ -25,3 +25,45 @@ class BookingCompleted(EventData):
     fee_fen: int  # booking fee plus any overstay, in fen
     owner_share_fen: int
     completed_at: datetime
+
+
+class BookingConfirmed(EventData):
+    """A hold was paid and the booking is the booker's. No plate: a message needs none."""
+
+    event_type = "parking.booking.confirmed.v1"
+    booking_id: str
+    community: str
+    spot_id: str
+    owner_id: str | None
+    booker_id: str | None
+    start: datetime
+    end: datetime
+    fee_fen: int
+    confirmed_at: datetime
+
+
+class BookingStartingSoon(EventData):
+    """A confirmed booking starts within the reminder lead (15 minutes); published once per booking
+    by the `remind-bookings` job."""
+
+    event_type = "parking.booking.starting_soon.v1"
+    booking_id: str
+    community: str
+    spot_id: str
+    booker_id: str | None
+    start: datetime
+    end: datetime
+
+
+class BookingOverstayed(EventData):
+    """A car is still parked after its booking ended (the spot's owner or the next booker may need
+    it); an overstay fee accrues until it leaves. Published once per booking by `remind-bookings`."""
+
+    event_type = "parking.booking.overstayed.v1"
+    booking_id: str
+    community: str
+    spot_id: str
+    owner_id: str | None
+    booker_id: str | None
+    end: datetime
+    price_fen_per_30min: int

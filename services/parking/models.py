@@ -199,6 +199,16 @@ class Booking(Base, table=True):
         ),
         Index("ix_bookings_plate_status", "community", "plate", "status"),
         Index("ix_bookings_held_expiry", "hold_expires_at", postgresql_where=text(f"status = {_quoted(BookingStatus.held)}")),
+        Index(
+            "ix_bookings_start_reminder_due",
+            "starts_at",
+            postgresql_where=text(f"status = {_quoted(BookingStatus.confirmed)} AND start_reminded_at IS NULL"),
+        ),
+        Index(
+            "ix_bookings_overstay_due",
+            "ends_at",
+            postgresql_where=text(f"status = {_quoted(BookingStatus.active)} AND overstay_reminded_at IS NULL"),
+        ),
     )
     id: uuid.UUID = Field(primary_key=True)
     community: str
@@ -231,6 +241,10 @@ class Booking(Base, table=True):
     cancelled_by: CancelledBy | None = _text(default=None, nullable=True)
     created_at: datetime = _tz()
     updated_at: datetime = _tz()
+    # When the `remind-bookings` job told the booker: set in the transaction that publishes the
+    # event, so each is told once across replicas and runs.
+    start_reminded_at: datetime | None = _tz(nullable=True, default=None)
+    overstay_reminded_at: datetime | None = _tz(nullable=True, default=None)
 
 
 class Payment(Base, table=True):

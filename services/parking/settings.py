@@ -15,4 +15,6 @@ class Settings(ServiceSettings):
     weekly_horizon_days: int = 28
     expire_holds_every_s: float = 30.0
     extend_windows_every_s: float = 3600.0
+    # A booking starting within 15 minutes is reminded at the first run after it is: keep this well under.
+    remind_bookings_every_s: float = 60.0
     payment_provider: Literal["fake"] = "fake"

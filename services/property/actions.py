@@ -16,7 +16,7 @@ from services.kit.auth import Principal
 from services.kit.db import transaction
 from services.property import domain
 from services.property.domain import Action, Category, Role, Status
-from services.property.events import TicketCompleted, TicketStatusChanged, publisher
+from services.property.events import TicketCompleted, TicketReassigned, TicketStatusChanged, publisher
 from services.property.models import Ticket
 from services.property.photos import photo_ids
 from services.property.problems import AlreadyRated, HurryTooSoon, NotAssignee
@@ -106,6 +106,22 @@ async def act(
         ticket.due_at = domain.queue_deadline(target, ticket.response_due_at, ticket.resolution_due_at)
         record_step(session, ticket, who.subject, role, action, current, note, **extra)
         await _publish_change(session, ticket, current, action, role, who.subject, at)
+        if "to_assignee" in extra:
+            await publisher.publish(
+                session,
+                TicketReassigned(
+                    ticket_id=ticket.id,
+                    community=ticket.community,
+                    category=ticket.category,
+                    priority=ticket.priority,
+                    status=ticket.status,
+                    from_assignee_id=extra["from_assignee"],
+                    assignee_id=extra["to_assignee"],
+                    actor_id=who.subject,
+                    at=at,
+                ),
+                key=ticket.id,
+            )
         await session.flush()
         photos = await photo_ids(session, [ticket.id])
         return public(ticket, photos[ticket.id])

@@ -113,6 +113,22 @@ class TicketStatusChanged(EventData):
     at: datetime
 
 
+class TicketReassigned(EventData):
+    """A ticket was handed over or reassigned to another steward (besides its `status_changed`), so
+    the steward now holding it is told. Key: ticket_id."""
+
+    event_type = "property.ticket.reassigned.v1"
+    ticket_id: str
+    community: str
+    category: str
+    priority: str
+    status: str
+    from_assignee_id: str | None
+    assignee_id: str
+    actor_id: str
+    at: datetime
+
+
 class TicketCompleted(EventData):
     event_type = "property.ticket.completed.v1"
     ticket_id: str

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.kit.app import ServiceParts, create_service_app
 from services.timebank.api import community_routes, settings_routes
 from services.timebank.care_api import care_routes
-from services.timebank.jobs import expiry_job, hours_expiry_job
+from services.timebank.jobs import expiry_job, expiry_warning_job, hours_expiry_job
 from services.timebank.members_api import member_routes
 from services.timebank.settings import Settings
 from services.timebank.transfers_api import transfer_routes
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     jobs = [
         expiry_job(settings.expiry_job_every_s, settings.expiry_batch_size),
         hours_expiry_job(settings.hours_expiry_job_every_s, settings.hours_expiry_batch_size),
+        expiry_warning_job(settings.expiry_warning_job_every_s),
     ]
     parts = ServiceParts(routers=ROUTERS, jobs=jobs, tags_metadata=TAGS)
     return create_service_app(

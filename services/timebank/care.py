@@ -19,7 +19,7 @@ from services.kit.problems import Forbidden
 from services.timebank import domain, ledger
 from services.timebank.community import community_settings
 from services.timebank.domain import CareAction, now_utc
-from services.timebank.events import CareRequestCancelled, publisher
+from services.timebank.events import CareRequestAccepted, CareRequestCancelled, ServiceLogged, publisher
 from services.timebank.ledger import Leg
 from services.timebank.members import DELEGATE_STAFF_ROLES, get_member, is_verified_relative
 from services.timebank.models import CARE, RELATIVES
@@ -140,6 +140,22 @@ async def accept_care_request(session: AsyncSession, principal: Principal, reque
             if row.volunteer_id == me:
                 return row  # a retry of this volunteer's own accept (the phone lost the answer): it stands
             raise CareRequestTaken(care_status=row.status)
+        # Only the winning accept publishes: a retry or a lost race above tells no one again.
+        await publisher.publish(
+            session,
+            CareRequestAccepted(
+                request_id=str(request_id),
+                community=community,
+                elder_id=row.elder_id,
+                requested_by=row.requested_by,
+                volunteer_id=me,
+                service_type=row.service_type,
+                starts_at=row.starts_at,
+                accepted_at=row.accepted_at,
+            ),
+            key=str(request_id),
+            occurred_at=row.accepted_at,
+        )
         return row
 
 
@@ -228,6 +244,7 @@ async def _log_service(session: AsyncSession, principal: Principal, request_id: 
             elder.first_withdrawal_at is not None,
             settings.min_balance_before_first_withdrawal,
         )
+    confirm_by = now + timedelta(minutes=settings.confirmation_timeout_minutes)
     leg = Leg(
         id=data.transfer_id,
         kind="service",
@@ -238,7 +255,7 @@ async def _log_service(session: AsyncSession, principal: Principal, request_id: 
         fingerprint=fp,
         care_request_id=request_id,
         service_type=row.service_type,
-        timeout_at=now + timedelta(minutes=settings.confirmation_timeout_minutes),
+        timeout_at=confirm_by,
     )
     written = await ledger.post_legs(
         session, community, principal.subject, [leg], cap=settings.storage_cap_minutes, now=now, accounts=accounts
@@ -247,5 +264,22 @@ async def _log_service(session: AsyncSession, principal: Principal, request_id: 
         update(CARE)
         .where(CARE.c.id == request_id)
         .values(status=domain.CareStatus.LOGGED.value, checked_out_at=out_at, transfer_id=data.transfer_id)
+    )
+    # In the check-out's transaction, under its transfer id: a replayed check-out publishes nothing.
+    await publisher.publish(
+        session,
+        ServiceLogged(
+            transfer_id=str(data.transfer_id),
+            request_id=str(request_id),
+            community=community,
+            elder_id=row.elder_id,
+            requested_by=row.requested_by,
+            volunteer_id=principal.subject,
+            minutes=minutes,
+            service_type=row.service_type,
+            confirm_by=confirm_by,
+        ),
+        key=str(request_id),
+        occurred_at=now,
     )
     return written[0]

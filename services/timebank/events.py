@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from services.kit.envelope import EventData
 from services.kit.outbox import EventPublisher
@@ -63,3 +63,86 @@ class CareRequestCancelled(EventData):
     starts_at: datetime
     cancelled_by: str
     cancelled_at: datetime
+
+
+class CareRequestAccepted(EventData):
+    """A volunteer took an open care request: the elder (and whoever asked for them) learns it is
+    covered. Key: request_id, so it reaches consumers before the request's cancellation."""
+
+    event_type = "timebank.care_request.accepted.v1"
+    request_id: str
+    community: str
+    elder_id: str
+    requested_by: str
+    volunteer_id: str
+    service_type: str
+    starts_at: datetime
+    accepted_at: datetime
+
+
+class ServiceLogged(EventData):
+    """A volunteer checked out: the served minutes wait, as a pending transfer, for the elder's side
+    to confirm or dispute them before `confirm_by` (when the expiry job voids them). Key: request_id."""
+
+    event_type = "timebank.service.logged.v1"
+    transfer_id: str
+    request_id: str
+    community: str
+    elder_id: str
+    requested_by: str
+    volunteer_id: str
+    minutes: int
+    service_type: str
+    confirm_by: datetime
+
+
+class ServiceDisputed(EventData):
+    """The elder's side disputed a logged service: the pending transfer is void, nothing is paid.
+    `reason` is free text and is not shown to the volunteer by notify. Key: request_id."""
+
+    event_type = "timebank.service.disputed.v1"
+    transfer_id: str
+    pending_transfer_id: str
+    request_id: str
+    community: str
+    elder_id: str
+    volunteer_id: str
+    minutes: int
+    service_type: str
+    disputed_by: str
+    reason: str
+
+
+class HoursGifted(EventData):
+    """A member gave hours to a verified relative. Key: transfer_id."""
+
+    event_type = "timebank.hours.gifted.v1"
+    transfer_id: str
+    community: str
+    from_member_id: str
+    to_member_id: str
+    minutes: int
+
+
+class HoursExpiring(EventData):
+    """Some of a member's hours will expire on `expires_on` (local date) unless they are spent first:
+    published once per (member, day) by the warning job, `WARN_DAYS` (30) ahead. Key: member_id."""
+
+    event_type = "timebank.hours.expiring.v1"
+    community: str
+    member_id: str
+    minutes: int
+    expires_on: date
+    valid_months: int
+
+
+class RelativeVerified(EventData):
+    """A community worker verified that two members are family (the link holds both ways). notify
+    keeps it, so an elder who asks for it has copies of their time-bank messages sent to their
+    verified relatives. Published once, when the link is new. Key: member_id."""
+
+    event_type = "timebank.relative.verified.v1"
+    community: str
+    member_id: str
+    relative_id: str
+    verified_at: datetime

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 
 from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
@@ -15,10 +16,10 @@ from services.kit.db import transaction
 from services.timebank import domain, ledger
 from services.timebank.community import community_settings
 from services.timebank.domain import now_utc
-from services.timebank.events import HoursExpired, publisher
+from services.timebank.events import HoursExpired, HoursExpiring, publisher
 from services.timebank.ledger import Leg
 from services.timebank.members import may_see_member, member_view
-from services.timebank.models import SETTINGS
+from services.timebank.models import SETTINGS, WARNINGS
 from services.timebank.problems import NotAMember
 from services.timebank.schemas import ExpiringHours, HoursExpiryOutlook
 from services.timebank.transfer_ids import retrying
@@ -189,3 +190,107 @@ async def _expire_accounts(session: AsyncSession, community: str, account_ids: l
         )
         await publisher.publish_many(session, HoursExpired.event_type, events, [e["transfer_id"] for e in events])
         return len(legs)
+
+
+# How far ahead members are warned of their hours expiring.
+WARN_DAYS = 30
+
+# A community's member accounts holding hours with a credit ageing out within the warning horizon
+# (posted in [valid_from, horizon_from)), in id order after a key.
+_WARNING_CANDIDATES = text("""
+    SELECT a.id, a.owner_id, a.credits_posted - a.debits_posted - a.debits_pending AS available
+      FROM tb_accounts a
+     WHERE a.community = :community AND a.kind = 'member' AND a.id > :after_id
+       AND a.credits_posted - a.debits_posted - a.debits_pending > 0
+       AND EXISTS (SELECT 1 FROM tb_transfers t
+                    WHERE t.credit_account_id = a.id AND t.phase = 'posted'
+                      AND t.created_at >= :valid_from AND t.created_at < :horizon_from)
+     ORDER BY a.id
+     LIMIT :limit""")
+
+
+async def warn_expiring_hours(session: AsyncSession, *, now: datetime | None = None, page_size: int = _EXPIRY_PAGE) -> int:
+    """Warn members whose hours will expire within `WARN_DAYS` days (communities with `hours_expire`
+    on): one `timebank.hours.expiring.v1` per member and day of expiry, by the outlook's rule.
+    Reads every candidate account, `page_size` per transaction (accounts warned already are read
+    again each run, so it cannot stop at a count); returns how many warnings it published.
+
+    A page's warnings are inserted into `tb_expiry_warnings` with ON CONFLICT DO NOTHING and
+    published, in one transaction, only for the rows inserted: a re-run, or a second replica
+    running at the same time, publishes nothing twice. Hours already past the period are not
+    warned of: the expiry job moves them and `timebank.hours.expired.v1` tells the member.
+    """
+    now = now or now_utc()
+    until = now + timedelta(days=WARN_DAYS)
+    today = domain.local_today(now)
+    async with transaction(session):
+        periods = (
+            await session.execute(
+                select(SETTINGS.c.community, SETTINGS.c.hours_valid_months)
+                .where(SETTINGS.c.hours_expire)
+                .order_by(SETTINGS.c.community)
+            )
+        ).all()
+    warned = 0
+    for community, months in periods:
+        since = domain.hours_valid_from(now, months)
+        params = {
+            "community": community,
+            "valid_from": since,
+            "horizon_from": domain.hours_valid_from(until, months),
+            "after_id": uuid.UUID(int=0),
+        }
+        while True:
+            async with transaction(session):
+                page = (await session.execute(_WARNING_CANDIDATES, {**params, "limit": page_size})).all()
+                warnings: list[dict[str, object]] = []
+                for account in page:
+                    [(_, valid)] = (
+                        (await session.execute(_VALID_CREDITS_OF_ACCOUNTS, {"accounts": [account.id], "since": since}))
+                        .tuples()
+                        .all()
+                    )
+                    ageing = (
+                        await session.execute(
+                            _VALID_CREDITS_UNTIL,
+                            {"account": account.id, "since": since, "horizon_from": params["horizon_from"]},
+                        )
+                    ).all()
+                    steps = domain.expiry_outlook(
+                        int(account.available),
+                        int(valid),
+                        [(r.created_at, r.amount_minutes) for r in ageing],
+                        months,
+                        now=now,
+                        until=until,
+                    )
+                    warnings += [
+                        {"community": community, "member_id": account.owner_id, "expires_on": day, "minutes": minutes}
+                        for day, minutes in steps
+                        if day > today and account.owner_id
+                    ]
+                if warnings:
+                    new = (
+                        await session.execute(
+                            insert(WARNINGS)
+                            .values(warnings)
+                            .on_conflict_do_nothing()
+                            .returning(WARNINGS.c.member_id, WARNINGS.c.expires_on, WARNINGS.c.minutes)
+                        )
+                    ).all()
+                    events = [
+                        HoursExpiring(
+                            community=community,
+                            member_id=row.member_id,
+                            minutes=row.minutes,
+                            expires_on=row.expires_on,
+                            valid_months=months,
+                        ).model_dump(mode="json")
+                        for row in sorted(new, key=lambda r: (r.member_id, r.expires_on))
+                    ]
+                    await publisher.publish_many(session, HoursExpiring.event_type, events, [str(e["member_id"]) for e in events])
+                    warned += len(events)
+            if len(page) < page_size:
+                break
+            params["after_id"] = page[-1].id
+    return warned

@@ -1,5 +1,5 @@
-"""Scheduled jobs: void pending service transfers whose confirmation time ran out, and move hours
-past the validity period to the pool."""
+"""Scheduled jobs: void pending service transfers whose confirmation time ran out, move hours past
+the validity period to the pool, and warn members of hours about to expire."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ async def _expire_old_hours(session: AsyncSession, batch: int) -> int:
     return await hours_expiry.expire_hours(session, limit=batch)
 
 
+async def _warn_expiring(state: Any) -> None:
+    async with state.sessionmaker() as session:
+        warned = await hours_expiry.warn_expiring_hours(session)
+    if warned:
+        log.info("warned members of %d lots of hours about to expire", warned)
+
+
 def expiry_job(every_s: float, batch: int) -> ScheduledJob:
     return _draining_job("expire-pending-transfers", every_s, batch, _void_timed_out, "voided %d expired pending transfers")
 
@@ -54,3 +61,7 @@ def hours_expiry_job(every_s: float, batch: int) -> ScheduledJob:
     return _draining_job(
         "expire-hours", every_s, batch, _expire_old_hours, "expired hours past the validity period on %d accounts"
     )
+
+
+def expiry_warning_job(every_s: float) -> ScheduledJob:
+    return ScheduledJob(name="warn-expiring-hours", every_s=every_s, run=_warn_expiring)

@@ -15,6 +15,8 @@ from services.kit.pagination import PageParams, make_page
 from services.kit.problems import Forbidden
 from services.timebank import ledger
 from services.timebank.community import ensure_community
+from services.timebank.domain import now_utc
+from services.timebank.events import RelativeVerified, publisher
 from services.timebank.models import ACCOUNTS, MEMBERS, RELATIVES, TRANSFERS
 from services.timebank.problems import NotAMember, NotAVerifiedRelative
 from services.timebank.schemas import AgeVerification, MemberEnrol, PassbookEntry, RelativeIn
@@ -120,11 +122,22 @@ async def verify_relative(session: AsyncSession, worker: Principal, member_id: s
     async with transaction(session):
         await get_member(session, community, member_id)
         await get_member(session, community, data.relative_id)
+        added = 0
         for a, b in ((member_id, data.relative_id), (data.relative_id, member_id)):
-            await session.execute(
+            inserted = await session.execute(
                 insert(RELATIVES)
                 .values(community=community, member_id=a, relative_id=b, relation=data.relation, verified_by=worker.subject)
                 .on_conflict_do_nothing()
+                .returning(RELATIVES.c.member_id)
+            )
+            added += len(inserted.all())
+        if added:  # a repeated verification changes nothing and tells no one again
+            now = now_utc()
+            await publisher.publish(
+                session,
+                RelativeVerified(community=community, member_id=member_id, relative_id=data.relative_id, verified_at=now),
+                key=member_id,
+                occurred_at=now,
             )
         return (
             await session.execute(

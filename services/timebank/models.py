@@ -206,6 +206,18 @@ class FailedTransfer(Base, table=True):
     created_at: datetime = Field(sa_column=_ts(default_now=True))
 
 
+class ExpiryWarning(Base, table=True):
+    """A member was told that hours expire on a day: one row per (member, day), so the warning job
+    tells each lot once, whichever replica runs it and however often."""
+
+    __tablename__ = "tb_expiry_warnings"
+    community: str = Field(sa_column=Column(Text, primary_key=True))
+    member_id: str = Field(sa_column=Column(Text, primary_key=True))
+    expires_on: date = Field(primary_key=True)
+    minutes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    warned_at: datetime = Field(sa_column=_ts(default_now=True))
+
+
 # The Core tables, for the use cases' statements.
 SETTINGS = table_of(CommunitySettings)
 ACCOUNTS = table_of(Account)
@@ -214,3 +226,4 @@ RELATIVES = table_of(Relative)
 CARE = table_of(CareRequest)
 TRANSFERS = table_of(Transfer)
 FAILED = table_of(FailedTransfer)
+WARNINGS = table_of(ExpiryWarning)

@@ -26,7 +26,7 @@ from services.kit.problems import Problem
 from services.kit.telemetry import current_traceparent
 from services.timebank import domain, ledger
 from services.timebank.domain import CareAction, now_utc
-from services.timebank.events import ServiceConfirmed, publisher
+from services.timebank.events import ServiceConfirmed, ServiceDisputed, publisher
 from services.timebank.ledger import Leg
 from services.timebank.members import is_worker
 from services.timebank.models import CARE, SETTINGS, TRANSFERS
@@ -235,7 +235,27 @@ async def _void_disputed(
     session: AsyncSession, principal: Principal, pending_id: uuid.UUID, data: DisputeIn, fp: str
 ) -> Row[Any]:
     pending = await _pending_for_resolution(session, principal, principal.community, pending_id)
-    return await _void(session, principal.community, principal.subject, pending, data.id, fp, data.reason, "voided", now_utc())
+    now = now_utc()
+    written = await _void(session, principal.community, principal.subject, pending, data.id, fp, data.reason, "voided", now)
+    # The volunteer learns the minutes will not be paid; in this transaction, so a replayed id tells no one again.
+    await publisher.publish(
+        session,
+        ServiceDisputed(
+            transfer_id=str(data.id),
+            pending_transfer_id=str(pending.id),
+            request_id=str(pending.care_request_id),
+            community=principal.community,
+            elder_id=pending.elder_id,
+            volunteer_id=pending.volunteer_id or "",
+            minutes=pending.amount_minutes,
+            service_type=pending.service_type or "",
+            disputed_by=principal.subject,
+            reason=data.reason,
+        ),
+        key=str(pending.care_request_id),
+        occurred_at=now,
+    )
+    return written
 
 
 async def expire_pending(session: AsyncSession, *, limit: int = 200, now: datetime | None = None) -> int:

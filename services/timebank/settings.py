@@ -17,3 +17,5 @@ class Settings(ServiceSettings):
     # `hours_expire` on), and how many accounts are read per step of a run (a run takes every step due).
     hours_expiry_job_every_s: float = 3600.0
     hours_expiry_batch_size: int = 1000
+    # How often members are warned of hours expiring within 30 days (each (member, day) once).
+    expiry_warning_job_every_s: float = 3600.0

@@ -15,7 +15,7 @@ from services.kit.db import transaction
 from services.timebank import domain, ledger
 from services.timebank.community import community_settings
 from services.timebank.domain import now_utc
-from services.timebank.events import TransferReversed, publisher
+from services.timebank.events import HoursGifted, TransferReversed, publisher
 from services.timebank.ledger import Leg
 from services.timebank.members import DELEGATE_STAFF_ROLES, get_member, is_verified_relative
 from services.timebank.models import ACCOUNTS, CARE, MEMBERS, TRANSFERS
@@ -91,6 +91,17 @@ async def _give(session: AsyncSession, principal: Principal, data: GiftIn, fp: s
     )
     written = await ledger.post_legs(
         session, community, principal.subject, [leg], cap=settings.storage_cap_minutes, now=now_utc()
+    )
+    await publisher.publish(
+        session,
+        HoursGifted(
+            transfer_id=str(data.id),
+            community=community,
+            from_member_id=giver.member_id,
+            to_member_id=receiver.member_id,
+            minutes=data.minutes,
+        ),
+        key=str(data.id),
     )
     return written[0]
 

@@ -28,6 +28,8 @@ from services.citysync.settings import Settings as CitysyncSettings
 from services.governance.app import create_app as create_governance
 from services.governance.settings import Settings as GovernanceSettings
 from services.kit.auth import PLATFORM_COMMUNITY
+from services.notify.app import create_app as create_notify
+from services.notify.settings import Settings as NotifySettings
 from services.parking.app import create_app as create_parking
 from services.parking.settings import Settings as ParkingSettings
 from services.property.app import create_app as create_property
@@ -39,7 +41,7 @@ from tests.gateway.upstream import serve
 from tests.support.harness import RunningService, run_service
 from tests.support.stack import TestStack, new_namespace
 
-SERVICES = ("timebank", "parking", "property", "governance", "citysync")
+SERVICES = ("timebank", "parking", "property", "governance", "citysync", "notify")
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Platform:
 async def platform(
     stack: TestStack,
     gateway_template: str,  # noqa: F811 (the imported fixture)
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Platform]:
     namespace = new_namespace()
     specs: list[tuple[str, Callable[[Any], Any], type[Any], dict[str, Any]]] = [
@@ -68,6 +71,7 @@ async def platform(
         ("property", create_property, PropertySettings, {"sla_check_interval_s": 3600}),
         ("governance", create_governance, GovernanceSettings, {}),
         ("citysync", create_citysync, CitysyncSettings, {"stats_every_s": 3600.0}),
+        ("notify", create_notify, NotifySettings, {"sms_outbox_path": str(tmp_path_factory.mktemp("notify") / "sms.log")}),
     ]
     async with AsyncExitStack() as exits:
         running: dict[str, RunningService] = {}

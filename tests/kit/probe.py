@@ -97,7 +97,7 @@ async def on_note_written(session: AsyncSession, event: CloudEvent) -> None:
     if APPLY_DELAY_S["value"]:
         await asyncio.sleep(APPLY_DELAY_S["value"])
     if data.poison and POISON["enabled"]:
-        raise ValueError("poison note")
+        raise ValueError(f"poison note {data.key}")  # an error that quotes the data, as errors do
     current = (await session.execute(select(Tally).where(Tally.key == data.key).with_for_update())).scalar_one_or_none()
     if current is None:
         await session.execute(

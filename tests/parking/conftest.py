@@ -20,7 +20,9 @@ from tests.support.stack import TestStack
 @pytest.fixture(scope="module")
 async def parking(stack: TestStack) -> AsyncIterator[RunningService]:
     # The race tests send hundreds of requests at once to the in-process app: a large pool.
-    async with run_service(stack, "parking", create_app, Settings, db_pool_size=50, expire_holds_every_s=3600.0) as svc:
+    async with run_service(
+        stack, "parking", create_app, Settings, db_pool_size=50, expire_holds_every_s=3600.0, remind_bookings_every_s=3600.0
+    ) as svc:
         yield svc
 
 

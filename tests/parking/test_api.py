@@ -299,9 +299,9 @@ async def test_gate_entry_exit_overstay_and_completed_event(community: Community
     assert done["owner_share_fen"] == 1400  # 70% by default
     async with svc.state.sessionmaker() as session, session.begin():
         rows = (await session.execute(select(outbox).where(outbox.c.key == booking["id"]))).all()
-    assert [r.type for r in rows] == ["parking.booking.completed.v1"]
-    assert rows[0].data["fee_fen"] == 2000 and rows[0].data["owner_share_fen"] == 1400
-    assert rows[0].data["owner_id"] == c.owner and rows[0].data["community"] == c.id
+    assert [r.type for r in rows] == ["parking.booking.confirmed.v1", "parking.booking.completed.v1"]
+    assert rows[1].data["fee_fen"] == 2000 and rows[1].data["owner_share_fen"] == 1400
+    assert rows[1].data["owner_id"] == c.owner and rows[1].data["community"] == c.id
     earnings = (await svc.client.get("/earnings", headers=c.owner_h)).json()
     assert earnings["total_owner_share_fen"] == 1400 and earnings["completed_bookings"] == 1
 

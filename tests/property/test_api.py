@@ -233,7 +233,7 @@ async def test_basic_lifecycle_with_pause_rating_and_follow_up(world: World, svc
     assert [c["action"] for c in changes][:3] == ["accept", "start", "pause"]
 
 
-async def test_hand_over_and_reassign(world: World) -> None:
+async def test_hand_over_and_reassign(world: World, svc: RunningService) -> None:
     t = await world.submit("wang")
     await world.act(t["id"], "accept", world.as_steward("wu"))
     handed = await world.act(
@@ -247,6 +247,14 @@ async def test_hand_over_and_reassign(world: World) -> None:
         t["id"], "reassign", world.as_admin(), {"to_staff_id": world.residents["li"], "reason": "x"}, status=422
     )
     assert bad["type"] == "urn:community:problem:property/unknown-staff"
+    # Each change of hands names the steward now holding the ticket (notify tells them); the refused one, nobody.
+    moves = [e for e in await events(svc, "property.ticket.reassigned.v1") if e["ticket_id"] == t["id"]]
+    wu, zheng = world.stewards["wu"], world.stewards["zheng"]
+    assert [(e["from_assignee_id"], e["assignee_id"], e["actor_id"]) for e in moves] == [
+        (wu, zheng, wu),
+        (zheng, wu, world.admin),
+    ]
+    assert moves[0]["priority"] == t["priority"] and moves[0]["category"] == t["category"]
 
 
 async def test_hurry_is_rate_limited(world: World) -> None:
