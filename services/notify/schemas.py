@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.kit.inputs import ClockTime, FromText, RequestBody
 from services.notify.domain import Category, Channel, Language, Urgency
