@@ -36,7 +36,8 @@ from services.kit.problems import ValidationFailed
 log = logging.getLogger("gateway.communities")
 
 # A token for a community this replica does not know makes it look again, at most this often: a
-# new community is served at once, and a flood of tokens for unknown ones costs one query a second.
+# new community is served from its first token (which may wait this long), and a flood of tokens
+# for unknown ones costs one query a second.
 MISS_RELOAD_S = 1.0
 
 
@@ -49,6 +50,7 @@ class ServedCommunities:
         self.active: frozenset[str] = frozenset()
         self._region_codes: dict[str, str] = {}
         self._missed_at = float("-inf")
+        self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -61,13 +63,20 @@ class ServedCommunities:
             ).all()
         self._region_codes = {row[0]: row[1] for row in rows}
         self.active = frozenset(self._region_codes)
+        self._loaded_at = time.monotonic()
 
     async def serves(self, community: str) -> bool:
         if community in self.active:
             return True
+        asked_at = time.monotonic()
         async with self._lock:
-            # One reload answers every request that waited on the lock meanwhile.
-            if community not in self.active and time.monotonic() - self._missed_at >= MISS_RELOAD_S:
+            # One reload answers every request that waited on the lock meanwhile; a request for a
+            # community unknown until now waits for the next permitted reload rather than being
+            # refused (only this gateway's keys sign tokens, so such requests are few).
+            if community not in self.active and self._loaded_at < asked_at:
+                wait = self._missed_at + MISS_RELOAD_S - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 self._missed_at = time.monotonic()
                 try:
                     await self.reload()

@@ -47,6 +47,8 @@ async def put_community(
     """
     await platform_admin(request)
     found, created = await communities.put_community(session, community_id, body)
+    # This replica serves the change from the next request; the others on their next read.
+    await request.app.state.communities.reload()
     response.status_code = 201 if created else 200
     return found
 
