@@ -48,7 +48,7 @@ async def test_a_building_with_a_nul_in_its_name_is_refused(world: World, svc: R
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"overall": True}, "overall"), ({"speed": True}, "speed"), ({"overall": 5.0}, "overall"), ({"speed": "5"}, "speed")],
+    [({"overall": True}, "overall"), ({"speed": True}, "speed"), ({"overall": 4.5}, "overall"), ({"speed": "5"}, "speed")],
 )
 async def test_a_rating_takes_numbers_only(world: World, change: dict[str, Any], field: str) -> None:
     body = {"overall": 5, "speed": 5, **change}
