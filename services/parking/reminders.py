@@ -8,12 +8,15 @@ running the job at once take different bookings; a booking marked is never picke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Select, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.db import transaction
+from services.kit.envelope import EventData
 from services.parking.domain import BookingStatus
 from services.parking.events import BookingOverstayed, BookingStartingSoon, publisher
 from services.parking.models import BOOKINGS
@@ -36,35 +39,7 @@ async def remind_starting(session: AsyncSession, *, now: datetime | None = None,
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    async with transaction(session):
-        rows = (
-            await session.execute(
-                update(BOOKINGS)
-                .where(BOOKINGS.c.id.in_(due.scalar_subquery()))
-                .values(start_reminded_at=now)
-                .returning(
-                    BOOKINGS.c.id,
-                    BOOKINGS.c.community,
-                    BOOKINGS.c.spot_id,
-                    BOOKINGS.c.booker_id,
-                    BOOKINGS.c.starts_at,
-                    BOOKINGS.c.ends_at,
-                )
-            )
-        ).all()
-        events = [
-            BookingStartingSoon(
-                booking_id=str(r.id),
-                community=r.community,
-                spot_id=str(r.spot_id),
-                booker_id=r.booker_id,
-                start=r.starts_at,
-                end=r.ends_at,
-            ).model_dump(mode="json")
-            for r in sorted(rows, key=lambda r: (r.starts_at, r.id))
-        ]
-        await publisher.publish_many(session, BookingStartingSoon.event_type, events, [e["booking_id"] for e in events])
-    return len(events)
+    return await _mark_and_publish(session, due, {"start_reminded_at": now}, _starting_soon, order_by="starts_at")
 
 
 async def remind_overstays(session: AsyncSession, *, now: datetime | None = None, limit: int = 500) -> int:
@@ -82,34 +57,51 @@ async def remind_overstays(session: AsyncSession, *, now: datetime | None = None
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    return await _mark_and_publish(session, due, {"overstay_reminded_at": now}, _overstayed, order_by="ends_at")
+
+
+def _starting_soon(row: Row[Any]) -> EventData:
+    return BookingStartingSoon(
+        booking_id=str(row.id),
+        community=row.community,
+        spot_id=str(row.spot_id),
+        booker_id=row.booker_id,
+        start=row.starts_at,
+        end=row.ends_at,
+    )
+
+
+def _overstayed(row: Row[Any]) -> EventData:
+    return BookingOverstayed(
+        booking_id=str(row.id),
+        community=row.community,
+        spot_id=str(row.spot_id),
+        owner_id=row.owner_id,
+        booker_id=row.booker_id,
+        end=row.ends_at,
+        price_fen_per_30min=row.price_fen_per_30min,
+    )
+
+
+async def _mark_and_publish(
+    session: AsyncSession,
+    due: Select[Any],
+    mark: dict[str, datetime],
+    event_of: Callable[[Row[Any]], EventData],
+    *,
+    order_by: str,
+) -> int:
+    """Marks the bookings `due` picks and publishes one event each, in one transaction, in order."""
     async with transaction(session):
         rows = (
             await session.execute(
-                update(BOOKINGS)
-                .where(BOOKINGS.c.id.in_(due.scalar_subquery()))
-                .values(overstay_reminded_at=now)
-                .returning(
-                    BOOKINGS.c.id,
-                    BOOKINGS.c.community,
-                    BOOKINGS.c.spot_id,
-                    BOOKINGS.c.owner_id,
-                    BOOKINGS.c.booker_id,
-                    BOOKINGS.c.ends_at,
-                    BOOKINGS.c.price_fen_per_30min,
-                )
+                update(BOOKINGS).where(BOOKINGS.c.id.in_(due.scalar_subquery())).values(mark).returning(*BOOKINGS.c)
             )
         ).all()
-        events = [
-            BookingOverstayed(
-                booking_id=str(r.id),
-                community=r.community,
-                spot_id=str(r.spot_id),
-                owner_id=r.owner_id,
-                booker_id=r.booker_id,
-                end=r.ends_at,
-                price_fen_per_30min=r.price_fen_per_30min,
-            ).model_dump(mode="json")
-            for r in sorted(rows, key=lambda r: (r.ends_at, r.id))
-        ]
-        await publisher.publish_many(session, BookingOverstayed.event_type, events, [e["booking_id"] for e in events])
+        ordered = sorted(rows, key=lambda r: (getattr(r, order_by), r.id))
+        events = [event_of(r) for r in ordered]
+        if events:
+            await publisher.publish_many(
+                session, events[0].event_type, [e.model_dump(mode="json") for e in events], [str(r.id) for r in ordered]
+            )
     return len(events)

@@ -58,6 +58,19 @@ _EXPIRY_CANDIDATES = text(f"""
      LIMIT :limit""")
 
 
+async def _communities_whose_hours_expire(session: AsyncSession) -> list[tuple[str, int]]:
+    """Each community with `hours_expire` on, and how many months its hours stay valid."""
+    async with transaction(session):
+        rows = (
+            await session.execute(
+                select(SETTINGS.c.community, SETTINGS.c.hours_valid_months)
+                .where(SETTINGS.c.hours_expire)
+                .order_by(SETTINGS.c.community)
+            )
+        ).all()
+    return [(community, months) for community, months in rows]
+
+
 async def expire_hours(session: AsyncSession, *, now: datetime | None = None, limit: int = 1000) -> int:
     """Move members' hours older than the validity period to the pool, in the communities with
     `hours_expire` on (the scheduled job calls this). Looks at `limit` accounts at most; returns
@@ -68,14 +81,7 @@ async def expire_hours(session: AsyncSession, *, now: datetime | None = None, li
     or a second replica finds nothing left.
     """
     now = now or now_utc()
-    async with transaction(session):
-        periods = (
-            await session.execute(
-                select(SETTINGS.c.community, SETTINGS.c.hours_valid_months)
-                .where(SETTINGS.c.hours_expire)
-                .order_by(SETTINGS.c.community)
-            )
-        ).all()
+    periods = await _communities_whose_hours_expire(session)
     seen = expired = 0
     for community, months in periods:
         params = {"community": community, "valid_from": domain.hours_valid_from(now, months), "after_id": uuid.UUID(int=0)}
@@ -223,14 +229,7 @@ async def warn_expiring_hours(session: AsyncSession, *, now: datetime | None = N
     now = now or now_utc()
     until = now + timedelta(days=WARN_DAYS)
     today = domain.local_today(now)
-    async with transaction(session):
-        periods = (
-            await session.execute(
-                select(SETTINGS.c.community, SETTINGS.c.hours_valid_months)
-                .where(SETTINGS.c.hours_expire)
-                .order_by(SETTINGS.c.community)
-            )
-        ).all()
+    periods = await _communities_whose_hours_expire(session)
     warned = 0
     for community, months in periods:
         since = domain.hours_valid_from(now, months)
