@@ -8,6 +8,7 @@ both and writes `bench/results/<name>.json`. Run them with `make bench` (or `mak
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 from collections.abc import AsyncIterator
@@ -19,6 +20,39 @@ from deploy.local.servers import wait_for_port
 from tests.support.stack import TestStack
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat: unlike a rate,
+    it does not move with whatever else the machine is running."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live descendants (PostgreSQL's backends are children of the
+    postmaster)."""
+    try:
+        total = cpu_seconds(pid)
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return total + sum(tree_cpu_seconds(int(child)) for child in children)
+
+
+def stack_pids(stack: TestStack) -> dict[str, int]:
+    """The embedded servers' processes (none when the stack points at external servers)."""
+    pids = {}
+    if stack.pg is not None:
+        pids["postgres"] = int((stack.pg.data_dir / "postmaster.pid").read_text().split()[0])
+    if stack.broker is not None and stack.broker.proc is not None:
+        pids["broker"] = stack.broker.proc.pid
+    return pids
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def record(

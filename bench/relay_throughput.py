@@ -2,11 +2,17 @@
 
 Baseline: raw aiokafka producing the same messages (same keys, headers, sizes, acks=all) on the
 same broker in the same run. Target: relay >= 0.5 x raw.
+
+Both run in this process, so its CPU time per event (from /proc, user + system) is printed beside
+the ratio: on a loaded machine the rates swing with the other tenants, the CPU cost does not.
+Target there: relay <= 2 x raw. The relay's figure leaves out PostgreSQL's own CPU (another
+process); `RELAY_BENCH_PROFILE=path` writes a cProfile of the relay's rounds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import os
 import statistics
 import time
@@ -16,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bench.harness import bench_stack, record
+from bench.harness import bench_stack, cpu_seconds, load_average, record, stack_pids, tree_cpu_seconds
 from services.kit.db import make_engine
 from services.kit.envelope import CloudEvent
 from services.kit.kafka import make_producer
@@ -29,6 +35,7 @@ from tests.support.stack import new_namespace
 
 N = int(os.environ.get("RELAY_BENCH_EVENTS", "20000"))  # smaller for a quick check under load
 ROUNDS = int(os.environ.get("RELAY_BENCH_ROUNDS", "3"))
+PROFILE = os.environ.get("RELAY_BENCH_PROFILE")
 PAYLOAD = {"note": "x" * 200, "minutes": 45, "service_type": "陪伴聊天"}
 
 
@@ -39,17 +46,33 @@ def events(n: int) -> list[CloudEvent]:
     ]
 
 
-async def raw_produce(settings: ServiceSettings, topic: str, evs: list[CloudEvent]) -> float:
+SERVERS: dict[str, int] = {}  # the embedded servers' pids, for their CPU time per event
+
+
+class Round:
+    """One measured run: wall time, this process's CPU time, and the servers'."""
+
+    def __enter__(self) -> Round:
+        self.servers = {name: tree_cpu_seconds(pid) for name, pid in SERVERS.items()}
+        self.cpu, self.start = cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu, self.wall = cpu_seconds() - self.cpu, time.perf_counter() - self.start
+        self.servers = {name: tree_cpu_seconds(pid) - self.servers[name] for name, pid in SERVERS.items()}
+
+
+async def raw_produce(settings: ServiceSettings, topic: str, evs: list[CloudEvent]) -> Round:
     producer = make_producer(settings)
     await producer.start()
     try:
-        start = time.perf_counter()
-        futures = []
-        for ev in evs:
-            key, value, headers = ev.to_kafka()
-            futures.append(await producer.send(topic, value=value, key=key, headers=headers))
-        await asyncio.gather(*futures)
-        return len(evs) / (time.perf_counter() - start)
+        with Round() as measured:
+            futures = []
+            for ev in evs:
+                key, value, headers = ev.to_kafka()
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+            await asyncio.gather(*futures)
+        return measured
     finally:
         await producer.stop()
 
@@ -80,6 +103,7 @@ async def fill_outbox(engine: Any, evs: list[CloudEvent]) -> None:
 async def main() -> None:
     setup_tracing("bench-relay")  # the SDK tracer provider, as every service runs with
     async with bench_stack() as stack:
+        SERVERS.update(stack_pids(stack))
         url = await stack.empty_database("bench_relay")
         ns = new_namespace()
         settings = ServiceSettings(database_url=url, kafka_bootstrap_servers=stack.kafka_bootstrap, kafka_namespace=ns)
@@ -95,16 +119,27 @@ async def main() -> None:
         await relay.ensure_producer()
         # Alternate the two, three rounds each, and compare medians: on a shared 2-core machine a
         # single pair of runs swings with whatever else is scheduled.
-        raw_rates, relay_rates = [], []
+        raw_rounds: list[Round] = []
+        relay_rounds: list[Round] = []
+        profile = cProfile.Profile() if PROFILE else None
         for _ in range(ROUNDS):
-            raw_rates.append(await raw_produce(settings, ns + "bench.raw", evs))
+            raw_rounds.append(await raw_produce(settings, ns + "bench.raw", evs))
             await fill_outbox(engine, evs)
-            start = time.perf_counter()
-            sent = await relay.drain()
-            relay_rates.append(sent / (time.perf_counter() - start))
+            if profile:
+                profile.enable()
+            with Round() as measured:
+                sent = await relay.drain()
+            if profile:
+                profile.disable()
+            relay_rounds.append(measured)
             assert sent == N and await unsent_count(engine) == 0
         await relay.close()
-        raw_rate, relay_rate = statistics.median(raw_rates), statistics.median(relay_rates)
+        if profile and PROFILE:
+            profile.dump_stats(PROFILE)
+        raw_rate = statistics.median(N / r.wall for r in raw_rounds)
+        relay_rate = statistics.median(N / r.wall for r in relay_rounds)
+        raw_cpu_us = statistics.median(r.cpu / N * 1e6 for r in raw_rounds)
+        relay_cpu_us = statistics.median(r.cpu / N * 1e6 for r in relay_rounds)
         await engine.dispose()
         record(
             "relay_throughput",
@@ -119,8 +154,22 @@ async def main() -> None:
                 "rounds": ROUNDS,
                 "batch_size": 1000,
                 "payload_bytes": len(evs[0].to_kafka()[1]),
-                "relay_rounds": [round(r) for r in relay_rates],
-                "raw_rounds": [round(r) for r in raw_rates],
+                "relay_rounds": [round(N / r.wall) for r in relay_rounds],
+                "raw_rounds": [round(N / r.wall) for r in raw_rounds],
+                "relay_cpu_us_per_event": round(relay_cpu_us, 1),
+                "raw_cpu_us_per_event": round(raw_cpu_us, 1),
+                "cpu_ratio": round(relay_cpu_us / raw_cpu_us, 3),
+                "cpu_target": "relay <= 2 x raw",
+                "relay_cpu_us_rounds": [round(r.cpu / N * 1e6, 1) for r in relay_rounds],
+                "raw_cpu_us_rounds": [round(r.cpu / N * 1e6, 1) for r in raw_rounds],
+                **{
+                    f"{name}_cpu_us_per_event": {
+                        "relay": round(statistics.median(r.servers[name] / N * 1e6 for r in relay_rounds), 1),
+                        "raw": round(statistics.median(r.servers[name] / N * 1e6 for r in raw_rounds), 1),
+                    }
+                    for name in SERVERS
+                },
+                "load_average": load_average(),
             },
         )
 

@@ -20,8 +20,9 @@ offset above the partition's last acknowledged one; if not, the broker lost even
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -38,6 +39,7 @@ _PARTITIONER = DefaultPartitioner()
 NEVER_ACCEPTED = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 
 Slot = tuple[str, int]  # (outbox topic, partition)
+_MAX_CACHED_KEYS = 100_000
 
 
 class HeldBack(ConnectionError):
@@ -45,14 +47,23 @@ class HeldBack(ConnectionError):
 
 
 @dataclass
-class RowFate:
-    """What became of one claimed row: handed on in a batch (at `position` in it), set aside, or
-    held (behind a set-aside event of its key: it waits, unsent, for the operator)."""
+class Handed:
+    """What became of one claim's rows: batches handed on (each with its rows' ids, in order), rows
+    set aside with their reason; rows held (behind a set-aside event of their key) are in neither
+    and stay unsent, untouched, for the operator."""
 
-    batch: asyncio.Task[Any] | None = None
-    position: int = 0
-    set_aside: str | None = None
-    held: bool = False
+    claimed: int = 0
+    batches: list[HandedBatch] = field(default_factory=list)
+    set_aside: dict[int, str] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)  # traceparents, for the publish span's links
+
+
+@dataclass
+class HandedBatch:
+    task: asyncio.Task[Any]
+    slot: Slot
+    ids: list[int]
+    keys: list[str]
 
 
 class PartitionChains:
@@ -69,28 +80,33 @@ class PartitionChains:
         # Rows of a batch the broker refused as too large: each goes alone next time, so the one at
         # fault is found and set aside.
         self.send_alone: set[int] = set()
+        # Each key's partition, per broker topic and its partitions: aggregates' keys recur, and
+        # the partitioner is pure Python (murmur2).
+        self._partition_of: dict[str, tuple[list[int], dict[str, int]]] = {}
 
-    async def hand_on(self, producer: AIOKafkaProducer, rows: list[Any], held: Held) -> tuple[list[RowFate], list[str]]:
-        """Batch `rows` per partition and chain each batch; returns each row's fate and the
-        traceparents of the rows (for the publish span's links). `held` maps (topic, key) to the
-        id of that key's first set-aside event: the key's later events are held, never sent ahead
-        of it; one set aside here is added."""
+    async def hand_on(self, producer: AIOKafkaProducer, rows: Sequence[Any], held: Held) -> Handed:
+        """Batch `rows` per partition and chain each batch. `held` maps (topic, key) to the id of
+        that key's first set-aside event: the key's later events are held, never sent ahead of it;
+        one set aside here is added."""
         claim = _ClaimBatches(self, producer)
-        links: list[str] = []
-        partitions: dict[str, tuple[list[int], list[int]]] = {}
-        for index, row in enumerate(rows):
+        handed = claim.handed
+        handed.claimed = len(rows)
+        links = handed.links
+        partition_of: dict[str, tuple[list[int], dict[str, int]]] = {}
+        max_bytes = self.max_event_bytes
+        for row in rows:
             row_id, event_id, topic, key, type_, source, subject, occurred_at, data_json, traceparent, tracestate = row
-            claim.fates.append(RowFate())
-            if row_id > held.get((topic, key), row_id):
-                claim.fates[index].held = True
+            if held and row_id > held.get((topic, key), row_id):
                 continue
-            broker_topic = self.namespace + topic
-            if broker_topic not in partitions:
-                all_parts = sorted(await producer.partitions_for(broker_topic))
-                available = sorted(producer.client.cluster.available_partitions_for_topic(broker_topic) or all_parts)
-                partitions[broker_topic] = (all_parts, available)
+            if topic not in partition_of:
+                partition_of[topic] = await self._partitions(producer, self.namespace + topic)
             key_bytes = key.encode()
-            slot = (topic, _PARTITIONER(key_bytes, *partitions[broker_topic]))
+            all_parts, known = partition_of[topic]
+            partition = known.get(key)
+            if partition is None:
+                # The default partitioner's choice for a keyed message: from all partitions, as
+                # `send` does, so a key's events share one.
+                partition = known[key] = int(_PARTITIONER(key_bytes, all_parts, all_parts))
             # Each message carries its creation context (the request that wrote it): the consumer's
             # span continues that trace.
             headers = kafka_headers(
@@ -105,15 +121,23 @@ class PartitionChains:
             if traceparent:
                 links.append(traceparent)
             value = data_json.encode()
-            size = len(key_bytes) + len(value) + sum(len(k) + len(v) for k, v in headers)
-            if size > self.max_event_bytes:
-                claim.fates[index].set_aside = f"{size} bytes, more than the broker accepts ({self.max_event_bytes})"
+            size = len(key_bytes) + len(value) + sum(map(len, chain.from_iterable(headers)))
+            if size > max_bytes:
+                handed.set_aside[row_id] = f"{size} bytes, more than the broker accepts ({max_bytes})"
                 held.setdefault((topic, key), row_id)
                 continue
-            claim.add(slot, index, (key_bytes, value, headers), alone=row_id in self.send_alone)
+            claim.add((topic, partition), row_id, key, (key_bytes, value, headers), alone=row_id in self.send_alone)
         for slot in list(claim.open):
             claim.flush(slot)
-        return claim.fates, links
+        return handed
+
+    async def _partitions(self, producer: AIOKafkaProducer, broker_topic: str) -> tuple[list[int], dict[str, int]]:
+        """`broker_topic`'s partitions and its keys' partitions, afresh if its partitions changed."""
+        all_parts = sorted(await producer.partitions_for(broker_topic))
+        cached = self._partition_of.get(broker_topic)
+        if cached is None or cached[0] != all_parts or len(cached[1]) > _MAX_CACHED_KEYS:
+            cached = self._partition_of[broker_topic] = (all_parts, {})
+        return cached
 
     def chain(self, producer: AIOKafkaProducer, batch: Any, slot: Slot) -> asyncio.Task[Any]:
         handed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -244,26 +268,28 @@ class _ClaimBatches:
     def __init__(self, chains: PartitionChains, producer: AIOKafkaProducer):
         self.chains = chains
         self.producer = producer
-        self.open: dict[Slot, tuple[Any, list[int]]] = {}
-        self.fates: list[RowFate] = []
+        self.open: dict[Slot, tuple[Any, list[int], list[str]]] = {}
+        self.handed = Handed()
 
-    def add(self, slot: Slot, index: int, message: tuple[bytes, bytes, list[tuple[str, bytes]]], *, alone: bool) -> None:
-        key, value, headers = message
+    def add(
+        self, slot: Slot, row_id: int, key: str, message: tuple[bytes, bytes, list[tuple[str, bytes]]], *, alone: bool
+    ) -> None:
+        key_bytes, value, headers = message
         if alone and slot in self.open:
             self.flush(slot)
-        if slot not in self.open:
-            self.open[slot] = (self.producer.create_batch(), [])
-        if self.open[slot][0].append(timestamp=None, key=key, value=value, headers=headers) is None:
+        batch = self.open.get(slot)
+        if batch is None:
+            batch = self.open[slot] = (self.producer.create_batch(), [], [])
+        if batch[0].append(timestamp=None, key=key_bytes, value=value, headers=headers) is None:
             self.flush(slot)  # full: send it, then start the next batch for this partition
-            self.open[slot] = (self.producer.create_batch(), [])
+            batch = self.open[slot] = (self.producer.create_batch(), [], [])
             # An empty batch takes any one event.
-            self.open[slot][0].append(timestamp=None, key=key, value=value, headers=headers)
-        self.open[slot][1].append(index)
+            batch[0].append(timestamp=None, key=key_bytes, value=value, headers=headers)
+        batch[1].append(row_id)
+        batch[2].append(key)
         if alone:
             self.flush(slot)
 
     def flush(self, slot: Slot) -> None:
-        batch, members = self.open.pop(slot)
-        task = self.chains.chain(self.producer, batch, slot)
-        for position, index in enumerate(members):
-            self.fates[index].batch, self.fates[index].position = task, position
+        batch, ids, keys = self.open.pop(slot)
+        self.handed.batches.append(HandedBatch(self.chains.chain(self.producer, batch, slot), slot, ids, keys))

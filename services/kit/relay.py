@@ -46,9 +46,17 @@ from services.kit.broker_loss import (
 from services.kit.db import plain_url
 from services.kit.held_keys import Held, held_keys, not_held
 from services.kit.outbox import NOTIFY_CHANNEL, register_waker
-from services.kit.partition_batches import NEVER_ACCEPTED, HeldBack, PartitionChains, RowFate, Slot
+from services.kit.partition_batches import NEVER_ACCEPTED, Handed, HeldBack, PartitionChains, Slot
 from services.kit.tables import outbox
-from services.kit.telemetry import OUTBOX_LOSSES, OUTBOX_RESENT, OUTBOX_SENT, OUTBOX_SET_ASIDE, context_from, safe_reason, tracer
+from services.kit.telemetry import (
+    OUTBOX_LOSSES,
+    OUTBOX_RESENT,
+    OUTBOX_SENT,
+    OUTBOX_SET_ASIDE,
+    safe_reason,
+    span_context_of,
+    tracer,
+)
 
 log = logging.getLogger("kit.outbox")
 
@@ -216,12 +224,12 @@ class OutboxRelay:
         total = 0
         try:
             while True:
-                claimed = await self._claim_and_send()
-                if not claimed[1]:
-                    await claimed[0].close()
+                conn, handed = await self._claim_and_send()
+                if not handed.claimed:
+                    await conn.close()
                     break
-                pending.append(asyncio.create_task(self._confirm(*claimed)))
-                if len(claimed[1]) < self.batch_size:
+                pending.append(asyncio.create_task(self._confirm(conn, handed)))
+                if handed.claimed < self.batch_size:
                     break
                 while len(pending) >= in_flight:
                     total += await pending.pop(0)
@@ -241,30 +249,31 @@ class OutboxRelay:
             await self._chains.close()
         return total
 
-    async def _claim_and_send(self) -> tuple[Any, list[Any], list[RowFate]]:
+    async def _claim_and_send(self) -> tuple[Any, Handed]:
         producer = await self.ensure_producer()
         conn = await self.engine.connect()
         try:
             await conn.begin()
+            await conn.execute(_PLAN_BY_INDEX)
             claim = select(*_RELAY_COLUMNS).where(outbox.c.sent_at.is_(None), outbox.c.set_aside_at.is_(None))
             if self._held:  # left out of the claim, else held rows at its head would block it
                 claim = claim.where(not_held(self._held))
             claim = claim.order_by(outbox.c.id).limit(self.batch_size).with_for_update(skip_locked=True)
-            rows = list((await conn.execute(claim)).all())
-            fates, links = await self._chains.hand_on(producer, rows, self._held)
-            self._record_publish_span(len(rows), links)
+            rows = (await conn.execute(claim)).all()
+            handed = await self._chains.hand_on(producer, rows, self._held)
+            self._record_publish_span(handed.claimed, handed.links)
         except BaseException:
             await conn.close()
             raise
-        return conn, rows, fates
+        return conn, handed
 
     def _record_publish_span(self, count: int, traceparents: list[str]) -> None:
         """One PRODUCER span per batch handed to the producer, linked to each message's creator
         (OpenTelemetry's convention for batch publishing)."""
         links = []
         for traceparent in traceparents[:_MAX_LINKS]:
-            ctx = trace.get_current_span(context_from(traceparent)).get_span_context()
-            if ctx.is_valid:
+            ctx = span_context_of(traceparent)
+            if ctx is not None:
                 links.append(trace.Link(ctx))
         span = self._tracer.start_span(
             "outbox publish",
@@ -274,43 +283,41 @@ class OutboxRelay:
         )
         span.end()
 
-    async def _confirm(self, conn: Any, rows: list[Any], fates: list[RowFate]) -> int:
-        sent: dict[int, tuple[int, int]] = {}  # row id -> (partition, offset)
+    async def _confirm(self, conn: Any, handed: Handed) -> int:
+        """Wait for the broker's answer to each batch of a claim, and record it in the claim's
+        transaction: a batch at a time (its rows' offsets follow from the batch's)."""
+        sent_ids: list[int] = []
+        partitions: list[int] = []
+        offsets: list[int] = []
         failed: list[int] = []
-        set_aside: dict[int, str] = {}
+        set_aside = handed.set_aside
         last_offsets: dict[Slot, int] = {}
         error: BaseException | None = None
         try:
-            if not rows:
+            if not handed.claimed:
                 return 0
-            batches = list({id(f.batch): f.batch for f in fates if f.batch is not None}.values())
-            outcomes = dict(zip(map(id, batches), await asyncio.gather(*batches, return_exceptions=True), strict=True))
-            for row, fate in zip(rows, fates, strict=True):
-                if fate.held:
-                    continue  # unsent, untouched: it waits behind its key's set-aside event
-                if fate.set_aside is not None:
-                    set_aside[row.id] = fate.set_aside
-                    continue
-                outcome = outcomes[id(fate.batch)] if fate.batch is not None else HeldBack("not handed on")
-                if isinstance(outcome, NEVER_ACCEPTED) and row.id in self._chains.send_alone:
-                    set_aside[row.id] = f"the broker refused it: {outcome!r}"
-                    self._held.setdefault((row.topic, row.key), row.id)
+            outcomes = await asyncio.gather(*(b.task for b in handed.batches), return_exceptions=True)
+            for batch, outcome in zip(handed.batches, outcomes, strict=True):
+                if isinstance(outcome, NEVER_ACCEPTED) and batch.ids[0] in self._chains.send_alone:
+                    # Sent alone and still refused as too large: this event is the one at fault.
+                    set_aside[batch.ids[0]] = f"the broker refused it: {outcome!r}"
+                    self._held.setdefault((batch.slot[0], batch.keys[0]), batch.ids[0])
                 elif isinstance(outcome, BaseException):
-                    failed.append(row.id)
+                    failed.extend(batch.ids)
                     if isinstance(outcome, NEVER_ACCEPTED):
-                        self._chains.send_alone.add(row.id)
+                        self._chains.send_alone.update(batch.ids)
                     # A loss wins (the relay repairs it); a batch held back only echoes another's failure.
                     if error is None or isinstance(error, HeldBack) or isinstance(outcome, BrokerLostEvents):
                         error = outcome
                 else:
-                    sent[row.id] = (outcome.partition, outcome.offset + fate.position)
-                    slot = (row.topic, outcome.partition)
-                    last_offsets[slot] = max(last_offsets.get(slot, -1), outcome.offset)
-            if sent:
-                ids = list(sent)
-                await conn.execute(
-                    _MARK_SENT, {"ids": ids, "partitions": [sent[i][0] for i in ids], "offsets": [sent[i][1] for i in ids]}
-                )
+                    first = outcome.offset
+                    sent_ids.extend(batch.ids)
+                    partitions.extend([outcome.partition] * len(batch.ids))
+                    offsets.extend(range(first, first + len(batch.ids)))
+                    slot = (batch.slot[0], outcome.partition)
+                    last_offsets[slot] = max(last_offsets.get(slot, -1), first)
+            if sent_ids:
+                await conn.execute(_MARK_SENT, {"ids": sent_ids, "partitions": partitions, "offsets": offsets})
                 await record_acknowledged(conn, last_offsets, self._cluster_id)
             if failed:
                 await conn.execute(
@@ -324,7 +331,7 @@ class OutboxRelay:
         finally:
             await conn.close()
         self._chains.send_alone.difference_update(set_aside)
-        OUTBOX_SENT.labels(self.service).inc(len(sent))
+        OUTBOX_SENT.labels(self.service).inc(len(sent_ids))
         for row_id, reason in set_aside.items():
             OUTBOX_SET_ASIDE.labels(self.service).inc()
             log.error("outbox event %d of %s set aside, the broker can never accept it: %s", row_id, self.service, reason)
@@ -332,7 +339,7 @@ class OutboxRelay:
             raise error
         if failed:
             raise ConnectionError(f"{len(failed)} events not acknowledged by the broker: {error!r}")
-        return len(sent)
+        return len(sent_ids)
 
     async def prune(self) -> int:
         async with self.engine.begin() as conn:
@@ -390,6 +397,16 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 2)
 
+
+# The claim and the marking of a batch, planned by their indexes whatever the statistics say. The
+# outbox is a queue: its unsent part swings from none to a backlog faster than autovacuum analyzes
+# it, and with statistics saying "few unsent" the planner sorted every unsent row (rendering each
+# one's JSON) on each claim, and marked a batch sent by hashing the whole table: a cost per batch
+# that grows with the backlog, just when a backlog is being sent. For this transaction only.
+_PLAN_BY_INDEX = text("""
+    SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+           set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true),
+           set_config('enable_mergejoin', 'off', true)""")
 
 # One statement for the whole batch: arrays rather than a thousand bound values.
 _MARK_SENT = text("""

@@ -103,6 +103,22 @@ def context_from(traceparent: str | None, tracestate: str | None = None) -> Cont
     return propagate.extract(carrier)
 
 
+_TRACEPARENT_V00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
+def span_context_of(traceparent: str) -> trace.SpanContext | None:
+    """The remote span context a W3C `traceparent` names, or None if it names none. Version 00 is
+    parsed directly (the relay links a batch's span to hundreds); others go through the propagator."""
+    match = _TRACEPARENT_V00.fullmatch(traceparent)
+    if match is None:
+        ctx = trace.get_current_span(context_from(traceparent)).get_span_context()
+        return ctx if ctx.is_valid else None
+    trace_id, span_id = int(match[1], 16), int(match[2], 16)
+    if not trace_id or not span_id:
+        return None
+    return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(int(match[3], 16)))
+
+
 # --- logs ---------------------------------------------------------------------------------------
 
 _PII_PATTERNS = [
