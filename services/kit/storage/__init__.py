@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.kit.storage.directory import DirectoryFileStore
 from services.kit.storage.port import FileInfo, FileMissing, FileStore, PresignedUpload, StorageUnavailable, StoredFile
 from services.kit.storage.postgres import PostgresFileStore
-from services.kit.storage.s3 import S3FileStore
 from services.kit.storage.settings import StorageSettings
 
 __all__ = [
@@ -35,6 +34,10 @@ __all__ = [
 async def open_file_store(settings: StorageSettings, engine: AsyncEngine) -> FileStore:
     """The adapter the settings name, ready to use; `close()` it at shutdown."""
     if settings.storage_backend == "s3":
+        # aiobotocore (with aiohttp and botocore) is a third of a replica's start-up imports: loaded
+        # only where S3 is the store.
+        from services.kit.storage.s3 import S3FileStore
+
         store = S3FileStore(settings)
         await store.start()
         return store

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from alembic import context, op
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -57,6 +56,8 @@ file_chunks = Table(
 
 def create_file_tables() -> None:
     """For a service's migration: the adapter's tables, if missing."""
+    from alembic import context, op  # migrations only: a serving process never loads alembic
+
     bind = context.get_bind()
     file_metadata.create_all(bind)
     # Photos and documents arrive compressed: storing chunks out of line without another
@@ -65,6 +66,8 @@ def create_file_tables() -> None:
 
 
 def drop_file_tables() -> None:
+    from alembic import context
+
     file_metadata.drop_all(context.get_bind())
 
 
