@@ -31,7 +31,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
-from sqlalchemy import Text, delete, select, text
+from sqlalchemy import Select, Text, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.broker_loss import (
@@ -75,6 +75,14 @@ _RELAY_COLUMNS = (
     outbox.c.traceparent,
     outbox.c.tracestate,
 )
+
+
+def claim_statement(batch_size: int, held: Held) -> Select[Any]:
+    """The next unsent rows in id order, locked, skipping those another transaction holds."""
+    claim = select(*_RELAY_COLUMNS).where(outbox.c.sent_at.is_(None), outbox.c.set_aside_at.is_(None))
+    if held:  # left out of the claim, else held rows at its head would block it
+        claim = claim.where(not_held(held))
+    return claim.order_by(outbox.c.id).limit(batch_size).with_for_update(skip_locked=True)
 
 
 class OutboxRelay:
@@ -254,12 +262,8 @@ class OutboxRelay:
         conn = await self.engine.connect()
         try:
             await conn.begin()
-            await conn.execute(_PLAN_BY_INDEX)
-            claim = select(*_RELAY_COLUMNS).where(outbox.c.sent_at.is_(None), outbox.c.set_aside_at.is_(None))
-            if self._held:  # left out of the claim, else held rows at its head would block it
-                claim = claim.where(not_held(self._held))
-            claim = claim.order_by(outbox.c.id).limit(self.batch_size).with_for_update(skip_locked=True)
-            rows = (await conn.execute(claim)).all()
+            await conn.execute(PLAN_BY_INDEX)
+            rows = (await conn.execute(claim_statement(self.batch_size, self._held))).all()
             handed = await self._chains.hand_on(producer, rows, self._held)
             self._record_publish_span(handed.claimed, handed.links)
         except BaseException:
@@ -403,7 +407,7 @@ class OutboxRelay:
 # it, and with statistics saying "few unsent" the planner sorted every unsent row (rendering each
 # one's JSON) on each claim, and marked a batch sent by hashing the whole table: a cost per batch
 # that grows with the backlog, just when a backlog is being sent. For this transaction only.
-_PLAN_BY_INDEX = text("""
+PLAN_BY_INDEX = text("""
     SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
            set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true),
            set_config('enable_mergejoin', 'off', true)""")
