@@ -157,6 +157,9 @@ return 1
 """
 
 
+REDIS_CALLS_AT_ONCE = 16
+
+
 class StreamSlots:
     """Open streams per person, bounded across replicas (Redis), or per process without Redis."""
 
@@ -166,6 +169,9 @@ class StreamSlots:
         self.limit = settings.max_streams_per_user
         # Three missed heartbeats (and never under 10 s, so a busy loop's late renewal keeps the slot).
         self.lease_s = max(settings.heartbeat_s * 3, 10.0)
+        # Redis's client refuses (it does not queue) past its pool's 100 connections: a thousand
+        # streams opening or renewing at once would be 500s. Their calls take turns on a few.
+        self.turns = asyncio.Semaphore(REDIS_CALLS_AT_ONCE)
 
     @staticmethod
     def key(recipient: Recipient) -> str:
@@ -179,12 +185,13 @@ class StreamSlots:
             return True
         now = time.time()
         args = [now, now + self.lease_s, self.limit, stream_id, int(self.lease_s * 2000)]
-        return bool(await self.redis.eval(OPEN_STREAM, 1, self.key(recipient), *args))
+        async with self.turns:
+            return bool(await self.redis.eval(OPEN_STREAM, 1, self.key(recipient), *args))
 
     async def renew(self, recipient: Recipient, stream_id: str) -> None:
         if self.redis is not None:
             key = self.key(recipient)
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with self.turns, self.redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(key, {stream_id: time.time() + self.lease_s}, xx=True)
                 pipe.pexpire(key, int(self.lease_s * 2000))
                 await pipe.execute()
@@ -193,7 +200,8 @@ class StreamSlots:
         if self.redis is None:
             self.wakes.local_streams[recipient] -= 1
             return
-        await self.redis.zrem(self.key(recipient), stream_id)
+        async with self.turns:
+            await self.redis.zrem(self.key(recipient), stream_id)
 
 
 async def stream_events(state: Any, who: Principal, after: int, stream_id: str) -> AsyncIterator[str]:
