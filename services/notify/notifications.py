@@ -7,8 +7,9 @@ statement. It runs inside the consumer's transaction (the kit's inbox rows commi
 
 A recipient's notifications take the next numbers of their sequence under that sequence row's
 lock (rows locked in one order, so two batches never deadlock), so one recipient's notifications
-commit in number order. The commit carries each new notification, rendered as its stream frame,
-to every replica's listener (`pg_notify`): a stream sends it without reading it back.
+commit in number order. The commit carries each new notification of a live (small) batch, rendered
+as its stream frame, to every replica's listener (`pg_notify`): a stream sends it without reading
+it back; a backlog's batch wakes each recipient's streams once instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from services.notify.catalogue import KINDS_BY_TYPE, Kind, Recipient
 from services.notify.directory import Known, Pair, read_known, relatives_copied, unzip
 from services.notify.domain import Category, Channel, DeliveryStatus, Language, QuietHours, Template, render, sms_due_at
 from services.notify.settings import Settings
-from services.notify.wire import frame_payload
+from services.notify.wire import frame_payload, head_payload
 
 # The channel `pg_notify` wakes streams on; the payload is `wire.frame_payload`'s.
 WAKE_CHANNEL = "notify_inbox"
@@ -144,8 +145,21 @@ async def notify_events(session: AsyncSession, settings: Settings, events: list[
     profiles = await read_profiles(session, settings, tellings)
     made = await insert_all(session, settings, tellings, profiles)
     if made:
-        await session.execute(WAKE, {"channel": WAKE_CHANNEL, "payloads": [frame_payload(row) for row in made]})
+        await session.execute(WAKE, {"channel": WAKE_CHANNEL, "payloads": wake_payloads(made)})
     return len(made)
+
+
+# A live batch is small: each notification travels as its frame, so a stream sends it without a
+# read. A backlog's batch wakes each recipient once, with their last number: a stream reads what
+# it missed in one query, and the commit does not carry hundreds of frames nobody may be watching.
+FRAMES_UP_TO = 64
+
+
+def wake_payloads(made: list[Any]) -> list[str]:
+    if len(made) <= FRAMES_UP_TO:
+        return [frame_payload(row) for row in made]
+    last = {(row.community, row.recipient_id): row.seq for row in made}  # rows come in seq order
+    return [head_payload(community, recipient, seq) for (community, recipient), seq in last.items()]
 
 
 def telling_directly(known: Known, event: CloudEvent, kinds: tuple[Kind, ...], data: dict[str, Any]) -> list[Telling]:

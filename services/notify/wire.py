@@ -21,9 +21,14 @@ def sse_frame(row: Any) -> str:
 
 def frame_payload(row: Any) -> str:
     """`<community> <recipient> <seq>`, a newline, then the frame (or the first line alone)."""
-    head = f"{row.community} {row.recipient_id} {row.seq}"
+    head = head_payload(row.community, row.recipient_id, row.seq)
     payload = f"{head}\n{sse_frame(row)}"
     return payload if len(payload.encode()) < MAX_PAYLOAD_BYTES else head
+
+
+def head_payload(community: str, recipient: str, seq: int) -> str:
+    """A wake-up without the frame: the recipient's streams read what they missed up to `seq`."""
+    return f"{community} {recipient} {seq}"
 
 
 def read_payload(payload: str) -> tuple[Recipient, int, str | None]:

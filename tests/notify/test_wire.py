@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from services.notify.notifications import FRAMES_UP_TO, wake_payloads
 from services.notify.stream import Waiter, Wakes
 from services.notify.wire import MAX_PAYLOAD_BYTES, frame_payload, read_payload, sse_frame
 
@@ -79,3 +80,13 @@ def test_the_listener_hands_a_frame_only_to_its_recipients_streams_and_a_reconne
     assert not theirs.ready.is_set() and not theirs.frames
     wakes.wake_all()
     assert mine.stale and theirs.stale and theirs.ready.is_set()
+
+
+def test_a_backlogs_batch_wakes_each_recipient_once_with_their_last_number() -> None:
+    live = [row(1), row(2)]
+    assert wake_payloads(live) == [frame_payload(r) for r in live]
+    backlog = [row(seq, person=f"res-{p}") for p in (1, 2) for seq in range(1, FRAMES_UP_TO)]
+    assert [read_payload(p) for p in wake_payloads(backlog)] == [
+        (("c-1", "res-1"), FRAMES_UP_TO - 1, None),
+        (("c-1", "res-2"), FRAMES_UP_TO - 1, None),
+    ]
