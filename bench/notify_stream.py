@@ -27,7 +27,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.e2e_latency import raw_latency
-from bench.gateway_get import COMMUNITY, gateway_env, gateway_settled, uvicorn_process
+from bench.gateway_get import COMMUNITY, cpu_seconds, gateway_env, gateway_settled, uvicorn_process
 from bench.harness import bench_stack, percentile, record, summary_ms
 from services.governance.events import PointsGranted
 from services.kit.db import make_engine, make_sessionmaker, plain_url
@@ -125,6 +125,7 @@ async def split_by_hop(notify_db: str, walls: list[tuple[str, float, float]]) ->
 async def main() -> None:
     async with bench_stack() as stack, AsyncExitStack() as servers:
         from gateway.migrate import upgrade_gateway_database
+        from gateway.operator import put_community_at
 
         work = Path(tempfile.mkdtemp(prefix="bench-notify-stream-"))
         ns = new_namespace()
@@ -136,6 +137,7 @@ async def main() -> None:
         gateway_db = await stack.empty_database("gateway_bench")
         domain_db = await stack.empty_database("bench_domain")
         await upgrade_gateway_database(gateway_db)
+        await put_community_at(gateway_db, COMMUNITY, "bench", "331102")  # communities are data: served once made
         for db in (notify_db, gateway_db, domain_db):
             servers.push_async_callback(stack.drop_database, db)
         notify = await servers.enter_async_context(
@@ -219,7 +221,13 @@ async def main() -> None:
         per_stream_kb = (after_kb - before_kb) / STREAMS
 
         walls.clear()  # the warm-up's
+        cpu_from = {"notify": cpu_seconds(notify.pids), "gateway": cpu_seconds(gateway.pids)}
         samples = [await sample(listeners[i % STREAMS], 1 + i % 20) for i in range(SAMPLES)]
+        # CPU per notification over the sampling (with 1,000 idle streams' heartbeats in it).
+        cpu_us = {
+            "notify": round((cpu_seconds(notify.pids) - cpu_from["notify"]) / SAMPLES * 1e6),
+            "gateway": round((cpu_seconds(gateway.pids) - cpu_from["gateway"]) / SAMPLES * 1e6),
+        }
         to_notify, to_client = await split_by_hop(notify_db, walls)
         for one in listeners:
             await one.close()
@@ -248,10 +256,11 @@ async def main() -> None:
             "commit_to_notify_transaction": summary_ms(to_notify),
             "notify_transaction_to_client": summary_ms(to_client),
             "samples": SAMPLES,
+            "cpu_us_per_notification": cpu_us,
             "gateway_rss_kb_before": before_kb,
             "gateway_rss_kb_with_streams": after_kb,
             "gateway_rss_kb_per_idle_stream": round(per_stream_kb, 1),
-            "load_average": round(os.getloadavg()[0], 2),
+            "load_average": [round(v, 2) for v in os.getloadavg()],
         },
     )
 

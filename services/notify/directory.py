@@ -5,7 +5,10 @@ Each is an upsert keyed by the publisher's id, so a replayed registration change
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -57,17 +60,6 @@ async def record_relative(session: AsyncSession, event: CloudEvent) -> None:
     await session.execute(insert(relatives).values(rows).on_conflict_do_nothing())
 
 
-async def relatives_copied(session: AsyncSession, community: str, person: str) -> list[str]:
-    """The verified relatives of `person`, if they asked for copies of their messages; else none."""
-    query = (
-        select(relatives.c.relative_id)
-        .join(people, (people.c.community == relatives.c.community) & (people.c.person_id == relatives.c.person_id))
-        .where(relatives.c.community == community, relatives.c.person_id == person, people.c.copy_to_relatives)
-        .order_by(relatives.c.relative_id)
-    )
-    return [str(v) for v in (await session.execute(query)).scalars().all()]
-
-
 DIRECTORY = {
     ev.RelativeVerified.event_type: record_relative,
     ev.BuildingRegistered.event_type: record_building,
@@ -77,28 +69,98 @@ DIRECTORY = {
 }
 
 
-async def recipients_of(session: AsyncSession, recipient: Recipient, community: str, data: dict[str, object]) -> list[str]:
-    """The people one of a kind's recipient rules names for this event's data."""
-    match recipient:
-        case Named(field):
-            value = data.get(field)
-            return [value] if isinstance(value, str) and value else []
-        case TicketResident():
-            query = select(tickets.c.resident_id).where(
-                tickets.c.community == community, tickets.c.ticket_id == data.get("ticket_id")
-            )
-        case BuildingBackup():
-            query = (
-                select(buildings.c.backup_steward_id)
-                .join(
-                    tickets, (tickets.c.community == buildings.c.community) & (tickets.c.building_id == buildings.c.building_id)
-                )
-                .where(tickets.c.community == community, tickets.c.ticket_id == data.get("ticket_id"))
-            )
-        case StaffInRole(field):
-            role = data.get(field)
-            query = select(people.c.person_id).where(
-                people.c.community == community, func.array_position(people.c.roles, role).isnot(None)
-            )
-    found = (await session.execute(query)).scalars().all()
-    return sorted({str(v) for v in found if v})
+Pair = tuple[str, str]  # (community, id)
+
+# A batch's lookups take their keys as arrays (`unnest`): one statement text whatever the batch's
+# size, so it is compiled and prepared once, not once per size as an `IN (...)` list would be.
+TICKETS_OF = text(
+    """
+    SELECT t.community, t.ticket_id, t.resident_id, b.backup_steward_id
+    FROM unnest(CAST(:communities AS text[]), CAST(:ids AS text[])) AS k(community, ticket_id)
+    JOIN tickets t USING (community, ticket_id)
+    LEFT JOIN buildings b ON b.community = t.community AND b.building_id = t.building_id
+    """
+)
+ROLE_HOLDERS = text(
+    """
+    SELECT community, person_id, roles FROM people
+    WHERE community = ANY(CAST(:communities AS text[])) AND roles && CAST(:roles AS text[])
+    """
+)
+RELATIVES_COPIED = text(
+    """
+    SELECT r.community, r.person_id, r.relative_id
+    FROM unnest(CAST(:communities AS text[]), CAST(:people AS text[])) AS k(community, person_id)
+    JOIN relatives r USING (community, person_id)
+    JOIN people p USING (community, person_id)
+    WHERE p.copy_to_relatives
+    ORDER BY r.relative_id
+    """
+)
+
+
+def unzip(pairs: set[Pair]) -> tuple[list[str], list[str]]:
+    """Sorted pairs as two arrays, for an `unnest` of keys."""
+    ordered = sorted(pairs)
+    return [a for a, _ in ordered], [b for _, b in ordered]
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the directory knows that one batch's recipient rules need: read once per batch."""
+
+    ticket_residents: dict[Pair, str] = field(default_factory=dict)
+    ticket_backups: dict[Pair, str] = field(default_factory=dict)
+    role_holders: dict[Pair, list[str]] = field(default_factory=dict)  # (community, role) -> people
+
+    def recipients(self, recipient: Recipient, community: str, data: Mapping[str, object]) -> list[str]:
+        """The people one of a kind's recipient rules names for this event's data."""
+        match recipient:
+            case Named(name):
+                value = data.get(name)
+                return [value] if isinstance(value, str) and value else []
+            case TicketResident():
+                found = [self.ticket_residents.get((community, str(data.get("ticket_id"))))]
+            case BuildingBackup():
+                found = [self.ticket_backups.get((community, str(data.get("ticket_id"))))]
+            case StaffInRole(name):
+                found = list(self.role_holders.get((community, str(data.get(name))), ()))
+        return sorted({v for v in found if v})
+
+
+async def read_known(session: AsyncSession, wanted: Sequence[tuple[Recipient, str, Mapping[str, object]]]) -> Known:
+    """One query for the tickets and one for the role holders the batch's rules name (none if unneeded)."""
+    ticket_keys = {
+        (community, str(data.get("ticket_id")))
+        for recipient, community, data in wanted
+        if isinstance(recipient, TicketResident | BuildingBackup)
+    }
+    role_keys = {
+        (community, str(data.get(recipient.field))) for recipient, community, data in wanted if isinstance(recipient, StaffInRole)
+    }
+    known = Known()
+    if ticket_keys:
+        communities, ids = unzip(ticket_keys)
+        for row in (await session.execute(TICKETS_OF, {"communities": communities, "ids": ids})).all():
+            known.ticket_residents[(row.community, row.ticket_id)] = row.resident_id
+            if row.backup_steward_id:
+                known.ticket_backups[(row.community, row.ticket_id)] = row.backup_steward_id
+    if role_keys:
+        communities, roles = unzip(role_keys)
+        for row in (await session.execute(ROLE_HOLDERS, {"communities": communities, "roles": roles})).all():
+            for role in row.roles:
+                if (row.community, role) in role_keys:
+                    known.role_holders.setdefault((row.community, role), []).append(row.person_id)
+    return known
+
+
+async def relatives_copied(session: AsyncSession, members: set[Pair]) -> dict[Pair, list[str]]:
+    """The verified relatives of each member who asked for copies of their messages (one query)."""
+    if not members:
+        return {}
+    communities, members_ = unzip(members)
+    rows = (await session.execute(RELATIVES_COPIED, {"communities": communities, "people": members_})).all()
+    copied: dict[Pair, list[str]] = {}
+    for row in rows:
+        copied.setdefault((row.community, row.person_id), []).append(row.relative_id)
+    return copied

@@ -1,164 +1,258 @@
-"""Turning an event into notifications: the catalogue's rows for its type, each recipient told once.
+"""Turning events into notifications: the catalogue's rows for each event's type, each recipient told once.
 
-Runs inside the consumer's transaction (the kit's inbox row commits with it). A recipient's
-notification takes the next number of their sequence in the same statement, under that sequence
-row's lock, so one recipient's notifications commit in number order; the commit wakes the live
-streams of every replica through `pg_notify`.
+Set-based, for a whole fetched batch at a time (one event is a batch of one): the directory is read
+once for the batch's recipient rules, the recipients' profiles once, the templates are rendered in
+Python, and every notification, its recipient's next numbers and its SMS delivery go in one
+statement. It runs inside the consumer's transaction (the kit's inbox rows commit with it).
+
+A recipient's notifications take the next numbers of their sequence under that sequence row's
+lock (rows locked in one order, so two batches never deadlock), so one recipient's notifications
+commit in number order. The commit carries each new notification of a live (small) batch, rendered
+as its stream frame, to every replica's listener (`pg_notify`): a stream sends it without reading
+it back; a backlog's batch wakes each recipient's streams once instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.kit.db import table_of
 from services.kit.envelope import CloudEvent
-from services.notify.catalogue import KINDS_BY_TYPE, Kind
-from services.notify.directory import recipients_of, relatives_copied
+from services.notify.catalogue import KINDS_BY_TYPE, Kind, Recipient
+from services.notify.directory import Known, Pair, read_known, relatives_copied, unzip
 from services.notify.domain import Category, Channel, DeliveryStatus, Language, QuietHours, Template, render, sms_due_at
-from services.notify.models import Delivery, Person, Preference
 from services.notify.settings import Settings
+from services.notify.wire import frame_payload, head_payload
 
-# The channel `pg_notify` wakes streams on; the payload is "<community> <recipient>".
+# The channel `pg_notify` wakes streams on; the payload is `wire.frame_payload`'s.
 WAKE_CHANNEL = "notify_inbox"
 
-people = table_of(Person)
-preferences = table_of(Preference)
-deliveries = table_of(Delivery)
-
-INSERT_NOTIFICATION = text(
+# Every new notification of a batch from arrays (one element per notification), with its
+# recipient's next seq and its SMS delivery, in one statement. Duplicates of an (event, recipient)
+# already told are skipped by the unique key (their seq is left unused: a stream skips gaps).
+INSERT_NOTIFICATIONS = text(
     """
-    WITH next AS (
-        INSERT INTO recipient_sequences AS s (community, recipient_id, last_seq) VALUES (:community, :recipient, 1)
-        ON CONFLICT (community, recipient_id) DO UPDATE SET last_seq = s.last_seq + 1
-        RETURNING last_seq
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:ord AS int[]), CAST(:community AS text[]), CAST(:recipient AS text[]), CAST(:source AS text[]),
+            CAST(:event_id AS text[]), CAST(:event_type AS text[]), CAST(:kind AS text[]), CAST(:category AS text[]),
+            CAST(:urgency AS text[]), CAST(:title AS text[]), CAST(:body AS text[]), CAST(:sms_status AS text[]),
+            CAST(:sms_due AS timestamptz[])
+        ) AS i(ord, community, recipient_id, event_source, event_id, event_type, kind, category, urgency, title, body,
+               sms_status, sms_due)
+    ),
+    counts AS (
+        SELECT community, recipient_id, count(*) AS n FROM input GROUP BY community, recipient_id
+    ),
+    taken AS (
+        INSERT INTO recipient_sequences AS s (community, recipient_id, last_seq)
+        SELECT community, recipient_id, n FROM counts ORDER BY community, recipient_id
+        ON CONFLICT (community, recipient_id) DO UPDATE SET last_seq = s.last_seq + excluded.last_seq
+        RETURNING community, recipient_id, last_seq
+    ),
+    numbered AS (
+        SELECT i.*, t.last_seq - c.n + row_number() OVER (PARTITION BY i.community, i.recipient_id ORDER BY i.ord) AS seq
+        FROM input i JOIN counts c USING (community, recipient_id) JOIN taken t USING (community, recipient_id)
+    ),
+    made AS (
+        INSERT INTO notifications
+            (community, recipient_id, seq, event_source, event_id, event_type, kind, category, urgency, title, body)
+        SELECT community, recipient_id, seq, event_source, event_id, event_type, kind, category, urgency, title, body
+        FROM numbered ORDER BY community, recipient_id, seq
+        ON CONFLICT (event_source, event_id, community, recipient_id) DO NOTHING
+        RETURNING *
+    ),
+    sms AS (
+        INSERT INTO deliveries (notification_id, channel, status, attempts, next_attempt_at)
+        SELECT m.id, 'sms', i.sms_status, 0, i.sms_due
+        FROM made m JOIN input i
+          ON (i.event_source, i.event_id, i.community, i.recipient_id) = (m.event_source, m.event_id, m.community, m.recipient_id)
+        WHERE i.sms_status IS NOT NULL
     )
-    INSERT INTO notifications
-        (community, recipient_id, seq, event_source, event_id, event_type, kind, category, urgency, title, body)
-    SELECT :community, :recipient, next.last_seq, :source, :event_id, :event_type, :kind, :category, :urgency, :title, :body
-    FROM next
-    ON CONFLICT (event_source, event_id, community, recipient_id) DO NOTHING
-    RETURNING id
+    SELECT * FROM made ORDER BY community, recipient_id, seq
     """
 )
 
-
-async def notify_event(session: AsyncSession, settings: Settings, event: CloudEvent) -> int:
-    """Tell everyone the catalogue names for this event; returns how many notifications were new.
-
-    Several kinds may share an event type (a booking tells its booker and its owner); a person
-    named by more than one is told once, by the first.
+PROFILES = text(
     """
-    kinds = KINDS_BY_TYPE.get(event.type, ())
-    if not kinds:
-        return 0
-    data = event.parse(kinds[0].event).model_dump()
-    community = str(data["community"])
-    told: set[str] = set()
-    copies: list[tuple[Kind, str]] = []
-    created = 0
-    for kind in kinds:
-        actor = data.get(kind.actor) if kind.actor else None
-        for recipient in kind.recipients:
-            for person in await recipients_of(session, recipient, community, data):
-                if person in told or person == actor:
-                    continue
-                told.add(person)
-                created += await tell(session, settings, kind, event, data, community, person)
-                if kind.category is Category.timebank:
-                    copies += [(kind, relative) for relative in await relatives_copied(session, community, person)]
-    # Copies to the verified relatives of those who asked for them, after everyone told directly
-    # (who is told once, as themselves). Time-bank messages only: a verified relative may already
-    # see the member's time-bank records, and nothing else of theirs.
-    for kind, relative in copies:
-        actor = data.get(kind.actor) if kind.actor else None
-        if relative in told or relative == actor:
-            continue
-        told.add(relative)
-        created += await tell(session, settings, kind, event, data, community, relative, copy=True)
-    return created
+    SELECT p.community, p.person_id, p.language, p.quiet_start, p.quiet_end, p.phone
+    FROM unnest(CAST(:communities AS text[]), CAST(:people AS text[])) AS k(community, person_id)
+    JOIN people p USING (community, person_id)
+    """
+)
+SMS_OFF = text(
+    f"""
+    SELECT s.community, s.person_id, s.category
+    FROM unnest(CAST(:communities AS text[]), CAST(:people AS text[])) AS k(community, person_id)
+    JOIN preferences s USING (community, person_id)
+    WHERE s.channel = '{Channel.sms.value}' AND NOT s.enabled
+    """
+)
 
+WAKE = text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload")
 
 # The title of a copy sent to a relative says it is one (the body still speaks to the member).
 COPY_TITLE = Template("【家人副本】{title}", "[Family copy] {title}")
 
 
-async def tell(
-    session: AsyncSession,
-    settings: Settings,
-    kind: Kind,
-    event: CloudEvent,
-    data: dict[str, Any],
-    community: str,
-    person: str,
-    *,
-    copy: bool = False,
-) -> int:
-    """One notification for one person (none if they had it already), and its SMS when due."""
-    profile = (
-        await session.execute(
-            select(people.c.language, people.c.quiet_start, people.c.quiet_end, people.c.phone).where(
-                people.c.community == community, people.c.person_id == person
-            )
-        )
-    ).first()
-    language = Language(profile.language) if profile is not None else Language.zh
-    tz = ZoneInfo(settings.community_timezone)
-    notification_id = (
-        await session.execute(
-            INSERT_NOTIFICATION,
-            {
-                "community": community,
-                "recipient": person,
-                "source": event.source,
-                "event_id": event.id,
-                "event_type": event.type,
-                "kind": kind.name,
-                "category": kind.category.value,
-                "urgency": kind.urgency.value,
-                "title": render(COPY_TITLE, {"title": render(kind.title, data, language, tz)}, language, tz)
-                if copy
-                else render(kind.title, data, language, tz),
-                "body": render(kind.body, data, language, tz),
-            },
-        )
-    ).scalar()
-    if notification_id is None:
+@dataclass(frozen=True)
+class Telling:
+    """One notification to be made: a kind of one event, for one person."""
+
+    event: CloudEvent
+    kind: Kind
+    data: dict[str, Any]
+    community: str
+    person: str
+    copy: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    language: Language
+    quiet: QuietHours
+    phone: str | None
+    sms_off: frozenset[str]  # categories whose SMS the person switched off
+
+
+async def notify_event(session: AsyncSession, settings: Settings, event: CloudEvent) -> int:
+    """Tell everyone the catalogue names for this event; returns how many notifications were new."""
+    return await notify_events(session, settings, [event])
+
+
+async def notify_events(session: AsyncSession, settings: Settings, events: list[CloudEvent]) -> int:
+    """Tell everyone the catalogue names for these events, in their order; returns how many were new."""
+    parsed = [
+        (event, kinds, event.parse(kinds[0].event).model_dump())
+        for event in events
+        if (kinds := KINDS_BY_TYPE.get(event.type, ()))
+    ]
+    if not parsed:
         return 0
-    if Channel.sms in kind.channels and await sms_wanted(session, community, person, kind):
+    wanted: list[tuple[Recipient, str, dict[str, Any]]] = [
+        (recipient, str(data["community"]), data) for _, kinds, data in parsed for kind in kinds for recipient in kind.recipients
+    ]
+    known = await read_known(session, wanted)
+    direct = [telling_directly(known, event, kinds, data) for event, kinds, data in parsed]
+    members = {(t.community, t.person) for tellings in direct for t in tellings if t.kind.category is Category.timebank}
+    relatives = await relatives_copied(session, members)
+    tellings = [t for told in direct for t in with_copies(told, relatives)]
+    profiles = await read_profiles(session, settings, tellings)
+    made = await insert_all(session, settings, tellings, profiles)
+    if made:
+        await session.execute(WAKE, {"channel": WAKE_CHANNEL, "payloads": wake_payloads(made)})
+    return len(made)
+
+
+# A live batch is small: each notification travels as its frame, so a stream sends it without a
+# read. A backlog's batch wakes each recipient once, with their last number: a stream reads what
+# it missed in one query, and the commit does not carry hundreds of frames nobody may be watching.
+FRAMES_UP_TO = 64
+
+
+def wake_payloads(made: list[Any]) -> list[str]:
+    if len(made) <= FRAMES_UP_TO:
+        return [frame_payload(row) for row in made]
+    last = {(row.community, row.recipient_id): row.seq for row in made}  # rows come in seq order
+    return [head_payload(community, recipient, seq) for (community, recipient), seq in last.items()]
+
+
+def telling_directly(known: Known, event: CloudEvent, kinds: tuple[Kind, ...], data: dict[str, Any]) -> list[Telling]:
+    """Whom an event's kinds name. Several kinds may share an event type (a booking tells its booker
+    and its owner); a person named by more than one is told once, by the first; no one of their own act."""
+    community = str(data["community"])
+    told: set[str] = set()
+    tellings = []
+    for kind in kinds:
+        actor = data.get(kind.actor) if kind.actor else None
+        for recipient in kind.recipients:
+            for person in known.recipients(recipient, community, data):
+                if person in told or person == actor:
+                    continue
+                told.add(person)
+                tellings.append(Telling(event, kind, data, community, person))
+    return tellings
+
+
+def with_copies(tellings: list[Telling], relatives: dict[Pair, list[str]]) -> list[Telling]:
+    """Copies to the verified relatives of those who asked for them, after everyone told directly
+    (who is told once, as themselves). Time-bank messages only: a verified relative may already
+    see the member's time-bank records, and nothing else of theirs."""
+    told = {t.person for t in tellings}
+    copies = []
+    for t in tellings:
+        if t.kind.category is not Category.timebank:
+            continue
+        actor = t.data.get(t.kind.actor) if t.kind.actor else None
+        for relative in relatives.get((t.community, t.person), ()):
+            if relative in told or relative == actor:
+                continue
+            told.add(relative)
+            copies.append(Telling(t.event, t.kind, t.data, t.community, relative, copy=True))
+    return [*tellings, *copies]
+
+
+async def read_profiles(session: AsyncSession, settings: Settings, tellings: list[Telling]) -> dict[Pair, Profile]:
+    """Language, quiet hours, phone and SMS switches of everyone told: one query (two with SMS kinds)."""
+    pairs = {(t.community, t.person) for t in tellings}
+    if not pairs:
+        return {}
+    communities, persons = unzip(pairs)
+    rows = (await session.execute(PROFILES, {"communities": communities, "people": persons})).all()
+    sms_off: dict[Pair, set[str]] = {}
+    texted = {(t.community, t.person) for t in tellings if Channel.sms in t.kind.channels}
+    if texted:
+        communities, persons = unzip(texted)
+        for row in (await session.execute(SMS_OFF, {"communities": communities, "people": persons})).all():
+            sms_off.setdefault((row.community, row.person_id), set()).add(row.category)
+    profiles = {}
+    for row in rows:
         quiet = QuietHours(timezone=settings.community_timezone)
-        if profile is not None and profile.quiet_start is not None and profile.quiet_end is not None:
-            quiet = QuietHours(profile.quiet_start, profile.quiet_end, settings.community_timezone)
-        has_phone = profile is not None and bool(profile.phone)
-        await session.execute(
-            insert(deliveries).values(
-                notification_id=notification_id,
-                channel=Channel.sms.value,
-                status=(DeliveryStatus.pending if has_phone else DeliveryStatus.no_address).value,
-                next_attempt_at=sms_due_at(kind.urgency, quiet, datetime.now(UTC)),
-            )
-        )
-    await session.execute(
-        text("SELECT pg_notify(:channel, :payload)"), {"channel": WAKE_CHANNEL, "payload": f"{community} {person}"}
-    )
-    return 1
+        if row.quiet_start is not None and row.quiet_end is not None:
+            quiet = QuietHours(row.quiet_start, row.quiet_end, settings.community_timezone)
+        pair = (row.community, row.person_id)
+        profiles[pair] = Profile(Language(row.language), quiet, row.phone, frozenset(sms_off.get(pair, ())))
+    # No row yet: the defaults (Chinese, the default quiet hours, no phone), with any switches set.
+    quiet = QuietHours(timezone=settings.community_timezone)
+    return {pair: profiles.get(pair) or Profile(Language.zh, quiet, None, frozenset(sms_off.get(pair, ()))) for pair in pairs}
 
 
-async def sms_wanted(session: AsyncSession, community: str, person: str, kind: Kind) -> bool:
-    """A person's switch for SMS in the kind's category (on unless they turned it off)."""
-    enabled = (
-        await session.execute(
-            select(preferences.c.enabled).where(
-                preferences.c.community == community,
-                preferences.c.person_id == person,
-                preferences.c.category == kind.category.value,
-                preferences.c.channel == Channel.sms.value,
-            )
-        )
-    ).scalar()
-    return enabled is not False
+async def insert_all(
+    session: AsyncSession, settings: Settings, tellings: list[Telling], profiles: dict[Pair, Profile]
+) -> list[Any]:
+    """Render every telling in its reader's language and insert them all; returns the new rows."""
+    tz = ZoneInfo(settings.community_timezone)
+    now = datetime.now(UTC)
+    rows = []
+    for ord_, t in enumerate(tellings):
+        profile = profiles[(t.community, t.person)]
+        title = render(t.kind.title, t.data, profile.language, tz)
+        if t.copy:
+            title = render(COPY_TITLE, {"title": title}, profile.language, tz)
+        texted = Channel.sms in t.kind.channels and t.kind.category.value not in profile.sms_off
+        status = (DeliveryStatus.pending if profile.phone else DeliveryStatus.no_address) if texted else None
+        row: dict[str, Any] = {
+            "ord": ord_,
+            "community": t.community,
+            "recipient": t.person,
+            "source": t.event.source,
+            "event_id": t.event.id,
+            "event_type": t.event.type,
+            "kind": t.kind.name,
+            "category": t.kind.category.value,
+            "urgency": t.kind.urgency.value,
+            "title": title,
+            "body": render(t.kind.body, t.data, profile.language, tz),
+            "sms_status": status.value if status else None,
+            "sms_due": sms_due_at(t.kind.urgency, profile.quiet, now) if texted else None,
+        }
+        rows.append(row)
+    if not rows:
+        return []
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    return list((await session.execute(INSERT_NOTIFICATIONS, columns)).all())

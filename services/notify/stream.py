@@ -1,11 +1,14 @@
 """The live stream: Server-Sent Events at `/stream`, resumable with `Last-Event-ID`.
 
-The database is the stream's source: an event's id is the recipient's `seq`, and a stream sends
-whatever is numbered after the last id it sent, so a client that reconnects, to this replica or
-another, gets every notification it missed, once and in order. PostgreSQL `LISTEN` only wakes
-streams: each replica keeps one listening connection and wakes its local streams for the recipient
-a commit names (`pg_notify` in `notifications.tell`). A wake-up lost to a dropped connection costs
-at most one heartbeat interval, when each stream looks again anyway.
+The database is the stream's source of truth: an event's id is the recipient's `seq`, and a stream
+sends whatever is numbered after the last id it sent, so a client that reconnects, to this replica
+or another, gets every notification it missed, once and in order. Each replica keeps one
+connection listening to the commits (`pg_notify` in `notifications`), whose payload is the new
+notification's frame: the listener hands it to that recipient's local streams, and a stream sends
+a frame numbered right after its last one as it is, without reading the database. Anything else
+(a gap, a frame too long for a payload, the listener reconnecting) makes the stream read what it
+missed from the database, as does every stream when the listener reconnects after a drop (the
+commits it did not hear are then in the database).
 
 Streams per person are bounded across replicas by a Redis sorted set of open streams whose scores
 are lease expiries, renewed at each heartbeat, so a replica that dies frees its slots by itself.
@@ -18,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
@@ -33,12 +36,51 @@ from services.kit.problems import problem_responses
 from services.notify import inbox
 from services.notify.notifications import WAKE_CHANNEL
 from services.notify.problems import TooManyStreams
-from services.notify.schemas import NotificationPublic
 from services.notify.settings import Settings
+from services.notify.wire import Recipient, read_payload, sse_frame
 
 log = logging.getLogger("notify.stream")
 
-Recipient = tuple[str, str]  # (community, person)
+
+class Waiter:
+    """One open stream's mailbox: frames handed over by the listener, or a call to look again."""
+
+    __slots__ = ("frames", "ready", "stale")
+
+    # Frames a stream may fall behind by before it drops them and reads the database instead.
+    MAX_FRAMES = 256
+
+    def __init__(self) -> None:
+        self.frames: deque[tuple[int, str | None]] = deque()
+        self.ready = asyncio.Event()
+        self.stale = True  # a new stream reads what it missed first
+
+    def offer(self, seq: int, frame: str | None) -> None:
+        if len(self.frames) >= self.MAX_FRAMES:
+            self.frames.clear()
+            self.stale = True
+        else:
+            self.frames.append((seq, frame))
+        self.ready.set()
+
+    def look_again(self) -> None:
+        self.stale = True
+        self.ready.set()
+
+    def take(self, after: int) -> list[str]:
+        """The frames that follow `after` without a gap; a gap or a frame that did not fit marks it stale."""
+        taken = []
+        while self.frames:
+            seq, frame = self.frames.popleft()
+            if seq <= after:
+                continue  # already sent (read from the database before its frame came)
+            if seq != after + 1 or frame is None:
+                self.frames.clear()
+                self.stale = True
+                break
+            taken.append(frame)
+            after = seq
+        return taken
 
 
 class Wakes:
@@ -46,29 +88,35 @@ class Wakes:
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
-        self.waiting: dict[Recipient, set[asyncio.Event]] = defaultdict(set)
+        self.waiting: dict[Recipient, set[Waiter]] = defaultdict(set)
         self.connection: asyncpg.Connection | None = None
         self.local_streams: dict[Recipient, int] = defaultdict(int)
 
-    def subscribe(self, recipient: Recipient) -> asyncio.Event:
-        wake = asyncio.Event()
-        self.waiting[recipient].add(wake)
-        return wake
+    def subscribe(self, recipient: Recipient) -> Waiter:
+        waiter = Waiter()
+        self.waiting[recipient].add(waiter)
+        return waiter
 
-    def unsubscribe(self, recipient: Recipient, wake: asyncio.Event) -> None:
-        self.waiting[recipient].discard(wake)
+    def unsubscribe(self, recipient: Recipient, waiter: Waiter) -> None:
+        self.waiting[recipient].discard(waiter)
         if not self.waiting[recipient]:
             del self.waiting[recipient]
 
     def on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        community, _, person = payload.partition(" ")
-        for wake in self.waiting.get((community, person), ()):
-            wake.set()
+        # Most commits are for people with no stream here: only their head is read.
+        head = payload.partition("\n")[0]
+        community, _, rest = head.partition(" ")
+        waiters = self.waiting.get((community, rest.rpartition(" ")[0]))
+        if not waiters:
+            return
+        _, seq, frame = read_payload(payload)
+        for waiter in waiters:
+            waiter.offer(seq, frame)
 
     def wake_all(self) -> None:
-        for wakes in self.waiting.values():
-            for wake in wakes:
-                wake.set()
+        for waiters in self.waiting.values():
+            for waiter in waiters:
+                waiter.look_again()
 
     async def listen(self) -> None:
         """Hold the listening connection; reconnect (and wake every stream to look again) when it drops."""
@@ -109,6 +157,9 @@ return 1
 """
 
 
+REDIS_CALLS_AT_ONCE = 16
+
+
 class StreamSlots:
     """Open streams per person, bounded across replicas (Redis), or per process without Redis."""
 
@@ -118,6 +169,9 @@ class StreamSlots:
         self.limit = settings.max_streams_per_user
         # Three missed heartbeats (and never under 10 s, so a busy loop's late renewal keeps the slot).
         self.lease_s = max(settings.heartbeat_s * 3, 10.0)
+        # Redis's client refuses (it does not queue) past its pool's 100 connections: a thousand
+        # streams opening or renewing at once would be 500s. Their calls take turns on a few.
+        self.turns = asyncio.Semaphore(REDIS_CALLS_AT_ONCE)
 
     @staticmethod
     def key(recipient: Recipient) -> str:
@@ -131,12 +185,13 @@ class StreamSlots:
             return True
         now = time.time()
         args = [now, now + self.lease_s, self.limit, stream_id, int(self.lease_s * 2000)]
-        return bool(await self.redis.eval(OPEN_STREAM, 1, self.key(recipient), *args))
+        async with self.turns:
+            return bool(await self.redis.eval(OPEN_STREAM, 1, self.key(recipient), *args))
 
     async def renew(self, recipient: Recipient, stream_id: str) -> None:
         if self.redis is not None:
             key = self.key(recipient)
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with self.turns, self.redis.pipeline(transaction=True) as pipe:
                 pipe.zadd(key, {stream_id: time.time() + self.lease_s}, xx=True)
                 pipe.pexpire(key, int(self.lease_s * 2000))
                 await pipe.execute()
@@ -145,12 +200,8 @@ class StreamSlots:
         if self.redis is None:
             self.wakes.local_streams[recipient] -= 1
             return
-        await self.redis.zrem(self.key(recipient), stream_id)
-
-
-def sse_event(row: Any) -> str:
-    data = NotificationPublic.model_validate(row, from_attributes=True).model_dump_json()
-    return f"id: {row.seq}\nevent: notification\ndata: {data}\n\n"
+        async with self.turns:
+            await self.redis.zrem(self.key(recipient), stream_id)
 
 
 async def stream_events(state: Any, who: Principal, after: int, stream_id: str) -> AsyncIterator[str]:
@@ -158,27 +209,36 @@ async def stream_events(state: Any, who: Principal, after: int, stream_id: str) 
     wakes: Wakes = state.wakes
     slots: StreamSlots = state.stream_slots
     recipient = (who.community, who.subject)
-    wake = wakes.subscribe(recipient)
+    waiter = wakes.subscribe(recipient)
     try:
         yield "retry: 2000\n\n"
         while True:
-            wake.clear()  # before looking: a commit during the query wakes the next wait
-            async with state.sessionmaker() as session:
-                rows = await inbox.since(session, who.community, who.subject, after)
-            for row in rows:
-                yield sse_event(row)
-                after = row.seq
-            if rows:
+            waiter.ready.clear()  # before looking: a commit meanwhile wakes the next wait
+            if waiter.stale:
+                waiter.stale = False
+                async with state.sessionmaker() as session:
+                    rows = await inbox.since(session, who.community, who.subject, after)
+                for row in rows:
+                    yield sse_frame(row)
+                    after = row.seq
+                if rows:
+                    waiter.stale = True  # there may be more than one read's worth
+                    continue
+            frames = waiter.take(after)
+            for frame in frames:
+                yield frame
+                after += 1
+            if frames or waiter.stale:
                 continue
             if who.expires_at and time.time() >= who.expires_at:
                 return  # a stream does not outlive its token: the client reconnects with a fresh one
             try:
-                await asyncio.wait_for(wake.wait(), settings.heartbeat_s)
+                await asyncio.wait_for(waiter.ready.wait(), settings.heartbeat_s)
             except TimeoutError:
                 yield ": heartbeat\n\n"
                 await slots.renew(recipient, stream_id)
     finally:
-        wakes.unsubscribe(recipient, wake)
+        wakes.unsubscribe(recipient, waiter)
         with contextlib.suppress(Exception):
             await asyncio.shield(slots.give_back(recipient, stream_id))
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from deploy.local.servers import free_port
 from services.kit.envelope import CloudEvent
-from services.notify import notifications
+from services.notify import inbox, notifications
 from services.notify.app import create_app
 from services.notify.settings import Settings
 from tests.notify.conftest import event, now, wait_until
@@ -218,3 +218,50 @@ async def test_a_stream_ends_when_its_token_expires(stack: TestStack, quick: Rep
                 return len([frame async for frame in frames(response)])
 
             assert await asyncio.wait_for(drain(), 15) >= 1  # heartbeats, then the end of the stream
+
+
+async def test_a_live_notification_is_sent_as_its_commit_carried_it_and_a_gap_is_read_from_the_database(
+    stack: TestStack, replicas: tuple[Replica, Replica], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = replicas
+    community = f"c-{uuid.uuid4().hex[:8]}"
+    reads: list[int] = []
+    real_since = inbox.since
+
+    async def counted_since(session: Any, in_community: str, recipient: str, after: int, limit: int = 500) -> list[Any]:
+        rows = await real_since(session, in_community, recipient, after, limit)
+        if in_community == community:
+            reads.append(after)
+        return rows
+
+    monkeypatch.setattr(inbox, "since", counted_since)
+
+    async def opened() -> bool:
+        return reads == [0]
+
+    async def tell_of(svc: RunningService, ev: CloudEvent) -> int:
+        async with svc.state.sessionmaker() as session, session.begin():
+            return await notifications.notify_event(session, svc.settings, ev)  # type: ignore[arg-type]
+
+    def granted(points: int) -> CloudEvent:
+        data = {"grant_id": f"g-{uuid.uuid4().hex[:8]}", "resident_id": "res-1", "points": points}
+        return event(community, "governance.points.granted.v1", "g", **data, source="award", trigger="award", granted_at=now())
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=60)) as http:
+        me = stack.auth("res-1", "resident", community=community)
+        async with http.stream("GET", a.url + "/stream", headers=me) as response:
+            stream = frames(response)
+            await wait_until(opened)  # the opening read found nothing: from here on, frames
+            await tell_of(a.svc, granted(1))
+            await tell_of(b.svc, granted(2))  # made on the other replica
+            live = await notifications_from(stream, 2)
+            assert reads == [0]  # both sent as their commits carried them, without a read
+            repeated = granted(3)
+            assert await tell_of(a.svc, repeated) == 1
+            # The same event told again past the inbox takes a number and makes nothing: a gap.
+            assert await tell_of(b.svc, repeated) == 0
+            assert await tell_of(a.svc, granted(4)) == 1
+            after_gap = await notifications_from(stream, 2)
+    assert [f.id for f in live + after_gap] == ["1", "2", "3", "5"]
+    assert [f.notification["body"] for f in live + after_gap] == [f"您获得 {n} 积分。" for n in (1, 2, 3, 4)]
+    assert reads[:2] == [0, 3]  # the gap after 3 sent the stream to the database
