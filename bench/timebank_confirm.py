@@ -300,7 +300,7 @@ async def confirm_http(stack: TestStack, url: str) -> tuple[float, list[float], 
         env=env,
     )
     try:
-        wait_for_port(port, 30, proc=proc)
+        wait_for_port(port, 240, proc=proc)  # a service starts slowly on a loaded machine
         headers = {"Authorization": "Bearer " + stack.token("bench-worker", "community_worker", community=COMMUNITY, ttl_s=3600)}
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
