@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
@@ -25,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.kit.telemetry import HTTP_LATENCY
 
 # FastAPI(telemetry=...): the kit's middleware is the one source of request spans and metrics.
-NO_NATIVE_TELEMETRY: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 # Probes and scrapes: measured, never traced (a span each would bury the requests that matter).
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _PROPAGATED = frozenset({b"traceparent", b"tracestate", b"baggage"})
