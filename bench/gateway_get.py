@@ -185,12 +185,17 @@ async def uvicorn_process(name: str, app: str, env: dict[str, str], log: Path) -
         server = ["gateway.serve"]
     else:
         server = ["uvicorn", "--factory", app, "--workers", "1", "--loop", "uvloop"]
+    # `BENCH_PROFILE=<name>` runs that server under cProfile, its statistics written beside its log
+    # on exit (py-spy is not installed here): where a route's microseconds go.
+    if os.environ.get("BENCH_PROFILE") == name:
+        server = ["cProfile", "-o", str(log.with_suffix(".prof")), "-m", *server]
     proc = spawn(
         [sys.executable, "-m", *server, "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
         env,
         log,
     )
-    async with serving(proc, port):
+    # A service imports and migrates for well over a minute on this machine at a load of 20.
+    async with serving(proc, port, timeout_s=240):
         yield Server(name, f"http://127.0.0.1:{port}", [proc.pid])
 
 

@@ -14,6 +14,10 @@ Routes (result `http_<key>`):
 - `timebank_passbook`: their passbook's first page (`GET /members/me/passbook`, 60 posted transfers);
 - `property_tickets`: a steward's `GET /tickets` (the community's, newest first, with photo ids),
   50,000 tickets in the database;
+- `timebank_confirm`: a community worker's `POST /transfers/{id}/confirm` of a pending service
+  transfer (the use case's one PL/pgSQL call, `tb_confirm_service`, with its outbox row), each
+  request a different pending transfer (CONFIRM_PENDINGS prepared as `bench/timebank_confirm.py`
+  does) and a fresh transfer id;
 - `governance_points`: a resident's points (`GET /me/points`: the account, the points expiring
   within 30 days);
 - `gateway_members_me`: the same `GET /members/me` through the gateway (its real lifespan), against
@@ -51,6 +55,7 @@ from services.kit.db import plain_url
 from tests.support.stack import TestStack
 
 COMMUNITY = "bench-community"  # created in the bench's gateway database before it starts
+CONFIRM_COMMUNITY = "bench"  # bench/timebank_confirm.py's
 RESIDENT = "00000000-0000-0000-0000-0000000000be"
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 16))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 4))
@@ -60,6 +65,8 @@ PASSBOOK_TRANSFERS = 60
 TICKETS = 50_000
 STEWARDS = 50
 SERVICE_TARGET = "≥ 0.6 × lean"
+CONFIRM_PENDINGS = 32_000
+CONFIRMS_PER_SECOND = 1000  # the most one wrk run may use: each run gets its own pending transfers
 
 
 # --- load -----------------------------------------------------------------------------------------
@@ -71,6 +78,9 @@ class Call:
     url: str
     token: str
     body: dict[str, Any] | None = None
+    # For a path with `{id}`: the ids this call may use, one per request, and the body's `id` made
+    # fresh per request (a confirmation of each pending transfer, each with its own transfer id).
+    ids: tuple[str, ...] = ()
 
 
 def wrk_script(work: Path, req: Call) -> Path:
@@ -78,6 +88,21 @@ def wrk_script(work: Path, req: Call) -> Path:
     lines = [f'wrk.method = "{req.method}"', 'wrk.headers["Authorization"] = "Bearer ' + req.token + '"']
     if req.body is not None:
         lines += ['wrk.headers["Content-Type"] = "application/json"', f"wrk.body = [[{json.dumps(req.body)}]]"]
+    if req.ids:
+        path = "/" + req.url.split("/", 3)[3]
+        head, _, tail = path.partition("{id}")
+        prefix = str(uuid.uuid4())[:24]  # this run's transfer ids: a random prefix and a counter
+        lines += [
+            'wrk.headers["Content-Type"] = "application/json"',
+            "ids = {" + ",".join(f'"{i}"' for i in req.ids) + "}",
+            "n = 0",
+            "request = function()",
+            "  n = n + 1",
+            "  local id = ids[((n - 1) % #ids) + 1]",
+            f"  local body = '{{\"id\":\"{prefix}' .. string.format('%012x', n) .. '\"}}'",
+            f'  return wrk.format(nil, "{head}" .. id .. "{tail}", nil, body)',
+            "end",
+        ]
     script.write_text("\n".join(lines) + "\n")
     return script
 
@@ -109,10 +134,12 @@ async def wrk(req: Call, duration_s: float, script: Path) -> dict[str, float]:
     }
 
 
-async def measure(req: Call, servers: list[Server], script: Path) -> dict[str, Any]:
-    await wrk(req, WARM_UP_S, script)
+async def measure(run: Running, side: Side, servers: list[Server], script: Path) -> dict[str, Any]:
+    req = run.call(side, WARM_UP_S)
+    await wrk(req, WARM_UP_S, script if not req.ids else wrk_script(run.work, req))
     before = {s.name: cpu_seconds(s.pids) for s in servers}
-    figures = await wrk(req, DURATION_S, script)
+    req = run.call(side, DURATION_S)
+    figures = await wrk(req, DURATION_S, script if not req.ids else wrk_script(run.work, req))
     n = max(1.0, figures["requests"])
     return {**figures, "cpu_ms": {s.name: round((cpu_seconds(s.pids) - before[s.name]) * 1000 / n, 3) for s in servers}}
 
@@ -149,9 +176,16 @@ class Running:
     work: Path
     tokens: dict[str, str]
     servers: dict[str, Server] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)  # transfers still to confirm, shared by both sides
 
-    def call(self, side: Side) -> Call:
-        return Call(side.method, self.servers[side.servers[0]].url + side.path, self.tokens[side.caller], side.body)
+    def call(self, side: Side, seconds: float = 0) -> Call:
+        """The side's request; for a path with `{id}`, with enough unused ids for `seconds` of load."""
+        url = self.servers[side.servers[0]].url + side.path
+        if "{id}" not in side.path:
+            return Call(side.method, url, self.tokens[side.caller], side.body)
+        n = max(1, round(seconds * CONFIRMS_PER_SECOND))
+        ids, self.pending[:n] = tuple(self.pending[:n]), []
+        return Call(side.method, url, self.tokens[side.caller], side.body, ids)
 
     def processes(self, side: Side) -> list[Server]:
         return [self.servers[name] for name in side.servers]
@@ -193,12 +227,17 @@ async def seed_timebank(url: str, token: str) -> None:
 ServerStarter = Callable[[Running, AsyncExitStack], Awaitable[None]]
 
 
-async def start_service(run: Running, servers: AsyncExitStack, service: str, **settings: str) -> str:
-    """The service (its app factory, a freshly migrated database) and its lean twin on the same
-    database, each one uvicorn worker; returns the database's URL."""
+async def start_service(
+    run: Running, servers: AsyncExitStack, service: str, *, db: str | None = None, name: str | None = None, **settings: str
+) -> str:
+    """The service (its app factory, a freshly migrated database unless `db` is given) and its lean
+    twin on the same database, each one uvicorn worker, as `name` and `lean-<name>`; returns the
+    database's URL."""
     stack = run.stack
-    db = await stack.fresh_database(service)
+    if db is None:
+        db = await stack.fresh_database(service)
     servers.push_async_callback(stack.drop_database, db)
+    name = name or service
     prefix = service.upper() + "_"
     env = {
         prefix + "DATABASE_URL": db,
@@ -208,14 +247,24 @@ async def start_service(run: Running, servers: AsyncExitStack, service: str, **s
         prefix + "JWKS_URL": stack.jwks_url,
         **{prefix + name.upper(): value for name, value in settings.items()},
     }
-    run.servers[service] = await servers.enter_async_context(
-        uvicorn_process(service, f"services.{service}.app:create_app", env, run.work / f"{service}.log")
+    run.servers[name] = await servers.enter_async_context(
+        uvicorn_process(name, f"services.{service}.app:create_app", env, run.work / f"{name}.log")
     )
     lean_env = {"LEAN_DATABASE_URL": db, "LEAN_JWKS_URL": stack.jwks_url}
-    run.servers["lean-" + service] = await servers.enter_async_context(
-        uvicorn_process("lean-" + service, "bench.lean_routes:create_lean_app", lean_env, run.work / f"lean-{service}.log")
+    run.servers["lean-" + name] = await servers.enter_async_context(
+        uvicorn_process("lean-" + name, "bench.lean_routes:create_lean_app", lean_env, run.work / f"lean-{name}.log")
     )
     return db
+
+
+async def start_timebank_confirm(run: Running, servers: AsyncExitStack) -> None:
+    """Members, a funded pool and CONFIRM_PENDINGS pending service transfers, as the confirmation
+    benchmark prepares them (its community: the worker's token names it)."""
+    from bench import timebank_confirm
+
+    db = await timebank_confirm.prepare(run.stack, CONFIRM_PENDINGS)
+    run.pending = [str(i) for i in await timebank_confirm.pending_ids(db)]
+    await start_service(run, servers, "timebank", db=db, name="timebank-confirm", expiry_job_every_s="3600")
 
 
 async def start_timebank(run: Running, servers: AsyncExitStack) -> None:
@@ -294,6 +343,11 @@ ROUTES = [
         Side(("property",), "/tickets", caller="steward"),
         Side(("lean-property",), "/property/tickets", caller="steward"),
     ),
+    Route(
+        "timebank_confirm",
+        Side(("timebank-confirm",), "/transfers/{id}/confirm", "POST", caller="confirmer"),
+        Side(("lean-timebank-confirm",), "/timebank/transfers/{id}/confirm", "POST", caller="confirmer"),
+    ),
     Route("governance_points", Side(("governance",), "/me/points"), Side(("lean-governance",), "/governance/me/points")),
     Route(
         "gateway_members_me",
@@ -307,6 +361,7 @@ ROUTES = [
 STARTERS: dict[str, list[ServerStarter]] = {
     "timebank_members_me": [start_timebank],
     "timebank_passbook": [start_timebank],
+    "timebank_confirm": [start_timebank_confirm],
     "property_tickets": [start_property],
     "governance_points": [start_governance],
     "gateway_members_me": [start_timebank, start_gateway],
@@ -317,8 +372,11 @@ async def check_answers(run: Running, route: Route) -> None:
     """Both sides answer 2xx with the same body shape before any load."""
     bodies = []
     for req in (run.call(route.service), run.call(route.lean)):
+        url, body = req.url, req.body
+        if req.ids:
+            url, body = url.replace("{id}", req.ids[0]), {"id": str(uuid.uuid4())}
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {req.token}"}) as client:
-            answer = await client.request(req.method, req.url, json=req.body)
+            answer = await client.request(req.method, url, json=body)
         assert answer.is_success, (req.url, answer.status_code, answer.text)
         body = answer.json()
         bodies.append(sorted(body) if isinstance(body, dict) else type(body).__name__)
@@ -364,7 +422,7 @@ async def measure_round(run: Running, route: Route, scripts: dict[str, Path], le
     result: dict[str, Any] = {}
     sides = [("service", route.service), ("lean", route.lean)]
     for name, side in reversed(sides) if lean_first else sides:
-        result[name] = await measure(run.call(side), run.processes(side), scripts[name])
+        result[name] = await measure(run, side, run.processes(side), scripts[name])
     service, lean_ = result["service"], result["lean"]
     print(
         f"  {route.key:<22} service {service['rps']:>6,.0f} req/s  lean {lean_['rps']:>6,.0f} req/s  ratio "
@@ -383,6 +441,7 @@ async def main() -> None:
         tokens = {
             "resident": stack.token(RESIDENT, "resident", community=COMMUNITY, ttl_s=3600),
             "steward": stack.token("steward-7", "steward", community=COMMUNITY, ttl_s=3600),
+            "confirmer": stack.token("bench-worker", "community_worker", community=CONFIRM_COMMUNITY, ttl_s=3600),
         }
         run = Running(stack, Path(tempfile.mkdtemp(prefix="bench-http-")), tokens)
         started: list[ServerStarter] = []

@@ -9,19 +9,27 @@ service's database) and `LEAN_JWKS_URL`.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
+from pydantic_core import to_jsonable_python
 
 from services.governance.schemas import PointsPublic
 from services.kit.auth import CurrentPrincipal, TokenVerifier
 from services.kit.db import plain_url
 from services.kit.pagination import Page
-from services.kit.problems import NotFound, install_problem_handlers
+from services.kit.problems import Conflict, NotFound, install_problem_handlers
+from services.kit.telemetry import current_traceparent
 from services.property.schemas import TicketPublic
-from services.timebank.schemas import Balance, MemberOut, PassbookEntry
+from services.timebank import ledger
+from services.timebank.domain import now_utc
+from services.timebank.events import ServiceConfirmed, publisher
+from services.timebank.members import is_worker
+from services.timebank.resolution import _CARE_ON_CONFIRM, _CONFIRM_SERVICE
+from services.timebank.schemas import Balance, ConfirmIn, MemberOut, PassbookEntry, TransferOut
 
 lean = APIRouter()
 
@@ -83,6 +91,41 @@ async def lean_passbook(request: Request, principal: CurrentPrincipal) -> Page[P
             )
         )
     return Page[PassbookEntry](items=items, next_cursor="next" if len(rows) > 20 else None)
+
+
+@lean.post("/timebank/transfers/{pending_id}/confirm", response_model=TransferOut, status_code=201)
+async def lean_confirm(request: Request, pending_id: uuid.UUID, body: ConfirmIn, principal: CurrentPrincipal) -> TransferOut:
+    """The same one statement as the time bank's confirmation (`tb_confirm_service`), with the same
+    arguments: the fingerprint, the ids it derives, the outbox event's envelope."""
+    community = principal.community
+    fp = ledger.fingerprint("confirm", principal.subject, {"pending": str(pending_id), **body.model_dump(mode="json")})
+    traceparent, tracestate = current_traceparent()
+    now = now_utc()
+    row = await pool_of(request).fetchrow(
+        _CONFIRM_SERVICE,
+        body.id,
+        pending_id,
+        community,
+        principal.subject,
+        is_worker(principal),
+        principal.has("steward"),
+        body.minutes,
+        fp,
+        now,
+        ledger.pool_account_id(community),
+        ledger.derived_id(body.id, "overflow"),
+        _CARE_ON_CONFIRM,
+        str(uuid.uuid4()),
+        ServiceConfirmed.event_type,
+        publisher.source,
+        publisher.topic,
+        to_jsonable_python(now),
+        traceparent,
+        tracestate,
+    )
+    if row is None or row["outcome"] not in ("posted", "replayed"):
+        raise Conflict(("未确认", "Not confirmed"))
+    return TransferOut.model_validate(dict(row))
 
 
 @lean.get("/property/tickets", response_model=Page[TicketPublic])

@@ -10,6 +10,12 @@ Three figures, each against the pgbench tps measured in the same run:
 - `timebank_batch_usecase`: transfers per second through `batches.post_batch`, 1,000 linked
   transfers per transaction. Target >= 3 x pgbench.
 
+Beside each round's ratio, the CPU each transaction cost, read from /proc: in PostgreSQL (the
+postmaster and its backends) for pgbench's transactions and for the confirmations, and in Python
+for a confirmation (this process for the use case, the server for HTTP; pgbench's own client for
+its transactions), with commits per second from `pg_stat_database`. A machine whose PostgreSQL is
+fast and whose Python is slow moves the ratio; these figures show which side moved.
+
 The pending transfers to confirm are prepared in bulk by SQL, consistent with the ledger (bench
 set-up, not the code under test). Run: `.venv/bin/python -m bench.timebank_confirm`.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +38,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bench.gateway_get import cpu_seconds
 from bench.harness import bench_stack, record, summary_ms
 from deploy.local.servers import EmbeddedPostgres, free_port, wait_for_port
 from services.kit.auth import Principal
@@ -88,6 +96,25 @@ def pgbench_tps(url: str, duration_s: float, clients: int = CONCURRENCY) -> floa
     match = re.search(r"tps = ([\d.]+)", out)
     assert match, out
     return float(match.group(1))
+
+
+def postgres_pids(stack: TestStack) -> list[int]:
+    """The stack's postmaster: with its backends (children, live or reaped), PostgreSQL's CPU."""
+    assert stack.pg is not None, "needs the embedded PostgreSQL, whose processes it reads"
+    return [int((stack.pg.data_dir / "postmaster.pid").read_text().split()[0])]
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def commits(url: str) -> int:
+    engine = make_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        n = (await conn.execute(text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"))).scalar_one()
+    await engine.dispose()
+    return int(n)
 
 
 async def add_to_totals(conn: AsyncConnection, phase: Literal["pending", "posted"]) -> None:
@@ -222,7 +249,9 @@ async def drive(work: Any, items: list[Any], duration_s: float) -> tuple[int, fl
     return done, time.perf_counter() - start, latencies
 
 
-async def confirm_usecase(url: str, ids: list[uuid.UUID], duration_s: float) -> tuple[float, list[float]]:
+async def confirm_usecase(
+    url: str, ids: list[uuid.UUID], duration_s: float, pg: list[int]
+) -> tuple[float, list[float], dict[str, float]]:
     engine = make_engine(url, pool_size=CONCURRENCY + 2)
     maker = make_sessionmaker(engine)
     worker = Principal(subject="bench-worker", roles=frozenset({"community_worker"}), community=COMMUNITY)
@@ -232,12 +261,18 @@ async def confirm_usecase(url: str, ids: list[uuid.UUID], duration_s: float) -> 
             await resolution.confirm(session, worker, pending, ConfirmIn(id=uuid.uuid4()))
 
     await drive(one, ids[:200], 60)  # warm-up: prepared statements, pool
+    py, db, committed = time.process_time(), cpu_seconds(pg), await commits(url)
     done, elapsed, lat = await drive(one, ids[200:], duration_s)
+    cpu = {
+        "python_ms": (time.process_time() - py) * 1000 / max(1, done),
+        "postgres_ms": (cpu_seconds(pg) - db) * 1000 / max(1, done),
+        "commits_per_s": (await commits(url) - committed) / elapsed,
+    }
     await engine.dispose()
-    return done / elapsed, lat
+    return done / elapsed, lat, cpu
 
 
-async def confirm_http(stack: TestStack, url: str) -> tuple[float, list[float]]:
+async def confirm_http(stack: TestStack, url: str) -> tuple[float, list[float], dict[str, float]]:
     ids = await pending_ids(url)
     port = free_port()
     env = {
@@ -265,7 +300,7 @@ async def confirm_http(stack: TestStack, url: str) -> tuple[float, list[float]]:
         env=env,
     )
     try:
-        wait_for_port(port, 30, proc=proc)
+        wait_for_port(port, 240, proc=proc)  # a service starts slowly on a loaded machine
         headers = {"Authorization": "Bearer " + stack.token("bench-worker", "community_worker", community=COMMUNITY, ttl_s=3600)}
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
@@ -275,11 +310,17 @@ async def confirm_http(stack: TestStack, url: str) -> tuple[float, list[float]]:
                 assert r.status_code == 201, r.text
 
             await drive(one, ids[:200], 60)
+            pg = postgres_pids(stack)
+            server, db = cpu_seconds([proc.pid]), cpu_seconds(pg)
             done, elapsed, lat = await drive(one, ids[200:], DURATION_S)
+            cpu = {
+                "server_python_ms": (cpu_seconds([proc.pid]) - server) * 1000 / max(1, done),
+                "postgres_ms": (cpu_seconds(pg) - db) * 1000 / max(1, done),
+            }
     finally:
         proc.terminate()
         proc.wait(10)
-    return done / elapsed, lat
+    return done / elapsed, lat, cpu
 
 
 async def batch_usecase(url: str, rounds: int = 12) -> tuple[float, list[float]]:
@@ -333,13 +374,31 @@ async def main() -> None:
         # The machine's load swings within seconds, so pgbench and the use case take turns: each
         # round's ratio is taken under the same load, and the median ratio is the figure.
         baselines, rates, ratios, latencies = [], [], [], []
+        cpu_rounds: list[dict[str, float]] = []
+        pg = postgres_pids(stack)
         per_round = len(ids) // ROUNDS
         for n in range(ROUNDS):
+            db, client, committed = cpu_seconds(pg), children_cpu_s(), await commits(pgbench_url)
             baselines.append(pgbench_tps(pgbench_url, DURATION_S))
-            tps, lat = await confirm_usecase(url, ids[n * per_round : (n + 1) * per_round], DURATION_S)
+            transactions = baselines[-1] * int(DURATION_S)
+            pgbench_cpu = {
+                "pgbench_postgres_ms": (cpu_seconds(pg) - db) * 1000 / transactions,
+                "pgbench_client_ms": (children_cpu_s() - client) * 1000 / transactions,
+                "pgbench_commits_per_s": (await commits(pgbench_url) - committed) / int(DURATION_S),
+            }
+            tps, lat, cpu = await confirm_usecase(url, ids[n * per_round : (n + 1) * per_round], DURATION_S, pg)
             rates.append(tps)
             latencies += lat
             ratios.append(tps / baselines[-1])
+            cpu_rounds.append({**pgbench_cpu, **cpu})
+            print(
+                f"round {n + 1} (load {os.getloadavg()[0]:.1f}): pgbench {baselines[-1]:,.0f} tps, PostgreSQL "
+                f"{pgbench_cpu['pgbench_postgres_ms']:.3f} ms/tx, client {pgbench_cpu['pgbench_client_ms']:.3f} ms/tx, "
+                f"{pgbench_cpu['pgbench_commits_per_s']:,.0f} commits/s | use case {tps:,.0f} tps, ratio {ratios[-1]:.3f}, "
+                f"Python {cpu['python_ms']:.3f} ms, PostgreSQL {cpu['postgres_ms']:.3f} ms per confirmation, "
+                f"{cpu['commits_per_s']:,.0f} commits/s",
+                flush=True,
+            )
         median_ratio = statistics.median(ratios)
         baseline = statistics.median(baselines)
         record(
@@ -358,9 +417,10 @@ async def main() -> None:
                 "per-round use case tps": [round(r) for r in rates],
                 "per-round pgbench tps": [round(b) for b in baselines],
                 "per-round ratios": [round(r, 3) for r in ratios],
+                "per-round CPU ms per transaction": [{k: round(v, 3) for k, v in r.items()} for r in cpu_rounds],
             },
         )
-        tps, lat = await confirm_http(stack, url)
+        tps, lat, http_cpu = await confirm_http(stack, url)
         record(
             "timebank_confirm_http",
             tps,
@@ -368,7 +428,12 @@ async def main() -> None:
             "pgbench tpcb-like -c 8 -j 2 (scale 10)",
             baseline,
             higher_is_better=True,
-            extra={**summary_ms(lat), "concurrency": CONCURRENCY, "server": "uvicorn x1"},
+            extra={
+                **summary_ms(lat),
+                "concurrency": CONCURRENCY,
+                "server": "uvicorn x1",
+                "CPU ms per confirmation": {k: round(v, 3) for k, v in http_cpu.items()},
+            },
         )
         tps, lat = await batch_usecase(url)
         record(

@@ -22,7 +22,6 @@ import httpx
 from fastapi import FastAPI
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Histogram
 from redis.exceptions import RedisError
@@ -194,9 +193,6 @@ class FrontDoor:
 
 
 CITY_DOOR_PREFIX = CITY_PREFIX + "/"
-# The proxied paths as the OpenTelemetry instrumentation's excluded-URL pattern (searched in the
-# full URL; a comma separates patterns).
-PROXIED_URLS = r"^[a-z]+://[^/]*/(api|city/v1)/"
 
 
 def is_proxied(scope: Scope) -> bool:
@@ -397,17 +393,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.router.lifespan_context = lifespan
 
-    # The FastAPI instrumentation's server span covers the gateway's own routes; proxied requests
-    # are traced by the front door on their own short stack (`ProxyFastPath`), so the
-    # instrumentation (outside every middleware) skips them. The kit also adds a span for every
-    # ASGI receive and send, which costs more than it tells.
-    FastAPIInstrumentor.uninstrument_app(app)
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=f"healthz,readyz,metrics,{PROXIED_URLS}", exclude_spans=["receive", "send"]
-    )
-    # uninstrument_app builds the middleware stack at once; left unset, the first request builds it
-    # again with the instrumentation and the middleware added below.
-    app.middleware_stack = None
+    # The gateway's own routes get their server span from the kit's request telemetry; proxied
+    # requests are traced by the front door on their own short stack (`ProxyFastPath`).
     cors: dict[str, Any] = {
         "allow_origins": settings.cors_origins,
         "allow_credentials": False,

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from services.kit.auth import TokenVerifier
-from services.kit.db import make_engine, make_sessionmaker
+from services.kit.db import RequestSessions, make_engine, make_sessionmaker
 from services.kit.health import database_check, redis_check
 from services.kit.health import router as health_router
 from services.kit.inbox import ConsumerSpec, EventConsumer
@@ -33,12 +33,12 @@ from services.kit.outbox import OutboxNotifier
 from services.kit.problems import install_problem_handlers
 from services.kit.query_params import refuse_unknown_query
 from services.kit.relay import OutboxRelay
+from services.kit.request_telemetry import NO_NATIVE_TELEMETRY, RequestTelemetry
 from services.kit.settings import ServiceSettings
 from services.kit.telemetry import (
     JOB_DURATION,
     JOB_LAST_SUCCESS,
     JOB_RUNS,
-    MetricsMiddleware,
     configure_logging,
     metrics_endpoint,
     setup_tracing,
@@ -123,7 +123,7 @@ def create_service_app(
     start_background: bool = True,
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    setup_tracing(settings.service_name)
+    setup_tracing(settings.service_name, statements=settings.trace_statements)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -222,19 +222,16 @@ def create_service_app(
         # serves the merged document's pages from the project's own assets, so a service has none.
         docs_url=None,
         redoc_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     install_problem_handlers(app)
-    app.add_middleware(MetricsMiddleware, service=settings.service_name)
+    app.add_middleware(RequestSessions)
+    app.add_middleware(RequestTelemetry, service=settings.service_name)
     describe_from_docstrings(health_router.routes)
     app.include_router(health_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in parts.routers:
         describe_from_docstrings(router.routes)
         app.include_router(router)
-
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-    # Spans for every ASGI receive/send add CPU per request and tell an operator nothing.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
 
     return app

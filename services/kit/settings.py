@@ -82,6 +82,9 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = 30
     log_level: str = "INFO"
     log_json: bool = True
+    # A span per SQL statement beside each request's span (services/kit/telemetry.py): for a
+    # diagnosis, not by default, as it costs about as much CPU as the statement's own Python work.
+    trace_statements: bool = False
 
     @model_validator(mode="before")
     @classmethod
