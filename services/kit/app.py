@@ -135,9 +135,14 @@ def create_service_app(
         app.state.cannot_serve_without = parts.cannot_serve_without
         app.state.redis = None
         if settings.redis_url:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
 
-            app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            # A burst waits for a connection (up to the socket timeout) instead of redis-py's
+            # default pool refusing past 100 with an error that would surface as a 500.
+            pool = BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=100, timeout=2, socket_timeout=2, socket_connect_timeout=2
+            )
+            app.state.redis = Redis(connection_pool=pool)
             app.state.readiness_checks["redis"] = redis_check(app.state.redis)
         if settings.jwks_url:
             app.state.token_verifier = TokenVerifier(
