@@ -10,7 +10,9 @@ owner each, an owners' decision opened on that roll. Baselines, same run, same d
 Two figures:
 - `governance_vote` (target >= 0.5 x raw): `ballots.cast` called directly, 40 sessions in flight,
   with every check it makes (decision open, option, voter on the frozen roll) and every write
-  (ballot with receipt, `ballot.cast.v1` outbox row), all in one `gov_cast_ballot` call;
+  (ballot with receipt, `ballot.cast.v1` outbox row), all in one `gov_cast_ballot` call. Beside the
+  ratio, which a loaded machine bends, it reports the CPU each side costs per ballot: the database's
+  (the measured connections' backends, from /proc/<pid>/schedstat) and this process's;
 - `governance_vote_tally` (target <= 3 x the grouped sum): closing the decision (`closing.close_due`:
   the due decision locked, the grouped count over the frozen roll, the integer rules, the result,
   the event, the commit).
@@ -24,9 +26,13 @@ import asyncio
 import os
 import random
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from bench.harness import bench_stack, record, summary_ms
 from services.governance import ballots, closing, decisions
@@ -61,7 +67,58 @@ async def seed_roll(conn: asyncpg.Connection) -> None:
     )
 
 
-async def raw_ballots(conn_url: str, picks: list[tuple[int, str]]) -> float:
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU time the processes have used: /proc/<pid>/schedstat's nanoseconds on CPU, or, where the
+    kernel keeps no schedstat, user + system ticks from /proc/<pid>/stat."""
+    total = 0.0
+    for pid in pids:
+        schedstat = Path(f"/proc/{pid}/schedstat")
+        if schedstat.exists():
+            total += int(schedstat.read_text().split()[0]) / 1e9
+        else:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class CpuMeter:
+    """CPU per operation of the database backends serving the measured connections, and of this
+    process (which also runs the service's jobs and relay, as a replica does), over a timed burst."""
+
+    def __init__(self, backend_pids: list[int]) -> None:
+        self.backend_pids = backend_pids
+        self.db_s = cpu_seconds(backend_pids)
+        self.own_s = time.process_time()
+
+    def per_op_us(self, ops: int) -> dict[str, float]:
+        db = (cpu_seconds(self.backend_pids) - self.db_s) / ops * 1e6
+        own = (time.process_time() - self.own_s) / ops * 1e6
+        return {"db_cpu_us": round(db, 1), "python_cpu_us": round(own, 1)}
+
+
+async def pool_backend_pids(pool: asyncpg.Pool) -> list[int]:
+    """Every connection of the pool (all opened: min_size = max_size), by its server process."""
+    held = [await pool.acquire() for _ in range(IN_FLIGHT)]
+    pids = [conn.get_server_pid() for conn in held]
+    for conn in held:
+        await pool.release(conn)
+    return pids
+
+
+async def engine_backend_pids(engine: AsyncEngine) -> list[int]:
+    """Open the engine's pool to its size before the burst, and name the server process of each."""
+    held = [await engine.raw_connection() for _ in range(IN_FLIGHT)]
+    pids = []
+    for pooled in held:
+        driver = pooled.driver_connection
+        assert driver is not None
+        pids.append(driver.get_server_pid())
+    for pooled in held:
+        await greenlet_spawn(pooled.close)
+    return pids
+
+
+async def raw_ballots(conn_url: str, picks: list[tuple[int, str]]) -> tuple[float, dict[str, float]]:
     pool = await asyncpg.create_pool(conn_url, min_size=IN_FLIGHT, max_size=IN_FLIGHT)
     assert pool is not None
     async with pool.acquire() as conn:
@@ -79,11 +136,13 @@ async def raw_ballots(conn_url: str, picks: list[tuple[int, str]]) -> float:
                 option,
             )
 
+    meter = CpuMeter(await pool_backend_pids(pool))
     start = time.perf_counter()
     await asyncio.gather(*(insert(i, o) for i, o in picks))
     rate = len(picks) / (time.perf_counter() - start)
+    cpu = meter.per_op_us(len(picks))
     await pool.close()
-    return rate
+    return rate, cpu
 
 
 async def grouped_sum(conn: asyncpg.Connection, decision_id: str) -> float:
@@ -104,7 +163,7 @@ async def main() -> None:
             url = plain_url(svc.database_url)
             conn = await asyncpg.connect(url)
             await seed_roll(conn)
-            raw_rate = await raw_ballots(url, picks)
+            raw_rate, raw_cpu = await raw_ballots(url, picks)
 
             engine = make_engine(svc.database_url, pool_size=IN_FLIGHT)
             maker = make_sessionmaker(engine)
@@ -131,9 +190,11 @@ async def main() -> None:
                     await ballots.cast(session, voter, decision.id, BallotCreate(option=option))  # type: ignore[arg-type]
                     latencies.append(time.perf_counter() - t0)
 
+            meter = CpuMeter(await engine_backend_pids(engine))
             start = time.perf_counter()
             await asyncio.gather(*(cast(i, o) for i, o in picks))
             vote_rate = len(picks) / (time.perf_counter() - start)
+            vote_cpu = meter.per_op_us(len(picks))
 
             # The close is timed as the grouped sum is, best of three, on three decisions with the same
             # roll and ballots (the other two get copies of the burst's ballots), so both figures are
@@ -171,6 +232,14 @@ async def main() -> None:
             await conn.close()
             await engine.dispose()
         shape = {"units": UNITS, "ballots": len(picks), "in_flight": IN_FLIGHT}
+        cpu = {
+            "db_cpu_us_per_ballot": vote_cpu["db_cpu_us"],
+            "db_cpu_us_per_raw_insert": raw_cpu["db_cpu_us"],
+            "db_cpu_ratio": round(vote_cpu["db_cpu_us"] / raw_cpu["db_cpu_us"], 3),
+            "python_cpu_us_per_ballot": vote_cpu["python_cpu_us"],
+            "python_cpu_us_per_raw_insert": raw_cpu["python_cpu_us"],
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        }
         record(
             "governance_vote",
             vote_rate,
@@ -179,7 +248,7 @@ async def main() -> None:
             raw_rate,
             higher_is_better=True,
             target=">= 0.5 x raw",
-            extra={**shape, **summary_ms(latencies)},
+            extra={**shape, **summary_ms(latencies), **cpu},
         )
         record(
             "governance_vote_tally",

@@ -2,7 +2,9 @@
 
 Each replica's job takes due decisions FOR UPDATE SKIP LOCKED, so two jobs never close the same
 decision, and the status check in the same statement makes a decision closed once and only once.
-Ballots hold the decision FOR KEY SHARE, so a ballot in flight is counted or refused, never lost.
+Each ballot holds the decision's advisory lock shared (sql/gov_cast_ballot.sql); the close takes it
+exclusively before it counts, so it waits for the ballots in flight and counts them, and a ballot
+that waited for the close then sees the decision closed: counted or refused, never lost.
 The count is one grouped SQL query over the frozen roll and the ballots (`_COUNT_SQL`); the rules
 applied to its sums are tally.py's, and tests/governance/test_tally_sql.py holds the query and the
 Python tally to one reference model.
@@ -20,7 +22,7 @@ from services.governance.accounts import now_utc
 from services.governance.decision_models import DECISIONS, Decision
 from services.governance.events import DecisionClosed, OptionCount, publisher
 from services.governance.tally import Count, Kind, owners_tally_of, poll_tally_of
-from services.kit.db import fetch_all_alone, transaction
+from services.kit.db import fetch_all_alone, fetch_alone, transaction
 
 BATCH = 20
 
@@ -58,8 +60,14 @@ SELECT b.option, count(*), sum(o.area)::bigint
 """
 
 
+# The count's statement starts after the lock is granted, so its snapshot holds every ballot that
+# held the lock before.
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(gov_decision_lock_key($1))"
+
+
 async def _close(session: AsyncSession, decision: Decision) -> None:
     assert decision.id is not None
+    await fetch_alone(session, _LOCK_SQL, decision.id)
     rows = await fetch_all_alone(session, _COUNT_SQL, decision.id)
     event = counted(decision, rows)
     decision.status = "closed"

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, ForeignKey, Index, Integer, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlmodel import Field
 
@@ -88,28 +88,32 @@ class DecisionVoter(Base, table=True):
     decision_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("gov_decisions.id"), primary_key=True))
     resident_id: str = Field(sa_column=Column(Text, primary_key=True))
     household_id: str = Field(sa_column=Column(Text, nullable=False))
+    # The household's owner key (a poll: the household), copied too: a ballot's one roll lookup.
+    owner_key: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class Ballot(Base, table=True):
-    """One final ballot per voter key (an owner key, or a household in a poll): the unique constraint
-    is the one-ballot rule, whoever casts it (the voter, a proxy, a worker with a paper ballot)."""
+    """One final ballot per voter key (an owner key, or a household in a poll): the primary key is
+    the one-ballot rule, whoever casts it (the voter, a proxy, a worker with a paper ballot).
+
+    It is the table's only index, and there is no foreign key: every index and key check costs each
+    ballot of a burst, the voter key comes from the decision's frozen roll (whose rows hold the
+    foreign key), decisions are never deleted, and nothing reads a ballot by `id` or `receipt` alone
+    (a receipt is a SHA-256 over a random nonce, unique by construction). Migration 0011."""
 
     __tablename__ = "gov_ballots"
-    __table_args__ = (
-        UniqueConstraint("decision_id", "voter_key", name="uq_gov_ballots_one_per_voter"),
-        CheckConstraint("channel IN ('app','proxy','paper')", name="channel_known"),
-    )
-    id: uuid.UUID | None = Field(default=None, sa_column=_uuid_pk())
-    decision_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("gov_decisions.id"), nullable=False))
+    __table_args__ = (CheckConstraint("channel IN ('app','proxy','paper')", name="channel_known"),)
+    decision_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), primary_key=True))
+    voter_key: str = Field(sa_column=Column(Text, primary_key=True))
+    id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, server_default=text("gen_random_uuid()")))
     community: str = Field(sa_column=Column(Text, nullable=False))
-    voter_key: str = Field(sa_column=Column(Text, nullable=False))
     household_id: str = Field(sa_column=Column(Text, nullable=False))
     option: str = Field(sa_column=Column(Text, nullable=False))
     channel: str = Field(sa_column=Column(Text, nullable=False))
     cast_by: str = Field(sa_column=Column(Text, nullable=False))
     on_behalf_of: str | None = Field(default=None, sa_column=Column(Text))
     proxy_basis: str | None = Field(default=None, sa_column=Column(Text))
-    receipt: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    receipt: str = Field(sa_column=Column(Text, nullable=False))
     cast_at: datetime | None = Field(default=None, sa_column=_ts(False, True))
 
 

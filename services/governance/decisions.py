@@ -47,14 +47,11 @@ async def draft(session: AsyncSession, worker: Principal, data: DecisionCreate) 
         return decision
 
 
-async def decision_in(session: AsyncSession, community: str, decision_id: uuid.UUID, *, lock: str | None = None) -> Decision:
-    """The community's decision, or `DecisionNotFound`; `lock` is "update", or "share" (FOR KEY SHARE:
-    it conflicts with the closing job's FOR UPDATE, and it is the lock each ballot's foreign key takes anyway)."""
+async def decision_in(session: AsyncSession, community: str, decision_id: uuid.UUID, *, lock: bool = False) -> Decision:
+    """The community's decision, or `DecisionNotFound`; `lock` takes it FOR UPDATE."""
     query = select(Decision).where(DECISIONS.c.id == decision_id, DECISIONS.c.community == community)
-    if lock == "update":
+    if lock:
         query = query.with_for_update()
-    elif lock == "share":
-        query = query.with_for_update(read=True, key_share=True)
     decision = await session.scalar(query)
     if decision is None:
         raise problems.DecisionNotFound()
@@ -64,7 +61,7 @@ async def decision_in(session: AsyncSession, community: str, decision_id: uuid.U
 async def open_decision(session: AsyncSession, worker: Principal, decision_id: uuid.UUID) -> Decision:
     """Open a draft and freeze its roll: the units (area, owner key) and who may vote, copied now."""
     async with transaction(session):
-        decision = await decision_in(session, worker.community, decision_id, lock="update")
+        decision = await decision_in(session, worker.community, decision_id, lock=True)
         if decision.status != "draft":
             raise problems.DecisionAlreadyOpened()
         if decision.closes_at <= now_utc():
@@ -98,7 +95,7 @@ async def _freeze_roll(session: AsyncSession, decision: Decision) -> None:
         )
         await session.execute(insert(DECISION_OWNERS).from_select(["decision_id", "owner_key", "area"], owners))
     voters = (
-        select(DECISION_UNITS.c.decision_id, RESIDENTS.c.resident_id, RESIDENTS.c.household_id)
+        select(DECISION_UNITS.c.decision_id, RESIDENTS.c.resident_id, RESIDENTS.c.household_id, DECISION_UNITS.c.owner_key)
         .join(
             RESIDENTS,
             and_(RESIDENTS.c.community == decision.community, RESIDENTS.c.household_id == DECISION_UNITS.c.household_id),
@@ -107,7 +104,8 @@ async def _freeze_roll(session: AsyncSession, decision: Decision) -> None:
     )
     if kind.by_owners:
         voters = voters.where(RESIDENTS.c.owner)
-    await session.execute(insert(DECISION_VOTERS).from_select(["decision_id", "resident_id", "household_id"], voters))
+    columns = ["decision_id", "resident_id", "household_id", "owner_key"]
+    await session.execute(insert(DECISION_VOTERS).from_select(columns, voters))
 
 
 async def visible_decision(session: AsyncSession, who: Principal, decision_id: uuid.UUID) -> DecisionPublic:

@@ -1,18 +1,30 @@
-"""The closing job: once across replicas, with the counts in the event and the receipts in the result."""
+"""The closing job: once across replicas, with the counts in the event and the receipts in the result,
+and never missing a ballot in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from services.governance import closing
-from tests.governance.conftest import Community, wait_until
-from tests.governance.test_decisions import opened, small_estate, vote
+from sqlalchemy import insert, text
+
+from services.governance import ballots, closing
+from services.governance.decision_models import ROLL_UNITS
+from services.governance.decision_schemas import BallotCreate
+from services.governance.statements import RESIDENTS
+from services.kit.auth import Principal
+from tests.governance.conftest import Community, problem_type, wait_until
+from tests.governance.test_decisions import ballots_of, opened, small_estate, vote
+
+
+async def closing_time(c: Community, decision_id: str) -> datetime:
+    return datetime.fromisoformat((await c.client.get(f"/decisions/{decision_id}", headers=c.worker)).json()["closes_at"])
 
 
 async def after_closing(c: Community, decision_id: str) -> None:
-    closes_at = datetime.fromisoformat((await c.client.get(f"/decisions/{decision_id}", headers=c.worker)).json()["closes_at"])
+    closes_at = await closing_time(c, decision_id)
 
     async def past() -> bool:
         return datetime.now(UTC) >= closes_at
@@ -87,3 +99,55 @@ async def test_a_poll_closes_with_its_winner_and_an_empty_owners_vote_without_qu
     )
     [owners_event] = await closed_events(community, owners)
     assert owners_event["outcome"] == "no_quorum"
+
+
+async def advisory_lock_awaited(c: Community) -> bool:
+    async with c.svc.state.sessionmaker() as session, session.begin():
+        query = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return bool((await session.execute(query)).scalar_one() > 0)
+
+
+async def test_ballots_in_flight_at_the_close_are_counted_and_later_ones_refused(community: Community) -> None:
+    """Ten ballots are cast before the closing time in transactions still open when the closing jobs
+    start. The close waits for them and counts them (without the decision's advisory lock it would
+    count without them, and they would be written uncounted); a ballot after the close is refused."""
+    owners = [f"r{i}" for i in range(12)]
+    async with community.svc.state.sessionmaker() as session, session.begin():
+        units = [{"community": community.id, "household_id": f"u{i}", "area": 5000 + i} for i in range(len(owners))]
+        await session.execute(insert(ROLL_UNITS), units)
+        people = [
+            {"community": community.id, "resident_id": owner, "household_id": f"u{i}", "owner": True}
+            for i, owner in enumerate(owners)
+        ]
+        await session.execute(insert(RESIDENTS), people)
+    decision_id = uuid.UUID(await opened(community, closes_in=5))
+    in_flight = [community.svc.state.sessionmaker() for _ in range(10)]
+    receipts = []
+    for owner, session in zip(owners, in_flight, strict=False):
+        await session.begin()
+        voter = Principal(owner, frozenset({"resident"}), community.id)
+        receipts.append((await ballots.cast(session, voter, decision_id, BallotCreate(option="yes"))).receipt)
+    await after_closing(community, str(decision_id))
+    jobs = asyncio.ensure_future(four_jobs_at_once(community))
+
+    async def close_waiting_or_done() -> bool:
+        return jobs.done() or await advisory_lock_awaited(community)
+
+    await wait_until(close_waiting_or_done, interval=0.01)
+    for session in in_flight:
+        await session.commit()
+        await session.close()
+    await jobs
+
+    async def closed() -> bool:
+        r = await community.client.get(f"/decisions/{decision_id}", headers=community.worker)
+        return bool(r.json()["status"] == "closed")
+
+    await wait_until(closed)
+    [event] = await closed_events(community, str(decision_id))
+    assert event["participating_voters"] == len(in_flight) == await ballots_of(community, str(decision_id))
+    result = (await community.client.get(f"/decisions/{decision_id}", headers=community.worker)).json()["result"]
+    [yes] = [o for o in result["options"] if o["option"] == "yes"]
+    assert sorted(yes["receipts"]) == sorted(receipts)
+    late = await vote(community, str(decision_id), owners[-1], "yes")
+    assert late.status_code == 409 and problem_type(late) == "governance/decision-not-open"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from deploy.local.demo_community import COMMUNITY, RESIDENTS, resident, staff
 from services.governance import closing
 from services.governance.app import create_app
-from services.governance.demo import REWARDS, RULES, seed_demo
+from services.governance.demo import OWNERS_DECISION_OPEN_S, REWARDS, RULES, seed_demo
 from services.governance.settings import Settings
 from services.kit.envelope import CloudEvent
 from services.kit.inbox import publish_raw
@@ -78,7 +78,7 @@ async def test_demo_seed_creates_rules_budget_catalogue_statements_and_leaderboa
             r = await svc.client.get(f"/decisions/{owners['id']}", headers=worker)
             return bool(r.json()["status"] == "closed")
 
-        await wait_until(closed)
+        await wait_until(closed, timeout=OWNERS_DECISION_OPEN_S + 30)
         result = (await svc.client.get(f"/decisions/{owners['id']}", headers=as_zhang)).json()["result"]
         # Eight units, eight owners (the tenant's unit counts: its owner could vote on paper); six take
         # part (three quarters, over the two-thirds quorum) and four of them approve.
