@@ -83,6 +83,10 @@ def printable_text(value: str) -> str:
 
 
 def _within_window(value: datetime) -> datetime:
+    # A local year strictly inside the window is inside it whatever the offset (under a day): the
+    # common case, decided without the offset-aware comparisons.
+    if EARLIEST.year < value.year < LATEST.year - 1:
+        return value
     # The year is checked first: converting year 1 or 9999 to UTC for the comparison overflows.
     if not EARLIEST.year - 1 <= value.year <= LATEST.year or not EARLIEST <= value < LATEST:
         raise ValueError("must lie between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z")
