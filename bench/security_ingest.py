@@ -4,7 +4,11 @@ same database in the same run. Target: ≥ 0.5 × raw.
 
 The service and the gateway run as real server processes (one uvicorn worker each), as deployed;
 the gateway checks the device's token, counts its rate and proxies the batch; the service checks
-the device, inserts, writes one outbox row per new event and moves inactivity watches.
+the device and, in one statement, inserts, writes one outbox row per batch and moves inactivity
+watches.
+
+Load-independent figures beside the rates: CPU µs per event of the service process, the gateway
+process and the database backends (from /proc, over each timed run), and the load average.
 
     make bench NAME=security_ingest      # BENCH_BATCHES (default 200), BENCH_CONCURRENCY (default 8)
 """
@@ -23,9 +27,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.gateway_get import COMMUNITY, gateway_env, gateway_settled, uvicorn_process
+from bench.gateway_get import COMMUNITY, cpu_seconds, gateway_env, gateway_settled, uvicorn_process
 from bench.harness import bench_stack, record
 from gateway.migrate import upgrade_gateway_database
+from gateway.operator import put_community_at
 from services.kit.db import plain_url
 
 BATCH = 100
@@ -37,6 +42,15 @@ _RAW = """
                                credential_id, occurred_at)
     SELECT $1, $2, e, 'b1', 'in', 'card', 'card-1', now() FROM unnest($3::text[]) AS e
     ON CONFLICT (device_id, device_event_id) DO NOTHING"""
+
+
+async def backend_pids(conn: asyncpg.Connection) -> list[int]:
+    """The database's backends (the embedded server runs on this machine: their /proc is readable)."""
+    return [r["pid"] for r in await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def batch(prefix: str, n: int) -> list[dict[str, str]]:
@@ -72,6 +86,9 @@ async def main() -> None:
         gateway_db = await stack.empty_database("gateway_bench")
         servers.push_async_callback(stack.drop_database, gateway_db)
         await upgrade_gateway_database(gateway_db)
+        # The gateway serves only the communities in its database (created as data, as a platform
+        # administrator would): without this the device's token is refused as not served.
+        await put_community_at(gateway_db, COMMUNITY, "bench", "331102")
         gateway = await servers.enter_async_context(
             uvicorn_process(
                 "gateway",
@@ -89,7 +106,6 @@ async def main() -> None:
             device,
             COMMUNITY,
         )
-        await conn.close()
         token = stack.token(device, "gate_device", community=COMMUNITY, ttl_s=3600)
         async with httpx.AsyncClient(base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
             warm = await client.post("/api/security/access-events", json={"events": batch("warm", 0)})
@@ -100,9 +116,15 @@ async def main() -> None:
                     r = await client.post("/api/security/access-events", json={"events": batch(f"h{w}", n)})
                     assert r.status_code == 200 and r.json()["stored"] == BATCH, r.text
 
+            servers_before = {s.name: cpu_seconds(s.pids) for s in (service, gateway)}
+            db_before = {pid: cpu_seconds([pid]) for pid in await backend_pids(conn)}
             start = time.perf_counter()
             await asyncio.gather(*(http_worker(w) for w in range(CONCURRENCY)))
             http_rate = BATCHES * BATCH / (time.perf_counter() - start)
+            load_http = loadavg()
+            events = BATCHES * BATCH
+            http_cpu_us = {s.name: (cpu_seconds(s.pids) - servers_before[s.name]) * 1e6 / events for s in (service, gateway)}
+            http_cpu_us["database"] = db_cpu_us(await backend_pids(conn), db_before, events)
 
         pool = await asyncpg.create_pool(plain_url(db), min_size=CONCURRENCY, max_size=CONCURRENCY)
 
@@ -111,10 +133,14 @@ async def main() -> None:
                 for n in range(w, BATCHES, CONCURRENCY):
                     await c.execute(_RAW, COMMUNITY, "raw-" + device, [f"r{w}-{n}-{i}" for i in range(BATCH)])
 
+        db_before = {pid: cpu_seconds([pid]) for pid in await backend_pids(conn)}
         start = time.perf_counter()
         await asyncio.gather(*(raw_worker(w) for w in range(CONCURRENCY)))
         raw_rate = BATCHES * BATCH / (time.perf_counter() - start)
+        raw_db_us = db_cpu_us(await backend_pids(conn), db_before, BATCHES * BATCH)
+        load_raw = loadavg()
         await pool.close()
+        await conn.close()
     record(
         "security_ingest_gateway",
         http_rate,
@@ -128,8 +154,17 @@ async def main() -> None:
             "batches": BATCHES,
             "concurrency": CONCURRENCY,
             "path": "client → gateway process → security process",
+            "cpu_us_per_event_http": {k: round(v, 1) for k, v in http_cpu_us.items()},
+            "cpu_us_per_event_raw_database": round(raw_db_us, 1),
+            "loadavg_http_run": load_http,
+            "loadavg_raw_run": load_raw,
         },
     )
+
+
+def db_cpu_us(pids: list[int], before: dict[int, float], events: int) -> float:
+    """The backends' CPU over a run, per event (a backend that opened during the run counts whole)."""
+    return sum(cpu_seconds([pid]) - before.get(pid, 0.0) for pid in pids) * 1e6 / events
 
 
 if __name__ == "__main__":

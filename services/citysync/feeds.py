@@ -52,6 +52,9 @@ _ADD_TO_DAY = text(f"""
 WITH spot AS (
     INSERT INTO daily_spots (community, day, spot) SELECT :community, :day, unnest(CAST(:spots AS text[]))
     ON CONFLICT DO NOTHING RETURNING 1
+), answered AS (
+    INSERT INTO daily_alarm_responses (community, day, seconds)
+    SELECT :community, :day, unnest(CAST(:responses AS int[]))
 )
 INSERT INTO daily_stats AS d (community, day, revision, published_revision, {", ".join(STAT_COUNTERS)},
                               minutes_by_type, spots_used)
@@ -79,6 +82,7 @@ class _DayTally:
     counters: dict[str, int] = field(default_factory=dict)
     minutes_by_type: dict[str, int] = field(default_factory=dict)
     spots: set[str] = field(default_factory=set)
+    responses: list[int] = field(default_factory=list)
 
     def add(self, delta: StatsDelta) -> None:
         self.changes += 1
@@ -88,6 +92,8 @@ class _DayTally:
             self.minutes_by_type[service_type] = self.minutes_by_type.get(service_type, 0) + int(minutes)
         if delta.spot is not None:
             self.spots.add(delta.spot)
+        if delta.response_s is not None:
+            self.responses.append(delta.response_s)
 
 
 # Many records in one statement, for `ingest_later`: the records made by a transaction are written at
@@ -195,6 +201,7 @@ def _before_commit(sync_session: Session) -> None:
             day=day,
             changes=tally.changes,
             spots=sorted(tally.spots),
+            responses=tally.responses,
             by_type=orjson.dumps(tally.minutes_by_type).decode(),
         )
         sync_session.execute(_ADD_TO_DAY, params)

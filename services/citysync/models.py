@@ -103,8 +103,21 @@ class DailyStats(Base, table=True):
     alarms_door_forced: int = 0
     alarms_door_held_open: int = 0
     alarms_inactivity: int = 0
+    alarms_answered: int = 0
     minutes_by_type: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False, server_default=text("'{}'::jsonb")))
     spots_used: int = 0
+
+
+class DailyAlarmResponse(Base, table=True):
+    """One alarm's response time (seconds to its first answer), on the community's day it was
+    answered: the day's median is taken over these. No alarm id, no person: a number on a day."""
+
+    __tablename__ = "daily_alarm_responses"
+    __table_args__ = (Index("ix_daily_alarm_responses_day", "community", "day"),)
+    id: int | None = Field(default=None, sa_type=BigInteger, primary_key=True)
+    community: str
+    day: date
+    seconds: int
 
 
 class DailySpot(Base, table=True):

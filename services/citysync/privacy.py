@@ -130,6 +130,9 @@ FIELD_RULES: Mapping[str, Rule] = {
     "alarm_id": Rule.keep,
     "raised_at": Rule.keep,
     "cleared_at": Rule.keep,
+    # An alarm's answer: when, and how long it took (the answering staff member has no rule).
+    "acknowledged_at": Rule.keep,
+    "response_s": Rule.keep,
 }
 
 HASHED_FIELDS: frozenset[str] = frozenset(f for f, r in FIELD_RULES.items() if r is Rule.keyed_hash)

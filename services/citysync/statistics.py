@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +14,8 @@ from services.citysync.domain import STAT_COUNTERS
 from services.citysync.feeds import append_record
 from services.citysync.models import DailyStats
 from services.kit.db import transaction
+
+_RESPONSES = text("SELECT seconds FROM daily_alarm_responses WHERE community = :community AND day = :day")
 
 
 async def publish_daily_statistics(session: AsyncSession, *, now: datetime, grace: timedelta, batch: int = 200) -> int:
@@ -38,8 +41,9 @@ async def publish_daily_statistics(session: AsyncSession, *, now: datetime, grac
         )
         for stats in days:
             counters = {name: int(getattr(stats, name)) for name in STAT_COUNTERS}
+            responses = (await session.execute(_RESPONSES, {"community": stats.community, "day": stats.day})).scalars().all()
             payload = domain.daily_statistics(
-                stats.community, stats.day, stats.revision, counters, stats.minutes_by_type, stats.spots_used
+                stats.community, stats.day, stats.revision, counters, stats.minutes_by_type, stats.spots_used, list(responses)
             )
             day_end = datetime.combine(stats.day + timedelta(days=1), time.min, tzinfo=domain.LOCAL_TZ)
             await append_record(

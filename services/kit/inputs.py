@@ -63,9 +63,16 @@ PRINTABLE_PATTERN = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$"
 as characters, are refused too but cannot be written in one)."""
 
 
+# Exactly the characters `printable_text` refuses (Unicode's Cc but newline and tab, and Cs): one
+# regex search finds whether any is there, so text that is fine (nearly all) is not walked in Python.
+_REFUSED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def printable_text(value: str) -> str:
     """Text as people write it: no NUL or other control characters except newline and tab, and no
     lone surrogates (they are not characters and cannot be encoded)."""
+    if _REFUSED.search(value) is None:
+        return value
     for index, char in enumerate(value):
         category = unicodedata.category(char)
         if category == "Cc" and char not in _ALLOWED_CONTROLS:
@@ -76,6 +83,10 @@ def printable_text(value: str) -> str:
 
 
 def _within_window(value: datetime) -> datetime:
+    # A local year strictly inside the window is inside it whatever the offset (under a day): the
+    # common case, decided without the offset-aware comparisons.
+    if EARLIEST.year < value.year < LATEST.year - 1:
+        return value
     # The year is checked first: converting year 1 or 9999 to UTC for the comparison overflows.
     if not EARLIEST.year - 1 <= value.year <= LATEST.year or not EARLIEST <= value < LATEST:
         raise ValueError("must lie between 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z")
@@ -194,6 +205,9 @@ class RequestBody(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _printable(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the common case, without building a list
+            printable_text(value)
+            return value
         for text in _strings_in(value):
             printable_text(text)
         return value
@@ -204,6 +218,8 @@ class RequestBody(BaseModel):
 
     @model_validator(mode="after")
     def _not_nulled(self) -> Self:
+        if not self.never_null:  # most bodies (and every item of a batch) have none to check
+            return self
         nulled = sorted(f for f in self.never_null & self.model_fields_set if getattr(self, f) is None)
         if nulled:
             raise ValueError(f"{', '.join(nulled)} may be left out but not set to null")
@@ -212,7 +228,8 @@ class RequestBody(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _whole_numbers(cls, data: Any) -> Any:
-        if isinstance(data, dict):
+        # Only a float (or a list, which may hold one) can change: a body without is passed as it is.
+        if isinstance(data, dict) and any(isinstance(value, float | list) for value in data.values()):
             return {key: _whole_number(value) for key, value in data.items()}
         return data
 

@@ -370,7 +370,9 @@ LEFT_OUT: dict[str, str] = {
     "citysync.grant.revoked.v1": "about machine clients of the city feed: no resident or steward to tell",
     "security.pass.issued.v1": "the resident's own act: the answer carries the pass",
     "security.pass.revoked.v1": "the resident's own act; devices read it, no person needs telling",
+    "security.pass.car_allowed.v1": "for parking's gate; the resident's own act, the answer carries the pass",
     "security.access.recorded.v1": "every door opening: far too many to tell anyone, and the household reads them in the app",
+    "security.alarm.acknowledged.v1": "the answering staff member's own act; the city counts its response time",
     "security.alarm.cleared.v1": "not yet: staff see it on the alarm list; a row needs the alarm's recipients in notify",
 }
 

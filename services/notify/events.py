@@ -179,7 +179,7 @@ class TicketSubmitted(EventData):
     category: str
     priority: str
     building_id: str
-    resident_id: str
+    resident_id: str | None  # None for a system-filed ticket (security's incidents)
     assignee_id: str | None
 
 
@@ -208,7 +208,7 @@ class TicketCompleted(EventData):
     ticket_id: str
     community: str
     category: str
-    resident_id: str
+    resident_id: str | None
 
 
 class TicketSlaBreached(EventData):

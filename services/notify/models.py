@@ -166,5 +166,5 @@ class KnownTicket(NotifyModel, table=True):
     __tablename__ = "tickets"
     community: str = Field(primary_key=True)
     ticket_id: str = Field(primary_key=True)
-    resident_id: str
+    resident_id: str | None = None  # None for a system-filed ticket: no resident to tell
     building_id: str

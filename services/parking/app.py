@@ -8,6 +8,7 @@ from services.kit.app import ServiceParts, create_service_app
 from services.kit.payments import provider_for
 from services.parking.api import report_routes, settings_routes
 from services.parking.bookings_api import booking_routes
+from services.parking.consumers import consumers
 from services.parking.gate_api import gate_routes
 from services.parking.jobs import jobs
 from services.parking.settings import Settings
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     return create_service_app(
         settings,
-        ServiceParts(routers=ROUTERS, jobs=jobs(settings), on_startup=[attach_payments], tags_metadata=TAGS),
+        ServiceParts(routers=ROUTERS, jobs=jobs(settings), consumers=consumers, on_startup=[attach_payments], tags_metadata=TAGS),
         title="Shared parking (共享停车)",
         description="Residents lend their spots, neighbours and visitors book windows, gates match plates.",
     )

@@ -67,3 +67,24 @@ class BookingOverstayed(EventData):
     booker_id: str | None
     end: datetime
     price_fen_per_30min: int
+
+
+# --- read from security (only the fields parking uses) -------------------------------------------
+
+SECURITY_TOPIC = "security.events"
+
+
+class PassCarAllowed(EventData):
+    event_type = "security.pass.car_allowed.v1"
+    pass_id: str
+    community: str
+    plate: str
+    valid_from: datetime
+    valid_until: datetime
+    max_entries: int | None
+
+
+class PassRevoked(EventData):
+    event_type = "security.pass.revoked.v1"
+    pass_id: str
+    community: str

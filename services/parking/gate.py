@@ -16,10 +16,20 @@ from services.kit.auth import Principal
 from services.kit.db import transaction
 from services.kit.pagination import PageParams, make_page
 from services.kit.payments import PaymentProvider
-from services.parking import domain, problems
+from services.parking import domain, problems, visitors
 from services.parking.domain import BarrierDecision, BookingStatus, GateDirection
 from services.parking.events import BookingCompleted, publisher
-from services.parking.models import B_BLOCKING, BOOKINGS, GATE_DEVICES, GATE_EVENTS, Booking, GateDevice, GateEvent, Payment
+from services.parking.models import (
+    B_BLOCKING,
+    BOOKINGS,
+    GATE_DEVICES,
+    GATE_EVENTS,
+    VISITOR_PLATES,
+    Booking,
+    GateDevice,
+    GateEvent,
+    Payment,
+)
 from services.parking.policy import Policy, policy_for
 from services.parking.schemas import GateDecision, GateDeviceCreate
 
@@ -79,7 +89,7 @@ def _gate_time(at: datetime | None, now: datetime) -> datetime:
 def may_enter(
     starts_at: ColumnElement[datetime], ends_at: ColumnElement[datetime], at: datetime, grace: timedelta
 ) -> ColumnElement[bool]:
-    """`domain.may_enter` as SQL, for the entry query to find the booking a car may enter on."""
+    """`domain.may_enter` as SQL: the one rule for a booking's window and a visitor pass's alike."""
     return and_(starts_at - grace <= at, ends_at > at)
 
 
@@ -90,6 +100,7 @@ class GateOutcome:
     booking: Booking | None = None
     charged_fen: int = 0
     overstay_fen: int = 0
+    visitor_pass_id: str | None = None
 
 
 async def _walk_in(session: AsyncSession, community: str, plate: str, at: datetime, policy: Policy) -> GateOutcome:
@@ -138,6 +149,11 @@ async def _match_entry(session: AsyncSession, community: str, plate: str, at: da
     )
     booking: Booking | None = (await session.execute(query)).scalar_one_or_none()
     if booking is None:
+        # No booking: a visitor pass with this plate, by the same matching, else a walk-in.
+        window = may_enter(VISITOR_PLATES.c.valid_from, VISITOR_PLATES.c.valid_until, at, grace)
+        visitor_pass = await visitors.admit(session, community, plate, window)
+        if visitor_pass is not None:
+            return GateOutcome("open", "visitor-pass", visitor_pass_id=visitor_pass)
         return await _walk_in(session, community, plate, at, policy)
     booking.status = BookingStatus.active.value
     booking.entered_at = at
@@ -161,6 +177,9 @@ async def _match_exit(
     )
     booking: Booking | None = (await session.execute(query)).scalar_one_or_none()
     if booking is None:
+        visitor_pass = await visitors.came_on_a_pass(session, community, plate, at - GATE_OFFLINE_BACKLOG)
+        if visitor_pass is not None:
+            return GateOutcome("open", "visitor-pass", visitor_pass_id=visitor_pass)
         # Never trap a car: the barrier opens, and the unmatched exit is kept for staff to review.
         return GateOutcome("open", "no-active-booking")
     now = datetime.now(UTC)
@@ -228,6 +247,7 @@ def _decision(event: GateEvent, outcome: GateOutcome) -> GateDecision:
         spot_id=outcome.booking.spot_id if outcome.booking else None,
         charged_fen=outcome.charged_fen,
         overstay_fen=outcome.overstay_fen,
+        visitor_pass_id=outcome.visitor_pass_id,
     )
 
 
@@ -259,6 +279,7 @@ async def gate_pass(
             decision=outcome.decision,
             reason=outcome.reason,
             booking_id=outcome.booking.id if outcome.booking else None,
+            visitor_pass_id=outcome.visitor_pass_id,
             charged_fen=outcome.charged_fen,
             created_at=now,
         )
@@ -293,6 +314,7 @@ async def correct_plate(
         event.corrected_by = principal.subject
         event.decision, event.reason = outcome.decision, f"corrected:{outcome.reason}"
         event.booking_id = outcome.booking.id if outcome.booking else None
+        event.visitor_pass_id = outcome.visitor_pass_id
         event.charged_fen = outcome.charged_fen
     decision = _decision(event, outcome)
     decision.reason = event.reason

@@ -282,8 +282,30 @@ class GateEvent(Base, table=True):
     decision: BarrierDecision = _text()
     reason: str
     booking_id: uuid.UUID | None = Field(default=None, foreign_key="bookings.id")
+    # The visitor pass a car came in on without a booking (security's pass id).
+    visitor_pass_id: str | None = None
     charged_fen: int = 0
     created_at: datetime = _tz()
+
+
+class VisitorPlate(Base, table=True):
+    """A visitor pass with a plate (security's `pass.car_allowed`): the gate lets the car in within
+    the window, by the booking's own matching, up to `max_entries` entries (None: any); a revoked pass
+    lets nothing in. `entries_used` moves by a conditional UPDATE, so two gates cannot overspend it."""
+
+    __tablename__ = "visitor_plates"
+    __table_args__ = (
+        Index("ix_visitor_plates_plate", "community", "plate", "valid_until"),
+        CheckConstraint("max_entries IS NULL OR entries_used <= max_entries", name="entries"),
+    )
+    pass_id: str = Field(primary_key=True)
+    community: str
+    plate: str
+    valid_from: datetime = _tz()
+    valid_until: datetime = _tz()
+    max_entries: int | None = None
+    entries_used: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    revoked_at: datetime | None = _tz(nullable=True, default=None)
 
 
 # Core tables for building statements: the classes' attributes are typed as their Python values,
@@ -294,6 +316,7 @@ OCCURRENCES: Table = table_of(WindowOccurrence)
 BOOKINGS: Table = table_of(Booking)
 GATE_DEVICES: Table = table_of(GateDevice)
 GATE_EVENTS: Table = table_of(GateEvent)
+VISITOR_PLATES: Table = table_of(VisitorPlate)
 
 
 def changed_rows(result: Result[Any]) -> int:

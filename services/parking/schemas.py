@@ -280,6 +280,9 @@ class GateDecision(BaseModel):
     spot_id: uuid.UUID | None = None
     charged_fen: int = 0
     overstay_fen: int = 0
+    visitor_pass_id: str | None = Field(
+        None, description="The visitor pass the car came in (or leaves) on, reason `visitor-pass`"
+    )
 
 
 class PlateCorrection(RequestBody):

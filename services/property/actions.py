@@ -127,6 +127,19 @@ async def act(
         return public(ticket, photos[ticket.id])
 
 
+async def close_for_incident(session: AsyncSession, ticket: Ticket, actor: str, note: str, at: datetime) -> bool:
+    """Close a system-filed ticket because its incident is over (the caller holds the row lock);
+    a ticket already closed or cancelled stays as it is."""
+    current = Status(ticket.status)
+    if (current, Action.close, Role.system) not in domain.TRANSITIONS:
+        return False
+    ticket.status = domain.next_status(current, Action.close, Role.system).value
+    ticket.due_at = domain.queue_deadline(Status(ticket.status), ticket.response_due_at, ticket.resolution_due_at)
+    record_step(session, ticket, actor, Role.system, Action.close, current, note)
+    await _publish_change(session, ticket, current, Action.close, Role.system, actor, at)
+    return True
+
+
 def _check_hurry(ticket: Ticket, at: datetime, interval_minutes: int) -> None:
     """A resident may hurry (催单) a ticket at most once per interval."""
     if ticket.last_hurried_at is not None and at - ticket.last_hurried_at < timedelta(minutes=interval_minutes):

@@ -1,4 +1,5 @@
-"""Events property applies from other services (governance's redemption saga, points payments and pledge orders)."""
+"""Events property applies from other services: governance's redemption saga, points payments and
+pledge orders; security's alarms and device outages (urgent system-filed tickets)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.envelope import CloudEvent
 from services.kit.inbox import ConsumerSpec
-from services.property import payments, pledges, redemptions
-from services.property.events import GOVERNANCE_TOPIC, PledgeOrdered, PointsPaymentSettled, RedemptionReserved
+from services.property import incidents, payments, pledges, redemptions
+from services.property.events import (
+    GOVERNANCE_TOPIC,
+    SECURITY_TOPIC,
+    AlarmCleared,
+    AlarmRaised,
+    DeviceCameBack,
+    DeviceWentOffline,
+    PledgeOrdered,
+    PointsPaymentSettled,
+    RedemptionReserved,
+)
 
 
 async def on_redemption_reserved(session: AsyncSession, event: CloudEvent) -> None:
@@ -22,6 +33,22 @@ async def on_pledge_ordered(session: AsyncSession, event: CloudEvent) -> None:
     await pledges.open_pledge_order(session, event.parse(PledgeOrdered))
 
 
+async def on_alarm_raised(session: AsyncSession, event: CloudEvent) -> None:
+    await incidents.open_alarm_ticket(session, event.parse(AlarmRaised))
+
+
+async def on_alarm_cleared(session: AsyncSession, event: CloudEvent) -> None:
+    await incidents.close_alarm_ticket(session, event.parse(AlarmCleared))
+
+
+async def on_device_offline(session: AsyncSession, event: CloudEvent) -> None:
+    await incidents.open_outage_ticket(session, event.parse(DeviceWentOffline))
+
+
+async def on_device_back_online(session: AsyncSession, event: CloudEvent) -> None:
+    await incidents.close_outage_ticket(session, event.parse(DeviceCameBack))
+
+
 governance_consumer = ConsumerSpec(
     group="property-governance",
     topics=[GOVERNANCE_TOPIC],
@@ -32,4 +59,15 @@ governance_consumer = ConsumerSpec(
     },
 )
 
-consumers = [governance_consumer]
+security_consumer = ConsumerSpec(
+    group="property-security",
+    topics=[SECURITY_TOPIC],
+    handlers={
+        AlarmRaised.event_type: on_alarm_raised,
+        AlarmCleared.event_type: on_alarm_cleared,
+        DeviceWentOffline.event_type: on_device_offline,
+        DeviceCameBack.event_type: on_device_back_online,
+    },
+)
+
+consumers = [governance_consumer, security_consumer]

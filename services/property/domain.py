@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,13 @@ class Priority(StrEnum):
     urgent = "urgent"
 
 
+class Source(StrEnum):
+    """Who filed a ticket: a resident, or the system for another service's incident (no resident)."""
+
+    resident = "resident"
+    security = "security"  # an alarm or a device outage from the security service
+
+
 class Status(StrEnum):
     assigned = "assigned"  # routed to a steward, not yet accepted
     queued = "queued"  # in the community queue: any steward may accept it
@@ -54,7 +61,7 @@ class Role(StrEnum):
     resident = "resident"
     steward = "steward"
     property_admin = "property_admin"
-    system = "system"  # the SLA job and the redemption consumer
+    system = "system"  # the SLA job, the consumers, and an incident's end closing its ticket
 
 
 class Action(StrEnum):
@@ -126,6 +133,8 @@ def _table() -> dict[tuple[Status, Action, Role], Status]:
     allow(OPEN_STATUSES, A.cancel, R.property_admin, S.cancelled)
     # The SLA job records its escalation as a step, so the trail shows it.
     allow(OPEN_STATUSES, A.escalate, R.system)
+    # A system-filed ticket is closed by its incident's end (a device back online, an alarm cleared).
+    allow([*OPEN_STATUSES, S.completed], A.close, R.system, S.closed)
     return t
 
 
@@ -276,6 +285,29 @@ DEFAULT_SLA: dict[tuple[Category, Priority], SlaPolicy] = {
     (Category.service, Priority.normal): SlaPolicy(60, 48 * 60),
     (Category.service, Priority.urgent): SlaPolicy(30, 12 * 60),
 }
+
+
+_ALARM_LABELS = {
+    "fire": "火警",
+    "smoke": "烟感报警",
+    "door_forced": "门被强行打开",
+    "door_held_open": "门长时间未关",
+    "inactivity": "独居老人长时间无活动",
+}
+
+
+def alarm_label(kind: str) -> str:
+    return _ALARM_LABELS.get(kind, kind)
+
+
+def alarm_incident(alarm_id: str) -> str:
+    """A security alarm's ticket key: security raises one alarm per incident, so its id is the incident."""
+    return f"alarm:{alarm_id}"
+
+
+def outage_incident(device_id: str, offline_since: datetime) -> str:
+    """A device outage's ticket key: the device and when it went offline (its return names the same)."""
+    return f"outage:{device_id}:{offline_since.astimezone(UTC).isoformat()}"
 
 
 def deadlines(submitted_at: datetime, policy: SlaPolicy) -> tuple[datetime, datetime]:

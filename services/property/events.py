@@ -90,8 +90,10 @@ class TicketSubmitted(EventData):
     service_code: str | None
     priority: str
     building_id: str
-    household_id: str
-    resident_id: str
+    # Both None for a system-filed ticket (`source` says whose): an alarm or a device outage.
+    household_id: str | None
+    resident_id: str | None
+    source: str
     assignee_id: str | None
     routed_via: str
     response_due_at: datetime
@@ -136,7 +138,7 @@ class TicketCompleted(EventData):
     category: str
     status: str
     assignee_id: str | None
-    resident_id: str
+    resident_id: str | None  # None for a system-filed ticket: nobody confirms it
     completed_at: datetime
     on_time: bool
 
@@ -221,3 +223,42 @@ class PledgeOrdered(EventData):
     title: str
     provider: str
     price_fen: int
+
+
+# --- read from security (only the fields property uses) ------------------------------------------
+
+SECURITY_TOPIC = "security.events"
+
+
+class AlarmRaised(EventData):
+    event_type = "security.alarm.raised.v1"
+    alarm_id: str
+    community: str
+    kind: str
+    building_id: str
+    device_id: str | None
+    raised_at: datetime
+
+
+class AlarmCleared(EventData):
+    event_type = "security.alarm.cleared.v1"
+    alarm_id: str
+    community: str
+    cleared_at: datetime
+
+
+class DeviceWentOffline(EventData):
+    event_type = "security.device.offline.v1"
+    device_id: str
+    community: str
+    building_id: str
+    kind: str
+    offline_since: datetime
+
+
+class DeviceCameBack(EventData):
+    event_type = "security.device.back_online.v1"
+    device_id: str
+    community: str
+    offline_since: datetime
+    back_at: datetime

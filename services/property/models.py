@@ -38,6 +38,7 @@ from services.property.domain import (
     Category,
     PaymentMethod,
     PaymentStatus,
+    Source,
     Status,
 )
 
@@ -183,6 +184,16 @@ class Ticket(PropertyModel, table=True):
         UniqueConstraint("id", "category", name="uq_tickets_id_category"),
         UniqueConstraint("redemption_id"),
         UniqueConstraint("pledge_id"),
+        # A system-filed ticket is one per incident (an alarm, a device's outage), however often it is told.
+        UniqueConstraint("incident_id"),
+        CheckConstraint(sql_in("source", set(Source)), name="source"),
+        # A resident's ticket names them and their household; a system-filed one names neither (so no
+        # resident-facing read, all scoped by household, can show it) and carries its incident.
+        CheckConstraint(
+            "CASE source WHEN 'resident' THEN resident_id IS NOT NULL AND household_id IS NOT NULL"
+            " ELSE resident_id IS NULL AND household_id IS NULL AND incident_id IS NOT NULL END",
+            name="filed_by",
+        ),
         Index(
             "ix_tickets_steward_queue",
             "community",
@@ -212,8 +223,8 @@ class Ticket(PropertyModel, table=True):
     )
     id: str = Field(primary_key=True)
     community: str
-    resident_id: str
-    household_id: str
+    resident_id: str | None = None
+    household_id: str | None = None
     building_id: str
     category: str
     service_code: str | None = None
@@ -245,6 +256,9 @@ class Ticket(PropertyModel, table=True):
     redemption_id: str | None = None
     # The governance pledge (offer:household) this order was opened for; one ticket per pledge.
     pledge_id: str | None = None
+    source: str = Field(default=Source.resident.value, sa_column=Column(Text, nullable=False, server_default=text("'resident'")))
+    # The incident a system-filed ticket answers (security's alarm id, or a device's outage).
+    incident_id: str | None = None
 
 
 class TicketStep(PropertyModel, table=True):

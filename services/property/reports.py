@@ -140,7 +140,7 @@ async def ticket_rows(
             t.description,
         )
         .select_from(
-            TICKETS.join(HOUSEHOLDS, h.id == t.household_id)
+            TICKETS.outerjoin(HOUSEHOLDS, h.id == t.household_id)  # a system-filed ticket has none
             .join(BUILDINGS, BUILDINGS.c.id == t.building_id)
             .outerjoin(STAFF, STAFF.c.id == t.assignee_id)
         )

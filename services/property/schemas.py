@@ -259,9 +259,12 @@ class TicketPublic(Public):
     priority: str
     preferred_time: datetime | None
     status: str
-    resident_id: str
-    household_id: str
+    # None for a system-filed ticket (`source` `security`: an alarm or a device outage).
+    resident_id: str | None
+    household_id: str | None
     building_id: str
+    source: str
+    incident_id: str | None
     assignee_id: str | None
     quote_fen: int | None
     quote_approved_at: datetime | None

@@ -18,7 +18,7 @@ from services.kit.auth import Principal
 from services.kit.db import transaction
 from services.property import domain
 from services.property.catalogue import catalogue_item
-from services.property.domain import NO_PAYMENT, Action, Category, Priority, Role, Status
+from services.property.domain import NO_PAYMENT, Action, Category, Priority, Role, Source, Status
 from services.property.events import TicketSubmitted, publisher
 from services.property.models import (
     DAILY_TICKET_COUNTS,
@@ -91,8 +91,11 @@ async def _count_submission(session: AsyncSession, resident_id: str, at: datetim
 
 @dataclass(frozen=True)
 class NewTicket:
+    """A ticket to file: a resident's (their household's building), or, with no resident, a
+    system-filed one for another service's incident (its own building and incident id)."""
+
     community: str
-    resident: Resident
+    resident: Resident | None
     category: Category
     description: str
     priority: Priority
@@ -106,6 +109,9 @@ class NewTicket:
     pledge_id: str | None = None
     actor: str = ""
     role: Role = Role.resident
+    source: Source = Source.resident
+    building_id: str | None = None
+    incident_id: str | None = None
 
 
 async def _route(session: AsyncSession, community: str, building_id: str, at: datetime) -> domain.Route:
@@ -127,16 +133,23 @@ async def _route(session: AsyncSession, community: str, building_id: str, at: da
 
 async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> Ticket:
     """Route, time and insert a ticket, write its submission step and publish it (in the caller's transaction)."""
-    household = (await session.scalars(select(Household).where(HOUSEHOLDS.c.id == new.resident.household_id))).one()
-    route = await _route(session, new.community, household.building_id, at)
+    if new.resident is not None:
+        household = (await session.scalars(select(Household).where(HOUSEHOLDS.c.id == new.resident.household_id))).one()
+        household_id, building_id = household.id, household.building_id
+    else:
+        assert new.building_id is not None and new.incident_id is not None, (
+            "a system-filed ticket names its building and incident"
+        )
+        household_id, building_id = None, new.building_id
+    route = await _route(session, new.community, building_id, at)
     policy = await sla_policy(session, new.community, new.category, new.priority)
     response_due, resolution_due = domain.deadlines(at, policy)
     ticket = Ticket(
         id=new_id(),
         community=new.community,
-        resident_id=new.resident.id,
-        household_id=household.id,
-        building_id=household.building_id,
+        resident_id=new.resident.id if new.resident else None,
+        household_id=household_id,
+        building_id=building_id,
         category=new.category.value,
         service_code=new.service_code,
         quantity=new.quantity,
@@ -154,10 +167,13 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
         due_at=response_due,
         redemption_id=new.redemption_id,
         pledge_id=new.pledge_id,
+        source=new.source.value,
+        incident_id=new.incident_id,
     )
     session.add(ticket)
     await session.flush()
-    record_step(session, ticket, new.actor or new.resident.id, new.role, Action.submit, None, routed_via=route.via)
+    actor = new.actor or (new.resident.id if new.resident else "")
+    record_step(session, ticket, actor, new.role, Action.submit, None, routed_via=route.via)
     await publisher.publish(
         session,
         TicketSubmitted(
@@ -170,6 +186,7 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
             building_id=ticket.building_id,
             household_id=ticket.household_id,
             resident_id=ticket.resident_id,
+            source=ticket.source,
             assignee_id=ticket.assignee_id,
             routed_via=route.via,
             response_due_at=response_due,

@@ -24,7 +24,7 @@ from services.kit.db import transaction
 from services.security import domain, problems
 from services.security.devices import calling_device
 from services.security.domain import AlarmKind
-from services.security.events import AlarmRaised, publisher
+from services.security.events import AlarmAcknowledged, AlarmRaised, publisher
 from services.security.models import ALARMS, RESIDENTS, WATCHES, Alarm, Watch
 from services.security.schemas import AlarmReport, WatchCreate
 
@@ -87,6 +87,38 @@ async def list_alarms(session: AsyncSession, who: Principal, open_only: bool) ->
         query = query.where(ALARMS.c.cleared_at.is_(None))
     async with transaction(session):
         return list(await session.scalars(query.order_by(ALARMS.c.raised_at.desc()).limit(200)))
+
+
+# The first answer wins: the conditional UPDATE sets it once, however many staff press at once.
+_ACKNOWLEDGE = text("""
+    UPDATE alarms SET acknowledged_at = :now, acknowledged_by = :who
+     WHERE id = :id AND community = :community AND acknowledged_at IS NULL
+    RETURNING id""")
+
+
+async def acknowledge(session: AsyncSession, who: Principal, alarm_id: str) -> Alarm:
+    """Staff answer an alarm: the first answer is recorded and published once (its response time);
+    a later one changes nothing and returns the alarm as answered."""
+    now = datetime.now(UTC)
+    async with transaction(session):
+        params = {"now": now, "who": who.subject, "id": alarm_id, "community": who.community}
+        answered = (await session.execute(_ACKNOWLEDGE, params)).first() is not None
+        alarm = await session.scalar(select(Alarm).where(ALARMS.c.id == alarm_id, ALARMS.c.community == who.community))
+        if alarm is None:
+            raise problems.AlarmNotFound()
+        if answered:
+            event = AlarmAcknowledged(
+                alarm_id=alarm.id,
+                community=alarm.community,
+                kind=alarm.kind,
+                building_id=alarm.building_id,
+                raised_at=alarm.raised_at,
+                acknowledged_at=now,
+                acknowledged_by=who.subject,
+                response_s=domain.response_seconds(alarm.raised_at, now),
+            )
+            await publisher.publish(session, event, key=alarm.id)
+        return alarm
 
 
 # --- the inactivity watch -----------------------------------------------------------------------

@@ -137,6 +137,16 @@ async def list_alarms(
     return await alarms.list_alarms(session, who, open_only)
 
 
+@router.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic, responses=problem_responses(p.AlarmNotFound))
+async def acknowledge_alarm(alarm_id: Text, who: Staff, session: SessionDep) -> Any:
+    """Answer an alarm (接警): the first answer is recorded once, with its time and who.
+
+    Its response time (answer minus raising) goes into the city's daily median. Answering again
+    changes nothing. Staff may call it; another community's alarm is 404.
+    """
+    return await alarms.acknowledge(session, who, alarm_id)
+
+
 @router.post("/watches", status_code=201, response_model=WatchPublic, responses=problem_responses(p.NotAResident, p.WatchExists))
 async def opt_in_watch(body: WatchCreate, who: Resident, session: SessionDep, idem: IdempotencyDep) -> Any:
     """An elder opts in to the inactivity watch, naming a relative.

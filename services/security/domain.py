@@ -98,3 +98,9 @@ def inactivity_incident_key(watch_id: str, last_activity_at: datetime) -> str:
 
 def inactivity_due(last_activity_at: datetime, hours: int, now: datetime) -> bool:
     return now - last_activity_at >= timedelta(hours=hours)
+
+
+def response_seconds(raised_at: datetime, answered_at: datetime) -> int:
+    """How long an alarm waited for its answer, in whole seconds (never negative: a device's own
+    clock may put `raised_at` a little ahead of the server's)."""
+    return max(0, int((answered_at - raised_at).total_seconds()))

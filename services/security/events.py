@@ -60,6 +60,21 @@ class PassIssued(EventData):
     has_plate: bool
 
 
+class PassCarAllowed(EventData):
+    """A pass with a plate: parking's gate lets this car in within the window, for up to
+    `max_entries` entries (None: any), without a booking. The one security event that carries a
+    plate, for parking alone (parking already holds plates); it names no visitor and no resident,
+    and the city feed leaves it out."""
+
+    event_type = "security.pass.car_allowed.v1"
+    pass_id: str
+    community: str
+    plate: str
+    valid_from: datetime
+    valid_until: datetime
+    max_entries: int | None
+
+
 class PassRevoked(EventData):
     """A pass was revoked: devices add it to their revocation list (they also pull the list)."""
 
@@ -109,6 +124,21 @@ class AlarmRaised(EventData):
     steward_id: str | None
     relative_id: str | None
     raised_at: datetime
+
+
+class AlarmAcknowledged(EventData):
+    """Staff answered an alarm, once per alarm: the city's median response time counts
+    `response_s`. Names no resident; the staff member who answered stays inside the platform."""
+
+    event_type = "security.alarm.acknowledged.v1"
+    alarm_id: str
+    community: str
+    kind: str
+    building_id: str
+    raised_at: datetime
+    acknowledged_at: datetime
+    acknowledged_by: str
+    response_s: int
 
 
 class AlarmCleared(EventData):

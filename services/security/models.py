@@ -190,6 +190,9 @@ class Alarm(SecurityModel, table=True):
     watch_id: str | None = None
     raised_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     cleared_at: datetime | None = _ts()
+    # The first answer by staff (acknowledged once): the response time is acknowledged_at - raised_at.
+    acknowledged_at: datetime | None = _ts()
+    acknowledged_by: str | None = None
 
 
 class KnownResident(SecurityModel, table=True):

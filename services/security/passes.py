@@ -17,7 +17,7 @@ from services.kit.auth import Principal
 from services.kit.db import transaction
 from services.security import domain, pass_keys, problems
 from services.security.devices import calling_device
-from services.security.events import PassIssued, PassRevoked, publisher
+from services.security.events import PassCarAllowed, PassIssued, PassRevoked, publisher
 from services.security.models import PASSES, RESIDENTS, REVOCATION_SEQ, VisitorPass
 from services.security.pass_tokens import PassClaims, PassRefused, check_claims, sign_pass, verify_signature
 from services.security.schemas import DevicePass, ExpectedVisitor, IssuedPass, PassCheck, PassCreate, PassDecision, Revocation
@@ -77,6 +77,16 @@ async def issue_pass(session: AsyncSession, who: Principal, body: PassCreate, ma
             has_plate=body.plate is not None,
         )
         await publisher.publish(session, event, key=pass_id)
+        if body.plate is not None:
+            car = PassCarAllowed(
+                pass_id=pass_id,
+                community=who.community,
+                plate=body.plate,
+                valid_from=body.valid_from,
+                valid_until=body.valid_until,
+                max_entries=body.max_entries,
+            )
+            await publisher.publish(session, car, key=pass_id)
     return IssuedPass.model_validate(visitor_pass, from_attributes=True)
 
 

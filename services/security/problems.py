@@ -73,3 +73,10 @@ class InvalidAlarm(Problem):
     status = 422
     title_zh = "设备不能上报该类报警"
     title_en = "A device cannot raise this kind of alarm"
+
+
+class AlarmNotFound(Problem):
+    slug = "security/alarm-not-found"
+    status = 404
+    title_zh = "报警不存在"
+    title_en = "Alarm not found"

@@ -60,7 +60,7 @@ class PassCreate(RequestBody):
         None, description="Entries allowed; none: any within the window"
     )
     plate: Annotated[str, Field(min_length=5, max_length=10, pattern=r"^[0-9A-Z\u4e00-\u9fff]+$")] | None = Field(
-        None, description="The visitor's car; parking's gate does not read passes yet (docs/security.md)"
+        None, description="The visitor's car: parking's gate lets it in within the window, without a booking"
     )
 
 
@@ -209,6 +209,8 @@ class AlarmPublic(BaseModel):
     device_id: str | None
     raised_at: datetime
     cleared_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
 
 
 class WatchCreate(RequestBody):

@@ -206,6 +206,9 @@ def test_every_event_type_of_the_contracts_is_decided() -> None:
         "security.device.offline.v1",
         "security.device.back_online.v1",
         "security.pass.revoked.v1",
+        # A visitor's plate for parking's gate: a plate identifies a car, and the pass is counted
+        # already by `pass.issued`.
+        "security.pass.car_allowed.v1",
         # A unit's owner flag serves owners' votes (like the household roll); a pledge is one
         # household's purchase, and an offer's outcome is not in the city's data catalogue.
         "property.resident.owner_changed.v1",
@@ -294,3 +297,13 @@ def test_cursor_parses(cursor: str | None, expected: int) -> None:
 def test_bad_cursor_is_refused(cursor: str) -> None:
     with pytest.raises(ValueError):
         domain.parse_cursor(cursor)
+
+
+def test_the_median_response_time_is_whole_seconds_and_null_without_answers() -> None:
+    assert domain.median([]) is None
+    assert domain.median([600, 30, 90]) == 90
+    assert domain.median([30, 91, 600, 10]) == 60  # (30 + 91) // 2
+    delta = domain.stats_delta("alarm_answered", {"response_s": 42})
+    assert delta is not None and delta.counters == {"alarms_answered": 1} and delta.response_s == 42
+    refused = domain.stats_delta("alarm_answered", {"response_s": -5})
+    assert refused is not None and refused.response_s is None  # counted as answered, not in the median

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.citysync import statistics
 from services.kit.envelope import CloudEvent
-from services.security.events import AccessEntry, AccessRecorded, AlarmRaised, PassIssued
+from services.security.events import AccessEntry, AccessRecorded, AlarmAcknowledged, AlarmRaised, PassIssued
 from tests.citysync import factory
 from tests.citysync.conftest import Community, ingest_all
 
@@ -36,9 +36,28 @@ def security_events(community: str, at: datetime) -> list[CloudEvent]:
         )
         for kind in ("smoke", "inactivity", "inactivity")
     ]
+    # Answered after 600 s, 30 s and 90 s: the day's median is 90 s.
+    answers = [
+        AlarmAcknowledged(
+            alarm_id=a.alarm_id,
+            community=community,
+            kind=a.kind,
+            building_id="b1",
+            raised_at=at - timedelta(seconds=seconds),
+            acknowledged_at=at,
+            acknowledged_by="steward-2-13900002222",
+            response_s=seconds,
+        )
+        for a, seconds in zip(alarms, (600, 30, 90), strict=True)
+    ]
     return [
         factory.event(e.event_type, e.model_dump(mode="json"), key, SOURCE, at)
-        for e, key in [*((p, p.pass_id) for p in passes), (batch, "door-1"), *((a, a.alarm_id) for a in alarms)]
+        for e, key in [
+            *((p, p.pass_id) for p in passes),
+            (batch, "door-1"),
+            *((a, a.alarm_id) for a in alarms),
+            *((a, a.alarm_id) for a in answers),
+        ]
     ]
 
 
@@ -47,9 +66,12 @@ async def test_security_events_become_records_without_people_and_count_in_the_da
     await ingest_all(community.svc, security_events(community.id, at))
     headers = await community.register("city-security", scenes=["security", "stats"])
     records = await community.pull_all(headers, "security")
-    assert sorted(r["record_type"] for r in records) == ["accesses_recorded"] + ["alarm_raised"] * 3 + ["visitor_pass_issued"] * 3
+    assert sorted(r["record_type"] for r in records) == (
+        ["accesses_recorded"] + ["alarm_answered"] * 3 + ["alarm_raised"] * 3 + ["visitor_pass_issued"] * 3
+    )
     text = json.dumps(records, ensure_ascii=False)
     assert "son-of-elder" not in text and "13800001111" not in text and "steward-1" not in text
+    assert "steward-2" not in text and "13900002222" not in text  # who answered stays inside
     batch = next(r["data"] for r in records if r["record_type"] == "accesses_recorded")
     assert batch == {
         "community": community.id,
@@ -62,9 +84,8 @@ async def test_security_events_become_records_without_people_and_count_in_the_da
     async with community.svc.state.sessionmaker() as session:
         await statistics.publish_daily_statistics(session, now=datetime.now(UTC), grace=timedelta(hours=1))
     [day] = [r["data"] for r in await community.pull_all(headers, "stats")]
-    figures = {
-        k: day[k] for k in ("visitor_passes", "entries", "alarms_raised", "alarms_smoke", "alarms_inactivity", "alarms_fire")
-    }
+    names = ("visitor_passes", "entries", "alarms_raised", "alarms_smoke", "alarms_inactivity", "alarms_fire")
+    figures = {k: day[k] for k in (*names, "alarms_answered", "median_alarm_response_s")}
     # The second inactivity alarm has its own id: two alarms (the security service raises one per incident).
     assert figures == {
         "visitor_passes": 3,
@@ -73,4 +94,6 @@ async def test_security_events_become_records_without_people_and_count_in_the_da
         "alarms_smoke": 1,
         "alarms_inactivity": 2,
         "alarms_fire": 0,
+        "alarms_answered": 3,
+        "median_alarm_response_s": 90,
     }

@@ -216,3 +216,17 @@ def test_every_request_body_follows_the_policy_and_shows_examples_that_pass(serv
     assert examples, f"{service}: {model.__name__} shows no request example"
     for example in examples:
         model.model_validate(example)
+
+
+def test_the_fast_check_refuses_exactly_the_characters_the_unicode_categories_refuse() -> None:
+    """`printable_text` looks for refused characters with one regex before walking the text: over
+    every code point, the regex and the Unicode categories agree."""
+    import unicodedata
+
+    from services.kit.inputs import _REFUSED
+
+    for code_point in range(0x110000):
+        char = chr(code_point)
+        category = unicodedata.category(char)
+        refused = (category == "Cc" and char not in "\n\t") or category == "Cs"
+        assert refused == (_REFUSED.search(char) is not None), f"U+{code_point:04X}"

@@ -23,6 +23,7 @@ async def test_a_reassigned_ticket_tells_the_steward_now_holding_it(community: C
             building_id="b1",
             household_id="h1",
             resident_id="res-1",
+            source="resident",
             priority="urgent",
             status="assigned",
             assignee_id="st-1",

@@ -40,8 +40,12 @@ async def _ticket_checks_pass(conn: asyncpg.Connection, category: str, status: s
     """Whether every CHECK on `tickets` holds for a row with these values (the other columns NULL)."""
     checks = [definition.removeprefix("CHECK ") for _, definition in await conn.fetch(_CHECKS, "tickets")]
     conjunction = " AND ".join(f"COALESCE({c}, true)" for c in checks)  # a CHECK passes unless false
-    row = "VALUES ($1::text, $2::text, $3::int, $4::timestamptz, NULL::int, NULL::int)"
-    columns = "tickets(category, status, quote_fen, quote_approved_at, rating_overall, rating_speed)"
+    # A resident's ticket (who filed it is its own rule, `filed_by`).
+    row = "VALUES ($1::text, $2::text, $3::int, $4::timestamptz, NULL::int, NULL::int, 'resident', 'r-1', 'h-1', NULL::text)"
+    columns = (
+        "tickets(category, status, quote_fen, quote_approved_at, rating_overall, rating_speed,"
+        " source, resident_id, household_id, incident_id)"
+    )
     approved_at = datetime.now(UTC) if approved else None
     return bool(await conn.fetchval(f"SELECT {conjunction} FROM ({row}) AS {columns}", category, status, quote, approved_at))
 

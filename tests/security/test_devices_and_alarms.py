@@ -160,3 +160,30 @@ async def test_an_outage_names_the_buildings_steward_for_notify(community: Commu
     assert [e["steward_id"] for e in await outbox(c, "security.device.offline.v1")] == ["st-9"]
     assert (await c.client.post("/devices/me/heartbeat", headers=door)).json()["was_offline"] is True
     assert [e["steward_id"] for e in await outbox(c, "security.device.back_online.v1")] == ["st-9"]
+
+
+async def test_an_alarm_is_answered_once_when_staff_answer_at_once(
+    stack: TestStack, replicas: tuple[RunningService, RunningService]
+) -> None:
+    one, two = replicas
+    c = community_on(stack, one)
+    fire = await c.device("fire-1", kind="smoke")
+    alarm = (await c.client.post("/alarms", json={"incident_id": "inc-7", "kind": "fire"}, headers=fire)).json()
+    stewards = [c.auth(f"st-{i}", "steward") for i in range(6)]
+    path = f"/alarms/{alarm['id']}/acknowledge"
+    answers = await asyncio.gather(*(svc.client.post(path, headers=h) for svc, h in zip((one, two) * 3, stewards, strict=True)))
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    assert len({(r.json()["acknowledged_at"], r.json()["acknowledged_by"]) for r in answers}) == 1  # the first answer stays
+    [answered] = await outbox(c, "security.alarm.acknowledged.v1")
+    assert answered["alarm_id"] == alarm["id"] and answered["acknowledged_by"] == answers[0].json()["acknowledged_by"]
+    raised = datetime.fromisoformat(alarm["raised_at"])
+    acked = datetime.fromisoformat(str(answered["acknowledged_at"]))
+    assert answered["response_s"] == int((acked - raised).total_seconds())
+
+    # Another community's alarm is not there; a resident may not answer; an unknown id is 404.
+    other = await c.client.post(
+        f"/alarms/{alarm['id']}/acknowledge", headers=stack.auth("st-y", "steward", community="another-community")
+    )
+    assert other.status_code == 404, other.text
+    assert (await c.client.post("/alarms/al-nope/acknowledge", headers=c.staff)).status_code == 404
+    assert (await c.client.post(f"/alarms/{alarm['id']}/acknowledge", headers=c.auth("r-1", "resident"))).status_code == 403
