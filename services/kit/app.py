@@ -27,6 +27,7 @@ from services.kit.db import RequestSessions, make_engine, make_sessionmaker
 from services.kit.health import database_check, redis_check
 from services.kit.health import router as health_router
 from services.kit.inbox import ConsumerSpec, EventConsumer
+from services.kit.job_runs import claim_period, replica_name
 from services.kit.kafka import make_producer
 from services.kit.openapi import DocumentedApp, describe_from_docstrings
 from services.kit.outbox import OutboxNotifier
@@ -95,22 +96,32 @@ async def supervise(name: str, factory: Callable[[], Awaitable[None]]) -> None:
 
 
 async def repeat(job: ScheduledJob, state: Any) -> None:
-    """Run the job every `every_s` seconds, counting each run's outcome and duration in /metrics."""
+    """Run the job once per `every_s` period across all replicas (services/kit/job_runs.py), counting
+    each run's outcome and duration in /metrics; a period another replica claimed counts as `elsewhere`."""
     service = state.settings.service_name
+    replica = replica_name()
     while True:
         started = time.monotonic()
         try:
-            await job.run(state)
+            claim = await claim_period(state.engine, job.name, job.every_s, replica)
+            if claim.won:
+                await job.run(state)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("job %s failed: %s: %s", job.name, exc.__class__.__name__, exc)
             JOB_RUNS.labels(service, job.name, "failed").inc()
+            JOB_DURATION.labels(service, job.name).observe(time.monotonic() - started)
+            await asyncio.sleep(job.every_s)
+            continue
+        if not claim.won:
+            JOB_RUNS.labels(service, job.name, "elsewhere").inc()
         else:
             JOB_RUNS.labels(service, job.name, "ok").inc()
             JOB_LAST_SUCCESS.labels(service, job.name).set_to_current_time()
-        JOB_DURATION.labels(service, job.name).observe(time.monotonic() - started)
-        await asyncio.sleep(job.every_s)
+            JOB_DURATION.labels(service, job.name).observe(time.monotonic() - started)
+        # Until the next period starts; at once if this run outlasted its period.
+        await asyncio.sleep(max(0.0, claim.wait_s - (time.monotonic() - started)))
 
 
 def create_service_app(

@@ -92,3 +92,15 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("scope", "key", name="pk_kit_idempotency_keys"),
 )
+
+# One row per scheduled job and period that some replica claimed (services/kit/job_runs.py): the
+# primary key is what makes a job run once per period however many replicas' schedulers race.
+job_runs = Table(
+    "kit_job_runs",
+    kit_metadata,
+    Column("job", Text, nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("replica", Text, nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("job", "period_start", name="pk_kit_job_runs"),
+)

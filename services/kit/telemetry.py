@@ -47,7 +47,11 @@ CONSUMER_APPLIED = Counter("consumer_events_applied_total", "Events applied by a
 CONSUMER_DEAD = Counter("consumer_events_dead_lettered_total", "Events sent to the dead-letter topic", ["group"])
 # Scheduled jobs: an alert on `time() - scheduled_job_last_success_timestamp_seconds` above a few
 # intervals finds a job that keeps failing or has stopped, which a log line alone does not.
-JOB_RUNS = Counter("scheduled_job_runs_total", "Runs of a scheduled job by outcome (ok, failed)", ["service", "job", "outcome"])
+JOB_RUNS = Counter(
+    "scheduled_job_runs_total",
+    "Runs of a scheduled job by outcome (ok, failed, elsewhere: another replica had the period)",
+    ["service", "job", "outcome"],
+)
 JOB_DURATION = Histogram(
     "scheduled_job_duration_seconds",
     "How long one run of a scheduled job took",
