@@ -3,7 +3,7 @@
 // dispute for the elder; the API decides who may.
 import { api } from "./api.js";
 import { $, allItems, cells, element, explain, field, fillRows, hours, say, shortId, when } from "./dom.js";
-import { t } from "./i18n.js";
+import { t, term } from "./i18n.js";
 import { poll } from "./live.js";
 
 const CARE_POLL_MS = 5000;
@@ -24,6 +24,7 @@ async function settle(transfer, how) {
     await api("POST", `timebank/transfers/${transfer.id}/${how}`, how === "dispute" ? { id: newId(), reason } : { id: newId() });
     say("");
     $("care").dataset.settled = `${transfer.id}:${how}`;
+    document.activeElement?.blur(); // the row's button held the focus, which keeps the rows from being redrawn
     await openCare();
   } catch (error) {
     explain(error, { action: true });
@@ -39,7 +40,7 @@ function awaitingRow(x) {
     element("button", { type: "button", "data-settle": "confirm", text: t("care.confirm"), onclick: () => settle(x, "confirm") }),
     element("button", { type: "button", "data-settle": "dispute", text: t("care.dispute"), onclick: () => settle(x, "dispute") }),
   );
-  return cells({ "data-transfer": x.id }, when(x.created_at), x.service_type, `${hours(x.amount_minutes)} h`, shortId(x.care_request_id), when(x.timeout_at), buttons);
+  return cells({ "data-transfer": x.id }, when(x.created_at), term(x.service_type), `${hours(x.amount_minutes)} h`, shortId(x.care_request_id), when(x.timeout_at), buttons);
 }
 
 export async function openCare() {
@@ -53,9 +54,10 @@ export async function openCare() {
     ...field("pool.community", `${hours(pool.community_account.balance.available_minutes)} h`),
     ...field("pool.pending", `${pool.open_pending_count} · ${hours(pool.open_pending_minutes)} h`),
   );
+  // Not while someone is typing a reason in a row: a redraw would take their text.
   if (!$("awaiting-rows").contains(document.activeElement)) {
     fillRows("awaiting-rows", "awaiting-empty", awaiting.map(awaitingRow));
   }
-  fillRows("disputed-rows", "disputed-empty", disputed.map((x) => cells({ "data-transfer": x.id }, when(x.created_at), x.service_type, `${hours(x.amount_minutes)} h`, shortId(x.care_request_id), x.reason ?? x.resolution, when(x.resolved_at))));
+  fillRows("disputed-rows", "disputed-empty", disputed.map((x) => cells({ "data-transfer": x.id }, when(x.created_at), term(x.service_type), `${hours(x.amount_minutes)} h`, shortId(x.care_request_id), term(x.resolution), when(x.resolved_at))));
   poll(() => openCare().catch(explain), CARE_POLL_MS);
 }

@@ -36,7 +36,7 @@ const WORDS = {
     "member.relation": "关系", "member.noRelatives": "没有已核验的亲属。", "member.addRelative": "登记亲属",
     "care.title": "互助与公益池", "pool.title": "公益池", "pool.balance": "公益池余额", "pool.community": "社区账户余额", "pool.pending": "待确认（笔 · 小时）",
     "care.awaiting": "待老人确认的服务时长", "care.disputed": "有异议的服务", "care.logged": "记录时间", "care.service": "服务类型", "care.hours": "时长",
-    "care.request": "互助需求", "care.timeout": "自动确认时间", "care.decide": "代为确认或提出异议", "care.reason": "异议原因", "care.resolved": "处理时间",
+    "care.request": "互助需求", "care.timeout": "自动确认时间", "care.decide": "代为确认或提出异议", "care.reason": "异议原因", "care.resolved": "处理时间", "care.resolution": "处理结果",
     "care.confirm": "确认", "care.dispute": "提出异议", "care.reasonNeeded": "提出异议须填写原因。", "care.noneAwaiting": "没有待确认的服务时长。",
     "care.noneDisputed": "没有有异议的服务。",
     "parking.title": "停车", "parking.spots": "已核验车位", "parking.occupiedNow": "当前在场车辆", "parking.bookedNow": "当前进行中的预约",
@@ -90,7 +90,7 @@ const WORDS = {
     "member.relation": "Relation", "member.noRelatives": "No verified relative.", "member.addRelative": "Record relative",
     "care.title": "Care and the pool", "pool.title": "Community pool", "pool.balance": "Pool balance", "pool.community": "Community account", "pool.pending": "Awaiting confirmation (count · hours)",
     "care.awaiting": "Service hours awaiting the elder's confirmation", "care.disputed": "Services in dispute", "care.logged": "Logged", "care.service": "Service", "care.hours": "Hours",
-    "care.request": "Care request", "care.timeout": "Confirmed automatically at", "care.decide": "Confirm or dispute for the elder", "care.reason": "Reason for dispute", "care.resolved": "Resolved",
+    "care.request": "Care request", "care.timeout": "Confirmed automatically at", "care.decide": "Confirm or dispute for the elder", "care.reason": "Reason for dispute", "care.resolved": "Resolved", "care.resolution": "Outcome",
     "care.confirm": "Confirm", "care.dispute": "Dispute", "care.reasonNeeded": "A dispute needs a reason.", "care.noneAwaiting": "No service awaits confirmation.",
     "care.noneDisputed": "No service in dispute.",
     "parking.title": "Parking", "parking.spots": "Verified spots", "parking.occupiedNow": "Cars parked now", "parking.bookedNow": "Bookings running now",
@@ -118,10 +118,12 @@ const TERMS = {
     accept: "接单", start: "开始处理", pause: "暂停", resume: "继续", quote: "报价", complete: "完成", follow_up: "回访",
     hand_over: "转交", reassign: "改派", close: "关闭", cancel: "取消工单", submit: "提交", escalate: "升级",
     approve_quote: "同意报价", reject_quote: "拒绝报价", confirm: "确认完成", return_work: "返工", rate: "评价", hurry: "催单",
+    companionship: "陪伴", meal: "助餐", bathing: "助浴", medical_escort: "陪同就医", shopping: "代购", other: "其他",
+    voided: "已作废", posted: "已入账", expired: "已过期",
   },
   en: {
     in_progress: "in progress", follow_up: "follow-up", hand_over: "hand over", approve_quote: "approve quote",
-    reject_quote: "reject quote", return_work: "return work",
+    reject_quote: "reject quote", return_work: "return work", medical_escort: "medical escort",
   },
 };
 

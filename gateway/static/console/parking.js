@@ -14,6 +14,7 @@ async function correct(event, plate) {
     await api("POST", `parking/gate-events/${event.id}/correction`, { plate });
     say("");
     $("parking").dataset.corrected = event.id;
+    document.activeElement?.blur(); // the row's form held the focus, which keeps the rows from being redrawn
     await openParking();
   } catch (error) {
     explain(error, { action: true });
@@ -52,6 +53,7 @@ export async function openParking() {
   ]);
   // Misreads: an entry refused for want of a booking, an exit that matched no car inside.
   const unmatched = recent.filter((e) => e.reason === "no-active-booking");
+  // Not while someone is typing a plate in a row: a redraw would take their text.
   if (!$("misread-rows").contains(document.activeElement)) fillRows("misread-rows", "misreads-empty", [...refused, ...unmatched].map(misreadRow));
   poll(() => openParking().catch(explain), PARKING_POLL_MS);
 }
