@@ -119,11 +119,12 @@ const TERMS = {
     hand_over: "转交", reassign: "改派", close: "关闭", cancel: "取消工单", submit: "提交", escalate: "升级",
     approve_quote: "同意报价", reject_quote: "拒绝报价", confirm: "确认完成", return_work: "返工", rate: "评价", hurry: "催单",
     companionship: "陪伴", meal: "助餐", bathing: "助浴", medical_escort: "陪同就医", shopping: "代购", other: "其他",
-    voided: "已作废", posted: "已入账", expired: "已过期",
+    voided: "已作废", posted: "已入账", expired: "已过期", "no-booking": "无有效预约", "no-active-booking": "出场未匹配在场车辆",
   },
   en: {
     in_progress: "in progress", follow_up: "follow-up", hand_over: "hand over", approve_quote: "approve quote",
     reject_quote: "reject quote", return_work: "return work", medical_escort: "medical escort",
+    "no-booking": "no booking", "no-active-booking": "exit matched no car inside",
   },
 };
 

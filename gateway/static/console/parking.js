@@ -3,7 +3,7 @@
 // to correct the plate, which matches the event again at its original time.
 import { api } from "./api.js";
 import { $, allItems, cells, element, explain, field, fillRows, say, shortId, when } from "./dom.js";
-import { t } from "./i18n.js";
+import { t, term } from "./i18n.js";
 import { poll } from "./live.js";
 
 const PARKING_POLL_MS = 10000;
@@ -29,7 +29,7 @@ function misreadRow(event) {
     e.preventDefault();
     correct(event, plate.value.trim());
   });
-  return cells({ "data-event": event.id }, when(event.at), t(`parking.${event.direction}`), event.plate, event.reason, shortId(event.device_id), form);
+  return cells({ "data-event": event.id }, when(event.at), t(`parking.${event.direction}`), event.plate, term(event.reason), shortId(event.device_id), form);
 }
 
 export async function openParking() {
