@@ -21,7 +21,9 @@ async function settle(transfer, how) {
   const reason = $(`reason-${transfer.id}`)?.value.trim();
   if (how === "dispute" && !reason) return say(t("care.reasonNeeded"));
   try {
-    await api("POST", `timebank/transfers/${transfer.id}/${how}`, how === "dispute" ? { id: newId(), reason } : { id: newId() });
+    // The body's id makes the service answer a repeat with the first result: safe to repeat after a 503.
+    const body = how === "dispute" ? { id: newId(), reason } : { id: newId() };
+    await api("POST", `timebank/transfers/${transfer.id}/${how}`, body, { repeatable: true });
     say("");
     $("care").dataset.settled = `${transfer.id}:${how}`;
     document.activeElement?.blur(); // the row's button held the focus, which keeps the rows from being redrawn

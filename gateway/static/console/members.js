@@ -24,7 +24,8 @@ export async function openMembers(memberId) {
 
 async function record(form, path, body) {
   try {
-    await api("POST", `timebank/members/${encodeURIComponent($("member-detail").dataset.member)}/${path}`, body);
+    // Recording what was checked in person twice leaves the same record: safe to repeat after a 503.
+    await api("POST", `timebank/members/${encodeURIComponent($("member-detail").dataset.member)}/${path}`, body, { repeatable: true });
     form.reset();
     say("");
     await openMembers($("member-detail").dataset.member);
