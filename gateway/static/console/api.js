@@ -90,9 +90,10 @@ export async function logout() {
 }
 
 // A call to a service (`/api/<service>/...`); one retry after a refresh when the token is refused.
-// A 503 with Retry-After (every database connection busy, the database briefly away: the request
-// did nothing) is asked once more after the wait, for reads and for writes the caller marks as
-// repeatable (`{ repeatable: true }`: the same body twice leaves the same state).
+// A 503 (every database connection busy, the database briefly away, the service out of the
+// gateway's reach: the request did nothing) is asked once more after its Retry-After, for reads and
+// for writes the caller marks as repeatable (`{ repeatable: true }`: the same body twice leaves the
+// same state).
 export async function api(method, path, body, { repeatable = method === "GET", retried = false, waited = false } = {}) {
   if (!session) throw new ApiError(401, {});
   const headers = { Authorization: `Bearer ${session.access}`, "Accept-Language": acceptLanguage() };
@@ -103,7 +104,8 @@ export async function api(method, path, body, { repeatable = method === "GET", r
     return api(method, path, body, { repeatable, retried: true, waited });
   }
   if (response.status === 401) expire();
-  const wait = Number(response.headers.get("Retry-After"));
+  // Without Retry-After (the gateway could not reach the service at all) the console waits a second.
+  const wait = Number(response.headers.get("Retry-After") ?? 1);
   if (response.status === 503 && repeatable && !waited && wait > 0 && wait <= 5) {
     await new Promise((resolve) => setTimeout(resolve, wait * 1000));
     return api(method, path, body, { repeatable, retried, waited: true });
