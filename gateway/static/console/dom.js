@@ -72,7 +72,7 @@ export function daysBefore(day, days) {
 
 // A list answered as a bare array or as a cursor page ({items, next_cursor}): the services are
 // moving from the first to the second.
-export function itemsOf(body) {
+function itemsOf(body) {
   return Array.isArray(body) ? body : body.items;
 }
 
@@ -91,7 +91,6 @@ export async function allItems(path, pages = 5) {
 }
 
 export const hasRole = (...roles) => current().roles.some((role) => roles.includes(role));
-export const isWorker = () => hasRole("community_worker") && !hasRole("steward", "property_admin");
 
 // A short id for a table cell (the full one stays in the row's data attribute and the title).
 export function shortId(id) {

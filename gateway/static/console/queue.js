@@ -10,7 +10,7 @@ const QUEUE_POLL_MS = 2000;
 const SCOPES = ["mine", "community"];
 let queue = []; // [{ticket, scope}]
 
-export async function loadQueue() {
+async function loadQueue() {
   const unit = $("filters").unit.value.trim();
   const search = unit ? `&unit=${encodeURIComponent(unit)}` : "";
   const pages = await Promise.all(SCOPES.map((scope) => api("GET", `property/queue?scope=${scope}&limit=200${search}`)));
@@ -45,7 +45,7 @@ function row({ ticket, scope }, now) {
   );
 }
 
-export function renderQueue() {
+function renderQueue() {
   const form = $("filters");
   const chosen = Object.fromEntries(new FormData(form));
   fillSelect(form.status, queue.map((x) => x.ticket.status), chosen.status);
