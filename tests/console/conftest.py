@@ -1,5 +1,5 @@
-"""The console in a real browser: Debian's Chromium driven by Playwright, against the gateway and the
-property service started as in tests/e2e (real servers on loopback ports, one Kafka namespace).
+"""The console in a real browser: Debian's Chromium driven by Playwright, against the gateway and all
+six services started as in tests/e2e (real servers on loopback ports, one Kafka namespace).
 
 Every page may talk to the gateway only: a request for any other host is counted and refused, and
 each test ends by requiring that count to be zero. Screenshots go to the test's own tmp_path.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +20,22 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
+from services.citysync.app import create_app as create_citysync
+from services.citysync.settings import Settings as CitysyncSettings
 from services.governance.app import create_app as create_governance
 from services.governance.settings import Settings as GovernanceSettings
+from services.notify.app import create_app as create_notify
+from services.notify.settings import Settings as NotifySettings
+from services.parking.app import create_app as create_parking
+from services.parking.settings import Settings as ParkingSettings
 from services.property.app import create_app as create_property
 from services.property.settings import Settings as PropertySettings
+from services.timebank.app import create_app as create_timebank
+from services.timebank.settings import Settings as TimebankSettings
 from tests.e2e.conftest import Community, Platform, served_community
 from tests.gateway.conftest import gateway_template, running_gateway  # noqa: F401 (fixture)
 from tests.gateway.upstream import serve
-from tests.support.harness import run_service
+from tests.support.harness import RunningService, run_service
 from tests.support.stack import TestStack, new_namespace
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,42 +50,43 @@ pytestmark = pytest.mark.skipif(
 async def platform(
     stack: TestStack,
     gateway_template: str,  # noqa: F811 (the imported fixture)
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Platform]:
-    """The gateway in front of the property service (tickets) and governance (a worker's points screen)."""
+    """The gateway in front of every service, as in tests/e2e: the console's screens read all six, and
+    notify's stream carries the live updates. Awards above 50 points wait for a second worker."""
     namespace = new_namespace()
+    specs: list[tuple[str, Callable[[Any], Any], type[Any], dict[str, Any]]] = [
+        ("timebank", create_timebank, TimebankSettings, {}),
+        ("parking", create_parking, ParkingSettings, {"expire_holds_every_s": 3600.0}),
+        ("property", create_property, PropertySettings, {"sla_check_interval_s": 3600}),
+        ("governance", create_governance, GovernanceSettings, {"award_approval_threshold": 50}),
+        ("citysync", create_citysync, CitysyncSettings, {"stats_every_s": 3600.0}),
+        ("notify", create_notify, NotifySettings, {"sms_outbox_path": str(tmp_path_factory.mktemp("notify") / "sms.log")}),
+    ]
     async with AsyncExitStack() as exits:
-        prop = await exits.enter_async_context(
-            run_service(
-                stack,
-                "property",
-                create_property,
-                PropertySettings,
-                namespace=namespace,
-                sla_check_interval_s=3600,
+        services: dict[str, RunningService] = {}
+        urls: dict[str, str] = {}
+        for name, factory, settings_cls, overrides in specs:
+            services[name] = await exits.enter_async_context(
+                run_service(stack, name, factory, settings_cls, namespace=namespace, **overrides)
             )
-        )
-        url = await exits.enter_async_context(serve(prop.app, lifespan=False))
-        gov = await exits.enter_async_context(
-            run_service(
-                stack, "governance", create_governance, GovernanceSettings, namespace=namespace, award_approval_threshold=50
-            )
-        )
-        gov_url = await exits.enter_async_context(serve(gov.app, lifespan=False))
+            urls[name] = await exits.enter_async_context(serve(services[name].app, lifespan=False))
         gateway = await exits.enter_async_context(
             running_gateway(
                 stack,
                 gateway_template,
                 namespace=namespace,
-                upstreams={"property": url, "governance": gov_url},
+                upstreams=urls,
                 rate_limit_user="100000/minute",
                 rate_limit_ip="100000/minute",
                 rate_limit_login="100000/minute",
+                otp_sends_per_ip="100000/day",
             )
         )
         gateway_url = await exits.enter_async_context(serve(gateway.app, lifespan=False))
         client = await exits.enter_async_context(httpx.AsyncClient(base_url=gateway_url, timeout=30))
-        await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for s in (prop, gov, gateway) for c in s.state.consumers))
-        services = {"property": prop, "governance": gov}
+        everyone = [*services.values(), gateway]
+        await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for s in everyone for c in s.state.consumers))
         yield Platform(stack=stack, services=services, gateway=gateway, namespace=namespace, client=client)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,21 @@ async def test_only_the_named_assets_are_served_not_the_packages_demo_pages(gate
 async def test_the_console_without_a_slash_redirects_relatively(gateway: RunningService) -> None:
     r = await gateway.client.get("/console")
     assert r.status_code == 308 and r.headers["location"] == "console/"
+
+
+CONSOLE = Path(__file__).resolve().parents[2] / "gateway" / "static" / "console"
+
+
+def test_every_console_module_is_preloaded_so_the_browser_asks_for_them_at_once() -> None:
+    """A module the page does not name is found only after its importer is fetched and parsed: one
+    round trip more per level of imports on the first load."""
+    imported = {name for script in CONSOLE.glob("*.js") for name in re.findall(r'from "\./([\w-]+\.js)"', script.read_text())}
+    preloaded = {ref for ref in references((CONSOLE / "index.html").read_text()) if ref.endswith(".js") and ref != "app.js"}
+    assert imported and imported == preloaded
+
+
+async def test_the_consoles_files_travel_compressed(gateway: RunningService) -> None:
+    r = await gateway.client.get("/console/app.js", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert r.headers["content-security-policy"].startswith("default-src 'self';")
+    assert int(r.headers["content-length"]) < len(r.content)  # httpx has inflated what travelled

@@ -90,16 +90,26 @@ export async function logout() {
 }
 
 // A call to a service (`/api/<service>/...`); one retry after a refresh when the token is refused.
-export async function api(method, path, body, retried = false) {
+// A 503 (every database connection busy, the database briefly away, the service out of the
+// gateway's reach: the request did nothing) is asked once more after its Retry-After, for reads and
+// for writes the caller marks as repeatable (`{ repeatable: true }`: the same body twice leaves the
+// same state).
+export async function api(method, path, body, { repeatable = method === "GET", retried = false, waited = false } = {}) {
   if (!session) throw new ApiError(401, {});
   const headers = { Authorization: `Bearer ${session.access}`, "Accept-Language": acceptLanguage() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(`/api/${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.status === 401 && !retried && session.refresh) {
     await refresh();
-    return api(method, path, body, true);
+    return api(method, path, body, { repeatable, retried: true, waited });
   }
   if (response.status === 401) expire();
+  // Without Retry-After (the gateway could not reach the service at all) the console waits a second.
+  const wait = Number(response.headers.get("Retry-After") ?? 1);
+  if (response.status === 503 && repeatable && !waited && wait > 0 && wait <= 5) {
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    return api(method, path, body, { repeatable, retried, waited: true });
+  }
   return answer(response);
 }
 
