@@ -164,11 +164,10 @@ async def my_open_decisions(
             select(Decision, mine.c.household_id)
             .join(mine, mine.c.decision_id == DECISIONS.c.id)
             .where(DECISIONS.c.community == me.community, DECISIONS.c.status == "open")
-            .order_by(DECISIONS.c.closes_at, DECISIONS.c.id)
-            .limit(page.limit + 1)
         )
         if after:
             query = query.where(after_key_condition([DECISIONS.c.closes_at, DECISIONS.c.id], after))
+        query = query.order_by(DECISIONS.c.closes_at, DECISIONS.c.id).limit(page.limit + 1)
         out: list[tuple[Decision, str | None]] = []
         for decision, household_id in (await session.execute(query)).all():
             key = select(DECISION_UNITS.c.owner_key).where(
