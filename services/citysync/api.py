@@ -26,7 +26,6 @@ from services.citysync.problems import (
     GrantNotFound,
     InvalidFeedCursor,
 )
-from services.citysync.pulls import FeedLatest
 from services.citysync.schemas import (
     ConsumerCreate,
     ConsumerPublic,
@@ -42,7 +41,7 @@ from services.kit.auth import Principal, require_roles
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
 from services.kit.inputs import ClientId, Text
-from services.kit.pagination import InvalidCursor, PageDep, encode_cursor
+from services.kit.pagination import InvalidCursor, Page, PageDep, encode_cursor
 from services.kit.problems import Forbidden, problem_responses
 
 router = APIRouter()
@@ -74,16 +73,18 @@ async def _granted(session: AsyncSession, worker: Principal, consumer_id: str, b
 @router.get(
     "/feeds",
     tags=["feeds"],
-    response_model=list[FeedSummary],
-    responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked),
+    response_model=Page[FeedSummary],
+    responses=problem_responses(Forbidden, ConsumerUnknown, ConsumerRevoked, InvalidCursor),
 )
-async def list_feeds(caller: CitySync, session: SessionDep) -> list[FeedLatest]:
+async def list_feeds(caller: CitySync, session: SessionDep, page: PageDep) -> Page[FeedSummary]:
     """The feeds I may pull
 
-    The feeds granted to the calling consumer, with each one's latest sequence number, so a sync job
-    knows whether there is anything to pull. Registered city_sync consumers only; a revoked one gets 403.
+    The feeds granted to the calling consumer, by scene and paged by cursor, with each one's latest
+    sequence number, so a sync job knows whether there is anything to pull. Registered city_sync
+    consumers only; a revoked one gets 403.
     """
-    return await pulls.feed_summaries(session, caller)
+    feeds, cursor = await pulls.feed_summaries(session, caller, page)
+    return Page[FeedSummary](items=[FeedSummary.model_validate(f) for f in feeds], next_cursor=cursor)
 
 
 @router.get(

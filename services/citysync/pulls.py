@@ -13,6 +13,7 @@ from services.citysync.domain import SCENES
 from services.citysync.problems import ConsumerRevoked, ConsumerUnknown, FeedNotFound
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, make_page
 
 _CONSUMER_FOR_PULL = text("SELECT status, hash_key FROM data_consumers WHERE community = :c AND id = :id FOR SHARE")
 # The hot path of every sync job: one statement, so one round trip and one transaction. PostgreSQL
@@ -122,8 +123,12 @@ async def pull(
     }
 
 
-async def feed_summaries(session: AsyncSession, caller: Principal) -> list[FeedLatest]:
-    """The feeds the caller may pull, with each one's latest sequence number."""
+async def feed_summaries(session: AsyncSession, caller: Principal, page: PageParams) -> tuple[list[FeedLatest], str | None]:
+    """The feeds the caller may pull, by scene, with each one's latest sequence number.
+
+    A consumer holds at most one live grant per scene (uq_grants_live, which also serves the order).
+    """
+    after = page.after_key(str)
     async with transaction(session):
         consumer = (await session.execute(_CONSUMER_FOR_PULL, {"c": caller.community, "id": caller.subject})).first()
         if consumer is None:
@@ -135,9 +140,11 @@ async def feed_summaries(session: AsyncSession, caller: Principal) -> list[FeedL
                 text(
                     "SELECT g.scene, coalesce(c.last_seq, 0) AS last_seq FROM grants g "
                     "LEFT JOIN feed_counters c ON c.community = g.community AND c.scene = g.scene "
-                    "WHERE g.community = :c AND g.consumer_id = :id AND g.revoked_at IS NULL ORDER BY g.scene"
+                    "WHERE g.community = :c AND g.consumer_id = :id AND g.revoked_at IS NULL "
+                    "AND (CAST(:after AS text) IS NULL OR g.scene > :after) ORDER BY g.scene LIMIT :limit"
                 ),
-                {"c": caller.community, "id": caller.subject},
+                {"c": caller.community, "id": caller.subject, "after": after[0] if after else None, "limit": page.limit + 1},
             )
         ).all()
-        return [{"scene": r.scene, "last_seq": int(r.last_seq)} for r in rows]
+    feeds: list[FeedLatest] = [{"scene": r.scene, "last_seq": int(r.last_seq)} for r in rows]
+    return make_page(feeds, page.limit, lambda feed: [feed["scene"]])

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, cast
 
@@ -73,13 +72,14 @@ async def create_rule(body: RuleCreate, worker: Worker, session: SessionDep, ide
     return await idem.run(session, body, lambda: earning.create_rule(session, worker, body), RulePublic)
 
 
-@router.get("/rules", response_model=list[RulePublic])
-async def list_rules(who: CurrentPrincipal, session: SessionDep) -> Sequence[Rule]:
+@router.get("/rules", response_model=Page[RulePublic])
+async def list_rules(who: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[RulePublic]:
     """The community's earning rules
 
-    Every rule of the caller's community, switched off or not, by code. Anyone of the community may read them.
+    Every rule of the caller's community, switched off or not, by code, paged by cursor. Anyone of the community may read them.
     """
-    return await earning.list_rules(session, who.community)
+    items, cursor = await earning.list_rules(session, who.community, page)
+    return Page[RulePublic](items=[RulePublic.model_validate(r) for r in items], next_cursor=cursor)
 
 
 @router.patch(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +24,7 @@ from services.governance.events import BallotCast, publisher
 from services.kit.auth import Principal
 from services.kit.db import fetch_alone, transaction
 from services.kit.outbox import outbox_written
+from services.kit.pagination import PageParams, after_key_condition, make_page
 from services.kit.problems import Problem
 from services.kit.telemetry import current_traceparent
 
@@ -164,11 +164,20 @@ async def _cast(
     )
 
 
-async def named_ballots(session: AsyncSession, worker: Principal, decision_id: uuid.UUID) -> Sequence[Ballot]:
-    """The ballots by name, for the committee, only when the decision was drafted to show them."""
+async def named_ballots(
+    session: AsyncSession, worker: Principal, decision_id: uuid.UUID, page: PageParams
+) -> tuple[list[Ballot], str | None]:
+    """The ballots by name, for the committee, only when the decision was drafted to show them; in
+    voter-key order, which the one-ballot primary key serves (a further index would cost every
+    ballot of a burst)."""
+    query = select(Ballot).where(BALLOTS.c.decision_id == decision_id)
+    after = page.after_key(str)
+    if after:
+        query = query.where(after_key_condition([BALLOTS.c.voter_key], after))
+    query = query.order_by(BALLOTS.c.voter_key).limit(page.limit + 1)
     async with transaction(session):
         decision = await decision_in(session, worker.community, decision_id)
         if not decision.ballots_by_name:
             raise problems.BallotsSecret()
-        query = select(Ballot).where(BALLOTS.c.decision_id == decision_id).order_by(BALLOTS.c.household_id)
-        return (await session.scalars(query)).all()
+        rows = list((await session.scalars(query)).all())
+    return make_page(rows, page.limit, lambda ballot: [ballot.voter_key])

@@ -40,7 +40,8 @@ class Decision(Base, table=True):
         CheckConstraint("status IN ('draft','open','closed')", name="status_known"),
         CheckConstraint("closes_at > opens_at", name="closes_after_opening"),
         CheckConstraint("cardinality(options) >= 2", name="two_options"),
-        Index("ix_gov_decisions_community", "community", "created_at"),
+        # The community's decisions newest first, with the id that breaks ties (the list's keyset).
+        Index("ix_gov_decisions_community", "community", "created_at", "id"),
         # The closing job's queue: open decisions by closing time.
         Index("ix_gov_decisions_due", "closes_at", postgresql_where=text("status = 'open'")),
     )
@@ -85,6 +86,8 @@ class DecisionVoter(Base, table=True):
     """Who may vote on a decision (owners for owners' decisions, every resident for a poll), frozen with the roll."""
 
     __tablename__ = "gov_decision_voters"
+    # "The decisions I may vote on" starts from the resident, not the decision.
+    __table_args__ = (Index("ix_gov_decision_voters_resident", "resident_id", "decision_id"),)
     decision_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), ForeignKey("gov_decisions.id"), primary_key=True))
     resident_id: str = Field(sa_column=Column(Text, primary_key=True))
     household_id: str = Field(sa_column=Column(Text, nullable=False))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import and_, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as upsert
@@ -27,6 +27,7 @@ from services.governance.statements import RESIDENTS
 from services.governance.tally import Kind, owner_key
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, after_key_condition, make_page
 
 
 async def draft(session: AsyncSession, worker: Principal, data: DecisionCreate) -> Decision:
@@ -141,8 +142,16 @@ async def _may_see(session: AsyncSession, who: Principal, decision_id: uuid.UUID
     return (await session.scalar(query.limit(1))) is not None
 
 
-async def my_open_decisions(session: AsyncSession, me: Principal) -> list[tuple[Decision, str | None]]:
-    """The open decisions I may vote on, each with the receipt of the ballot cast for my voter key."""
+def _my_decision_cursor(row: tuple[Decision, str | None]) -> list[str]:
+    return [row[0].closes_at.isoformat(), str(row[0].id)]
+
+
+async def my_open_decisions(
+    session: AsyncSession, me: Principal, page: PageParams
+) -> tuple[list[tuple[Decision, str | None]], str | None]:
+    """The open decisions I may vote on, soonest closing first, each with the receipt of the ballot
+    cast for my voter key. The voters' (resident_id, decision_id) index finds mine."""
+    after = page.after_key(datetime, uuid.UUID)
     async with transaction(session):
         mine = (
             select(DECISION_VOTERS.c.decision_id, DECISION_VOTERS.c.household_id)
@@ -153,8 +162,10 @@ async def my_open_decisions(session: AsyncSession, me: Principal) -> list[tuple[
             select(Decision, mine.c.household_id)
             .join(mine, mine.c.decision_id == DECISIONS.c.id)
             .where(DECISIONS.c.community == me.community, DECISIONS.c.status == "open")
-            .order_by(DECISIONS.c.closes_at, DECISIONS.c.id)
         )
+        if after:
+            query = query.where(after_key_condition([DECISIONS.c.closes_at, DECISIONS.c.id], after))
+        query = query.order_by(DECISIONS.c.closes_at, DECISIONS.c.id).limit(page.limit + 1)
         out: list[tuple[Decision, str | None]] = []
         for decision, household_id in (await session.execute(query)).all():
             key = select(DECISION_UNITS.c.owner_key).where(
@@ -166,13 +177,24 @@ async def my_open_decisions(session: AsyncSession, me: Principal) -> list[tuple[
                 )
             )
             out.append((decision, receipt))
-        return out
+    return make_page(out, page.limit, _my_decision_cursor)
 
 
-async def list_decisions(session: AsyncSession, staff: Principal) -> Sequence[Decision]:
+def _decision_cursor(decision: Decision) -> list[str]:
+    assert decision.created_at is not None and decision.id is not None
+    return [decision.created_at.isoformat(), str(decision.id)]
+
+
+async def list_decisions(session: AsyncSession, staff: Principal, page: PageParams) -> tuple[list[Decision], str | None]:
+    """The community's decisions, newest first; the id breaks a tie between decisions drafted in one instant."""
+    query = select(Decision).where(DECISIONS.c.community == staff.community)
+    after = page.after_key(datetime, uuid.UUID)
+    if after:
+        query = query.where(after_key_condition([DECISIONS.c.created_at, DECISIONS.c.id], after, descending=True))
+    query = query.order_by(DECISIONS.c.created_at.desc(), DECISIONS.c.id.desc()).limit(page.limit + 1)
     async with transaction(session):
-        query = select(Decision).where(DECISIONS.c.community == staff.community).order_by(DECISIONS.c.created_at.desc())
-        return (await session.scalars(query.limit(200))).all()
+        rows = list((await session.scalars(query)).all())
+    return make_page(rows, page.limit, _decision_cursor)
 
 
 async def record_proxy(session: AsyncSession, worker: Principal, data: ProxyCreate) -> ProxyAuthorisation:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter
 
 from services.governance import ballots, decisions, problems, roll
 from services.governance.ballots import CastBallot
-from services.governance.decision_models import Ballot, Decision, ProxyAuthorisation
+from services.governance.decision_models import Decision, ProxyAuthorisation
 from services.governance.decision_schemas import (
     BallotCreate,
     BallotPublic,
@@ -25,6 +24,7 @@ from services.governance.decision_schemas import (
 )
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
+from services.kit.pagination import Page, PageDep
 from services.kit.problems import problem_responses
 
 router = APIRouter(tags=["decisions"])
@@ -50,10 +50,11 @@ async def draft_decision(body: DecisionCreate, worker: Worker, session: SessionD
     return await decisions.draft(session, worker, body)
 
 
-@router.get("/decisions", response_model=list[DecisionPublic])
-async def list_decisions(staff: Staff, session: SessionDep) -> Sequence[Decision]:
-    """List the community's decisions, newest first (staff)."""
-    return await decisions.list_decisions(session, staff)
+@router.get("/decisions", response_model=Page[DecisionPublic])
+async def list_decisions(staff: Staff, session: SessionDep, page: PageDep) -> Page[DecisionPublic]:
+    """List the community's decisions, newest first, paged by cursor (staff)."""
+    items, cursor = await decisions.list_decisions(session, staff, page)
+    return Page[DecisionPublic](items=[DecisionPublic.model_validate(d) for d in items], next_cursor=cursor)
 
 
 @router.post(
@@ -79,11 +80,13 @@ async def get_decision(decision_id: uuid.UUID, who: CurrentPrincipal, session: S
     return await decisions.visible_decision(session, who, decision_id)
 
 
-@router.get("/me/decisions", response_model=list[MyDecision])
-async def my_decisions(me: CurrentPrincipal, session: SessionDep) -> list[MyDecision]:
-    """The open decisions I may vote on, each with my receipt if a ballot was cast for me."""
-    rows = await decisions.my_open_decisions(session, me)
-    return [MyDecision.model_validate(d).model_copy(update={"my_receipt": receipt}) for d, receipt in rows]
+@router.get("/me/decisions", response_model=Page[MyDecision])
+async def my_decisions(me: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[MyDecision]:
+    """The open decisions I may vote on, soonest closing first, paged by cursor, each with my receipt
+    if a ballot was cast for me."""
+    rows, cursor = await decisions.my_open_decisions(session, me, page)
+    items = [MyDecision.model_validate(d).model_copy(update={"my_receipt": receipt}) for d, receipt in rows]
+    return Page[MyDecision](items=items, next_cursor=cursor)
 
 
 @router.post(
@@ -127,13 +130,14 @@ async def cast_paper_ballot(decision_id: uuid.UUID, body: PaperBallotCreate, wor
 
 @router.get(
     "/decisions/{decision_id}/ballots",
-    response_model=list[NamedBallot],
+    response_model=Page[NamedBallot],
     responses=problem_responses(problems.DecisionNotFound, problems.BallotsSecret),
 )
-async def list_named_ballots(decision_id: uuid.UUID, worker: Worker, session: SessionDep) -> Sequence[Ballot]:
-    """The ballots by name (household, option, who cast it), for the committee, only when the
-    decision was drafted with `ballots_by_name`; otherwise `ballots-secret`."""
-    return await ballots.named_ballots(session, worker, decision_id)
+async def list_named_ballots(decision_id: uuid.UUID, worker: Worker, session: SessionDep, page: PageDep) -> Page[NamedBallot]:
+    """The ballots by name (household, option, who cast it), by household and paged by cursor, for
+    the committee, only when the decision was drafted with `ballots_by_name`; otherwise `ballots-secret`."""
+    items, cursor = await ballots.named_ballots(session, worker, decision_id, page)
+    return Page[NamedBallot](items=[NamedBallot.model_validate(b) for b in items], next_cursor=cursor)
 
 
 @router.post("/proxies", status_code=201, response_model=ProxyPublic)

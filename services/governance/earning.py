@@ -27,6 +27,7 @@ from services.governance.settings import Settings
 from services.kit.auth import Principal
 from services.kit.db import transaction
 from services.kit.outbox import outbox_written
+from services.kit.pagination import PageParams, make_page
 from services.kit.telemetry import current_traceparent
 
 
@@ -291,10 +292,15 @@ async def create_rule(session: AsyncSession, worker: Principal, data: RuleCreate
         return rule
 
 
-async def list_rules(session: AsyncSession, community: str) -> Sequence[Rule]:
+async def list_rules(session: AsyncSession, community: str, page: PageParams) -> tuple[list[Rule], str | None]:
+    """The community's rules by code: unique in the community, and its unique index serves the keyset."""
+    query = select(Rule).where(col(Rule.community) == community)
+    after = page.after_key(str)
+    if after:
+        query = query.where(col(Rule.code) > after[0])
     async with transaction(session):
-        query = select(Rule).where(col(Rule.community) == community).order_by(col(Rule.code))
-        return (await session.exec(query)).all()
+        rows = list((await session.exec(query.order_by(col(Rule.code)).limit(page.limit + 1))).all())
+    return make_page(rows, page.limit, lambda rule: [rule.code])
 
 
 async def update_rule(session: AsyncSession, worker: Principal, rule_id: uuid.UUID, data: RuleUpdate) -> Rule:

@@ -92,6 +92,8 @@ class Lot(Base, table=True):
         CheckConstraint("points > 0", name="points_positive"),
         Index("ix_gov_lots_owner", "community", "resident_id"),
         Index("ix_gov_lots_due", "expires_at", postgresql_where=text("remaining > 0 AND expires_at IS NOT NULL")),
+        # A resident's live lots in spending order (`GET /me/lots` pages by it; NULLS LAST is the default).
+        Index("ix_gov_lots_live", "community", "resident_id", "expires_at", "id", postgresql_where=text("remaining > 0")),
     )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     community: str = Field(sa_column=Column(Text, nullable=False))

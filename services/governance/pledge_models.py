@@ -22,7 +22,8 @@ class PledgeOffer(Base, table=True):
         CheckConstraint("status IN ('open','reached','lapsed')", name="status_known"),
         CheckConstraint("min_households >= 1", name="min_households_positive"),
         CheckConstraint("price_fen > 0", name="price_positive"),
-        Index("ix_gov_pledge_offers_community", "community", "created_at"),
+        # The community's offers newest first, with the id that breaks ties (the list's keyset).
+        Index("ix_gov_pledge_offers_community", "community", "created_at", "id"),
         # The lapsing job's queue: open offers by deadline.
         Index("ix_gov_pledge_offers_due", "deadline", postgresql_where=text("status = 'open'")),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -24,6 +25,7 @@ from services.governance.pledge_schemas import PledgeOfferCreate, PledgeOfferPub
 from services.governance.statements import RESIDENTS
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, after_key_condition, make_page
 
 BATCH = 20
 
@@ -72,10 +74,21 @@ async def read_offer(session: AsyncSession, who: Principal, offer_id: uuid.UUID)
         return await _public(session, who, offer)
 
 
-async def list_offers(session: AsyncSession, who: Principal) -> list[PledgeOfferPublic]:
+async def list_offers(session: AsyncSession, who: Principal, page: PageParams) -> tuple[list[PledgeOfferPublic], str | None]:
+    """The community's offers, newest first; the id breaks a tie between offers posted in one instant."""
+    query = select(PledgeOffer).where(PLEDGE_OFFERS.c.community == who.community)
+    after = page.after_key(datetime, uuid.UUID)
+    if after:
+        query = query.where(after_key_condition([PLEDGE_OFFERS.c.created_at, PLEDGE_OFFERS.c.id], after, descending=True))
+    query = query.order_by(PLEDGE_OFFERS.c.created_at.desc(), PLEDGE_OFFERS.c.id.desc()).limit(page.limit + 1)
     async with transaction(session):
-        query = select(PledgeOffer).where(PLEDGE_OFFERS.c.community == who.community).order_by(PLEDGE_OFFERS.c.created_at.desc())
-        return [await _public(session, who, offer) for offer in (await session.scalars(query.limit(100))).all()]
+        rows, cursor = make_page(list((await session.scalars(query)).all()), page.limit, _offer_cursor)
+        return [await _public(session, who, offer) for offer in rows], cursor
+
+
+def _offer_cursor(offer: PledgeOffer) -> list[str]:
+    assert offer.created_at is not None and offer.id is not None
+    return [offer.created_at.isoformat(), str(offer.id)]
 
 
 async def _public(session: AsyncSession, who: Principal, offer: PledgeOffer) -> PledgeOfferPublic:

@@ -12,6 +12,7 @@ from services.governance.pledge_models import Pledge, PledgeOffer
 from services.governance.pledge_schemas import PledgeOfferCreate, PledgeOfferPublic, PledgePublic
 from services.kit.auth import CurrentPrincipal, Principal, require_roles
 from services.kit.db import SessionDep
+from services.kit.pagination import Page, PageDep
 from services.kit.problems import problem_responses
 
 router = APIRouter(tags=["pledges"])
@@ -26,10 +27,11 @@ async def post_offer(body: PledgeOfferCreate, worker: Worker, session: SessionDe
     return await pledges.post_offer(session, worker, body)
 
 
-@router.get("/pledge-offers", response_model=list[PledgeOfferPublic])
-async def list_offers(who: CurrentPrincipal, session: SessionDep) -> list[PledgeOfferPublic]:
-    """The community's offers, newest first, with their pledge counts."""
-    return await pledges.list_offers(session, who)
+@router.get("/pledge-offers", response_model=Page[PledgeOfferPublic])
+async def list_offers(who: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[PledgeOfferPublic]:
+    """The community's offers, newest first, paged by cursor, with their pledge counts."""
+    items, cursor = await pledges.list_offers(session, who, page)
+    return Page[PledgeOfferPublic](items=items, next_cursor=cursor)
 
 
 @router.get(

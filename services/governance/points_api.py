@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -11,7 +10,6 @@ from fastapi import APIRouter, Query, Request
 
 from services.governance import domain, leaderboard, problems, statements
 from services.governance.api import PersonPath, SettingsDep, Staff
-from services.governance.models import Lot
 from services.governance.schemas import (
     EntryPublic,
     HouseholdPoints,
@@ -63,13 +61,14 @@ async def my_statement(me: CurrentPrincipal, session: SessionDep, page: PageDep)
     return Page[EntryPublic](items=[EntryPublic.model_validate(e) for e in items], next_cursor=cursor)
 
 
-@router.get("/me/lots", response_model=list[LotPublic])
-async def my_lots(me: CurrentPrincipal, session: SessionDep) -> Sequence[Lot]:
+@router.get("/me/lots", response_model=Page[LotPublic])
+async def my_lots(me: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[LotPublic]:
     """My live lots, soonest expiry first
 
-    The caller's lots with points left, in the order they are spent. Any member of the community.
+    The caller's lots with points left, in the order they are spent, paged by cursor. Any member of the community.
     """
-    return await statements.lots_of(session, me.community, me.subject)
+    items, cursor = await statements.lots_of(session, me.community, me.subject, page)
+    return Page[LotPublic](items=[LotPublic.model_validate(lot) for lot in items], next_cursor=cursor)
 
 
 @router.get("/residents/{resident_id}/points", response_model=PointsPublic)

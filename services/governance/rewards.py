@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from datetime import datetime
 
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.governance import domain, problems
+from services.governance import problems
 from services.governance.accounts import now_utc
 from services.governance.models import Reward
 from services.governance.schemas import RewardCreate, RewardUpdate
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, make_page
 
 
 async def create_reward(session: AsyncSession, worker: Principal, data: RewardCreate) -> Reward:
@@ -30,14 +32,26 @@ async def create_reward(session: AsyncSession, worker: Principal, data: RewardCr
         return reward
 
 
-async def list_rewards(session: AsyncSession, community: str, *, active_only: bool) -> Sequence[Reward]:
+def reward_active_at(at: datetime) -> ColumnElement[bool]:
+    """`domain.reward_is_active` as SQL, so a page of active rewards is filtered before it is cut;
+    tests/governance/test_reward_activity.py feeds both the same cases."""
+    starts, ends = col(Reward.active_from), col(Reward.active_until)
+    return and_(col(Reward.enabled), or_(starts.is_(None), starts <= at), or_(ends.is_(None), ends > at))
+
+
+async def list_rewards(
+    session: AsyncSession, community: str, page: PageParams, *, active_only: bool
+) -> tuple[list[Reward], str | None]:
+    """The community's rewards by code (unique in the community; its unique index serves the keyset)."""
+    query = select(Reward).where(col(Reward.community) == community)
+    if active_only:
+        query = query.where(reward_active_at(now_utc()))
+    after = page.after_key(str)
+    if after:
+        query = query.where(col(Reward.code) > after[0])
     async with transaction(session):
-        query = select(Reward).where(col(Reward.community) == community).order_by(col(Reward.code))
-        rewards = (await session.exec(query)).all()
-        if not active_only:
-            return rewards
-        now = now_utc()
-        return [r for r in rewards if domain.reward_is_active(r.enabled, r.active_from, r.active_until, now)]
+        rows = list((await session.exec(query.order_by(col(Reward.code)).limit(page.limit + 1))).all())
+    return make_page(rows, page.limit, lambda reward: [reward.code])
 
 
 async def update_reward(session: AsyncSession, worker: Principal, reward_id: uuid.UUID, data: RewardUpdate) -> Reward:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -48,15 +47,20 @@ async def create_reward(body: RewardCreate, worker: Worker, session: SessionDep,
     return await idem.run(session, body, lambda: rewards.create_reward(session, worker, body), RewardPublic)
 
 
-@router.get("/rewards", response_model=list[RewardPublic])
+@router.get("/rewards", response_model=Page[RewardPublic])
 async def list_rewards(
-    who: CurrentPrincipal, session: SessionDep, include_inactive: Annotated[bool, Query(description="Staff only")] = False
-) -> Sequence[Reward]:
+    who: CurrentPrincipal,
+    session: SessionDep,
+    page: PageDep,
+    include_inactive: Annotated[bool, Query(description="Staff only")] = False,
+) -> Page[RewardPublic]:
     """The reward catalogue
 
-    The community's rewards by code; residents see the active ones, staff may ask for inactive ones too.
+    The community's rewards by code, paged by cursor; residents see the active ones, staff may ask for inactive ones too.
     """
-    return await rewards.list_rewards(session, who.community, active_only=not (include_inactive and who.is_staff))
+    active_only = not (include_inactive and who.is_staff)
+    items, cursor = await rewards.list_rewards(session, who.community, page, active_only=active_only)
+    return Page[RewardPublic](items=[RewardPublic.model_validate(r) for r in items], next_cursor=cursor)
 
 
 @router.patch(

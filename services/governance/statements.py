@@ -3,11 +3,10 @@ households' totals. Each public function is one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel import select as select_models
@@ -18,7 +17,7 @@ from services.governance.accounts import LOTS, now_utc
 from services.governance.models import Account, Entry, Lot, Resident
 from services.kit.auth import Principal
 from services.kit.db import DriverStatement, driver_statement, fetch_alone, table_of, transaction
-from services.kit.pagination import PageParams, make_page
+from services.kit.pagination import PageParams, after_key_condition, make_page
 
 ACCOUNTS = table_of(Account)
 RESIDENTS = table_of(Resident)
@@ -76,12 +75,25 @@ async def statement(session: AsyncSession, community: str, resident_id: str, pag
         return make_page(rows, page.limit, lambda e: [e.id])
 
 
-async def lots_of(session: AsyncSession, community: str, resident_id: str) -> Sequence[Lot]:
+def _lots_after(expires_at: datetime | None, lot_id: int) -> ColumnElement[bool]:
+    """After (expires_at, id) in the spending order, where a lot that never expires comes last."""
+    expires, ident = col(Lot.expires_at), col(Lot.id)
+    if expires_at is None:
+        return and_(expires.is_(None), ident > lot_id)
+    return or_(after_key_condition([expires, ident], (expires_at, lot_id)), expires.is_(None))
+
+
+async def lots_of(session: AsyncSession, community: str, resident_id: str, page: PageParams) -> tuple[list[Lot], str | None]:
+    """A resident's live lots in spending order (soonest expiry first, never-expiring last, then id),
+    served by the partial index on live lots."""
+    query = select_models(Lot).where(col(Lot.community) == community, col(Lot.resident_id) == resident_id, col(Lot.remaining) > 0)
+    after = page.after_key(datetime | None, int)
+    if after:
+        query = query.where(_lots_after(*after))
+    query = query.order_by(col(Lot.expires_at).asc().nulls_last(), col(Lot.id)).limit(page.limit + 1)
     async with transaction(session):
-        query = select_models(Lot).where(
-            col(Lot.community) == community, col(Lot.resident_id) == resident_id, col(Lot.remaining) > 0
-        )
-        return (await session.exec(query.order_by(col(Lot.expires_at).asc().nulls_last(), col(Lot.id)))).all()
+        rows = list((await session.exec(query)).all())
+    return make_page(rows, page.limit, lambda lot: [lot.expires_at.isoformat() if lot.expires_at else None, lot.id])
 
 
 async def register_resident(

@@ -59,10 +59,15 @@ async def register_device(session: AsyncSession, principal: Principal, body: Gat
     return device
 
 
-async def list_devices(session: AsyncSession, principal: Principal) -> list[GateDevice]:
-    query = select(GateDevice).where(GATE_DEVICES.c.community == principal.community).order_by(GATE_DEVICES.c.id)
+async def list_devices(session: AsyncSession, principal: Principal, page: PageParams) -> tuple[list[GateDevice], str | None]:
+    """The community's gate cameras by id (unique: the device's token subject)."""
+    query = select(GateDevice).where(GATE_DEVICES.c.community == principal.community)
+    after = page.after_key(str)
+    if after:
+        query = query.where(GATE_DEVICES.c.id > after[0])
     async with transaction(session):
-        return list((await session.execute(query)).scalars())
+        rows = list((await session.execute(query.order_by(GATE_DEVICES.c.id).limit(page.limit + 1))).scalars())
+    return make_page(rows, page.limit, lambda device: [device.id])
 
 
 async def _device(session: AsyncSession, principal: Principal) -> GateDevice:

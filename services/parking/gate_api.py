@@ -35,13 +35,14 @@ async def register_gate_device(body: GateDeviceCreate, principal: SpotAdmin, ses
     return await idem.run(session, body, lambda: gate.register_device(session, principal, body), GateDevicePublic)
 
 
-@gate_routes.get("/gate-devices", response_model=list[GateDevicePublic])
-async def list_gate_devices(principal: Staff, session: SessionDep) -> Any:
+@gate_routes.get("/gate-devices", response_model=Page[GateDevicePublic])
+async def list_gate_devices(principal: Staff, session: SessionDep, page: PageDep) -> Page[GateDevicePublic]:
     """List the community's gate cameras.
 
-    Staff may call it.
+    By id, cursor-paginated. Staff may call it.
     """
-    return await gate.list_devices(session, principal)
+    rows, cursor = await gate.list_devices(session, principal, page)
+    return Page[GateDevicePublic](items=[GateDevicePublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @gate_routes.post(

@@ -131,10 +131,12 @@ class AvailabilityWindow(Base, table=True):
         CheckConstraint(one_of("kind", WINDOW_KINDS), name="kind"),
         CheckConstraint("price_fen_per_30min >= 0", name="price"),
         CheckConstraint("buffer_minutes >= 0", name="buffer"),
+        # Serves the spot's window list in its keyset order (and every look-up by spot).
+        Index("ix_windows_spot_id_created_at_id", "spot_id", "created_at", "id"),
     )
     id: uuid.UUID = Field(primary_key=True)
     community: str
-    spot_id: uuid.UUID = Field(foreign_key="spots.id", index=True)
+    spot_id: uuid.UUID = Field(foreign_key="spots.id")
     kind: WindowKind = _text()
     weekdays: str | None = None  # ISO days as digits, e.g. "12345"
     local_start: time | None = None
@@ -261,6 +263,8 @@ class Payment(Base, table=True):
 
 class GateDevice(Base, table=True):
     __tablename__ = "gate_devices"
+    # Serves the community's device list in its keyset order.
+    __table_args__ = (Index("ix_gate_devices_community_id", "community", "id"),)
     id: str = Field(primary_key=True)  # the device's token subject
     community: str
     name: str

@@ -107,13 +107,14 @@ async def publish_window(
     )
 
 
-@window_routes.get("/spots/{spot_id}/windows", response_model=list[WindowPublic], responses=problem_responses(p.SpotNotFound))
-async def list_windows(spot_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
+@window_routes.get("/spots/{spot_id}/windows", response_model=Page[WindowPublic], responses=problem_responses(p.SpotNotFound))
+async def list_windows(spot_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[WindowPublic]:
     """List a spot's windows, oldest first.
 
-    The spot's owner and staff may call it; to anyone else the spot does not exist (404).
+    Cursor-paginated. The spot's owner and staff may call it; to anyone else the spot does not exist (404).
     """
-    return await windows.list_windows(session, principal, spot_id)
+    rows, cursor = await windows.list_windows(session, principal, spot_id, page)
+    return Page[WindowPublic](items=[WindowPublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @window_routes.get(

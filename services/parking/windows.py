@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
-from services.kit.pagination import PageParams, make_page
+from services.kit.pagination import PageParams, after_key_condition, make_page
 from services.parking import domain, problems
 from services.parking.domain import BLOCKING_STATUSES, SPOT_ADMINS
 from services.parking.models import (
@@ -178,11 +178,23 @@ async def _window_for(session: AsyncSession, principal: Principal, window_id: uu
     return window
 
 
-async def list_windows(session: AsyncSession, principal: Principal, spot_id: uuid.UUID) -> list[AvailabilityWindow]:
+def _window_cursor(window: AvailabilityWindow) -> list[str]:
+    return [window.created_at.isoformat(), str(window.id)]
+
+
+async def list_windows(
+    session: AsyncSession, principal: Principal, spot_id: uuid.UUID, page: PageParams
+) -> tuple[list[AvailabilityWindow], str | None]:
+    """A spot's windows, oldest first; the id breaks a tie between windows made in one instant."""
+    query = select(AvailabilityWindow).where(WINDOWS.c.spot_id == spot_id)
+    after = page.after_key(datetime, uuid.UUID)
+    if after:
+        query = query.where(after_key_condition([WINDOWS.c.created_at, WINDOWS.c.id], after))
+    query = query.order_by(WINDOWS.c.created_at, WINDOWS.c.id).limit(page.limit + 1)
     async with transaction(session):
         await spot_for(session, principal, spot_id)
-        query = select(AvailabilityWindow).where(WINDOWS.c.spot_id == spot_id).order_by(WINDOWS.c.created_at)
-        return list((await session.execute(query)).scalars())
+        rows = list((await session.execute(query)).scalars())
+    return make_page(rows, page.limit, _window_cursor)
 
 
 def _occurrence_cursor(occurrence: WindowOccurrence) -> list[str]:

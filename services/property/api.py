@@ -241,16 +241,17 @@ async def get_ticket(ticket_id: TicketId, who: CurrentPrincipal, session: Sessio
 
 @ticket_routes.get(
     "/tickets/{ticket_id}/steps",
-    response_model=list[StepPublic],
-    responses=problem_responses(p.TicketNotFound),
+    response_model=Page[StepPublic],
+    responses=problem_responses(p.TicketNotFound, InvalidCursor),
 )
-async def ticket_steps(ticket_id: TicketId, who: CurrentPrincipal, session: SessionDep) -> Any:
+async def ticket_steps(ticket_id: TicketId, who: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[StepPublic]:
     """Read a ticket's audit trail.
 
-    Every step: who, in which role, which action, from and to which status, and when. The ticket's
-    household and staff may call it.
+    Every step, in the order taken: who, in which role, which action, from and to which status, and
+    when; cursor-paginated. The ticket's household and staff may call it.
     """
-    return await tickets.ticket_steps(session, who, ticket_id)
+    rows, cursor = await tickets.ticket_steps(session, who, ticket_id, page)
+    return Page[StepPublic](items=[StepPublic.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 ACTION_PROBLEMS = problem_responses(p.TicketNotFound, p.ActionNotPermitted, p.TransitionNotAllowed, p.NotAssignee)
@@ -377,12 +378,13 @@ async def pay(
 
 @ticket_routes.get(
     "/tickets/{ticket_id}/payments",
-    response_model=list[PaymentPublic],
-    responses=problem_responses(p.TicketNotFound),
+    response_model=Page[PaymentPublic],
+    responses=problem_responses(p.TicketNotFound, InvalidCursor),
 )
-async def list_payments(ticket_id: TicketId, who: CurrentPrincipal, session: SessionDep) -> Any:
+async def list_payments(ticket_id: TicketId, who: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[PaymentPublic]:
     """List a ticket's payments, oldest first.
 
-    The ticket's household and staff may call it.
+    Cursor-paginated. The ticket's household and staff may call it.
     """
-    return await payments.list_payments(session, who, ticket_id)
+    rows, cursor = await payments.list_payments(session, who, ticket_id, page)
+    return Page[PaymentPublic](items=[PaymentPublic.model_validate(r) for r in rows], next_cursor=cursor)

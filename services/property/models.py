@@ -265,8 +265,10 @@ class TicketStep(PropertyModel, table=True):
     """The audit trail: one row per step, replaying to the ticket's status."""
 
     __tablename__ = "ticket_steps"
+    # Serves a ticket's trail in its keyset order (the identity id increases with every step).
+    __table_args__ = (Index("ix_ticket_steps_ticket_id_id", "ticket_id", "id"),)
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    ticket_id: str = Field(foreign_key="tickets.id", index=True)
+    ticket_id: str = Field(foreign_key="tickets.id")
     actor_id: str
     role: str
     action: str
@@ -325,6 +327,8 @@ class PaymentOrder(PropertyModel, table=True):
             unique=True,
             postgresql_where=text(sql_in("status", LIVE_PAYMENTS)),
         ),
+        # Serves a ticket's payment list in its keyset order.
+        Index("ix_payment_orders_ticket_id_created_at_id", "ticket_id", "created_at", "id"),
     )
     id: str = Field(primary_key=True)
     community: str

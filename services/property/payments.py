@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, after_key_condition, make_page
 from services.kit.payments import PaymentProvider
 from services.property import domain
 from services.property.domain import LIVE_PAYMENTS, Category, PaymentMethod, PaymentStatus, Status
@@ -93,11 +94,19 @@ async def _publish_settled(session: AsyncSession, order: PaymentOrder) -> None:
     )
 
 
-async def list_payments(session: AsyncSession, who: Principal, ticket_id: str) -> list[PaymentOrder]:
+async def list_payments(
+    session: AsyncSession, who: Principal, ticket_id: str, page: PageParams
+) -> tuple[list[PaymentOrder], str | None]:
+    """A ticket's payments, oldest first; the id breaks a tie between orders made in one instant."""
+    query = select(PaymentOrder).where(PAYMENT_ORDERS.c.ticket_id == ticket_id)
+    after = page.after_key(datetime, str)
+    if after:
+        query = query.where(after_key_condition([PAYMENT_ORDERS.c.created_at, PAYMENT_ORDERS.c.id], after))
+    query = query.order_by(PAYMENT_ORDERS.c.created_at, PAYMENT_ORDERS.c.id).limit(page.limit + 1)
     async with transaction(session):
         await visible_ticket(session, who, ticket_id)
-        query = select(PaymentOrder).where(PAYMENT_ORDERS.c.ticket_id == ticket_id).order_by(PAYMENT_ORDERS.c.created_at)
-        return list(await session.scalars(query))
+        rows = list(await session.scalars(query))
+    return make_page(rows, page.limit, lambda order: [order.created_at.isoformat(), order.id])
 
 
 async def settle_points_payment(session: AsyncSession, data: PointsPaymentSettled) -> None:

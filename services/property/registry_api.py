@@ -274,10 +274,12 @@ async def set_sla_policy(category: Category, priority: Priority, body: SlaPolicy
     return await sla.set_sla_policy(session, who, category, priority, body)
 
 
-@settings_routes.get("/sla-policies", response_model=list[SlaPolicyPublic])
-async def list_sla_policies(who: CurrentPrincipal, session: SessionDep) -> Any:
+@settings_routes.get("/sla-policies", response_model=Page[SlaPolicyPublic])
+async def list_sla_policies(who: CurrentPrincipal, session: SessionDep, page: PageDep) -> Page[SlaPolicyPublic]:
     """List the SLA of every category and priority.
 
-    Anyone of the community may call it; where the community set none, the default is shown.
+    By category then priority, cursor-paginated. Anyone of the community may call it; where the
+    community set none, the default is shown.
     """
-    return await sla.list_sla_policies(session, who)
+    items, cursor = await sla.list_sla_policies(session, who, page)
+    return Page[SlaPolicyPublic](items=items, next_cursor=cursor)

@@ -8,6 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, make_page
 from services.property import domain
 from services.property.domain import Action, Category, Priority, Role
 from services.property.events import TicketSlaBreached, publisher
@@ -30,13 +31,21 @@ async def set_sla_policy(
         return SlaPolicyPublic(category=category, priority=priority, **values)
 
 
-async def list_sla_policies(session: AsyncSession, who: Principal) -> list[SlaPolicyPublic]:
-    """Every category and priority: the community's own minutes where it set them, else the defaults."""
+async def list_sla_policies(session: AsyncSession, who: Principal, page: PageParams) -> tuple[list[SlaPolicyPublic], str | None]:
+    """Every category and priority: the community's own minutes where it set them, else the defaults.
+
+    The list is the fixed set of (category, priority) pairs, so it is paged by that pair in Python;
+    the community's rows are read by their primary key's prefix.
+    """
+    after = page.after_key(str, str)
+    pairs = sorted((c, p) for c, p in domain.DEFAULT_SLA if after is None or (c.value, p.value) > after)
+    pairs = pairs[: page.limit + 1]
     async with transaction(session):
         query = select(SlaPolicyRow).where(SLA_POLICIES.c.community == who.community)
         rows = {(r.category, r.priority): r for r in await session.scalars(query)}
     out = []
-    for (category, priority), default in domain.DEFAULT_SLA.items():
+    for category, priority in pairs:
+        default = domain.DEFAULT_SLA[category, priority]
         row = rows.get((category.value, priority.value))
         out.append(
             SlaPolicyPublic(
@@ -46,7 +55,7 @@ async def list_sla_policies(session: AsyncSession, who: Principal) -> list[SlaPo
                 resolution_minutes=row.resolution_minutes if row else default.resolution_minutes,
             )
         )
-    return out
+    return make_page(out, page.limit, lambda policy: [policy.category.value, policy.priority.value])
 
 
 async def sla_policy(session: AsyncSession, community: str, category: Category, priority: Priority) -> domain.SlaPolicy:

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, make_page
 from services.property import domain
 from services.property.catalogue import catalogue_item
 from services.property.domain import NO_PAYMENT, Action, Category, Priority, Role, Source, Status
@@ -238,8 +239,15 @@ async def get_ticket(session: AsyncSession, who: Principal, ticket_id: str) -> T
         return public(ticket, photos[ticket.id])
 
 
-async def ticket_steps(session: AsyncSession, who: Principal, ticket_id: str) -> list[TicketStep]:
+async def ticket_steps(
+    session: AsyncSession, who: Principal, ticket_id: str, page: PageParams
+) -> tuple[list[TicketStep], str | None]:
+    """A ticket's trail in the order it was written: the identity id increases with every step."""
+    query = select(TicketStep).where(TICKET_STEPS.c.ticket_id == ticket_id)
+    after = page.after_key(int)
+    if after:
+        query = query.where(TICKET_STEPS.c.id > after[0])
     async with transaction(session):
         await visible_ticket(session, who, ticket_id)
-        query = select(TicketStep).where(TICKET_STEPS.c.ticket_id == ticket_id).order_by(TICKET_STEPS.c.id)
-        return list(await session.scalars(query))
+        rows = list(await session.scalars(query.order_by(TICKET_STEPS.c.id).limit(page.limit + 1)))
+    return make_page(rows, page.limit, lambda step: [step.id])

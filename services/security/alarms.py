@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, after_key_condition, make_page
 from services.security import domain, problems
 from services.security.devices import calling_device
 from services.security.domain import AlarmKind
@@ -81,12 +82,18 @@ async def device_alarm(session: AsyncSession, who: Principal, body: AlarmReport)
         return alarm
 
 
-async def list_alarms(session: AsyncSession, who: Principal, open_only: bool) -> list[Alarm]:
+async def list_alarms(session: AsyncSession, who: Principal, open_only: bool, page: PageParams) -> tuple[list[Alarm], str | None]:
+    """The community's alarms, newest first; the id breaks a tie between alarms raised in one instant."""
     query = select(Alarm).where(ALARMS.c.community == who.community)
     if open_only:
         query = query.where(ALARMS.c.cleared_at.is_(None))
+    after = page.after_key(datetime, str)
+    if after:
+        query = query.where(after_key_condition([ALARMS.c.raised_at, ALARMS.c.id], after, descending=True))
+    query = query.order_by(ALARMS.c.raised_at.desc(), ALARMS.c.id.desc()).limit(page.limit + 1)
     async with transaction(session):
-        return list(await session.scalars(query.order_by(ALARMS.c.raised_at.desc()).limit(200)))
+        rows = list(await session.scalars(query))
+    return make_page(rows, page.limit, lambda alarm: [alarm.raised_at.isoformat(), alarm.id])
 
 
 # The first answer wins: the conditional UPDATE sets it once, however many staff press at once.
@@ -180,12 +187,17 @@ async def end_watch(session: AsyncSession, who: Principal, watch_id: str) -> Non
         await session.delete(watch)
 
 
-async def my_watches(session: AsyncSession, who: Principal) -> list[Watch]:
+async def my_watches(session: AsyncSession, who: Principal, page: PageParams) -> tuple[list[Watch], str | None]:
+    """The watches I am the elder (one at most) or the relative of, by id; the relative's index finds those."""
     query = select(Watch).where(
         WATCHES.c.community == who.community, (WATCHES.c.elder_id == who.subject) | (WATCHES.c.relative_id == who.subject)
     )
+    after = page.after_key(str)
+    if after:
+        query = query.where(WATCHES.c.id > after[0])
     async with transaction(session):
-        return list(await session.scalars(query))
+        rows = list(await session.scalars(query.order_by(WATCHES.c.id).limit(page.limit + 1)))
+    return make_page(rows, page.limit, lambda watch: [watch.id])
 
 
 _SILENT = text("""

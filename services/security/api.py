@@ -49,15 +49,19 @@ async def register_device(body: DeviceCreate, who: DeviceAdmin, session: Session
     return await idem.run(session, body, lambda: devices.register_device(session, who, body), DevicePublic)
 
 
-@router.get("/devices", response_model=list[DevicePublic])
+@router.get("/devices", response_model=Page[DevicePublic])
 async def list_devices(
-    who: Staff, session: SessionDep, offline: Annotated[bool | None, Query(description="Only offline (true) or online")] = None
+    who: Staff,
+    session: SessionDep,
+    page: PageDep,
+    offline: Annotated[bool | None, Query(description="Only offline (true) or online")] = None,
 ) -> Any:
     """The community's devices and whether each is offline.
 
-    Staff may call it.
+    By building, then id; cursor-paginated. Staff may call it.
     """
-    return await devices.list_devices(session, who, offline)
+    items, cursor = await devices.list_devices(session, who, offline, page)
+    return Page[DevicePublic](items=[DevicePublic.model_validate(d) for d in items], next_cursor=cursor)
 
 
 @router.post("/devices/me/heartbeat", response_model=Heartbeat, responses=problem_responses(p.UnknownDevice))
@@ -126,15 +130,19 @@ async def report_alarm(body: AlarmReport, who: CurrentDevice, session: SessionDe
     return await alarms.device_alarm(session, who, body)
 
 
-@router.get("/alarms", response_model=list[AlarmPublic])
+@router.get("/alarms", response_model=Page[AlarmPublic])
 async def list_alarms(
-    who: Staff, session: SessionDep, open_only: Annotated[bool, Query(alias="open", description="Only uncleared")] = False
+    who: Staff,
+    session: SessionDep,
+    page: PageDep,
+    open_only: Annotated[bool, Query(alias="open", description="Only uncleared")] = False,
 ) -> Any:
-    """The community's alarms, newest first (at most 200).
+    """The community's alarms, newest first.
 
-    Staff may call it.
+    Cursor-paginated. Staff may call it.
     """
-    return await alarms.list_alarms(session, who, open_only)
+    items, cursor = await alarms.list_alarms(session, who, open_only, page)
+    return Page[AlarmPublic](items=[AlarmPublic.model_validate(a) for a in items], next_cursor=cursor)
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic, responses=problem_responses(p.AlarmNotFound))
@@ -156,10 +164,11 @@ async def opt_in_watch(body: WatchCreate, who: Resident, session: SessionDep, id
     return await idem.run(session, body, lambda: alarms.create_watch(session, who, body), WatchPublic)
 
 
-@router.get("/watches", response_model=list[WatchPublic])
-async def list_my_watches(who: CurrentPrincipal, session: SessionDep) -> Any:
-    """The watches I am the elder or the relative of."""
-    return await alarms.my_watches(session, who)
+@router.get("/watches", response_model=Page[WatchPublic])
+async def list_my_watches(who: CurrentPrincipal, session: SessionDep, page: PageDep) -> Any:
+    """The watches I am the elder or the relative of, by id, cursor-paginated."""
+    items, cursor = await alarms.my_watches(session, who, page)
+    return Page[WatchPublic](items=[WatchPublic.model_validate(w) for w in items], next_cursor=cursor)
 
 
 @router.post("/watches/{watch_id}/consent", response_model=WatchPublic, responses=problem_responses(p.WatchNotFound))

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, after_key_condition, make_page
 from services.security import problems
 from services.security.events import DeviceCameBack, DeviceWentOffline, publisher
 from services.security.models import DEVICES, Device
@@ -44,12 +45,19 @@ async def register_device(session: AsyncSession, who: Principal, body: DeviceCre
     return device
 
 
-async def list_devices(session: AsyncSession, who: Principal, offline: bool | None) -> list[Device]:
+async def list_devices(
+    session: AsyncSession, who: Principal, offline: bool | None, page: PageParams
+) -> tuple[list[Device], str | None]:
+    """The community's devices by building, then id (unique: the machine client's subject)."""
     query = select(Device).where(DEVICES.c.community == who.community)
     if offline is not None:
         query = query.where(DEVICES.c.offline_since.is_not(None) if offline else DEVICES.c.offline_since.is_(None))
+    after = page.after_key(str, str)
+    if after:
+        query = query.where(after_key_condition([DEVICES.c.building_id, DEVICES.c.id], after))
     async with transaction(session):
-        return list(await session.scalars(query.order_by(DEVICES.c.building_id, DEVICES.c.id)))
+        rows = list(await session.scalars(query.order_by(DEVICES.c.building_id, DEVICES.c.id).limit(page.limit + 1)))
+    return make_page(rows, page.limit, lambda device: [device.building_id, device.id])
 
 
 async def calling_device(session: AsyncSession, who: Principal) -> Device:

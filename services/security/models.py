@@ -52,6 +52,8 @@ class Device(SecurityModel, table=True):
         CheckConstraint(sql_in("kind", DEVICE_KINDS), name="kind"),
         CheckConstraint("heartbeat_s BETWEEN 10 AND 86400", name="heartbeat_s"),
         Index("ix_devices_silence", "last_seen_at", postgresql_where=text("offline_since IS NULL")),
+        # The community's device list in its keyset order.
+        Index("ix_devices_building", "community", "building_id", "id"),
     )
     id: str = Field(primary_key=True)
     community: str
@@ -86,8 +88,11 @@ class VisitorPass(SecurityModel, table=True):
         CheckConstraint("valid_until > valid_from", name="window"),
         CheckConstraint("max_entries IS NULL OR max_entries > 0", name="max_entries"),
         CheckConstraint("max_entries IS NULL OR entries_used <= max_entries", name="entries_used"),
-        Index("ix_passes_resident", "community", "resident_id", "created_at"),
-        Index("ix_passes_building_day", "community", "building_id", "valid_from"),
+        # Each list's keyset order, the id breaking ties: my passes, the day's expected visitors.
+        Index("ix_passes_resident", "community", "resident_id", "created_at", "id"),
+        Index("ix_passes_building_day", "community", "building_id", "valid_from", "id"),
+        # A door's sync of its building's passes, in issue order.
+        Index("ix_passes_building_issued", "community", "building_id", "issued_seq"),
         Index("ix_passes_code", "community", "code", "valid_until"),
         Index("ix_passes_revoked", "community", "revoked_seq", postgresql_where=text("revoked_seq IS NOT NULL")),
     )
@@ -106,6 +111,8 @@ class VisitorPass(SecurityModel, table=True):
     revoked_at: datetime | None = _ts()
     # Devices pull revocations after the last number they saw.
     revoked_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # Devices pull their building's passes after the last number they saw (issued in commit order).
+    issued_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=False))
     created_at: datetime | None = _ts(nullable=False, default_now=True)
 
 
@@ -156,6 +163,8 @@ class Watch(SecurityModel, table=True):
         UniqueConstraint("community", "elder_id"),
         CheckConstraint("hours BETWEEN 1 AND 168", name="hours"),
         Index("ix_watches_due", "last_activity_at", postgresql_where=text("consented_at IS NOT NULL")),
+        # "The watches I am the relative of" (the elder's side is the unique constraint).
+        Index("ix_watches_relative", "community", "relative_id", "id"),
     )
     id: str = Field(primary_key=True)
     community: str
@@ -179,6 +188,8 @@ class Alarm(SecurityModel, table=True):
         UniqueConstraint("community", "incident_key"),
         CheckConstraint(sql_in("kind", ALARM_KINDS), name="kind"),
         Index("ix_alarms_open_watch", "watch_id", postgresql_where=text("cleared_at IS NULL AND watch_id IS NOT NULL")),
+        # The community's alarms newest first, the id breaking ties (the list's keyset).
+        Index("ix_alarms_community_raised", "community", "raised_at", "id"),
     )
     id: str = Field(primary_key=True)
     community: str
@@ -224,4 +235,5 @@ ALARMS = table_of(Alarm)
 RESIDENTS = table_of(KnownResident)
 # Numbers revocations in order, so a device pulls those after the last it saw.
 REVOCATION_SEQ = Sequence("pass_revocation_seq", metadata=SecurityModel.metadata)
+ISSUE_SEQ = Sequence("pass_issue_seq", metadata=SecurityModel.metadata)
 BUILDINGS = table_of(KnownBuilding)

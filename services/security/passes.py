@@ -15,12 +15,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import transaction
+from services.kit.pagination import PageParams, after_key_condition, make_page
 from services.security import domain, pass_keys, problems
 from services.security.devices import calling_device
 from services.security.events import PassCarAllowed, PassIssued, PassRevoked, publisher
-from services.security.models import PASSES, RESIDENTS, REVOCATION_SEQ, VisitorPass
+from services.security.models import ISSUE_SEQ, PASSES, RESIDENTS, REVOCATION_SEQ, VisitorPass
 from services.security.pass_tokens import PassClaims, PassRefused, check_claims, sign_pass, verify_signature
-from services.security.schemas import DevicePass, ExpectedVisitor, IssuedPass, PassCheck, PassCreate, PassDecision, Revocation
+from services.security.schemas import ExpectedVisitor, IssuedPass, PassCheck, PassCreate, PassDecision
 
 
 async def issue_pass(session: AsyncSession, who: Principal, body: PassCreate, max_hours: int) -> IssuedPass:
@@ -40,6 +41,8 @@ async def issue_pass(session: AsyncSession, who: Principal, body: PassCreate, ma
         # share a keypad code.
         await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("security.code:" + who.community, 0))))
         code = await _free_code(session, who.community, now)
+        # Drawn under the same lock, held to commit: issue numbers commit in order (device_sync.py).
+        issued_seq = await session.scalar(select(ISSUE_SEQ.next_value()))
         key_id, key = await pass_keys.signing_key(session, who.community)
         pass_id = f"vp-{uuid.uuid4().hex[:16]}"
         claims = PassClaims(
@@ -64,6 +67,7 @@ async def issue_pass(session: AsyncSession, who: Principal, body: PassCreate, ma
             max_entries=body.max_entries,
             token=sign_pass(claims, key),
             created_at=now,
+            issued_seq=issued_seq,
         )
         session.add(visitor_pass)
         await session.flush()
@@ -100,15 +104,21 @@ async def _free_code(session: AsyncSession, community: str, now: datetime) -> st
             return code
 
 
-async def my_passes(session: AsyncSession, who: Principal) -> list[VisitorPass]:
-    query = (
-        select(VisitorPass)
-        .where(PASSES.c.community == who.community, PASSES.c.resident_id == who.subject)
-        .order_by(PASSES.c.created_at.desc())
-        .limit(200)
-    )
+def _my_pass_cursor(visitor_pass: VisitorPass) -> list[str]:
+    assert visitor_pass.created_at is not None
+    return [visitor_pass.created_at.isoformat(), visitor_pass.id]
+
+
+async def my_passes(session: AsyncSession, who: Principal, page: PageParams) -> tuple[list[VisitorPass], str | None]:
+    """My passes, newest first; the id breaks a tie between passes issued in one instant."""
+    query = select(VisitorPass).where(PASSES.c.community == who.community, PASSES.c.resident_id == who.subject)
+    after = page.after_key(datetime, str)
+    if after:
+        query = query.where(after_key_condition([PASSES.c.created_at, PASSES.c.id], after, descending=True))
+    query = query.order_by(PASSES.c.created_at.desc(), PASSES.c.id.desc()).limit(page.limit + 1)
     async with transaction(session):
-        return list(await session.scalars(query))
+        rows = list(await session.scalars(query))
+    return make_page(rows, page.limit, _my_pass_cursor)
 
 
 async def my_pass(session: AsyncSession, who: Principal, pass_id: str) -> IssuedPass:
@@ -131,6 +141,10 @@ async def _own(session: AsyncSession, who: Principal, pass_id: str) -> VisitorPa
 async def revoke_pass(session: AsyncSession, who: Principal, pass_id: str) -> VisitorPass:
     """Revoke one's own pass; revoking again changes nothing (and publishes nothing)."""
     async with transaction(session):
+        # The community's revocation lock, held to commit, comes first: numbers are drawn and commit
+        # in order, so a device that read past one never misses it (device_sync.py); and a second
+        # revoke of the same pass reads the first's result instead of numbering it again.
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("security.revoke:" + who.community, 0))))
         found = await _own(session, who, pass_id)
         if found.revoked_at is None:
             seq = await session.scalar(select(REVOCATION_SEQ.next_value()))
@@ -149,8 +163,9 @@ async def revoke_pass(session: AsyncSession, who: Principal, pass_id: str) -> Vi
 
 
 async def expected_visitors(
-    session: AsyncSession, who: Principal, day: date, building_id: str | None, tz: str
-) -> list[ExpectedVisitor]:
+    session: AsyncSession, who: Principal, day: date, building_id: str | None, tz: str, page: PageParams
+) -> tuple[list[ExpectedVisitor], str | None]:
+    """The day's unrevoked passes by building, then start, then id (the index ix_passes_building_day)."""
     start, end = domain.local_day_bounds(day, tz)
     query = select(VisitorPass).where(
         PASSES.c.community == who.community,
@@ -160,9 +175,13 @@ async def expected_visitors(
     )
     if building_id:
         query = query.where(PASSES.c.building_id == building_id)
+    after = page.after_key(str, datetime, str)
+    if after:
+        query = query.where(after_key_condition([PASSES.c.building_id, PASSES.c.valid_from, PASSES.c.id], after))
+    query = query.order_by(PASSES.c.building_id, PASSES.c.valid_from, PASSES.c.id).limit(page.limit + 1)
     async with transaction(session):
-        rows = list(await session.scalars(query.order_by(PASSES.c.building_id, PASSES.c.valid_from).limit(1000)))
-    return [
+        rows = list(await session.scalars(query))
+    visitors = [
         ExpectedVisitor(
             pass_id=p.id,
             building_id=p.building_id,
@@ -174,6 +193,7 @@ async def expected_visitors(
         )
         for p in rows
     ]
+    return make_page(visitors, page.limit, lambda v: [v.building_id, v.valid_from.isoformat(), v.pass_id])
 
 
 # The online check's one write: count the entry if the pass is still good now. The conditions are
@@ -216,38 +236,3 @@ async def check_pass(session: AsyncSession, who: Principal, body: PassCheck) -> 
             return PassDecision(admit=False, reason="revoked" if revoked else "used-up", pass_id=claims.pass_id)
         left = None if row.max_entries is None else row.max_entries - row.entries_used
         return PassDecision(admit=True, reason="ok", pass_id=claims.pass_id, entries_left=left)
-
-
-async def revocations(session: AsyncSession, who: Principal, after: int) -> list[Revocation]:
-    """Revocations after the number a device last saw, of passes still in their window."""
-    now = datetime.now(UTC)
-    query = (
-        select(PASSES.c.id, PASSES.c.revoked_seq, PASSES.c.valid_until)
-        .where(PASSES.c.community == who.community, PASSES.c.revoked_seq > after, PASSES.c.valid_until > now)
-        .order_by(PASSES.c.revoked_seq)
-        .limit(1000)
-    )
-    async with transaction(session):
-        await calling_device(session, who)
-        rows = (await session.execute(query)).all()
-    return [Revocation(pass_id=r.id, revoked_seq=r.revoked_seq, valid_until=r.valid_until) for r in rows]
-
-
-async def device_passes(session: AsyncSession, who: Principal) -> list[DevicePass]:
-    """The live passes of the calling device's building, so a keypad code works offline too."""
-    now = datetime.now(UTC)
-    async with transaction(session):
-        device = await calling_device(session, who)
-        query = (
-            select(PASSES.c.id, PASSES.c.code, PASSES.c.token, PASSES.c.valid_until)
-            .where(
-                PASSES.c.community == device.community,
-                PASSES.c.building_id == device.building_id,
-                PASSES.c.revoked_at.is_(None),
-                PASSES.c.valid_until > now,
-            )
-            .order_by(PASSES.c.valid_from)
-            .limit(1000)
-        )
-        rows = (await session.execute(query)).all()
-    return [DevicePass(pass_id=r.id, code=r.code, token=r.token, valid_until=r.valid_until) for r in rows]

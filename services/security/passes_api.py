@@ -13,8 +13,9 @@ from fastapi import APIRouter, Query, Request
 from services.kit.db import SessionDep
 from services.kit.idempotency import IdempotencyDep
 from services.kit.inputs import Day, Text
+from services.kit.pagination import Page, PageDep
 from services.kit.problems import Forbidden, problem_responses
-from services.security import pass_keys, passes
+from services.security import device_sync, pass_keys, passes
 from services.security import problems as p
 from services.security.api import CurrentDevice, Resident, Staff
 from services.security.schemas import (
@@ -49,10 +50,11 @@ async def issue_pass(body: PassCreate, who: Resident, session: SessionDep, idem:
     return await idem.run(session, body, lambda: passes.issue_pass(session, who, body, settings.max_pass_hours), IssuedPass)
 
 
-@pass_routes.get("/passes", response_model=list[PassPublic])
-async def list_my_passes(who: Resident, session: SessionDep) -> Any:
-    """My passes, newest first (at most 200)."""
-    return await passes.my_passes(session, who)
+@pass_routes.get("/passes", response_model=Page[PassPublic])
+async def list_my_passes(who: Resident, session: SessionDep, page: PageDep) -> Any:
+    """My passes, newest first, cursor-paginated."""
+    items, cursor = await passes.my_passes(session, who, page)
+    return Page[PassPublic](items=[PassPublic.model_validate(v) for v in items], next_cursor=cursor)
 
 
 @pass_routes.get("/passes/{pass_id}", response_model=IssuedPass, responses=problem_responses(p.PassNotFound))
@@ -71,21 +73,23 @@ async def revoke_pass(pass_id: Text, who: Resident, session: SessionDep) -> Any:
     return await passes.revoke_pass(session, who, pass_id)
 
 
-@pass_routes.get("/expected-visitors", response_model=list[ExpectedVisitor])
+@pass_routes.get("/expected-visitors", response_model=Page[ExpectedVisitor])
 async def expected_visitors(
     who: Staff,
     session: SessionDep,
     request: Request,
+    page: PageDep,
     day: Annotated[Day | None, Query(description="Local date (default today)")] = None,
     building_id: Annotated[Text | None, Query(max_length=64)] = None,
 ) -> Any:
     """The day's expected visitors per building: windows and entry counts, never who.
 
-    Staff may call it.
+    By building, then start; cursor-paginated. Staff may call it.
     """
     settings: Settings = request.app.state.settings
     today = day or datetime.now(UTC).astimezone(ZoneInfo(settings.community_timezone)).date()
-    return await passes.expected_visitors(session, who, today, building_id, settings.community_timezone)
+    items, cursor = await passes.expected_visitors(session, who, today, building_id, settings.community_timezone, page)
+    return Page[ExpectedVisitor](items=items, next_cursor=cursor)
 
 
 @pass_routes.get("/pass-keys", response_model=PublishedKeys)
@@ -99,24 +103,33 @@ async def published_pass_keys(who: CurrentDevice, session: SessionDep) -> Publis
     return PublishedKeys(community=who.community, keys=keys)
 
 
-@pass_routes.get("/devices/me/revocations", response_model=list[Revocation], responses=problem_responses(p.UnknownDevice))
-async def pull_revocations(
-    who: CurrentDevice, session: SessionDep, after: Annotated[int, Query(ge=0, description="The last revoked_seq seen")] = 0
-) -> Any:
-    """Revoked passes still in their window, after the number the device last saw.
+SyncAfter = Annotated[
+    int,
+    Query(ge=0, le=2**63 - 1, description="Start a sync after the last number kept; `cursor` continues it"),
+]
 
-    Only a registered device may call it.
+
+@pass_routes.get("/devices/me/revocations", response_model=Page[Revocation], responses=problem_responses(p.UnknownDevice))
+async def pull_revocations(who: CurrentDevice, session: SessionDep, page: PageDep, after: SyncAfter = 0) -> Any:
+    """Revoked passes still in their window, in revocation order.
+
+    Page through with `cursor`; a later sync passes the last `revoked_seq` kept as `after`. Numbers
+    commit in order, so none is missed. Only a registered device may call it.
     """
-    return await passes.revocations(session, who, after)
+    items, cursor = await device_sync.revocations(session, who, page, after)
+    return Page[Revocation](items=items, next_cursor=cursor)
 
 
-@pass_routes.get("/devices/me/passes", response_model=list[DevicePass], responses=problem_responses(p.UnknownDevice))
-async def pull_building_passes(who: CurrentDevice, session: SessionDep) -> Any:
+@pass_routes.get("/devices/me/passes", response_model=Page[DevicePass], responses=problem_responses(p.UnknownDevice))
+async def pull_building_passes(who: CurrentDevice, session: SessionDep, page: PageDep, after: SyncAfter = 0) -> Any:
     """The live passes of the device's building, with their codes, so a keypad code works offline.
 
+    In issue order: page through with `cursor`; a later sync passes the last `issued_seq` kept as
+    `after` to get the passes issued since (revocations come from `/devices/me/revocations`).
     Only a registered device may call it.
     """
-    return await passes.device_passes(session, who)
+    items, cursor = await device_sync.building_passes(session, who, page, after)
+    return Page[DevicePass](items=items, next_cursor=cursor)
 
 
 @pass_routes.post("/passes/check", response_model=PassDecision, responses=problem_responses(p.UnknownDevice))

@@ -125,6 +125,7 @@ class DevicePass(BaseModel):
     code: str
     token: str
     valid_until: datetime
+    issued_seq: int = Field(description="Keep the last one: `after` resumes the next sync from it")
 
 
 class CredentialCreate(RequestBody):

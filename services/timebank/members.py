@@ -150,17 +150,17 @@ async def verify_relative(session: AsyncSession, worker: Principal, member_id: s
         ).one()
 
 
-async def list_relatives(session: AsyncSession, community: str, member_id: str) -> list[Row[Any]]:
+async def list_relatives(
+    session: AsyncSession, community: str, member_id: str, page: PageParams
+) -> tuple[list[Row[Any]], str | None]:
+    """A member's relatives by id: the primary key (community, member_id, relative_id) serves the keyset."""
+    query = select(RELATIVES).where(RELATIVES.c.community == community, RELATIVES.c.member_id == member_id)
+    after = page.after_key(str)
+    if after:
+        query = query.where(RELATIVES.c.relative_id > after[0])
     async with transaction(session):
-        return list(
-            (
-                await session.execute(
-                    select(RELATIVES)
-                    .where(RELATIVES.c.community == community, RELATIVES.c.member_id == member_id)
-                    .order_by(RELATIVES.c.relative_id)
-                )
-            ).all()
-        )
+        rows = list((await session.execute(query.order_by(RELATIVES.c.relative_id).limit(page.limit + 1))).all())
+    return make_page(rows, page.limit, lambda row: [row.relative_id])
 
 
 def may_see_member_by_role(principal: Principal, member_id: str) -> bool:

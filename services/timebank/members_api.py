@@ -106,16 +106,23 @@ async def verify_relative(member_id: MemberPath, body: RelativeIn, worker: Worke
     return RelativeOut.model_validate(await members.verify_relative(session, worker, member_id, body), from_attributes=True)
 
 
-@member_routes.get("/members/{member_id}/relatives", response_model=list[RelativeOut], responses=problem_responses(NotAMember))
-async def list_relatives(member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep) -> list[RelativeOut]:
+@member_routes.get(
+    "/members/{member_id}/relatives",
+    response_model=Page[RelativeOut],
+    responses=problem_responses(NotAMember, InvalidCursor),
+)
+async def list_relatives(
+    member_id: MemberPath, principal: CurrentPrincipal, session: SessionDep, page: PageDep
+) -> Page[RelativeOut]:
     """List a member's verified relatives.
 
-    For the member themself, a steward or a community worker; 404 for anyone else.
+    By relative id, cursor-paginated. For the member themself, a steward or a community worker;
+    404 for anyone else.
     """
     if member_id != principal.subject and not principal.has("community_worker", "steward"):
         raise NotAMember(member_id=member_id)
-    rows = await members.list_relatives(session, principal.community, member_id)
-    return [RelativeOut.model_validate(r, from_attributes=True) for r in rows]
+    rows, cursor = await members.list_relatives(session, principal.community, member_id, page)
+    return Page[RelativeOut](items=[RelativeOut.model_validate(r, from_attributes=True) for r in rows], next_cursor=cursor)
 
 
 @member_routes.get(

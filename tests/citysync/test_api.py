@@ -145,7 +145,7 @@ async def test_register_lists_consumers_grants_and_every_pull(community: Communi
         ("property", 0, 2, 2),
     ]
     feeds = (await client.get("/feeds", headers=headers)).json()
-    assert feeds == [{"scene": "property", "last_seq": 5}, {"scene": "stats", "last_seq": 0}]
+    assert feeds == {"items": [{"scene": "property", "last_seq": 5}, {"scene": "stats", "last_seq": 0}], "next_cursor": None}
 
 
 async def test_concurrent_grants_make_exactly_one(community: Community) -> None:

@@ -98,5 +98,5 @@ async def test_the_demo_community_is_seeded_and_usable_through_the_gateway(platf
 
     await wait_until(timebank_feed_filled, what="the demo's services in the city's time-bank feed")
     listed = expect(await client.get("/city/v1/feeds", headers=as_city), 200)
-    assert {"timebank", "parking", "property", "governance"} <= {f["scene"] for f in listed}
+    assert {"timebank", "parking", "property", "governance"} <= {f["scene"] for f in listed["items"]}
     assert wang.phone not in str(await feed("property")) and wang.name not in str(await feed("property"))

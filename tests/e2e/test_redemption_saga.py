@@ -139,7 +139,7 @@ async def test_a_value_added_order_paid_with_points_is_captured_by_governance(co
 
     async def payments_of(person: Any, ticket_id: str) -> list[dict[str, Any]]:
         page = await community.call("GET", f"/api/property/tickets/{ticket_id}/payments", person.auth)
-        return list(page["items"] if isinstance(page, dict) else page)
+        return list(page["items"])
 
     async def both_answered() -> bool:
         mine = await payments_of(resident, paid)

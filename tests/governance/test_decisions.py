@@ -79,7 +79,7 @@ async def test_an_owner_casts_one_final_ballot_and_a_retry_gets_the_same_one(com
     cast = await community.outbox_events("governance.ballot.cast.v1")
     assert [(e["decision_id"], e["resident_id"], e["channel"]) for e in cast] == [(decision_id, "o1", "app")]
     assert "option" not in cast[0] and "yes" not in str(cast[0])
-    mine = (await community.client.get("/me/decisions", headers=community.resident("o1"))).json()
+    mine = (await community.client.get("/me/decisions", headers=community.resident("o1"))).json()["items"]
     assert [(d["id"], d["my_receipt"]) for d in mine] == [(decision_id, first.json()["receipt"])]
 
 
@@ -234,7 +234,7 @@ async def test_other_residents_and_other_communities_get_404(community: Communit
     )
     assert r.status_code == 404
     assert await ballots_of(community, decision_id) == 0
-    assert (await community.client.get("/me/decisions", headers=other.resident("o1"))).json() == []
+    assert (await community.client.get("/me/decisions", headers=other.resident("o1"))).json()["items"] == []
 
 
 async def test_drafting_checks_the_options_and_times(community: Community) -> None:
@@ -268,7 +268,7 @@ async def test_the_committee_sees_ballots_by_name_only_when_the_decision_says_so
         assert (await vote(community, d, "o1", "yes")).status_code == 201
     r = await community.client.get(f"/decisions/{named}/ballots", headers=community.worker)
     assert r.status_code == 200, r.text
-    assert [(b["household_id"], b["option"], b["cast_by"]) for b in r.json()] == [("h1", "yes", "o1")]
+    assert [(b["household_id"], b["option"], b["cast_by"]) for b in r.json()["items"]] == [("h1", "yes", "o1")]
     r = await community.client.get(f"/decisions/{secret}/ballots", headers=community.worker)
     assert r.status_code == 403 and problem_type(r) == "governance/ballots-secret"
     assert (await community.client.get(f"/decisions/{named}/ballots", headers=community.resident("o1"))).status_code == 403

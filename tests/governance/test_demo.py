@@ -47,9 +47,9 @@ async def test_demo_seed_creates_rules_budget_catalogue_statements_and_leaderboa
         await registry_events(svc)
         await seed_demo(svc.client, lambda subject, roles: stack.token(subject, *roles, community=COMMUNITY))
         worker = stack.auth(staff("worker.feng").id, "community_worker", community=COMMUNITY)
-        rules = (await svc.client.get("/rules", headers=worker)).json()
+        rules = (await svc.client.get("/rules", params={"limit": 200}, headers=worker)).json()["items"]
         assert sorted(r["code"] for r in rules) == sorted(r["code"] for r in RULES)
-        rewards = (await svc.client.get("/rewards", headers=worker)).json()
+        rewards = (await svc.client.get("/rewards", params={"limit": 200}, headers=worker)).json()["items"]
         assert len(rewards) == len(REWARDS)
         budget = (await svc.client.get("/budget", headers=worker)).json()
         assert budget["funded"] == 50_000 and 0 < budget["granted"] < 50_000
@@ -66,7 +66,7 @@ async def test_demo_seed_creates_rules_budget_catalogue_statements_and_leaderboa
         reserved = (await svc.client.get("/redemptions", params={"status": "reserved"}, headers=worker)).json()
         assert len(reserved["items"]) == 2
 
-        decisions = {d["kind"]: d for d in (await svc.client.get("/decisions", headers=worker)).json()}
+        decisions = {d["kind"]: d for d in (await svc.client.get("/decisions", headers=worker)).json()["items"]}
         assert decisions["household_poll"]["status"] == "open"
         owners = decisions["owners_ordinary"]
         closes_at = datetime.fromisoformat(owners["closes_at"])

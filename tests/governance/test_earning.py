@@ -190,7 +190,7 @@ async def test_deduction_takes_points_and_may_leave_the_balance_negative(communi
     points = await community.points("res-d")
     assert (points["balance"], points["debt"]) == (5, 0)
     lots = await community.client.get("/me/lots", headers=community.resident("res-d"))
-    assert sum(lot["remaining"] for lot in lots.json()) == 5
+    assert sum(lot["remaining"] for lot in lots.json()["items"]) == 5
 
 
 async def test_openapi_documents_the_routes_and_their_problems(community: Community) -> None:

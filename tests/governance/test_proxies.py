@@ -25,7 +25,7 @@ async def test_a_relative_of_an_elder_votes_for_them_and_the_ballot_says_on_whic
     # A relative of one owner is nobody's proxy for another.
     r = await vote(community, decision_id, "daughter", "yes", on_behalf_of="o2")
     assert r.status_code == 403 and problem_type(r) == "governance/not-a-proxy"
-    named = (await community.client.get(f"/decisions/{decision_id}/ballots", headers=community.worker)).json()
+    named = (await community.client.get(f"/decisions/{decision_id}/ballots", headers=community.worker)).json()["items"]
     assert {(b["household_id"], b["cast_by"], b["on_behalf_of"], b["proxy_basis"]) for b in named} == {
         ("h1", "daughter", "o1", "relative"),
         ("h2", "neighbour", "o2", "written"),

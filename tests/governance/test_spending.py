@@ -32,9 +32,9 @@ async def test_hundred_concurrent_redemptions_against_a_balance_for_thirteen_res
     points = await community.points("res-r")
     assert (points["balance"], points["reserved"], points["debt"]) == (0, 91, 0)
     lots = await community.client.get("/me/lots", headers=community.resident("res-r"))
-    assert lots.json() == []
+    assert lots.json()["items"] == []
     rewards = await community.client.get("/rewards", headers=community.resident("res-r"))
-    assert [w["stock"] for w in rewards.json()] == [487]
+    assert [w["stock"] for w in rewards.json()["items"]] == [487]
     balances = [e["balance_after"] for e in await community.statement("res-r")]
     assert min(balances) == 0
 
@@ -53,7 +53,7 @@ async def test_spending_takes_the_soonest_expiring_lot_first_and_unexpiring_lots
     reward = await community.reward(points=12)
     r = await community.client.post("/redemptions", json={"reward_id": reward["id"]}, headers=community.resident("res-o"))
     assert r.status_code == 201, r.text
-    lots = (await community.client.get("/me/lots", headers=community.resident("res-o"))).json()
+    lots = (await community.client.get("/me/lots", headers=community.resident("res-o"))).json()["items"]
     # 4 (7 days) and 5 (30 days) are used up, then 3 of the 10 expiring in a year; the 6 without expiry stay.
     assert [(lot["points"], lot["remaining"], lot["expires_at"] is None) for lot in lots] == [(10, 7, False), (6, 6, True)]
 
@@ -85,8 +85,8 @@ async def test_unknown_reward_out_of_stock_limit_and_inactive_are_problems_that_
     assert (points["balance"], points["reserved"]) == (40, 10)
     assert [e["kind"] for e in await community.statement("res-b")] == ["spend", "award"]
     catalogue = await community.client.get("/rewards", headers=community.resident("res-b"))
-    assert {w["code"]: w["stock"] for w in catalogue.json()}[scarce["code"]] == 1
-    assert later["code"] not in {w["code"] for w in catalogue.json()}
+    assert {w["code"]: w["stock"] for w in catalogue.json()["items"]}[scarce["code"]] == 1
+    assert later["code"] not in {w["code"] for w in catalogue.json()["items"]}
 
 
 async def test_item_redemption_fulfilled_by_a_worker_or_cancelled_by_the_resident(community: Community) -> None:
@@ -112,7 +112,7 @@ async def test_item_redemption_fulfilled_by_a_worker_or_cancelled_by_the_residen
     assert (again.status_code, problem_type(again)) == (409, "governance/redemption-not-open")
     points = await community.points("res-i")
     assert (points["balance"], points["reserved"]) == (20, 0)
-    catalogue = (await community.client.get("/rewards", headers=community.resident("res-i"))).json()
+    catalogue = (await community.client.get("/rewards", headers=community.resident("res-i"))).json()["items"]
     assert catalogue[0]["stock"] == 4
     mine = await community.client.get("/me/redemptions", headers=community.resident("res-i"))
     assert {r["status"] for r in mine.json()["items"]} == {"captured", "released"}

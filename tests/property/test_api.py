@@ -30,11 +30,12 @@ async def count(svc: RunningService, sql: str, **params: Any) -> int:
 
 
 async def steps_replay(world: World, ticket_id: str, headers: dict[str, str]) -> Status:
-    r = await world.client.get(f"/tickets/{ticket_id}/steps", headers=headers)
+    r = await world.client.get(f"/tickets/{ticket_id}/steps", params={"limit": 200}, headers=headers)
     assert r.status_code == 200, r.text
+    assert r.json()["next_cursor"] is None
     trail = [
         Step(Action(s["action"]), Role(s["role"]), Status(s["from_status"]) if s["from_status"] else None, Status(s["to_status"]))
-        for s in r.json()
+        for s in r.json()["items"]
     ]
     return replay(trail)
 

@@ -16,10 +16,10 @@ async def test_seed_demo_creates_devices_a_pass_and_an_elder_in_the_watch(stack:
     b1 = next(b.id for b in demo.BUILDINGS if b.code == "B1")
     await c.resident(wang.id, household_id=demo.demo_id("household", "B1-101"), building_id=b1)
     await seed_demo(security.client, lambda subject, roles: stack.token(subject, *roles, community=demo.COMMUNITY))
-    devices = (await c.client.get("/devices", headers=c.staff)).json()
+    devices = (await c.client.get("/devices", params={"limit": 200}, headers=c.staff)).json()["items"]
     assert sorted(d["id"] for d in devices) == sorted(d[0] for d in demo.SECURITY_DEVICES)
     as_wang = c.auth(wang.id, *wang.roles)
-    passes = (await c.client.get("/passes", headers=as_wang)).json()
+    passes = (await c.client.get("/passes", headers=as_wang)).json()["items"]
     assert len(passes) == 1 and passes[0]["building_id"] == b1 and passes[0]["max_entries"] == 2
-    watches = (await c.client.get("/watches", headers=as_wang)).json()
+    watches = (await c.client.get("/watches", headers=as_wang)).json()["items"]
     assert [(w["relative_id"], w["hours"], bool(w["consented_at"])) for w in watches] == [(demo.RELATIVE_OF_WANG, 24, True)]

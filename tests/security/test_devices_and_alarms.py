@@ -32,12 +32,12 @@ async def test_a_silent_device_goes_offline_once_and_back_once(
 
     assert sum(await asyncio.gather(*(sweep(svc) for svc in (one, two, one, two)))) == 1
     assert [d["device_id"] for d in await outbox(c, "security.device.offline.v1")] == [c.dev("door-1")]
-    listed = (await c.client.get("/devices", params={"offline": "true"}, headers=c.staff)).json()
+    listed = (await c.client.get("/devices", params={"offline": "true"}, headers=c.staff)).json()["items"]
     assert [d["id"] for d in listed] == [c.dev("door-1")]
     beats = await asyncio.gather(*(svc.client.post("/devices/me/heartbeat", headers=door) for svc in (one, two, one)))
     assert sorted(b.json()["was_offline"] for b in beats) == [False, False, True]
     assert len(await outbox(c, "security.device.back_online.v1")) == 1
-    assert (await c.client.get("/devices", params={"offline": "true"}, headers=c.staff)).json() == []
+    assert (await c.client.get("/devices", params={"offline": "true"}, headers=c.staff)).json()["items"] == []
 
 
 async def test_a_device_within_its_allowance_stays_online(community: Community) -> None:
@@ -110,7 +110,7 @@ async def test_inactivity_fires_once_per_silence_and_clears_on_the_next_activity
     )
     cleared = await outbox(c, "security.alarm.cleared.v1")
     assert [x["alarm_id"] for x in cleared] == [raised[0]["alarm_id"]]
-    assert (await c.client.get("/alarms", params={"open": "true"}, headers=c.staff)).json() == []
+    assert (await c.client.get("/alarms", params={"open": "true"}, headers=c.staff)).json()["items"] == []
     # A new silence is a new incident.
     assert await sweep_at(one, datetime.now(UTC) + timedelta(hours=25)) == 1
     assert len(await outbox(c, "security.alarm.raised.v1")) == 2
@@ -139,8 +139,8 @@ async def test_a_visitors_pass_is_no_sign_of_life_for_the_elder(community: Commu
 async def test_a_watch_is_visible_only_to_the_elder_and_the_relative(community: Community) -> None:
     c = community
     _, watch_id = await watched_elder(c)
-    assert [w["id"] for w in (await c.client.get("/watches", headers=c.auth("son-1", "resident"))).json()] == [watch_id]
-    assert (await c.client.get("/watches", headers=c.auth("someone", "resident"))).json() == []
+    assert [w["id"] for w in (await c.client.get("/watches", headers=c.auth("son-1", "resident"))).json()["items"]] == [watch_id]
+    assert (await c.client.get("/watches", headers=c.auth("someone", "resident"))).json()["items"] == []
     assert (await c.client.delete(f"/watches/{watch_id}", headers=c.auth("someone", "resident"))).status_code == 404
     assert (await c.client.delete(f"/watches/{watch_id}", headers=c.auth("elder-1", "elder"))).status_code == 204
 

@@ -58,11 +58,12 @@ async def test_a_revoked_pass_fails_online_at_once_and_reaches_the_devices_list(
     assert again.json()["revoked_at"] == r.json()["revoked_at"]
     decision = (await c.client.post("/passes/check", json={"token": issued["token"]}, headers=door)).json()
     assert (decision["admit"], decision["reason"]) == (False, "revoked")
-    pulled = (await c.client.get("/devices/me/revocations", headers=door)).json()
+    pulled = (await c.client.get("/devices/me/revocations", headers=door)).json()["items"]
     assert [x["pass_id"] for x in pulled] == [issued["id"]]
     after = pulled[-1]["revoked_seq"]
-    assert (await c.client.get("/devices/me/revocations", params={"after": after}, headers=door)).json() == []
-    assert issued["id"] not in {p["pass_id"] for p in (await c.client.get("/devices/me/passes", headers=door)).json()}
+    assert (await c.client.get("/devices/me/revocations", params={"after": after}, headers=door)).json()["items"] == []
+    live = (await c.client.get("/devices/me/passes", headers=door)).json()["items"]
+    assert issued["id"] not in {p["pass_id"] for p in live}
     events = await c.rows("SELECT type FROM kit_outbox WHERE key = :k ORDER BY id", k=issued["id"])
     assert [e.type for e in events] == ["security.pass.issued.v1", "security.pass.revoked.v1"]
 
@@ -95,8 +96,8 @@ async def test_residents_see_and_revoke_only_their_own_passes(community: Communi
     mine = await c.resident("r1", household_id="h1")
     neighbour = await c.resident("r2", household_id="h2")
     issued = await c.issue(mine)
-    assert [p["id"] for p in (await c.client.get("/passes", headers=mine)).json()] == [issued["id"]]
-    assert (await c.client.get("/passes", headers=neighbour)).json() == []
+    assert [p["id"] for p in (await c.client.get("/passes", headers=mine)).json()["items"]] == [issued["id"]]
+    assert (await c.client.get("/passes", headers=neighbour)).json()["items"] == []
     for path in (f"/passes/{issued['id']}", f"/passes/{issued['id']}/revoke"):
         method = c.client.get if path.endswith(issued["id"]) else c.client.post
         assert (await method(path, headers=neighbour)).status_code == 404
@@ -111,8 +112,8 @@ async def test_staff_see_todays_expected_visitors_per_building_without_who(commu
     await c.issue(await c.resident("r2", household_id="h2", building_id="b2"))
     r = await c.client.get("/expected-visitors", params={"building_id": "b1"}, headers=c.staff)
     assert r.status_code == 200
-    assert [(v["pass_id"], v["has_plate"]) for v in r.json()] == [(in_b1["id"], True)]
-    assert "plate" not in r.json()[0] and "resident_id" not in r.json()[0]
+    assert [(v["pass_id"], v["has_plate"]) for v in r.json()["items"]] == [(in_b1["id"], True)]
+    assert "plate" not in r.json()["items"][0] and "resident_id" not in r.json()["items"][0]
     assert (await c.client.get("/expected-visitors", headers=c.auth("r1", "resident"))).status_code == 403
 
 
