@@ -32,38 +32,55 @@ def key(community: str, month: str) -> str:
     return f"governance:leaderboard:{community}:{month}"
 
 
+def total_key(board_key: str) -> str:
+    return f"{board_key}:total"
+
+
 async def top(
     redis: Any, session: AsyncSession, settings: Settings, community: str, month: str, limit: int
-) -> tuple[list[tuple[str, int]], bool]:
-    """The month's top residents, best first, and whether they came from the cache."""
+) -> tuple[list[tuple[str, int]], int, bool]:
+    """The month's top residents, best first, the points earned by every resident together, and
+    whether they came from the cache."""
     k = key(community, month)
     if redis is not None:
         try:
-            if await redis.exists(k):
-                rows = await redis.zrevrange(k, 0, limit - 1, withscores=True)
-                return [(m.decode() if isinstance(m, bytes) else str(m), int(s)) for m, s in rows], True
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.exists(k)
+                pipe.zrevrange(k, 0, limit - 1, withscores=True)
+                pipe.get(total_key(k))
+                present, rows, summary = await pipe.execute()
+            # The set and its summary ("<total> <residents>") are written and expire together; if
+            # either was evicted alone, the database answers as for a missing set.
+            if summary is not None:
+                total, residents = (int(part) for part in summary.split())
+                if present or residents == 0:
+                    return [(m.decode() if isinstance(m, bytes) else str(m), int(s)) for m, s in rows], total, True
         except Exception as exc:  # Redis is a cache: without it the database answers
             log.warning("leaderboard cache unavailable: %s", exc.__class__.__name__)
             redis = None
     scores = await scores_from_db(session, community, month, ZoneInfo(settings.community_timezone))
-    if redis is not None and scores:
+    total = sum(points for _, points in scores)
+    if redis is not None:
         try:
             async with redis.pipeline(transaction=True) as pipe:
                 pipe.delete(k)
-                pipe.zadd(k, {resident: points for resident, points in scores})
-                pipe.expire(k, settings.leaderboard_cache_s)
+                if scores:
+                    pipe.zadd(k, {resident: points for resident, points in scores})
+                    pipe.expire(k, settings.leaderboard_cache_s)
+                pipe.set(total_key(k), f"{total} {len(scores)}", ex=settings.leaderboard_cache_s)
                 await pipe.execute()
         except Exception as exc:
             log.warning("leaderboard cache not written: %s", exc.__class__.__name__)
     ranked = sorted(scores, key=lambda rp: (-rp[1], rp[0]))[:limit]
-    return ranked, False
+    return ranked, total, False
 
 
 async def invalidate(redis: Any, settings: Settings, community: str, at: datetime) -> None:
     if redis is None:
         return
     try:
-        await redis.delete(key(community, domain.month_of(at, ZoneInfo(settings.community_timezone))))
+        k = key(community, domain.month_of(at, ZoneInfo(settings.community_timezone)))
+        await redis.delete(k, total_key(k))
     except Exception as exc:
         log.warning("leaderboard cache not dropped: %s", exc.__class__.__name__)
 

@@ -118,11 +118,10 @@ async def get_leaderboard(
 ) -> Leaderboard:
     """The community's monthly leaderboard
 
-    Residents ranked by points earned in a local month (grants and awards net of deductions and clawbacks), served from a
-    short-lived cache. Any member of the community.
+    Residents ranked by points earned in a local month (grants and awards net of deductions and clawbacks), and `total`,
+    what every resident earned together, served from a short-lived cache. Any member of the community.
     """
     month = month or domain.month_of(datetime.now(UTC), ZoneInfo(settings.community_timezone))
-    rows, cached = await leaderboard.top(request.app.state.redis, session, settings, who.community, month, limit)
-    return Leaderboard(
-        month=month, from_cache=cached, rows=[LeaderboardRow(rank=i, resident_id=r, points=p) for i, (r, p) in enumerate(rows, 1)]
-    )
+    rows, total, cached = await leaderboard.top(request.app.state.redis, session, settings, who.community, month, limit)
+    ranked = [LeaderboardRow(rank=i, resident_id=r, points=p) for i, (r, p) in enumerate(rows, 1)]
+    return Leaderboard(month=month, total=total, from_cache=cached, rows=ranked)

@@ -236,6 +236,7 @@ class LeaderboardRow(BaseModel):
 
 class Leaderboard(BaseModel):
     month: str
+    total: int = Field(description="Points earned in the month by every resident together, not only those in `rows`")
     rows: list[LeaderboardRow]
     from_cache: bool
 

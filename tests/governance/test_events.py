@@ -266,16 +266,18 @@ async def test_leaderboard_is_served_from_redis_and_rebuilt_when_redis_is_empty(
         (2, "lb-a", 30),
         (3, "lb-c", 5),
     ]
-    assert first["from_cache"] is False
+    assert first["from_cache"] is False and first["total"] == 85
+    top_two = (await community.client.get("/leaderboard?limit=2", headers=headers)).json()
+    assert len(top_two["rows"]) == 2 and top_two["from_cache"] is True and top_two["total"] == 85
     second = (await community.client.get("/leaderboard", headers=headers)).json()
     assert second["from_cache"] is True and second["rows"] == first["rows"]
     await community.svc.state.redis.delete(leaderboard.key(community.id, first["month"]))  # Redis lost it
     rebuilt = (await community.client.get("/leaderboard", headers=headers)).json()
-    assert rebuilt["from_cache"] is False and rebuilt["rows"] == first["rows"]
+    assert rebuilt["from_cache"] is False and rebuilt["rows"] == first["rows"] and rebuilt["total"] == 85
     # An award through the API drops the cached month, so the next read is fresh.
     await community.give("lb-c", 50)
     fresh = (await community.client.get("/leaderboard", headers=headers)).json()
-    assert fresh["rows"][0] == {"rank": 1, "resident_id": "lb-c", "points": 55}
+    assert fresh["rows"][0] == {"rank": 1, "resident_id": "lb-c", "points": 55} and fresh["total"] == 135
 
 
 @pytest.fixture

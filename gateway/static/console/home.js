@@ -62,9 +62,9 @@ async function timebankFigures() {
 
 async function pointsFigures() {
   const month = localDay().slice(0, 7);
-  const [board, budget] = await Promise.all([api("GET", `governance/leaderboard?month=${month}&limit=100`), api("GET", "governance/budget")]);
+  const [board, budget] = await Promise.all([api("GET", `governance/leaderboard?month=${month}&limit=1`), api("GET", "governance/budget")]);
   const items = [
-    figure("fig.pointsMonth", board.rows.reduce((sum, row) => sum + row.points, 0), "#/points"),
+    figure("fig.pointsMonth", board.total, "#/points"),
     figure("fig.budget", budget.remaining, "#/points"),
   ];
   if (hasRole("community_worker")) {
