@@ -98,7 +98,7 @@ async def test_an_outage_opens_one_ticket_and_its_end_closes_it_once(svc: Runnin
     [closed] = await incident_tickets(w, w.as_admin())
     assert closed["id"] == ticket["id"] and closed["status"] == "closed"
     r = await w.client.get(f"/tickets/{ticket['id']}/steps", headers=w.as_admin())
-    steps = [(s["action"], s["role"], s["to_status"]) for s in r.json()]
+    steps = [(s["action"], s["role"], s["to_status"]) for s in r.json()["items"]]
     assert steps == [("submit", "system", "assigned"), ("close", "system", "closed")]  # closed once
 
     # The next outage of the same device is a new incident: a new ticket.
