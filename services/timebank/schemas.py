@@ -60,6 +60,16 @@ class MemberOut(BaseModel):
     balance: Balance
 
 
+class AwaitingMember(BaseModel):
+    """A member no worker has verified the birth date of yet."""
+
+    model_config = ConfigDict(from_attributes=True)
+    member_id: str
+    is_volunteer: bool
+    is_elder: bool
+    enrolled_at: datetime
+
+
 class AgeVerification(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"birth_date": "1948-05-12", "priority_elder": True}]})
     birth_date: IsoDate = Field(description="From the ID card, checked in person")

@@ -1,7 +1,8 @@
 """The community worker's screens in Chromium, each over data made through the public API: member
-verification, care awaiting confirmation and in dispute with the pool, parking's overstays and gate
-misreads, the city data-sharing register, and collective decisions. Each screen shows what its role
-may read, takes its screenshot and passes axe-core with no serious or critical violation."""
+verification (from the list of members awaiting it), care awaiting confirmation and in dispute with
+the pool, parking's overstays and gate misreads, the city data-sharing register, and collective
+decisions. Each screen shows what its role may read, takes its screenshot and passes axe-core with no
+serious or critical violation."""
 
 from __future__ import annotations
 
@@ -32,8 +33,11 @@ async def test_a_worker_verifies_a_members_birth_date_and_records_a_relative(con
     await log_in_as_staff(console, community, worker)
     page = console.page
     await page.get_by_role("link", name="成员核验").click()
-    await page.locator("#member-lookup").get_by_label("成员编号").fill(elder.id)
-    await page.locator("#member-lookup").get_by_role("button", name="查找").click()
+    # Both await verification, listed oldest first; the worker opens the elder from the list.
+    awaiting = page.locator("#awaiting-member-rows tr")
+    await expect(awaiting).to_have_count(2, timeout=WAIT_MS)
+    await expect(awaiting.first).to_have_attribute("data-member", elder.id)
+    await awaiting.first.get_by_role("link", name=elder.id).click()
     detail = page.locator("#member-detail")
     await expect(detail).to_have_attribute("data-member", elder.id, timeout=WAIT_MS)
     await expect(page.locator("#relatives-empty")).to_be_visible()
@@ -44,6 +48,9 @@ async def test_a_worker_verifies_a_members_birth_date_and_records_a_relative(con
     await verify.get_by_role("button", name="提交").click()
     await expect(detail).to_have_attribute("data-saved", "verification", timeout=WAIT_MS)
     await expect(page.locator("#member-fields")).to_contain_text("1944-05-06")
+    # Verified, the elder leaves the list; the daughter still awaits.
+    await expect(awaiting).to_have_count(1)
+    await expect(awaiting.first).to_have_attribute("data-member", daughter.id)
 
     relative = page.locator("#relative-form")
     await relative.get_by_label("亲属成员编号").fill(daughter.id)
