@@ -323,6 +323,16 @@ class TransferOut(BaseModel):
     created_at: datetime
 
 
+class PendingTransferOut(TransferOut):
+    """A pending transfer in the staff's lists, with why it was resolved."""
+
+    resolution_reason: str | None = Field(
+        description="The reason given when it was voided: the dispute's reason for a disputed transfer "
+        "(as the elder, a delegate or a worker gave it), `confirmation timed out` for an expired one; "
+        "null while awaiting confirmation"
+    )
+
+
 class BatchOut(BaseModel):
     transfers: list[TransferOut]
 

@@ -118,7 +118,9 @@ async def test_a_worker_sees_care_awaiting_confirmation_and_in_dispute_and_confi
     await expect(home.locator("li[data-figure='fig.disputed'] strong")).to_have_text("1")
     await console.shot("worker-home-figures")
     await home.locator("li[data-figure='fig.awaiting'] a").click()
-    await expect(page.locator(f"#disputed-rows tr[data-transfer='{disputed}']")).to_contain_text("已作废", timeout=WAIT_MS)
+    disputed_row = page.locator(f"#disputed-rows tr[data-transfer='{disputed}']")
+    await expect(disputed_row).to_contain_text("已作废", timeout=WAIT_MS)
+    await expect(disputed_row).to_contain_text("志愿者未到场")  # the elder's reason, not only the outcome
     row = page.locator(f"#awaiting-rows tr[data-transfer='{to_confirm}']")
     await expect(row).to_contain_text("1.5 h")
     await expect(page.locator("#pool-fields")).to_contain_text("1 · 1.5 h")
