@@ -7,9 +7,11 @@ serious or critical violation."""
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import expect
 from sqlalchemy import text, update
@@ -234,8 +236,30 @@ async def test_a_worker_reads_the_data_sharing_register_and_the_decisions_and_a_
     row = page.locator(f"#decision-rows tr[data-decision='{decision['id']}']")
     await expect(row).to_contain_text("社区食堂选哪一家供餐？", timeout=WAIT_MS)
     await expect(row).to_contain_text("住户意见征询")
+
+    # The worker drafts a poll through the form (times in Beijing time, whatever the browser's zone)
+    # and opens it; the closing job, not the console, closes it at its closing time.
+    starts = datetime.now(ZoneInfo("Asia/Shanghai")).replace(second=0, microsecond=0) + timedelta(hours=1)
+    form = page.locator("#decision-form")
+    await form.get_by_label("议题").fill("楼道灯改为感应灯？")
+    await form.get_by_label("选项").fill("改，不改")
+    await form.get_by_label("开始时间").fill(starts.strftime("%Y-%m-%dT%H:%M"))
+    await form.get_by_label("截止时间").fill((starts + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"))
+    await form.get_by_role("button", name="起草").click()
+    section = page.locator("#decisions")
+    await expect(section).to_have_attribute("data-drafted", re.compile(".+"), timeout=WAIT_MS)
+    drafted_id = await section.get_attribute("data-drafted")
+    drafted = page.locator(f"#decision-rows tr[data-decision='{drafted_id}']")
+    await expect(drafted).to_have_attribute("data-status", "draft")
     await console.shot("decisions")
     assert await console.serious_accessibility_violations() == []
+    await drafted.get_by_role("button", name="开启表决").click()
+    await expect(section).to_have_attribute("data-opened", str(drafted_id), timeout=WAIT_MS)
+    await expect(drafted).to_have_attribute("data-status", "open", timeout=WAIT_MS)
+    await expect(drafted.get_by_role("button")).to_have_count(0)
+    made = await community.call("GET", f"/api/governance/decisions/{drafted_id}", worker.auth)
+    assert (made["status"], made["options"]) == ("open", ["改", "不改"])
+    assert datetime.fromisoformat(made["opens_at"]) == starts
 
     # A steward is not shown the register's link, and the register itself is the API's to refuse.
     await page.locator("#logout").click()

@@ -54,6 +54,8 @@ const WORDS = {
     "decision.result": "结果", "decisions.none": "没有议事决策。", "decision.owners_ordinary": "业主一般事项", "decision.owners_major": "业主重大事项",
     "decision.household_poll": "住户意见征询", "decision.draft": "草稿", "decision.open": "表决中", "decision.closed": "已结束",
     "decision.passed": "通过", "decision.rejected": "未通过", "decision.no_quorum": "未达法定人数", "decision.winner": "已决出", "decision.tie": "平票",
+    "decision.new": "起草议事决策", "decision.options": "选项（意见征询用，以逗号或换行分隔）", "decision.opensAt": "开始时间（北京时间）",
+    "decision.closesAt": "截止时间（北京时间）", "decision.draftIt": "起草", "decision.act": "操作", "decision.openNow": "开启表决",
   },
   en: {
     title: "Community console", "nav.home": "Home", "nav.queue": "My ticket queue", logout: "Log out",
@@ -109,6 +111,8 @@ const WORDS = {
     "decision.result": "Result", "decisions.none": "No decision.", "decision.owners_ordinary": "owners, ordinary", "decision.owners_major": "owners, major",
     "decision.household_poll": "household poll", "decision.draft": "draft", "decision.open": "open", "decision.closed": "closed",
     "decision.passed": "passed", "decision.rejected": "rejected", "decision.no_quorum": "no quorum", "decision.winner": "decided", "decision.tie": "tie",
+    "decision.new": "Draft a decision", "decision.options": "Options (polls only; comma or line separated)", "decision.opensAt": "Opens at (Beijing time)",
+    "decision.closesAt": "Closes at (Beijing time)", "decision.draftIt": "Draft", "decision.act": "Action", "decision.openNow": "Open voting",
   },
 };
 
