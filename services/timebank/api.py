@@ -31,6 +31,7 @@ from services.timebank.schemas import (
     CommunitySettingsOut,
     CommunitySummary,
     LedgerAuditOut,
+    PendingTransferOut,
     PoolOut,
     TransferOut,
 )
@@ -123,7 +124,7 @@ async def pool(staff: Staff, session: SessionDep) -> PoolOut:
 
 @community_routes.get(
     "/pending-transfers",
-    response_model=Page[TransferOut],
+    response_model=Page[PendingTransferOut],
     responses=problem_responses(Forbidden, InvalidCursor),
 )
 async def pending_transfers(
@@ -131,15 +132,16 @@ async def pending_transfers(
     session: SessionDep,
     page: PageDep,
     state: Annotated[Literal["awaiting", "disputed", "expired"], Query()] = "awaiting",
-) -> Page[TransferOut]:
+) -> Page[PendingTransferOut]:
     """List pending transfers awaiting confirmation, disputed or timed out.
 
-    Newest first, cursor-paginated: `awaiting` confirmations, `disputed` ones or `expired` ones.
-    Stewards and community workers only.
+    Newest first, cursor-paginated: `awaiting` confirmations, `disputed` ones or `expired` ones,
+    each resolved one with the reason it was voided with (`resolution_reason`: the dispute's
+    reason). Stewards and community workers only.
     """
     resolution = {"awaiting": None, "disputed": "voided", "expired": "expired"}[state]
     rows, cursor = await reports.list_pending(session, staff.community, resolution, page)
-    return Page[TransferOut](items=[transfer_out(r) for r in rows], next_cursor=cursor)
+    return Page[PendingTransferOut](items=[PendingTransferOut.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @community_routes.get("/summary", response_model=CommunitySummary)

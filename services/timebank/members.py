@@ -3,6 +3,7 @@ the passbook (存折)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, or_, select, true, update
@@ -11,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
 from services.kit.db import DriverStatement, driver_statement, fetch_all_alone, fetch_alone, transaction
-from services.kit.pagination import PageParams, make_page
+from services.kit.pagination import PageParams, after_key_condition, make_page
 from services.kit.problems import Forbidden
 from services.timebank import ledger
 from services.timebank.community import ensure_community
@@ -161,6 +162,25 @@ async def list_relatives(
     async with transaction(session):
         rows = list((await session.execute(query.order_by(RELATIVES.c.relative_id).limit(page.limit + 1))).all())
     return make_page(rows, page.limit, lambda row: [row.relative_id])
+
+
+async def list_awaiting_verification(
+    session: AsyncSession, community: str, elder: bool | None, page: PageParams
+) -> tuple[list[Row[Any]], str | None]:
+    """Members whose birth date no worker has verified, oldest enrolment first: the partial index
+    `ix_tb_members_awaiting_verification` serves the keyset (enrolled_at, member_id)."""
+    m = MEMBERS.c
+    query = select(m.member_id, m.is_volunteer, m.is_elder, m.enrolled_at).where(
+        m.community == community, m.age_verified_at.is_(None)
+    )
+    if elder is not None:
+        query = query.where(m.is_elder.is_(elder))
+    after = page.after_key(datetime, str)
+    if after:
+        query = query.where(after_key_condition([m.enrolled_at, m.member_id], after))
+    async with transaction(session):
+        rows = list((await session.execute(query.order_by(m.enrolled_at, m.member_id).limit(page.limit + 1))).all())
+    return make_page(rows, page.limit, lambda row: [row.enrolled_at.isoformat(), row.member_id])
 
 
 def may_see_member_by_role(principal: Principal, member_id: str) -> bool:

@@ -15,6 +15,7 @@ from services.timebank.api import MemberPath, Worker, balance_of
 from services.timebank.problems import NotAMember, NotAVerifiedRelative
 from services.timebank.schemas import (
     AgeVerification,
+    AwaitingMember,
     HoursExpiryOutlook,
     MemberEnrol,
     MemberOut,
@@ -65,6 +66,27 @@ async def read_me(principal: CurrentPrincipal, session: SessionDep) -> MemberOut
     The caller's roles, verified birth date and balance; 404 when not enrolled.
     """
     return member_out(await members.read_member(session, principal, principal.subject))
+
+
+@member_routes.get(
+    "/members/awaiting-verification",
+    response_model=Page[AwaitingMember],
+    responses=problem_responses(Forbidden, InvalidCursor),
+)
+async def list_awaiting_verification(
+    worker: Worker,
+    session: SessionDep,
+    page: PageDep,
+    elder: Annotated[bool | None, Query(description="`true`: only elders; `false`: only non-elders; both if left out")] = None,
+) -> Page[AwaitingMember]:
+    """List members awaiting verification.
+
+    Members whose birth date no community worker has verified yet, oldest enrolment first, so the
+    longest waiting are seen first; cursor-paginated. A member leaves the list once verified.
+    Community workers only.
+    """
+    rows, cursor = await members.list_awaiting_verification(session, worker.community, elder, page)
+    return Page[AwaitingMember](items=[AwaitingMember.model_validate(r) for r in rows], next_cursor=cursor)
 
 
 @member_routes.get("/members/{member_id}", response_model=MemberOut, responses=problem_responses(NotAMember))

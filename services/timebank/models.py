@@ -82,6 +82,17 @@ class Member(Base, table=True):
     """An enrolled resident: volunteer, elder or both; age and relatives verified by a community worker."""
 
     __tablename__ = "tb_members"
+    # The workers' list of members awaiting verification, oldest enrolment first (migration 0010):
+    # partial, so it holds only the few members not yet seen in person.
+    __table_args__ = (
+        Index(
+            "ix_tb_members_awaiting_verification",
+            "community",
+            "enrolled_at",
+            "member_id",
+            postgresql_where=text("age_verified_at IS NULL"),
+        ),
+    )
     community: str = Field(sa_column=Column(Text, primary_key=True))
     member_id: str = Field(sa_column=Column(Text, primary_key=True))
     account_id: uuid.UUID = Field(foreign_key="tb_accounts.id", unique=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, and_, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.db import transaction
@@ -50,8 +50,15 @@ async def pool_view(session: AsyncSession, community: str) -> PoolView:
 async def list_pending(
     session: AsyncSession, community: str, resolution: str | None, page: PageParams
 ) -> tuple[list[Row[Any]], str | None]:
-    """Pending service transfers awaiting confirmation (resolution None) or disputed ('voided')."""
-    q = select(TRANSFERS).where(TRANSFERS.c.community == community, TRANSFERS.c.phase == "pending")
+    """Pending service transfers awaiting confirmation (resolution None), disputed ('voided') or
+    expired, each with the reason its void was written with (the dispute's; null while awaiting):
+    the void points at its pending transfer, and `uq_tb_transfers_pending_id` finds it."""
+    void = TRANSFERS.alias("void")
+    q = (
+        select(TRANSFERS, void.c.reason.label("resolution_reason"))
+        .outerjoin(void, and_(void.c.pending_id == TRANSFERS.c.id, void.c.phase == "voided"))
+        .where(TRANSFERS.c.community == community, TRANSFERS.c.phase == "pending")
+    )
     q = q.where(TRANSFERS.c.resolution.is_(None) if resolution is None else TRANSFERS.c.resolution == resolution)
     after = page.after()
     if after:

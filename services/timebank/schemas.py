@@ -60,6 +60,16 @@ class MemberOut(BaseModel):
     balance: Balance
 
 
+class AwaitingMember(BaseModel):
+    """A member no worker has verified the birth date of yet."""
+
+    model_config = ConfigDict(from_attributes=True)
+    member_id: str
+    is_volunteer: bool
+    is_elder: bool
+    enrolled_at: datetime
+
+
 class AgeVerification(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"birth_date": "1948-05-12", "priority_elder": True}]})
     birth_date: IsoDate = Field(description="From the ID card, checked in person")
@@ -311,6 +321,16 @@ class TransferOut(BaseModel):
     timeout_at: datetime | None
     resolved_at: datetime | None
     created_at: datetime
+
+
+class PendingTransferOut(TransferOut):
+    """A pending transfer in the staff's lists, with why it was resolved."""
+
+    resolution_reason: str | None = Field(
+        description="The reason given when it was voided: the dispute's reason for a disputed transfer "
+        "(as the elder, a delegate or a worker gave it), `confirmation timed out` for an expired one; "
+        "null while awaiting confirmation"
+    )
 
 
 class BatchOut(BaseModel):

@@ -1,14 +1,17 @@
 """The community worker's screens in Chromium, each over data made through the public API: member
-verification, care awaiting confirmation and in dispute with the pool, parking's overstays and gate
-misreads, the city data-sharing register, and collective decisions. Each screen shows what its role
-may read, takes its screenshot and passes axe-core with no serious or critical violation."""
+verification (from the list of members awaiting it), care awaiting confirmation and in dispute with
+the pool, parking's overstays and gate misreads, the city data-sharing register, and collective
+decisions. Each screen shows what its role may read, takes its screenshot and passes axe-core with no
+serious or critical violation."""
 
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import expect
 from sqlalchemy import text, update
@@ -32,8 +35,11 @@ async def test_a_worker_verifies_a_members_birth_date_and_records_a_relative(con
     await log_in_as_staff(console, community, worker)
     page = console.page
     await page.get_by_role("link", name="成员核验").click()
-    await page.locator("#member-lookup").get_by_label("成员编号").fill(elder.id)
-    await page.locator("#member-lookup").get_by_role("button", name="查找").click()
+    # Both await verification, listed oldest first; the worker opens the elder from the list.
+    awaiting = page.locator("#awaiting-member-rows tr")
+    await expect(awaiting).to_have_count(2, timeout=WAIT_MS)
+    await expect(awaiting.first).to_have_attribute("data-member", elder.id)
+    await awaiting.first.get_by_role("link", name=elder.id).click()
     detail = page.locator("#member-detail")
     await expect(detail).to_have_attribute("data-member", elder.id, timeout=WAIT_MS)
     await expect(page.locator("#relatives-empty")).to_be_visible()
@@ -44,6 +50,9 @@ async def test_a_worker_verifies_a_members_birth_date_and_records_a_relative(con
     await verify.get_by_role("button", name="提交").click()
     await expect(detail).to_have_attribute("data-saved", "verification", timeout=WAIT_MS)
     await expect(page.locator("#member-fields")).to_contain_text("1944-05-06")
+    # Verified, the elder leaves the list; the daughter still awaits.
+    await expect(awaiting).to_have_count(1)
+    await expect(awaiting.first).to_have_attribute("data-member", daughter.id)
 
     relative = page.locator("#relative-form")
     await relative.get_by_label("亲属成员编号").fill(daughter.id)
@@ -111,7 +120,9 @@ async def test_a_worker_sees_care_awaiting_confirmation_and_in_dispute_and_confi
     await expect(home.locator("li[data-figure='fig.disputed'] strong")).to_have_text("1")
     await console.shot("worker-home-figures")
     await home.locator("li[data-figure='fig.awaiting'] a").click()
-    await expect(page.locator(f"#disputed-rows tr[data-transfer='{disputed}']")).to_contain_text("已作废", timeout=WAIT_MS)
+    disputed_row = page.locator(f"#disputed-rows tr[data-transfer='{disputed}']")
+    await expect(disputed_row).to_contain_text("已作废", timeout=WAIT_MS)
+    await expect(disputed_row).to_contain_text("志愿者未到场")  # the elder's reason, not only the outcome
     row = page.locator(f"#awaiting-rows tr[data-transfer='{to_confirm}']")
     await expect(row).to_contain_text("1.5 h")
     await expect(page.locator("#pool-fields")).to_contain_text("1 · 1.5 h")
@@ -225,8 +236,30 @@ async def test_a_worker_reads_the_data_sharing_register_and_the_decisions_and_a_
     row = page.locator(f"#decision-rows tr[data-decision='{decision['id']}']")
     await expect(row).to_contain_text("社区食堂选哪一家供餐？", timeout=WAIT_MS)
     await expect(row).to_contain_text("住户意见征询")
+
+    # The worker drafts a poll through the form (times in Beijing time, whatever the browser's zone)
+    # and opens it; the closing job, not the console, closes it at its closing time.
+    starts = datetime.now(ZoneInfo("Asia/Shanghai")).replace(second=0, microsecond=0) + timedelta(hours=1)
+    form = page.locator("#decision-form")
+    await form.get_by_label("议题").fill("楼道灯改为感应灯？")
+    await form.get_by_label("选项").fill("改，不改")
+    await form.get_by_label("开始时间").fill(starts.strftime("%Y-%m-%dT%H:%M"))
+    await form.get_by_label("截止时间").fill((starts + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"))
+    await form.get_by_role("button", name="起草").click()
+    section = page.locator("#decisions")
+    await expect(section).to_have_attribute("data-drafted", re.compile(".+"), timeout=WAIT_MS)
+    drafted_id = await section.get_attribute("data-drafted")
+    drafted = page.locator(f"#decision-rows tr[data-decision='{drafted_id}']")
+    await expect(drafted).to_have_attribute("data-status", "draft")
     await console.shot("decisions")
     assert await console.serious_accessibility_violations() == []
+    await drafted.get_by_role("button", name="开启表决").click()
+    await expect(section).to_have_attribute("data-opened", str(drafted_id), timeout=WAIT_MS)
+    await expect(drafted).to_have_attribute("data-status", "open", timeout=WAIT_MS)
+    await expect(drafted.get_by_role("button")).to_have_count(0)
+    made = await community.call("GET", f"/api/governance/decisions/{drafted_id}", worker.auth)
+    assert (made["status"], made["options"]) == ("open", ["改", "不改"])
+    assert datetime.fromisoformat(made["opens_at"]) == starts
 
     # A steward is not shown the register's link, and the register itself is the API's to refuse.
     await page.locator("#logout").click()

@@ -142,11 +142,12 @@ async def test_dispute_voids_and_expiry_voids(community: Community) -> None:
     assert r.status_code == 409 and problem_type(r) == "timebank/already-resolved"
     assert (await c.client.get(f"/care-requests/{rid}", headers=c.h("elder"))).json()["status"] == "disputed"
     r = await c.client.get("/pending-transfers", params={"state": "disputed"}, headers=c.h(WORKER))
-    assert [t["id"] for t in r.json()["items"]] == [pending]
+    # The staff's list says why it was disputed: the reason the elder gave, stored with the void.
+    assert [(t["id"], t["resolution"], t["resolution_reason"]) for t in r.json()["items"]] == [(pending, "voided", "没来")]
 
     rid2, pending2 = await c.serve("elder", "vol", 40)
     r = await c.client.get("/pending-transfers", headers=c.h(WORKER))
-    assert [t["id"] for t in r.json()["items"]] == [pending2]
+    assert [(t["id"], t["resolution_reason"]) for t in r.json()["items"]] == [(pending2, None)]
     async with c.svc.state.sessionmaker() as session:
         assert await resolution.expire_pending(session, now=datetime.now(UTC) + timedelta(days=2)) == 0
         assert await resolution.expire_pending(session, now=datetime.now(UTC) + timedelta(days=4)) == 1
@@ -154,6 +155,8 @@ async def test_dispute_voids_and_expiry_voids(community: Community) -> None:
     assert (await c.balance("elder"))["available_minutes"] == 200
     assert (await c.balance("vol"))["pending_in_minutes"] == 0
     assert (await c.client.get(f"/care-requests/{rid2}", headers=c.h("vol"))).json()["status"] == "expired"
+    r = await c.client.get("/pending-transfers", params={"state": "expired"}, headers=c.h(WORKER))
+    assert [(t["id"], t["resolution_reason"]) for t in r.json()["items"]] == [(pending2, "confirmation timed out")]
     r = await c.client.post(f"/transfers/{pending2}/confirm", json={"id": str(uuid.uuid4())}, headers=c.h("elder"))
     assert r.status_code == 409
     # A backlog larger than the job's batch (after an outage, say) clears in one run.

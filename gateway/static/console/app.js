@@ -3,7 +3,7 @@
 // This module routes between the screens and logs in; each screen is its own module.
 import { current, loginWithCode, loginWithPassword, logout, sendCode, whenExpired } from "./api.js";
 import { openCare } from "./care.js";
-import { openDecisions } from "./decisions.js";
+import { openDecisions, wireDecisions } from "./decisions.js";
 import { $, explain, hasRole, say } from "./dom.js";
 import { openHome, refreshHome } from "./home.js";
 import { switchLanguage, t, translatePage } from "./i18n.js";
@@ -121,6 +121,7 @@ function start() {
   wireQueue();
   wirePoints();
   wireMembers();
+  wireDecisions();
   whenExpired(() => {
     $("nav").hidden = true;
     $("logout").hidden = true;

@@ -1,6 +1,6 @@
 // Care and the pool (互助与公益池), for stewards and community workers: service hours awaiting the
-// elder's confirmation and those in dispute, and the time-bank pool's balance. A worker may confirm or
-// dispute for the elder; the API decides who may.
+// elder's confirmation and those in dispute (with the reason given), and the time-bank pool's
+// balance. A worker may confirm or dispute for the elder; the API decides who may.
 import { api } from "./api.js";
 import { $, allItems, cells, element, explain, field, fillRows, hours, say, shortId, when } from "./dom.js";
 import { t, term } from "./i18n.js";
@@ -60,6 +60,6 @@ export async function openCare() {
   if (!$("awaiting-rows").contains(document.activeElement)) {
     fillRows("awaiting-rows", "awaiting-empty", awaiting.map(awaitingRow));
   }
-  fillRows("disputed-rows", "disputed-empty", disputed.map((x) => cells({ "data-transfer": x.id }, when(x.created_at), term(x.service_type), `${hours(x.amount_minutes)} h`, shortId(x.care_request_id), term(x.resolution), when(x.resolved_at))));
+  fillRows("disputed-rows", "disputed-empty", disputed.map((x) => cells({ "data-transfer": x.id }, when(x.created_at), term(x.service_type), `${hours(x.amount_minutes)} h`, shortId(x.care_request_id), term(x.resolution), x.resolution_reason, when(x.resolved_at))));
   poll(() => openCare().catch(explain), CARE_POLL_MS);
 }

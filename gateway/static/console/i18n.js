@@ -34,6 +34,7 @@ const WORDS = {
     "member.verifiedBy": "核验人", "member.kinds": "身份", "member.elder": "老人", "member.volunteer": "志愿者", "member.priority": "重点空巢独居老人",
     "member.balance": "可用时长", "member.verify": "核验出生日期（须当面查验身份证）", "member.relatives": "已核验的亲属", "member.relativeId": "亲属成员编号",
     "member.relation": "关系", "member.noRelatives": "没有已核验的亲属。", "member.addRelative": "登记亲属",
+    "member.awaiting": "待核验的成员（最早登记在前）", "member.enrolledAt": "登记时间", "member.noneAwaiting": "没有待核验的成员。",
     "care.title": "互助与公益池", "pool.title": "公益池", "pool.balance": "公益池余额", "pool.community": "社区账户余额", "pool.pending": "待确认（笔 · 小时）",
     "care.awaiting": "待老人确认的服务时长", "care.disputed": "有异议的服务", "care.logged": "记录时间", "care.service": "服务类型", "care.hours": "时长",
     "care.request": "互助需求", "care.timeout": "自动确认时间", "care.decide": "代为确认或提出异议", "care.reason": "异议原因", "care.resolved": "处理时间", "care.resolution": "处理结果",
@@ -53,6 +54,8 @@ const WORDS = {
     "decision.result": "结果", "decisions.none": "没有议事决策。", "decision.owners_ordinary": "业主一般事项", "decision.owners_major": "业主重大事项",
     "decision.household_poll": "住户意见征询", "decision.draft": "草稿", "decision.open": "表决中", "decision.closed": "已结束",
     "decision.passed": "通过", "decision.rejected": "未通过", "decision.no_quorum": "未达法定人数", "decision.winner": "已决出", "decision.tie": "平票",
+    "decision.new": "起草议事决策", "decision.options": "选项（意见征询用，以逗号或换行分隔）", "decision.opensAt": "开始时间（北京时间）",
+    "decision.closesAt": "截止时间（北京时间）", "decision.draftIt": "起草", "decision.act": "操作", "decision.openNow": "开启表决",
   },
   en: {
     title: "Community console", "nav.home": "Home", "nav.queue": "My ticket queue", logout: "Log out",
@@ -88,6 +91,7 @@ const WORDS = {
     "member.verifiedBy": "Verified by", "member.kinds": "Roles", "member.elder": "elder", "member.volunteer": "volunteer", "member.priority": "priority elder (living alone)",
     "member.balance": "Hours available", "member.verify": "Verify the birth date (ID card checked in person)", "member.relatives": "Verified relatives", "member.relativeId": "Relative's member id",
     "member.relation": "Relation", "member.noRelatives": "No verified relative.", "member.addRelative": "Record relative",
+    "member.awaiting": "Members awaiting verification (longest waiting first)", "member.enrolledAt": "Enrolled at", "member.noneAwaiting": "No member awaits verification.",
     "care.title": "Care and the pool", "pool.title": "Community pool", "pool.balance": "Pool balance", "pool.community": "Community account", "pool.pending": "Awaiting confirmation (count · hours)",
     "care.awaiting": "Service hours awaiting the elder's confirmation", "care.disputed": "Services in dispute", "care.logged": "Logged", "care.service": "Service", "care.hours": "Hours",
     "care.request": "Care request", "care.timeout": "Confirmed automatically at", "care.decide": "Confirm or dispute for the elder", "care.reason": "Reason for dispute", "care.resolved": "Resolved", "care.resolution": "Outcome",
@@ -107,6 +111,8 @@ const WORDS = {
     "decision.result": "Result", "decisions.none": "No decision.", "decision.owners_ordinary": "owners, ordinary", "decision.owners_major": "owners, major",
     "decision.household_poll": "household poll", "decision.draft": "draft", "decision.open": "open", "decision.closed": "closed",
     "decision.passed": "passed", "decision.rejected": "rejected", "decision.no_quorum": "no quorum", "decision.winner": "decided", "decision.tie": "tie",
+    "decision.new": "Draft a decision", "decision.options": "Options (polls only; comma or line separated)", "decision.opensAt": "Opens at (Beijing time)",
+    "decision.closesAt": "Closes at (Beijing time)", "decision.draftIt": "Draft", "decision.act": "Action", "decision.openNow": "Open voting",
   },
 };
 
