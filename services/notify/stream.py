@@ -169,8 +169,9 @@ class StreamSlots:
         self.limit = settings.max_streams_per_user
         # Three missed heartbeats (and never under 10 s, so a busy loop's late renewal keeps the slot).
         self.lease_s = max(settings.heartbeat_s * 3, 10.0)
-        # Redis's client refuses (it does not queue) past its pool's 100 connections: a thousand
-        # streams opening or renewing at once would be 500s. Their calls take turns on a few.
+        # The kit's Redis pool queues a burst only up to its 2 s timeout: a thousand streams opening
+        # or renewing at once would time out there and starve notify's other Redis calls. Their
+        # bookkeeping takes turns on a few connections instead, with no timeout.
         self.turns = asyncio.Semaphore(REDIS_CALLS_AT_ONCE)
 
     @staticmethod
