@@ -17,7 +17,7 @@ from services.kit.pagination import Page, PageDep
 from services.kit.problems import Forbidden, problem_responses
 from services.security import device_sync, pass_keys, passes
 from services.security import problems as p
-from services.security.api import CurrentDevice, Resident, Staff
+from services.security.api import CurrentDevice, OnWatch, Resident
 from services.security.schemas import (
     DevicePass,
     ExpectedVisitor,
@@ -75,7 +75,7 @@ async def revoke_pass(pass_id: Text, who: Resident, session: SessionDep) -> Any:
 
 @pass_routes.get("/expected-visitors", response_model=Page[ExpectedVisitor])
 async def expected_visitors(
-    who: Staff,
+    who: OnWatch,
     session: SessionDep,
     request: Request,
     page: PageDep,
@@ -84,7 +84,7 @@ async def expected_visitors(
 ) -> Any:
     """The day's expected visitors per building: windows and entry counts, never who.
 
-    By building, then start; cursor-paginated. Staff may call it.
+    By building, then start; cursor-paginated. Staff and security guards may call it.
     """
     settings: Settings = request.app.state.settings
     today = day or datetime.now(UTC).astimezone(ZoneInfo(settings.community_timezone)).date()
