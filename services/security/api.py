@@ -35,6 +35,7 @@ from services.security.settings import Settings
 # day's expected visitors. Registering devices and enrolling credentials stay with the admins.
 OnWatch = Annotated[Principal, require_roles("steward", "property_admin", "community_worker", "security_guard")]
 DeviceAdmin = Annotated[Principal, require_roles("property_admin", "community_worker")]
+PropertyAdmin = Annotated[Principal, require_roles("property_admin")]
 Resident = Annotated[Principal, require_roles("resident", "elder")]
 # Door controllers, gates, cameras and sensors are the gateway's machine clients of this role.
 CurrentDevice = Annotated[Principal, require_roles("gate_device")]
