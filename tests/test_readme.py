@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploy.local import stack, welcome
-from deploy.local.demo_community import CITY_SYNC_CLIENTS, COMMUNITY, GATE_DEVICES, SECURITY_DEVICES, STAFF, Staff
+from deploy.local.demo_community import CITY_SYNC_CLIENTS, COMMUNITY, GATE_DEVICES, SECURITY_DEVICES, STAFF, VISITOR_PLATE, Staff
 from gateway.demo import client_secret
 
 ROOT = Path(__file__).parents[1]
@@ -67,3 +67,14 @@ def test_the_banner_shows_a_staff_password_login_with_its_community(
     banner = capsys.readouterr().out
     login = next(line for line in banner.splitlines() if '"grant_type":"password"' in line)
     assert f'"community":"{COMMUNITY}"' in login and '"username":"steward.wu"' in login
+
+
+def test_the_banner_names_the_demo_guard_and_the_visitor_car_the_gate_admits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(stack, "LOCAL", tmp_path)
+    welcome.print_welcome(stack.Stack(), tmp_path, has_gateway=True)
+    banner = capsys.readouterr().out
+    guard = next(s for s in STAFF if "security_guard" in s.roles)
+    assert f"{guard.username} / {guard.password}" in banner
+    assert VISITOR_PLATE in banner and VISITOR_PLATE in README

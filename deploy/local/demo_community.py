@@ -77,6 +77,8 @@ STAFF = [
     Staff(demo_id("staff", "admin-qian"), "钱经理", "admin.qian", "demo-admin", ("property_admin",)),
     Staff(demo_id("staff", "worker-feng"), "冯社工", "worker.feng", "demo-worker", ("community_worker",)),
     Staff(demo_id("staff", "worker-he"), "何社工", "worker.he", "demo-worker-2", ("community_worker",)),
+    # The security guard (保安): alarms, the doors' events and today's visitors; reads the alarms' tickets.
+    Staff(demo_id("staff", "guard-jiang"), "蒋保安", "guard.jiang", "demo-guard", ("security_guard",)),
 ]
 
 GATE_DEVICES = [("gate-north", "北门道闸"), ("gate-south", "南门道闸")]
@@ -90,6 +92,9 @@ SECURITY_DEVICES = [
 ]
 # 王秀英's son, the relative who consented to her inactivity watch (he lives elsewhere: no household here).
 RELATIVE_OF_WANG = demo_id("relative", "王秀英-son")
+# 刘晓燕's visitor drives: her pass carries this plate, so the demo gates let the car in without a booking.
+VISITOR_PLATE = "浙K8V520"
+VISITOR_HOST = "刘晓燕"
 
 
 def resident(name: str) -> Person:

@@ -20,6 +20,7 @@ def print_welcome(stack: Stack, local: Path, has_gateway: bool) -> None:
         "steward (吴管家)": stack.token_for(demo.staff("steward.wu").id, ["steward"]),
         "community worker (冯社工)": stack.token_for(demo.staff("worker.feng").id, ["community_worker"]),
         "property admin (钱经理)": stack.token_for(demo.staff("admin.qian").id, ["property_admin"]),
+        "security guard (蒋保安)": stack.token_for(demo.staff("guard.jiang").id, ["security_guard"]),
     }
     (local / "demo-tokens.json").write_text(json.dumps(tokens, ensure_ascii=False, indent=2))
     print()
@@ -29,6 +30,12 @@ def print_welcome(stack: Stack, local: Path, has_gateway: bool) -> None:
         print(f"  Gateway      http://127.0.0.1:{stack.gateway_port}   (OpenAPI: /docs, /redoc, /openapi.json)")
         print(f"  Console      http://127.0.0.1:{stack.gateway_port}/console/   (steward.wu / demo-steward-1)")
         print("               (community workers: worker.feng / demo-worker, worker.he / demo-worker-2)")
+        guard = demo.staff("guard.jiang")
+        print(f"  Security     /api/security/alarms, /expected-visitors as the guard {guard.username} / {guard.password}")
+        print(
+            f"               {demo.VISITOR_HOST}'s visitor car {demo.VISITOR_PLATE} has a pass this week: "
+            "the north gate (gate-north) lets it in without a booking"
+        )
     for proc in stack.procs:
         if proc.name != "gateway":
             print(f"  {proc.name:<12} http://127.0.0.1:{proc.port}   (/openapi.json, /readyz, /metrics)")

@@ -29,6 +29,9 @@ from services.kit.problems import Forbidden, Unauthorized
 
 # `platform_admin` runs the platform (creates and configures communities at the gateway); its tokens
 # name the reserved community `PLATFORM_COMMUNITY`, so no community's data is in its reach.
+# `security_guard` (保安) answers alarms and watches the doors: security's staff routes and property's
+# security tickets let it in by name; it is not in STAFF_ROLES, so no staff-wide read of residents'
+# tickets, bookings, points or time-bank data opens for it.
 ROLES = frozenset(
     {
         "resident",
@@ -37,6 +40,7 @@ ROLES = frozenset(
         "steward",
         "property_admin",
         "community_worker",
+        "security_guard",
         "city_sync",
         "gate_device",
         "platform_admin",

@@ -39,7 +39,14 @@ class StaffInRole:
     field: str
 
 
-Recipient = Named | TicketResident | BuildingBackup | StaffInRole
+@dataclass(frozen=True)
+class StaffHolding:
+    """Every staff member of the community holding `role` (for example the security guards, 保安)."""
+
+    role: str
+
+
+Recipient = Named | TicketResident | BuildingBackup | StaffInRole | StaffHolding
 
 IN_APP = frozenset({Channel.in_app})
 WITH_SMS = frozenset({Channel.in_app, Channel.sms})
@@ -315,7 +322,7 @@ KINDS: tuple[Kind, ...] = (
     Kind(
         "security.alarm",
         ev.AlarmRaised,
-        (Named("steward_id"), Named("relative_id")),
+        (Named("steward_id"), Named("relative_id"), StaffHolding("security_guard")),
         Template("安防报警", "Security alarm"),
         Template(
             "社区安防报警：{kind}（#{alarm_ref}），请立即查看。",

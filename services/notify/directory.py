@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.kit.db import table_of
 from services.kit.envelope import CloudEvent
 from services.notify import events as ev
-from services.notify.catalogue import BuildingBackup, Named, Recipient, StaffInRole, TicketResident
+from services.notify.catalogue import BuildingBackup, Named, Recipient, StaffHolding, StaffInRole, TicketResident
 from services.notify.models import KnownBuilding, KnownRelative, KnownTicket, Person
 
 buildings = table_of(KnownBuilding)
@@ -125,6 +125,8 @@ class Known:
                 found = [self.ticket_backups.get((community, str(data.get("ticket_id"))))]
             case StaffInRole(name):
                 found = list(self.role_holders.get((community, str(data.get(name))), ()))
+            case StaffHolding(role):
+                found = list(self.role_holders.get((community, role), ()))
         return sorted({v for v in found if v})
 
 
@@ -138,6 +140,7 @@ async def read_known(session: AsyncSession, wanted: Sequence[tuple[Recipient, st
     role_keys = {
         (community, str(data.get(recipient.field))) for recipient, community, data in wanted if isinstance(recipient, StaffInRole)
     }
+    role_keys |= {(community, recipient.role) for recipient, community, _ in wanted if isinstance(recipient, StaffHolding)}
     known = Known()
     if ticket_keys:
         communities, ids = unzip(ticket_keys)

@@ -19,12 +19,12 @@ from services.property.domain import Action, Category, Role, Status
 from services.property.events import TicketCompleted, TicketReassigned, TicketStatusChanged, publisher
 from services.property.models import Ticket
 from services.property.photos import photo_ids
-from services.property.problems import AlreadyRated, HurryTooSoon, NotAssignee
+from services.property.problems import ActionNotPermitted, AlreadyRated, HurryTooSoon, NotAssignee
 from services.property.registry import steward_in
 from services.property.schemas import FollowUpIn, HandOverIn, PauseIn, QuoteIn, RateIn, Reason, TicketPublic
 from services.property.settings import Settings
 from services.property.tickets import public, record_step
-from services.property.visibility import visible_ticket
+from services.property.visibility import is_guard, visible_ticket
 
 Payload = Reason | QuoteIn | PauseIn | HandOverIn | RateIn | FollowUpIn | None
 
@@ -41,6 +41,9 @@ async def act(
     async with transaction(session):
         at = datetime.now(UTC)
         ticket = await visible_ticket(session, who, ticket_id, lock=True)
+        if is_guard(who):
+            # A guard reads an alarm's ticket (and answers the alarm in security); the steward works it.
+            raise ActionNotPermitted(("保安不能处理工单", "A security guard reads security tickets but does not work them"))
         current = Status(ticket.status)
         role = domain.choose_role(who.roles, current, action)
         target = domain.next_status(current, action, role)

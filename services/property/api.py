@@ -201,7 +201,8 @@ async def list_tickets(
 ) -> Any:
     """List tickets, newest first unless sorted otherwise.
 
-    A resident sees their household's tickets, staff the community's; filter by status, building,
+    A resident sees their household's tickets, staff the community's, a security guard the security
+    service's (alarms, device outages); filter by status, building,
     category, assignee, whether an SLA deadline was breached, and search by unit. Cursor-paginated
     (a cursor belongs to its sort).
     """
@@ -234,7 +235,8 @@ async def steward_queue(
 async def get_ticket(ticket_id: TicketId, who: CurrentPrincipal, session: SessionDep) -> Any:
     """Read one ticket.
 
-    The ticket's household and staff may call it; for anyone else it is 404, so ids cannot be probed.
+    The ticket's household and staff may call it, and a security guard for the security service's
+    tickets; for anyone else it is 404, so ids cannot be probed.
     """
     return await tickets.get_ticket(session, who, ticket_id)
 

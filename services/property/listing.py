@@ -21,10 +21,10 @@ from services.kit.auth import Principal
 from services.kit.db import DriverStatement, driver_statement, fetch_all_alone, transaction
 from services.kit.inputs import Text as PrintableText
 from services.kit.pagination import InvalidCursor, PageParams, make_page
-from services.property.domain import Category, Status
+from services.property.domain import Category, Source, Status
 from services.property.models import HOUSEHOLDS, OPEN_SQL, PHOTOS, TICKETS
 from services.property.schemas import Id, TicketPublic
-from services.property.visibility import is_staff, resident_of
+from services.property.visibility import is_guard, is_staff, resident_of
 
 TicketSort = Literal["-created_at", "created_at", "due_at", "-due_at"]
 # sort key -> (column, descending)
@@ -132,10 +132,20 @@ def cursor_key(sort: str) -> Any:
 # --- the lists ---------------------------------------------------------------------------------------
 
 
+ListScope = Literal["community", "household", "security"]
+
+
+def list_scope(who: Principal) -> ListScope:
+    """Staff list the community's tickets, a security guard the security service's, anyone else their household's."""
+    if is_staff(who):
+        return "community"
+    return "security" if is_guard(who) else "household"
+
+
 @functools.cache
-def _list_statement(household: bool, present: frozenset[str], breached: bool | None, sort: str, cursor: bool) -> DriverStatement:
-    """A page of tickets with their photo ids, as one statement; compiled once per combination of
-    filters and sort."""
+def _list_statement(scope: ListScope, present: frozenset[str], breached: bool | None, sort: str, cursor: bool) -> DriverStatement:
+    """A page of tickets with their photo ids, as one statement; compiled once per scope, combination
+    of filters and sort."""
     t = TICKETS.c
     photos = (
         select(func.coalesce(func.array_agg(aggregate_order_by(PHOTOS.c.id, PHOTOS.c.created_at)), literal([], ARRAY(Text))))
@@ -145,8 +155,10 @@ def _list_statement(household: bool, present: frozenset[str], breached: bool | N
     query = select(TICKETS, photos.label("photo_ids")).where(
         t.community == bindparam("community"), *conditions(present, breached)
     )
-    if household:
+    if scope == "household":
         query = query.where(t.household_id == bindparam("household_id"))
+    elif scope == "security":
+        query = query.where(t.source == Source.security.value)
     order, keyset = ordering(sort, cursor)
     if keyset is not None:
         query = query.where(keyset)
@@ -156,11 +168,12 @@ def _list_statement(household: bool, present: frozenset[str], breached: bool | N
 async def list_tickets(
     session: AsyncSession, who: Principal, page: PageParams, filters: TicketFilters, sort: str
 ) -> tuple[list[TicketPublic], str | None]:
-    """A resident sees their household's tickets; staff see the community's."""
+    """A resident sees their household's tickets; staff see the community's; a guard the security ones."""
     after = cursor_params(page, sort)
-    statement = _list_statement(not is_staff(who), filters.present(), filters.breached, sort, after is not None)
+    scope = list_scope(who)
+    statement = _list_statement(scope, filters.present(), filters.breached, sort, after is not None)
     params: dict[str, Any] = {"community": who.community, "limit": page.limit + 1, **filters.params(), **(after or {})}
-    if is_staff(who):
+    if scope != "household":
         rows = await fetch_all_alone(session, statement.sql, *statement.args(**params))  # one statement: no transaction
     else:
         async with transaction(session):

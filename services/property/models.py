@@ -210,6 +210,14 @@ class Ticket(PropertyModel, table=True):
             postgresql_where=text(f"status = '{Status.queued}'"),
         ),
         Index("ix_tickets_household", "community", "household_id", "created_at", "id"),
+        # A security guard's list: the security service's tickets only, newest first.
+        Index(
+            "ix_tickets_security",
+            "community",
+            "created_at",
+            "id",
+            postgresql_where=text(f"source = '{Source.security}'"),
+        ),
         Index(
             "ix_tickets_response_watch",
             "response_due_at",

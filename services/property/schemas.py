@@ -20,7 +20,7 @@ Id = Annotated[str, AfterValidator(_uuid_text), Field(description="A UUID")]
 Name = Annotated[str, Field(min_length=1, max_length=60)]
 Phone = Annotated[str, Field(pattern=r"^1\d{10}$", description="Mainland mobile number")]
 ResidentRole = Literal["resident", "elder", "volunteer"]
-StaffRole = Literal["steward", "property_admin", "community_worker"]
+StaffRole = Literal["steward", "property_admin", "community_worker", "security_guard"]
 
 
 class Public(BaseModel):

@@ -30,8 +30,12 @@ from services.security.schemas import (
 )
 from services.security.settings import Settings
 
-Staff = Annotated[Principal, require_roles("steward", "property_admin", "community_worker")]
+# The watch over doors and alarms (安保): property's staff, community workers and the security guards
+# (保安), whose work this is: devices' status, the door search, alarms and answering them, and the
+# day's expected visitors. Registering devices and enrolling credentials stay with the admins.
+OnWatch = Annotated[Principal, require_roles("steward", "property_admin", "community_worker", "security_guard")]
 DeviceAdmin = Annotated[Principal, require_roles("property_admin", "community_worker")]
+PropertyAdmin = Annotated[Principal, require_roles("property_admin")]
 Resident = Annotated[Principal, require_roles("resident", "elder")]
 # Door controllers, gates, cameras and sensors are the gateway's machine clients of this role.
 CurrentDevice = Annotated[Principal, require_roles("gate_device")]
@@ -51,14 +55,14 @@ async def register_device(body: DeviceCreate, who: DeviceAdmin, session: Session
 
 @router.get("/devices", response_model=Page[DevicePublic])
 async def list_devices(
-    who: Staff,
+    who: OnWatch,
     session: SessionDep,
     page: PageDep,
     offline: Annotated[bool | None, Query(description="Only offline (true) or online")] = None,
 ) -> Any:
     """The community's devices and whether each is offline.
 
-    By building, then id; cursor-paginated. Staff may call it.
+    By building, then id; cursor-paginated. Staff and security guards may call it.
     """
     items, cursor = await devices.list_devices(session, who, offline, page)
     return Page[DevicePublic](items=[DevicePublic.model_validate(d) for d in items], next_cursor=cursor)
@@ -106,7 +110,7 @@ async def my_household_events(who: Resident, session: SessionDep, page: PageDep)
 
 @router.get("/access-events", response_model=Page[AccessEventPublic], responses=problem_responses(p.DeviceNotFound))
 async def search_access_events(
-    who: Staff,
+    who: OnWatch,
     session: SessionDep,
     page: PageDep,
     device_id: Annotated[Text, Query(max_length=64, description="The door or gate")],
@@ -115,7 +119,7 @@ async def search_access_events(
 ) -> Any:
     """One door's events in a time range, newest first.
 
-    Staff may call it.
+    Staff and security guards may call it.
     """
     items, cursor = await access.search_events(session, who, device_id, since, until, page)
     return Page[AccessEventPublic](items=items, next_cursor=cursor)
@@ -132,25 +136,25 @@ async def report_alarm(body: AlarmReport, who: CurrentDevice, session: SessionDe
 
 @router.get("/alarms", response_model=Page[AlarmPublic])
 async def list_alarms(
-    who: Staff,
+    who: OnWatch,
     session: SessionDep,
     page: PageDep,
     open_only: Annotated[bool, Query(alias="open", description="Only uncleared")] = False,
 ) -> Any:
     """The community's alarms, newest first.
 
-    Cursor-paginated. Staff may call it.
+    Cursor-paginated. Staff and security guards may call it.
     """
     items, cursor = await alarms.list_alarms(session, who, open_only, page)
     return Page[AlarmPublic](items=[AlarmPublic.model_validate(a) for a in items], next_cursor=cursor)
 
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic, responses=problem_responses(p.AlarmNotFound))
-async def acknowledge_alarm(alarm_id: Text, who: Staff, session: SessionDep) -> Any:
+async def acknowledge_alarm(alarm_id: Text, who: OnWatch, session: SessionDep) -> Any:
     """Answer an alarm (接警): the first answer is recorded once, with its time and who.
 
     Its response time (answer minus raising) goes into the city's daily median. Answering again
-    changes nothing. Staff may call it; another community's alarm is 404.
+    changes nothing. Staff and security guards may call it; another community's alarm is 404.
     """
     return await alarms.acknowledge(session, who, alarm_id)
 

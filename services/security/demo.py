@@ -1,6 +1,7 @@
 """Demo data for `make run`, created through security's own HTTP API for the demo community: its
 doors, a smoke sensor and 王秀英's in-home sensor, a visitor pass from 王秀英 for this afternoon,
-and 王秀英 in the inactivity watch with her son's consent."""
+a week's visitor pass from 刘晓燕 for a car (`demo.VISITOR_PLATE`: parking's gates let it in without
+a booking, from `security.pass.car_allowed.v1`), and 王秀英 in the inactivity watch with her son's consent."""
 
 from __future__ import annotations
 
@@ -59,5 +60,15 @@ async def seed_demo(client: httpx.AsyncClient, token_for: Callable[[str, list[st
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     visit = {"valid_from": start.isoformat(), "valid_until": (start + timedelta(hours=4)).isoformat(), "max_entries": 2}
     await _as_soon_as_known(lambda: client.post("/passes", json=visit, headers=as_wang))
+    host = demo.resident(demo.VISITOR_HOST)
+    as_host = auth(host.id, host.roles)
+    this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    car = {
+        "valid_from": this_hour.isoformat(),
+        "valid_until": (this_hour + timedelta(days=7)).isoformat(),
+        "max_entries": 10,
+        "plate": demo.VISITOR_PLATE,
+    }
+    await _as_soon_as_known(lambda: client.post("/passes", json=car, headers=as_host))
     watch = _ok(await client.post("/watches", json={"relative_id": demo.RELATIVE_OF_WANG, "hours": 24}, headers=as_wang))
     _ok(await client.post(f"/watches/{watch['id']}/consent", headers=auth(demo.RELATIVE_OF_WANG, ["resident"])))

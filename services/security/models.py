@@ -80,6 +80,8 @@ class PassKey(SecurityModel, table=True):
     public_raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime | None = _ts(nullable=False, default_now=True)
     retired_at: datetime | None = _ts()
+    # A retired key is published until the last pass it may have signed ends (pass_keys.rotate).
+    published_until: datetime | None = _ts()
 
 
 class VisitorPass(SecurityModel, table=True):

@@ -1,16 +1,24 @@
 """Each community's pass-signing key: made on first use, kept in the database so every replica signs
-with the same key, published as JWKs for devices."""
+with the same key, published as JWKs for devices.
+
+Rotation (an admin's `POST /pass-keys/rotation`) retires the current key and makes the next. A
+retired key stays published until the last pass it may have signed ends (`published_until`, the
+latest `valid_until` among the community's passes at the rotation), so a door offline across a
+rotation still admits the passes it already holds; then it is dropped. Rotating and issuing take
+the same per-community advisory lock, so no pass is being signed with the key being retired.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.security.models import PASS_KEYS
+from services.security.models import PASS_KEYS, PASSES
 from services.security.pass_tokens import jwk, public_key_from_raw
 
 _INSERT_IF_NONE = text("""
@@ -39,17 +47,42 @@ async def signing_key(session: AsyncSession, community: str) -> tuple[str, Ed255
     return row.id, Ed25519PrivateKey.from_private_bytes(row.private_raw)
 
 
-async def public_keys(session: AsyncSession, community: str) -> dict[str, Ed25519PublicKey]:
+async def lock_issuing(session: AsyncSession, community: str) -> None:
+    """The community's issuing lock, held to commit: issuing (a code, a number, a signature) and
+    rotating the key take turns."""
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("security.code:" + community, 0))))
+
+
+def _published(community: str, now: datetime | None) -> ColumnElement[bool]:
+    """The current key, and each retired one until the last pass it may have signed ends."""
+    t = PASS_KEYS.c
+    at = now if now is not None else func.now()
+    # A key retired before rotations had a route has no end recorded: it stays published.
+    return (t.community == community) & or_(t.retired_at.is_(None), t.published_until.is_(None), t.published_until > at)
+
+
+async def public_keys(session: AsyncSession, community: str, now: datetime | None = None) -> dict[str, Ed25519PublicKey]:
     """Every key of the community that may have signed a pass still in its window."""
-    query = select(PASS_KEYS.c.id, PASS_KEYS.c.public_raw).where(PASS_KEYS.c.community == community)
+    query = select(PASS_KEYS.c.id, PASS_KEYS.c.public_raw).where(_published(community, now))
     return {row.id: public_key_from_raw(row.public_raw) for row in await session.execute(query)}
 
 
-async def published_jwks(session: AsyncSession, community: str) -> list[dict[str, str]]:
+async def published_jwks(session: AsyncSession, community: str, now: datetime | None = None) -> list[dict[str, str]]:
     await signing_key(session, community)
     query = (
         select(PASS_KEYS.c.id, PASS_KEYS.c.public_raw)
-        .where(PASS_KEYS.c.community == community)
+        .where(_published(community, now))
         .order_by(PASS_KEYS.c.retired_at.desc().nulls_first(), PASS_KEYS.c.created_at.desc())
     )
     return [jwk(row.id, row.public_raw) for row in await session.execute(query)]
+
+
+async def rotate(session: AsyncSession, community: str, now: datetime) -> list[dict[str, str]]:
+    """Retire the current key (published until the community's last pass ends) and make the next;
+    the published keys after it, the new one first. Runs in the caller's transaction."""
+    await lock_issuing(session, community)
+    last_pass_ends = await session.scalar(select(func.max(PASSES.c.valid_until)).where(PASSES.c.community == community))
+    t = PASS_KEYS.c
+    retire = update(PASS_KEYS).where(t.community == community, t.retired_at.is_(None))
+    await session.execute(retire.values(retired_at=now, published_until=max(last_pass_ends or now, now)))
+    return await published_jwks(session, community, now)

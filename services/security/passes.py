@@ -39,7 +39,7 @@ async def issue_pass(session: AsyncSession, who: Principal, body: PassCreate, ma
             raise problems.NotAResident()
         # One community's issuing is serialised while a code is picked, so two live passes never
         # share a keypad code.
-        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("security.code:" + who.community, 0))))
+        await pass_keys.lock_issuing(session, who.community)
         code = await _free_code(session, who.community, now)
         # Drawn under the same lock, held to commit: issue numbers commit in order (device_sync.py).
         issued_seq = await session.scalar(select(ISSUE_SEQ.next_value()))

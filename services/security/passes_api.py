@@ -17,7 +17,7 @@ from services.kit.pagination import Page, PageDep
 from services.kit.problems import Forbidden, problem_responses
 from services.security import device_sync, pass_keys, passes
 from services.security import problems as p
-from services.security.api import CurrentDevice, Resident, Staff
+from services.security.api import CurrentDevice, OnWatch, PropertyAdmin, Resident
 from services.security.schemas import (
     DevicePass,
     ExpectedVisitor,
@@ -75,7 +75,7 @@ async def revoke_pass(pass_id: Text, who: Resident, session: SessionDep) -> Any:
 
 @pass_routes.get("/expected-visitors", response_model=Page[ExpectedVisitor])
 async def expected_visitors(
-    who: Staff,
+    who: OnWatch,
     session: SessionDep,
     request: Request,
     page: PageDep,
@@ -84,7 +84,7 @@ async def expected_visitors(
 ) -> Any:
     """The day's expected visitors per building: windows and entry counts, never who.
 
-    By building, then start; cursor-paginated. Staff may call it.
+    By building, then start; cursor-paginated. Staff and security guards may call it.
     """
     settings: Settings = request.app.state.settings
     today = day or datetime.now(UTC).astimezone(ZoneInfo(settings.community_timezone)).date()
@@ -96,10 +96,24 @@ async def expected_visitors(
 async def published_pass_keys(who: CurrentDevice, session: SessionDep) -> PublishedKeys:
     """The community's public pass keys (JWK, Ed25519): all a door needs to verify a pass offline.
 
-    A device or staff may call it.
+    The current key first, then retired keys while a pass they may have signed is in its window. A device may call it.
     """
     async with session.begin():
         keys = await pass_keys.published_jwks(session, who.community)
+    return PublishedKeys(community=who.community, keys=keys)
+
+
+@pass_routes.post("/pass-keys/rotation", response_model=PublishedKeys, responses=problem_responses(Forbidden))
+async def rotate_pass_keys(who: PropertyAdmin, session: SessionDep) -> PublishedKeys:
+    """Rotate the community's pass-signing key.
+
+    New passes are signed with a new key at once; the retired key stays published until the last
+    pass it may have signed ends, so doors that were offline keep admitting the passes they hold.
+    Returns the published keys, the new one first; devices refetch `GET /pass-keys` (and do when a
+    pass names a key they do not hold). A property_admin may call it.
+    """
+    async with session.begin():
+        keys = await pass_keys.rotate(session, who.community, datetime.now(UTC))
     return PublishedKeys(community=who.community, keys=keys)
 
 

@@ -1,4 +1,4 @@
-"""The whole platform for end-to-end tests: five services and the gateway, real servers, one namespace.
+"""The whole platform for end-to-end tests: the services and the gateway, real servers, one namespace.
 
 Each service runs its real app (lifespan: outbox relay, consumers, jobs) on its own fresh database
 and listens on a loopback port with uvicorn; the gateway proxies to those ports exactly as in
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,8 @@ from services.parking.app import create_app as create_parking
 from services.parking.settings import Settings as ParkingSettings
 from services.property.app import create_app as create_property
 from services.property.settings import Settings as PropertySettings
+from services.security.app import create_app as create_security
+from services.security.settings import Settings as SecuritySettings
 from services.timebank.app import create_app as create_timebank
 from services.timebank.settings import Settings as TimebankSettings
 from tests.gateway.conftest import RecordingSender, gateway_template, running_gateway  # noqa: F401 (fixture)
@@ -58,25 +60,33 @@ class Platform:
         return found
 
 
-@pytest.fixture(scope="module")
-async def platform(
-    stack: TestStack,
-    gateway_template: str,  # noqa: F811 (the imported fixture)
-    tmp_path_factory: pytest.TempPathFactory,
+def service_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Callable[[Any], Any], type[Any], dict[str, Any]]]:
+    """Every service an e2e platform may run: its app factory, settings and the tests' overrides."""
+    sms_log = str(tmp_path_factory.mktemp("notify") / "sms.log")
+    return {
+        "timebank": (create_timebank, TimebankSettings, {}),
+        "parking": (create_parking, ParkingSettings, {"expire_holds_every_s": 3600.0}),
+        "property": (create_property, PropertySettings, {"sla_check_interval_s": 3600}),
+        "governance": (create_governance, GovernanceSettings, {}),
+        "citysync": (create_citysync, CitysyncSettings, {"stats_every_s": 3600.0}),
+        "notify": (create_notify, NotifySettings, {"sms_outbox_path": sms_log}),
+        # The sweeps and the purge are not what these tests are about: they stay out of the way.
+        "security": (create_security, SecuritySettings, {"sweep_every_s": 3600.0, "purge_every_s": 3600.0}),
+    }
+
+
+@asynccontextmanager
+async def start_platform(
+    stack: TestStack, template: str, tmp_path_factory: pytest.TempPathFactory, names: tuple[str, ...] = SERVICES
 ) -> AsyncIterator[Platform]:
+    """The named services (in order) and the gateway in front of them, on one Kafka namespace."""
     namespace = new_namespace()
-    specs: list[tuple[str, Callable[[Any], Any], type[Any], dict[str, Any]]] = [
-        ("timebank", create_timebank, TimebankSettings, {}),
-        ("parking", create_parking, ParkingSettings, {"expire_holds_every_s": 3600.0}),
-        ("property", create_property, PropertySettings, {"sla_check_interval_s": 3600}),
-        ("governance", create_governance, GovernanceSettings, {}),
-        ("citysync", create_citysync, CitysyncSettings, {"stats_every_s": 3600.0}),
-        ("notify", create_notify, NotifySettings, {"sms_outbox_path": str(tmp_path_factory.mktemp("notify") / "sms.log")}),
-    ]
+    specs = service_specs(tmp_path_factory)
     async with AsyncExitStack() as exits:
         running: dict[str, RunningService] = {}
         urls: dict[str, str] = {}
-        for name, factory, settings_cls, overrides in specs:
+        for name in names:
+            factory, settings_cls, overrides = specs[name]
             svc = await exits.enter_async_context(
                 run_service(stack, name, factory, settings_cls, namespace=namespace, **overrides)
             )
@@ -86,7 +96,7 @@ async def platform(
         gateway = await exits.enter_async_context(
             running_gateway(
                 stack,
-                gateway_template,
+                template,
                 namespace=namespace,
                 upstreams=urls,
                 rate_limit_user="100000/minute",
@@ -102,6 +112,16 @@ async def platform(
         everyone = [*running.values(), gateway]
         await asyncio.gather(*(asyncio.wait_for(c.ready.wait(), 60) for s in everyone for c in s.state.consumers))
         yield Platform(stack=stack, services=running, gateway=gateway, namespace=namespace, client=client)
+
+
+@pytest.fixture(scope="module")
+async def platform(
+    stack: TestStack,
+    gateway_template: str,  # noqa: F811 (the imported fixture)
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Platform]:
+    async with start_platform(stack, gateway_template, tmp_path_factory) as started:
+        yield started
 
 
 async def wait_until(

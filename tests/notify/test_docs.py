@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notify.catalogue import KINDS, LEFT_OUT, BuildingBackup, Kind, Named, Recipient, StaffInRole, TicketResident
+from services.notify.catalogue import (
+    KINDS,
+    LEFT_OUT,
+    BuildingBackup,
+    Kind,
+    Named,
+    Recipient,
+    StaffHolding,
+    StaffInRole,
+    TicketResident,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "notify.md"
 
@@ -19,6 +29,8 @@ def who(recipient: Recipient) -> str:
             return "the building's backup steward"
         case StaffInRole(field):
             return f"staff in the role `{field}` names"
+        case StaffHolding(role):
+            return f"every `{role}`"
 
 
 def table_row(kind: Kind) -> str:

@@ -3,7 +3,10 @@ urgently, once each, however often the event arrives."""
 
 from __future__ import annotations
 
-from tests.notify.conftest import Community, now
+import uuid
+
+from tests.notify.conftest import Community, now, wait_until
+from tests.support.harness import RunningService
 
 
 async def test_an_alarm_tells_the_steward_and_the_relative_once_each(community: Community) -> None:
@@ -62,3 +65,35 @@ async def test_a_device_outage_and_its_end_tell_the_buildings_steward_once_each(
     notes = await c.wait_for_inbox("st-3", 2, "steward")
     assert sorted(n["kind"] for n in notes) == ["security.device_back", "security.device_offline"]
     assert all("door-b1-east" in n["body"] for n in notes)
+
+
+async def test_an_alarm_tells_every_security_guard_of_the_community_once_and_no_one_elses(
+    community: Community, notify: RunningService
+) -> None:
+    c = community
+    elsewhere = Community(stack=c.stack, svc=notify, id=f"c-{uuid.uuid4().hex[:10]}")
+    staff = [(c, "guard-1", ["security_guard"]), (c, "guard-2", ["security_guard"]), (c, "adm-1", ["property_admin"])]
+    staff.append((elsewhere, "guard-9", ["security_guard"]))
+    for where, person, roles in staff:
+        registered = where.event(
+            "property.staff.registered.v1", person, staff_id=person, name="蒋保安", username=person, roles=roles
+        )
+        await where.publish(registered)
+
+    async def directory_known() -> bool:
+        sql = "SELECT person_id FROM people WHERE community IN (:community, :other) AND cardinality(roles) > 0"
+        rows = await c.rows(sql, other=elsewhere.id)
+        return len(rows) == 4
+
+    await wait_until(directory_known)  # other keys, other partitions: no order with the alarm
+    data = {"alarm_id": "al-3", "kind": "door_forced", "building_id": "b1", "household_id": None, "device_id": "door-1"}
+    alarm = c.event("security.alarm.raised.v1", "al-3", steward_id="st-4", relative_id=None, raised_at=now(), **data)
+    await c.publish(alarm)
+    await c.publish(alarm)  # redelivered
+    for guard in ("guard-1", "guard-2"):
+        notes = await c.wait_for_inbox(guard, 1, "security_guard")
+        assert [(n["kind"], n["urgency"]) for n in notes] == [("security.alarm", "urgent")]
+    await c.wait_for_inbox("st-4", 1, "steward")
+    rows = await c.rows("SELECT recipient_id FROM notifications WHERE community = :community ORDER BY recipient_id")
+    assert [r.recipient_id for r in rows] == ["guard-1", "guard-2", "st-4"]
+    assert await elsewhere.inbox("guard-9", "security_guard") == []

@@ -125,3 +125,49 @@ async def test_an_incident_in_an_unknown_building_opens_nothing(svc: RunningServ
     )
     assert await replicas(svc, 1)[0].apply(event)
     assert await incident_tickets(w, w.as_admin()) == []
+
+
+async def test_a_security_guard_reads_the_security_tickets_only_and_works_none(svc: RunningService, world: World) -> None:
+    w = world
+    guard = await w.post("/staff", {"name": "蒋保安", "username": "guard.jiang", "roles": ["security_guard"]}, w.as_admin())
+    assert guard["roles"] == ["security_guard"]
+    as_guard = w.stack.auth(guard["id"], "security_guard", community=COMMUNITY)
+    residents_ticket = await w.submit("wang")
+    raised = {
+        "alarm_id": "al-g",
+        "kind": "smoke",
+        "building_id": w.buildings["B1"],
+        "device_id": "smoke-1",
+        "steward_id": w.stewards["wu"],
+        "raised_at": datetime.now(UTC).isoformat(),
+    }
+    assert await replicas(svc, 1)[0].apply(security_event("security.alarm.raised.v1", "al-g", **raised))
+    [alarm_ticket] = await incident_tickets(w, w.as_admin())
+
+    # The guard's list holds the alarm's ticket and nothing of the residents'; so does a filtered one.
+    for params in ({}, {"building_id": w.buildings["B1"]}, {"sort": "due_at"}):
+        r = await w.client.get("/tickets", params=params, headers=as_guard)
+        assert r.status_code == 200, r.text
+        assert [t["id"] for t in r.json()["items"]] == [alarm_ticket["id"]]
+    r = await w.client.get(f"/tickets/{alarm_ticket['id']}", headers=as_guard)
+    assert r.status_code == 200 and r.json()["incident_id"] == "alarm:al-g"
+    r = await w.client.get(f"/tickets/{alarm_ticket['id']}/steps", headers=as_guard)
+    assert [s["action"] for s in r.json()["items"]] == ["submit"]
+    # A resident's ticket is 404 to a guard, by id, steps and payments alike.
+    for path in ("", "/steps", "/payments"):
+        r = await w.client.get(f"/tickets/{residents_ticket['id']}{path}", headers=as_guard)
+        assert r.status_code == 404, (path, r.text)
+    # The steward works the alarm's ticket; a guard may not (403), neither it nor a resident's (404).
+    for action in ("accept", "cancel", "close"):
+        body = {"reason": "误报"} if action in ("cancel", "close") else None
+        await w.act(alarm_ticket["id"], action, as_guard, body, status=403)
+    await w.act(residents_ticket["id"], "cancel", as_guard, {"reason": "x"}, status=404)
+    r = await w.client.get("/queue", headers=as_guard)
+    assert r.status_code == 403, r.text
+    # Another community's guard sees neither.
+    elsewhere = w.stack.auth(guard["id"], "security_guard", community="another-community")
+    r = await w.client.get(f"/tickets/{alarm_ticket['id']}", headers=elsewhere)
+    assert r.status_code == 404, r.text
+    r = await w.client.get("/tickets", headers=elsewhere)
+    assert r.status_code == 200 and r.json()["items"] == []
+    await w.act(alarm_ticket["id"], "accept", w.as_steward("wu"))
