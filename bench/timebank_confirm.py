@@ -18,13 +18,15 @@ client. Target >= 3 x pgbench.
 
 Beside each figure, the CPU each transaction cost, read from /proc: PostgreSQL (the postmaster and
 its backends) and the Python that sent it (this process in-process, the server over HTTP; pgbench's
-and wrk's clients from `getrusage`), with commits per second from `pg_stat_database`. A machine
+and wrk's clients from `getrusage`), with commits per second from `pg_stat_database` and WAL
+records per transaction from `pg_stat_wal` (a count the machine's load does not move). A machine
 whose PostgreSQL is fast and whose Python is slow moves the ratio; these figures show which side
 moved.
 
 The pending transfers to confirm are prepared in bulk by SQL, consistent with the ledger (bench
 set-up, not the code under test); the service, and the use case with the others, each have their
-own database. `BENCH_DURATION_S` (6), `BENCH_ROUNDS` (3). Run: `.venv/bin/python -m bench.timebank_confirm`.
+own database. The bench runs on uvloop, as the services do (`BENCH_LOOP=asyncio`
+for the standard loop). `BENCH_DURATION_S` (6), `BENCH_ROUNDS` (3). Run: `.venv/bin/python -m bench.timebank_confirm`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import uvloop
 
 from bench.confirm_parts.ledger_setup import (
     COMMUNITY,
@@ -55,6 +58,7 @@ from bench.confirm_parts.ledger_setup import (
     pgbench_tps,
     postgres_pids,
     prepare,
+    wal_records,
 )
 from bench.confirm_parts.over_http import confirm_over_http, start_servers
 from bench.gateway_get import cpu_seconds
@@ -111,13 +115,16 @@ async def timed(url: str, one: Any, warm: list[uuid.UUID], ids: list[uuid.UUID],
     """Warm up on `warm`, then confirm `ids` for DURATION_S, with this process's and PostgreSQL's
     CPU per confirmation."""
     await drive(one, warm, 60)
-    py, db, committed = time.process_time(), cpu_seconds(pg), await commits(url)
+    committed, logged = await commits(url), await wal_records(url)
+    py, db = time.process_time(), cpu_seconds(pg)
     done, elapsed, lat = await drive(one, ids, DURATION_S)
+    py, db = time.process_time() - py, cpu_seconds(pg) - db
     return {
         "tps": done / elapsed,
-        "python_ms": (time.process_time() - py) * 1000 / max(1, done),
-        "postgres_ms": (cpu_seconds(pg) - db) * 1000 / max(1, done),
+        "python_ms": py * 1000 / max(1, done),
+        "postgres_ms": db * 1000 / max(1, done),
         "commits_per_s": (await commits(url) - committed) / elapsed,
+        "wal_records": (await wal_records(url) - logged) / max(1, done),
         "latencies": lat,
     }
 
@@ -209,11 +216,11 @@ def show(name: str, f: dict[str, Any], baseline: float) -> str:
     line += f"  PostgreSQL {f['postgres_ms']:.3f} ms"
     if "client_ms" in f:
         line += f"  wrk {f['client_ms']:.3f} ms  other server {f['others_ms']:.3f} ms  non-2xx {f['errors']:.0f}"
-    return line + f"  {f['commits_per_s']:,.0f} commits/s"
+    return line + f"  {f['commits_per_s']:,.0f} commits/s  {f['wal_records']:.1f} WAL records"
 
 
 def cpu_of(f: dict[str, Any]) -> dict[str, float]:
-    return {k: round(v, 3) for k, v in f.items() if k.endswith("_ms") or k == "commits_per_s"}
+    return {k: round(v, 3) for k, v in f.items() if k.endswith("_ms") or k in ("commits_per_s", "wal_records")}
 
 
 async def main() -> None:
@@ -233,7 +240,8 @@ async def main() -> None:
         baselines: list[float] = []
         figures: dict[str, list[dict[str, Any]]] = {k: [] for k in ["pgbench", *BUDGET_PER_S]}
         for n in range(ROUNDS):
-            db, client, committed = cpu_seconds(pg), children_cpu_s(), await commits(pgbench_url)
+            committed, logged = await commits(pgbench_url), await wal_records(pgbench_url)
+            db, client = cpu_seconds(pg), children_cpu_s()
             baselines.append(pgbench_tps(pgbench_url, DURATION_S))
             transactions = baselines[-1] * int(DURATION_S)
             figures["pgbench"].append(
@@ -242,6 +250,7 @@ async def main() -> None:
                     "postgres_ms": (cpu_seconds(pg) - db) * 1000 / transactions,
                     "client_ms": (children_cpu_s() - client) * 1000 / transactions,
                     "commits_per_s": (await commits(pgbench_url) - committed) / int(DURATION_S),
+                    "wal_records": (await wal_records(pgbench_url) - logged) / transactions,
                 }
             )
             budget = {k: int(v * DURATION_S) for k, v in BUDGET_PER_S.items()}
@@ -257,7 +266,8 @@ async def main() -> None:
             p = figures["pgbench"][-1]
             print(
                 f"round {n + 1} (load {os.getloadavg()[0]:.1f})\n  pgbench      {p['tps']:>7,.0f} tps"
-                f"  PostgreSQL {p['postgres_ms']:.3f} ms  client {p['client_ms']:.3f} ms  {p['commits_per_s']:,.0f} commits/s",
+                f"  PostgreSQL {p['postgres_ms']:.3f} ms  client {p['client_ms']:.3f} ms  {p['commits_per_s']:,.0f} commits/s"
+                f"  {p['wal_records']:.1f} WAL records",
                 flush=True,
             )
             for name in BUDGET_PER_S:
@@ -311,4 +321,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The services run on uvloop (uvicorn's default when it is installed, as in the image), so the
+    # use case is measured on it too; BENCH_LOOP=asyncio for the standard loop.
+    if os.environ.get("BENCH_LOOP", "uvloop") == "uvloop":
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -90,6 +90,17 @@ async def commits(url: str) -> int:
     return int(n)
 
 
+async def wal_records(url: str) -> int:
+    """WAL records the server has written so far (every database: the bench's ways take turns, so
+    a difference belongs to the one running). Unlike CPU time, a count the machine's load does not
+    move: what a transaction makes PostgreSQL log."""
+    engine = make_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        n = (await conn.execute(text("SELECT wal_records FROM pg_stat_wal"))).scalar_one()
+    await engine.dispose()
+    return int(n)
+
+
 async def add_to_totals(conn: AsyncConnection, phase: Literal["pending", "posted"]) -> None:
     """Add the transfers the bench wrote by SQL (open pending ones, or posted ones) to their
     accounts' totals, as the ledger would have."""

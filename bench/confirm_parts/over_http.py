@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.confirm_parts.ledger_setup import CONCURRENCY, children_cpu_s, commits
+from bench.confirm_parts.ledger_setup import CONCURRENCY, children_cpu_s, commits, wal_records
 from bench.gateway_get import Server, cpu_seconds, uvicorn_process
 from tests.support.stack import TestStack
 
@@ -121,7 +121,7 @@ async def confirm_over_http(
     script = wrk_script(work, side.path, token, timed)
     server, db, client = cpu_seconds(side.server.pids), cpu_seconds(pg), children_cpu_s()
     idle = sum(cpu_seconds(o.server.pids) for o in others)
-    committed = await commits(side.database_url)
+    committed, logged = await commits(side.database_url), await wal_records(side.database_url)
     rps, done, errors, p50 = await wrk(url, script, duration_s)
     n = max(1.0, done)
     figures = {
@@ -133,6 +133,7 @@ async def confirm_over_http(
         "client_ms": (children_cpu_s() - client) * 1000 / n,
         "others_ms": (sum(cpu_seconds(o.server.pids) for o in others) - idle) * 1000 / n,
         "commits_per_s": (await commits(side.database_url) - committed) / duration_s,
+        "wal_records": (await wal_records(side.database_url) - logged) / n,
     }
     os.remove(script)
     return figures
