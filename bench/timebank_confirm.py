@@ -134,8 +134,10 @@ async def confirm_usecase(url: str, warm: list[uuid.UUID], ids: list[uuid.UUID],
     maker = make_sessionmaker(engine)
 
     async def one(pending: uuid.UUID) -> None:
-        async with maker() as session:
-            await resolution.confirm(session, WORKER, pending, ConfirmIn(id=uuid.uuid4()))
+        # A session per confirmation, made as the service's `get_session` makes a request's: not
+        # closed afterwards, as it holds no connection once the one statement is done (closing it
+        # is a task and an expunge per call that no request pays).
+        await resolution.confirm(maker(), WORKER, pending, ConfirmIn(id=uuid.uuid4()))
 
     try:
         return await timed(url, one, warm, ids, pg)
