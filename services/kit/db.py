@@ -17,9 +17,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, Result, Table
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -161,7 +162,8 @@ async def _on_pooled_connection(session: AsyncSession, method: str, sql: str, ar
     bind = session.bind
     if not isinstance(bind, AsyncEngine):
         raise RuntimeError("fetch_alone needs a session bound to an AsyncEngine")
-    pooled = await bind.raw_connection()  # the pool's connection without a Connection around it
+    # The pool's connection without a Connection around it: one it holds idle at once, else the usual way.
+    pooled = _idle_connection(bind) or await bind.raw_connection()
     try:
         driver = pooled.driver_connection
         assert driver is not None  # an open pooled connection
@@ -169,9 +171,33 @@ async def _on_pooled_connection(session: AsyncSession, method: str, sql: str, ar
     except Exception as error:
         raise await _as_sqlalchemy_error(bind, pooled, sql, args, error) from error
     finally:
-        # Under greenlet_spawn, as SQLAlchemy's AsyncConnection returns its own: giving an overflow
-        # connection back to a full pool (or dropping a broken one) closes it, an await in the driver.
-        await greenlet_spawn(pooled.close)
+        pool = bind.sync_engine.pool
+        if pooled.is_valid and isinstance(pool, QueuePool) and pool.checkedin() < pool.size():
+            pooled.close()  # back into a pool with room: no I/O
+        else:
+            # Under greenlet_spawn, as SQLAlchemy's AsyncConnection returns its own: giving an overflow
+            # connection back to a full pool (or dropping a broken one) closes it, an await in the driver.
+            await greenlet_spawn(pooled.close)
+
+
+def _idle_connection(engine: AsyncEngine) -> Any:
+    """A connection the pool holds idle, checked out without greenlet_spawn, or None.
+
+    A greenlet per checkout cost about 45 µs of CPU more per statement than this (uvloop, one
+    statement at a time: 93-122 against 46-62 µs with the checkout and return, 26 for the statement
+    alone). The checkout itself does no I/O when the pool has an idle connection, unless that one
+    is due to be replaced (recycled or invalidated): SQLAlchemy then raises MissingGreenlet before
+    any await (closing the connect coroutine it was given) and puts the record back, and the
+    caller checks out the usual way, which reconnects. The connection being replaced is then
+    terminated rather than closed with a goodbye to the server, as SQLAlchemy does outside a greenlet.
+    """
+    pool = engine.sync_engine.pool
+    if not isinstance(pool, QueuePool) or pool.checkedin() == 0:
+        return None
+    try:
+        return engine.sync_engine.raw_connection()
+    except MissingGreenlet:
+        return None
 
 
 @dataclass(frozen=True)

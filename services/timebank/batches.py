@@ -123,6 +123,7 @@ async def _post_legs(session: AsyncSession, worker: Principal, data: BatchIn, fp
         ).all()
     }
     today = domain.local_today(now)
+    confirmed_at = now.isoformat()
     legs: list[Leg] = []
     events: list[dict[str, Any]] = []  # ServiceConfirmed data as dicts: a model per leg costs more than its write
     for index, item in enumerate(data.transfers):
@@ -148,13 +149,13 @@ async def _post_legs(session: AsyncSession, worker: Principal, data: BatchIn, fp
                 domain.check_withdrawal_allowed(elder.birth_date, today, settings.withdrawal_age)
             events.append(
                 {
-                    "transfer_id": str(item.id),
+                    "transfer_id": str(item.id),  # also the event's key
                     "community": community,
                     "volunteer_id": credit.owner_id or "",
                     "elder_id": item.elder_id or "",
                     "minutes": item.minutes,
                     "service_type": item.service_type or "other",
-                    "confirmed_at": now.isoformat(),
+                    "confirmed_at": confirmed_at,
                 }
             )
         legs.append(

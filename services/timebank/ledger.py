@@ -13,6 +13,7 @@ the in-memory checks should the code ever be wrong.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from services.timebank.problems import AccountNotFound, SameAccount
 _NS = uuid.UUID("0b7f1f5e-5b0c-4bb4-9a53-2f4d4f1d2a11")
 
 
+@functools.lru_cache(maxsize=1024)  # a community's pool id never changes; every confirmation and batch asks for it
 def pool_account_id(community: str) -> uuid.UUID:
     """The community pool's (公益池) account id, derived so no lookup is needed."""
     return uuid.uuid5(_NS, f"{community}:pool")

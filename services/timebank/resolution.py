@@ -159,6 +159,20 @@ async def confirm(
     (`fetch_alone`: no BEGIN/COMMIT round trips, no lock held across one), or joins the caller's
     when one is open. What it refuses is raised here and recorded like any refused transfer id.
     """
+    fp, args = confirmation_args(principal, pending_id, data)
+    row = await retrying(partial(_confirm_alone, session, args))
+    if row.outcome in ("posted", "replayed"):
+        return row
+    if row.outcome in ("conflict", "stored"):
+        raise reuse_problem(data.id, row.outcome, row.detail)
+    problem = confirm_refusal(json_detail(row.detail))
+    problem.extensions.setdefault("transfer_id", str(data.id))
+    return await record_refusal(session, community=principal.community, transfer_id=data.id, fp=fp, problem=problem)
+
+
+def confirmation_args(principal: Principal, pending_id: uuid.UUID, data: ConfirmIn) -> tuple[str, tuple[object, ...]]:
+    """The fingerprint of the request and `tb_confirm_service`'s arguments, in its order (the
+    benchmark's raw asyncpg loop sends the same)."""
     community = principal.community
     fp = ledger.fingerprint("confirm", principal.subject, {"pending": str(pending_id), **data.model_dump(mode="json")})
     traceparent, tracestate = current_traceparent()
@@ -184,14 +198,7 @@ async def confirm(
         traceparent,
         tracestate,
     )
-    row = await retrying(partial(_confirm_alone, session, args))
-    if row.outcome in ("posted", "replayed"):
-        return row
-    if row.outcome in ("conflict", "stored"):
-        raise reuse_problem(data.id, row.outcome, row.detail)
-    problem = confirm_refusal(json_detail(row.detail))
-    problem.extensions.setdefault("transfer_id", str(data.id))
-    return await record_refusal(session, community=community, transfer_id=data.id, fp=fp, problem=problem)
+    return fp, args
 
 
 async def _void(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, bindparam, select, text
@@ -129,6 +131,36 @@ async def test_fetch_alone_closes_overflow_connections_it_returns_to_a_full_pool
                 )
             ).scalar_one()
         assert open_now == 1  # only the pool's one kept connection (this one)
+    finally:
+        await engine.dispose()
+        await stack.drop_database(url)
+
+
+async def test_fetch_alone_replaces_an_idle_connection_the_pool_must_reconnect(
+    stack: TestStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """fetch_alone takes an idle connection without a greenlet; one that must first be replaced
+    (here: invalidated, as after an outage; or due for recycling) needs I/O, so it goes the usual
+    way and reconnects, with no error logged and no coroutine left unawaited."""
+    url = await stack.empty_database("kit_db_reconnect")
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    maker = make_sessionmaker(engine)
+    try:
+        session = maker()
+        first = (await fetch_alone(session, "SELECT pg_backend_pid() AS pid")).pid
+        assert (await fetch_alone(session, "SELECT pg_backend_pid() AS pid")).pid == first  # the idle one, reused
+        async with engine.connect() as conn:
+            await conn.invalidate()  # the pool keeps the record, without a connection
+        assert engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+        with caplog.at_level("ERROR", logger="sqlalchemy.pool"), warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            second = (await fetch_alone(session, "SELECT pg_backend_pid() AS pid")).pid
+            gc.collect()
+        assert second != first
+        assert not [w for w in warned if "never awaited" in str(w.message)], [str(w.message) for w in warned]
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+        assert (await fetch_alone(session, "SELECT pg_backend_pid() AS pid")).pid == second
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
         await stack.drop_database(url)
