@@ -24,7 +24,7 @@ from services.kit.telemetry import current_traceparent
 from services.security import problems
 from services.security.events import publisher
 from services.security.models import ACCESS_EVENTS, CREDENTIALS, DEVICES, RESIDENTS, AccessEvent
-from services.security.schemas import AccessAccepted, AccessBatch, AccessEventPublic, CredentialCreate
+from services.security.schemas import AccessAccepted, AccessEventPublic, CredentialCreate, IncomingAccessBatch
 
 # The whole batch in one statement, alone in its own transaction (no BEGIN/COMMIT round trips):
 # sql/security_ingest.sql checks the device, inserts, publishes and moves the watches.
@@ -34,23 +34,23 @@ _INGEST = (
 )
 
 
-async def ingest(session: AsyncSession, who: Principal, batch: AccessBatch, max_batch: int) -> AccessAccepted:
-    if len(batch.events) > max_batch:
+async def ingest(session: AsyncSession, who: Principal, batch: IncomingAccessBatch, max_batch: int) -> AccessAccepted:
+    events = batch["events"]
+    if len(events) > max_batch:
         raise problems.BatchTooLarge((f"每批最多 {max_batch} 条", f"At most {max_batch} events per batch"))
-    events = batch.events
     traceparent, tracestate = current_traceparent()
     row = await fetch_alone(
         session,
         _INGEST,
         who.community,
         who.subject,
-        [e.event_id for e in events],
-        [e.direction.value for e in events],
-        [e.credential_kind.value for e in events],
-        [e.credential_id for e in events],
-        [e.pass_id for e in events],
-        [e.plate for e in events],
-        [e.occurred_at for e in events],
+        [e["event_id"] for e in events],
+        [e["direction"] for e in events],  # a StrEnum is its text
+        [e["credential_kind"] for e in events],
+        [e.get("credential_id") for e in events],
+        [e.get("pass_id") for e in events],
+        [e.get("plate") for e in events],
+        [e["occurred_at"] for e in events],
         datetime.now(UTC),
         publisher.topic,
         publisher.source,
