@@ -28,7 +28,7 @@ from services.security.schemas import AccessAccepted, AccessEventPublic, Credent
 
 # The whole batch in one statement, alone in its own transaction (no BEGIN/COMMIT round trips):
 # sql/security_ingest.sql checks the device, inserts, publishes and moves the watches.
-_INGEST = (
+INGEST = (
     "SELECT security_ingest($1, $2, $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],"
     " $9::timestamptz[], $10, $11, $12, $13, $14) AS stored"
 )
@@ -41,7 +41,7 @@ async def ingest(session: AsyncSession, who: Principal, batch: IncomingAccessBat
     traceparent, tracestate = current_traceparent()
     row = await fetch_alone(
         session,
-        _INGEST,
+        INGEST,
         who.community,
         who.subject,
         [e["event_id"] for e in events],
