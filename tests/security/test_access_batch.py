@@ -143,3 +143,20 @@ async def test_a_bad_event_is_a_422_problem_naming_its_field_and_nothing_is_stor
     assert [e["field"] for e in r.json()["errors"]] == ["events.1.plate"]
     stored = await c.rows("SELECT count(*) AS n FROM access_events WHERE community = :community")
     assert stored[0].n == 0
+
+
+async def test_an_optional_field_only_some_events_carry_is_stored_on_those_events(community: Community) -> None:
+    """A column no event of the batch has is sent as NULL: the others keep their values, in order."""
+    c = community
+    gate = await c.device("gate-1", kind="gate")
+    events = [access("e1"), access("e2"), access("e3", credential_kind="plate", plate="浙K12345")]
+    assert (await c.client.post("/access-events", json={"events": events}, headers=gate)).json()["stored"] == 3
+    rows = await c.rows(
+        "SELECT device_event_id, credential_id, pass_id, plate FROM access_events WHERE community = :community"
+        " ORDER BY device_event_id"
+    )
+    assert [(r.device_event_id, r.credential_id, r.pass_id, r.plate) for r in rows] == [
+        ("e1", None, None, None),
+        ("e2", None, None, None),
+        ("e3", None, None, "浙K12345"),
+    ]
