@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-NOT_BENCHMARKS = {"__init__", "harness", "run", "lean_routes", "request_cpu"}  # request_cpu: a diagnostic
+NOT_BENCHMARKS = {"__init__", "harness", "run", "lean_routes", "lean_security", "request_cpu"}  # request_cpu: a diagnostic
 
 
 def main(prefix: str = "") -> int:

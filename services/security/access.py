@@ -24,33 +24,33 @@ from services.kit.telemetry import current_traceparent
 from services.security import problems
 from services.security.events import publisher
 from services.security.models import ACCESS_EVENTS, CREDENTIALS, DEVICES, RESIDENTS, AccessEvent
-from services.security.schemas import AccessAccepted, AccessBatch, AccessEventPublic, CredentialCreate
+from services.security.schemas import AccessAccepted, AccessEventPublic, CredentialCreate, IncomingAccessBatch
 
 # The whole batch in one statement, alone in its own transaction (no BEGIN/COMMIT round trips):
 # sql/security_ingest.sql checks the device, inserts, publishes and moves the watches.
-_INGEST = (
+INGEST = (
     "SELECT security_ingest($1, $2, $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],"
     " $9::timestamptz[], $10, $11, $12, $13, $14) AS stored"
 )
 
 
-async def ingest(session: AsyncSession, who: Principal, batch: AccessBatch, max_batch: int) -> AccessAccepted:
-    if len(batch.events) > max_batch:
+async def ingest(session: AsyncSession, who: Principal, batch: IncomingAccessBatch, max_batch: int) -> AccessAccepted:
+    events = batch["events"]
+    if len(events) > max_batch:
         raise problems.BatchTooLarge((f"每批最多 {max_batch} 条", f"At most {max_batch} events per batch"))
-    events = batch.events
     traceparent, tracestate = current_traceparent()
     row = await fetch_alone(
         session,
-        _INGEST,
+        INGEST,
         who.community,
         who.subject,
-        [e.event_id for e in events],
-        [e.direction.value for e in events],
-        [e.credential_kind.value for e in events],
-        [e.credential_id for e in events],
-        [e.pass_id for e in events],
-        [e.plate for e in events],
-        [e.occurred_at for e in events],
+        [e["event_id"] for e in events],
+        [e["direction"] for e in events],  # a StrEnum is its text
+        [e["credential_kind"] for e in events],
+        optional_column([e.get("credential_id") for e in events]),
+        optional_column([e.get("pass_id") for e in events]),
+        optional_column([e.get("plate") for e in events]),
+        [e["occurred_at"] for e in events],
         datetime.now(UTC),
         publisher.topic,
         publisher.source,
@@ -62,6 +62,13 @@ async def ingest(session: AsyncSession, who: Principal, batch: AccessBatch, max_
     if row.stored:
         outbox_written(session)
     return AccessAccepted(received=len(events), stored=row.stored)
+
+
+def optional_column(values: list[str | None]) -> list[str | None] | None:
+    """An optional field's column, or NULL when no event of the batch has it (a door's usual batch
+    has no pass and no plate): the driver then encodes nothing (~20 us per column of 100), and the
+    statement's multi-array unnest reads a NULL array as all NULLs."""
+    return None if values.count(None) == len(values) else values
 
 
 async def enrol_credential(session: AsyncSession, who: Principal, body: CredentialCreate) -> None:

@@ -17,7 +17,7 @@ from services.security import access, alarms, devices
 from services.security import problems as p
 from services.security.schemas import (
     AccessAccepted,
-    AccessBatch,
+    AccessBatchBody,
     AccessEventPublic,
     AlarmPublic,
     AlarmReport,
@@ -92,7 +92,9 @@ async def enrol_credential(body: CredentialCreate, who: DeviceAdmin, session: Se
     response_model=AccessAccepted,
     responses=problem_responses(p.UnknownDevice, p.BatchTooLarge),
 )
-async def report_access_events(body: AccessBatch, who: CurrentDevice, session: SessionDep, request: Request) -> AccessAccepted:
+async def report_access_events(
+    body: AccessBatchBody, who: CurrentDevice, session: SessionDep, request: Request
+) -> AccessAccepted:
     """A device reports entries, exits and in-home activity in a batch.
 
     Each event is stored once by its `event_id`, however often the device retries. Only a registered device may call it.
