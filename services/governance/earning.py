@@ -140,6 +140,13 @@ async def _rules_for(session: AsyncSession, community: str, trigger: Trigger) ->
     return rules[key]
 
 
+async def communities_with_rules(session: AsyncSession, trigger: Trigger, communities: set[str]) -> set[str]:
+    """Which of `communities` have any rule (enabled or not) keyed on `trigger`: one statement, so a
+    batch of events can pass over those of communities that could grant nothing for them."""
+    query = select(col(Rule.community)).where(col(Rule.trigger) == trigger.value, col(Rule.community).in_(communities))
+    return set((await session.exec(query.distinct())).all())
+
+
 async def grant_for_event(
     session: AsyncSession,
     settings: Settings,
