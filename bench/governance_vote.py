@@ -8,9 +8,11 @@ owner each, an owners' decision opened on that roll. Baselines, same run, same d
   each figure is the best of three decisions with the same roll and ballots.
 
 Two figures:
-- `governance_vote` (target >= 0.5 x raw): `ballots.cast` called directly, 40 sessions in flight,
-  with every check it makes (decision open, option, voter on the frozen roll) and every write
-  (ballot with receipt, `ballot.cast.v1` outbox row), all in one `gov_cast_ballot` call. Beside the
+- `governance_vote` (target >= 0.5 x raw): `ballots.cast` called directly, 40 in flight, each with
+  a session as a route gets it, with every check it makes (decision open, option, voter on the
+  frozen roll) and every write (ballot with receipt, `ballot.cast.v1` outbox row), all in one
+  `gov_cast_ballot` call; the calls that find the cast lanes busy go in groups, one statement each
+  (services/governance/ballot_groups.py), as concurrent requests' ballots would. Beside the
   ratio, which a loaded machine bends, it reports the CPU each side costs per ballot: the database's
   (the measured connections' backends, from /proc/<pid>/schedstat) and this process's;
 - `governance_vote_tally` (target <= 3 x the grouped sum): closing the decision (`closing.close_due`:
