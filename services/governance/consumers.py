@@ -179,15 +179,12 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
     }
     return [
         # Grants are one statement each (gov_grant); one commit per fetched batch instead of per event.
-        # Points may appear half a second after what earned them: the kit's 10 ms long-poll kept this
-        # idle group fetching a hundred times a second, about 5 % of a core taken from the requests.
         ConsumerSpec(
             group=EARNING_GROUP,
             topics=["timebank.events", "parking.events", "governance.events"],
             handlers=earning_handlers,
             apply_in_batches=True,
             batch_handler=partial(apply_earning_batch, earning_handlers),
-            fetch_max_wait_ms=500,
         ),
         ConsumerSpec(group=PROPERTY_GROUP, topics=["property.events"], handlers=from_property),
     ]
