@@ -120,8 +120,12 @@ class BallotWriter:
         rows: list[Any] = [None] * len(group)  # failed or cancelled: each is sent again alone
         try:
             columns = zip(*(w.args for w in group), strict=True)
-            rows = await fetch_all_alone(group[0].session, CAST_GROUP_SQL, *(list(c) for c in columns))
-            self.groups_sent += 1
+            answered = await fetch_all_alone(group[0].session, CAST_GROUP_SQL, *(list(c) for c in columns))
+            if len(answered) == len(group):  # one row per ballot, as gov_cast_ballot answers each
+                rows = answered
+                self.groups_sent += 1
+            else:
+                self.groups_failed += 1
         except Exception:  # each ballot is sent again alone and meets the error itself
             self.groups_failed += 1
         finally:
