@@ -1,7 +1,8 @@
 """Ballots (表决票): one final ballot per voter key, cast in the app, by a recorded proxy, or on paper
 entered by a worker. The unique key (decision, voter key) is the rule; a retry of the same ballot
 by the same caster gets that ballot back, anything else a `BallotAlreadyCast`. A ballot is one call
-of `gov_cast_ballot` (sql/gov_cast_ballot.sql): every check and write in one round trip."""
+of `gov_cast_ballot` (sql/gov_cast_ballot.sql): every check and write in one round trip; in a burst,
+the ballots waiting for a free connection lane go together in one statement (ballot_groups.py)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.governance import problems
 from services.governance.accounts import now_utc
+from services.governance.ballot_groups import writer_for
 from services.governance.decision_models import BALLOTS, Ballot
 from services.governance.decision_schemas import BallotCreate, PaperBallotCreate
 from services.governance.decisions import decision_in
 from services.governance.events import BallotCast, publisher
 from services.kit.auth import Principal
-from services.kit.db import fetch_alone, transaction
+from services.kit.db import transaction
 from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, after_key_condition, make_page
 from services.kit.problems import Problem
@@ -53,12 +55,6 @@ class CastBallot:
     receipt: str
     cast_at: datetime
 
-
-# One round trip per ballot: the checks, the ballot and its event (sql/gov_cast_ballot.sql explains it).
-_CAST_SQL = (
-    "SELECT outcome, id, voter_key, household_id, option, channel, cast_by, on_behalf_of, proxy_basis, receipt, cast_at"
-    " FROM gov_cast_ballot($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-)
 
 _REFUSALS: dict[str, type[Problem]] = {
     "not-found": problems.DecisionNotFound,
@@ -113,15 +109,14 @@ async def _cast(
     channel: str,
     cast_by: str,
 ) -> CastBallot:
-    """One statement, its own transaction (`fetch_alone`): the decision's lock lasts as long as the
-    function, never across a round trip to this busy process."""
+    """One statement, its own transaction: the decision's lock lasts as long as the statement, never
+    across a round trip to this busy process. Sent alone, or with the ballots waiting beside it in
+    a burst (ballot_groups.py)."""
     now = now_utc()
     ballot_id = uuid.uuid4()
     # The function writes the event's data itself (the kind and the resident are what it reads).
     traceparent, tracestate = current_traceparent()
-    row = await fetch_alone(
-        session,
-        _CAST_SQL,
+    args = (
         community,
         decision_id,
         voter,
@@ -141,6 +136,7 @@ async def _cast(
         traceparent,
         tracestate,
     )
+    row = await writer_for(session).cast(session, args)
     assert row is not None
     refusal = _REFUSALS.get(row.outcome)
     if refusal is problems.NotOnRoll and household_id is not None:

@@ -5,7 +5,8 @@ theirs; at the deadline an offer short of its minimum lapses and nothing is char
 
 Pledges to one offer queue on its row lock (FOR UPDATE), so the minimum is met by exactly one pledge,
 also when two households take the last place at once, and the orders are published exactly once per
-household (the pledge's primary key is (offer, household))."""
+household (the pledge's primary key is (offer, household)). A household may withdraw its pledge while
+the offer is open, on the same lock."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -141,6 +142,25 @@ async def pledge(session: AsyncSession, resident: Principal, offer_id: uuid.UUID
             await _publish_orders(session, offer, every)
             await _publish_settled(session, offer, households)
         return pledged
+
+
+async def withdraw(session: AsyncSession, resident: Principal, offer_id: uuid.UUID) -> None:
+    """Withdraw the caller's household's pledge (any member may) while the offer is open and before
+    its deadline. It takes the offer's row lock as a pledge does, so it and the pledge that would
+    meet the minimum are ordered: if that pledge came first, the offer is `reached`, the orders are
+    out and the withdrawal is refused; if the withdrawal came first, the pledge counts without it."""
+    async with transaction(session):
+        offer = await _offer_in(session, resident.community, offer_id, lock=True)
+        if offer.status == "reached":
+            raise problems.PledgeOrdered()
+        if not domain.pledge_takes_part(offer.status, offer.deadline, now_utc()):
+            raise problems.PledgeOfferClosed()
+        household = await _household_of(session, resident)
+        if household is None:
+            raise problems.NoHousehold()
+        query = delete(PLEDGES).where(PLEDGES.c.offer_id == offer_id, PLEDGES.c.household_id == household)
+        if (await session.execute(query.returning(PLEDGES.c.household_id))).first() is None:
+            raise problems.PledgeNotFound()
 
 
 async def _publish_orders(session: AsyncSession, offer: PledgeOffer, pledges: Sequence[Pledge]) -> None:

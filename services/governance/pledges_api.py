@@ -56,3 +56,23 @@ async def pledge(offer_id: uuid.UUID, resident: Resident, session: SessionDep) -
     nothing is charged. Publishes `governance.pledge.ordered.v1` and `governance.pledge_offer.settled.v1`.
     """
     return await pledges.pledge(session, resident, offer_id)
+
+
+@router.delete(
+    "/pledge-offers/{offer_id}/pledges/mine",
+    status_code=204,
+    responses=problem_responses(
+        problems.PledgeOfferNotFound,
+        problems.PledgeNotFound,
+        problems.PledgeOrdered,
+        problems.PledgeOfferClosed,
+        problems.NoHousehold,
+    ),
+)
+async def withdraw(offer_id: uuid.UUID, resident: Resident, session: SessionDep) -> None:
+    """Withdraw my household's pledge while the offer is open and before its deadline.
+
+    Once the pledges met the minimum the pledge is an order (`pledge-ordered`, 409); a household
+    without a pledge to the offer gets `pledge-not-found` (404), as does another community's offer.
+    """
+    await pledges.withdraw(session, resident, offer_id)

@@ -201,6 +201,20 @@ class PledgeOfferClosed(Problem):
     title_en = "The offer takes no more pledges (its deadline passed or it lapsed)"
 
 
+class PledgeNotFound(Problem):
+    slug = "governance/pledge-not-found"
+    status = 404
+    title_zh = "本户未认购此项目"
+    title_en = "Your household has no pledge to this offer"
+
+
+class PledgeOrdered(Problem):
+    slug = "governance/pledge-ordered"
+    status = 409
+    title_zh = "已达成团，认购已转为订单，不能撤回"
+    title_en = "The offer reached its minimum: the pledge is an order now and can no longer be withdrawn"
+
+
 class NoHousehold(Problem):
     slug = "governance/no-household"
     status = 403

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import uuid
 
+from sqlmodel import col, select
+
+from services.governance.consumers import EARNING_GROUP
+from services.governance.models import Grant
+from services.kit.envelope import CloudEvent
 from tests.governance.conftest import Community, consumers_ready, wait_until
 from tests.governance.test_decisions import opened, person, small_estate, vote
 
@@ -47,3 +52,33 @@ async def test_a_ballot_earns_participation_points_once_per_decision(community: 
     assert (await community.points("o2"))["balance"] == 5
     assert (await community.points("o1"))["balance"] == 10
     assert (await community.points("son"))["balance"] == 0
+
+
+async def test_a_batch_grants_for_ballots_only_where_a_community_has_a_rule_on_them(community: Community) -> None:
+    """The earning group's batch passes over ballots of communities without a participation rule
+    (apply_earning_batch) and still grants, in the same batch, for those of a community with one."""
+    await community.fund(1000)
+    await community.rule(code="vote", name="参与表决", trigger="governance.ballot.cast.v1", points=5)
+    elsewhere = f"other-{uuid.uuid4().hex[:8]}"
+    decision_id = str(uuid.uuid4())
+
+    def ballot(where: str, resident_id: str) -> CloudEvent:
+        data = {
+            "ballot_id": str(uuid.uuid4()),
+            "decision_id": decision_id,
+            "community": where,
+            "kind": "owners_ordinary",
+            "channel": "app",
+            "resident_id": resident_id,
+            "cast_at": "2026-12-05T12:00:00+00:00",
+        }
+        return CloudEvent(type="governance.ballot.cast.v1", source="/services/governance", key=decision_id, data=data)
+
+    events = [ballot(elsewhere, "b1"), ballot(community.id, "a1"), ballot(elsewhere, "b2"), ballot(community.id, "a2")]
+    [earning] = [c for c in community.svc.state.consumers if c.spec.group == EARNING_GROUP]
+    assert await earning.apply_batch(events) == len(events)
+
+    assert (await community.points("a1"))["balance"] == 5 and (await community.points("a2"))["balance"] == 5
+    async with community.svc.state.sessionmaker() as session, session.begin():
+        granted = (await session.execute(select(col(Grant.resident_id)).where(col(Grant.source_ref) == decision_id))).all()
+    assert sorted(r for (r,) in granted) == ["a1", "a2"]
