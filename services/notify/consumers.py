@@ -53,6 +53,10 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
             # As many as the raw baseline reads per fetch: a recipient's sequence row, the statements
             # and the commit are paid once per batch, and a backlog repeats recipients within one.
             max_batch=2000,
+            # Up to four partitions' batches at once: one's templates render while another's
+            # statements run. Each recipient's numbers still follow commit order (the sequence rows
+            # are locked in one order, so concurrent batches wait, never deadlock).
+            partitions_at_once=4,
             batch_handler=batch_handler,
         )
     ]
