@@ -46,10 +46,17 @@ def make_consumers(settings: Settings) -> list[ConsumerSpec]:
             handlers={event_type: handler for event_type in sorted({*DIRECTORY, *KINDS_BY_TYPE})},
             # A backlog (after a deploy, an outage) is applied a fetched batch per transaction, and
             # set-based: one inbox insert, one directory and profile read, one insert of every
-            # notification for up to 500 events. The rules hold as before: the inbox row and the
+            # notification for up to 2,000 events. The rules hold as before: the inbox row and the
             # (event, recipient) key still make each notification once; a batch that fails (a bad
             # event) is applied again event by event by the kit; the frames go out at the commit.
             apply_in_batches=True,
+            # As many as the raw baseline reads per fetch: a recipient's sequence row, the statements
+            # and the commit are paid once per batch, and a backlog repeats recipients within one.
+            max_batch=2000,
+            # Up to four partitions' batches at once: one's templates render while another's
+            # statements run. Each recipient's numbers still follow commit order (the sequence rows
+            # are locked in one order, so concurrent batches wait, never deadlock).
+            partitions_at_once=4,
             batch_handler=batch_handler,
         )
     ]

@@ -14,11 +14,14 @@ it back; a backlog's batch wakes each recipient's streams once instead.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,19 +35,20 @@ from services.notify.wire import frame_payload, head_payload
 # The channel `pg_notify` wakes streams on; the payload is `wire.frame_payload`'s.
 WAKE_CHANNEL = "notify_inbox"
 
-# Every new notification of a batch from arrays (one element per notification), with its
+# Every new notification of a batch from one JSON array (one object per notification), with its
 # recipient's next seq and its SMS delivery, in one statement. Duplicates of an (event, recipient)
 # already told are skipped by the unique key (their seq is left unused: a stream skips gaps).
+# JSON rather than an array per column: the driver checks every element of every array it encodes
+# (thirteen per notification), which cost more CPU than PostgreSQL spends parsing the JSON.
+# It returns each new notification's (recipient, seq, id) and each recipient's last number taken,
+# from which `insert_all` knows the number each input row was given.
 INSERT_NOTIFICATIONS = text(
     """
     WITH input AS (
-        SELECT * FROM unnest(
-            CAST(:ord AS int[]), CAST(:community AS text[]), CAST(:recipient AS text[]), CAST(:source AS text[]),
-            CAST(:event_id AS text[]), CAST(:event_type AS text[]), CAST(:kind AS text[]), CAST(:category AS text[]),
-            CAST(:urgency AS text[]), CAST(:title AS text[]), CAST(:body AS text[]), CAST(:sms_status AS text[]),
-            CAST(:sms_due AS timestamptz[])
-        ) AS i(ord, community, recipient_id, event_source, event_id, event_type, kind, category, urgency, title, body,
-               sms_status, sms_due)
+        SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS i(
+            ord int, community text, recipient_id text, event_source text, event_id text, event_type text,
+            kind text, category text, urgency text, title text, body text, sms_status text, sms_due timestamptz
+        )
     ),
     counts AS (
         SELECT community, recipient_id, count(*) AS n FROM input GROUP BY community, recipient_id
@@ -65,16 +69,21 @@ INSERT_NOTIFICATIONS = text(
         SELECT community, recipient_id, seq, event_source, event_id, event_type, kind, category, urgency, title, body
         FROM numbered ORDER BY community, recipient_id, seq
         ON CONFLICT (event_source, event_id, community, recipient_id) DO NOTHING
-        RETURNING *
-    ),
-    sms AS (
-        INSERT INTO deliveries (notification_id, channel, status, attempts, next_attempt_at)
-        SELECT m.id, 'sms', i.sms_status, 0, i.sms_due
-        FROM made m JOIN input i
-          ON (i.event_source, i.event_id, i.community, i.recipient_id) = (m.event_source, m.event_id, m.community, m.recipient_id)
-        WHERE i.sms_status IS NOT NULL
+        RETURNING community, recipient_id, seq, id, created_at
     )
-    SELECT * FROM made ORDER BY community, recipient_id, seq
+    SELECT community, recipient_id, seq, id, created_at FROM made
+    UNION ALL
+    SELECT community, recipient_id, last_seq, NULL, NULL FROM taken
+    """
+)
+# What a batch's SMS copies need once their notifications have ids (a second statement, only for
+# batches with SMS): joining the insert's output back to its input by key is a join PostgreSQL
+# cannot estimate (it would loop over every pair in a large batch).
+INSERT_SMS = text(
+    """
+    INSERT INTO deliveries (notification_id, channel, status, attempts, next_attempt_at)
+    SELECT id, 'sms', status, 0, due
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:dues AS timestamptz[])) AS d(id, status, due)
     """
 )
 
@@ -100,9 +109,9 @@ WAKE = text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS t
 COPY_TITLE = Template("【家人副本】{title}", "[Family copy] {title}")
 
 
-@dataclass(frozen=True)
-class Telling:
-    """One notification to be made: a kind of one event, for one person."""
+class Telling(NamedTuple):
+    """One notification to be made: a kind of one event, for one person (a tuple: a backlog's batch
+    makes thousands, and a frozen dataclass's constructor costs several times more)."""
 
     event: CloudEvent
     kind: Kind
@@ -155,7 +164,7 @@ async def notify_events(session: AsyncSession, settings: Settings, events: list[
 FRAMES_UP_TO = 64
 
 
-def wake_payloads(made: list[Any]) -> list[str]:
+def wake_payloads(made: Sequence[Any]) -> list[str]:
     if len(made) <= FRAMES_UP_TO:
         return [frame_payload(row) for row in made]
     last = {(row.community, row.recipient_id): row.seq for row in made}  # rows come in seq order
@@ -210,25 +219,46 @@ async def read_profiles(session: AsyncSession, settings: Settings, tellings: lis
         communities, persons = unzip(texted)
         for row in (await session.execute(SMS_OFF, {"communities": communities, "people": persons})).all():
             sms_off.setdefault((row.community, row.person_id), set()).add(row.category)
-    profiles = {}
+    profiles: dict[Pair, Profile] = {}
     for row in rows:
         quiet = QuietHours(timezone=settings.community_timezone)
         if row.quiet_start is not None and row.quiet_end is not None:
             quiet = QuietHours(row.quiet_start, row.quiet_end, settings.community_timezone)
         pair = (row.community, row.person_id)
         profiles[pair] = Profile(Language(row.language), quiet, row.phone, frozenset(sms_off.get(pair, ())))
-    # No row yet: the defaults (Chinese, the default quiet hours, no phone), with any switches set.
-    quiet = QuietHours(timezone=settings.community_timezone)
-    return {pair: profiles.get(pair) or Profile(Language.zh, quiet, None, frozenset(sms_off.get(pair, ()))) for pair in pairs}
+    # No row yet: the defaults (Chinese, the default quiet hours, no phone), with any switches set;
+    # one shared object for all who have none (a backlog tells hundreds of people at a time).
+    default = Profile(Language.zh, QuietHours(timezone=settings.community_timezone), None, frozenset())
+    for pair in pairs - profiles.keys():
+        off = sms_off.get(pair)
+        profiles[pair] = default if not off else Profile(default.language, default.quiet, None, frozenset(off))
+    return profiles
+
+
+class Made(NamedTuple):
+    """A notification the batch made: what its stream frame and its wake-up need."""
+
+    id: int
+    community: str
+    recipient_id: str
+    seq: int
+    kind: str
+    category: str
+    urgency: str
+    title: str
+    body: str
+    created_at: datetime
+    read_at: None = None
 
 
 async def insert_all(
     session: AsyncSession, settings: Settings, tellings: list[Telling], profiles: dict[Pair, Profile]
-) -> list[Any]:
-    """Render every telling in its reader's language and insert them all; returns the new rows."""
+) -> list[Made]:
+    """Render every telling in its reader's language and insert them all; returns the new ones,
+    ordered by recipient and number."""
     tz = ZoneInfo(settings.community_timezone)
     now = datetime.now(UTC)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ord_, t in enumerate(tellings):
         profile = profiles[(t.community, t.person)]
         title = render(t.kind.title, t.data, profile.language, tz)
@@ -236,23 +266,59 @@ async def insert_all(
             title = render(COPY_TITLE, {"title": title}, profile.language, tz)
         texted = Channel.sms in t.kind.channels and t.kind.category.value not in profile.sms_off
         status = (DeliveryStatus.pending if profile.phone else DeliveryStatus.no_address) if texted else None
-        row: dict[str, Any] = {
-            "ord": ord_,
-            "community": t.community,
-            "recipient": t.person,
-            "source": t.event.source,
-            "event_id": t.event.id,
-            "event_type": t.event.type,
-            "kind": t.kind.name,
-            "category": t.kind.category.value,
-            "urgency": t.kind.urgency.value,
-            "title": title,
-            "body": render(t.kind.body, t.data, profile.language, tz),
-            "sms_status": status.value if status else None,
-            "sms_due": sms_due_at(t.kind.urgency, profile.quiet, now) if texted else None,
-        }
-        rows.append(row)
+        rows.append(
+            {
+                "ord": ord_,
+                "community": t.community,
+                "recipient_id": t.person,
+                "event_source": t.event.source,
+                "event_id": t.event.id,
+                "event_type": t.event.type,
+                "kind": t.kind.name,
+                "category": t.kind.category.value,
+                "urgency": t.kind.urgency.value,
+                "title": title,
+                "body": render(t.kind.body, t.data, profile.language, tz),
+                "sms_status": status.value if status else None,
+                "sms_due": sms_due_at(t.kind.urgency, profile.quiet, now) if texted else None,
+            }
+        )
     if not rows:
         return []
-    columns = {name: [row[name] for row in rows] for name in rows[0]}
-    return list((await session.execute(INSERT_NOTIFICATIONS, columns)).all())
+    returned = (await session.execute(INSERT_NOTIFICATIONS, {"rows": orjson.dumps(rows).decode()})).all()
+    # A recipient's rows took the numbers after (last - their count), in input order; those whose
+    # (event, recipient) was told before were not inserted and come back without an id.
+    last = {(r.community, r.recipient_id): r.seq for r in returned if r.id is None}
+    inserted = {(r.community, r.recipient_id, r.seq): r for r in returned if r.id is not None}
+    counts = Counter((row["community"], row["recipient_id"]) for row in rows)
+    given: Counter[Pair] = Counter()
+    made: list[Made] = []
+    sms: list[tuple[int, str, datetime]] = []
+    for row in rows:
+        pair = (row["community"], row["recipient_id"])
+        given[pair] += 1
+        seq = last[pair] - counts[pair] + given[pair]
+        new = inserted.get((*pair, seq))
+        if new is None:
+            continue
+        made.append(
+            Made(
+                id=new.id,
+                community=pair[0],
+                recipient_id=pair[1],
+                seq=seq,
+                kind=row["kind"],
+                category=row["category"],
+                urgency=row["urgency"],
+                title=row["title"],
+                body=row["body"],
+                created_at=new.created_at,
+            )
+        )
+        if row["sms_status"] is not None:
+            sms.append((new.id, row["sms_status"], row["sms_due"]))
+    if sms:
+        ids, statuses, dues = (list(column) for column in zip(*sms, strict=True))
+        await session.execute(INSERT_SMS, {"ids": ids, "statuses": statuses, "dues": dues})
+    made.sort(key=lambda m: (m.community, m.recipient_id, m.seq))
+    return made

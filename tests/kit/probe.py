@@ -7,6 +7,7 @@ tallies them per key, recording whether each note arrived in the order it was wr
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI
@@ -117,8 +118,8 @@ batched_tally_consumer = ConsumerSpec(
 )
 
 
-def create_app(settings: ProbeSettings, *, batched: bool = False) -> FastAPI:
-    consumer = batched_tally_consumer if batched else tally_consumer
+def create_app(settings: ProbeSettings, *, batched: bool = False, partitions_at_once: int = 1) -> FastAPI:
+    consumer = replace(batched_tally_consumer if batched else tally_consumer, partitions_at_once=partitions_at_once)
     return create_service_app(
         settings, ServiceParts(routers=[router], consumers=[consumer]), title="probe", description="kit test service"
     )

@@ -195,8 +195,11 @@ async def test_republish_since_resends_and_consumers_dedupe(stack: TestStack, pr
     assert (t["again"].applied, t["again"].last_seq, t["again"].out_of_order) == (4, 4, 0)
 
 
+# With several partitions' batches at once too: keys a and b share a partition of the topic's four
+# and c (the poison) has another, each applied in its own task; every key's events in order, once.
+@pytest.mark.parametrize("partitions_at_once", [1, 4])
 async def test_batched_consumer_applies_once_in_order_and_isolates_poison(
-    stack: TestStack, caplog: pytest.LogCaptureFixture
+    stack: TestStack, caplog: pytest.LogCaptureFixture, partitions_at_once: int
 ) -> None:
     import logging
 
@@ -208,7 +211,11 @@ async def test_batched_consumer_applies_once_in_order_and_isolates_poison(
     probe.POISON["enabled"] = True
     try:
         async with run_service(
-            stack, "probe", partial(probe.create_app, batched=True), probe.ProbeSettings, database_url=url
+            stack,
+            "probe",
+            partial(probe.create_app, batched=True, partitions_at_once=partitions_at_once),
+            probe.ProbeSettings,
+            database_url=url,
         ) as svc:
             topic = svc.settings.kafka_namespace + probe.TOPIC
             events = []

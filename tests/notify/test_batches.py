@@ -180,3 +180,28 @@ async def test_sms_in_a_batch_follows_each_recipients_phone_switch_and_quiet_hou
     assert deferred.status == "pending" and deferred.next_attempt_at > started + timedelta(minutes=50)
     assert got[("vol-3", "care.cancelled")].status is None
     assert got[("vol-4", "care.cancelled")].status == "no_address"
+
+
+async def test_a_batch_mixing_replayed_and_new_events_gives_each_new_one_its_number_and_its_own_sms(
+    community: Community,
+) -> None:
+    c = community
+    first, second = cancelled(c, "vol-6"), cancelled(c, "vol-6")
+    assert await consumer(c).apply_batch([first, second]) == 2
+    await c.rows(
+        "DELETE FROM kit_inbox WHERE consumer_group = 'notify' AND event_id = ANY(:ids) RETURNING event_id",
+        ids=[first.id, second.id],
+    )
+    points, third = granted(c, "vol-6", 7), cancelled(c, "vol-6")  # in-app only, then one that texts
+    assert await consumer(c).apply_batch([first, points, second, third]) == 4
+    rows = await c.rows(
+        "SELECT n.event_id, n.seq, d.status FROM notifications n LEFT JOIN deliveries d ON d.notification_id = n.id "
+        "WHERE n.community = :community AND n.recipient_id = 'vol-6' ORDER BY n.seq"
+    )
+    # The batch took numbers 3 to 6 in its order; the two told before left 3 and 5 unused.
+    assert [(r.event_id, r.seq, r.status) for r in rows] == [
+        (first.id, 1, "no_address"),
+        (second.id, 2, "no_address"),
+        (points.id, 4, None),
+        (third.id, 6, "no_address"),
+    ]
