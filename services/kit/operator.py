@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import make_engine
 from services.kit.held_keys import held_count
-from services.kit.inbox import replay_dead_letters
 from services.kit.kafka import make_admin
 from services.kit.outbox import republish_since
+from services.kit.redelivery import replay_dead_letters
 from services.kit.settings import ServiceSettings
 from services.kit.tables import outbox, outbox_partitions
 from services.kit.topics import DECLARED, create_missing_topics, declared_topics, topic_differences

@@ -14,8 +14,8 @@ import pytest
 
 from services.citysync.privacy import HASHED_FIELDS
 from services.kit.envelope import CloudEvent
-from services.kit.inbox import publish_raw
 from services.kit.kafka import make_consumer
+from services.kit.redelivery import publish_raw
 from tests.citysync import factory
 from tests.citysync.conftest import Community, wait_until
 from tests.support.harness import RunningService

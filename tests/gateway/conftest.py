@@ -22,7 +22,7 @@ from gateway.schemas import CommunityPut
 from gateway.settings import Settings
 from services.kit.db import make_engine, make_sessionmaker
 from services.kit.envelope import CloudEvent
-from services.kit.inbox import publish_raw
+from services.kit.redelivery import publish_raw
 from tests.gateway.upstream import UpstreamState, create_upstream, serve
 from tests.support.harness import RunningService, run_service
 from tests.support.stack import TestStack, new_namespace

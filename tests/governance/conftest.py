@@ -15,7 +15,7 @@ from sqlalchemy import select
 from services.governance.app import create_app
 from services.governance.settings import Settings
 from services.kit.envelope import CloudEvent
-from services.kit.inbox import publish_raw
+from services.kit.redelivery import publish_raw
 from services.kit.tables import outbox
 from tests.support.harness import RunningService, run_service
 from tests.support.stack import TestStack

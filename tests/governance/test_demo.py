@@ -10,7 +10,7 @@ from services.governance.app import create_app
 from services.governance.demo import OWNERS_DECISION_OPEN_S, REWARDS, RULES, seed_demo
 from services.governance.settings import Settings
 from services.kit.envelope import CloudEvent
-from services.kit.inbox import publish_raw
+from services.kit.redelivery import publish_raw
 from services.property.demo import EXCLUSIVE_AREAS, TENANTS, household_id
 from tests.governance.conftest import wait_until
 from tests.support.harness import RunningService, run_service

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from services.kit.envelope import CloudEvent
-from services.kit.inbox import publish_raw, replay_dead_letters
 from services.kit.outbox import unsent_count
+from services.kit.redelivery import publish_raw, replay_dead_letters
 from tests.kit import probe
 from tests.support.harness import RunningService, run_service
 from tests.support.stack import TestStack

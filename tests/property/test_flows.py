@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from services.kit.envelope import CloudEvent
-from services.kit.inbox import publish_raw
+from services.kit.redelivery import publish_raw
 from services.property import sla
 from services.property.domain import TRANSITIONS, Action, Role, Status
 from services.property.events import GOVERNANCE_TOPIC

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from services.kit.envelope import CloudEvent
-from services.kit.inbox import publish_raw
+from services.kit.redelivery import publish_raw
 from services.security.app import create_app
 from services.security.settings import Settings
 from tests.support.harness import RunningService, run_service
