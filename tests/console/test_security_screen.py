@@ -1,8 +1,8 @@
 """The security screen (安防) in Chromium, over data made through the public API: a guard's home shows
 the alarms awaiting an answer and the devices offline; on the screen the guard sees an offline device
 first, today's visitor from a pass a resident made, an alarm a device raised (brought by the stream),
-answers it (接警) and sees it answered with the response time and its urgent ticket; and pages through
-a door's access events. A resident who opens the screen is told the API refused."""
+answers it (接警) and sees it answered with the response time and its urgent ticket (which opens,
+read only); and pages through a door's access events. A resident who opens the screen is told the API refused."""
 
 from __future__ import annotations
 
@@ -169,6 +169,12 @@ async def test_a_guard_answers_an_alarm_sees_an_offline_device_todays_visitor_an
     await expect(page.locator("#door-more")).to_be_hidden()
     await console.shot("security")
     assert await console.serious_accessibility_violations() == []
+
+    # The alarm's urgent ticket opens for the guard to read, with no action the guard may take.
+    await answered.get_by_role("link", name="查看工单").click()
+    await expect(page.locator("#ticket-fields")).to_contain_text("紧急", timeout=WAIT_MS)
+    await expect(page.locator("#ticket-actions")).to_contain_text("没有可执行的操作")
+    await expect(page.locator("#alert")).to_be_hidden()
 
 
 async def test_a_resident_opening_the_security_screen_is_told_the_api_refused(console: Console, community: Community) -> None:

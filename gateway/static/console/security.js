@@ -101,11 +101,13 @@ function fillDoors(devices, place) {
   if (doors.some((d) => d.id === chosen)) select.value = chosen;
 }
 
-// Opening the screen starts without a door search (none of a previous login's results stay on it).
+// Opening the screen starts without a door search (none of a previous login's results stay on it),
+// its range today so far; a reload (the stream, the poll) leaves the search and the form as they are.
 export async function openSecurity() {
   door = null;
   $("door-results").hidden = true;
   $("door-rows").replaceChildren();
+  searchFromTodayToNow();
   await reloadSecurity();
 }
 
@@ -128,10 +130,7 @@ export async function reloadSecurity() {
   $("visitor-counts").replaceChildren(...Object.entries(perBuilding).flatMap(([id, n]) => [element("dt", { text: place(id) }), element("dd", { text: String(n) })]));
   fillRows("visitor-rows", "visitors-empty", visitors.map((v) => visitorRow(v, place)));
   // Not while someone is choosing a door or a time: a redraw would take their choice.
-  if (!$("door-form").contains(document.activeElement)) {
-    fillDoors(devices, place);
-    if (!door) searchFromTodayToNow();
-  }
+  if (!$("door-form").contains(document.activeElement)) fillDoors(devices, place);
   $("security").dataset.loaded = String(Date.now());
   poll(() => reloadSecurity().catch(explain), SECURITY_POLL_MS);
 }
