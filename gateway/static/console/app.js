@@ -13,6 +13,7 @@ import { openParking } from "./parking.js";
 import { openPoints, reloadPoints, wirePoints } from "./points.js";
 import { openQueue, reloadQueue, wireQueue } from "./queue.js";
 import { openRegister } from "./register.js";
+import { openSecurity, reloadSecurity, wireSecurity } from "./security.js";
 import { forgetTransitions, openTicket } from "./tickets.js";
 
 // Each screen: how it opens (with the rest of the address), how it reloads when the stream says
@@ -28,6 +29,7 @@ const SCREENS = {
   parking: { open: openParking, reload: () => openParking().catch(explain), roles: STAFF },
   register: { open: openRegister, reload: null, roles: ["community_worker"] },
   decisions: { open: openDecisions, reload: () => openDecisions().catch(explain), roles: STAFF },
+  security: { open: openSecurity, reload: () => reloadSecurity().catch(explain), roles: [...STAFF, "security_guard"] },
 };
 
 function show(screen) {
@@ -122,6 +124,7 @@ function start() {
   wirePoints();
   wireMembers();
   wireDecisions();
+  wireSecurity();
   whenExpired(() => {
     $("nav").hidden = true;
     $("logout").hidden = true;

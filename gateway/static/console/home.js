@@ -1,6 +1,7 @@
 // Home (今日概况): the community's figures today, each a link to the list behind it. Every figure is
 // asked of its own service at once; one the role may not read (403) or whose service is down is left
-// out rather than shown as zero, and the tickets' figures are the property staff's only.
+// out rather than shown as zero, and the tickets' figures are the property staff's only; a security
+// guard's home is the watch's: alarms awaiting an answer and devices offline.
 import { api, current } from "./api.js";
 import { $, allItems, daysBefore, element, hasRole, hours, localDay, percent } from "./dom.js";
 import { t, term } from "./i18n.js";
@@ -79,16 +80,30 @@ async function parkingFigures() {
   return [figure("fig.parkingNow", `${now.occupied_now}/${now.spots}`, "#/parking")];
 }
 
+// The watch's figures (安防): alarms no one has answered yet and devices offline now.
+async function securityFigures() {
+  const [open, offline] = await Promise.all([
+    allItems("security/alarms?open=true&limit=200"),
+    allItems("security/devices?offline=true&limit=200"),
+  ]);
+  return [
+    figure("fig.openAlarms", open.filter((a) => !a.acknowledged_at).length, "#/security"),
+    figure("fig.offlineDevices", offline.length, "#/security"),
+  ];
+}
+
 // Each group of figures its role may read; a group refused or unreachable is left out.
 function groupsFor() {
-  const groups = [weekOnTime(), pointsFigures(), parkingFigures()];
+  const groups = [weekOnTime(), pointsFigures(), parkingFigures(), securityFigures()];
   if (hasRole("steward", "property_admin")) groups.unshift(ticketFigures());
   if (hasRole("steward", "community_worker")) groups.push(timebankFigures());
   return groups;
 }
 
 export async function openHome() {
-  const groups = hasRole("steward", "property_admin", "community_worker") ? groupsFor() : [ticketFigures()];
+  // A guard (保安) reads the watch's figures only; anyone else outside the staff is refused the tickets'.
+  const others = hasRole("security_guard") ? [securityFigures()] : [ticketFigures()];
+  const groups = hasRole("steward", "property_admin", "community_worker") ? groupsFor() : others;
   const settled = await Promise.allSettled(groups);
   const refused = settled.filter((s) => s.status === "rejected");
   // Nothing at all to show: the role may use no part of this screen, and the console says why.
