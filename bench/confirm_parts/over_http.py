@@ -124,8 +124,10 @@ async def confirm_over_http(
     committed, logged = await commits(side.database_url), await wal_records(side.database_url)
     rps, done, errors, p50 = await wrk(url, script, duration_s)
     n = max(1.0, done)
+    # Only confirmations count: a refused request (a side that ran past its pending transfers) is
+    # not one, and answers faster than a confirmation, so it must not lift the side's rate.
     figures = {
-        "tps": rps,
+        "tps": rps * (done - errors) / n,
         "errors": errors,
         "p50_ms": p50,
         "python_ms": (cpu_seconds(side.server.pids) - server) * 1000 / n,
