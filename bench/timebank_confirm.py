@@ -73,7 +73,7 @@ DURATION_S = float(os.environ.get("BENCH_DURATION_S", 6))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 WARM_UP = 200
 # The most confirmations per second each way may use: each gets its own pending transfers.
-BUDGET_PER_S = {"use case": 2_500, "raw asyncpg": 3_500, "service": 1_200, "lean twin": 1_200}
+BUDGET_PER_S = {"use case": 2_500, "raw asyncpg": 3_500, "service": 2_000, "lean twin": 2_500}
 HTTP = {"service", "lean twin"}
 PGBENCH = "pgbench tpcb-like -c 8 -j 2 (scale 10)"
 
