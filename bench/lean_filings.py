@@ -1,0 +1,193 @@
+"""Two more lean twins for `bench/http_paths.py`, mounted by `bench/lean_routes.py`: a resident
+filing a property ticket (a write, with its idempotency key and outbox row in one transaction) and
+parking's free-spot search. Each sends the same SQL as the service's route, through an asyncpg pool,
+and answers with the same response model."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.kit.auth import CurrentPrincipal
+from services.kit.idempotency import IdempotentRequest
+from services.kit.inputs import Timestamp
+from services.kit.pagination import Page
+from services.kit.problems import NotFound
+from services.kit.telemetry import current_traceparent
+from services.parking import bookings
+from services.parking.domain import fee_fen
+from services.parking.schemas import FreeSpot
+from services.property import domain
+from services.property.domain import Category, Priority
+from services.property.events import TicketSubmitted, publisher
+from services.property.schemas import TicketCreate, TicketPublic
+
+filings = APIRouter()
+
+
+def pool_of(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+# The property service's statements for a resident's repair ticket without photos, in its order.
+CLAIM_KEY = (
+    "INSERT INTO kit_idempotency_keys (scope, key, fingerprint, status_code) VALUES ($1, $2, $3, 0) "
+    "ON CONFLICT DO NOTHING RETURNING key"
+)
+RESIDENT = "SELECT * FROM residents WHERE id = $1 AND community = $2"
+COUNT = (
+    "INSERT INTO daily_ticket_counts (resident_id, day, count) VALUES ($1, $2, 1) "
+    "ON CONFLICT (resident_id, day) DO UPDATE SET count = daily_ticket_counts.count + 1 "
+    "WHERE daily_ticket_counts.count < $3 RETURNING count"
+)
+HOUSEHOLD = "SELECT * FROM households WHERE id = $1"
+BUILDING = "SELECT * FROM buildings WHERE id = $1 AND community = $2"
+SHIFTS = "SELECT * FROM roster_shifts WHERE staff_id = ANY($1)"
+SLA = "SELECT * FROM sla_policies WHERE community = $1 AND category = $2 AND priority = $3"
+TICKET = (
+    "INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, service_code, quantity, "
+    "description, priority, preferred_time, status, assignee_id, quote_fen, quote_approved_at, payment_status, "
+    "response_due_at, resolution_due_at, due_at, paused_minutes, hurry_count, source, created_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11, $12, NULL, NULL, 'none', $13, $14, $13, 0, 0, 'resident', $15) "
+    "RETURNING *"
+)
+STEP = (
+    "INSERT INTO ticket_steps (ticket_id, actor_id, role, action, from_status, to_status, data) "
+    "VALUES ($1, $2, 'resident', 'submit', NULL, $3, $4::jsonb) RETURNING id"
+)
+OUTBOX = (
+    "INSERT INTO kit_outbox (event_id, topic, key, type, source, subject, occurred_at, data, traceparent, tracestate) "
+    "VALUES ($1, $2, $3, $4, $5, NULL, $6, $7::jsonb, $8, $9)"
+)
+STORE_KEY = "UPDATE kit_idempotency_keys SET status_code = 201, body = $3::jsonb WHERE scope = $1 AND key = $2"
+LIMIT = 10**9  # the bench's daily limit, as the service's settings say
+
+
+@filings.post("/property/tickets", status_code=201, response_model=TicketPublic)
+async def lean_submit_ticket(
+    request: Request,
+    body: TicketCreate,
+    principal: CurrentPrincipal,
+    key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)] = None,
+) -> TicketPublic | JSONResponse:
+    """A resident's repair ticket, routed to the building's steward on duty, its deadlines from the
+    community's SLA policy, its submission step, its outbox event and the idempotency key's claim
+    and stored response: one transaction, each statement the service sends."""
+    if not principal.has("resident") or body.category == Category.service or body.photo_ids:
+        raise NotFound(("仅报修", "Only a resident's repair without photos here"))
+    scope = f"{principal.subject}:POST:{request.url.path}"
+    at = datetime.now(UTC)
+    async with pool_of(request).acquire() as conn, conn.transaction():
+        if key is not None:
+            claimed = await conn.fetchval(CLAIM_KEY, scope, key, IdempotentRequest.fingerprint(body))
+            if claimed is None:
+                raise NotFound(("键已用", "Replays are not measured"))
+        resident = await conn.fetchrow(RESIDENT, principal.subject, principal.community)
+        if resident is None:
+            raise NotFound(("未登记", "Not registered"))
+        if await conn.fetchval(COUNT, resident["id"], domain.local_day(at), LIMIT) is None:
+            raise NotFound(("超限", "Daily limit"))
+        household = await conn.fetchrow(HOUSEHOLD, resident["household_id"])
+        building = await conn.fetchrow(BUILDING, household["building_id"], principal.community)
+        stewards = [s for s in (building["steward_id"], building["backup_steward_id"]) if s]
+        shifts: dict[str, list[domain.Shift]] = {s: [] for s in stewards}
+        for row in await conn.fetch(SHIFTS, stewards):
+            shifts[row["staff_id"]].append(domain.Shift(row["weekday"], row["start_minute"], row["end_minute"]))
+        route = domain.route_ticket(
+            building["steward_id"],
+            domain.on_duty(shifts.get(building["steward_id"] or "", []), at),
+            building["backup_steward_id"],
+            domain.on_duty(shifts.get(building["backup_steward_id"] or "", []), at),
+        )
+        category, priority = Category(body.category), Priority(body.priority)
+        policy_row = await conn.fetchrow(SLA, principal.community, category.value, priority.value)
+        policy = (
+            domain.SlaPolicy(policy_row["response_minutes"], policy_row["resolution_minutes"])
+            if policy_row
+            else domain.DEFAULT_SLA[category, priority]
+        )
+        response_due, resolution_due = domain.deadlines(at, policy)
+        ticket = await conn.fetchrow(
+            TICKET,
+            str(uuid.uuid4()),
+            principal.community,
+            resident["id"],
+            household["id"],
+            building["id"],
+            category.value,
+            body.service_code,
+            body.description,
+            priority.value,
+            body.preferred_time,
+            route.status.value,
+            route.steward_id,
+            response_due,
+            resolution_due,
+            at,
+        )
+        await conn.fetchval(STEP, ticket["id"], resident["id"], ticket["status"], json.dumps({"routed_via": route.via}))
+        event = TicketSubmitted(
+            ticket_id=ticket["id"],
+            community=ticket["community"],
+            category=ticket["category"],
+            status=ticket["status"],
+            service_code=ticket["service_code"],
+            priority=ticket["priority"],
+            building_id=ticket["building_id"],
+            household_id=ticket["household_id"],
+            resident_id=ticket["resident_id"],
+            source=ticket["source"],
+            assignee_id=ticket["assignee_id"],
+            routed_via=route.via,
+            response_due_at=response_due,
+            resolution_due_at=resolution_due,
+            submitted_at=at,
+        )
+        traceparent, tracestate = current_traceparent()
+        await conn.execute(
+            OUTBOX,
+            str(uuid.uuid4()),
+            publisher.topic,
+            ticket["id"],
+            event.event_type,
+            publisher.source,
+            at,
+            event.model_dump_json(),
+            traceparent,
+            tracestate,
+        )
+        public = TicketPublic.model_validate({**ticket, "photo_ids": []})
+        if key is not None:
+            await conn.execute(STORE_KEY, scope, key, public.model_dump_json())
+    return public
+
+
+# The service's search, its named parameters as the driver's.
+FREE_SPOTS = (
+    bookings.SEARCH_SQL.format(filters="")
+    .replace(":community", "$1")
+    .replace(":start", "$2")
+    .replace(":end", "$3")
+    .replace(":limit", "$4")
+)
+
+
+@filings.get("/parking/free-spots", response_model=Page[FreeSpot])
+async def lean_free_spots(
+    request: Request,
+    principal: CurrentPrincipal,
+    starts_at: Annotated[Timestamp, Query()],
+    ends_at: Annotated[Timestamp, Query()],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[FreeSpot]:
+    """Verified spots of the community free for the range, with the price and the fee, by spot id."""
+    rows = await pool_of(request).fetch(FREE_SPOTS, principal.community, starts_at, ends_at, limit + 1)
+    spots = [FreeSpot(**r, fee_fen=fee_fen(starts_at, ends_at, r["price_fen_per_30min"])) for r in rows[:limit]]
+    return Page[FreeSpot](items=spots, next_cursor="next" if len(rows) > limit else None)
