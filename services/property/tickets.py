@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.db import transaction
+from services.kit.db import driver_statement, fetch_alone, transaction
 from services.kit.pagination import PageParams, make_page
 from services.property import domain
 from services.property.catalogue import catalogue_item
@@ -73,20 +73,24 @@ def record_step(
     )
 
 
+# Compiled once: SQLAlchemy caches no PostgreSQL `INSERT ... ON CONFLICT`, so built per request the
+# upsert was compiled on every filing.
+_COUNT_SUBMISSION = driver_statement(
+    insert(DAILY_TICKET_COUNTS)
+    .values(resident_id=bindparam("resident_id"), day=bindparam("day"), count=1)
+    .on_conflict_do_update(
+        index_elements=["resident_id", "day"],
+        set_={"count": DAILY_TICKET_COUNTS.c.count + 1},
+        where=DAILY_TICKET_COUNTS.c.count < bindparam("limit"),
+    )
+    .returning(DAILY_TICKET_COUNTS.c.count)
+)
+
+
 async def _count_submission(session: AsyncSession, resident_id: str, at: datetime, limit: int) -> None:
     """Count today's submission with a conditional upsert: concurrent floods cannot slip past the limit."""
-    table = DAILY_TICKET_COUNTS
-    stmt = (
-        insert(table)
-        .values(resident_id=resident_id, day=domain.local_day(at), count=1)
-        .on_conflict_do_update(
-            index_elements=["resident_id", "day"],
-            set_={"count": table.c.count + 1},
-            where=table.c.count < limit,
-        )
-        .returning(table.c.count)
-    )
-    if (await session.execute(stmt)).first() is None:
+    args = _COUNT_SUBMISSION.args(resident_id=resident_id, day=domain.local_day(at), limit=limit)
+    if await fetch_alone(session, _COUNT_SUBMISSION.sql, *args) is None:
         raise DailyLimitReached((f"每位住户每天最多报事 {limit} 次", f"At most {limit} tickets per resident per day"))
 
 
