@@ -20,9 +20,18 @@ Routes (result `http_<key>`):
   does) and a fresh transfer id;
 - `governance_points`: a resident's points (`GET /me/points`: the account, the points expiring
   within 30 days);
+- `property_submit`: a resident files a repair ticket (`POST /tickets`, a fresh `Idempotency-Key`
+  each, SUBMITTERS residents in turn): the key's claim, the resident, the daily count, the
+  household, the building, its stewards' rosters, the SLA policy, the ticket routed to the steward
+  on duty, its submission step, its outbox row and the key's stored answer, in one transaction; the
+  lean twin (`bench/lean_filings.py`) sends the same statements through an asyncpg pool. The
+  service's relay publishes the events from the same process (the twin's rows too, when it polls);
+- `parking_free_spots`: a resident's free-spot search (`GET /free-spots`, a two-hour range four days
+  ahead, 20 a page) over bench/parking_search.py's 5,000 spots, their windows and 100,000 bookings;
 - `gateway_members_me`: the same `GET /members/me` through the gateway (its real lifespan), against
   the lean route direct (target ≥ 0.36 ×: 0.6 × the gateway's own target over direct).
 
+Seeds are in `bench/http_seeds.py`, the wrk scripts in `bench/wrk_load.py`.
 `BENCH_ROUTES=timebank_members_me,...` measures only those; `BENCH_DURATION_S` (default 4),
 `BENCH_ROUNDS` (default 3), `BENCH_CONNECTIONS` (default 16).
 
