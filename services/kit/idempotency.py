@@ -10,6 +10,7 @@ collide or read each other's responses.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -82,7 +83,7 @@ class IdempotentRequest:
             if response_model is not None:
                 stored = response_model.model_validate(result, from_attributes=True).model_dump_json()
             else:
-                stored = orjson.dumps(jsonable_encoder(result)).decode()
+                stored = json.dumps(jsonable_encoder(result))  # as SQLAlchemy's JSONB wrote it
             # The body as JSON text: the driver's jsonb codec takes text.
             await conn.exec_driver_sql(_STORE.sql, _STORE.args(**key, status_code=status_code, body=stored))
             return result
