@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Annotated
 
 import asyncpg
@@ -26,6 +27,7 @@ from services.parking.schemas import FreeSpot
 from services.property import domain
 from services.property.domain import Category, Priority
 from services.property.events import TicketSubmitted, publisher
+from services.property.placement import PLACEMENT, policy_of, route_of
 from services.property.schemas import TicketCreate, TicketPublic
 
 filings = APIRouter()
@@ -36,21 +38,18 @@ def pool_of(request: Request) -> asyncpg.Pool:
     return pool
 
 
-# The property service's statements for a resident's repair ticket without photos, in its order.
+# The property service's statements for a resident's repair ticket without photos, in its order
+# (the key's claim, where the ticket goes: `property/placement.py`'s one read, the count, the
+# ticket, its step, its outbox row, the key's answer).
 CLAIM_KEY = (
     "INSERT INTO kit_idempotency_keys (scope, key, fingerprint, status_code) VALUES ($1, $2, $3, 0) "
     "ON CONFLICT DO NOTHING RETURNING key"
 )
-RESIDENT = "SELECT * FROM residents WHERE id = $1 AND community = $2"
 COUNT = (
     "INSERT INTO daily_ticket_counts (resident_id, day, count) VALUES ($1, $2, 1) "
     "ON CONFLICT (resident_id, day) DO UPDATE SET count = daily_ticket_counts.count + 1 "
     "WHERE daily_ticket_counts.count < $3 RETURNING count"
 )
-HOUSEHOLD = "SELECT * FROM households WHERE id = $1"
-BUILDING = "SELECT * FROM buildings WHERE id = $1 AND community = $2"
-SHIFTS = "SELECT * FROM roster_shifts WHERE staff_id = ANY($1)"
-SLA = "SELECT * FROM sla_policies WHERE community = $1 AND category = $2 AND priority = $3"
 TICKET = (
     "INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, service_code, quantity, "
     "description, priority, preferred_time, status, assignee_id, quote_fen, quote_approved_at, payment_status, "
@@ -89,38 +88,25 @@ async def lean_submit_ticket(
             claimed = await conn.fetchval(CLAIM_KEY, scope, key, IdempotentRequest.fingerprint(body))
             if claimed is None:
                 raise NotFound(("键已用", "Replays are not measured"))
-        resident = await conn.fetchrow(RESIDENT, principal.subject, principal.community)
-        if resident is None:
-            raise NotFound(("未登记", "Not registered"))
-        if await conn.fetchval(COUNT, resident["id"], domain.local_day(at), LIMIT) is None:
-            raise NotFound(("超限", "Daily limit"))
-        household = await conn.fetchrow(HOUSEHOLD, resident["household_id"])
-        building = await conn.fetchrow(BUILDING, household["building_id"], principal.community)
-        stewards = [s for s in (building["steward_id"], building["backup_steward_id"]) if s]
-        shifts: dict[str, list[domain.Shift]] = {s: [] for s in stewards}
-        for row in await conn.fetch(SHIFTS, stewards):
-            shifts[row["staff_id"]].append(domain.Shift(row["weekday"], row["start_minute"], row["end_minute"]))
-        route = domain.route_ticket(
-            building["steward_id"],
-            domain.on_duty(shifts.get(building["steward_id"] or "", []), at),
-            building["backup_steward_id"],
-            domain.on_duty(shifts.get(building["backup_steward_id"] or "", []), at),
-        )
         category, priority = Category(body.category), Priority(body.priority)
-        policy_row = await conn.fetchrow(SLA, principal.community, category.value, priority.value)
-        policy = (
-            domain.SlaPolicy(policy_row["response_minutes"], policy_row["resolution_minutes"])
-            if policy_row
-            else domain.DEFAULT_SLA[category, priority]
+        args = PLACEMENT.args(
+            resident=principal.subject, community=principal.community, category=category.value, priority=priority.value
         )
+        place = await conn.fetchrow(PLACEMENT.sql, *args)
+        if place is None or place["building_found"] is None:
+            raise NotFound(("未登记", "Not registered"))
+        row = SimpleNamespace(**{**place, "shifts": json.loads(place["shifts"])})  # json arrives as text here
+        route, policy = route_of(row, at), policy_of(row, category, priority)
+        if await conn.fetchval(COUNT, place["resident_id"], domain.local_day(at), LIMIT) is None:
+            raise NotFound(("超限", "Daily limit"))
         response_due, resolution_due = domain.deadlines(at, policy)
         ticket = await conn.fetchrow(
             TICKET,
             str(uuid.uuid4()),
             principal.community,
-            resident["id"],
-            household["id"],
-            building["id"],
+            place["resident_id"],
+            place["household_id"],
+            place["building_id"],
             category.value,
             body.service_code,
             body.description,
@@ -132,7 +118,7 @@ async def lean_submit_ticket(
             resolution_due,
             at,
         )
-        await conn.fetchval(STEP, ticket["id"], resident["id"], ticket["status"], json.dumps({"routed_via": route.via}))
+        await conn.fetchval(STEP, ticket["id"], place["resident_id"], ticket["status"], json.dumps({"routed_via": route.via}))
         event = TicketSubmitted(
             ticket_id=ticket["id"],
             community=ticket["community"],

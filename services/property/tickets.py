@@ -34,12 +34,13 @@ from services.property.models import (
     new_id,
 )
 from services.property.photos import photo_ids, unattached_photos
+from services.property.placement import Placement, placement
 from services.property.problems import DailyLimitReached, UnknownService
 from services.property.registry import building_in
 from services.property.schemas import TicketCreate, TicketPublic
 from services.property.settings import Settings
 from services.property.sla import sla_policy
-from services.property.visibility import resident_of, visible_ticket
+from services.property.visibility import visible_ticket
 
 
 def public(ticket: Ticket | Row[Any], photos: list[str] | None = None) -> TicketPublic:
@@ -136,23 +137,31 @@ async def _route(session: AsyncSession, community: str, building_id: str, at: da
     )
 
 
-async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> Ticket:
-    """Route, time and insert a ticket, write its submission step and publish it (in the caller's transaction)."""
-    if new.resident is not None:
-        household = (await session.scalars(select(Household).where(HOUSEHOLDS.c.id == new.resident.household_id))).one()
-        household_id, building_id = household.id, household.building_id
+async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime, place: Placement | None = None) -> Ticket:
+    """Route, time and insert a ticket, write its submission step and publish it (in the caller's
+    transaction). A resident's filing passes `place`, read in one statement; others are read here."""
+    resident_id: str | None
+    household_id: str | None
+    if place is not None:
+        resident_id, household_id, building_id = place.resident_id, place.household_id, place.building_id
+        route, policy = place.route, place.policy
     else:
-        assert new.building_id is not None and new.incident_id is not None, (
-            "a system-filed ticket names its building and incident"
-        )
-        household_id, building_id = None, new.building_id
-    route = await _route(session, new.community, building_id, at)
-    policy = await sla_policy(session, new.community, new.category, new.priority)
+        if new.resident is not None:
+            household = (await session.scalars(select(Household).where(HOUSEHOLDS.c.id == new.resident.household_id))).one()
+            household_id, building_id = household.id, household.building_id
+        else:
+            assert new.building_id is not None and new.incident_id is not None, (
+                "a system-filed ticket names its building and incident"
+            )
+            household_id, building_id = None, new.building_id
+        resident_id = new.resident.id if new.resident else None
+        route = await _route(session, new.community, building_id, at)
+        policy = await sla_policy(session, new.community, new.category, new.priority)
     response_due, resolution_due = domain.deadlines(at, policy)
     ticket = Ticket(
         id=new_id(),
         community=new.community,
-        resident_id=new.resident.id if new.resident else None,
+        resident_id=resident_id,
         household_id=household_id,
         building_id=building_id,
         category=new.category.value,
@@ -177,7 +186,7 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
     )
     session.add(ticket)
     await session.flush()
-    actor = new.actor or (new.resident.id if new.resident else "")
+    actor = new.actor or resident_id or ""
     record_step(session, ticket, actor, new.role, Action.submit, None, routed_via=route.via)
     await publisher.publish(
         session,
@@ -206,7 +215,7 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
 async def submit_ticket(session: AsyncSession, who: Principal, data: TicketCreate, settings: Settings) -> TicketPublic:
     async with transaction(session):
         at = datetime.now(UTC)
-        resident = await resident_of(session, who)
+        place = await placement(session, who, data.category, data.priority, at)
         quote_fen, approved = None, False
         if data.category == Category.service:
             item = await catalogue_item(session, who.community, data.service_code or "")
@@ -215,12 +224,12 @@ async def submit_ticket(session: AsyncSession, who: Principal, data: TicketCreat
             # Ordering a service at its catalogue price is the resident's approval of that price.
             quote_fen, approved = item.price_fen, item.price_fen is not None
         photos = await unattached_photos(session, who, data.photo_ids)
-        await _count_submission(session, resident.id, at, settings.daily_ticket_limit)
+        await _count_submission(session, place.resident_id, at, settings.daily_ticket_limit)
         ticket = await create_ticket(
             session,
             NewTicket(
                 community=who.community,
-                resident=resident,
+                resident=None,
                 category=data.category,
                 description=data.description,
                 priority=data.priority,
@@ -230,6 +239,7 @@ async def submit_ticket(session: AsyncSession, who: Principal, data: TicketCreat
                 quote_approved=approved,
             ),
             at,
+            place,
         )
         for photo in photos:
             photo.ticket_id = ticket.id
