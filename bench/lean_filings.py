@@ -6,7 +6,6 @@ and answers with the same response model."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Annotated
@@ -20,15 +19,14 @@ from services.kit.idempotency import IdempotentRequest
 from services.kit.inputs import Timestamp
 from services.kit.pagination import Page
 from services.kit.problems import NotFound
-from services.kit.telemetry import current_traceparent
 from services.parking import bookings
 from services.parking.domain import fee_fen
 from services.parking.schemas import FreeSpot
 from services.property import domain
 from services.property.domain import Category, Priority
-from services.property.events import TicketSubmitted, publisher
-from services.property.placement import PLACEMENT, policy_of, route_of
+from services.property.placement import PLACEMENT, Placement, policy_of, route_of
 from services.property.schemas import TicketCreate, TicketPublic
+from services.property.tickets import FILE_TICKET, filing_args
 
 filings = APIRouter()
 
@@ -40,7 +38,7 @@ def pool_of(request: Request) -> asyncpg.Pool:
 
 # The property service's statements for a resident's repair ticket without photos, in its order
 # (the key's claim, where the ticket goes: `property/placement.py`'s one read, the count, the
-# ticket, its step, its outbox row, the key's answer).
+# ticket with its step and its outbox row: `property/tickets.py`'s one write, the key's answer).
 CLAIM_KEY = (
     "INSERT INTO kit_idempotency_keys (scope, key, fingerprint, status_code) VALUES ($1, $2, $3, 0) "
     "ON CONFLICT DO NOTHING RETURNING key"
@@ -49,21 +47,6 @@ COUNT = (
     "INSERT INTO daily_ticket_counts (resident_id, day, count) VALUES ($1, $2, 1) "
     "ON CONFLICT (resident_id, day) DO UPDATE SET count = daily_ticket_counts.count + 1 "
     "WHERE daily_ticket_counts.count < $3 RETURNING count"
-)
-TICKET = (
-    "INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, service_code, quantity, "
-    "description, priority, preferred_time, status, assignee_id, quote_fen, quote_approved_at, payment_status, "
-    "response_due_at, resolution_due_at, due_at, paused_minutes, hurry_count, source, created_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $11, $12, NULL, NULL, 'none', $13, $14, $13, 0, 0, 'resident', $15) "
-    "RETURNING *"
-)
-STEP = (
-    "INSERT INTO ticket_steps (ticket_id, actor_id, role, action, from_status, to_status, data) "
-    "VALUES ($1, $2, 'resident', 'submit', NULL, $3, $4::jsonb) RETURNING id"
-)
-OUTBOX = (
-    "INSERT INTO kit_outbox (event_id, topic, key, type, source, subject, occurred_at, data, traceparent, tracestate) "
-    "VALUES ($1, $2, $3, $4, $5, NULL, $6, $7::jsonb, $8, $9)"
 )
 STORE_KEY = "UPDATE kit_idempotency_keys SET status_code = 201, body = $3::jsonb WHERE scope = $1 AND key = $2"
 LIMIT = 10**9  # the bench's daily limit, as the service's settings say
@@ -99,56 +82,8 @@ async def lean_submit_ticket(
         route, policy = route_of(row, at), policy_of(row, category, priority)
         if await conn.fetchval(COUNT, place["resident_id"], domain.local_day(at), LIMIT) is None:
             raise NotFound(("超限", "Daily limit"))
-        response_due, resolution_due = domain.deadlines(at, policy)
-        ticket = await conn.fetchrow(
-            TICKET,
-            str(uuid.uuid4()),
-            principal.community,
-            place["resident_id"],
-            place["household_id"],
-            place["building_id"],
-            category.value,
-            body.service_code,
-            body.description,
-            priority.value,
-            body.preferred_time,
-            route.status.value,
-            route.steward_id,
-            response_due,
-            resolution_due,
-            at,
-        )
-        await conn.fetchval(STEP, ticket["id"], place["resident_id"], ticket["status"], json.dumps({"routed_via": route.via}))
-        event = TicketSubmitted(
-            ticket_id=ticket["id"],
-            community=ticket["community"],
-            category=ticket["category"],
-            status=ticket["status"],
-            service_code=ticket["service_code"],
-            priority=ticket["priority"],
-            building_id=ticket["building_id"],
-            household_id=ticket["household_id"],
-            resident_id=ticket["resident_id"],
-            source=ticket["source"],
-            assignee_id=ticket["assignee_id"],
-            routed_via=route.via,
-            response_due_at=response_due,
-            resolution_due_at=resolution_due,
-            submitted_at=at,
-        )
-        traceparent, tracestate = current_traceparent()
-        await conn.execute(
-            OUTBOX,
-            str(uuid.uuid4()),
-            publisher.topic,
-            ticket["id"],
-            event.event_type,
-            publisher.source,
-            at,
-            event.model_dump_json(),
-            traceparent,
-            tracestate,
-        )
+        where = Placement(place["resident_id"], place["household_id"], place["building_id"], route, policy)
+        ticket = await conn.fetchrow(FILE_TICKET.sql, *filing_args(principal.community, where, body, (None, False), at))
         public = TicketPublic.model_validate({**ticket, "photo_ids": []})
         if key is not None:
             await conn.execute(STORE_KEY, scope, key, public.model_dump_json())
