@@ -20,9 +20,18 @@ Routes (result `http_<key>`):
   does) and a fresh transfer id;
 - `governance_points`: a resident's points (`GET /me/points`: the account, the points expiring
   within 30 days);
+- `property_submit`: a resident files a repair ticket (`POST /tickets`, a fresh `Idempotency-Key`
+  each, SUBMITTERS residents in turn): the key's claim, the resident, the daily count, the
+  household, the building, its stewards' rosters, the SLA policy, the ticket routed to the steward
+  on duty, its submission step, its outbox row and the key's stored answer, in one transaction; the
+  lean twin (`bench/lean_filings.py`) sends the same statements through an asyncpg pool. The
+  service's relay publishes the events from the same process (the twin's rows too, when it polls);
+- `parking_free_spots`: a resident's free-spot search (`GET /free-spots`, a two-hour range four days
+  ahead, 20 a page) over bench/parking_search.py's 5,000 spots, their windows and 100,000 bookings;
 - `gateway_members_me`: the same `GET /members/me` through the gateway (its real lifespan), against
   the lean route direct (target ≥ 0.36 ×: 0.6 × the gateway's own target over direct).
 
+Seeds are in `bench/http_seeds.py`, the wrk scripts in `bench/wrk_load.py`.
 `BENCH_ROUTES=timebank_members_me,...` measures only those; `BENCH_DURATION_S` (default 4),
 `BENCH_ROUNDS` (default 3), `BENCH_CONNECTIONS` (default 16).
 
@@ -32,9 +41,7 @@ Routes (result `http_<key>`):
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 import shutil
 import statistics
 import tempfile
@@ -42,104 +49,45 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import asyncpg
 import httpx
-from sqlalchemy import text
 
+from bench import http_seeds
 from bench.gateway_get import Server, cpu_seconds, gateway_env, gateway_settled, uvicorn_process
 from bench.harness import bench_stack, record
-from services.kit.db import plain_url
+from bench.wrk_load import CONNECTIONS, Call, wrk, wrk_script
 from tests.support.stack import TestStack
 
 COMMUNITY = "bench-community"  # created in the bench's gateway database before it starts
 CONFIRM_COMMUNITY = "bench"  # bench/timebank_confirm.py's
 RESIDENT = "00000000-0000-0000-0000-0000000000be"
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", 16))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", 4))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 WARM_UP_S = 1
-PASSBOOK_TRANSFERS = 60
 TICKETS = 50_000
 STEWARDS = 50
 SERVICE_TARGET = "≥ 0.6 × lean"
 CONFIRM_PENDINGS = 32_000
 CONFIRMS_PER_SECOND = 1000  # the most one wrk run may use: each run gets its own pending transfers
+SUBMITTERS = 64
+TICKET = {"category": "repair", "description": "厨房水龙头漏水", "priority": "normal"}
+FREE_SPOT_HOURS_AHEAD = 100  # the searched range: two hours, four days into the windows
 
 
-# --- load -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Call:
-    method: str
-    url: str
-    token: str
-    body: dict[str, Any] | None = None
-    # For a path with `{id}`: the ids this call may use, one per request, and the body's `id` made
-    # fresh per request (a confirmation of each pending transfer, each with its own transfer id).
-    ids: tuple[str, ...] = ()
-
-
-def wrk_script(work: Path, req: Call) -> Path:
-    script = work / f"wrk-{uuid.uuid4().hex}.lua"
-    lines = [f'wrk.method = "{req.method}"', 'wrk.headers["Authorization"] = "Bearer ' + req.token + '"']
-    if req.body is not None:
-        lines += ['wrk.headers["Content-Type"] = "application/json"', f"wrk.body = [[{json.dumps(req.body)}]]"]
-    if req.ids:
-        path = "/" + req.url.split("/", 3)[3]
-        head, _, tail = path.partition("{id}")
-        prefix = str(uuid.uuid4())[:24]  # this run's transfer ids: a random prefix and a counter
-        lines += [
-            'wrk.headers["Content-Type"] = "application/json"',
-            "ids = {" + ",".join(f'"{i}"' for i in req.ids) + "}",
-            "n = 0",
-            "request = function()",
-            "  n = n + 1",
-            "  local id = ids[((n - 1) % #ids) + 1]",
-            f"  local body = '{{\"id\":\"{prefix}' .. string.format('%012x', n) .. '\"}}'",
-            f'  return wrk.format(nil, "{head}" .. id .. "{tail}", nil, body)',
-            "end",
-        ]
-    script.write_text("\n".join(lines) + "\n")
-    return script
-
-
-async def wrk(req: Call, duration_s: float, script: Path) -> dict[str, float]:
-    proc = await asyncio.create_subprocess_exec(
-        "wrk",
-        "-t1",
-        f"-c{CONNECTIONS}",
-        f"-d{round(duration_s)}s",
-        "--latency",
-        "-s",
-        str(script),
-        req.url,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out = (await proc.communicate())[0].decode()
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
-    assert rps and total, out
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return {
-        "rps": float(rps.group(1)),
-        "requests": float(total.group(1)),
-        "errors": float(bad.group(1)) if bad else 0.0,
-        "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else float("nan"),
-    }
+# --- load ---------------------------------------------------------------------------------------------
 
 
 async def measure(run: Running, side: Side, servers: list[Server], script: Path) -> dict[str, Any]:
+    # A call that uses its ids or idempotency keys once gets a script of its own for each run.
     req = run.call(side, WARM_UP_S)
-    await wrk(req, WARM_UP_S, script if not req.ids else wrk_script(run.work, req))
+    await wrk(req, WARM_UP_S, script if not (req.ids or req.keyed) else wrk_script(run.work, req))
     before = {s.name: cpu_seconds(s.pids) for s in servers}
     req = run.call(side, DURATION_S)
-    figures = await wrk(req, DURATION_S, script if not req.ids else wrk_script(run.work, req))
+    figures = await wrk(req, DURATION_S, script if not (req.ids or req.keyed) else wrk_script(run.work, req))
     n = max(1.0, figures["requests"])
     return {**figures, "cpu_ms": {s.name: round((cpu_seconds(s.pids) - before[s.name]) * 1000 / n, 3) for s in servers}}
 
@@ -156,7 +104,9 @@ class Side:
     path: str
     method: str = "GET"
     body: dict[str, Any] | None = None
-    caller: str = "resident"
+    caller: str = "resident"  # a name in `Running.tokens`; in `Running.rotations` too: callers in turn
+    query: str = ""  # a name in `Running.queries`: a query string known once the data is loaded
+    keyed: bool = False  # a fresh `Idempotency-Key` per request
 
 
 @dataclass
@@ -177,51 +127,21 @@ class Running:
     tokens: dict[str, str]
     servers: dict[str, Server] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)  # transfers still to confirm, shared by both sides
+    rotations: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    queries: dict[str, str] = field(default_factory=dict)
 
     def call(self, side: Side, seconds: float = 0) -> Call:
         """The side's request; for a path with `{id}`, with enough unused ids for `seconds` of load."""
-        url = self.servers[side.servers[0]].url + side.path
+        url = self.servers[side.servers[0]].url + side.path + self.queries.get(side.query, "")
         if "{id}" not in side.path:
-            return Call(side.method, url, self.tokens[side.caller], side.body)
+            tokens = self.rotations.get(side.caller, ())
+            return Call(side.method, url, self.tokens[side.caller], side.body, tokens=tokens, keyed=side.keyed)
         n = max(1, round(seconds * CONFIRMS_PER_SECOND))
         ids, self.pending[:n] = tuple(self.pending[:n]), []
         return Call(side.method, url, self.tokens[side.caller], side.body, ids)
 
     def processes(self, side: Side) -> list[Server]:
         return [self.servers[name] for name in side.servers]
-
-
-async def seed_timebank(url: str, token: str) -> None:
-    """The resident joins as elder and volunteer; the pool pays them PASSBOOK_TRANSFERS services."""
-    from services.kit.auth import Principal
-    from services.kit.db import make_engine, make_sessionmaker
-    from services.timebank import batches, ledger, transfers
-    from services.timebank.schemas import BatchIn, FundingIn
-
-    async with httpx.AsyncClient(base_url=os.environ["BENCH_TIMEBANK_URL"], headers={"Authorization": f"Bearer {token}"}) as c:
-        (await c.post("/members", json={"volunteer": True, "elder": True})).raise_for_status()
-    engine = make_engine(url, pool_size=2)
-    worker = Principal(subject="bench-worker", roles=frozenset({"community_worker"}), community=COMMUNITY)
-    async with make_sessionmaker(engine)() as s:
-        async with s.begin():
-            await (await s.connection()).execute(text("UPDATE tb_members SET birth_date = '1950-01-01'"))
-        await transfers.fund_pool(s, worker, FundingIn(id=uuid.uuid4(), minutes=100_000, reason="bench"))
-        account = str(ledger.member_account_id(COMMUNITY, RESIDENT))
-        pool = str(ledger.pool_account_id(COMMUNITY))
-        legs = [
-            {
-                "id": str(uuid.uuid4()),
-                "kind": "service",
-                "debit_account_id": pool,
-                "credit_account_id": account,
-                "minutes": 30,
-                "service_type": "other",
-                "elder_id": RESIDENT,
-            }
-            for _ in range(PASSBOOK_TRANSFERS)
-        ]
-        await batches.post_batch(s, worker, BatchIn.model_validate({"transfers": legs}))
-    await engine.dispose()
 
 
 ServerStarter = Callable[[Running, AsyncExitStack], Awaitable[None]]
@@ -269,50 +189,38 @@ async def start_timebank_confirm(run: Running, servers: AsyncExitStack) -> None:
 
 async def start_timebank(run: Running, servers: AsyncExitStack) -> None:
     db = await start_service(run, servers, "timebank", expiry_job_every_s="3600")
-    os.environ["BENCH_TIMEBANK_URL"] = run.servers["timebank"].url
-    await seed_timebank(db, run.tokens["resident"])
+    await http_seeds.seed_timebank(db, run.servers["timebank"].url, run.tokens["resident"], COMMUNITY, RESIDENT)
 
 
 async def start_property(run: Running, servers: AsyncExitStack) -> None:
     """TICKETS tickets over STEWARDS stewards, loaded by SQL as bench/property_queue.py does."""
     db = await start_service(run, servers, "property", sla_check_interval_s="3600")  # its sweep is not the request path
-    conn = await asyncpg.connect(plain_url(db))
-    try:
-        await conn.execute(
-            """
-            INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, quantity,
-                description, priority, status, assignee_id, payment_status, created_at, response_due_at,
-                resolution_due_at, due_at, paused_minutes, hurry_count)
-            SELECT gen_random_uuid()::text, $1, 'r', 'h', 'b', 'repair', 1, 'x', 'normal',
-                (ARRAY['assigned','accepted','in_progress','completed','closed'])[1 + (g / $2) % 5],
-                'steward-' || (g % $2), 'none', now() - (g || ' minutes')::interval,
-                now() + ((g * 7919) % 100000 || ' minutes')::interval,
-                now() + ((g * 7919) % 100000 + 600 || ' minutes')::interval,
-                now() + ((g * 7919) % 100000 || ' minutes')::interval, 0, 0
-            FROM generate_series(1, $3) AS g""",
-            COMMUNITY,
-            STEWARDS,
-            TICKETS,
-        )
-        await conn.execute("ANALYZE tickets")
-    finally:
-        await conn.close()
+    await http_seeds.load_tickets(db, COMMUNITY, STEWARDS, TICKETS)
+
+
+async def start_property_submit(run: Running, servers: AsyncExitStack) -> None:
+    """A building with its steward on duty and SUBMITTERS residents who file tickets in turn (one
+    resident's daily count is a row every filing of theirs updates), on a database of its own."""
+    db = await start_service(
+        run, servers, "property", name="property-submit", sla_check_interval_s="3600", daily_ticket_limit=str(10**9)
+    )
+    residents = await http_seeds.seed_submitters(db, COMMUNITY, SUBMITTERS)
+    run.rotations["submitter"] = tuple(run.stack.token(r, "resident", community=COMMUNITY, ttl_s=3600) for r in residents)
+    run.tokens["submitter"] = run.rotations["submitter"][0]
+
+
+async def start_parking(run: Running, servers: AsyncExitStack) -> None:
+    """bench/parking_search.py's 5,000 spots with their windows and 100,000 bookings."""
+    db = await start_service(run, servers, "parking", expire_holds_every_s="3600", remind_bookings_every_s="3600")
+    base = await http_seeds.load_spots(db)
+    start = base + timedelta(hours=FREE_SPOT_HOURS_AHEAD)
+    query = urlencode({"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(), "limit": 20})
+    run.queries["free_spots"] = "?" + query
 
 
 async def start_governance(run: Running, servers: AsyncExitStack) -> None:
-    """The resident's points account and a few lots, one expiring within 30 days."""
     db = await start_service(run, servers, "governance")
-    conn = await asyncpg.connect(plain_url(db))
-    try:
-        await conn.execute("INSERT INTO gov_accounts (community, resident_id, balance) VALUES ($1, $2, 300)", COMMUNITY, RESIDENT)
-        await conn.execute(
-            "INSERT INTO gov_lots (community, resident_id, points, remaining, expires_at) "
-            "SELECT $1, $2, 100, 100, now() + (g * 20 || ' days')::interval FROM generate_series(1, 3) AS g",
-            COMMUNITY,
-            RESIDENT,
-        )
-    finally:
-        await conn.close()
+    await http_seeds.seed_points(db, COMMUNITY, RESIDENT)
 
 
 async def start_gateway(run: Running, servers: AsyncExitStack) -> None:
@@ -350,6 +258,16 @@ ROUTES = [
     ),
     Route("governance_points", Side(("governance",), "/me/points"), Side(("lean-governance",), "/governance/me/points")),
     Route(
+        "property_submit",
+        Side(("property-submit",), "/tickets", "POST", TICKET, caller="submitter", keyed=True),
+        Side(("lean-property-submit",), "/property/tickets", "POST", TICKET, caller="submitter", keyed=True),
+    ),
+    Route(
+        "parking_free_spots",
+        Side(("parking",), "/free-spots", query="free_spots"),
+        Side(("lean-parking",), "/parking/free-spots", query="free_spots"),
+    ),
+    Route(
         "gateway_members_me",
         Side(("gateway", "timebank"), "/api/timebank/members/me"),
         Side(("lean-timebank",), "/timebank/members/me"),
@@ -364,22 +282,28 @@ STARTERS: dict[str, list[ServerStarter]] = {
     "timebank_confirm": [start_timebank_confirm],
     "property_tickets": [start_property],
     "governance_points": [start_governance],
+    "property_submit": [start_property_submit],
+    "parking_free_spots": [start_parking],
     "gateway_members_me": [start_timebank, start_gateway],
 }
 
 
 async def check_answers(run: Running, route: Route) -> None:
-    """Both sides answer 2xx with the same body shape before any load."""
-    bodies = []
+    """Both sides answer 2xx with the same body shape (a page: as many items, of the same shape)
+    before any load."""
+    bodies: list[Any] = []
     for req in (run.call(route.service), run.call(route.lean)):
         url, body = req.url, req.body
         if req.ids:
             url, body = url.replace("{id}", req.ids[0]), {"id": str(uuid.uuid4())}
-        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {req.token}"}) as client:
+        headers = {"Authorization": f"Bearer {req.token}"} | ({"Idempotency-Key": uuid.uuid4().hex} if req.keyed else {})
+        async with httpx.AsyncClient(headers=headers) as client:
             answer = await client.request(req.method, url, json=body)
         assert answer.is_success, (req.url, answer.status_code, answer.text)
         body = answer.json()
-        bodies.append(sorted(body) if isinstance(body, dict) else type(body).__name__)
+        items = body.get("items") if isinstance(body, dict) else None
+        page = (len(items), sorted(items[0]) if items else None) if isinstance(items, list) else None
+        bodies.append((sorted(body), page) if isinstance(body, dict) else type(body).__name__)
     assert bodies[0] == bodies[1], (route.key, bodies)
 
 

@@ -1,6 +1,7 @@
 """The lean baseline of `bench/http_paths.py`: what a lean FastAPI service doing the same work as
 each measured route would be. FastAPI, an asyncpg pool, the same SQL the service sends, the same
-response model, the kit's cached token check and problem responses; nothing else.
+response model, the kit's cached token check and problem responses; nothing else. The ticket filing
+and the free-spot search are in `bench/lean_filings.py`.
 
 Served by `uvicorn --factory bench.lean_routes:create_lean_app` with `LEAN_DATABASE_URL` (the
 service's database) and `LEAN_JWKS_URL`.
@@ -17,6 +18,7 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from pydantic_core import to_jsonable_python
 
+from bench.lean_filings import filings
 from services.governance.schemas import PointsPublic
 from services.kit.auth import CurrentPrincipal, TokenVerifier
 from services.kit.db import plain_url
@@ -179,4 +181,5 @@ def create_lean_app() -> FastAPI:
     app = FastAPI(lifespan=lean_lifespan, openapi_url=None)
     install_problem_handlers(app)
     app.include_router(lean)
+    app.include_router(filings)
     return app

@@ -10,6 +10,7 @@ collide or read each other's responses.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -18,16 +19,32 @@ from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.kit.db import transaction
+from services.kit.db import driver_statement, transaction
 from services.kit.problems import IdempotencyKeyReused
 from services.kit.tables import idempotency_keys
 
 T = TypeVar("T")
 REPLAY_HEADER = "Idempotency-Replayed"
+
+# Compiled once to the driver's SQL: SQLAlchemy caches no PostgreSQL `INSERT ... ON CONFLICT`
+# (its `Insert` is not cacheable), so built per request the claim was compiled on every keyed POST.
+_KEY = (idempotency_keys.c.scope == bindparam("scope")) & (idempotency_keys.c.key == bindparam("key"))
+_CLAIM = driver_statement(
+    insert(idempotency_keys)
+    .values(scope=bindparam("scope"), key=bindparam("key"), fingerprint=bindparam("fingerprint"), status_code=0)
+    .on_conflict_do_nothing()
+    .returning(idempotency_keys.c.key)
+)
+_STORED = driver_statement(
+    select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code, idempotency_keys.c.body).where(_KEY)
+)
+_STORE = driver_statement(
+    update(idempotency_keys).where(_KEY).values(status_code=bindparam("status_code"), body=bindparam("body"))
+)
 
 
 class IdempotentRequest:
@@ -53,34 +70,22 @@ class IdempotentRequest:
             async with transaction(session):
                 return await create()
         fingerprint = self.fingerprint(body)
+        key = {"scope": self.scope, "key": self.key}
         async with transaction(session):
-            claimed = (
-                await session.execute(
-                    insert(idempotency_keys)
-                    .values(scope=self.scope, key=self.key, fingerprint=fingerprint, status_code=0)
-                    .on_conflict_do_nothing()
-                    .returning(idempotency_keys.c.key)
-                )
-            ).first()
+            conn = await session.connection()
+            claimed = (await conn.exec_driver_sql(_CLAIM.sql, _CLAIM.args(**key, fingerprint=fingerprint))).first()
             if claimed is None:
-                row = (
-                    await session.execute(
-                        select(idempotency_keys).where(idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self.key)
-                    )
-                ).one()
+                row = (await conn.exec_driver_sql(_STORED.sql, _STORED.args(**key))).one()
                 if row.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(("该幂等键已用于另一个请求体", "This key was used with another request body"))
                 return JSONResponse(row.body, status_code=row.status_code, headers={REPLAY_HEADER: "true"})
             result = await create()
             if response_model is not None:
-                stored = response_model.model_validate(result, from_attributes=True).model_dump(mode="json")
+                stored = response_model.model_validate(result, from_attributes=True).model_dump_json()
             else:
-                stored = jsonable_encoder(result)
-            await session.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self.key)
-                .values(status_code=status_code, body=stored)
-            )
+                stored = json.dumps(jsonable_encoder(result))  # as SQLAlchemy's JSONB wrote it
+            # The body as JSON text: the driver's jsonb codec takes text.
+            await conn.exec_driver_sql(_STORE.sql, _STORE.args(**key, status_code=status_code, body=stored))
             return result
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from itertools import combinations
 from typing import Any
 
 from sqlalchemy import and_, or_, select, text, update
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.db import transaction
+from services.kit.db import driver_statement, fetch_all_alone, transaction
 from services.kit.pagination import PageParams, make_page
 from services.kit.payments import PaymentProvider
 from services.parking import domain, problems
@@ -58,6 +59,16 @@ LIMIT :limit
 """
 
 
+# The search for each combination of the optional filters, compiled once to the driver's SQL: it is
+# one statement, so it is sent alone (no BEGIN, no COMMIT) straight to a pooled connection.
+_FILTERS = {"size": "AND s.size = :size", "charging": "AND s.has_charger = :charging", "after": "AND s.id > :after"}
+SEARCHES = {
+    used: driver_statement(text(SEARCH_SQL.format(filters=" ".join(_FILTERS[f] for f in used))))
+    for n in range(len(_FILTERS) + 1)
+    for used in combinations(_FILTERS, n)
+}
+
+
 def _free_spot_cursor(spot: FreeSpot) -> list[str]:
     return [str(spot.spot_id)]
 
@@ -74,7 +85,6 @@ async def search_free(
     """Verified spots free for [start, end) with their price and the fee for the range, by spot id."""
     if end <= start:
         raise problems.InvalidTimeRange(("结束时间必须晚于开始时间", "The end must be after the start"))
-    filters = []
     params: dict[str, Any] = {
         "community": principal.community,
         "start": start,
@@ -82,18 +92,15 @@ async def search_free(
         "limit": page.limit + 1,
     }
     if size:
-        filters.append("AND s.size = :size")
         params["size"] = size
     if charging is not None:
-        filters.append("AND s.has_charger = :charging")
         params["charging"] = charging
     after = page.after()
     if after:
-        filters.append("AND s.id > :after")
         params["after"] = uuid.UUID(str(after[0]))
-    async with transaction(session):
-        rows = (await session.execute(text(SEARCH_SQL.format(filters=" ".join(filters))), params)).all()
-    spots = [FreeSpot(**r._mapping, fee_fen=domain.fee_fen(start, end, r.price_fen_per_30min)) for r in rows]
+    search = SEARCHES[tuple(f for f in _FILTERS if f in params)]
+    rows = await fetch_all_alone(session, search.sql, *search.args(**params))
+    spots = [FreeSpot(**vars(r), fee_fen=domain.fee_fen(start, end, r.price_fen_per_30min)) for r in rows]
     return make_page(spots, page.limit, _free_spot_cursor)
 
 

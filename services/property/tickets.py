@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+import orjson
+from sqlalchemy import Row, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.auth import Principal
-from services.kit.db import transaction
+from services.kit.db import driver_statement, fetch_alone, transaction
+from services.kit.outbox import outbox_written
 from services.kit.pagination import PageParams, make_page
 from services.property import domain
 from services.property.catalogue import catalogue_item
@@ -34,12 +36,13 @@ from services.property.models import (
     new_id,
 )
 from services.property.photos import photo_ids, unattached_photos
+from services.property.placement import Placement, placement
 from services.property.problems import DailyLimitReached, UnknownService
 from services.property.registry import building_in
 from services.property.schemas import TicketCreate, TicketPublic
 from services.property.settings import Settings
 from services.property.sla import sla_policy
-from services.property.visibility import resident_of, visible_ticket
+from services.property.visibility import visible_ticket
 
 
 def public(ticket: Ticket | Row[Any], photos: list[str] | None = None) -> TicketPublic:
@@ -73,20 +76,24 @@ def record_step(
     )
 
 
+# Compiled once: SQLAlchemy caches no PostgreSQL `INSERT ... ON CONFLICT`, so built per request the
+# upsert was compiled on every filing.
+_COUNT_SUBMISSION = driver_statement(
+    insert(DAILY_TICKET_COUNTS)
+    .values(resident_id=bindparam("resident_id"), day=bindparam("day"), count=1)
+    .on_conflict_do_update(
+        index_elements=["resident_id", "day"],
+        set_={"count": DAILY_TICKET_COUNTS.c.count + 1},
+        where=DAILY_TICKET_COUNTS.c.count < bindparam("limit"),
+    )
+    .returning(DAILY_TICKET_COUNTS.c.count)
+)
+
+
 async def _count_submission(session: AsyncSession, resident_id: str, at: datetime, limit: int) -> None:
     """Count today's submission with a conditional upsert: concurrent floods cannot slip past the limit."""
-    table = DAILY_TICKET_COUNTS
-    stmt = (
-        insert(table)
-        .values(resident_id=resident_id, day=domain.local_day(at), count=1)
-        .on_conflict_do_update(
-            index_elements=["resident_id", "day"],
-            set_={"count": table.c.count + 1},
-            where=table.c.count < limit,
-        )
-        .returning(table.c.count)
-    )
-    if (await session.execute(stmt)).first() is None:
+    args = _COUNT_SUBMISSION.args(resident_id=resident_id, day=domain.local_day(at), limit=limit)
+    if await fetch_alone(session, _COUNT_SUBMISSION.sql, *args) is None:
         raise DailyLimitReached((f"每位住户每天最多报事 {limit} 次", f"At most {limit} tickets per resident per day"))
 
 
@@ -133,7 +140,9 @@ async def _route(session: AsyncSession, community: str, building_id: str, at: da
 
 
 async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> Ticket:
-    """Route, time and insert a ticket, write its submission step and publish it (in the caller's transaction)."""
+    """Route, time and insert a ticket, write its submission step and publish it (in the caller's
+    transaction): system-filed, pledged and redeemed tickets. A resident's filing is `file_ticket`."""
+    household_id: str | None
     if new.resident is not None:
         household = (await session.scalars(select(Household).where(HOUSEHOLDS.c.id == new.resident.household_id))).one()
         household_id, building_id = household.id, household.building_id
@@ -142,13 +151,14 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
             "a system-filed ticket names its building and incident"
         )
         household_id, building_id = None, new.building_id
+    resident_id = new.resident.id if new.resident else None
     route = await _route(session, new.community, building_id, at)
     policy = await sla_policy(session, new.community, new.category, new.priority)
     response_due, resolution_due = domain.deadlines(at, policy)
     ticket = Ticket(
         id=new_id(),
         community=new.community,
-        resident_id=new.resident.id if new.resident else None,
+        resident_id=resident_id,
         household_id=household_id,
         building_id=building_id,
         category=new.category.value,
@@ -173,7 +183,7 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
     )
     session.add(ticket)
     await session.flush()
-    actor = new.actor or (new.resident.id if new.resident else "")
+    actor = new.actor or resident_id or ""
     record_step(session, ticket, actor, new.role, Action.submit, None, routed_via=route.via)
     await publisher.publish(
         session,
@@ -199,10 +209,83 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
     return ticket
 
 
+# A resident's ticket, its submission step and its outbox event: one statement, compiled once.
+FILE_TICKET = driver_statement(
+    text("""
+WITH ticket AS (
+    INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, service_code, quantity,
+        description, priority, preferred_time, status, assignee_id, quote_fen, quote_approved_at, payment_status,
+        created_at, response_due_at, resolution_due_at, due_at, paused_minutes, hurry_count, source)
+    VALUES (:id, :community, :resident_id, :household_id, :building_id, :category, :service_code, 1,
+        :description, :priority, :preferred_time, :status, :assignee_id, :quote_fen, :quote_approved_at, :payment_status,
+        :created_at, :response_due_at, :resolution_due_at, :response_due_at, 0, 0, :source)
+    RETURNING *),
+step AS (
+    INSERT INTO ticket_steps (ticket_id, actor_id, role, action, from_status, to_status, data)
+    SELECT id, resident_id, :role, :action, NULL, status, CAST(:step_data AS jsonb) FROM ticket),
+event AS (
+    INSERT INTO kit_outbox (event_id, topic, key, type, source, occurred_at, data, traceparent, tracestate)
+    VALUES (:event_id, :event_topic, :id, :event_type, :event_source, :created_at, CAST(:event_data AS jsonb),
+        :traceparent, :tracestate))
+SELECT * FROM ticket""")
+)
+
+
+def filing_args(
+    community: str, place: Placement, data: TicketCreate, quote: tuple[int | None, bool], at: datetime
+) -> tuple[Any, ...]:
+    """`FILE_TICKET`'s arguments: the ticket routed and timed by `place`, its step and its event."""
+    ticket_id = new_id()
+    response_due, resolution_due = domain.deadlines(at, place.policy)
+    route = place.route
+    event = TicketSubmitted(
+        ticket_id=ticket_id,
+        community=community,
+        category=data.category.value,
+        status=route.status.value,
+        service_code=data.service_code,
+        priority=data.priority.value,
+        building_id=place.building_id,
+        household_id=place.household_id,
+        resident_id=place.resident_id,
+        source=Source.resident.value,
+        assignee_id=route.steward_id,
+        routed_via=route.via,
+        response_due_at=response_due,
+        resolution_due_at=resolution_due,
+        submitted_at=at,
+    )
+    return FILE_TICKET.args(
+        id=ticket_id,
+        community=community,
+        resident_id=place.resident_id,
+        household_id=place.household_id,
+        building_id=place.building_id,
+        category=data.category.value,
+        service_code=data.service_code,
+        description=data.description,
+        priority=data.priority.value,
+        preferred_time=data.preferred_time,
+        status=route.status.value,
+        assignee_id=route.steward_id,
+        quote_fen=quote[0],
+        quote_approved_at=at if quote[1] else None,
+        payment_status=NO_PAYMENT,
+        created_at=at,
+        response_due_at=response_due,
+        resolution_due_at=resolution_due,
+        source=Source.resident.value,
+        role=Role.resident.value,
+        action=Action.submit.value,
+        step_data=orjson.dumps({"routed_via": route.via}).decode(),
+        **publisher.outbox_params(event),
+    )
+
+
 async def submit_ticket(session: AsyncSession, who: Principal, data: TicketCreate, settings: Settings) -> TicketPublic:
     async with transaction(session):
         at = datetime.now(UTC)
-        resident = await resident_of(session, who)
+        place = await placement(session, who, data.category, data.priority, at)
         quote_fen, approved = None, False
         if data.category == Category.service:
             item = await catalogue_item(session, who.community, data.service_code or "")
@@ -211,22 +294,9 @@ async def submit_ticket(session: AsyncSession, who: Principal, data: TicketCreat
             # Ordering a service at its catalogue price is the resident's approval of that price.
             quote_fen, approved = item.price_fen, item.price_fen is not None
         photos = await unattached_photos(session, who, data.photo_ids)
-        await _count_submission(session, resident.id, at, settings.daily_ticket_limit)
-        ticket = await create_ticket(
-            session,
-            NewTicket(
-                community=who.community,
-                resident=resident,
-                category=data.category,
-                description=data.description,
-                priority=data.priority,
-                service_code=data.service_code,
-                preferred_time=data.preferred_time,
-                quote_fen=quote_fen,
-                quote_approved=approved,
-            ),
-            at,
-        )
+        await _count_submission(session, place.resident_id, at, settings.daily_ticket_limit)
+        ticket = await fetch_alone(session, FILE_TICKET.sql, *filing_args(who.community, place, data, (quote_fen, approved), at))
+        outbox_written(session)
         for photo in photos:
             photo.ticket_id = ticket.id
         return public(ticket, [p.id for p in photos])

@@ -268,6 +268,18 @@ async def test_weekly_window_and_search(community: Community) -> None:
     assert all(s["fee_fen"] == 400 for s in r.json()["items"])
     r = await client.get("/free-spots", params={**params, "charging": "true"}, headers=c.booker_h)
     assert [s["spot_id"] for s in r.json()["items"]] == [charging]
+    # Each filter, and a cursor, alone and together (the search is compiled once per combination).
+    r = await client.get("/free-spots", params={**params, "size": "large"}, headers=c.booker_h)
+    assert [s["spot_id"] for s in r.json()["items"]] == [charging]
+    r = await client.get("/free-spots", params={**params, "size": "large", "charging": "false"}, headers=c.booker_h)
+    assert r.json()["items"] == []
+    first = (await client.get("/free-spots", params={**params, "limit": 1}, headers=c.booker_h)).json()
+    rest = await client.get("/free-spots", params={**params, "limit": 1, "cursor": first["next_cursor"]}, headers=c.booker_h)
+    assert [s["spot_id"] for s in first["items"] + rest.json()["items"]] == sorted([charging, plain])
+    assert rest.json()["next_cursor"] is None
+    paged = {**params, "cursor": first["next_cursor"], "size": "large", "charging": "true"}
+    r = await client.get("/free-spots", params=paged, headers=c.booker_h)
+    assert [s["spot_id"] for s in r.json()["items"]] == ([charging] if charging > plain else [])
     assert (await c.book(plain, start, start + H)).status_code == 201
     r = await client.get("/free-spots", params=params, headers=c.booker_h)
     assert [s["spot_id"] for s in r.json()["items"]] == [charging]

@@ -94,6 +94,43 @@ async def test_routing_steward_then_backup_then_queue(world: World) -> None:
     assert (t["status"], t["assignee_id"]) == ("queued", None)
 
 
+async def test_a_filing_writes_its_ticket_step_and_event_together(world: World, svc: RunningService) -> None:
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    headers = {**world.as_resident("wang"), "traceparent": f"00-{trace}-b7ad6b7169203331-01"}
+    r = await world.client.post("/tickets", json={"category": "repair", "description": "水管漏水"}, headers=headers)
+    assert r.status_code == 201, r.text
+    t = r.json()
+    assert t["due_at"] == t["response_due_at"] and t["source"] == "resident" and t["photo_ids"] == []
+    async with svc.state.engine.connect() as conn:
+        row = (await conn.execute(outbox.select().where(outbox.c.key == t["id"]))).one()
+        step = (await conn.execute(text("SELECT * FROM ticket_steps WHERE ticket_id = :t"), {"t": t["id"]})).one()
+    assert row.type == "property.ticket.submitted.v1" and row.traceparent.split("-")[1] == trace
+    assert row.data == {
+        "ticket_id": t["id"],
+        "community": COMMUNITY,
+        "category": "repair",
+        "status": "assigned",
+        "service_code": None,
+        "priority": "normal",
+        "building_id": t["building_id"],
+        "household_id": t["household_id"],
+        "resident_id": t["resident_id"],
+        "source": "resident",
+        "assignee_id": world.stewards["wu"],
+        "routed_via": "steward",
+        "response_due_at": row.data["response_due_at"],
+        "resolution_due_at": row.data["resolution_due_at"],
+        "submitted_at": row.data["submitted_at"],
+    }
+    assert (step.action, step.role, step.actor_id, step.to_status, step.data) == (
+        "submit",
+        "resident",
+        t["resident_id"],
+        "assigned",
+        {"routed_via": "steward"},
+    )
+
+
 async def test_unknown_category_and_service_are_refused(world: World, svc: RunningService) -> None:
     r = await world.client.post("/tickets", json={"category": "plumbing", "description": "x"}, headers=world.as_resident("wang"))
     assert r.status_code == 422 and r.json()["type"] == "urn:community:problem:validation-error"
