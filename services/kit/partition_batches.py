@@ -257,8 +257,11 @@ class PartitionGate:
             while queued:
                 batch = queued.popleft()
                 batch.failure(exception=HeldBack(f"an earlier batch for {tp.topic}[{tp.partition}] was refused"))
-                # Nothing awaits the drain of a batch never sent: mark its failure seen.
+                # Nothing awaits the drain of a batch never sent, nor its result once its sender
+                # is cancelled (a relay stopping): mark both failures seen. A sender still awaiting
+                # the result gets the exception all the same.
                 batch._drain_waiter.exception()
+                batch.future.exception()
         return self._drain_by_nodes(*args, **kwargs)
 
 
