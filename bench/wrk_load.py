@@ -65,11 +65,11 @@ def wrk_script(work: Path, req: Call) -> Path:
     return script
 
 
-async def wrk(req: Call, duration_s: float, script: Path) -> dict[str, float]:
+async def wrk(req: Call, duration_s: float, script: Path, connections: int = CONNECTIONS) -> dict[str, float]:
     proc = await asyncio.create_subprocess_exec(
         "wrk",
         "-t1",
-        f"-c{CONNECTIONS}",
+        f"-c{connections}",
         f"-d{round(duration_s)}s",
         "--latency",
         "-s",

@@ -9,9 +9,7 @@ two cores go to the server and PostgreSQL on both sides of the ratio.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from bench.confirm_parts.ledger_setup import CONCURRENCY, children_cpu_s, commits, wal_records
 from bench.gateway_get import Server, cpu_seconds, uvicorn_process
+from bench.wrk_load import Call, wrk, wrk_script
 from tests.support.stack import TestStack
 
 
@@ -56,51 +55,9 @@ async def start_servers(stack: TestStack, service_db: str, lean_db: str, work: P
     ]
 
 
-def wrk_script(work: Path, path: str, token: str, ids: list[uuid.UUID]) -> Path:
+def confirmations(side: HttpSide, token: str, ids: list[uuid.UUID]) -> Call:
     """Each request confirms the next pending transfer of `ids`, with its own transfer id."""
-    head, _, tail = path.partition("{id}")
-    prefix = str(uuid.uuid4())[:24]  # this run's transfer ids: a random prefix and a counter
-    script = work / f"wrk-{prefix}.lua"
-    script.write_text(
-        "\n".join(
-            [
-                'wrk.method = "POST"',
-                f'wrk.headers["Authorization"] = "Bearer {token}"',
-                'wrk.headers["Content-Type"] = "application/json"',
-                "ids = {" + ",".join(f'"{i}"' for i in ids) + "}",
-                "n = 0",
-                "request = function()",
-                "  n = n + 1",
-                "  local id = ids[((n - 1) % #ids) + 1]",
-                f"  local body = '{{\"id\":\"{prefix}' .. string.format('%012x', n) .. '\"}}'",
-                f'  return wrk.format(nil, "{head}" .. id .. "{tail}", nil, body)',
-                "end",
-                "",
-            ]
-        )
-    )
-    return script
-
-
-async def wrk(url: str, script: Path, duration_s: float) -> tuple[float, float, float, float]:
-    """Requests/s, requests, non-2xx responses and p50 (ms) of one wrk run of CONCURRENCY connections."""
-    proc = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", f"-c{CONCURRENCY}", f"-d{round(duration_s)}s", "--latency", "-s", str(script), url,
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out = (await proc.communicate())[0].decode()
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
-    assert rps and total, out
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return (
-        float(rps.group(1)),
-        float(total.group(1)),
-        float(bad.group(1)) if bad else 0.0,
-        float(p50.group(1)) * scale[p50.group(2)] if p50 else float("nan"),
-    )
+    return Call("POST", side.server.url + side.path, token, ids=tuple(str(i) for i in ids))
 
 
 async def confirm_over_http(
@@ -116,13 +73,15 @@ async def confirm_over_http(
     """One second of confirmations of `warm`, then `duration_s` of `timed`, with the CPU per
     confirmation of the server, PostgreSQL and wrk, and what the other servers spent meanwhile
     (the service's relay, which has nothing of the twin's to publish: each has its own database)."""
-    url = side.server.url
-    await wrk(url, wrk_script(work, side.path, token, warm), 1)
-    script = wrk_script(work, side.path, token, timed)
+    warm_up = confirmations(side, token, warm)
+    await wrk(warm_up, 1, wrk_script(work, warm_up), CONCURRENCY)
+    call = confirmations(side, token, timed)
+    script = wrk_script(work, call)
     server, db, client = cpu_seconds(side.server.pids), cpu_seconds(pg), children_cpu_s()
     idle = sum(cpu_seconds(o.server.pids) for o in others)
     committed, logged = await commits(side.database_url), await wal_records(side.database_url)
-    rps, done, errors, p50 = await wrk(url, script, duration_s)
+    ran = await wrk(call, duration_s, script, CONCURRENCY)
+    rps, done, errors, p50 = ran["rps"], ran["requests"], ran["errors"], ran["p50_ms"]
     n = max(1.0, done)
     # Only confirmations count: a refused request (a side that ran past its pending transfers) is
     # not one, and answers faster than a confirmation, so it must not lift the side's rate.
