@@ -9,17 +9,14 @@ service's database) and `LEAN_JWKS_URL`.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 
-from services.kit.auth import Principal, TokenVerifier, require_roles
-from services.kit.db import plain_url
+from bench.lean_routes import lean_lifespan
+from services.kit.auth import Principal, require_roles
 from services.kit.problems import install_problem_handlers
 from services.kit.telemetry import current_traceparent
 from services.security.access import INGEST
@@ -54,16 +51,6 @@ async def lean_ingest(body: AccessBatchBody, request: Request, who: Device) -> A
     if row is None or row["stored"] is None:
         raise UnknownDevice()
     return AccessAccepted(received=len(events), stored=row["stored"])
-
-
-@asynccontextmanager
-async def lean_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.token_verifier = TokenVerifier(
-        os.environ["LEAN_JWKS_URL"], issuer="community-gateway", audience="community-platform"
-    )
-    async with asyncpg.create_pool(plain_url(os.environ["LEAN_DATABASE_URL"]), min_size=4, max_size=10) as pool:
-        app.state.pool = pool
-        yield
 
 
 def create_lean_app() -> FastAPI:
