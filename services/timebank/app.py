@@ -20,7 +20,10 @@ TAGS = [
     {"name": "settings", "description": "Per-community rules"},
 ]
 
-ROUTERS = [settings_routes, member_routes, care_routes, transfer_routes, community_routes]
+# The router tries its routes in this order, each request: the ledger's first, so the everyday
+# confirmation (the first route of `transfer_routes`) is found without matching every other route
+# (the time bank's paths do not overlap, so the order changes no answer).
+ROUTERS = [transfer_routes, settings_routes, member_routes, care_routes, community_routes]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
