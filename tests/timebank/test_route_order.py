@@ -1,0 +1,39 @@
+"""The time bank's routers are tried in `app.ROUTERS`' order, the ledger's first so that the everyday
+confirmation is found early. That order may change no answer: no path one router serves is also
+matched, for the same method, by a route of another router."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from fastapi.routing import APIRoute
+from starlette.routing import compile_path
+
+from services.timebank.app import ROUTERS
+from services.timebank.transfers_api import transfer_routes
+
+
+def _example(path_format: str) -> str:
+    """A concrete path the route serves: each parameter an id."""
+    return re.sub(r"\{[^}]+\}", str(uuid.UUID(int=7)), path_format)
+
+
+def test_no_path_is_matched_by_two_routers() -> None:
+    routes = [(n, r) for n, router in enumerate(ROUTERS) for r in router.routes if isinstance(r, APIRoute)]
+    assert len(routes) > 20
+    overlaps = []
+    for n, route in routes:
+        for m, other in routes:
+            if n != m and route.methods & other.methods:
+                regex, _, _ = compile_path(other.path_format)
+                if regex.match(_example(route.path_format)):
+                    overlaps.append((route.path_format, other.path_format))
+    assert overlaps == []
+
+
+def test_the_confirmation_is_the_first_route_tried() -> None:
+    first = ROUTERS[0].routes[0]
+    assert ROUTERS[0] is transfer_routes
+    assert isinstance(first, APIRoute) and first.path_format == "/transfers/{pending_id}/confirm"
+    assert first.methods == {"POST"}
