@@ -1,6 +1,7 @@
-"""The time bank's routers are tried in `app.ROUTERS`' order, the ledger's first so that the everyday
-confirmation is found early. That order may change no answer: no path one router serves is also
-matched, for the same method, by a route of another router."""
+"""The time bank's routers are tried in `app.ROUTERS`' order, the everyday routes' first (the
+confirmation, a member's own record), so that they are found early. That order may change no
+answer: no path one router serves is also matched, for the same method, by a route of another
+router."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import uuid
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
 
+from services.timebank.api import settings_routes
 from services.timebank.app import ROUTERS
-from services.timebank.transfers_api import transfer_routes
 
 
 def _example(path_format: str) -> str:
@@ -32,8 +33,9 @@ def test_no_path_is_matched_by_two_routers() -> None:
     assert overlaps == []
 
 
-def test_the_confirmation_is_the_first_route_tried() -> None:
-    first = ROUTERS[0].routes[0]
-    assert ROUTERS[0] is transfer_routes
-    assert isinstance(first, APIRoute) and first.path_format == "/transfers/{pending_id}/confirm"
-    assert first.methods == {"POST"}
+def test_the_everyday_routes_are_tried_first() -> None:
+    """The confirmation first, a member's own record among the first three routes tried."""
+    tried = [(sorted(r.methods)[0], r.path_format) for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    assert tried[0] == ("POST", "/transfers/{pending_id}/confirm")
+    assert ("GET", "/members/me") in tried[:3]
+    assert ROUTERS[-1] is settings_routes
