@@ -21,7 +21,9 @@ from gateway.revocations import DenyList
 
 # Per request: is the token deny-listed, and both fixed windows' INCR plus their expiry when the key has
 # none (`EXPIRE ... NX`, the `limits` fixed-window rule), for every request of a batch (3 keys each);
-# then, once, whether Redis's copy of the deny-list is whole (the last key: its marker).
+# then, once, whether Redis's copy of the deny-list is whole (the last key: its marker). The answer
+# is one string of the numbers joined by commas: the client parses one bulk reply, where an array
+# of 3n + 1 integers cost it a line read and a conversion each.
 ADMIT_SCRIPT = """
 local out = {}
 for i = 1, #KEYS - 1, 3 do
@@ -32,7 +34,7 @@ for i = 1, #KEYS - 1, 3 do
   redis.call('EXPIRE', KEYS[i + 2], ARGV[2], 'NX')
 end
 out[#out + 1] = redis.call('EXISTS', KEYS[#KEYS])
-return out
+return table.concat(out, ',')
 """
 
 # Deny-listed, the user's count, the address's count.
@@ -102,7 +104,7 @@ class AdmissionBatcher:
         keys.append(self.deny_list_filled)
         try:
             with suppress_instrumentation():
-                counts = await self.script(keys=keys, args=self.args)
+                answer = await self.script(keys=keys, args=self.args)
         except Exception as exc:
             for *_, future in batch:
                 if not future.done():
@@ -112,9 +114,10 @@ class AdmissionBatcher:
             for *_, future in batch:
                 future.cancel()
             raise
+        counts = [int(count) for count in (answer.decode() if isinstance(answer, bytes) else answer).split(",")]
         for n, (*_, future) in enumerate(batch):
             if not future.done():  # the caller may have gone away meanwhile
-                future.set_result(((int(counts[3 * n]), int(counts[3 * n + 1]), int(counts[3 * n + 2])), bool(counts[-1])))
+                future.set_result(((counts[3 * n], counts[3 * n + 1], counts[3 * n + 2]), bool(counts[-1])))
 
 
 class RateLimits:
