@@ -37,6 +37,9 @@ out[#out + 1] = redis.call('EXISTS', KEYS[#KEYS])
 return table.concat(out, ',')
 """
 
+# The most window keys kept built (per subject, per address); past it they are built afresh.
+WINDOW_KEYS_KEPT = 16_384
+
 # Deny-listed, the user's count, the address's count.
 Admission = tuple[int, int, int]
 # With it, whether Redis's deny-list copy was whole when the batch was checked.
@@ -152,6 +155,19 @@ class RateLimits:
         self.code_sends_per_phone = parse(code_sends_per_phone)
         self.code_sends_per_ip = parse(code_sends_per_ip)
         self.admissions = AdmissionBatcher(redis, user_expiry=self.per_user.get_expiry(), ip_expiry=self.per_ip.get_expiry())
+        # The windows' keys have no time in them (the script's INCR and EXPIRE NX make the window):
+        # built once per subject and per address (the `limits` package's key_for is eight calls).
+        self._window_keys: dict[tuple[str, str], str] = {}
+
+    def _window_key(self, kind: str, who: str) -> str:
+        key = self._window_keys.get((kind, who))
+        if key is None:
+            item = self.per_user if kind == "user" else self.per_ip
+            key = f"{self.KEY_PREFIX}:{item.key_for(kind, who)}"
+            if len(self._window_keys) >= WINDOW_KEYS_KEPT:
+                self._window_keys.clear()
+            self._window_keys[(kind, who)] = key
+        return key
 
     @staticmethod
     def _refused(item: RateLimitItem, retry_after: int) -> TooManyRequests:
@@ -173,8 +189,8 @@ class RateLimits:
 
         Returns whether Redis's deny-list copy is whole: when not, the caller asks the database.
         """
-        user_key = f"{self.KEY_PREFIX}:{self.per_user.key_for('user', subject)}"
-        ip_key = f"{self.KEY_PREFIX}:{self.per_ip.key_for('ip', ip)}"
+        user_key = self._window_key("user", subject)
+        ip_key = self._window_key("ip", ip)
         (revoked, user_count, ip_count), filled = await self.admissions.admit_checked(deny_key, user_key, ip_key)
         if revoked:
             raise TokenRevoked()

@@ -1,4 +1,5 @@
-"""The front door's access line without a LogRecord is the line the handler writes for a record."""
+"""The proxy path's per-request shortcuts give what the long way gives: the access line without a
+LogRecord is the record's line; a route table's remembered template is the one it matched."""
 
 from __future__ import annotations
 
@@ -57,3 +58,16 @@ def test_the_direct_line_is_used_only_when_the_handler_is_the_loggers_only_one()
     quiet.addHandler(AccessLogHandler("gateway", stream=io.StringIO()))
     assert only_access_handler(quiet) is None
     assert only_access_handler(logging.Logger("plain")) is None
+
+
+def test_a_route_table_answers_a_known_path_as_it_did_the_first_time() -> None:
+    from gateway.routes import KNOWN_PATH_LENGTH, RouteTable
+
+    table = RouteTable.from_paths({"timebank": ["/members/me", "/members/{member_id}"]})
+    for _ in range(2):
+        assert table.template("timebank", "/members/me") == "/api/timebank/members/me"
+        assert table.template("timebank", "/members/42") == "/api/timebank/members/{member_id}"
+        assert table.template("timebank", "/nothing") == "/api/timebank/unmatched"
+    long_path = "/members/" + "x" * KNOWN_PATH_LENGTH
+    assert table.template("timebank", long_path) == "/api/timebank/members/{member_id}"
+    assert ("timebank", long_path) not in table.known and len(table.known) == 3
