@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway import service
+from gateway.headers import bearer_token, client_ip
 from gateway.identity import GatewayVerifier
 from gateway.openapi import refresh_openapi
 from gateway.problems import (
@@ -21,7 +22,6 @@ from gateway.problems import (
     TooManyRequests,
 )
 from gateway.protection import RateLimits
-from gateway.proxy import bearer_token, client_ip
 from gateway.revocations import token_digest
 from gateway.schemas import (
     ApiClientPublic,

@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import api, community_api, openapi
-from gateway.accesslog import install_access_log
+from gateway.accesslog import install_access_log, only_access_handler
 from gateway.clients import RealClient
 from gateway.communities import ServedCommunities
 from gateway.consumers import registry_consumer
@@ -173,15 +173,21 @@ class FrontDoor:
             principal = state.get("principal")
             # The subject is an opaque UUID; the kit's JSON formatter keeps only known extras,
             # so it goes into the message. Logged inside the span, so the line carries its trace id.
-            log.info(
-                "%s %s %d %.1fms subject=%s",
-                scope["method"],
-                route,
-                status,
-                elapsed * 1000,
-                getattr(principal, "subject", "-"),
-                extra={"request_id": request_id},
-            )
+            subject = getattr(principal, "subject", "-")
+            handler = only_access_handler(log)
+            if handler is not None:
+                ctx = (span if span is not None else trace.get_current_span()).get_span_context()
+                handler.access(log.name, scope["method"], route, status, elapsed * 1000, subject, request_id, ctx)
+            else:
+                log.info(
+                    "%s %s %d %.1fms subject=%s",
+                    scope["method"],
+                    route,
+                    status,
+                    elapsed * 1000,
+                    subject,
+                    extra={"request_id": request_id},
+                )
             if span is not None:
                 if span.is_recording():
                     span.update_name(f"{scope['method']} {route}")

@@ -3,6 +3,10 @@ cleaned of what only the service's side of the connection should see."""
 
 from __future__ import annotations
 
+from starlette.requests import Request
+
+from services.kit.problems import Unauthorized
+
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
 HOP_BY_HOP = frozenset(
     {
@@ -76,3 +80,22 @@ def relative_location(location: bytes, base_url: str, prefix: str) -> bytes:
     if text.startswith("/") and not text.startswith("//"):
         return (prefix + text).encode("latin-1")
     return location
+
+
+# The request headers the proxy reads itself (the first of each, as Starlette's `Headers.get`).
+READ_HEADERS = frozenset({b"authorization", b"content-length", b"idempotency-key", b"transfer-encoding"})
+
+
+def bearer_token(request: Request) -> str:
+    return bearer_token_in(request.headers.get("authorization", ""))
+
+
+def bearer_token_in(auth: str) -> str:
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(("缺少访问令牌", "Missing bearer token"))
+    return token.strip()
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

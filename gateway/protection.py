@@ -21,7 +21,9 @@ from gateway.revocations import DenyList
 
 # Per request: is the token deny-listed, and both fixed windows' INCR plus their expiry when the key has
 # none (`EXPIRE ... NX`, the `limits` fixed-window rule), for every request of a batch (3 keys each);
-# then, once, whether Redis's copy of the deny-list is whole (the last key: its marker).
+# then, once, whether Redis's copy of the deny-list is whole (the last key: its marker). The answer
+# is one string of the numbers joined by commas: the client parses one bulk reply, where an array
+# of 3n + 1 integers cost it a line read and a conversion each.
 ADMIT_SCRIPT = """
 local out = {}
 for i = 1, #KEYS - 1, 3 do
@@ -32,8 +34,11 @@ for i = 1, #KEYS - 1, 3 do
   redis.call('EXPIRE', KEYS[i + 2], ARGV[2], 'NX')
 end
 out[#out + 1] = redis.call('EXISTS', KEYS[#KEYS])
-return out
+return table.concat(out, ',')
 """
+
+# The most window keys kept built (per subject, per address); past it they are built afresh.
+WINDOW_KEYS_KEPT = 16_384
 
 # Deny-listed, the user's count, the address's count.
 Admission = tuple[int, int, int]
@@ -102,7 +107,7 @@ class AdmissionBatcher:
         keys.append(self.deny_list_filled)
         try:
             with suppress_instrumentation():
-                counts = await self.script(keys=keys, args=self.args)
+                answer = await self.script(keys=keys, args=self.args)
         except Exception as exc:
             for *_, future in batch:
                 if not future.done():
@@ -112,9 +117,10 @@ class AdmissionBatcher:
             for *_, future in batch:
                 future.cancel()
             raise
+        counts = [int(count) for count in (answer.decode() if isinstance(answer, bytes) else answer).split(",")]
         for n, (*_, future) in enumerate(batch):
             if not future.done():  # the caller may have gone away meanwhile
-                future.set_result(((int(counts[3 * n]), int(counts[3 * n + 1]), int(counts[3 * n + 2])), bool(counts[-1])))
+                future.set_result(((counts[3 * n], counts[3 * n + 1], counts[3 * n + 2]), bool(counts[-1])))
 
 
 class RateLimits:
@@ -149,6 +155,19 @@ class RateLimits:
         self.code_sends_per_phone = parse(code_sends_per_phone)
         self.code_sends_per_ip = parse(code_sends_per_ip)
         self.admissions = AdmissionBatcher(redis, user_expiry=self.per_user.get_expiry(), ip_expiry=self.per_ip.get_expiry())
+        # The windows' keys have no time in them (the script's INCR and EXPIRE NX make the window):
+        # built once per subject and per address (the `limits` package's key_for is eight calls).
+        self._window_keys: dict[tuple[str, str], str] = {}
+
+    def _window_key(self, kind: str, who: str) -> str:
+        key = self._window_keys.get((kind, who))
+        if key is None:
+            item = self.per_user if kind == "user" else self.per_ip
+            key = f"{self.KEY_PREFIX}:{item.key_for(kind, who)}"
+            if len(self._window_keys) >= WINDOW_KEYS_KEPT:
+                self._window_keys.clear()
+            self._window_keys[(kind, who)] = key
+        return key
 
     @staticmethod
     def _refused(item: RateLimitItem, retry_after: int) -> TooManyRequests:
@@ -170,8 +189,8 @@ class RateLimits:
 
         Returns whether Redis's deny-list copy is whole: when not, the caller asks the database.
         """
-        user_key = f"{self.KEY_PREFIX}:{self.per_user.key_for('user', subject)}"
-        ip_key = f"{self.KEY_PREFIX}:{self.per_ip.key_for('ip', ip)}"
+        user_key = self._window_key("user", subject)
+        ip_key = self._window_key("ip", ip)
         (revoked, user_count, ip_count), filled = await self.admissions.admit_checked(deny_key, user_key, ip_key)
         if revoked:
             raise TokenRevoked()

@@ -26,7 +26,15 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.bodies import BodyStream, read_piece
 from gateway.breaker import CircuitBreaker
-from gateway.headers import NOT_FORWARDED, NOT_FORWARDED_BUFFERED, REGION_HEADER, answer_headers
+from gateway.headers import (
+    NOT_FORWARDED,
+    NOT_FORWARDED_BUFFERED,
+    READ_HEADERS,
+    REGION_HEADER,
+    answer_headers,
+    bearer_token_in,
+    client_ip,
+)
 from gateway.identity import GatewayVerifier
 from gateway.limits import body_too_large
 from gateway.problems import (
@@ -50,7 +58,7 @@ from gateway.upstream import (
     UpstreamReply,
 )
 from services.kit.auth import Principal
-from services.kit.problems import BadRequest, Problem, Unauthorized
+from services.kit.problems import BadRequest, Problem
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Bodies up to this size are read whole (so they can be retried or fingerprinted); larger ones stream.
@@ -82,18 +90,6 @@ class Upstream:
     name: str
     base_url: str
     breaker: CircuitBreaker
-
-
-def bearer_token(request: Request) -> str:
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(("缺少访问令牌", "Missing bearer token"))
-    return token.strip()
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 class Proxy:
@@ -147,7 +143,12 @@ class Proxy:
             # One public path per route: the city's feeds only at /city/v1/, the rest only at /api/.
             where = public_path(service, "/" + path.partition("?")[0])
             raise NotRouted((f"该路径不存在，请使用 {where}", f"No such path; this route is served at {where}"))
-        token = bearer_token(request)
+        read: dict[bytes, str] = {}
+        for name_b, value_b in request.scope["headers"]:  # one pass, no Starlette `Headers`
+            if name_b in READ_HEADERS and name_b not in read:
+                read[name_b] = value_b.decode("latin-1")
+        token = bearer_token_in(read.get(b"authorization", ""))
+        client = request.scope.get("client")
         # The admission's Redis call runs without the request's context and its spans (see
         # `AdmissionBatcher`); nothing else here touches Redis or the network on the usual path.
         principal = await self.verifier.verify_signature(token)
@@ -155,7 +156,7 @@ class Proxy:
         deny, digest = self.verifier.deny, token_digest(token)
         try:
             deny_list_whole = await self.limits.admit_call(
-                deny_key=deny.PREFIX + digest, subject=principal.subject, ip=client_ip(request)
+                deny_key=deny.PREFIX + digest, subject=principal.subject, ip=client[0] if client else "unknown"
             )
         except RedisError:
             # Redis is down: the rate limits fail open (the services still hold their own rules);
@@ -164,17 +165,17 @@ class Proxy:
             deny_list_whole = False
         if not deny_list_whole and await deny.revoked_durably(digest):
             raise TokenRevoked()
-        request.state.route = self.routes.template(service, "/" + path)
+        route = request.state.route = self.routes.template(service, "/" + path)
 
-        length = request.headers.get("content-length")
+        length = read.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
             raise body_too_large(self.settings.max_body_bytes)
         method = request.method
-        idem_key = request.headers.get("idempotency-key") if method == "POST" else None
+        idem_key = read.get(b"idempotency-key") if method == "POST" else None
         body: bytes | BodyStream
         if idem_key is not None or (length is not None and int(length) <= BUFFER_LIMIT):
             body = await self._read_body(request)
-        elif length is None and "transfer-encoding" not in request.headers:
+        elif length is None and b"transfer-encoding" not in read:
             body = b""
         else:
             body = self._stream_body(request)
@@ -196,9 +197,9 @@ class Proxy:
         retryable = method in IDEMPOTENT_METHODS and isinstance(body, bytes)
 
         if method == "GET" and f"{service}/{path}" in self.stream_routes:
-            return await self._open_stream(upstream, url, headers, timeout, request.state.route, prefix, principal)
+            return await self._open_stream(upstream, url, headers, timeout, route, prefix, principal)
         if idem_key is None:
-            reply = await self._send(upstream, method, url, headers, body, timeout, retryable, request.state.route)
+            reply = await self._send(upstream, method, url, headers, body, timeout, retryable, route)
             return await self._relay(upstream, reply, timeout, prefix)
 
         assert isinstance(body, bytes)
@@ -213,7 +214,7 @@ class Proxy:
             ]
             return response
         try:
-            reply = await self._send(upstream, method, url, headers, body, timeout, False, request.state.route)
+            reply = await self._send(upstream, method, url, headers, body, timeout, False, route)
             content = await read_whole(upstream, reply, timeout)
         except BaseException:
             await self.idempotency.abandon(scope, idem_key)

@@ -17,6 +17,10 @@ SERVICE_OWN_ROUTES = frozenset({"metrics", "openapi.json", "docs", "redoc"})
 CITY_PREFIX = "/city/v1"
 CITY_DOOR = ("citysync", frozenset({"feeds"}))
 
+# The most paths a route table remembers the template of (past it, it starts over).
+KNOWN_PATHS = 4096
+KNOWN_PATH_LENGTH = 256
+
 
 def through_city_door(service: str, path: str) -> bool:
     """Whether the service's `path` ("/feeds/x" or "feeds/x") is one of the city door's routes."""
@@ -34,6 +38,9 @@ class RouteTable:
     """Path templates from the services' OpenAPI documents, for metrics and logs by route."""
 
     by_service: dict[str, list[tuple[re.Pattern[str], str]]] = field(default_factory=dict)
+    # Paths already matched, and their template: a table is replaced whole when the documents
+    # change, so what it answered once it answers again (ids make many paths: the cache is bounded).
+    known: dict[tuple[str, str], str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_paths(cls, paths: dict[str, list[str]]) -> RouteTable:
@@ -48,6 +55,17 @@ class RouteTable:
         return cls(table)
 
     def template(self, service: str, path: str) -> str:
+        found = self.known.get((service, path))
+        if found is None:
+            found = self._match(service, path)
+            if len(path) > KNOWN_PATH_LENGTH:
+                return found  # a long path is matched each time rather than held
+            if len(self.known) >= KNOWN_PATHS:
+                self.known.clear()
+            self.known[(service, path)] = found
+        return found
+
+    def _match(self, service: str, path: str) -> str:
         for pattern, template in self.by_service.get(service, ()):
             if pattern.match(path):
                 return template

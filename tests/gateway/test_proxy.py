@@ -345,10 +345,10 @@ async def test_admissions_arriving_while_a_call_is_out_go_together_in_the_next(s
         first_out, first_back = asyncio.Event(), asyncio.Event()
         script = batcher.script
 
-        async def counted(*, keys: list[str], args: tuple[int, int]) -> list[int]:
+        async def counted(*, keys: list[str], args: tuple[int, int]) -> bytes:
             calls.append(len(keys) // 3)
             first_out.set()
-            answer = list(await script(keys=keys, args=args))
+            answer: bytes = await script(keys=keys, args=args)
             if len(calls) == 1:
                 await first_back.wait()  # hold the first call out while the others arrive
             return answer
