@@ -195,7 +195,7 @@ async def start_timebank(run: Running, servers: AsyncExitStack) -> None:
 async def start_property(run: Running, servers: AsyncExitStack) -> None:
     """TICKETS tickets over STEWARDS stewards, loaded by SQL as bench/property_queue.py does."""
     db = await start_service(run, servers, "property", sla_check_interval_s="3600")  # its sweep is not the request path
-    await http_seeds.load_tickets(db, COMMUNITY, STEWARDS, TICKETS)
+    await http_seeds.load_tickets(db, COMMUNITY, [f"steward-{i}" for i in range(STEWARDS)], TICKETS)
 
 
 async def start_property_submit(run: Running, servers: AsyncExitStack) -> None:

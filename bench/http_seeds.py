@@ -50,8 +50,9 @@ async def seed_timebank(url: str, service_url: str, token: str, community: str, 
     await engine.dispose()
 
 
-async def load_tickets(url: str, community: str, stewards: int, tickets: int) -> None:
-    """`tickets` tickets over `stewards` stewards, as bench/property_queue.py loads them."""
+async def load_tickets(url: str, community: str, stewards: list[str], tickets: int) -> None:
+    """`tickets` tickets straight into the table, open and finished ones, spread over `stewards`
+    (bench/property_queue.py's and bench/http_paths.py's steward queues)."""
     conn = await asyncpg.connect(plain_url(url))
     try:
         await conn.execute(
@@ -60,14 +61,15 @@ async def load_tickets(url: str, community: str, stewards: int, tickets: int) ->
                 description, priority, status, assignee_id, payment_status, created_at, response_due_at,
                 resolution_due_at, due_at, paused_minutes, hurry_count)
             SELECT gen_random_uuid()::text, $1, 'r', 'h', 'b', 'repair', 1, 'x', 'normal',
-                (ARRAY['assigned','accepted','in_progress','completed','closed'])[1 + (g / $2) % 5],
-                'steward-' || (g % $2), 'none', now() - (g || ' minutes')::interval,
+                (ARRAY['assigned','accepted','in_progress','completed','closed'])[1 + (g / $3) % 5],
+                ($2::text[])[1 + g % $3], 'none', now() - (g || ' minutes')::interval,
                 now() + ((g * 7919) % 100000 || ' minutes')::interval,
                 now() + ((g * 7919) % 100000 + 600 || ' minutes')::interval,
                 now() + ((g * 7919) % 100000 || ' minutes')::interval, 0, 0
-            FROM generate_series(1, $3) AS g""",
+            FROM generate_series(1, $4) AS g""",
             community,
             stewards,
+            len(stewards),
             tickets,
         )
         await conn.execute("ANALYZE tickets")

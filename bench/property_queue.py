@@ -11,6 +11,7 @@ import uuid
 import asyncpg
 
 from bench.harness import bench_stack, percentile, record, summary_ms
+from bench.http_seeds import load_tickets
 from services.kit.db import plain_url
 from services.property.app import create_app
 from services.property.settings import Settings
@@ -25,26 +26,9 @@ READS = int(os.environ.get("BENCH_QUEUE_READS", 500))
 async def main() -> None:
     async with bench_stack() as stack, run_service(stack, "property", create_app, Settings) as svc:
         stewards = [str(uuid.uuid4()) for _ in range(STEWARDS)]
-        conn = await asyncpg.connect(plain_url(svc.database_url))
         # Bulk-load the tickets straight into the table: open and finished ones, spread over stewards.
-        await conn.execute(
-            """
-            INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, quantity,
-                description, priority, status, assignee_id, payment_status, created_at, response_due_at,
-                resolution_due_at, due_at, paused_minutes, hurry_count)
-            SELECT gen_random_uuid()::text, $1, 'r', 'h', 'b', 'repair', 1, 'x', 'normal',
-                (ARRAY['assigned','accepted','in_progress','completed','closed'])[1 + (g / $3) % 5],
-                ($2::text[])[1 + g % $3], 'none', now() - (g || ' minutes')::interval,
-                now() + ((g * 7919) % 100000 || ' minutes')::interval,
-                now() + ((g * 7919) % 100000 + 600 || ' minutes')::interval,
-                now() + ((g * 7919) % 100000 || ' minutes')::interval, 0, 0
-            FROM generate_series(1, $4) AS g""",
-            COMMUNITY,
-            stewards,
-            STEWARDS,
-            TICKETS,
-        )
-        await conn.execute("ANALYZE tickets")
+        await load_tickets(svc.database_url, COMMUNITY, stewards, TICKETS)
+        conn = await asyncpg.connect(plain_url(svc.database_url))
         headers = [stack.auth(s, "steward", community=COMMUNITY) for s in stewards]
         for h in headers[:5]:  # warm up
             assert (await svc.client.get("/queue", headers=h)).status_code == 200
