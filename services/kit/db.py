@@ -8,7 +8,7 @@ so a forgotten commit is an error at once instead of silently lost data.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -137,25 +137,47 @@ async def fetch_alone(session: AsyncSession, sql: str, *args: Any) -> Any:
 
     Alone, the statement goes straight to the pooled asyncpg connection, skipping SQLAlchemy's
     Connection, compile, parameter and result layers: about 0.25 ms of CPU per call, measured as
-    much as the rest of a confirmation's Python work (bench/timebank_confirm.py). Driver errors
-    are raised as SQLAlchemy would raise them. Joined to an open
-    transaction it goes through SQLAlchemy (`exec_driver_sql`), which has begun that transaction
-    on the connection.
+    much as the rest of a confirmation's Python work (bench/timebank_confirm.py). Joined to an open
+    transaction it goes straight to that transaction's asyncpg connection too (`_in_transaction`).
+    Driver errors are raised as SQLAlchemy would raise them.
     """
     if session.in_transaction():
-        conn = await session.connection()
-        return (await conn.exec_driver_sql(sql, tuple(args))).first()
-    record = await _on_pooled_connection(session, "fetchrow", sql, args)
+        record = await _in_transaction(session, "fetchrow", sql, args)
+    else:
+        record = await _on_pooled_connection(session, "fetchrow", sql, args)
     return None if record is None else SimpleNamespace(**record)
 
 
 async def fetch_all_alone(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
     """`fetch_alone` for a statement returning many rows: all of them, in order."""
     if session.in_transaction():
-        conn = await session.connection()
-        return list((await conn.exec_driver_sql(sql, tuple(args))).all())
-    records = await _on_pooled_connection(session, "fetch", sql, args)
+        records = await _in_transaction(session, "fetch", sql, args)
+    else:
+        records = await _on_pooled_connection(session, "fetch", sql, args)
     return [SimpleNamespace(**record) for record in records]
+
+
+async def _in_transaction(session: AsyncSession, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+    """`sql` on the asyncpg connection of the session's open transaction, as SQLAlchemy's adapter
+    sends a statement (under its mutex, beginning the driver's transaction first if this is the
+    transaction's first statement), without the Connection, cursor and result layers around it:
+    those were about 60 % of a filing's SQLAlchemy CPU (docs/architecture.md, issue 15's fourth
+    pass). The session's connection is looked up once per transaction, not per statement.
+    `tests/kit/test_db.py` pins the adapter's internals this relies on (SQLAlchemy is pinned)."""
+    root = session.sync_session.get_transaction()
+    held = session.info.get(_DRIVER)
+    if held is None or held[0] is not root:
+        conn = await session.connection()
+        held = session.info[_DRIVER] = (root, conn, conn.sync_connection.connection)  # type: ignore[union-attr]
+    _, conn, pooled = held
+    adapted: Any = pooled.dbapi_connection  # SQLAlchemy's AsyncAdapt_asyncpg_connection
+    async with adapted._execute_mutex:
+        if not adapted._started:
+            await adapted._start_transaction()
+        try:
+            return await getattr(adapted._connection, method)(sql, *args)
+        except Exception as error:
+            raise await _as_sqlalchemy_error(conn.engine, pooled, sql, args, error, conn.invalidate) from error
 
 
 async def _on_pooled_connection(session: AsyncSession, method: str, sql: str, args: tuple[Any, ...]) -> Any:
@@ -225,10 +247,17 @@ def driver_statement(statement: ClauseElement) -> DriverStatement:
 _DRIVER_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
 
-async def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args: tuple[Any, ...], error: Exception) -> Exception:
+async def _as_sqlalchemy_error(
+    engine: AsyncEngine,
+    pooled: Any,
+    sql: str,
+    args: tuple[Any, ...],
+    error: Exception,
+    invalidate: Callable[[BaseException], Awaitable[None]] | None = None,
+) -> Exception:
     """A driver error as SQLAlchemy raises it (a `DBAPIError` whose `orig` has the SQLSTATE), so
     retries on deadlock and the outage handler (503) see the same exceptions on every path; a
-    broken connection is dropped from the pool."""
+    broken connection is dropped from the pool (by `invalidate` when a Connection holds it)."""
     try:
         pooled.dbapi_connection._handle_exception(error)  # raises the DB-API form of `error`
     except Exception as adapted:
@@ -238,12 +267,13 @@ async def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, args:
             return adapted
         invalidated = dialect.is_disconnect(adapted, pooled.dbapi_connection, None)
         if invalidated:
-            await greenlet_spawn(pooled.invalidate, adapted)
+            await (invalidate(adapted) if invalidate is not None else greenlet_spawn(pooled.invalidate, adapted))
         return DBAPIError.instance(sql, args, adapted, dbapi.Error, connection_invalidated=invalidated)
     return error
 
 
 _REQUEST_SESSIONS = "kit.sessions"
+_DRIVER = "kit.driver"
 
 
 async def get_session(request: Request) -> AsyncSession:

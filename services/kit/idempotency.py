@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.kit.db import driver_statement, transaction
+from services.kit.db import driver_statement, fetch_alone, transaction
 from services.kit.problems import IdempotencyKeyReused
 from services.kit.tables import idempotency_keys
 
@@ -72,10 +72,9 @@ class IdempotentRequest:
         fingerprint = self.fingerprint(body)
         key = {"scope": self.scope, "key": self.key}
         async with transaction(session):
-            conn = await session.connection()
-            claimed = (await conn.exec_driver_sql(_CLAIM.sql, _CLAIM.args(**key, fingerprint=fingerprint))).first()
+            claimed = await fetch_alone(session, _CLAIM.sql, *_CLAIM.args(**key, fingerprint=fingerprint))
             if claimed is None:
-                row = (await conn.exec_driver_sql(_STORED.sql, _STORED.args(**key))).one()
+                row = await fetch_alone(session, _STORED.sql, *_STORED.args(**key))
                 if row.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(("该幂等键已用于另一个请求体", "This key was used with another request body"))
                 return JSONResponse(row.body, status_code=row.status_code, headers={REPLAY_HEADER: "true"})
@@ -85,7 +84,7 @@ class IdempotentRequest:
             else:
                 stored = json.dumps(jsonable_encoder(result))  # as SQLAlchemy's JSONB wrote it
             # The body as JSON text: the driver's jsonb codec takes text.
-            await conn.exec_driver_sql(_STORE.sql, _STORE.args(**key, status_code=status_code, body=stored))
+            await fetch_alone(session, _STORE.sql, *_STORE.args(**key, status_code=status_code, body=stored))
             return result
 
 

@@ -31,7 +31,7 @@ async def install_payment_provider(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     parts = ServiceParts(
-        routers=[registry_routes, settings_routes, ticket_routes, dashboard_routes],
+        routers=[ticket_routes, dashboard_routes, registry_routes, settings_routes],
         consumers=consumers,
         jobs=jobs(settings.sla_check_interval_s),
         on_startup=[install_payment_provider, install_file_store],

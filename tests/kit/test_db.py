@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from services.kit.db import driver_statement, execute_alone, fetch_alone, make_engine, make_sessionmaker, transaction
+from services.kit.db import (
+    driver_statement,
+    execute_alone,
+    fetch_all_alone,
+    fetch_alone,
+    make_engine,
+    make_sessionmaker,
+    transaction,
+)
 from tests.support.stack import TestStack
 
 _WRITE = text("INSERT INTO notes (body) VALUES (:body) RETURNING pg_current_xact_id()::text AS xact")
@@ -183,6 +191,43 @@ async def test_a_core_statement_compiled_once_runs_through_fetch_alone_with_its_
             row = await fetch_alone(session, statement.sql, *statement.args(author="wang", after="b"))
             assert row.body == "c"
             assert await fetch_alone(session, statement.sql, *statement.args(author="li", after="d")) is None
+    finally:
+        await engine.dispose()
+        await stack.drop_database(url)
+
+
+async def test_fetch_alone_in_a_transaction_begins_it_shares_it_and_rolls_back_with_it(stack: TestStack) -> None:
+    """In a session's transaction the statement goes straight to that transaction's asyncpg
+    connection: as its first statement it begins the transaction, the ORM's statements after it
+    join the same one, a driver error arrives as SQLAlchemy's and rolls everything back, and the
+    session's next transaction gets its own connection."""
+    url = await stack.empty_database("kit_db_in_tx")
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    maker = make_sessionmaker(engine)
+    write = "INSERT INTO notes (body) VALUES ($1) RETURNING body, pg_current_xact_id()::text AS xact"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY)"))
+        async with maker() as session:
+            async with transaction(session):
+                first = await fetch_alone(session, write, "first")  # the transaction's first statement
+                after = (await session.execute(_WRITE, {"body": "orm"})).one().xact
+                rows = await fetch_all_alone(session, "SELECT body FROM notes ORDER BY body")
+                assert first.xact == after and [r.body for r in rows] == ["first", "orm"]
+
+            with pytest.raises(IntegrityError) as raised:
+                async with transaction(session):
+                    await fetch_alone(session, write, "second")
+                    await fetch_alone(session, write, "first")
+            assert getattr(raised.value.orig, "sqlstate", None) == "23505"
+
+            async with transaction(session):  # a new transaction: not the one that failed
+                third = await fetch_alone(session, write, "third")
+            assert third.xact != first.xact
+        async with engine.connect() as conn:
+            bodies = (await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all()
+        assert bodies == ["first", "orm", "third"]
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
         await stack.drop_database(url)
