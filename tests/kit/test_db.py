@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kit.db import (
     driver_statement,
@@ -22,16 +26,32 @@ from services.kit.db import (
 from tests.support.stack import TestStack
 
 _WRITE = text("INSERT INTO notes (body) VALUES (:body) RETURNING pg_current_xact_id()::text AS xact")
+_DRIVER_WRITE = "INSERT INTO notes (body) VALUES ($1) RETURNING body, pg_current_xact_id()::text AS xact"
 
 
-async def test_execute_alone_commits_by_itself_and_joins_an_open_transaction(stack: TestStack) -> None:
-    url = await stack.empty_database("kit_db")
-    engine = make_engine(url, pool_size=2)
-    maker = make_sessionmaker(engine)
+@asynccontextmanager
+async def notes_database(
+    stack: TestStack, name: str, pool_size: int, max_overflow: int = 20
+) -> AsyncIterator[tuple[AsyncEngine, Any]]:
+    """A database of its own with an empty `notes` table: its engine and sessionmaker."""
+    url = await stack.empty_database(name)
+    engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow)
     try:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY)"))
+        yield engine, make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+        await stack.drop_database(url)
 
+
+async def bodies_of(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all())
+
+
+async def test_execute_alone_commits_by_itself_and_joins_an_open_transaction(stack: TestStack) -> None:
+    async with notes_database(stack, "kit_db", pool_size=2) as (engine, maker):
         async with maker() as session:
             first = (await execute_alone(session, _WRITE, {"body": "alone 1"})).one().xact
             second = (await execute_alone(session, _WRITE, {"body": "alone 2"})).one().xact
@@ -46,26 +66,14 @@ async def test_execute_alone_commits_by_itself_and_joins_an_open_transaction(sta
                     assert joined == before
                     raise RuntimeError("the caller's transaction fails")
 
-        async with engine.connect() as conn:
-            bodies = (await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all()
-        assert bodies == ["alone 1", "alone 2"]  # committed alone; the joined one rolled back with the caller
-    finally:
-        await engine.dispose()
-        await stack.drop_database(url)
+        assert await bodies_of(engine) == ["alone 1", "alone 2"]
 
 
 async def test_fetch_alone_uses_the_driver_alone_and_joins_an_open_transaction(stack: TestStack) -> None:
-    url = await stack.empty_database("kit_db_fetch")
-    engine = make_engine(url, pool_size=2)
-    maker = make_sessionmaker(engine)
-    write = "INSERT INTO notes (body) VALUES ($1) RETURNING body, pg_current_xact_id()::text AS xact"
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY)"))
-
+    async with notes_database(stack, "kit_db_fetch", pool_size=2) as (engine, maker):
         async with maker() as session:
-            first = await fetch_alone(session, write, "alone 1")
-            second = await fetch_alone(session, write, "alone 2")
+            first = await fetch_alone(session, _DRIVER_WRITE, "alone 1")
+            second = await fetch_alone(session, _DRIVER_WRITE, "alone 2")
             assert (first.body, second.body) == ("alone 1", "alone 2")
             assert first.xact != second.xact
             assert await fetch_alone(session, "SELECT body FROM notes WHERE body = $1", "none") is None
@@ -74,25 +82,15 @@ async def test_fetch_alone_uses_the_driver_alone_and_joins_an_open_transaction(s
             with pytest.raises(RuntimeError):
                 async with transaction(session):
                     before = (await session.execute(_WRITE, {"body": "before"})).one().xact
-                    joined = await fetch_alone(session, write, "joined")
+                    joined = await fetch_alone(session, _DRIVER_WRITE, "joined")
                     assert joined.xact == before
                     raise RuntimeError("the caller's transaction fails")
 
-        async with engine.connect() as conn:
-            bodies = (await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all()
-        assert bodies == ["alone 1", "alone 2"]
-    finally:
-        await engine.dispose()
-        await stack.drop_database(url)
+        assert await bodies_of(engine) == ["alone 1", "alone 2"]
 
 
 async def test_fetch_alone_raises_driver_errors_as_sqlalchemy_does_and_keeps_the_pool_usable(stack: TestStack) -> None:
-    url = await stack.empty_database("kit_db_errors")
-    engine = make_engine(url, pool_size=1, max_overflow=0)
-    maker = make_sessionmaker(engine)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY)"))
+    async with notes_database(stack, "kit_db_errors", pool_size=1, max_overflow=0) as (_, maker):
         async with maker() as session:
             await fetch_alone(session, "INSERT INTO notes VALUES ($1)", "once")
             with pytest.raises(IntegrityError) as raised:
@@ -100,9 +98,6 @@ async def test_fetch_alone_raises_driver_errors_as_sqlalchemy_does_and_keeps_the
             assert raised.value.orig is not None and getattr(raised.value.orig, "sqlstate", None) == "23505"
             # The one pooled connection went back to the pool and still works.
             assert (await fetch_alone(session, "SELECT count(*) AS n FROM notes")).n == 1
-    finally:
-        await engine.dispose()
-        await stack.drop_database(url)
 
 
 async def test_fetch_alone_closes_overflow_connections_it_returns_to_a_full_pool(
@@ -201,33 +196,22 @@ async def test_fetch_alone_in_a_transaction_begins_it_shares_it_and_rolls_back_w
     connection: as its first statement it begins the transaction, the ORM's statements after it
     join the same one, a driver error arrives as SQLAlchemy's and rolls everything back, and the
     session's next transaction gets its own connection."""
-    url = await stack.empty_database("kit_db_in_tx")
-    engine = make_engine(url, pool_size=1, max_overflow=0)
-    maker = make_sessionmaker(engine)
-    write = "INSERT INTO notes (body) VALUES ($1) RETURNING body, pg_current_xact_id()::text AS xact"
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE notes (body text PRIMARY KEY)"))
+    async with notes_database(stack, "kit_db_in_tx", pool_size=1, max_overflow=0) as (engine, maker):
         async with maker() as session:
             async with transaction(session):
-                first = await fetch_alone(session, write, "first")  # the transaction's first statement
+                first = await fetch_alone(session, _DRIVER_WRITE, "first")  # the transaction's first statement
                 after = (await session.execute(_WRITE, {"body": "orm"})).one().xact
                 rows = await fetch_all_alone(session, "SELECT body FROM notes ORDER BY body")
                 assert first.xact == after and [r.body for r in rows] == ["first", "orm"]
 
             with pytest.raises(IntegrityError) as raised:
                 async with transaction(session):
-                    await fetch_alone(session, write, "second")
-                    await fetch_alone(session, write, "first")
+                    await fetch_alone(session, _DRIVER_WRITE, "second")
+                    await fetch_alone(session, _DRIVER_WRITE, "first")
             assert getattr(raised.value.orig, "sqlstate", None) == "23505"
 
             async with transaction(session):  # a new transaction: not the one that failed
-                third = await fetch_alone(session, write, "third")
+                third = await fetch_alone(session, _DRIVER_WRITE, "third")
             assert third.xact != first.xact
-        async with engine.connect() as conn:
-            bodies = (await conn.execute(text("SELECT body FROM notes ORDER BY body"))).scalars().all()
-        assert bodies == ["first", "orm", "third"]
+        assert await bodies_of(engine) == ["first", "orm", "third"]
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    finally:
-        await engine.dispose()
-        await stack.drop_database(url)
