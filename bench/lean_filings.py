@@ -26,7 +26,7 @@ from services.property import domain
 from services.property.domain import Category, Priority
 from services.property.placement import PLACEMENT, Placement, policy_of, route_of
 from services.property.schemas import TicketCreate, TicketPublic
-from services.property.tickets import FILE_TICKET, filing_args
+from services.property.tickets import FILE_TICKET, resident_filing, ticket_args
 
 filings = APIRouter()
 
@@ -83,7 +83,8 @@ async def lean_submit_ticket(
         if await conn.fetchval(COUNT, place["resident_id"], domain.local_day(at), LIMIT) is None:
             raise NotFound(("超限", "Daily limit"))
         where = Placement(place["resident_id"], place["household_id"], place["building_id"], route, policy)
-        ticket = await conn.fetchrow(FILE_TICKET.sql, *filing_args(principal.community, where, body, (None, False), at))
+        filing = resident_filing(principal.community, where, body, (None, False))
+        ticket = await conn.fetchrow(FILE_TICKET.sql, *ticket_args(filing, route, policy, at))
         public = TicketPublic.model_validate({**ticket, "photo_ids": []})
         if key is not None:
             await conn.execute(STORE_KEY, scope, key, public.model_dump_json())

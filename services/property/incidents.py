@@ -45,7 +45,6 @@ async def _open(session: AsyncSession, community: str, building_id: str, inciden
         return
     new = NewTicket(
         community=community,
-        resident=None,
         category=Category.repair,
         description=description,
         priority=Priority.urgent,

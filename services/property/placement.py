@@ -4,7 +4,8 @@ Filing a ticket needs the resident, their household's building, the building's s
 with their duty rosters, and the community's SLA row for the category and priority. Read one by
 one through the session that was five statements, each a round trip and the ORM's work on its
 rows (docs/architecture.md, issue 15's third pass); here it is one, compiled once, in the filing's
-transaction. System-filed, pledged and redeemed tickets still read these in `tickets.create_ticket`.
+transaction. System-filed, pledged and redeemed tickets read these through the session in
+`tickets.create_ticket`; every ticket is written by `tickets.write_ticket`.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ async def open_pledge_order(session: AsyncSession, data: PledgeOrdered) -> None:
         session,
         NewTicket(
             community=data.community,
-            resident=resident,
+            resident_id=resident.id,
+            household_id=resident.household_id,
             category=Category.service,
             description=f"集体选购 {data.title}（{data.provider}）",
             priority=Priority.normal,

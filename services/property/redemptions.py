@@ -44,7 +44,8 @@ async def fulfil_redemption(session: AsyncSession, data: RedemptionReserved) -> 
         session,
         NewTicket(
             community=data.community,
-            resident=resident,
+            resident_id=resident.id,
+            household_id=resident.household_id,
             category=Category.service,
             description=f"积分兑换 {item.name} x{quantity}",
             priority=Priority.normal,

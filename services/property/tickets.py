@@ -6,7 +6,7 @@ first step of their audit trail, and reads them within what the caller may see.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,6 @@ from services.property.models import (
     ROSTER_SHIFTS,
     TICKET_STEPS,
     Household,
-    Resident,
     RosterShift,
     Ticket,
     TicketStep,
@@ -99,14 +98,16 @@ async def _count_submission(session: AsyncSession, resident_id: str, at: datetim
 
 @dataclass(frozen=True)
 class NewTicket:
-    """A ticket to file: a resident's (their household's building), or, with no resident, a
-    system-filed one for another service's incident (its own building and incident id)."""
+    """A ticket to file: a resident's (their household, whose building it goes to), or, with no
+    resident, a system-filed one for another service's incident (its own building and incident id)."""
 
     community: str
-    resident: Resident | None
     category: Category
     description: str
     priority: Priority
+    resident_id: str | None = None
+    household_id: str | None = None
+    building_id: str | None = None
     service_code: str | None = None
     quantity: int = 1
     preferred_time: datetime | None = None
@@ -118,7 +119,6 @@ class NewTicket:
     actor: str = ""
     role: Role = Role.resident
     source: Source = Source.resident
-    building_id: str | None = None
     incident_id: str | None = None
 
 
@@ -139,28 +139,74 @@ async def _route(session: AsyncSession, community: str, building_id: str, at: da
     )
 
 
-async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> Ticket:
-    """Route, time and insert a ticket, write its submission step and publish it (in the caller's
-    transaction): system-filed, pledged and redeemed tickets. A resident's filing is `file_ticket`."""
-    household_id: str | None
-    if new.resident is not None:
-        household = (await session.scalars(select(Household).where(HOUSEHOLDS.c.id == new.resident.household_id))).one()
-        household_id, building_id = household.id, household.building_id
-    else:
-        assert new.building_id is not None and new.incident_id is not None, (
-            "a system-filed ticket names its building and incident"
-        )
-        household_id, building_id = None, new.building_id
-    resident_id = new.resident.id if new.resident else None
+async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> Any:
+    """Route, time and write a system-filed, pledged or redeemed ticket (in the caller's
+    transaction), reading its building, rosters and SLA through the session; a resident's filing
+    reads them in one statement (`placement`). Both write through `write_ticket`."""
+    building_id = new.building_id
+    if new.household_id is not None:
+        household = (await session.scalars(select(Household).where(HOUSEHOLDS.c.id == new.household_id))).one()
+        building_id = household.building_id
+    assert building_id is not None, "a ticket names its household or, system-filed, its building"
+    assert new.resident_id is not None or new.incident_id is not None, "a system-filed ticket names its incident"
     route = await _route(session, new.community, building_id, at)
     policy = await sla_policy(session, new.community, new.category, new.priority)
+    return await write_ticket(session, replace(new, building_id=building_id), route, policy, at)
+
+
+# Every new ticket, its submission step and its outbox event: one statement, compiled once.
+FILE_TICKET = driver_statement(
+    text("""
+WITH ticket AS (
+    INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, service_code, quantity,
+        description, priority, preferred_time, status, assignee_id, quote_fen, quote_approved_at, payment_status,
+        created_at, response_due_at, resolution_due_at, due_at, paused_minutes, hurry_count, source,
+        redemption_id, pledge_id, incident_id)
+    VALUES (:id, :community, :resident_id, :household_id, :building_id, :category, :service_code, :quantity,
+        :description, :priority, :preferred_time, :status, :assignee_id, :quote_fen, :quote_approved_at, :payment_status,
+        :created_at, :response_due_at, :resolution_due_at, :response_due_at, 0, 0, :source,
+        :redemption_id, :pledge_id, :incident_id)
+    RETURNING *),
+step AS (
+    INSERT INTO ticket_steps (ticket_id, actor_id, role, action, from_status, to_status, data)
+    SELECT id, :actor, :role, :action, NULL, status, CAST(:step_data AS jsonb) FROM ticket),
+event AS (
+    INSERT INTO kit_outbox (event_id, topic, key, type, source, occurred_at, data, traceparent, tracestate)
+    VALUES (:event_id, :event_topic, :id, :event_type, :event_source, :created_at, CAST(:event_data AS jsonb),
+        :traceparent, :tracestate))
+SELECT * FROM ticket""")
+)
+
+
+def ticket_args(new: NewTicket, route: domain.Route, policy: domain.SlaPolicy, at: datetime) -> tuple[Any, ...]:
+    """`FILE_TICKET`'s arguments: `new` routed by `route`, its deadlines by `policy`, its
+    submission step and its `TicketSubmitted` event (built here only)."""
+    assert new.building_id is not None
+    ticket_id = new_id()
     response_due, resolution_due = domain.deadlines(at, policy)
-    ticket = Ticket(
-        id=new_id(),
+    event = TicketSubmitted(
+        ticket_id=ticket_id,
         community=new.community,
-        resident_id=resident_id,
-        household_id=household_id,
-        building_id=building_id,
+        category=new.category.value,
+        status=route.status.value,
+        service_code=new.service_code,
+        priority=new.priority.value,
+        building_id=new.building_id,
+        household_id=new.household_id,
+        resident_id=new.resident_id,
+        source=new.source.value,
+        assignee_id=route.steward_id,
+        routed_via=route.via,
+        response_due_at=response_due,
+        resolution_due_at=resolution_due,
+        submitted_at=at,
+    )
+    return FILE_TICKET.args(
+        id=ticket_id,
+        community=new.community,
+        resident_id=new.resident_id,
+        household_id=new.household_id,
+        building_id=new.building_id,
         category=new.category.value,
         service_code=new.service_code,
         quantity=new.quantity,
@@ -175,110 +221,39 @@ async def create_ticket(session: AsyncSession, new: NewTicket, at: datetime) -> 
         created_at=at,
         response_due_at=response_due,
         resolution_due_at=resolution_due,
-        due_at=response_due,
+        source=new.source.value,
         redemption_id=new.redemption_id,
         pledge_id=new.pledge_id,
-        source=new.source.value,
         incident_id=new.incident_id,
-    )
-    session.add(ticket)
-    await session.flush()
-    actor = new.actor or resident_id or ""
-    record_step(session, ticket, actor, new.role, Action.submit, None, routed_via=route.via)
-    await publisher.publish(
-        session,
-        TicketSubmitted(
-            ticket_id=ticket.id,
-            community=ticket.community,
-            category=ticket.category,
-            status=ticket.status,
-            service_code=ticket.service_code,
-            priority=ticket.priority,
-            building_id=ticket.building_id,
-            household_id=ticket.household_id,
-            resident_id=ticket.resident_id,
-            source=ticket.source,
-            assignee_id=ticket.assignee_id,
-            routed_via=route.via,
-            response_due_at=response_due,
-            resolution_due_at=resolution_due,
-            submitted_at=at,
-        ),
-        key=ticket.id,
-    )
-    return ticket
-
-
-# A resident's ticket, its submission step and its outbox event: one statement, compiled once.
-FILE_TICKET = driver_statement(
-    text("""
-WITH ticket AS (
-    INSERT INTO tickets (id, community, resident_id, household_id, building_id, category, service_code, quantity,
-        description, priority, preferred_time, status, assignee_id, quote_fen, quote_approved_at, payment_status,
-        created_at, response_due_at, resolution_due_at, due_at, paused_minutes, hurry_count, source)
-    VALUES (:id, :community, :resident_id, :household_id, :building_id, :category, :service_code, 1,
-        :description, :priority, :preferred_time, :status, :assignee_id, :quote_fen, :quote_approved_at, :payment_status,
-        :created_at, :response_due_at, :resolution_due_at, :response_due_at, 0, 0, :source)
-    RETURNING *),
-step AS (
-    INSERT INTO ticket_steps (ticket_id, actor_id, role, action, from_status, to_status, data)
-    SELECT id, resident_id, :role, :action, NULL, status, CAST(:step_data AS jsonb) FROM ticket),
-event AS (
-    INSERT INTO kit_outbox (event_id, topic, key, type, source, occurred_at, data, traceparent, tracestate)
-    VALUES (:event_id, :event_topic, :id, :event_type, :event_source, :created_at, CAST(:event_data AS jsonb),
-        :traceparent, :tracestate))
-SELECT * FROM ticket""")
-)
-
-
-def filing_args(
-    community: str, place: Placement, data: TicketCreate, quote: tuple[int | None, bool], at: datetime
-) -> tuple[Any, ...]:
-    """`FILE_TICKET`'s arguments: the ticket routed and timed by `place`, its step and its event."""
-    ticket_id = new_id()
-    response_due, resolution_due = domain.deadlines(at, place.policy)
-    route = place.route
-    event = TicketSubmitted(
-        ticket_id=ticket_id,
-        community=community,
-        category=data.category.value,
-        status=route.status.value,
-        service_code=data.service_code,
-        priority=data.priority.value,
-        building_id=place.building_id,
-        household_id=place.household_id,
-        resident_id=place.resident_id,
-        source=Source.resident.value,
-        assignee_id=route.steward_id,
-        routed_via=route.via,
-        response_due_at=response_due,
-        resolution_due_at=resolution_due,
-        submitted_at=at,
-    )
-    return FILE_TICKET.args(
-        id=ticket_id,
-        community=community,
-        resident_id=place.resident_id,
-        household_id=place.household_id,
-        building_id=place.building_id,
-        category=data.category.value,
-        service_code=data.service_code,
-        description=data.description,
-        priority=data.priority.value,
-        preferred_time=data.preferred_time,
-        status=route.status.value,
-        assignee_id=route.steward_id,
-        quote_fen=quote[0],
-        quote_approved_at=at if quote[1] else None,
-        payment_status=NO_PAYMENT,
-        created_at=at,
-        response_due_at=response_due,
-        resolution_due_at=resolution_due,
-        source=Source.resident.value,
-        role=Role.resident.value,
+        actor=new.actor or new.resident_id or "",
+        role=new.role.value,
         action=Action.submit.value,
         step_data=orjson.dumps({"routed_via": route.via}).decode(),
         **publisher.outbox_params(event),
+    )
+
+
+async def write_ticket(session: AsyncSession, new: NewTicket, route: domain.Route, policy: domain.SlaPolicy, at: datetime) -> Any:
+    """Write `new` with its step and event in the session's transaction; the ticket's row."""
+    ticket = await fetch_alone(session, FILE_TICKET.sql, *ticket_args(new, route, policy, at))
+    outbox_written(session)
+    return ticket
+
+
+def resident_filing(community: str, place: Placement, data: TicketCreate, quote: tuple[int | None, bool]) -> NewTicket:
+    """A resident's filing as the ticket to write: theirs, their household's, in its building."""
+    return NewTicket(
+        community=community,
+        category=data.category,
+        description=data.description,
+        priority=data.priority,
+        resident_id=place.resident_id,
+        household_id=place.household_id,
+        building_id=place.building_id,
+        service_code=data.service_code,
+        preferred_time=data.preferred_time,
+        quote_fen=quote[0],
+        quote_approved=quote[1],
     )
 
 
@@ -295,8 +270,8 @@ async def submit_ticket(session: AsyncSession, who: Principal, data: TicketCreat
             quote_fen, approved = item.price_fen, item.price_fen is not None
         photos = await unattached_photos(session, who, data.photo_ids)
         await _count_submission(session, place.resident_id, at, settings.daily_ticket_limit)
-        ticket = await fetch_alone(session, FILE_TICKET.sql, *filing_args(who.community, place, data, (quote_fen, approved), at))
-        outbox_written(session)
+        filing = resident_filing(who.community, place, data, (quote_fen, approved))
+        ticket = await write_ticket(session, filing, place.route, place.policy, at)
         for photo in photos:
             photo.ticket_id = ticket.id
         return public(ticket, [p.id for p in photos])
