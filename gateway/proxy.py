@@ -12,13 +12,10 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
-from functools import lru_cache, partial
-from typing import Any
+from functools import partial
 
 from opentelemetry import propagate
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -38,12 +35,9 @@ from gateway.headers import (
 from gateway.identity import GatewayVerifier
 from gateway.limits import body_too_large
 from gateway.problems import (
-    BadUpstreamAnswer,
     NotRouted,
     TokenRevoked,
     UnknownService,
-    UpstreamTimedOut,
-    UpstreamUnavailable,
 )
 from gateway.protection import IdempotencyStore, RateLimits, StoredResponse
 from gateway.revocations import token_digest
@@ -57,39 +51,18 @@ from gateway.upstream import (
     UpstreamProtocolError,
     UpstreamReply,
 )
+from gateway.upstreams import Upstream, prepend, read_whole, upstream_failure, upstream_latency
 from services.kit.auth import Principal
-from services.kit.problems import BadRequest, Problem
+from services.kit.problems import BadRequest
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Bodies up to this size are read whole (so they can be retried or fingerprinted); larger ones stream.
 BUFFER_LIMIT = 64 * 1024
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-UPSTREAM_LATENCY = Histogram(
-    "gateway_upstream_duration_seconds",
-    "Time to the upstream's response headers, by route",
-    ["upstream", "method", "route", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
 REDIS_UNAVAILABLE = Counter(
     "gateway_redis_unavailable_total", "Checks answered without Redis (fail-open or fail-closed, docs/gateway.md)", ["check"]
 )
-
-
-@lru_cache(maxsize=4096)
-def upstream_latency(upstream: str, method: str, route: str, status: int) -> Any:
-    """The histogram's child for these labels, looked up once (routes are templates: few labels)."""
-    return UPSTREAM_LATENCY.labels(upstream, method, route, str(status))
-
-
-UPSTREAM_FAILURES = Counter("gateway_upstream_failures_total", "Upstream connection failures and timeouts", ["upstream", "kind"])
-
-
-@dataclass
-class Upstream:
-    name: str
-    base_url: str
-    breaker: CircuitBreaker
 
 
 class Proxy:
@@ -402,44 +375,3 @@ class Proxy:
         )
         streamed.raw_headers = headers
         return streamed
-
-
-async def read_whole(upstream: Upstream, reply: UpstreamReply, timeout_s: float) -> bytes:
-    """The answer's whole body; a body that breaks off is the upstream's failure, not a short body."""
-    try:
-        return await reply.read()
-    except (TimeoutError, UpstreamConnectionError) as exc:
-        raise upstream_failure(upstream, exc, timeout_s) from None
-
-
-async def prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
-    try:
-        if first:
-            yield first
-        async for piece in rest:
-            yield piece
-    finally:
-        # The caller left mid-answer: the upstream client gives the connection back (or closes it).
-        await rest.aclose()
-
-
-def upstream_failure(upstream: Upstream, exc: TimeoutError | UpstreamConnectionError, timeout_s: float) -> Problem:
-    """The caller's problem for an upstream that failed, counted against its breaker."""
-    if isinstance(exc, TimeoutError):
-        kind = "timeout"
-        problem: Problem = UpstreamTimedOut(
-            (f"{upstream.name} 服务未在 {timeout_s} 秒内响应", f"{upstream.name} did not answer within {timeout_s} s"),
-            upstream=upstream.name,
-        )
-    elif isinstance(exc, UpstreamProtocolError):
-        kind = "protocol"
-        problem = BadUpstreamAnswer(
-            (f"{upstream.name} 服务的响应无效", f"{upstream.name} sent an answer that is not valid HTTP"),
-            upstream=upstream.name,
-        )
-    else:
-        kind = "connect"
-        problem = UpstreamUnavailable((f"无法连接 {upstream.name} 服务", f"Cannot reach {upstream.name}"), upstream=upstream.name)
-    UPSTREAM_FAILURES.labels(upstream.name, kind).inc()
-    upstream.breaker.failure()
-    return problem
