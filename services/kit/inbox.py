@@ -34,6 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.envelope import CloudEvent, InvalidEnvelope
 from services.kit.kafka import make_consumer, make_producer
+from services.kit.partition_lanes import PartitionLanes
 from services.kit.settings import ServiceSettings
 from services.kit.tables import inbox
 from services.kit.telemetry import CONSUMER_APPLIED, CONSUMER_DEAD, context_from, safe_reason, tracer
@@ -189,7 +190,7 @@ class EventConsumer:
                 assert self.consumer is not None
                 self.ready.set()
                 if self.spec.partitions_at_once > 1:
-                    await self._apply_partitions_at_once(self.consumer)
+                    await self._apply_partitions_at_once(self.consumer)  # returns only by an error
                     continue
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=self.spec.max_batch)
                 for tp, records in batches.items():
@@ -213,19 +214,10 @@ class EventConsumer:
                     await self._deliver(record)
 
     async def _apply_partitions_at_once(self, consumer: AIOKafkaConsumer) -> None:
-        """Each fetched partition's records in their own task, each in order; a partition's offset
-        is committed once its records are applied (a task that failed commits nothing)."""
-        fetched = await consumer.getmany(timeout_ms=500, max_records=self.spec.max_batch * self.spec.partitions_at_once)
-        if not fetched:
-            return
-        tps = list(fetched)
-        outcomes = await asyncio.gather(*(self._apply_in_order(fetched[tp]) for tp in tps), return_exceptions=True)
-        done = {tp: fetched[tp][-1].offset + 1 for tp, outcome in zip(tps, outcomes, strict=True) if outcome is None}
-        if done:
-            await consumer.commit(done)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        """Each partition's records in its own lane, in order, none waiting for the others; a lane
+        commits its partition's offset after each applied batch (`partition_lanes`)."""
+        lanes = PartitionLanes(consumer, self._apply_in_order, batch=self.spec.max_batch, at_once=self.spec.partitions_at_once)
+        await lanes.run()
 
     async def apply_batch(self, events: list[CloudEvent]) -> int:
         """Apply events in one transaction, skipping those applied before; returns how many were new."""
