@@ -48,13 +48,17 @@ BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 
 # A batch's inbox rows from three arrays: one statement whose text never changes with the batch's
 # size (a multi-row VALUES is compiled afresh for each size, and costs more CPU than the insert).
+# The rows added come back as two arrays in one row, not a row each: a backlog's batch is thousands.
 INSERT_INBOX_BATCH = text(
     f"""
-    INSERT INTO {inbox.name} (consumer_group, source, event_id, event_type)
-    SELECT :group, source, event_id, event_type
-    FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]), CAST(:types AS text[])) AS e(source, event_id, event_type)
-    ON CONFLICT DO NOTHING
-    RETURNING source, event_id
+    WITH added AS (
+        INSERT INTO {inbox.name} (consumer_group, source, event_id, event_type)
+        SELECT :group, source, event_id, event_type
+        FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]), CAST(:types AS text[])) AS e(source, event_id, event_type)
+        ON CONFLICT DO NOTHING
+        RETURNING source, event_id
+    )
+    SELECT array_agg(source) AS sources, array_agg(event_id) AS ids FROM added
     """
 )
 
@@ -222,22 +226,19 @@ class EventConsumer:
     async def apply_batch(self, events: list[CloudEvent]) -> int:
         """Apply events in one transaction, skipping those applied before; returns how many were new."""
         async with self.sessionmaker() as session, session.begin():
-            rows = await session.execute(
-                INSERT_INBOX_BATCH,
-                {
-                    "group": self.spec.group,
-                    "sources": [e.source for e in events],
-                    "ids": [e.id for e in events],
-                    "types": [e.type for e in events],
-                },
-            )
-            new = {(r.source, r.event_id) for r in rows.all()}
-            fresh = []
-            for event in events:
-                if (event.source, event.id) not in new:
-                    continue
-                new.discard((event.source, event.id))  # the same event twice in one batch: once
-                fresh.append(event)
+            added = (
+                await session.execute(
+                    INSERT_INBOX_BATCH,
+                    {
+                        "group": self.spec.group,
+                        "sources": [e.source for e in events],
+                        "ids": [e.id for e in events],
+                        "types": [e.type for e in events],
+                    },
+                )
+            ).one()
+            # As many added as sent: none was applied before, and none came twice in the batch.
+            fresh = events if len(added.ids or ()) == len(events) else _added_once(events, added.sources, added.ids)
             if self.spec.batch_handler is not None:
                 await self.spec.batch_handler(session, fresh)
             else:
@@ -351,6 +352,17 @@ class EventConsumer:
             self.spec.group,
             attempts,
         )
+
+
+def _added_once(events: list[CloudEvent], sources: list[str] | None, ids: list[str] | None) -> list[CloudEvent]:
+    """The events whose inbox row this batch added, each once (an event twice in a batch: the first)."""
+    new = set(zip(sources or (), ids or (), strict=True))
+    fresh = []
+    for event in events:
+        if (event.source, event.id) in new:
+            new.discard((event.source, event.id))
+            fresh.append(event)
+    return fresh
 
 
 def _links(events: list[CloudEvent]) -> list[trace.Link]:
