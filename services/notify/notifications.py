@@ -41,7 +41,8 @@ WAKE_CHANNEL = "notify_inbox"
 # JSON rather than an array per column: the driver checks every element of every array it encodes
 # (thirteen per notification), which cost more CPU than PostgreSQL spends parsing the JSON.
 # It returns each new notification's (recipient, seq, id) and each recipient's last number taken,
-# from which `insert_all` knows the number each input row was given.
+# from which `insert_all` knows the number each input row was given: as arrays in one row, not a
+# row each (a backlog's batch is thousands). The batch's rows share their transaction's `now()`.
 INSERT_NOTIFICATIONS = text(
     """
     WITH input AS (
@@ -71,9 +72,13 @@ INSERT_NOTIFICATIONS = text(
         ON CONFLICT (event_source, event_id, community, recipient_id) DO NOTHING
         RETURNING community, recipient_id, seq, id, created_at
     )
-    SELECT community, recipient_id, seq, id, created_at FROM made
-    UNION ALL
-    SELECT community, recipient_id, last_seq, NULL, NULL FROM taken
+    SELECT
+        (SELECT array_agg(community) FROM taken) AS taken_communities,
+        (SELECT array_agg(recipient_id) FROM taken) AS taken_recipients,
+        (SELECT array_agg(last_seq) FROM taken) AS last_seqs,
+        array_agg(community) AS communities, array_agg(recipient_id) AS recipients, array_agg(seq) AS seqs,
+        array_agg(id) AS ids, min(created_at) AS created_at
+    FROM made
     """
 )
 # What a batch's SMS copies need once their notifications have ids (a second statement, only for
@@ -285,11 +290,18 @@ async def insert_all(
         )
     if not rows:
         return []
-    returned = (await session.execute(INSERT_NOTIFICATIONS, {"rows": orjson.dumps(rows).decode()})).all()
+    returned = (await session.execute(INSERT_NOTIFICATIONS, {"rows": orjson.dumps(rows).decode()})).one()
     # A recipient's rows took the numbers after (last - their count), in input order; those whose
-    # (event, recipient) was told before were not inserted and come back without an id.
-    last = {(r.community, r.recipient_id): r.seq for r in returned if r.id is None}
-    inserted = {(r.community, r.recipient_id, r.seq): r for r in returned if r.id is not None}
+    # (event, recipient) was told before were not inserted, so their numbers have no id.
+    last = dict(zip(zip(returned.taken_communities, returned.taken_recipients, strict=True), returned.last_seqs, strict=True))
+    inserted = dict(
+        zip(
+            zip(returned.communities or (), returned.recipients or (), returned.seqs or (), strict=True),
+            returned.ids or (),
+            strict=True,
+        )
+    )
+    created_at = returned.created_at
     counts = Counter((row["community"], row["recipient_id"]) for row in rows)
     given: Counter[Pair] = Counter()
     made: list[Made] = []
@@ -298,12 +310,12 @@ async def insert_all(
         pair = (row["community"], row["recipient_id"])
         given[pair] += 1
         seq = last[pair] - counts[pair] + given[pair]
-        new = inserted.get((*pair, seq))
-        if new is None:
+        new_id = inserted.get((*pair, seq))
+        if new_id is None:
             continue
         made.append(
             Made(
-                id=new.id,
+                id=new_id,
                 community=pair[0],
                 recipient_id=pair[1],
                 seq=seq,
@@ -312,11 +324,11 @@ async def insert_all(
                 urgency=row["urgency"],
                 title=row["title"],
                 body=row["body"],
-                created_at=new.created_at,
+                created_at=created_at,
             )
         )
         if row["sms_status"] is not None:
-            sms.append((new.id, row["sms_status"], row["sms_due"]))
+            sms.append((new_id, row["sms_status"], row["sms_due"]))
     if sms:
         ids, statuses, dues = (list(column) for column in zip(*sms, strict=True))
         await session.execute(INSERT_SMS, {"ids": ids, "statuses": statuses, "dues": dues})
