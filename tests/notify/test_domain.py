@@ -68,6 +68,15 @@ def test_no_template_renders_a_phone_number_id_number_or_plate_in_full(kind: Any
         assert PHONE not in text and ID_NUMBER not in text and PLATE not in text, text
 
 
+def test_a_message_made_once_is_made_again_for_other_values_and_stays_masked() -> None:
+    template = Template("您获得 {points} 积分，致电 {phone}。", "You earned {points} points; call {phone}.")
+    first, again = {"points": 3, "phone": PHONE}, {"points": 4, "phone": PHONE}
+    for _ in range(2):  # the second round is served from what the first made
+        assert render(template, first, Language.zh, TZ) == "您获得 3 积分，致电 138****5678。"
+        assert render(template, again, Language.zh, TZ) == "您获得 4 积分，致电 138****5678。"
+        assert render(template, first, Language.en, TZ) == "You earned 3 points; call 138****5678."
+
+
 def test_a_message_is_written_in_the_readers_language_with_local_times_and_readable_words() -> None:
     template = Template(
         "{starts_at} 您的{category}工单 #{ticket_ref}：{status}，{hours} 小时，{fee_yuan} 元", "{category}: {status}, {hours} h"
