@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
+from services.kit.envelope import CloudEvent
 from services.notify.catalogue import KINDS
 from services.notify.domain import (
     DeliveryStatus,
@@ -23,6 +25,7 @@ from services.notify.domain import (
     retry_delay_s,
     sms_due_at,
 )
+from services.notify.notifications import data_of
 
 TZ = ZoneInfo("Asia/Shanghai")
 PHONE, ID_NUMBER, PLATE = "13812345678", "330102199001011234", "浙A12345"
@@ -57,6 +60,19 @@ def hostile(kind_event: Any) -> dict[str, Any]:
         else:
             data[name] = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
     return data
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_event_data_models_are_flat(kind: Any) -> None:
+    """`data_of` takes a model's attributes as its data: true only while no field holds a model."""
+    data = hostile(kind.event)
+    for name, field in kind.event.model_fields.items():
+        if date in {field.annotation, *get_args(field.annotation)}:
+            data[name] = date(2026, 12, 5)
+    event = CloudEvent(type=kind.event.event_type, source="/tests", key="k", data=data)
+    data = data_of(event, kind.event)
+    assert data == event.parse(kind.event).model_dump()
+    assert not any(isinstance(value, BaseModel) for value in data.values())
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
