@@ -15,7 +15,7 @@ it back; a backlog's batch wakes each recipient's streams once instead.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -153,10 +153,10 @@ async def notify_events(session: AsyncSession, settings: Settings, events: list[
     relatives = await relatives_copied(session, members)
     tellings = [t for told in direct for t in with_copies(told, relatives)]
     profiles = await read_profiles(session, settings, tellings)
-    made = await insert_all(session, settings, tellings, profiles)
-    if made:
-        await session.execute(WAKE, {"channel": WAKE_CHANNEL, "payloads": wake_payloads(made)})
-    return len(made)
+    inserted = await insert_all(session, settings, tellings, profiles)
+    if inserted.new:
+        await session.execute(WAKE, {"channel": WAKE_CHANNEL, "payloads": inserted.wakes})
+    return inserted.new
 
 
 def data_of(event: CloudEvent, model: type[EventData]) -> dict[str, Any]:
@@ -175,7 +175,15 @@ FRAMES_UP_TO = 64
 def wake_payloads(made: Sequence[Any]) -> list[str]:
     if len(made) <= FRAMES_UP_TO:
         return [frame_payload(row) for row in made]
-    last = {(row.community, row.recipient_id): row.seq for row in made}  # rows come in seq order
+    return head_payloads((row.community, row.recipient_id, row.seq) for row in made)
+
+
+def head_payloads(numbers: Iterable[tuple[str, str, int]]) -> list[str]:
+    """Each recipient once, with the last of their new numbers."""
+    last: dict[Pair, int] = {}
+    for community, recipient, seq in numbers:
+        if seq > last.get((community, recipient), 0):
+            last[community, recipient] = seq
     return [head_payload(community, recipient, seq) for (community, recipient), seq in last.items()]
 
 
@@ -259,11 +267,18 @@ class Made(NamedTuple):
     read_at: None = None
 
 
+class Inserted(NamedTuple):
+    """What a batch's insert made: how many notifications, and the payloads that wake their streams."""
+
+    new: int
+    wakes: list[str]
+
+
 async def insert_all(
     session: AsyncSession, settings: Settings, tellings: list[Telling], profiles: dict[Pair, Profile]
-) -> list[Made]:
-    """Render every telling in its reader's language and insert them all; returns the new ones,
-    ordered by recipient and number."""
+) -> Inserted:
+    """Render every telling in its reader's language and insert them all; returns how many were
+    new and what wakes their recipients' streams (`wake_payloads`)."""
     tz = ZoneInfo(settings.community_timezone)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
@@ -292,48 +307,49 @@ async def insert_all(
             }
         )
     if not rows:
-        return []
+        return Inserted(0, [])
     returned = (await session.execute(INSERT_NOTIFICATIONS, {"rows": orjson.dumps(rows).decode()})).one()
-    # A recipient's rows took the numbers after (last - their count), in input order; those whose
-    # (event, recipient) was told before were not inserted, so their numbers have no id.
-    last = dict(zip(zip(returned.taken_communities, returned.taken_recipients, strict=True), returned.last_seqs, strict=True))
-    inserted = dict(
-        zip(
-            zip(returned.communities or (), returned.recipients or (), returned.seqs or (), strict=True),
-            returned.ids or (),
-            strict=True,
-        )
-    )
-    created_at = returned.created_at
-    counts = Counter((row["community"], row["recipient_id"]) for row in rows)
-    given: Counter[Pair] = Counter()
+    numbers = list(zip(returned.communities or (), returned.recipients or (), returned.seqs or (), strict=True))
+    inserted = dict(zip(numbers, returned.ids or (), strict=True))
+    # A live batch's notifications travel whole, as their frames; a backlog's wake each recipient
+    # with a number only, so its rows are matched to their numbers only for their SMS deliveries.
+    live = len(inserted) <= FRAMES_UP_TO
     made: list[Made] = []
     sms: list[tuple[int, str, datetime]] = []
-    for row in rows:
-        pair = (row["community"], row["recipient_id"])
-        given[pair] += 1
-        seq = last[pair] - counts[pair] + given[pair]
-        new_id = inserted.get((*pair, seq))
-        if new_id is None:
-            continue
-        made.append(
-            Made(
-                id=new_id,
-                community=pair[0],
-                recipient_id=pair[1],
-                seq=seq,
-                kind=row["kind"],
-                category=row["category"],
-                urgency=row["urgency"],
-                title=row["title"],
-                body=row["body"],
-                created_at=created_at,
-            )
-        )
-        if row["sms_status"] is not None:
-            sms.append((new_id, row["sms_status"], row["sms_due"]))
+    if live or any(row["sms_status"] is not None for row in rows):
+        # A recipient's rows took the numbers after (last - their count), in input order; those
+        # whose (event, recipient) was told before were not inserted, so their numbers have no id.
+        last = dict(zip(zip(returned.taken_communities, returned.taken_recipients, strict=True), returned.last_seqs, strict=True))
+        counts = Counter((row["community"], row["recipient_id"]) for row in rows)
+        given: Counter[Pair] = Counter()
+        for row in rows:
+            pair = (row["community"], row["recipient_id"])
+            given[pair] += 1
+            seq = last[pair] - counts[pair] + given[pair]
+            new_id = inserted.get((*pair, seq))
+            if new_id is None:
+                continue
+            if live:
+                made.append(
+                    Made(
+                        id=new_id,
+                        community=pair[0],
+                        recipient_id=pair[1],
+                        seq=seq,
+                        kind=row["kind"],
+                        category=row["category"],
+                        urgency=row["urgency"],
+                        title=row["title"],
+                        body=row["body"],
+                        created_at=returned.created_at,
+                    )
+                )
+            if row["sms_status"] is not None:
+                sms.append((new_id, row["sms_status"], row["sms_due"]))
     if sms:
         ids, statuses, dues = (list(column) for column in zip(*sms, strict=True))
         await session.execute(INSERT_SMS, {"ids": ids, "statuses": statuses, "dues": dues})
+    if not live:
+        return Inserted(len(inserted), head_payloads(numbers))
     made.sort(key=lambda m: (m.community, m.recipient_id, m.seq))
-    return made
+    return Inserted(len(made), wake_payloads(made))
