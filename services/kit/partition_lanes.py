@@ -52,7 +52,7 @@ class PartitionLanes:
             while True:
                 self._raise_failure()
                 assigned = self.consumer.assignment()
-                for tp in [tp for tp in self.lanes if tp not in assigned]:
+                for tp in [tp for tp, lane in self.lanes.items() if lane.revoked or tp not in assigned]:
                     self._retire(tp)
                 hungry = [tp for tp in assigned if tp not in self.lanes or self.lanes[tp].backlog < self.batch]
                 if assigned and not hungry:
@@ -62,16 +62,24 @@ class PartitionLanes:
                 wait_ms = IDLE_FETCH_MS if len(hungry) == len(assigned) else BUSY_FETCH_MS
                 fetched = await self.consumer.getmany(*hungry, timeout_ms=wait_ms, max_records=self.batch * max(len(hungry), 1))
                 for tp, records in fetched.items():
-                    lane = self.lanes.get(tp)
-                    if lane is None:
-                        lane = self.lanes[tp] = _Lane(self, tp, after=self.retiring.pop(tp, None))
-                    lane.feed(records)
+                    self._lane_for(tp).feed(records)
         finally:
             tasks = [lane.task for lane in self.lanes.values() if lane.task is not None]
             tasks += self.retiring.values()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _lane_for(self, tp: TopicPartition) -> _Lane:
+        """The partition's lane; a new one when it has none or its lane stopped (revoked since the
+        fetch began: these records come from the new assignment, and the stopped lane drops all)."""
+        lane = self.lanes.get(tp)
+        if lane is not None and lane.revoked:
+            self._retire(tp)
+            lane = None
+        if lane is None:
+            lane = self.lanes[tp] = _Lane(self, tp, after=self.retiring.pop(tp, None))
+        return lane
 
     def _retire(self, tp: TopicPartition) -> None:
         lane = self.lanes.pop(tp)
@@ -136,13 +144,18 @@ class _Lane:
                     owner.room.set()
                 async with owner.slots:
                     if not self._assigned():
+                        # Taken from the queue and not applied: this lane is done, and the partition,
+                        # when it comes back, starts again from its committed offset in a new lane.
+                        self.revoke()
                         return
                     await owner.apply(chunk)
                 if not self._assigned():
+                    self.revoke()
                     return
                 await owner.consumer.commit({self.tp: chunk[-1].offset + 1})
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.failure = exc
-            owner.room.set()
+        finally:
+            owner.room.set()  # the fetch loop sees this lane short, stopped or failed

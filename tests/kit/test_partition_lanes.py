@@ -45,6 +45,7 @@ class StandInConsumer:
             try:
                 await asyncio.wait_for(self.arrived.wait(), timeout_ms / 1000)
             except TimeoutError:
+                self.changed.set()
                 return {}
         self.changed.set()
         return {tp: self.waiting.pop(tp) for tp in wanted if self.waiting.get(tp)}
@@ -164,4 +165,30 @@ async def test_a_partition_given_back_is_not_applied_twice_nor_out_of_order() ->
     release.set()
     await until(consumer, lambda: consumer.committed.get(A) == [3, 6])
     assert applied == list(range(6))
+    await stop(task)
+
+
+async def test_a_partition_lost_and_given_back_mid_batch_starts_again_from_its_committed_offset() -> None:
+    consumer = StandInConsumer(A)
+    in_first = asyncio.Event()
+    release = asyncio.Event()
+    applied: list[int] = []
+
+    async def apply(batch: Records) -> None:
+        if not in_first.is_set():
+            in_first.set()
+            await release.wait()
+        applied.extend(r.offset for r in batch)
+
+    consumer.put(A, records(A, range(0, 6)))
+    lanes, task = start(consumer, apply)
+    await in_first.wait()
+    consumer.assigned = set()  # a rebalance under way: the lane's first batch ends with nothing assigned
+    release.set()
+    await until(consumer, lambda: A not in lanes.lanes)
+    assert applied == [0, 1, 2] and A not in consumer.committed
+    consumer.assigned = {A}  # given back: the fetcher starts again from the committed offset
+    consumer.put(A, records(A, range(0, 6)))
+    await until(consumer, lambda: consumer.committed.get(A) == [3, 6])
+    assert applied == [0, 1, 2, 0, 1, 2, 3, 4, 5]  # again from 0 (the inbox skips 0-2), in order
     await stop(task)
