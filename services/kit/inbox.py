@@ -34,6 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.envelope import CloudEvent, InvalidEnvelope
 from services.kit.kafka import make_consumer, make_producer
+from services.kit.partition_lanes import PartitionLanes
 from services.kit.settings import ServiceSettings
 from services.kit.tables import inbox
 from services.kit.telemetry import CONSUMER_APPLIED, CONSUMER_DEAD, context_from, safe_reason, tracer
@@ -47,13 +48,17 @@ BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 
 # A batch's inbox rows from three arrays: one statement whose text never changes with the batch's
 # size (a multi-row VALUES is compiled afresh for each size, and costs more CPU than the insert).
+# The rows added come back as two arrays in one row, not a row each: a backlog's batch is thousands.
 INSERT_INBOX_BATCH = text(
     f"""
-    INSERT INTO {inbox.name} (consumer_group, source, event_id, event_type)
-    SELECT :group, source, event_id, event_type
-    FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]), CAST(:types AS text[])) AS e(source, event_id, event_type)
-    ON CONFLICT DO NOTHING
-    RETURNING source, event_id
+    WITH added AS (
+        INSERT INTO {inbox.name} (consumer_group, source, event_id, event_type)
+        SELECT :group, source, event_id, event_type
+        FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]), CAST(:types AS text[])) AS e(source, event_id, event_type)
+        ON CONFLICT DO NOTHING
+        RETURNING source, event_id
+    )
+    SELECT array_agg(source) AS sources, array_agg(event_id) AS ids FROM added
     """
 )
 
@@ -189,7 +194,7 @@ class EventConsumer:
                 assert self.consumer is not None
                 self.ready.set()
                 if self.spec.partitions_at_once > 1:
-                    await self._apply_partitions_at_once(self.consumer)
+                    await self._apply_partitions_at_once(self.consumer)  # returns only by an error
                     continue
                 batches = await self.consumer.getmany(timeout_ms=500, max_records=self.spec.max_batch)
                 for tp, records in batches.items():
@@ -213,39 +218,27 @@ class EventConsumer:
                     await self._deliver(record)
 
     async def _apply_partitions_at_once(self, consumer: AIOKafkaConsumer) -> None:
-        """Each fetched partition's records in their own task, each in order; a partition's offset
-        is committed once its records are applied (a task that failed commits nothing)."""
-        fetched = await consumer.getmany(timeout_ms=500, max_records=self.spec.max_batch * self.spec.partitions_at_once)
-        if not fetched:
-            return
-        tps = list(fetched)
-        outcomes = await asyncio.gather(*(self._apply_in_order(fetched[tp]) for tp in tps), return_exceptions=True)
-        done = {tp: fetched[tp][-1].offset + 1 for tp, outcome in zip(tps, outcomes, strict=True) if outcome is None}
-        if done:
-            await consumer.commit(done)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        """Each partition's records in its own lane, in order, none waiting for the others; a lane
+        commits its partition's offset after each applied batch (`partition_lanes`)."""
+        lanes = PartitionLanes(consumer, self._apply_in_order, batch=self.spec.max_batch, at_once=self.spec.partitions_at_once)
+        await lanes.run()
 
     async def apply_batch(self, events: list[CloudEvent]) -> int:
         """Apply events in one transaction, skipping those applied before; returns how many were new."""
         async with self.sessionmaker() as session, session.begin():
-            rows = await session.execute(
-                INSERT_INBOX_BATCH,
-                {
-                    "group": self.spec.group,
-                    "sources": [e.source for e in events],
-                    "ids": [e.id for e in events],
-                    "types": [e.type for e in events],
-                },
-            )
-            new = {(r.source, r.event_id) for r in rows.all()}
-            fresh = []
-            for event in events:
-                if (event.source, event.id) not in new:
-                    continue
-                new.discard((event.source, event.id))  # the same event twice in one batch: once
-                fresh.append(event)
+            added = (
+                await session.execute(
+                    INSERT_INBOX_BATCH,
+                    {
+                        "group": self.spec.group,
+                        "sources": [e.source for e in events],
+                        "ids": [e.id for e in events],
+                        "types": [e.type for e in events],
+                    },
+                )
+            ).one()
+            # As many added as sent: none was applied before, and none came twice in the batch.
+            fresh = events if len(added.ids or ()) == len(events) else _added_once(events, added.sources, added.ids)
             if self.spec.batch_handler is not None:
                 await self.spec.batch_handler(session, fresh)
             else:
@@ -359,6 +352,17 @@ class EventConsumer:
             self.spec.group,
             attempts,
         )
+
+
+def _added_once(events: list[CloudEvent], sources: list[str] | None, ids: list[str] | None) -> list[CloudEvent]:
+    """The events whose inbox row this batch added, each once (an event twice in a batch: the first)."""
+    new = set(zip(sources or (), ids or (), strict=True))
+    fresh = []
+    for event in events:
+        if (event.source, event.id) in new:
+            new.discard((event.source, event.id))
+            fresh.append(event)
+    return fresh
 
 
 def _links(events: list[CloudEvent]) -> list[trace.Link]:

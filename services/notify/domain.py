@@ -156,7 +156,15 @@ def render(template: Template, data: Mapping[str, Any], language: Language, tz: 
     names are shown (a fan-out renders two texts per notification).
     """
     text = template.text(language)
-    return redact(text.format_map({name: _value(name, data, language, tz) for name in _fields_of(text)}))
+    names = _fields_of(text)
+    return _filled(text, tuple(_value(name, data, language, tz) for name in names) if names else ())
+
+
+@functools.lru_cache(maxsize=4096)
+def _filled(text: str, values: tuple[str, ...]) -> str:
+    """A text with its fields' values filled in, masked. A backlog tells the same few messages
+    thousands of times (a title with no field, a body with a few values): each is made once."""
+    return redact(text.format_map(dict(zip(_fields_of(text), values, strict=True))))
 
 
 # --- quiet hours ---------------------------------------------------------------------------------

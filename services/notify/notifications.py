@@ -15,7 +15,7 @@ it back; a backlog's batch wakes each recipient's streams once instead.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -25,7 +25,7 @@ import orjson
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.kit.envelope import CloudEvent
+from services.kit.envelope import CloudEvent, EventData
 from services.notify.catalogue import KINDS_BY_TYPE, Kind, Recipient
 from services.notify.directory import Known, Pair, read_known, relatives_copied, unzip
 from services.notify.domain import Category, Channel, DeliveryStatus, Language, QuietHours, Template, render, sms_due_at
@@ -41,7 +41,8 @@ WAKE_CHANNEL = "notify_inbox"
 # JSON rather than an array per column: the driver checks every element of every array it encodes
 # (thirteen per notification), which cost more CPU than PostgreSQL spends parsing the JSON.
 # It returns each new notification's (recipient, seq, id) and each recipient's last number taken,
-# from which `insert_all` knows the number each input row was given.
+# from which `insert_all` knows the number each input row was given: as arrays in one row, not a
+# row each (a backlog's batch is thousands). The batch's rows share their transaction's `now()`.
 INSERT_NOTIFICATIONS = text(
     """
     WITH input AS (
@@ -71,9 +72,13 @@ INSERT_NOTIFICATIONS = text(
         ON CONFLICT (event_source, event_id, community, recipient_id) DO NOTHING
         RETURNING community, recipient_id, seq, id, created_at
     )
-    SELECT community, recipient_id, seq, id, created_at FROM made
-    UNION ALL
-    SELECT community, recipient_id, last_seq, NULL, NULL FROM taken
+    SELECT
+        (SELECT array_agg(community) FROM taken) AS taken_communities,
+        (SELECT array_agg(recipient_id) FROM taken) AS taken_recipients,
+        (SELECT array_agg(last_seq) FROM taken) AS last_seqs,
+        array_agg(community) AS communities, array_agg(recipient_id) AS recipients, array_agg(seq) AS seqs,
+        array_agg(id) AS ids, min(created_at) AS created_at
+    FROM made
     """
 )
 # What a batch's SMS copies need once their notifications have ids (a second statement, only for
@@ -136,11 +141,7 @@ async def notify_event(session: AsyncSession, settings: Settings, event: CloudEv
 
 async def notify_events(session: AsyncSession, settings: Settings, events: list[CloudEvent]) -> int:
     """Tell everyone the catalogue names for these events, in their order; returns how many were new."""
-    parsed = [
-        (event, kinds, event.parse(kinds[0].event).model_dump())
-        for event in events
-        if (kinds := KINDS_BY_TYPE.get(event.type, ()))
-    ]
+    parsed = [(event, kinds, data_of(event, kinds[0].event)) for event in events if (kinds := KINDS_BY_TYPE.get(event.type, ()))]
     if not parsed:
         return 0
     wanted: list[tuple[Recipient, str, dict[str, Any]]] = [
@@ -152,10 +153,17 @@ async def notify_events(session: AsyncSession, settings: Settings, events: list[
     relatives = await relatives_copied(session, members)
     tellings = [t for told in direct for t in with_copies(told, relatives)]
     profiles = await read_profiles(session, settings, tellings)
-    made = await insert_all(session, settings, tellings, profiles)
-    if made:
-        await session.execute(WAKE, {"channel": WAKE_CHANNEL, "payloads": wake_payloads(made)})
-    return len(made)
+    inserted = await insert_all(session, settings, tellings, profiles)
+    if inserted.new:
+        await session.execute(WAKE, {"channel": WAKE_CHANNEL, "payloads": inserted.wakes})
+    return inserted.new
+
+
+def data_of(event: CloudEvent, model: type[EventData]) -> dict[str, Any]:
+    """The event's data as its model reads it (checked, with times as datetimes), as a plain dict.
+    The models are flat (no model inside a model, `test_event_data_models_are_flat`), so the
+    model's attributes are that dict: `model_dump` would copy each value again, a microsecond an event."""
+    return dict(vars(event.parse(model)))
 
 
 # A live batch is small: each notification travels as its frame, so a stream sends it without a
@@ -167,7 +175,15 @@ FRAMES_UP_TO = 64
 def wake_payloads(made: Sequence[Any]) -> list[str]:
     if len(made) <= FRAMES_UP_TO:
         return [frame_payload(row) for row in made]
-    last = {(row.community, row.recipient_id): row.seq for row in made}  # rows come in seq order
+    return head_payloads((row.community, row.recipient_id, row.seq) for row in made)
+
+
+def head_payloads(numbers: Iterable[tuple[str, str, int]]) -> list[str]:
+    """Each recipient once, with the last of their new numbers."""
+    last: dict[Pair, int] = {}
+    for community, recipient, seq in numbers:
+        if seq > last.get((community, recipient), 0):
+            last[community, recipient] = seq
     return [head_payload(community, recipient, seq) for (community, recipient), seq in last.items()]
 
 
@@ -251,11 +267,18 @@ class Made(NamedTuple):
     read_at: None = None
 
 
+class Inserted(NamedTuple):
+    """What a batch's insert made: how many notifications, and the payloads that wake their streams."""
+
+    new: int
+    wakes: list[str]
+
+
 async def insert_all(
     session: AsyncSession, settings: Settings, tellings: list[Telling], profiles: dict[Pair, Profile]
-) -> list[Made]:
-    """Render every telling in its reader's language and insert them all; returns the new ones,
-    ordered by recipient and number."""
+) -> Inserted:
+    """Render every telling in its reader's language and insert them all; returns how many were
+    new and what wakes their recipients' streams (`wake_payloads`)."""
     tz = ZoneInfo(settings.community_timezone)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
@@ -284,41 +307,49 @@ async def insert_all(
             }
         )
     if not rows:
-        return []
-    returned = (await session.execute(INSERT_NOTIFICATIONS, {"rows": orjson.dumps(rows).decode()})).all()
-    # A recipient's rows took the numbers after (last - their count), in input order; those whose
-    # (event, recipient) was told before were not inserted and come back without an id.
-    last = {(r.community, r.recipient_id): r.seq for r in returned if r.id is None}
-    inserted = {(r.community, r.recipient_id, r.seq): r for r in returned if r.id is not None}
-    counts = Counter((row["community"], row["recipient_id"]) for row in rows)
-    given: Counter[Pair] = Counter()
+        return Inserted(0, [])
+    returned = (await session.execute(INSERT_NOTIFICATIONS, {"rows": orjson.dumps(rows).decode()})).one()
+    numbers = list(zip(returned.communities or (), returned.recipients or (), returned.seqs or (), strict=True))
+    inserted = dict(zip(numbers, returned.ids or (), strict=True))
+    # A live batch's notifications travel whole, as their frames; a backlog's wake each recipient
+    # with a number only, so its rows are matched to their numbers only for their SMS deliveries.
+    live = len(inserted) <= FRAMES_UP_TO
     made: list[Made] = []
     sms: list[tuple[int, str, datetime]] = []
-    for row in rows:
-        pair = (row["community"], row["recipient_id"])
-        given[pair] += 1
-        seq = last[pair] - counts[pair] + given[pair]
-        new = inserted.get((*pair, seq))
-        if new is None:
-            continue
-        made.append(
-            Made(
-                id=new.id,
-                community=pair[0],
-                recipient_id=pair[1],
-                seq=seq,
-                kind=row["kind"],
-                category=row["category"],
-                urgency=row["urgency"],
-                title=row["title"],
-                body=row["body"],
-                created_at=new.created_at,
-            )
-        )
-        if row["sms_status"] is not None:
-            sms.append((new.id, row["sms_status"], row["sms_due"]))
+    if live or any(row["sms_status"] is not None for row in rows):
+        # A recipient's rows took the numbers after (last - their count), in input order; those
+        # whose (event, recipient) was told before were not inserted, so their numbers have no id.
+        last = dict(zip(zip(returned.taken_communities, returned.taken_recipients, strict=True), returned.last_seqs, strict=True))
+        counts = Counter((row["community"], row["recipient_id"]) for row in rows)
+        given: Counter[Pair] = Counter()
+        for row in rows:
+            pair = (row["community"], row["recipient_id"])
+            given[pair] += 1
+            seq = last[pair] - counts[pair] + given[pair]
+            new_id = inserted.get((*pair, seq))
+            if new_id is None:
+                continue
+            if live:
+                made.append(
+                    Made(
+                        id=new_id,
+                        community=pair[0],
+                        recipient_id=pair[1],
+                        seq=seq,
+                        kind=row["kind"],
+                        category=row["category"],
+                        urgency=row["urgency"],
+                        title=row["title"],
+                        body=row["body"],
+                        created_at=returned.created_at,
+                    )
+                )
+            if row["sms_status"] is not None:
+                sms.append((new_id, row["sms_status"], row["sms_due"]))
     if sms:
         ids, statuses, dues = (list(column) for column in zip(*sms, strict=True))
         await session.execute(INSERT_SMS, {"ids": ids, "statuses": statuses, "dues": dues})
+    if not live:
+        return Inserted(len(inserted), head_payloads(numbers))
     made.sort(key=lambda m: (m.community, m.recipient_id, m.seq))
-    return made
+    return Inserted(len(made), wake_payloads(made))

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from services.kit.envelope import CloudEvent
 from services.kit.inbox import EventConsumer
+from services.notify.notifications import FRAMES_UP_TO
 from tests.notify.conftest import Community, now
 
 
@@ -204,4 +205,30 @@ async def test_a_batch_mixing_replayed_and_new_events_gives_each_new_one_its_num
         (second.id, 2, "no_address"),
         (points.id, 4, None),
         (third.id, 6, "no_address"),
+    ]
+
+
+async def test_a_backlogs_batch_mixing_replayed_and_new_events_numbers_each_new_one_and_texts_it(
+    community: Community,
+) -> None:
+    """Past `FRAMES_UP_TO` a batch wakes streams with numbers only; its SMS still find their rows."""
+    c = community
+    told = [cancelled(c, "vol-7") for _ in range(3)]
+    assert await consumer(c).apply_batch(told) == 3
+    await c.rows(
+        "DELETE FROM kit_inbox WHERE consumer_group = 'notify' AND event_id = ANY(:ids) RETURNING event_id",
+        ids=[e.id for e in told],
+    )
+    points = [granted(c, "vol-7", i + 1) for i in range(FRAMES_UP_TO)]
+    texts = cancelled(c, "vol-7")
+    assert await consumer(c).apply_batch([told[0], *points, told[1], texts, told[2]]) == FRAMES_UP_TO + 4
+    rows = await c.rows(
+        "SELECT n.event_id, n.seq, d.status FROM notifications n LEFT JOIN deliveries d ON d.notification_id = n.id "
+        "WHERE n.community = :community AND n.recipient_id = 'vol-7' ORDER BY n.seq"
+    )
+    # The batch took numbers 4 to 71 in its order; the three told before left 4, 69 and 71 unused.
+    assert [(r.event_id, r.seq, r.status) for r in rows] == [
+        *((e.id, seq, "no_address") for seq, e in enumerate(told, start=1)),
+        *((e.id, seq, None) for seq, e in enumerate(points, start=5)),
+        (texts.id, 70, "no_address"),
     ]

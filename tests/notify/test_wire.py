@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from services.notify.notifications import FRAMES_UP_TO, wake_payloads
+from services.notify.notifications import FRAMES_UP_TO, head_payloads, wake_payloads
 from services.notify.stream import Waiter, Wakes
 from services.notify.wire import MAX_PAYLOAD_BYTES, frame_payload, read_payload, sse_frame
 
@@ -90,3 +90,8 @@ def test_a_backlogs_batch_wakes_each_recipient_once_with_their_last_number() -> 
         (("c-1", "res-1"), FRAMES_UP_TO - 1, None),
         (("c-1", "res-2"), FRAMES_UP_TO - 1, None),
     ]
+
+
+def test_a_backlogs_wake_names_each_recipients_last_new_number_in_whatever_order_they_came() -> None:
+    numbers = [("c-1", "res-1", 7), ("c-1", "res-2", 3), ("c-1", "res-1", 9), ("c-1", "res-1", 8)]
+    assert sorted(read_payload(p) for p in head_payloads(numbers)) == [(("c-1", "res-1"), 9, None), (("c-1", "res-2"), 3, None)]
