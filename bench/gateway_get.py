@@ -158,15 +158,19 @@ def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of the processes so far (children included: nginx's worker)."""
     total = 0.0
     for pid in pids:
+        # A process may end between being listed and being read: reading its files then fails with
+        # ENOENT or ESRCH (a kernel without the children file gives ENOENT for it alone).
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
         # utime, stime, cutime, cstime are fields 14-17 of stat(5); [0] here is field 3.
         total += sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
-        children = Path(f"/proc/{pid}/task/{pid}/children")
-        if children.exists():
-            total += cpu_seconds([int(c) for c in children.read_text().split()])
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            children = []
+        total += cpu_seconds([int(c) for c in children])
     return total
 
 

@@ -2,15 +2,20 @@
 
 Each round runs, one after the other under the same load: pgbench (-c 8 -j 2, scale 10), then
 8 concurrent confirmations, each with all its checks (id lock and replay lookup, authorization,
-row locks, balance limits, storage cap) and its outbox event, four ways:
+row locks, balance limits, storage cap) and its outbox event, five ways:
 - `timebank_confirm_usecase`: `resolution.confirm` called directly (no HTTP). Target >= 0.5 x pgbench;
 - `timebank_confirm_raw`: the same `tb_confirm_service` call with the same arguments
   (`resolution.confirmation_args`) from a bare asyncpg pool: the floor of the Python side;
 - `timebank_confirm_http`: `POST /transfers/{id}/confirm` of the service (one uvicorn worker, its
   relay publishing the events), under wrk with 8 connections. Target >= 0.35 x pgbench;
 - `timebank_confirm_http_lean`: the lean twin of `bench/lean_routes.py` (FastAPI + an asyncpg pool
-  making the same call, nothing relaying its rows), under the same wrk: what a Python HTTP route
-  can do on this machine, the bound of the HTTP figure.
+  making the same call, nothing relaying its rows), under the same wrk: what a FastAPI route can do
+  on this machine;
+- `timebank_confirm_http_bare`: the bare twin of `bench/confirm_parts/bare_route.py`, the lean
+  twin's work (cached token check, UUID path, `ConfirmIn` body, the same call from an asyncpg pool,
+  `TransferOut` JSON) as a plain ASGI callable under the same uvicorn (one worker, uvloop,
+  httptools), no FastAPI and no Starlette: the floor of a one-worker Python HTTP confirmation, the
+  bound of the HTTP figure.
 Every figure is the median of its per-round ratios to that round's pgbench (the machine's load
 swings within seconds), printed with each round's numbers. Then `timebank_batch_usecase`:
 transfers per second through `batches.post_batch`, 1,000 linked transfers per transaction, one
@@ -73,8 +78,8 @@ DURATION_S = float(os.environ.get("BENCH_DURATION_S", 6))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
 WARM_UP = 200
 # The most confirmations per second each way may use: each gets its own pending transfers.
-BUDGET_PER_S = {"use case": 2_500, "raw asyncpg": 3_500, "service": 2_000, "lean twin": 2_500}
-HTTP = {"service", "lean twin"}
+BUDGET_PER_S = {"use case": 2_500, "raw asyncpg": 3_500, "service": 2_000, "lean twin": 2_500, "bare twin": 3_000}
+HTTP = {"service", "lean twin", "bare twin"}
 PGBENCH = "pgbench tpcb-like -c 8 -j 2 (scale 10)"
 
 
@@ -231,8 +236,8 @@ async def main() -> None:
         pgbench_url = pgbench_init(stack)
         # Each round: a warm-up (WARM_UP in-process, a second's budget twice over HTTP) and the timed part.
         per_round = {k: int(v * DURATION_S) + (2 * v if k in HTTP else WARM_UP) for k, v in BUDGET_PER_S.items()}
-        in_process = {"use case", "raw asyncpg", "lean twin"}  # one database; the service has its own
-        url = await prepare(stack, ROUNDS * sum(v for k, v in per_round.items() if k in in_process))
+        shared = {"use case", "raw asyncpg", "lean twin", "bare twin"}  # one database; the service has its own
+        url = await prepare(stack, ROUNDS * sum(v for k, v in per_round.items() if k in shared))
         service_url = await prepare(stack, ROUNDS * per_round["service"])
         pendings = {url: Pendings(await pending_ids(url)), service_url: Pendings(await pending_ids(service_url))}
         pg = postgres_pids(stack)
@@ -280,6 +285,7 @@ async def main() -> None:
             "raw asyncpg": ("timebank_confirm_raw", None),
             "service": ("timebank_confirm_http", ">= 0.35 x pgbench"),
             "lean twin": ("timebank_confirm_http_lean", None),
+            "bare twin": ("timebank_confirm_http_bare", None),
         }
         for name, (key, target) in names.items():
             rounds = figures[name]
@@ -295,7 +301,7 @@ async def main() -> None:
                 "per-round CPU ms per confirmation": [cpu_of(f) for f in rounds],
                 "per-round pgbench CPU ms per transaction": [cpu_of(f) for f in figures["pgbench"]],
             }
-            if name == "service":
+            if name in ("service", "bare twin"):
                 lean = [f["tps"] / g["tps"] for f, g in zip(rounds, figures["lean twin"], strict=True)]
                 extra["per-round ratio to the lean twin"] = [round(r, 3) for r in lean]
                 extra["median ratio to the lean twin"] = round(statistics.median(lean), 3)

@@ -1,7 +1,9 @@
 """The confirmation over HTTP, under wrk: the time bank's own app (one uvicorn worker, its relay
-publishing each confirmation's event) and the lean twin of `bench/lean_routes.py` (FastAPI, an
-asyncpg pool, the same `tb_confirm_service` call; nothing relays its rows), each on its own
-database, each request a different pending transfer with a fresh transfer id.
+publishing each confirmation's event), the lean twin of `bench/lean_routes.py` (FastAPI, an
+asyncpg pool, the same `tb_confirm_service` call; nothing relays its rows) and the bare twin of
+`bare_route.py` (the lean twin's work as a plain ASGI callable, no framework), the service on its
+own database and the twins on theirs, each request a different pending transfer with a fresh
+transfer id.
 
 wrk, not an in-process client: like pgbench's, its client costs little CPU (it is printed), so the
 two cores go to the server and PostgreSQL on both sides of the ratio.
@@ -32,7 +34,7 @@ class HttpSide:
 
 
 async def start_servers(stack: TestStack, service_db: str, lean_db: str, work: Path, servers: AsyncExitStack) -> list[HttpSide]:
-    """The service and the lean twin, each one uvicorn worker on uvloop."""
+    """The service, the lean twin and the bare twin, each one uvicorn worker on uvloop."""
     env = {
         "TIMEBANK_DATABASE_URL": service_db,
         "TIMEBANK_JWKS_URL": stack.jwks_url,
@@ -49,9 +51,13 @@ async def start_servers(stack: TestStack, service_db: str, lean_db: str, work: P
     lean = await servers.enter_async_context(
         uvicorn_process("lean", "bench.lean_routes:create_lean_app", lean_env, work / "lean.log")
     )
+    bare = await servers.enter_async_context(
+        uvicorn_process("bare", "bench.confirm_parts.bare_route:create_bare_app", lean_env, work / "bare.log")
+    )
     return [
         HttpSide("service", service, "/transfers/{id}/confirm", service_db),
         HttpSide("lean twin", lean, "/timebank/transfers/{id}/confirm", lean_db),
+        HttpSide("bare twin", bare, "/timebank/transfers/{id}/confirm", lean_db),
     ]
 
 
