@@ -33,10 +33,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.envelope import CloudEvent, InvalidEnvelope
-from services.kit.kafka import make_consumer, make_producer
+from services.kit.kafka import make_producer
 from services.kit.settings import ServiceSettings
 from services.kit.tables import inbox
 from services.kit.telemetry import CONSUMER_APPLIED, CONSUMER_DEAD, context_from, safe_reason, tracer
+from services.kit.wakes import Wakes, make_event_consumer
 
 log = logging.getLogger("kit.inbox")
 
@@ -115,8 +116,16 @@ class ConsumerSpec:
 
 
 class EventConsumer:
-    def __init__(self, spec: ConsumerSpec, *, settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession]):
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        *,
+        settings: ServiceSettings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        wakes: Wakes | None = None,
+    ):
         self.spec = spec
+        self.wakes = wakes  # with them, the consumer rests while idle (services/kit/wakes.py)
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.max_attempts = settings.consumer_max_attempts
@@ -157,7 +166,7 @@ class EventConsumer:
     async def _start(self) -> None:
         producer = make_producer(self.settings)
         extra = {} if self.spec.fetch_max_wait_ms is None else {"fetch_max_wait_ms": self.spec.fetch_max_wait_ms}
-        consumer = make_consumer(self.settings, *self.topics, group_id=self.group, **extra)
+        consumer = make_event_consumer(self.wakes, self.settings, *self.topics, group_id=self.group, **extra)
         try:
             await producer.start()
             await consumer.start()
