@@ -33,11 +33,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.kit.envelope import CloudEvent, InvalidEnvelope
-from services.kit.kafka import make_producer
+from services.kit.kafka import make_consumer, make_producer
 from services.kit.settings import ServiceSettings
 from services.kit.tables import inbox
 from services.kit.telemetry import CONSUMER_APPLIED, CONSUMER_DEAD, context_from, safe_reason, tracer
-from services.kit.wakes import Wakes, make_event_consumer
+from services.kit.wakes import Wakes, make_resting_consumer
 
 log = logging.getLogger("kit.inbox")
 
@@ -167,7 +167,10 @@ class EventConsumer:
     async def _start(self) -> None:
         producer = make_producer(self.settings)
         extra = {} if self.spec.fetch_max_wait_ms is None else {"fetch_max_wait_ms": self.spec.fetch_max_wait_ms}
-        consumer = make_event_consumer(self.wakes, self.settings, *self.topics, group_id=self.group, **extra)
+        if self.wakes is None:
+            consumer = make_consumer(self.settings, *self.topics, group_id=self.group, **extra)
+        else:
+            consumer = make_resting_consumer(self.wakes, self.settings, *self.topics, group_id=self.group, **extra)
         try:
             await producer.start()
             await consumer.start()

@@ -31,7 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from services.kit.kafka import consumer_options, make_consumer
+from services.kit.kafka import consumer_options
 from services.kit.settings import ServiceSettings
 from services.kit.telemetry import CONSUMER_RESTS
 
@@ -275,12 +275,10 @@ class RestingConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka's cla
         await super().stop()
 
 
-def make_event_consumer(
-    wakes: Wakes | None, settings: ServiceSettings, *topics: str, group_id: str, **overrides: Any
-) -> AIOKafkaConsumer:
-    """The kit consumer's aiokafka client: resting while idle when the process has `Wakes`."""
-    if wakes is None:
-        return make_consumer(settings, *topics, group_id=group_id, **overrides)
+def make_resting_consumer(
+    wakes: Wakes, settings: ServiceSettings, *topics: str, group_id: str, **overrides: Any
+) -> RestingConsumer:
+    """`kafka.make_consumer`'s client, resting while idle."""
     consumer = RestingConsumer(*topics, group_id=group_id, **{**consumer_options(settings), **overrides})
     # Labelled as the kit's other consumer metrics: by the group's name without the namespace.
     consumer.rest = Rest(consumer, wakes, topics, group_id.removeprefix(settings.kafka_namespace))
