@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import aiokafka.consumer.fetcher as fetcher_module
@@ -69,12 +70,14 @@ def note_event(key: str) -> CloudEvent:
     return CloudEvent(type=probe.NoteWritten.event_type, source="/tests", key=key, data={"key": key, "seq": 1})
 
 
+@pytest.mark.parametrize("partitions_at_once", [1, 4])
 async def test_a_resting_consumer_is_woken_by_the_relays_announcement(
-    stack: TestStack, probe_url: str, monkeypatch: pytest.MonkeyPatch
+    stack: TestStack, probe_url: str, monkeypatch: pytest.MonkeyPatch, partitions_at_once: int
 ) -> None:
     # A fallback far longer than the wait below: only the wake can end the rest in time.
     monkeypatch.setattr(wakes, "FALLBACK_S", 60.0)
-    async with run_service(stack, "probe", probe.create_app, probe.ProbeSettings, database_url=probe_url) as svc:
+    create_app = partial(probe.create_app, partitions_at_once=partitions_at_once)
+    async with run_service(stack, "probe", create_app, probe.ProbeSettings, database_url=probe_url) as svc:
         await resting(svc)
         woken = rests("probe-tally", "wake")
         r = await svc.client.post("/notes", json={"key": "woken", "seq": 1}, headers=stack.auth("u1", "resident"))
