@@ -23,6 +23,7 @@ from services.governance.settings import Settings
 from services.kit.db import plain_url
 from services.kit.envelope import CloudEvent
 from services.kit.kafka import make_consumer, make_producer
+from services.kit.wakes import announce_once
 from tests.support.harness import run_service
 
 EVENTS = 3000
@@ -124,6 +125,8 @@ async def main() -> None:
                 await asyncio.wait_for(consumer.ready.wait(), 30)
             start = time.perf_counter()
             await produce(settings, settings.kafka_namespace + TOPIC, batch)
+            # A producer outside the kit: it tells the resting consumer itself, as `publish_raw` does.
+            await announce_once(settings, [settings.kafka_namespace + TOPIC])
             while True:
                 async with svc.state.sessionmaker() as session, session.begin():
                     granted = (

@@ -36,6 +36,7 @@ from services.kit.outbox import EventPublisher
 from services.kit.relay import OutboxRelay
 from services.kit.settings import ServiceSettings
 from services.kit.tables import kit_metadata
+from services.kit.wakes import Wakes
 from tests.support.stack import new_namespace
 
 STREAMS = int(os.environ.get("BENCH_STREAMS", "1000"))
@@ -168,10 +169,17 @@ async def main() -> None:
         async with engine.begin() as conn:
             await conn.run_sync(kit_metadata.create_all)
         publisher = EventPublisher(source="/services/governance", topic="governance.events")
+        # As a service's lifespan does: the relay announces what it sent, which wakes notify's resting consumer.
+        wakes = Wakes(stack.redis_url, ns, listen=False)
         relay = OutboxRelay(
-            service="bench-governance", engine=engine, producer_factory=lambda: make_producer(settings), namespace=ns
+            service="bench-governance",
+            engine=engine,
+            producer_factory=lambda: make_producer(settings),
+            namespace=ns,
+            announce=wakes.announce,
         )
         relay_task = asyncio.create_task(relay.run())
+        wakes_task = asyncio.create_task(wakes.run())
         maker = make_sessionmaker(engine)
 
         async def commit(listener: Listener, points: int) -> float:
@@ -232,7 +240,9 @@ async def main() -> None:
         for one in listeners:
             await one.close()
         relay_task.cancel()
-        await asyncio.gather(relay_task, return_exceptions=True)
+        wakes_task.cancel()
+        await asyncio.gather(relay_task, wakes_task, return_exceptions=True)
+        await wakes.close()
         await relay.close()
         await engine.dispose()
 

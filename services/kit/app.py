@@ -44,6 +44,7 @@ from services.kit.telemetry import (
     metrics_endpoint,
     setup_tracing,
 )
+from services.kit.wakes import Wakes
 
 log = logging.getLogger("kit.app")
 
@@ -159,6 +160,8 @@ def create_service_app(
             app.state.token_verifier = TokenVerifier(
                 settings.jwks_url, issuer=settings.token_issuer, audience=settings.token_audience
             )
+        # Idle consumers rest until a produce wakes them; without Redis they poll as before (wakes.py).
+        wakes = Wakes(settings.redis_url, settings.kafka_namespace, listen=bool(parts.consumers)) if settings.redis_url else None
         relay = OutboxRelay(
             service=settings.service_name,
             engine=engine,
@@ -169,6 +172,7 @@ def create_service_app(
             namespace=settings.kafka_namespace,
             loss_check_interval_s=settings.outbox_loss_check_s,
             max_event_bytes=settings.outbox_max_event_bytes,
+            announce=wakes.announce if wakes is not None else None,
         )
         app.state.relay = relay
         notifier = OutboxNotifier(engine, relay)
@@ -177,7 +181,9 @@ def create_service_app(
             return None if await relay.broker_reachable() else "broker unreachable"
 
         app.state.readiness_checks["broker"] = broker_check
-        consumers = [EventConsumer(spec, settings=settings, sessionmaker=app.state.sessionmaker) for spec in parts.consumers]
+        consumers = [
+            EventConsumer(spec, settings=settings, sessionmaker=app.state.sessionmaker, wakes=wakes) for spec in parts.consumers
+        ]
         app.state.consumers = consumers
         for hook in parts.on_startup:
             await hook(app)
@@ -185,6 +191,8 @@ def create_service_app(
         if start_background:
             tasks.append(asyncio.create_task(supervise("outbox-relay", relay.run), name="outbox-relay"))
             tasks.append(asyncio.create_task(supervise("outbox-notifier", notifier.run), name="outbox-notifier"))
+            if wakes is not None:
+                tasks.append(asyncio.create_task(supervise("wakes", wakes.run), name="wakes"))
             for consumer in consumers:
                 tasks.append(
                     asyncio.create_task(
@@ -215,6 +223,8 @@ def create_service_app(
             steps: list[Awaitable[Any]] = [hook(app) for hook in parts.on_shutdown]
             steps += [consumer.close() for consumer in consumers]
             steps.append(relay.close())
+            if wakes is not None:
+                steps.append(wakes.close())
             if app.state.redis is not None:
                 steps.append(app.state.redis.aclose())
             for step in steps:

@@ -38,6 +38,7 @@ from services.kit.partition_lanes import PartitionLanes
 from services.kit.settings import ServiceSettings
 from services.kit.tables import inbox
 from services.kit.telemetry import CONSUMER_APPLIED, CONSUMER_DEAD, context_from, safe_reason, tracer
+from services.kit.wakes import Wakes, make_resting_consumer
 
 log = logging.getLogger("kit.inbox")
 
@@ -114,14 +115,23 @@ class ConsumerSpec:
     # Python runs while another's statements do. Order holds within a partition (as Kafka's);
     # handlers must be safe to run concurrently (row locks taken in one order).
     partitions_at_once: int = 1
-    # How long the broker may hold an empty fetch. The local profile's 10 ms keeps latency low
-    # but polls constantly; a group that is rarely busy and not latency-bound can wait longer.
+    # How long the broker may hold an empty fetch. The local profile's 10 ms keeps latency low but
+    # polls constantly until the consumer rests (`wakes.py`, 0.2 s after catching up, with Redis);
+    # a group that is rarely busy and not latency-bound can wait longer.
     fetch_max_wait_ms: int | None = None
 
 
 class EventConsumer:
-    def __init__(self, spec: ConsumerSpec, *, settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession]):
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        *,
+        settings: ServiceSettings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        wakes: Wakes | None = None,
+    ):
         self.spec = spec
+        self.wakes = wakes  # with them, the consumer rests while idle (services/kit/wakes.py)
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.max_attempts = settings.consumer_max_attempts
@@ -162,7 +172,10 @@ class EventConsumer:
     async def _start(self) -> None:
         producer = make_producer(self.settings)
         extra = {} if self.spec.fetch_max_wait_ms is None else {"fetch_max_wait_ms": self.spec.fetch_max_wait_ms}
-        consumer = make_consumer(self.settings, *self.topics, group_id=self.group, **extra)
+        if self.wakes is None:
+            consumer = make_consumer(self.settings, *self.topics, group_id=self.group, **extra)
+        else:
+            consumer = make_resting_consumer(self.wakes, self.settings, *self.topics, group_id=self.group, **extra)
         try:
             await producer.start()
             await consumer.start()

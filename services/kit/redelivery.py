@@ -14,6 +14,7 @@ from services.kit.envelope import CloudEvent
 from services.kit.inbox import dlq_topic, retry_topic
 from services.kit.kafka import make_consumer, make_producer
 from services.kit.settings import ServiceSettings
+from services.kit.wakes import announce_once
 
 
 async def replay_dead_letters(settings: ServiceSettings, group: str, *, timeout_s: float = 10.0) -> int:
@@ -63,6 +64,8 @@ async def replay_dead_letters(settings: ServiceSettings, group: str, *, timeout_
     finally:
         await consumer.stop()
         await producer.stop()
+    if count:
+        await announce_once(settings, [retry_topic(group)])
     return count
 
 
@@ -75,6 +78,7 @@ async def publish_raw(settings: ServiceSettings, topic: str, event: CloudEvent) 
         await producer.send_and_wait(topic, value=value, key=key, headers=headers)
     finally:
         await producer.stop()
+    await announce_once(settings, [topic])
 
 
 __all__ = ["publish_raw", "replay_dead_letters"]

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,8 +99,11 @@ class OutboxRelay:
         namespace: str = "",
         loss_check_interval_s: float = 5.0,
         max_event_bytes: int = 1_000_000,
+        announce: Callable[[Iterable[str]], None] | None = None,
     ):
         self.service = service
+        # Told the topics of each batch the broker acknowledged: wakes idle consumers (`wakes.py`).
+        self.announce = announce
         self.namespace = namespace
         self.engine = engine
         self.producer_factory = producer_factory
@@ -320,6 +324,8 @@ class OutboxRelay:
                     offsets.extend(range(first, first + len(batch.ids)))
                     slot = (batch.slot[0], outcome.partition)
                     last_offsets[slot] = max(last_offsets.get(slot, -1), first)
+            if last_offsets and self.announce is not None:
+                self.announce({self.namespace + topic for topic, _ in last_offsets})
             if sent_ids:
                 await conn.execute(_MARK_SENT, {"ids": sent_ids, "partitions": partitions, "offsets": offsets})
                 await record_acknowledged(conn, last_offsets, self._cluster_id)

@@ -45,6 +45,9 @@ OUTBOX_RESENT = Counter("outbox_events_resent_total", "Events sent again because
 OUTBOX_SET_ASIDE = Counter("outbox_events_set_aside_total", "Events set aside as never acceptable by the broker", ["service"])
 CONSUMER_APPLIED = Counter("consumer_events_applied_total", "Events applied by a consumer group", ["group", "type"])
 CONSUMER_DEAD = Counter("consumer_events_dead_lettered_total", "Events sent to the dead-letter topic", ["group"])
+# An idle consumer's rests (services/kit/wakes.py) by what ended them: a wake, the fallback timer, or
+# the wake subscription lost. Fallbacks well above ~2 a second per group while events flow mean wakes go missing.
+CONSUMER_RESTS = Counter("consumer_rests_total", "Idle rests of a consumer group by what ended them", ["group", "ended_by"])
 # Scheduled jobs: an alert on `time() - scheduled_job_last_success_timestamp_seconds` above a few
 # intervals finds a job that keeps failing or has stopped, which a log line alone does not.
 JOB_RUNS = Counter(
