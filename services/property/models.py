@@ -210,6 +210,8 @@ class Ticket(PropertyModel, table=True):
             postgresql_where=text(f"status = '{Status.queued}'"),
         ),
         Index("ix_tickets_household", "community", "household_id", "created_at", "id"),
+        # Staff's list of the community's tickets, newest first (the default sort).
+        Index("ix_tickets_community_created", "community", "created_at", "id"),
         # A security guard's list: the security service's tickets only, newest first.
         Index(
             "ix_tickets_security",
