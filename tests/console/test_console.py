@@ -9,7 +9,7 @@ import io
 from playwright.async_api import expect
 
 from tests.console.conftest import Console
-from tests.e2e.conftest import Community, StaffMember, wait_until
+from tests.e2e.conftest import Community, Person, StaffMember, wait_until
 
 WAIT_MS = 20_000
 
@@ -23,6 +23,25 @@ async def log_in_as_staff(console: Console, community: Community, member: StaffM
     await form.get_by_label("密码").fill(member.password)
     await form.get_by_role("button", name="登录").click()
     await expect(console.page.locator("#login")).to_be_hidden(timeout=WAIT_MS)
+
+
+async def log_in_by_code(console: Console, community: Community, resident: Person, path: str = "/console/") -> None:
+    """Opens the console at `path` and logs in with a code sent to the resident's phone (the newest one)."""
+    sent = community.platform.sender.sent
+    before = len(sent[resident.phone])
+    await console.open(path)
+    await console.page.get_by_role("button", name="手机验证码").click()
+    form = console.page.locator("#form-otp")
+    await form.get_by_label("社区").fill(community.id)
+    await form.get_by_label("手机号").fill(resident.phone)
+    await form.get_by_role("button", name="发送验证码").click()
+
+    async def code_arrived() -> bool:
+        return len(sent[resident.phone]) > before
+
+    await wait_until(code_arrived, what="a new code for the resident")
+    await form.get_by_label("验证码").fill(sent[resident.phone][-1])
+    await form.get_by_role("button", name="登录").click()
 
 
 async def test_a_steward_sees_a_new_ticket_arrive_and_works_it_through_its_states(console: Console, community: Community) -> None:
@@ -80,22 +99,8 @@ async def test_a_residents_credentials_open_no_staff_screen_and_the_console_says
     console: Console, community: Community
 ) -> None:
     resident = await community.resident("李建国")
-    sent = community.platform.sender.sent
-    before = len(sent[resident.phone])
-    await console.open()
+    await log_in_by_code(console, community, resident)
     page = console.page
-    await page.get_by_role("button", name="手机验证码").click()
-    form = page.locator("#form-otp")
-    await form.get_by_label("社区").fill(community.id)
-    await form.get_by_label("手机号").fill(resident.phone)
-    await form.get_by_role("button", name="发送验证码").click()
-
-    async def code_arrived() -> bool:
-        return len(sent[resident.phone]) > before
-
-    await wait_until(code_arrived, what="a new code for the resident")
-    await form.get_by_label("验证码").fill(sent[resident.phone][-1])
-    await form.get_by_role("button", name="登录").click()
 
     alert = page.locator("#alert")
     for screen in ("#/home", "#/queue"):

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from services.security import devices
 from tests.console.conftest import Console
-from tests.console.test_console import WAIT_MS, log_in_as_staff
+from tests.console.test_console import WAIT_MS, log_in_as_staff, log_in_by_code
 from tests.e2e.conftest import Community, Platform, start_platform, wait_until
 from tests.gateway.conftest import gateway_template  # noqa: F401 (fixture)
 from tests.support.stack import TestStack
@@ -179,22 +179,8 @@ async def test_a_guard_answers_an_alarm_sees_an_offline_device_todays_visitor_an
 
 async def test_a_resident_opening_the_security_screen_is_told_the_api_refused(console: Console, community: Community) -> None:
     resident = await community.resident("吴居民")
-    sent = community.platform.sender.sent
-    before = len(sent[resident.phone])
-    await console.open("/console/#/security")
+    await log_in_by_code(console, community, resident, "/console/#/security")
     page = console.page
-    await page.get_by_role("button", name="手机验证码").click()
-    form = page.locator("#form-otp")
-    await form.get_by_label("社区").fill(community.id)
-    await form.get_by_label("手机号").fill(resident.phone)
-    await form.get_by_role("button", name="发送验证码").click()
-
-    async def code_arrived() -> bool:
-        return len(sent[resident.phone]) > before
-
-    await wait_until(code_arrived, what="a new code for the resident")
-    await form.get_by_label("验证码").fill(sent[resident.phone][-1])
-    await form.get_by_role("button", name="登录").click()
     alert = page.locator("#alert")
     await expect(alert).to_contain_text("403", timeout=WAIT_MS)
     await expect(alert).to_contain_text("无权使用此页面")
