@@ -164,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             consumers=[registry_consumer],
             tags_metadata=TAGS,
             cannot_serve_without=frozenset({"database", "redis"}),
+            # Its own readiness report (the services' and the broker's too) and the merged document.
+            readiness=api.operations,
         ),
         title="Community platform gateway",
         description="Logins, tokens, and one door to every service.",
@@ -172,11 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     install_access_log(log, settings.service_name, as_json=settings.log_json)
     own_openapi = app.openapi()
-    # The gateway serves the merged document and its own readiness report instead of the kit's:
-    # drop FastAPI's /openapi.json and put the gateway's routes first, ahead of the kit's /readyz.
+    # The gateway serves the merged document instead of FastAPI's own /openapi.json.
     app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
-    app.include_router(api.operations)
-    app.router.routes.insert(0, app.router.routes.pop())
     # No slash redirects: Starlette's would build an absolute Location from the caller's Host header.
     app.router.redirect_slashes = False
     # The documentation pages and the staff console, from the repository's own assets.

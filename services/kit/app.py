@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 from services.kit.auth import TokenVerifier
 from services.kit.db import RequestSessions, make_engine, make_sessionmaker
 from services.kit.health import database_check, redis_check
+from services.kit.health import readiness as kit_readiness
 from services.kit.health import router as health_router
 from services.kit.inbox import ConsumerSpec, EventConsumer
 from services.kit.job_runs import claim_period, replica_name
@@ -74,6 +75,8 @@ class ServiceParts:
     tags_metadata: Sequence[dict[str, Any]] = field(default_factory=list)
     # Readiness fails only when one of these fails; any other dependency down makes the app `degraded`.
     cannot_serve_without: frozenset[str] = frozenset({"database"})
+    # The `/readyz` route: the kit's, or an app's own report (one route and one operation id either way).
+    readiness: APIRouter = field(default_factory=lambda: kit_readiness)
 
 
 def operation_id(route: APIRoute) -> str:
@@ -253,8 +256,9 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(RequestSessions)
     app.add_middleware(RequestTelemetry, service=settings.service_name)
-    describe_from_docstrings(health_router.routes)
-    app.include_router(health_router)
+    for probes in (health_router, parts.readiness):
+        describe_from_docstrings(probes.routes)
+        app.include_router(probes)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in parts.routers:
         describe_from_docstrings(router.routes)

@@ -27,6 +27,8 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]  # None when fine, else the
 ReadinessStatus = Literal["ready", "degraded", "not ready"]
 
 router = APIRouter(tags=["operations"])
+# On a router of its own so an app with its own readiness report (the gateway's) serves that one instead.
+readiness = APIRouter(tags=["operations"])
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
+@readiness.get(
     "/readyz",
     summary="Readiness: can serve requests (`degraded` when only the broker or a cache is down)",
     operation_id="operations-readyz",
