@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 
 from services.kit.auth import TokenVerifier
 from services.kit.db import RequestSessions, make_engine, make_sessionmaker
+from services.kit.direct_routes import DirectRoute, DirectRoutes
 from services.kit.health import database_check, redis_check
 from services.kit.health import readiness as kit_readiness
 from services.kit.health import router as health_router
@@ -77,6 +78,8 @@ class ServiceParts:
     cannot_serve_without: frozenset[str] = frozenset({"database"})
     # The `/readyz` route: the kit's, or an app's own report (one route and one operation id either way).
     readiness: APIRouter = field(default_factory=lambda: kit_readiness)
+    # Everyday writes answered ahead of FastAPI's routing (services/kit/direct_routes.py).
+    direct_routes: Sequence[DirectRoute] = ()
 
 
 def operation_id(route: APIRoute) -> str:
@@ -254,6 +257,8 @@ def create_service_app(
         telemetry=NO_NATIVE_TELEMETRY,
     )
     install_problem_handlers(app)
+    if parts.direct_routes and settings.direct_routes:
+        app.add_middleware(DirectRoutes, routes=parts.direct_routes)
     app.add_middleware(RequestSessions)
     app.add_middleware(RequestTelemetry, service=settings.service_name)
     for probes in (health_router, parts.readiness):

@@ -282,9 +282,14 @@ async def get_session(request: Request) -> AsyncSession:
     the way out, so after a route there is nothing to close, and FastAPI's generator dependencies
     (an exit stack, a task per request) cost about a tenth of a small read's CPU. A session somehow
     left in a transaction is closed by `RequestSessions` after the response."""
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return open_session(request.scope, request.app)
+
+
+def open_session(scope: Scope, app: Any) -> AsyncSession:
+    """A new session of the app's, recorded in the request's scope for `RequestSessions`."""
+    maker: async_sessionmaker[AsyncSession] = app.state.sessionmaker
     session = maker()
-    request.scope.setdefault(_REQUEST_SESSIONS, []).append(session)
+    scope.setdefault(_REQUEST_SESSIONS, []).append(session)
     return session
 
 

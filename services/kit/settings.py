@@ -85,6 +85,9 @@ class ServiceSettings(BaseSettings):
     # A span per SQL statement beside each request's span (services/kit/telemetry.py): for a
     # diagnosis, not by default, as it costs about as much CPU as the statement's own Python work.
     trace_statements: bool = False
+    # The everyday writes answered ahead of FastAPI (services/kit/direct_routes.py); off, FastAPI
+    # answers them too: the same answers, for a comparison or a diagnosis.
+    direct_routes: bool = True
 
     @model_validator(mode="before")
     @classmethod

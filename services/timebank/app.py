@@ -10,7 +10,7 @@ from services.timebank.care_api import care_routes
 from services.timebank.jobs import expiry_job, expiry_warning_job, hours_expiry_job
 from services.timebank.members_api import member_routes
 from services.timebank.settings import Settings
-from services.timebank.transfers_api import confirm_routes, transfer_routes
+from services.timebank.transfers_api import DIRECT_CONFIRM, confirm_routes, transfer_routes
 
 TAGS = [
     {"name": "members", "description": "Enrolment, age and relative verification, passbooks (存折)"},
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hours_expiry_job(settings.hours_expiry_job_every_s, settings.hours_expiry_batch_size),
         expiry_warning_job(settings.expiry_warning_job_every_s),
     ]
-    parts = ServiceParts(routers=ROUTERS, jobs=jobs, tags_metadata=TAGS)
+    parts = ServiceParts(routers=ROUTERS, jobs=jobs, tags_metadata=TAGS, direct_routes=[DIRECT_CONFIRM])
     return create_service_app(
         settings,
         parts,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.kit.auth import CurrentPrincipal
+from services.kit.auth import CurrentPrincipal, Principal
 from services.kit.db import SessionDep, get_session
+from services.kit.direct_routes import DirectRoute
 from services.kit.problems import Forbidden, problem_responses
 from services.timebank import batches, resolution, transfers
 from services.timebank.api import TRANSFER_PROBLEMS, Worker, transfer_out
@@ -60,10 +62,20 @@ async def confirm(request: Request, pending_id: uuid.UUID, body: ConfirmIn, prin
     for anyone unrelated. Publishes `timebank.service.confirmed.v1`. The body's `id` makes a retry
     safe.
     """
-    # The everyday write: the session is made here, as `SessionDep` makes it, rather than resolved
-    # as one more dependency (FastAPI's work per dependency cost more than the session itself).
-    session = await get_session(request)
-    return transfer_out(await resolution.confirm(session, principal, pending_id, body))
+    # Most confirmations are answered by `DIRECT_CONFIRM` ahead of FastAPI; this route documents it
+    # and answers the rest (a bad token or body, a query string). The session is made here, as
+    # `SessionDep` makes it, rather than resolved as one more dependency.
+    return await confirm_service(await get_session(request), principal, {"pending_id": pending_id}, body)
+
+
+async def confirm_service(session: AsyncSession, principal: Principal, ids: dict[str, uuid.UUID], body: ConfirmIn) -> TransferOut:
+    """The confirmation, whichever way it came in."""
+    return transfer_out(await resolution.confirm(session, principal, ids["pending_id"], body))
+
+
+# The everyday write, answered as plain ASGI (services/kit/direct_routes.py): its token, body and
+# answer are the route's; FastAPI's routing, dependencies and response model's second pass are not.
+DIRECT_CONFIRM = DirectRoute(confirm_routes, confirm, ConfirmIn, confirm_service)
 
 
 @transfer_routes.post(
