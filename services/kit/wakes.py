@@ -82,10 +82,16 @@ class Wakes:
             tasks.append(asyncio.create_task(self._subscribe()))
         try:
             await asyncio.gather(*tasks)
-        finally:
+        except GeneratorExit:
+            # Closed by the collector after its loop ended (an app stopped without waiting for this
+            # task): no loop is left to wait on, and awaiting here would be a RuntimeError.
+            raise
+        except BaseException:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
             self._lost()
 
     async def close(self) -> None:

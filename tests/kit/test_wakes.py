@@ -200,3 +200,20 @@ async def test_partitions_moved_by_a_rebalance_while_resting_are_not_left_paused
             return await tally(svc, "back") == 1
 
         await wait_until(back_applied, 15)
+
+
+async def test_a_wakes_loop_closed_by_the_collector_stops_without_awaiting(stack: TestStack) -> None:
+    """An app stopped without waiting for its tasks leaves the loop's coroutine to the collector,
+    which closes it: it must stop at once (awaiting then is a RuntimeError, "coroutine ignored
+    GeneratorExit", reported during some later test's collection)."""
+    w = wakes.Wakes(stack.redis_url, "closed-by-collector.", listen=True)
+    loop = w.run()
+    suspended = loop.send(None)  # runs up to its wait on the publish and subscribe tasks
+    assert isinstance(suspended, asyncio.Future)
+    loop.close()  # what the collector does; raised RuntimeError before
+    inner = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ in ("Wakes._publish", "Wakes._subscribe")]  # type: ignore[union-attr]
+    assert len(inner) == 2
+    for task in inner:
+        task.cancel()
+    await asyncio.gather(*inner, return_exceptions=True)
+    await w.close()
