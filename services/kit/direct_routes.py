@@ -146,9 +146,10 @@ class DirectRoutes:
                 raise LookupError
             principal = await verifier.verify(token)
             data = route.body.model_validate(json.loads(body))
-        except (LookupError, Problem, ValueError):
-            # Not one the direct route answers (pydantic's error and a JSON error are ValueErrors):
-            # the documented route answers it, with the body it would have read.
+        except (LookupError, Problem, ValueError, RecursionError):
+            # Not one the direct route answers (pydantic's error and a JSON error are ValueErrors;
+            # JSON nested too deep is a RecursionError): the documented route answers it, with the
+            # body it would have read.
             await self.app(scope, _Replay(body, receive), send)
             return
         scope["route"] = route.documented

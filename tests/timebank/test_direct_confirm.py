@@ -60,6 +60,7 @@ async def steps(c: Community, client: httpx.AsyncClient, side: str) -> list[tupl
         ("a token that is not one", "POST", path, {"authorization": "Bearer not.a.token"}, {"id": str(uuid.uuid4())}),
         ("no minutes at all", "POST", path, c.h(elder), {"id": str(uuid.uuid4()), "minutes": 0}),
         ("malformed JSON", "POST", path, json_h, b'{"id": '),
+        ("JSON nested too deep to parse", "POST", path, json_h, b"[" * 100_000),
         ("a body not declared JSON", "POST", path, {**c.h(elder), "content-type": "text/plain"}, b"{}"),
         ("a query string", "POST", path + "?minutes=5", c.h(elder), {"id": str(uuid.uuid4())}),
         ("a path that is no id", "POST", "/transfers/not-an-id/confirm", c.h(elder), {"id": str(uuid.uuid4())}),
