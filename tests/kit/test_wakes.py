@@ -208,11 +208,14 @@ async def test_a_wakes_loop_closed_by_the_collector_stops_without_awaiting(stack
     GeneratorExit", reported during some later test's collection)."""
     w = wakes.Wakes(stack.redis_url, "closed-by-collector.", listen=True)
     loop = w.run()
+    # Nothing else runs between the two snapshots (no await): the new tasks are this loop's own,
+    # not those of other tests' apps still winding down in the same event loop.
+    before = asyncio.all_tasks()
     suspended = loop.send(None)  # runs up to its wait on the publish and subscribe tasks
+    inner = asyncio.all_tasks() - before
     assert isinstance(suspended, asyncio.Future)
     loop.close()  # what the collector does; raised RuntimeError before
-    inner = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ in ("Wakes._publish", "Wakes._subscribe")]  # type: ignore[union-attr]
-    assert len(inner) == 2
+    assert sorted(t.get_coro().__qualname__ for t in inner) == ["Wakes._publish", "Wakes._subscribe"]  # type: ignore[union-attr]
     for task in inner:
         task.cancel()
     await asyncio.gather(*inner, return_exceptions=True)
