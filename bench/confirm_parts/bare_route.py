@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from services.kit.auth import TokenVerifier
 from services.kit.db import plain_url
+from services.kit.direct_routes import read_body
 from services.kit.problems import (
     PROBLEM_MEDIA_TYPE,
     Conflict,
@@ -51,15 +52,6 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-
-async def read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    while message.get("more_body"):
-        message = await receive()
-        body += message.get("body", b"")
-    return body
 
 
 async def answer(send: Send, status: int, media_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:

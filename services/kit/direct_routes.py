@@ -95,7 +95,8 @@ def _bearer(scope: Scope) -> str | None:
     return token if json_body else None
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
+    """The request's whole body (ClientDisconnect if the client leaves before sending it)."""
     chunks = []
     while True:
         message = await receive()
@@ -135,7 +136,7 @@ class DirectRoutes:
     async def _answer(self, route: _Compiled, ids: dict[str, str], scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["app"]
         try:
-            body = await _read_body(receive)
+            body = await read_body(receive)
         except ClientDisconnect as exc:
             await _handled(exc, scope, receive, send)
             return
